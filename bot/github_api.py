@@ -1,0 +1,213 @@
+"""The narrow GitHub adapter: everything tfbot asks of GitHub goes through here, over PyGithub.
+
+Nothing else imports PyGithub, so the client can be replaced. PyGithub 2.x defaults that matter and are
+overridden here: it sleeps 0.25 s before every request and 1 s before every write, and retries a 5xx ten
+times; tfbot takes both from `github.*` settings instead.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import redis
+from github import Auth, Github, GithubException, GithubIntegration, GithubRetry
+
+from bot import keys
+from bot.config import GitHubConfig
+from bot.logs import masker
+
+log = logging.getLogger(__name__)
+
+# Refresh an installation token this long before GitHub's expiry, so a long run never holds a dead one.
+TOKEN_MARGIN_SECONDS = 300
+
+
+class GitHubError(Exception):
+    """A GitHub call failed after retries; the message names the call and GitHub's status and message."""
+
+
+@dataclass(frozen=True)
+class PullInfo:
+    """What tfbot needs to know about a pull request."""
+
+    number: int
+    title: str
+    author: str
+    state: str
+    draft: bool
+    merged: bool
+    head_sha: str
+    head_ref: str
+    base_sha: str
+    base_ref: str
+    merge_commit_sha: str | None
+    is_fork: bool
+    mergeable: bool | None
+    html_url: str
+    clone_url: str
+
+
+class GitHubApp:
+    """Authenticates as the App and hands out per-installation clients with cached tokens."""
+
+    def __init__(self, config: GitHubConfig, store: redis.Redis | None = None):
+        self.config = config
+        self.store = store
+        self._tokens: dict[int, tuple[str, float]] = {}
+
+    def _retry(self) -> GithubRetry | None:
+        if self.config.retries == 0:
+            return None
+        # Secondary rate limits answer 403/429 with Retry-After; wait for it, but never for minutes in a run.
+        return GithubRetry(total=self.config.retries, backoff_factor=0.5, secondary_rate_wait=30)
+
+    def installation_token(self, installation_id: int) -> str:
+        """A token for the installation, minted with the App's JWT and reused until shortly before it expires."""
+        cached = self._tokens.get(installation_id)
+        if cached is None and self.store is not None:
+            raw = self.store.get(keys.installation_token(installation_id))
+            if raw:
+                token, expires = json.loads(raw)
+                cached = (token, float(expires))
+        if cached and cached[1] - time.time() > TOKEN_MARGIN_SECONDS:
+            return cached[0]
+        integration = GithubIntegration(
+            auth=Auth.AppAuth(self.config.app_id, self.config.private_key),
+            base_url=self.config.api_url,
+            timeout=int(self.config.timeout),
+            retry=self._retry(),
+            seconds_between_requests=None,
+            seconds_between_writes=None,
+        )
+        try:
+            auth = integration.get_access_token(installation_id)
+        except GithubException as exc:
+            raise GitHubError(f"minting a token for installation {installation_id}: {_describe(exc)}") from None
+        expires = auth.expires_at.timestamp() if auth.expires_at else time.time() + 3600
+        masker().add(auth.token)
+        self._tokens[installation_id] = (auth.token, expires)
+        if self.store is not None:
+            # Work horses are forked per job; Redis lets them share a token instead of minting one per job.
+            ttl = max(1, int(expires - time.time() - TOKEN_MARGIN_SECONDS))
+            self.store.set(keys.installation_token(installation_id), json.dumps([auth.token, expires]), ex=ttl)
+        return auth.token
+
+    def repo(self, installation_id: int, full_name: str) -> "RepoAPI":
+        token = self.installation_token(installation_id)
+        client = Github(
+            auth=Auth.Token(token),
+            base_url=self.config.api_url,
+            timeout=int(self.config.timeout),
+            retry=self._retry(),
+            seconds_between_requests=None,
+            seconds_between_writes=self.config.write_interval or None,
+        )
+        return RepoAPI(client, full_name, token)
+
+
+class RepoAPI:
+    """One repository as one installation sees it."""
+
+    def __init__(self, client: Github, full_name: str, token: str):
+        self._gh = client
+        self.full_name = full_name
+        self._token = token
+        self._repo: Any = None
+
+    def _r(self) -> Any:
+        if self._repo is None:
+            self._repo = self._call("get repository", lambda: self._gh.get_repo(self.full_name, lazy=True))
+        return self._repo
+
+    def _call(self, what: str, fn: Any) -> Any:
+        try:
+            return fn()
+        except GithubException as exc:
+            raise GitHubError(f"{what} on {self.full_name}: {_describe(exc)}") from None
+
+    def authenticated_clone_url(self, clone_url: str) -> str:
+        """The clone URL with the installation token for https remotes; other schemes unchanged."""
+        parts = urlsplit(clone_url)
+        if parts.scheme != "https":
+            return clone_url
+        netloc = f"x-access-token:{quote(self._token, safe='')}@{parts.hostname}" + (
+            f":{parts.port}" if parts.port else ""
+        )
+        return urlunsplit(parts._replace(netloc=netloc))
+
+    def pull(self, number: int) -> PullInfo:
+        p = self._call(f"get pull #{number}", lambda: self._r().get_pull(number))
+        head_repo = p.head.repo
+        return PullInfo(
+            number=p.number,
+            title=p.title or "",
+            author=p.user.login if p.user else "",
+            state=p.state,
+            draft=bool(p.draft),
+            merged=bool(p.merged),
+            head_sha=p.head.sha,
+            head_ref=p.head.ref,
+            base_sha=p.base.sha,
+            base_ref=p.base.ref,
+            merge_commit_sha=p.merge_commit_sha,
+            is_fork=bool(head_repo is None or head_repo.full_name != self.full_name),
+            mergeable=p.mergeable,
+            html_url=p.html_url,
+            clone_url=p.base.repo.clone_url,
+        )
+
+    def create_comment(self, number: int, body: str) -> int:
+        c = self._call(f"comment on #{number}", lambda: self._r().get_issue(number).create_comment(body))
+        return int(c.id)
+
+    def edit_comment(self, comment_id: int, body: str) -> None:
+        def edit() -> None:
+            self._r().get_issue_comment(comment_id).edit(body)
+
+        self._call(f"edit comment {comment_id}", edit)
+
+    def comment_bodies(self, number: int) -> list[tuple[int, str, str]]:
+        """(id, author login, body) of every comment on the PR, oldest first."""
+        comments = self._call(f"list comments of #{number}", lambda: list(self._r().get_issue(number).get_comments()))
+        return [(int(c.id), c.user.login if c.user else "", c.body or "") for c in comments]
+
+    def react(self, comment_id: int, content: str) -> None:
+        self._call(
+            f"react to comment {comment_id}", lambda: self._r().get_issue_comment(comment_id).create_reaction(content)
+        )
+
+    def set_status(self, sha: str, context: str, state: str, description: str, target_url: str = "") -> None:
+        # GitHub rejects descriptions over 140 characters.
+        description = description if len(description) <= 140 else description[:139] + "…"
+        kwargs = {"state": state, "description": description, "context": context}
+        if target_url:
+            kwargs["target_url"] = target_url
+        self._call(f"set status {context} on {sha[:8]}", lambda: self._r().get_commit(sha).create_status(**kwargs))
+
+    def permission(self, login: str) -> str:
+        """'admin', 'maintain', 'write', 'triage', 'read' or 'none' (unknown users are 'none')."""
+        try:
+            perm = self._r().get_collaborator_permission(login)
+        except GithubException as exc:
+            if exc.status == 404:
+                return "none"
+            raise GitHubError(f"permission of {login} on {self.full_name}: {_describe(exc)}") from None
+        return str(perm)
+
+    def approved_on(self, number: int, sha: str) -> list[str]:
+        """Logins whose latest review of the PR approves commit `sha`."""
+        reviews = self._call(f"list reviews of #{number}", lambda: list(self._r().get_pull(number).get_reviews()))
+        latest: dict[str, Any] = {}
+        for review in reviews:
+            if review.user and review.state in ("APPROVED", "CHANGES_REQUESTED", "DISMISSED"):
+                latest[review.user.login] = review
+        return [login for login, r in latest.items() if r.state == "APPROVED" and r.commit_id == sha]
+
+
+def _describe(exc: GithubException) -> str:
+    message = exc.data.get("message") if isinstance(exc.data, dict) else str(exc.data or "")
+    return f"GitHub answered {exc.status}: {message or 'no message'}"

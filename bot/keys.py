@@ -1,0 +1,76 @@
+"""Every Redis key tfbot uses, built in one place. Callers never format keys themselves.
+
+Layout (all under the `tfbot:` prefix; RQ keeps its own `rq:` keys):
+  tfbot:delivery:<delivery id>                  seen webhook deliveries (string, TTL) for de-duplication
+  tfbot:lock:<repo>:<workspace>:<dir>           the workspace lock (hash: pull, user, state, token, ...)
+  tfbot:locks                                   index of lock keys (set), for listing
+  tfbot:lockq:<repo>:<workspace>:<dir>          PRs waiting for that lock (list of JSON entries, FIFO)
+  tfbot:fence                                   fencing-token counter (int)
+  tfbot:guard:<repo>:<workspace>:<dir>          short run guard: one Terraform run at a time per project
+  tfbot:pr:<repo>:<number>                      per-PR record (hash: head sha, comment ids, plans ...)
+  tfbot:run:<run id>                            one plan/apply run (hash) ; tfbot:runs  recent run ids (list)
+  tfbot:audit                                   audit trail (list, bounded)
+Repository names and dirs are case-preserving; dir comes last because it may contain ':'.
+"""
+from __future__ import annotations
+
+PREFIX = "tfbot"
+
+
+def delivery(delivery_id: str) -> str:
+    return f"{PREFIX}:delivery:{delivery_id}"
+
+
+def project_id(repo: str, dir: str, workspace: str) -> str:
+    """The identity of a project's state: used in every per-project key."""
+    return f"{repo}:{workspace}:{dir}"
+
+
+def lock(repo: str, dir: str, workspace: str) -> str:
+    return f"{PREFIX}:lock:{project_id(repo, dir, workspace)}"
+
+
+def lock_index() -> str:
+    return f"{PREFIX}:locks"
+
+
+def lock_queue(repo: str, dir: str, workspace: str) -> str:
+    return f"{PREFIX}:lockq:{project_id(repo, dir, workspace)}"
+
+
+def fence() -> str:
+    return f"{PREFIX}:fence"
+
+
+def run_guard(repo: str, dir: str, workspace: str) -> str:
+    return f"{PREFIX}:guard:{project_id(repo, dir, workspace)}"
+
+
+def pull(repo: str, number: int) -> str:
+    return f"{PREFIX}:pr:{repo}:{number}"
+
+
+def run(run_id: str) -> str:
+    return f"{PREFIX}:run:{run_id}"
+
+
+def runs() -> str:
+    return f"{PREFIX}:runs"
+
+
+def audit() -> str:
+    return f"{PREFIX}:audit"
+
+
+def worker_heartbeat() -> str:
+    return f"{PREFIX}:workers"
+
+
+def recent_deliveries() -> str:
+    """Deliveries a worker has processed, newest first (list, bounded)."""
+    return f"{PREFIX}:deliveries"
+
+
+def installation_token(installation_id: int) -> str:
+    """A cached installation token (string, TTL until shortly before GitHub's expiry)."""
+    return f"{PREFIX}:token:{installation_id}"

@@ -1,0 +1,1 @@
+"""HTTP endpoints: webhook intake, health, and (later) the lock status page."""

@@ -1,0 +1,34 @@
+"""`GET /healthz`: the state of Redis, the workers and Terraform, for load balancers and humans."""
+from __future__ import annotations
+
+import redis
+from flask import Blueprint, current_app, jsonify
+from rq import Worker
+
+from bot.queue import EVENTS_QUEUE
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz():  # type: ignore[no-untyped-def]
+    services = current_app.extensions["tfbot"]
+    checks: dict[str, dict[str, object]] = {}
+    try:
+        services.redis.ping()
+        checks["redis"] = {"ok": True}
+    except (redis.RedisError, OSError) as exc:
+        checks["redis"] = {"ok": False, "error": f"unreachable: {exc}"}
+    if checks["redis"]["ok"]:
+        try:
+            workers = [w for w in Worker.all(connection=services.redis) if EVENTS_QUEUE in w.queue_names()]
+            checks["workers"] = {"ok": bool(workers), "count": len(workers)}
+            if not workers:
+                checks["workers"]["error"] = "no worker is listening: start `tfbot worker`"
+        except (redis.RedisError, OSError) as exc:
+            checks["workers"] = {"ok": False, "error": str(exc)}
+    else:
+        checks["workers"] = {"ok": False, "error": "unknown: Redis is unreachable"}
+    checks["terraform"] = services.terraform_health()
+    ok = all(c["ok"] for c in checks.values())
+    return jsonify({"ok": ok, "checks": checks}), 200 if ok else 503

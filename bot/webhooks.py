@@ -1,0 +1,160 @@
+"""Webhook deliveries from GitHub: signature check, header and payload validation. Pure: no I/O here.
+
+`parse_delivery` turns an HTTP request's parts into a `Delivery` or raises `WebhookRejected` with the
+status code to answer, so the HTTP layer stays a thin translation.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+# Events a worker acts on. Anything else is acknowledged (202) and dropped.
+HANDLED_EVENTS = frozenset({"pull_request", "issue_comment", "pull_request_review", "push", "installation"})
+_DELIVERY_RE = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+_EVENT_RE = re.compile(r"^[a-z_]{1,64}$")
+
+
+class WebhookRejected(Exception):
+    """The delivery is refused; `status` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, reason: str):
+        self.status = status
+        self.reason = reason
+        super().__init__(f"{status}: {reason}")
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A verified, parsed webhook delivery."""
+
+    id: str
+    event: str
+    payload: dict[str, Any]
+
+    @property
+    def action(self) -> str:
+        return str(self.payload.get("action") or "")
+
+    @property
+    def repo(self) -> str:
+        return str((self.payload.get("repository") or {}).get("full_name") or "")
+
+    @property
+    def installation_id(self) -> int | None:
+        value = (self.payload.get("installation") or {}).get("id")
+        return value if isinstance(value, int) else None
+
+    def describe(self) -> str:
+        """A short log label such as `pull_request.opened acme/infra#12 (delivery 72d3...)`."""
+        number = _number(self.payload)
+        where = f" {self.repo}#{number}" if number else (f" {self.repo}" if self.repo else "")
+        action = f".{self.action}" if self.action else ""
+        return f"{self.event}{action}{where} (delivery {self.id})"
+
+
+def signature_for(secret: str, body: bytes) -> str:
+    """The `X-Hub-Signature-256` value GitHub sends for `body`."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def verify_signature(secret: str, body: bytes, header: str | None) -> bool:
+    """Constant-time check of `X-Hub-Signature-256` against the HMAC of the raw body."""
+    if not header or not secret:
+        return False
+    return hmac.compare_digest(signature_for(secret, body).encode(), header.strip().encode())
+
+
+def parse_delivery(headers: Mapping[str, str], body: bytes, secret: str) -> Delivery:
+    """Verify and parse one delivery; raise WebhookRejected(401|400) when it must not be processed."""
+    if not verify_signature(secret, body, headers.get("X-Hub-Signature-256")):
+        raise WebhookRejected(401, "missing or invalid X-Hub-Signature-256")
+    event = headers.get("X-GitHub-Event", "")
+    delivery_id = headers.get("X-GitHub-Delivery", "")
+    if not _EVENT_RE.match(event):
+        raise WebhookRejected(400, "missing or malformed X-GitHub-Event header")
+    if not _DELIVERY_RE.match(delivery_id):
+        raise WebhookRejected(400, "missing or malformed X-GitHub-Delivery header")
+    try:
+        payload = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise WebhookRejected(400, f"body is not valid JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise WebhookRejected(400, "body must be a JSON object")
+    delivery = Delivery(id=delivery_id, event=event, payload=payload)
+    if event in HANDLED_EVENTS:
+        problems = validate_payload(event, payload)
+        if problems:
+            raise WebhookRejected(400, "payload is missing fields we use: " + "; ".join(problems))
+    return delivery
+
+
+# Fields each handled event must carry, with their JSON types. Checked before anything is enqueued so a
+# worker never meets a payload it cannot read.
+_REQUIRED: dict[str, list[tuple[str, type | tuple[type, ...]]]] = {
+    "pull_request": [
+        ("action", str),
+        ("number", int),
+        ("installation.id", int),
+        ("repository.full_name", str),
+        ("repository.clone_url", str),
+        ("pull_request.number", int),
+        ("pull_request.state", str),
+        ("pull_request.head.sha", str),
+        ("pull_request.head.ref", str),
+        ("pull_request.base.sha", str),
+        ("pull_request.base.ref", str),
+        ("pull_request.user.login", str),
+        ("sender.login", str),
+    ],
+    "issue_comment": [
+        ("action", str),
+        ("installation.id", int),
+        ("repository.full_name", str),
+        ("issue.number", int),
+        ("comment.id", int),
+        ("comment.body", str),
+        ("comment.user.login", str),
+        ("sender.login", str),
+    ],
+    "pull_request_review": [
+        ("action", str),
+        ("installation.id", int),
+        ("repository.full_name", str),
+        ("pull_request.number", int),
+    ],
+    "push": [("installation.id", int), ("repository.full_name", str), ("ref", str)],
+    "installation": [("action", str), ("installation.id", int)],
+}
+
+
+def validate_payload(event: str, payload: Mapping[str, Any]) -> list[str]:
+    """Return one line per missing or wrongly typed field this event must carry."""
+    problems = []
+    for dotted, kind in _REQUIRED.get(event, []):
+        value: Any = payload
+        for part in dotted.split("."):
+            value = value.get(part) if isinstance(value, Mapping) else None
+        if value is None:
+            problems.append(f"{dotted} is missing")
+        elif not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            problems.append(f"{dotted} must be {_type_name(kind)}")
+    return problems
+
+
+def _type_name(kind: type | tuple[type, ...]) -> str:
+    return {int: "an integer", str: "a string"}.get(kind, "of another type")  # type: ignore[call-overload]
+
+
+def _number(payload: Mapping[str, Any]) -> int | None:
+    for key in ("number",):
+        if isinstance(payload.get(key), int):
+            return payload[key]
+    for parent in ("pull_request", "issue"):
+        node = payload.get(parent)
+        if isinstance(node, Mapping) and isinstance(node.get("number"), int):
+            return node["number"]
+    return None

@@ -1,0 +1,9 @@
+"""Shared pytest setup: fixture modules live in tests/support/ and are registered here."""
+pytest_plugins = [
+    "tests.support.github_fixtures",
+    "tests.support.terraform_fixtures",
+    "tests.support.git_fixtures",
+    "tests.support.aws_fixtures",
+    "tests.support.app_fixtures",
+    "tests.support.redis_fixtures",
+]

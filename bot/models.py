@@ -1,0 +1,84 @@
+"""Plain values shared across modules: what a project is, what a run produced, what a lock says."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+@dataclass(frozen=True)
+class Project:
+    """One Terraform root module and workspace in one repository: the unit that is locked, planned and applied."""
+
+    repo: str
+    name: str
+    dir: str
+    workspace: str = "default"
+    workflow: str = "default"
+    autoplan: bool = True
+    apply_requirements: tuple[str, ...] = ()
+
+    @property
+    def id(self) -> str:
+        """The identity of the state this project touches; the lock key's tail."""
+        return f"{self.repo}:{self.workspace}:{self.dir}"
+
+
+class LockState(str, Enum):
+    PLANNED = "planned"
+    PLAN_FAILED = "plan failed"
+    PLAN_STALE = "plan stale"
+    APPLYING = "applying"
+    APPLIED = "applied, awaiting merge"
+    APPLY_FAILED = "apply failed"
+
+
+@dataclass(frozen=True)
+class LockInfo:
+    """Who holds a workspace lock, since when, and why."""
+
+    repo: str
+    dir: str
+    workspace: str
+    project: str
+    pull: int
+    user: str
+    locked_at: float
+    token: int
+    state: LockState = LockState.PLANNED
+    pull_title: str = ""
+    pull_url: str = ""
+    summary: str = ""
+    run_id: str = ""
+
+
+@dataclass(frozen=True)
+class ResourceChange:
+    action: str  # create, update, replace, destroy (also: read, no-op are left out)
+    address: str
+
+
+class Outcome(str, Enum):
+    """How one project's run ended, as the PR comment reports it."""
+
+    PLANNED = "planned"
+    PLAN_FAILED = "plan failed"
+    APPLIED = "applied"
+    APPLY_FAILED = "apply failed"
+    LOCKED = "locked"  # another PR holds the lock
+    REFUSED = "refused"  # permission or apply requirement
+    STALE = "stale"  # the stored plan no longer matches
+    ERROR = "error"  # tfbot itself failed (checkout, GitHub, storage)
+
+
+@dataclass
+class ProjectResult:
+    """The outcome of one project in one command, rendered into the PR comment."""
+
+    project: Project
+    outcome: Outcome
+    summary: str = ""  # Terraform's own line, verbatim
+    changes: list[ResourceChange] = field(default_factory=list)
+    output: str = ""  # full Terraform output (plan or apply), or the error verbatim
+    message: str = ""  # tfbot's explanation: who holds the lock, why refused, what to do next
+    run_id: str = ""
+    head_sha: str = ""

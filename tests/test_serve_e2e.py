@@ -1,0 +1,162 @@
+"""`tfbot serve` as a real subprocess: intake answers, de-duplication, Redis outage, health, bad config."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+
+from bot.redis_server import EmbeddedRedis, connect
+from tests.support import webhook_payloads as wp
+from tests.support.tfbot_process import TfbotServer, free_port, wait_for, write_config
+
+pytestmark = pytest.mark.e2e
+SECRET = "e2e-webhook-secret"
+
+
+def base_settings(tmp_path: Path, private_key: str, **extra) -> dict:
+    return {
+        "github": {"api_url": "http://127.0.0.1:9/api/v3", "app_id": 1234, "private_key": private_key,
+                   "webhook_secret": SECRET, "retries": 0},
+        "server": {"host": "127.0.0.1", "port": free_port()},
+        "data_dir": str(tmp_path / "data"),
+        "workers": 1,
+        "repos": [{"name": "acme/*"}],
+        **extra,
+    }
+
+
+@pytest.fixture()
+def server(tmp_path, app_private_key):
+    settings = base_settings(tmp_path, app_private_key)
+    srv = TfbotServer(write_config(tmp_path, settings), settings["server"]["port"]).start()
+    yield srv
+    code = srv.stop()
+    assert code == 0, srv.logs()
+
+
+def processed_deliveries(data_dir: Path) -> list[str]:
+    conn = connect(EmbeddedRedis(data_dir).url)
+    return [json.loads(x)["delivery"] for x in conn.lrange("tfbot:deliveries", 0, -1)]
+
+
+def installation_event(action="new_permissions_accepted"):
+    return wp.installation_event(action, 99, "acme")
+
+
+def test_intake_answers_and_processes_each_delivery_once(server, tmp_path):
+    health = server.wait_healthy()
+    assert health["checks"]["redis"]["ok"] is True
+    assert health["checks"]["workers"]["count"] >= 1
+    assert health["checks"]["terraform"]["version"].startswith("1.")
+
+    ping = server.post_event("ping", wp.ping_event(), SECRET)
+    assert ping.status_code == 200
+
+    bad_sig = server.post_event("installation", installation_event(), "not-the-secret")
+    assert bad_sig.status_code == 401
+    unsigned = server.post_event("installation", installation_event(), None)
+    assert unsigned.status_code == 401
+
+    malformed = server.post_event("installation", b'{"action": "created", ', SECRET)
+    assert malformed.status_code == 400
+    missing_fields = server.post_event("installation", {"action": "created"}, SECRET)
+    assert missing_fields.status_code == 400
+    no_event_header = requests.post(server.url + "/events", data=b"{}", headers={
+        "X-Hub-Signature-256": wp.sign(b"{}", SECRET), "X-GitHub-Delivery": "abc"}, timeout=5)
+    assert no_event_header.status_code == 400
+
+    unhandled = server.post_event("star", {"action": "created"}, SECRET)
+    assert unhandled.status_code == 202
+    not_ours = wp.push_event(wp.repository("elsewhere/infra"), "main", "1" * 40, "2" * 40, 99, "octocat")
+    ignored = server.post_event("push", not_ours, SECRET)
+    assert ignored.status_code == 202 and "not configured" in ignored.json()["message"]
+
+    delivery = str(uuid.uuid4())
+    first = server.post_event("installation", installation_event(), SECRET, delivery=delivery)
+    second = server.post_event("installation", installation_event(), SECRET, delivery=delivery)
+    assert first.status_code == 202 and first.json()["message"] == "queued"
+    assert second.status_code == 200 and "duplicate" in second.json()["message"]
+    data_dir = tmp_path / "data"
+    wait_for(lambda: delivery in processed_deliveries(data_dir), message="the worker to process the delivery")
+    # Rejected deliveries never reached the queue; the accepted one was processed exactly once.
+    other = str(uuid.uuid4())
+    server.post_event("installation", installation_event(), SECRET, delivery=other)
+    wait_for(lambda: other in processed_deliveries(data_dir), message="a later delivery")
+    assert processed_deliveries(data_dir).count(delivery) == 1
+    assert len(processed_deliveries(data_dir)) == 2
+
+
+def test_body_over_the_limit_is_413(tmp_path, app_private_key):
+    settings = base_settings(tmp_path, app_private_key)
+    settings["server"]["max_body_bytes"] = 4096
+    srv = TfbotServer(write_config(tmp_path, settings), settings["server"]["port"]).start()
+    try:
+        big = {"action": "created", "installation": {"id": 1}, "padding": "x" * 10_000}
+        assert srv.post_event("installation", big, SECRET).status_code == 413
+    finally:
+        srv.stop()
+
+
+def test_redis_outage_answers_503_and_loses_nothing(tmp_path, app_private_key):
+    redis_server = EmbeddedRedis(tmp_path / "external")
+    url = redis_server.start()
+    settings = base_settings(tmp_path, app_private_key, redis_url=url)
+    srv = TfbotServer(write_config(tmp_path, settings), settings["server"]["port"]).start()
+    try:
+        srv.wait_healthy()
+        redis_server.stop()
+        delivery = str(uuid.uuid4())
+        r = srv.post_event("installation", installation_event(), SECRET, delivery=delivery)
+        assert r.status_code == 503
+        health = requests.get(srv.url + "/healthz", timeout=10)
+        assert health.status_code == 503
+        assert health.json()["checks"]["redis"]["ok"] is False
+        # GitHub redelivers the failed delivery once Redis is back: it is then accepted, not taken for a duplicate.
+        url_again = redis_server.start()
+        assert url_again == url
+        wait_for(lambda: srv.post_event("installation", installation_event(), SECRET, delivery=delivery).status_code == 202,
+                 message="the redelivery to be accepted")
+    finally:
+        srv.stop()
+        redis_server.stop()
+
+
+def test_broken_config_stops_startup_with_one_line_per_problem(tmp_path):
+    path = write_config(tmp_path, {"github": {"app_id": "x", "webhook_secret": ""}, "server": {"port": "eighty"},
+                                   "workers": 0})
+    result = subprocess.run([sys.executable, "-m", "bot", "serve", "--config", str(path)], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 2
+    lines = [line.strip() for line in result.stderr.splitlines() if line.startswith("  ")]
+    assert any(line.startswith("github.app_id: must be a whole number") for line in lines), result.stderr
+    assert any(line.startswith("github.private_key: missing") for line in lines)
+    assert any(line.startswith("github.webhook_secret: missing") for line in lines)
+    assert any(line.startswith("server.port: must be a whole number") for line in lines)
+    assert any(line.startswith("workers: must be between 1 and 64") for line in lines)
+
+
+def test_missing_terraform_stops_startup_with_install_hint(tmp_path, app_private_key):
+    settings = base_settings(tmp_path, app_private_key)
+    settings["terraform"] = {"binary": str(tmp_path / "no-terraform-here")}
+    result = subprocess.run([sys.executable, "-m", "bot", "serve", "--config", str(write_config(tmp_path, settings))],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "install Terraform >= 1.4" in result.stderr
+
+
+def test_check_config_and_help(tmp_path, app_private_key):
+    settings = base_settings(tmp_path, app_private_key)
+    path = write_config(tmp_path, settings)
+    ok = subprocess.run([sys.executable, "-m", "bot", "check-config", "--config", str(path)], capture_output=True,
+                        text=True, timeout=60)
+    assert ok.returncode == 0, ok.stderr
+    assert "config OK" in ok.stdout and "terraform: 1." in ok.stdout
+    assert app_private_key.splitlines()[1] not in ok.stdout + ok.stderr
+    for command in ("serve", "worker", "check-config"):
+        helped = subprocess.run([sys.executable, "-m", "bot", command, "--help"], capture_output=True, text=True)
+        assert helped.returncode == 0 and "--config" in helped.stdout

@@ -2,7 +2,7 @@
 
 Layout (all under the `tfbot:` prefix; RQ keeps its own `rq:` keys):
   tfbot:delivery:<delivery id>                  seen webhook deliveries (string, TTL) for de-duplication
-  tfbot:lock:<repo>:<workspace>:<dir>           the workspace lock (hash: pull, user, state, token, ...)
+  tfbot:lock:<repo>:<workspace>:<dir>           the workspace lock (string: one JSON object, see bot.locks)
   tfbot:locks                                   index of lock keys (set), for listing
   tfbot:lockq:<repo>:<workspace>:<dir>          PRs waiting for that lock (list of JSON entries, FIFO)
   tfbot:fence                                   fencing-token counter (int)
@@ -28,6 +28,11 @@ def project_id(repo: str, dir: str, workspace: str) -> str:
 
 def lock(repo: str, dir: str, workspace: str) -> str:
     return f"{PREFIX}:lock:{project_id(repo, dir, workspace)}"
+
+
+def lock_prefix(repo: str) -> str:
+    """The start of every lock key of `repo`: owner/name holds no ':', so this matches that repo only."""
+    return f"{PREFIX}:lock:{repo}:"
 
 
 def lock_index() -> str:
@@ -74,3 +79,23 @@ def recent_deliveries() -> str:
 def installation_token(installation_id: int) -> str:
     """A cached installation token (string, TTL until shortly before GitHub's expiry)."""
     return f"{PREFIX}:token:{installation_id}"
+
+
+def plan_record(repo: str, pull: int, project_id: str) -> str:
+    """The saved plan of one project of one PR (JSON string)."""
+    return f"{PREFIX}:plan:{repo}:{pull}:{project_id}"
+
+
+def command(command_id: str) -> str:
+    """One command (autoplan, plan, apply, merge) over several projects (hash)."""
+    return f"{PREFIX}:cmd:{command_id}"
+
+
+def command_results(command_id: str) -> str:
+    """Per-project results of a command (hash: project id -> JSON)."""
+    return f"{PREFIX}:cmd:{command_id}:results"
+
+
+def run_log(run_id: str) -> str:
+    """The full output of one run (string)."""
+    return f"{PREFIX}:runlog:{run_id}"

@@ -24,6 +24,7 @@ class Project:
 
 
 class LockState(str, Enum):
+    PLANNING = "planning"
     PLANNED = "planned"
     PLAN_FAILED = "plan failed"
     PLAN_STALE = "plan stale"
@@ -44,7 +45,7 @@ class LockInfo:
     user: str
     locked_at: float
     token: int
-    state: LockState = LockState.PLANNED
+    state: LockState = LockState.PLANNING
     pull_title: str = ""
     pull_url: str = ""
     summary: str = ""
@@ -68,6 +69,7 @@ class Outcome(str, Enum):
     REFUSED = "refused"  # permission or apply requirement
     STALE = "stale"  # the stored plan no longer matches
     ERROR = "error"  # tfbot itself failed (checkout, GitHub, storage)
+    SUPERSEDED = "superseded"  # a newer push queued its own plan; not reported
 
 
 @dataclass

@@ -34,7 +34,7 @@ ENV_OVERRIDES: dict[str, str] = {
 SECRET_KEYS = ("github.private_key", "github.webhook_secret")
 DEFAULT_WHEN_MODIFIED = ("*.tf", "*.tfvars")
 APPLY_REQUIREMENTS = ("approved", "mergeable")
-WORKSPACE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,90}$")
+PROJECT_NAME_RE = re.compile(r"^[A-Za-z0-9_.:/-]{1,100}$")
 
 
 class ConfigError(Exception):
@@ -304,9 +304,11 @@ def _parse_repo(v: "_Validator", i: int) -> RepoConfig:
             v.problem(f"{pkey}.dir", "missing: the project's directory, relative to the repository root")
         pdir = _normalise_dir(v, f"{pkey}.dir", pdir)
         workspace = v.string(f"{pkey}.workspace", default="default")
-        if not WORKSPACE_RE.match(workspace):
-            v.problem(f"{pkey}.workspace", "letters, digits, '-', '_' and '.' only (Terraform's rule), at most 90")
+        if not _valid_workspace(workspace):
+            v.problem(f"{pkey}.workspace", "1-90 letters, digits, '-', '_' or '.', not starting with '-', not only dots")
         pname = v.string(f"{pkey}.name", default="") or (pdir if workspace == "default" else f"{pdir}:{workspace}")
+        if not PROJECT_NAME_RE.match(pname) or ".." in pname.split("/"):
+            v.problem(f"{pkey}.name", "1-100 letters, digits, '.', '_', ':', '/' or '-' (so `-p NAME` can select it)")
         if pname in seen:
             v.problem(f"{pkey}.name", f"duplicate project name {pname!r}")
         seen.add(pname)
@@ -346,6 +348,16 @@ def _normalise_dir(v: "_Validator", key: str, value: str) -> str:
         v.problem(key, f"must be a path inside the repository, got {value!r}")
         return "."
     return "/".join(parts) or "."
+
+
+def _valid_workspace(name: str) -> bool:
+    from bot.terraform import validate_workspace
+
+    try:
+        validate_workspace(name)
+    except ValueError:
+        return False
+    return True
 
 
 def _is_rsa_private_key(pem: str) -> bool:

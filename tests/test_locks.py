@@ -45,7 +45,7 @@ def test_a_free_lock_is_taken_with_a_fresh_fencing_token(store: LockStore) -> No
     assert first.acquired and not first.already_held and first.queue_position is None
     lock = first.lock
     assert (lock.repo, lock.dir, lock.workspace, lock.project) == (REPO, "net", "default", "net-default")
-    assert (lock.pull, lock.user, lock.pull_title, lock.state) == (7, "alice", title, LockState.PLANNED)
+    assert (lock.pull, lock.user, lock.pull_title, lock.state) == (7, "alice", title, LockState.PLANNING)
     assert lock.pull_url == "https://example.test/pull/7"
     assert store.get(net) == lock
     assert second.lock.token > lock.token > 0
@@ -100,7 +100,7 @@ def test_release_hands_the_lock_to_waiters_in_first_come_order(store: LockStore,
         assert (result.next_waiter["pull"], result.next_waiter["installation"]) == (pull, 40 + pull)
         new = result.lock
         assert new is not None and store.get(net) == new
-        assert (new.pull, new.user, new.pull_title, new.state) == (pull, f"user{pull}", f"PR {pull} 🚀", LockState.PLANNED)
+        assert (new.pull, new.user, new.pull_title, new.state) == (pull, f"user{pull}", f"PR {pull} 🚀", LockState.PLANNING)
         assert new.token > lock.token
         assert store.position(net, pull) is None
         lock = new

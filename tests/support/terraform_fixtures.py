@@ -1,0 +1,48 @@
+"""Fixtures for tests that run the real terraform binary through the adapter."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bot.terraform import Terraform
+
+
+@pytest.fixture(scope="session")
+def terraform_binary() -> str:
+    """The terraform on PATH; tests fail (not skip) without one, as CI must have it."""
+    path = shutil.which("terraform")
+    if path is None:
+        pytest.fail("terraform is not on PATH: install Terraform >= 1.4 to run these tests")
+    return path
+
+
+@pytest.fixture
+def tf_data_dir(tmp_path: Path) -> Path:
+    """A fresh tfbot data_dir: the adapter writes its CLI config and plugin cache under it."""
+    path = tmp_path / "data"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def terraform(terraform_binary: str, tf_data_dir: Path) -> Terraform:
+    """An adapter with a 120 s timeout over a fresh data_dir."""
+    return Terraform(terraform_binary, tf_data_dir, timeout=120)
+
+
+@pytest.fixture
+def tf_workdir(tmp_path: Path) -> Path:
+    """An empty directory standing for a checkout's project dir."""
+    path = tmp_path / "checkout"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def tf_state_dir(tmp_path: Path) -> Path:
+    """Where a config's local backend keeps state: outside the checkout, like a real remote backend."""
+    path = tmp_path / "state"
+    path.mkdir()
+    return path

@@ -297,6 +297,7 @@ def _parse_repo(v: "_Validator", i: int) -> RepoConfig:
     repo_requirements = _requirements(v, f"{key}.apply_requirements")
     projects = []
     seen: set[str] = set()
+    states: set[tuple[str, str]] = set()
     for j in range(len(v.list(f"{key}.projects"))):
         pkey = f"{key}.projects[{j}]"
         pdir = v.string(f"{pkey}.dir", default="")
@@ -311,7 +312,11 @@ def _parse_repo(v: "_Validator", i: int) -> RepoConfig:
             v.problem(f"{pkey}.name", "1-100 letters, digits, '.', '_', ':', '/' or '-' (so `-p NAME` can select it)")
         if pname in seen:
             v.problem(f"{pkey}.name", f"duplicate project name {pname!r}")
+        if (pdir, workspace) in states:
+            v.problem(f"{pkey}", f"another project already uses dir {pdir!r} with workspace {workspace!r}: "
+                      "one state, one lock, one project")
         seen.add(pname)
+        states.add((pdir, workspace))
         projects.append(
             ProjectConfig(
                 name=pname,

@@ -164,20 +164,24 @@ class RepoAPI:
         c = self._call(f"comment on #{number}", lambda: self._r().get_issue(number).create_comment(body))
         return int(c.id)
 
-    def edit_comment(self, comment_id: int, body: str) -> None:
-        def edit() -> None:
-            self._r().get_issue_comment(comment_id).edit(body)
+    def _comment(self, number: int, comment_id: int) -> Any:
+        # PyGithub reaches an issue comment through its issue; the extra GET is lazy-free but cheap.
+        return self._r().get_issue(number).get_comment(comment_id)
 
-        self._call(f"edit comment {comment_id}", edit)
+    def edit_comment(self, number: int, comment_id: int, body: str) -> None:
+        self._call(f"edit comment {comment_id}", lambda: self._comment(number, comment_id).edit(body))
+
+    def comment_body(self, number: int, comment_id: int) -> str:
+        return str(self._call(f"get comment {comment_id}", lambda: self._comment(number, comment_id).body) or "")
 
     def comment_bodies(self, number: int) -> list[tuple[int, str, str]]:
         """(id, author login, body) of every comment on the PR, oldest first."""
         comments = self._call(f"list comments of #{number}", lambda: list(self._r().get_issue(number).get_comments()))
         return [(int(c.id), c.user.login if c.user else "", c.body or "") for c in comments]
 
-    def react(self, comment_id: int, content: str) -> None:
+    def react(self, number: int, comment_id: int, content: str) -> None:
         self._call(
-            f"react to comment {comment_id}", lambda: self._r().get_issue_comment(comment_id).create_reaction(content)
+            f"react to comment {comment_id}", lambda: self._comment(number, comment_id).create_reaction(content)
         )
 
     def set_status(self, sha: str, context: str, state: str, description: str, target_url: str = "") -> None:

@@ -40,3 +40,24 @@ def handle_delivery(delivery_id: str, event: str, payload: dict[str, Any]) -> in
     pipe.ltrim(keys.recent_deliveries(), 0, RECENT_DELIVERIES - 1)
     pipe.execute()
     return router.dispatch(delivery, svc)
+
+
+def run_project(command_id: str, project: dict[str, Any]) -> str:
+    """Run one project of a command; the job that completes the command reports it on the PR."""
+    from bot.records import project_from_dict
+    from bot.reporting import finish_command
+    from bot.runner import run_project as run
+
+    svc = services()
+    cmd = svc.records.command(command_id)
+    result = run(svc, cmd, project_from_dict(project))
+    if svc.records.add_result(cmd.id, result):
+        finish_command(svc, cmd)
+    return result.outcome.value
+
+
+def plan_waiter(project: dict[str, Any], pull: int, installation: int, reason: str) -> None:
+    """A PR that waited in line now holds the lock: plan it on its current head."""
+    from bot.handlers.pull_requests import plan_handed_over
+
+    plan_handed_over(services(), project, pull, installation, reason)

@@ -8,6 +8,7 @@ from rq import Queue
 
 from bot.config import Config
 from bot.github_api import GitHubApp
+from bot.models import Project
 from bot.preflight import TerraformCheck
 from bot.queue import events_queue, runs_queue
 
@@ -30,18 +31,73 @@ class WebServices:
         return self.terraform_check.as_dict()
 
 
-@dataclass
 class WorkerServices:
-    """What a worker needs: config, Redis, queues and the GitHub App. Built once per worker process."""
+    """What a worker needs: Redis stores, the GitHub App, git checkouts, plan storage and Terraform.
 
-    config: Config
-    redis: redis.Redis
-    github: "GitHubApp"
-    runs_queue: Queue
+    Built once per worker process; RQ forks a work horse per job, which inherits it.
+    """
+
+    def __init__(self, config: Config, connection: redis.Redis):
+        from bot.checkout import Checkouts
+        from bot.locks import LockStore
+        from bot.logs import masker
+        from bot.plan_store import LocalPlanStore
+        from bot.records import Records
+        from bot.terraform import Terraform
+        from bot.workflows import load_workflows
+
+        self.config = config
+        self.redis = connection
+        self.github = GitHubApp(config.github, connection)
+        self.events_queue = events_queue(connection)
+        self.runs_queue = runs_queue(connection)
+        self.locks = LockStore(connection)
+        self.records = Records(connection)
+        self.checkouts = Checkouts(config.data_dir)
+        self.plans = LocalPlanStore(config.data_dir / "plans")
+        self.tmp_dir = config.data_dir / "tmp"
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        self._masker = masker()
+        self.terraform = Terraform(
+            binary=config.terraform.binary, data_dir=config.data_dir, timeout=config.terraform.timeout,
+            mask_values=config.secrets(), mask_env=config.terraform.mask_env,
+        )
+        self.workflows = load_workflows(config.workflows_dir)
+        self.bot_login = f"{config.github.app_slug}[bot]"
 
     @classmethod
     def build(cls, config: Config, connection: redis.Redis) -> "WorkerServices":
-        from bot.github_api import GitHubApp
+        return cls(config, connection)
 
-        return cls(config=config, redis=connection, github=GitHubApp(config.github, connection),
-                   runs_queue=runs_queue(connection))
+    def mask(self, text: str) -> str:
+        """Remove every known secret (config secrets, installation tokens) from text bound for a PR or log."""
+        return self.terraform.mask(self._masker.mask(text))
+
+    def run_url(self, run_id: str) -> str:
+        base = self.config.server.public_url
+        return f"{base}/runs/{run_id}" if base and run_id else ""
+
+    def status_url(self, cmd: object) -> str:
+        return self.config.server.public_url + "/locks" if self.config.server.public_url else ""
+
+    def render_notice(self, kind: str, pull: int, sha: str, text: str) -> str:
+        from bot.render import render_notice
+
+        return render_notice(kind, pull, sha, text)
+
+    def project_of_lock(self, lock: object) -> "Project":
+        """The configured project a lock belongs to (settings may have changed since it was taken)."""
+        from bot.models import Project
+
+        repo_cfg = self.config.repo_config(lock.repo)  # type: ignore[attr-defined]
+        for p in repo_cfg.projects if repo_cfg else ():
+            if p.dir == lock.dir and p.workspace == lock.workspace:  # type: ignore[attr-defined]
+                return Project(repo=lock.repo, name=p.name, dir=p.dir, workspace=p.workspace,  # type: ignore[attr-defined]
+                               workflow=p.workflow, autoplan=p.autoplan, apply_requirements=p.apply_requirements)
+        requirements = repo_cfg.apply_requirements if repo_cfg else ()
+        return Project(repo=lock.repo, name=lock.project or lock.dir, dir=lock.dir,  # type: ignore[attr-defined]
+                       workspace=lock.workspace, apply_requirements=requirements)  # type: ignore[attr-defined]
+
+    def module_dirs(self, repo: str, sha: str, project_dir: str) -> set[str]:
+        """Local module dirs the project uses at `sha`, for the staleness check at merge."""
+        return set(self.checkouts.module_dirs(repo, sha, project_dir))

@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.support.aws_fixtures",
     "tests.support.app_fixtures",
     "tests.support.redis_fixtures",
+    "tests.support.scenario_fixtures",
 ]

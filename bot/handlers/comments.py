@@ -1,0 +1,134 @@
+"""PR comments: `plan`, `apply`, `unlock`, `help`. Parsing is pure (bot.commands); this module acts on it."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from bot.commands import Command as CommentCommand
+from bot.commands import Ignore, Reply, parse_comment
+from bot.github_api import PullInfo, RepoAPI
+from bot.handlers.pull_requests import FORK_REFUSAL, projects_of_pull, pull_refs, too_many
+from bot.handover import force_release_and_hand_over
+from bot.models import Outcome, Project, ProjectResult
+from bot.permissions import apply_refusals, may_write
+from bot.planning import start_command
+from bot.projects import select
+from bot.routing import Router
+from bot.webhooks import Delivery
+
+log = logging.getLogger(__name__)
+router = Router()
+
+
+@router.register("issue_comment", "created")
+def on_comment(delivery: Delivery, svc: Any) -> None:
+    payload = delivery.payload
+    if not payload["issue"].get("pull_request"):
+        return  # a comment on an issue, not a PR
+    comment = payload["comment"]
+    author = str(comment["user"]["login"])
+    parsed = parse_comment(str(comment["body"]), author, bot_login=svc.bot_login)
+    if isinstance(parsed, Ignore):
+        return
+    number = int(payload["issue"]["number"])
+    gh = svc.github.repo(delivery.installation_id, delivery.repo)
+    if isinstance(parsed, Reply):
+        gh.create_comment(number, svc.render_notice("help", number, "", parsed.text))
+        return
+    gh.react(number, int(comment["id"]), "eyes")
+    log.info("%s: %s by %s", delivery.describe(), parsed.name, author)
+    handler = {"plan": _plan, "apply": _apply, "unlock": _unlock}[parsed.name]
+    handler(svc, gh, delivery, number, author, parsed)
+
+
+def _plan(svc: Any, gh: RepoAPI, delivery: Delivery, number: int, author: str, cmd: CommentCommand) -> None:
+    repo_cfg = svc.config.repo_config(delivery.repo)
+    pull = gh.pull(number)
+    if pull.state != "open":
+        _say(svc, gh, pull, f"@{author}: #{number} is {'merged' if pull.merged else 'closed'}; there is nothing to plan.")
+        return
+    if pull.is_fork and not repo_cfg.allow_fork_prs:
+        _say(svc, gh, pull, FORK_REFUSAL)
+        return
+    if pull.is_fork and not may_write(gh, author):
+        _say(svc, gh, pull, f"@{author}: plans of fork PRs run only when someone with write access comments `plan`.")
+        return
+    svc.records.set_head(delivery.repo, number, pull.head_sha)
+    projects = select(projects_of_pull(svc, gh, delivery.repo, repo_cfg, pull), cmd.project, cmd.dir, cmd.workspace)
+    if not projects:
+        _say(svc, gh, pull, f"@{author}: no Terraform project of this PR matches {_flags(cmd)}: nothing to plan.")
+        return
+    if too_many(svc, gh, pull, projects):
+        return
+    start_command(svc, "plan", delivery.repo, pull, delivery.installation_id, author, projects)
+
+
+def _apply(svc: Any, gh: RepoAPI, delivery: Delivery, number: int, author: str, cmd: CommentCommand) -> None:
+    pull = gh.pull(number)
+    permission = gh.permission(author)
+    if permission not in ("admin", "maintain", "write"):
+        _refuse(svc, gh, pull, "apply", author, f"@{author} has `{permission}` permission on this repository; "
+                "`apply` needs write, maintain or admin.")
+        return
+    if pull.state != "open" and not pull.merged:
+        _say(svc, gh, pull, f"@{author}: #{number} was closed without merging; its locks are released.")
+        return
+    locks = svc.locks.locks_of_pull(delivery.repo, number)
+    projects = select([svc.project_of_lock(lock) for lock in locks], cmd.project, cmd.dir, cmd.workspace)
+    if not projects:
+        _say(svc, gh, pull, f"@{author}: this PR holds no lock matching {_flags(cmd)}; comment `plan` first.")
+        return
+    extra: dict[str, Any] = {}
+    if pull.merged:
+        clone_url = gh.authenticated_clone_url(pull.clone_url)
+        svc.checkouts.fetch(delivery.repo, clone_url, pull_refs(pull))
+        extra["base_head_sha"] = svc.checkouts.resolve(delivery.repo, f"refs/tfbot/heads/{pull.base_ref}")
+    refusals = {} if pull.merged else apply_refusals(gh, pull, projects)
+    refused = [ProjectResult(p, Outcome.REFUSED, head_sha=pull.head_sha, message=refusals[p.id])
+               for p in projects if p.id in refusals]
+    runnable = [p for p in projects if p.id not in refusals]
+    start_command(svc, "apply", delivery.repo, pull, delivery.installation_id, author, runnable, prefilled=refused,
+                  extra_info=extra)
+
+
+def _unlock(svc: Any, gh: RepoAPI, delivery: Delivery, number: int, author: str, cmd: CommentCommand) -> None:
+    pull = gh.pull(number)
+    permission = gh.permission(author)
+    if permission not in ("admin", "maintain", "write"):
+        _refuse(svc, gh, pull, "unlock", author, f"@{author} has `{permission}` permission on this repository; "
+                "`unlock` needs write, maintain or admin.")
+        return
+    locks = svc.locks.locks_of_pull(delivery.repo, number)
+    projects = select([svc.project_of_lock(lock) for lock in locks], cmd.project, cmd.dir, cmd.workspace)
+    released = []
+    for project in projects:
+        plan = svc.records.plan(project, number)
+        if force_release_and_hand_over(svc, project, author, reason=f"@{author} unlocked it on #{number}"):
+            released.append(project)
+            if plan:
+                svc.plans.delete(plan.key)
+                svc.records.delete_plan(project, number)
+    if released:
+        names = ", ".join(f"`{p.name}`" for p in released)
+        _say(svc, gh, pull, f"@{author} unlocked {names}. Saved plans of this PR for them are discarded; "
+             "the next PR in line, if any, is planned now. Comment `plan` to take the lock again.")
+    else:
+        _say(svc, gh, pull, f"@{author}: this PR holds no lock matching {_flags(cmd)}.")
+
+
+def _say(svc: Any, gh: RepoAPI, pull: PullInfo, text: str) -> None:
+    gh.create_comment(pull.number, svc.render_notice("notice", pull.number, pull.head_sha, text))
+
+
+def _refuse(svc: Any, gh: RepoAPI, pull: PullInfo, what: str, author: str, why: str) -> None:
+    log.warning("%s#%d: %s by %s refused: %s", gh.full_name, pull.number, what, author, why)
+    gh.create_comment(pull.number, svc.render_notice("refused", pull.number, pull.head_sha,
+                                                     f"**{what} refused.** {why}"))
+
+
+def _flags(cmd: CommentCommand) -> str:
+    parts = [f"-p {cmd.project}" if cmd.project else "", f"-d {cmd.dir}" if cmd.dir else "",
+             f"-w {cmd.workspace}" if cmd.workspace else ""]
+    return " ".join(p for p in parts if p) or "(no flags)"
+
+

@@ -1,0 +1,41 @@
+"""Releasing a workspace lock and handing it to the next PR in line, which is then planned automatically."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from bot.models import Project
+from bot.records import project_to_dict
+
+log = logging.getLogger(__name__)
+
+
+def release_and_hand_over(svc: Any, project: Project, pull: int, token: int | None, reason: str) -> bool:
+    """Release `pull`'s lock (owner-checked); if a PR waits for it, it now holds it: queue its plan. True if released."""
+    result = svc.locks.release(project, pull, token)
+    if result.released:
+        log.info("lock of %s released by #%d (%s)", project.name, pull, reason)
+        plan_next(svc, project, result.next_waiter, reason)
+    return bool(result.released)
+
+
+def force_release_and_hand_over(svc: Any, project: Project, by: str, reason: str) -> bool:
+    """Release whoever holds the lock (authorized unlock); hand it over like a normal release."""
+    result = svc.locks.force_release(project, by)
+    if result.released:
+        log.info("lock of %s released by %s (%s)", project.name, by, reason)
+        plan_next(svc, project, result.next_waiter, reason)
+    return bool(result.released)
+
+
+def plan_next(svc: Any, project: Project, waiter: dict[str, Any] | None, reason: str) -> None:
+    """Queue the plan of the PR that was just handed the lock, if any."""
+    if not waiter:
+        return
+    svc.events_queue.enqueue_call(
+        "bot.jobs.plan_waiter",
+        args=(project_to_dict(project), int(waiter["pull"]), int(waiter["installation"]), reason),
+        result_ttl=3600,
+        failure_ttl=7 * 24 * 3600,
+        description=f"plan {project.repo}#{waiter['pull']} {project.name} after the lock was handed over",
+    )

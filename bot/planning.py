@@ -1,0 +1,67 @@
+"""Starting a command: record it, mark the commit status pending, and queue one job per project."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from bot.github_api import PullInfo
+from bot.models import Project, ProjectResult
+from bot.records import Command, project_to_dict
+
+log = logging.getLogger(__name__)
+
+STATUS_CONTEXT = {"plan": "tfbot/plan", "apply": "tfbot/apply", "merge": "tfbot/apply"}
+
+
+def pull_info_dict(pull: PullInfo) -> dict[str, Any]:
+    """The PR facts a runner needs, stored with the command so runs need not ask GitHub again."""
+    return {
+        "clone_url": pull.clone_url, "title": pull.title, "html_url": pull.html_url, "author": pull.author,
+        "base_sha": pull.base_sha, "base_ref": pull.base_ref, "head_ref": pull.head_ref, "merged": pull.merged,
+        "merge_commit_sha": pull.merge_commit_sha,
+    }
+
+
+def start_command(
+    svc: Any,
+    kind: str,
+    repo: str,
+    pull: PullInfo,
+    installation: int,
+    user: str,
+    projects: list[Project],
+    *,
+    head_sha: str | None = None,
+    note: str = "",
+    prefilled: list[ProjectResult] = (),  # type: ignore[assignment]
+    extra_info: dict[str, Any] | None = None,
+) -> Command:
+    """Queue `kind` (plan, apply, merge) for each project; results already known (refusals) are recorded at once."""
+    from bot.reporting import finish_command
+
+    sha = head_sha or pull.head_sha
+    info = {**pull_info_dict(pull), **(extra_info or {})}
+    cmd = svc.records.new_command(kind, repo, pull.number, sha, installation, user,
+                                  total=len(projects) + len(prefilled), note=note, info=info)
+    if projects:
+        svc.github.repo(installation, repo).set_status(
+            sha, STATUS_CONTEXT[kind], "pending",
+            f"{kind if kind != 'merge' else 'apply'} of {len(projects)} project(s) running", svc.status_url(cmd),
+        )
+    log.info("%s %s#%d at %s: %d project(s) queued (%s), by %s", kind, repo, pull.number, sha[:8], len(projects),
+             ", ".join(p.name for p in projects) or "none", user)
+    complete = False
+    for result in prefilled:
+        complete = svc.records.add_result(cmd.id, result) or complete
+    if complete:
+        finish_command(svc, cmd)
+    for project in projects:
+        svc.runs_queue.enqueue_call(
+            "bot.jobs.run_project",
+            args=(cmd.id, project_to_dict(project)),
+            timeout=int(svc.config.terraform.timeout * 3 + 600),
+            result_ttl=3600,
+            failure_ttl=7 * 24 * 3600,
+            description=f"{kind} {repo}#{pull.number} {project.name}",
+        )
+    return cmd

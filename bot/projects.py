@@ -1,0 +1,324 @@
+"""Which projects a pull request touches: changed files + repository config -> projects. Pure, no I/O.
+
+A project is (repository, dir, workspace). Two modes, chosen per repository:
+- Default mode (the repository's config declares no projects): every directory holding Terraform files at
+  the PR head whose Terraform files the PR changed is a project in workspace `default`, named after its dir.
+- Declared mode (`repos[].projects[]`): only the declared projects exist; one is affected when a changed
+  file, taken relative to the project's dir, matches one of its `when_modified` globs.
+
+Globs are matched segment by segment on '/'-separated paths: `*`, `?` and `[...]` stay inside one path
+segment, a `**` segment matches any number of segments (including none), and `..` reaches up from the
+project's dir (`../modules/**/*.tf`). Matching is case-sensitive, as git paths are.
+
+Every function returns projects sorted by (dir, workspace, name), so comments and job order are stable.
+"""
+from __future__ import annotations
+
+import functools
+import re
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
+
+from bot.config import ProjectConfig, RepoConfig
+from bot.models import Project
+
+# Terraform reads *.tf and *.tf.json; variable files and the provider lock change a plan too.
+_TF_SUFFIXES = (".tf", ".tf.json")
+_TRIGGER_SUFFIXES = _TF_SUFFIXES + (".tfvars", ".tfvars.json")
+_TRIGGER_NAMES = (".terraform.lock.hcl",)
+_GLOB_CHARS = re.compile(r"[*?\[]")
+
+
+def is_tf_file(path: str) -> bool:
+    """True for a file Terraform loads as configuration (`*.tf`, `*.tf.json`, not ignored names)."""
+    name = path.rsplit("/", 1)[-1]
+    return name.endswith(_TF_SUFFIXES) and not _ignored_by_terraform(name)
+
+
+def tf_dir_of(path: str) -> str:
+    """The repo-relative directory of a file path, '.' for the root."""
+    cut = path.rfind("/")
+    return path[:cut] if cut > 0 else "."
+
+
+def normalise_dir(value: str) -> str:
+    """A repo-relative dir as config and comment flags spell it: './a/b/' -> 'a/b', '' -> '.'."""
+    parts = [p for p in value.split("/") if p not in ("", ".")]
+    return "/".join(parts) or "."
+
+
+def affected_projects(
+    repo: str,
+    repo_config: RepoConfig,
+    changed_files: Iterable[str],
+    tf_dirs: Collection[str],
+) -> list[Project]:
+    """The projects a PR changing `changed_files` touches; `tf_dirs` are the dirs holding .tf files at its head.
+
+    Default mode: a changed `*.tf`, `*.tf.json`, `*.tfvars`, `*.tfvars.json` or `.terraform.lock.hcl` makes
+    its own directory a project, if that directory still holds Terraform files at the head. A project dir
+    the PR deletes is therefore not planned (there is nothing left to plan; destroying what it managed is a
+    deliberate act, not something a deleted directory should trigger).
+    Declared mode: a declared project is affected when any changed file matches one of its `when_modified`
+    globs (relative to its dir); a declared project whose dir holds no Terraform files at the head is left
+    out for the same reason. Projects with `autoplan: false` are included (the caller filters on
+    `Project.autoplan` for autoplan; a `plan` comment plans them).
+    """
+    tf_dirs = _as_set(tf_dirs)
+    if not repo_config.projects:
+        found: set[str] = set()
+        for path in changed_files:
+            dir = tf_dir_of(path)
+            if dir not in found and dir in tf_dirs and _is_trigger(path):
+                found.add(dir)
+        return _sorted(_default_project(repo, repo_config, d) for d in found)
+    matcher = _matcher_for(repo_config.projects)
+    hit = matcher.match(changed_files)
+    return _sorted(_declared_project(repo, repo_config.projects[i]) for i in hit
+                   if repo_config.projects[i].dir in tf_dirs)
+
+
+def all_projects(repo: str, repo_config: RepoConfig, tf_dirs: Collection[str]) -> list[Project]:
+    """Every project of the repository at a head with `tf_dirs`: for comment flags naming untouched projects.
+
+    Default mode: one project per dir in `tf_dirs` (workspace `default`). Declared mode: the declared
+    projects whose dir holds Terraform files.
+    """
+    tf_dirs = _as_set(tf_dirs)
+    if not repo_config.projects:
+        return _sorted(_default_project(repo, repo_config, normalise_dir(d)) for d in tf_dirs)
+    return _sorted(_declared_project(repo, p) for p in repo_config.projects if p.dir in tf_dirs)
+
+
+def select(
+    projects: Iterable[Project],
+    project: str | None = None,
+    dir: str | None = None,
+    workspace: str | None = None,
+) -> list[Project]:
+    """The projects matching every given comment flag (-p name, -d dir, -w workspace); None means any."""
+    want_dir = normalise_dir(dir) if dir is not None else None
+    return _sorted(
+        p for p in projects
+        if (project is None or p.name == project)
+        and (want_dir is None or p.dir == want_dir)
+        and (workspace is None or p.workspace == workspace)
+    )
+
+
+# Module sources are local when they start with ./ or ../ (Terraform's rule); registry and git sources
+# are versioned elsewhere and out of scope for "did this project's code change".
+_HCL_SOURCE = re.compile(r"""(?<![\w.-])source\s*=\s*"(\.{1,2}/[^"]*)\"""")
+_JSON_SOURCE = re.compile(r""""source"\s*:\s*"(\.{1,2}/[^"]*)\"""")
+_LINE_COMMENT = re.compile(r"^\s*(#|//).*$", re.MULTILINE)
+
+
+def local_module_dirs(tf_texts: Mapping[str, str], project_dir: str) -> set[str]:
+    """Repo-relative dirs of the local modules the .tf texts of `project_dir` call (one level, not transitive).
+
+    `tf_texts` maps file names (or paths) of the dir's .tf/.tf.json files to their text; sources are resolved
+    against `project_dir`. Sources that leave the repository, and the dir itself, are dropped. A regex, not
+    an HCL parser: a `source = "./x"` outside a module block (say, a file provisioner) or inside a /* */
+    comment is counted too. That errs on the safe side: an extra dir can only make a plan look stale.
+    """
+    base = normalise_dir(project_dir)
+    found: set[str] = set()
+    for name, text in tf_texts.items():
+        if name.endswith(".json"):
+            sources = _JSON_SOURCE.findall(text)
+        else:
+            sources = _HCL_SOURCE.findall(_LINE_COMMENT.sub("", text))
+        for source in sources:
+            resolved = _join(base, source.split("//", 1)[0])  # `./mod//sub` is a subdir of a package
+            if resolved is not None and resolved != base:
+                found.add(resolved)
+    return found
+
+
+# --- internals ----------------------------------------------------------------------------------------
+
+
+def _ignored_by_terraform(name: str) -> bool:
+    # Terraform skips editor droppings and hidden files when it loads a dir.
+    return name.startswith(".") or name.endswith("~") or (name.startswith("#") and name.endswith("#"))
+
+
+def _is_trigger(path: str) -> bool:
+    name = path[path.rfind("/") + 1:]
+    if name in _TRIGGER_NAMES:
+        return True
+    return name.endswith(_TRIGGER_SUFFIXES) and not _ignored_by_terraform(name)
+
+
+def _as_set(dirs: Collection[str]) -> set[str] | frozenset[str]:
+    return dirs if isinstance(dirs, (set, frozenset)) else set(dirs)
+
+
+def _sorted(projects: Iterable[Project]) -> list[Project]:
+    return sorted(set(projects), key=lambda p: (p.dir, p.workspace, p.name))
+
+
+def _default_project(repo: str, repo_config: RepoConfig, dir: str) -> Project:
+    return Project(repo=repo, name=dir, dir=dir, workspace="default", workflow=repo_config.workflow,
+                   autoplan=True, apply_requirements=repo_config.apply_requirements)
+
+
+def _declared_project(repo: str, config: ProjectConfig) -> Project:
+    return Project(repo=repo, name=config.name, dir=config.dir, workspace=config.workspace,
+                   workflow=config.workflow, autoplan=config.autoplan,
+                   apply_requirements=config.apply_requirements)
+
+
+def _join(base: str, relative: str) -> str | None:
+    """`base`/`relative` with `.` and `..` resolved lexically; None if it leaves the repository."""
+    parts: list[str] = [] if base == "." else base.split("/")
+    for part in relative.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not parts:
+                return None
+            parts.pop()
+        else:
+            parts.append(part)
+    return "/".join(parts) or "."
+
+
+@dataclass(frozen=True)
+class _Glob:
+    """A glob rooted at the repository, split into a literal dir prefix and a compiled remainder."""
+
+    prefix: str  # literal leading dirs, "" for the root
+    regex: re.Pattern[str]
+
+
+def _compile_glob(pattern: str, project_dir: str = ".") -> _Glob | None:
+    """Compile a `when_modified` glob relative to `project_dir`; None if it reaches above the repository."""
+    rooted = _join(normalise_dir(project_dir), pattern)
+    if rooted is None or rooted == ".":
+        return None
+    segments = rooted.split("/")
+    # The literal leading dirs index the glob, so a file is only tried against globs under its own dirs.
+    # The last segment always stays in the regex, so even a literal file name has a prefix dir to live in.
+    split = 0
+    while split < len(segments) - 1 and not _GLOB_CHARS.search(segments[split]):
+        split += 1
+    return _Glob("/".join(segments[:split]), _compile_rest(tuple(segments[split:])))
+
+
+@functools.lru_cache(maxsize=4096)
+def _compile_rest(segments: tuple[str, ...]) -> re.Pattern[str]:
+    # With the dir prefix split off, a thousand projects' `*.tf` are one and the same regex.
+    return re.compile(_translate(segments))
+
+
+def _translate(segments: tuple[str, ...]) -> str:
+    out = []
+    last = len(segments) - 1
+    for i, seg in enumerate(segments):
+        if seg == "**":
+            # Trailing `**`: everything below. Elsewhere: zero or more whole dirs.
+            out.append(".+" if i == last else "(?:[^/]+/)*")
+            continue
+        out.append(_translate_segment(seg) + ("" if i == last else "/"))
+    return "".join(out) + r"\Z"
+
+
+def _translate_segment(seg: str) -> str:
+    out, i, n = [], 0, len(seg)
+    while i < n:
+        c = seg[i]
+        i += 1
+        if c == "*":
+            while i < n and seg[i] == "*":  # `a**b` inside a segment is just `*`
+                i += 1
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "[":
+            j = i
+            if j < n and seg[j] in "!^":
+                j += 1
+            if j < n and seg[j] == "]":
+                j += 1
+            while j < n and seg[j] != "]":
+                j += 1
+            if j >= n:  # no closing bracket: a literal '['
+                out.append(re.escape(c))
+                continue
+            body = seg[i:j]
+            i = j + 1
+            negate = body[:1] in ("!", "^")
+            body = body[1:] if negate else body
+            body = body.replace("\\", "\\\\")
+            out.append(f"(?!/)[{'^' if negate else ''}{body}]")
+        else:
+            out.append(re.escape(c))
+    return "".join(out)
+
+
+class _Matcher:
+    """Maps changed files to declared projects with a dict lookup per ancestor dir, not a scan of every glob."""
+
+    def __init__(self, projects: Iterable[ProjectConfig]):
+        # Identical rooted globs (many projects sharing `../modules/**`) are compiled and tried once.
+        by_pattern: dict[tuple[str, str], set[int]] = defaultdict(set)
+        compiled: dict[tuple[str, str], _Glob] = {}
+        for index, config in enumerate(projects):
+            for pattern in config.when_modified:
+                glob = _compile_glob(pattern, config.dir)
+                if glob is None:
+                    continue
+                key = (glob.prefix, glob.regex.pattern)
+                compiled[key] = glob
+                by_pattern[key].add(index)
+        self._by_prefix: dict[str, list[tuple[int, re.Pattern[str], frozenset[int]]]] = defaultdict(list)
+        for gid, (key, glob) in enumerate(compiled.items()):
+            self._by_prefix[glob.prefix].append((gid, glob.regex, frozenset(by_pattern[key])))
+
+    def match(self, files: Iterable[str]) -> set[int]:
+        """Indexes of the projects any of `files` (repo-relative paths) affects."""
+        hit: set[int] = set()
+        done: set[int] = set()  # a glob that matched once has nothing more to add
+        plans: dict[str, list[tuple[int, list[tuple[int, re.Pattern[str], frozenset[int]]]]]] = {}
+        for path in files:
+            cut = path.rfind("/")
+            parent = path[:cut] if cut >= 0 else ""
+            plan = plans.get(parent)
+            if plan is None:
+                plan = plans[parent] = self._plan(parent)
+            for start, entries in plan:
+                rest = path[start:]
+                for gid, regex, indexes in entries:
+                    if gid not in done and regex.match(rest):
+                        done.add(gid)
+                        hit |= indexes
+        return hit
+
+    def _plan(self, parent: str) -> list[tuple[int, list[tuple[int, re.Pattern[str], frozenset[int]]]]]:
+        """For a file's dir: the globs indexed under it and each of its ancestors, with where the
+        file's path continues below that ancestor."""
+        plan = []
+        prefix = parent
+        while True:
+            entries = self._by_prefix.get(prefix)
+            if entries:
+                plan.append((len(prefix) + 1 if prefix else 0, entries))
+            if not prefix:
+                return plan
+            cut = prefix.rfind("/")
+            prefix = prefix[:cut] if cut >= 0 else ""
+
+
+def _matcher_for(projects: tuple[ProjectConfig, ...]) -> _Matcher:
+    # Configs are frozen and reused for every event of a repository: compile their globs once.
+    matcher = _MATCHERS.get(projects)
+    if matcher is None:
+        matcher = _MATCHERS[projects] = _Matcher(projects)
+        if len(_MATCHERS) > 256:
+            _MATCHERS.pop(next(iter(_MATCHERS)))
+    return matcher
+
+
+_MATCHERS: dict[tuple[ProjectConfig, ...], _Matcher] = {}

@@ -1,0 +1,44 @@
+"""What the PR sees when a command completes: one comment (split if long) and a commit status."""
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from bot.models import Outcome
+from bot.planning import STATUS_CONTEXT
+from bot.records import Command
+from bot.render import mark_outdated, render_command_comment, split_comment, status_description
+
+log = logging.getLogger(__name__)
+
+
+def finish_command(svc: Any, cmd: Command) -> None:
+    """Render every project's result of `cmd` into the PR comment and set the commit status."""
+    results = svc.records.results(cmd.id)
+    if any(r.outcome == Outcome.SUPERSEDED for r in results):
+        log.info("%s %s#%d at %s superseded by a newer push: not reported", cmd.kind, cmd.repo, cmd.pull,
+                 cmd.head_sha[:8])
+        return
+    gh = svc.github.repo(cmd.installation, cmd.repo)
+    kind = "apply" if cmd.kind == "merge" else cmd.kind
+    body = render_command_comment(kind, results, cmd.pull, cmd.head_sha, run_url=svc.run_url, note=cmd.note)
+    if kind == "plan":
+        _mark_previous_outdated(svc, gh, cmd)
+    ids = [gh.create_comment(cmd.pull, part) for part in split_comment(body)]
+    if kind == "plan":
+        svc.records.set_pull_field(cmd.repo, cmd.pull, "plan_comments", json.dumps(ids))
+    if results:
+        state, description = status_description(results, kind)
+        gh.set_status(cmd.head_sha, STATUS_CONTEXT[cmd.kind], state, description, svc.status_url(cmd))
+    log.info("%s %s#%d at %s reported: %s", cmd.kind, cmd.repo, cmd.pull, cmd.head_sha[:8],
+             ", ".join(f"{r.project.name}={r.outcome.value}" for r in results))
+
+
+def _mark_previous_outdated(svc: Any, gh: Any, cmd: Command) -> None:
+    previous = svc.records.pull_field(cmd.repo, cmd.pull, "plan_comments")
+    for comment_id in json.loads(previous) if previous else []:
+        try:
+            gh.edit_comment(cmd.pull, comment_id, mark_outdated(gh.comment_body(cmd.pull, comment_id), cmd.head_sha))
+        except Exception as exc:  # noqa: BLE001 - an old comment that cannot be edited must not stop the new one
+            log.warning("could not mark comment %s on %s#%d outdated: %s", comment_id, cmd.repo, cmd.pull, exc)

@@ -1,0 +1,332 @@
+"""Runs one project of one command: lock → checkout → Terraform workflow → store plan → result.
+
+The handler decided *what* to run (a command over projects); this module decides *how* one project runs.
+Every path ends in a ProjectResult, never an exception, so a command always completes and reports.
+"""
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+import traceback
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from bot.models import LockState, Outcome, Project, ProjectResult, ResourceChange
+from bot.plan_store import plan_key
+from bot.records import Command, PlanRecord, project_to_dict
+from bot.workflows import ApplyOutcome, PlanOutcome, run_apply_steps, run_plan_steps
+
+log = logging.getLogger(__name__)
+
+
+class Superseded(Exception):
+    """A newer push made this plan pointless; its command will not report."""
+
+
+class LockLost(Exception):
+    """The PR no longer holds the lock (unlocked, or handed on) while its run was under way."""
+
+
+def run_project(svc: Any, cmd: Command, project: Project) -> ProjectResult:
+    """Run `project` for `cmd`; any failure of tfbot itself becomes an ERROR result on the PR."""
+    try:
+        if cmd.kind == "plan":
+            return _plan(svc, cmd, project)
+        if cmd.kind == "apply":
+            return _apply_comment(svc, cmd, project)
+        if cmd.kind == "merge":
+            return _apply_on_merge(svc, cmd, project)
+        raise ValueError(f"unknown command kind {cmd.kind!r}")
+    except Superseded:
+        return ProjectResult(project, Outcome.SUPERSEDED, head_sha=cmd.head_sha)
+    except LockLost:
+        return ProjectResult(project, Outcome.REFUSED, head_sha=cmd.head_sha, message=(
+            f"This PR lost the lock of `{project.name}` while tfbot worked on it (someone unlocked it); "
+            "nothing was applied. Comment `plan` to take it again."))
+    except Exception as exc:  # noqa: BLE001 - reported on the PR, and logged with its traceback
+        log.exception("%s %s#%d %s failed inside tfbot", cmd.kind, cmd.repo, cmd.pull, project.name)
+        return ProjectResult(
+            project,
+            Outcome.ERROR,
+            summary=f"tfbot could not run {cmd.kind}: {type(exc).__name__}",
+            output=svc.mask(f"{exc}\n\n{traceback.format_exc(limit=3)}"),
+            message="This is a fault in tfbot or its surroundings, not in your Terraform code. "
+            f"Comment `{cmd.kind if cmd.kind != 'merge' else 'apply'}` to try again.",
+            head_sha=cmd.head_sha,
+        )
+
+
+# --- plan -------------------------------------------------------------------------------------------
+
+
+def _plan(svc: Any, cmd: Command, project: Project) -> ProjectResult:
+    _check_current(svc, cmd)
+    acquired = svc.locks.try_acquire(
+        project,
+        cmd.pull,
+        cmd.info.get("author", cmd.user),
+        pull_title=cmd.info.get("title", ""),
+        pull_url=cmd.info.get("html_url", ""),
+        waiter={"installation": cmd.installation},
+    )
+    if not acquired.acquired and not acquired.already_held:
+        return ProjectResult(project, Outcome.LOCKED, message=locked_message(project, acquired.lock,
+                             acquired.queue_position), head_sha=cmd.head_sha)
+    lock = acquired.lock
+    with svc.locks.run_guard(project, holder=cmd.id, wait=svc.config.terraform.timeout + 60):
+        _check_current(svc, cmd)
+        outcome, run_id = _run_plan(svc, cmd, project, cmd.head_sha)
+        if not outcome.ok:
+            _set_state(svc, project, cmd, lock.token, LockState.PLAN_FAILED, summary=outcome.summary, run_id=run_id)
+            return _failed(project, Outcome.PLAN_FAILED, outcome, run_id, cmd.head_sha,
+                           "Fix the error and push, or comment `plan` to run it again.")
+        _set_state(svc, project, cmd, lock.token, LockState.PLANNED, summary=outcome.summary, run_id=run_id)
+        return _planned(project, outcome, run_id, cmd.head_sha)
+
+
+def _run_plan(svc: Any, cmd: Command, project: Project, sha: str) -> tuple[PlanOutcome, str]:
+    """Check out `sha`, run the plan pipeline, store the plan file and its record; return outcome and run id."""
+    run_id = new_run_id()
+    started = time.time()
+    workdir = _working_dir(svc, cmd, project, sha)
+    workflow = svc.workflows[project.workflow]
+    with tempfile.TemporaryDirectory(dir=svc.tmp_dir) as tmp:
+        plan_file = Path(tmp) / "plan.tfplan"
+        outcome = run_plan_steps(svc.terraform, workflow, workdir, project.workspace, plan_file)
+        if outcome.ok:
+            key = plan_key(project, cmd.pull, sha)
+            digest = svc.plans.put(key, plan_file)
+            svc.records.save_plan(PlanRecord(
+                project=project_to_dict(project), pull=cmd.pull, head_sha=sha, base_sha=cmd.info.get("base_sha", ""),
+                key=key, sha256=digest, summary=outcome.summary, changes=[list(c) for c in outcome.resource_changes],
+                run_id=run_id, user=cmd.user,
+            ))
+    _save_run(svc, run_id, "plan", cmd, project, sha, started, outcome.ok, outcome.summary, outcome.steps)
+    return outcome, run_id
+
+
+# --- apply ------------------------------------------------------------------------------------------
+
+
+def _apply_comment(svc: Any, cmd: Command, project: Project) -> ProjectResult:
+    """`apply` commented on an open PR: apply the saved plan if it was made on the current head."""
+    if cmd.info.get("merged"):
+        return _apply_after_merge_retry(svc, cmd, project)
+    lock = svc.locks.get(project)
+    if lock is None or lock.pull != cmd.pull:
+        holder = f"#{lock.pull}" if lock else "nobody"
+        return ProjectResult(project, Outcome.REFUSED, head_sha=cmd.head_sha, message=(
+            f"This PR does not hold the lock of `{project.name}` (held by {holder}). Comment `plan` first."))
+    plan = svc.records.plan(project, cmd.pull)
+    if plan is None:
+        return ProjectResult(project, Outcome.REFUSED, head_sha=cmd.head_sha,
+                             message=f"There is no saved plan for `{project.name}`: comment `plan` first.")
+    if plan.head_sha != cmd.head_sha:
+        return ProjectResult(project, Outcome.STALE, head_sha=cmd.head_sha, message=(
+            f"The saved plan was made for {plan.head_sha[:8]} but the PR's head is now {cmd.head_sha[:8]}: "
+            "tfbot is planning again; review the new plan and comment `apply` again."))
+    with svc.locks.run_guard(project, holder=cmd.id, wait=svc.config.terraform.timeout + 60):
+        outcome, run_id = _apply_saved(svc, cmd, project, plan, lock.token)
+        if not outcome.ok:
+            return _apply_failed(svc, cmd, project, lock.token, outcome, run_id)
+        _set_state(svc, project, cmd, lock.token, LockState.APPLIED, summary=outcome.summary, run_id=run_id)
+        return _applied(project, outcome, run_id, cmd.head_sha,
+                        "The lock stays with this PR until it is merged or closed: main does not have this change yet.")
+
+
+def _apply_on_merge(svc: Any, cmd: Command, project: Project) -> ProjectResult:
+    """The PR was merged: apply the reviewed plan if it still describes what main holds, then release the lock."""
+    lock = svc.locks.get(project)
+    if lock is None or lock.pull != cmd.pull:
+        return ProjectResult(project, Outcome.REFUSED, head_sha=cmd.head_sha,
+                             message=f"This PR no longer holds the lock of `{project.name}`; nothing was applied.")
+    if lock.state == LockState.APPLIED:
+        _release(svc, cmd, project, lock.token)
+        return ProjectResult(project, Outcome.APPLIED, summary=lock.summary, head_sha=cmd.head_sha,
+                             message="Applied before the merge; the lock is released.")
+    plan = svc.records.plan(project, cmd.pull)
+    merge_sha = cmd.info["merge_commit_sha"]
+    with svc.locks.run_guard(project, holder=cmd.id, wait=svc.config.terraform.timeout + 60):
+        if plan is not None and plan.head_sha == cmd.head_sha and _same_content(svc, cmd, project, merge_sha):
+            outcome, run_id = _apply_saved(svc, cmd, project, plan, lock.token)
+            if not outcome.ok:
+                return _apply_failed(svc, cmd, project, lock.token, outcome, run_id)
+            _release(svc, cmd, project, lock.token)
+            return _applied(project, outcome, run_id, cmd.head_sha, "The lock is released.")
+        # Something else reached main in this project since the reviewed plan: never apply it blindly.
+        fresh, plan_run = _run_plan(svc, cmd, project, merge_sha)
+        if not fresh.ok:
+            _set_state(svc, project, cmd, lock.token, LockState.PLAN_STALE, summary=fresh.summary,
+                                run_id=plan_run)
+            return _failed(project, Outcome.PLAN_FAILED, fresh, plan_run, cmd.head_sha,
+                           "The plan of the merge commit failed, so nothing was applied. The lock stays with this PR; "
+                           "fix main, then comment `apply` here.")
+        reviewed = plan.change_set() if plan else None
+        if reviewed is None or set(fresh.resource_changes) != reviewed:
+            _set_state(svc, project, cmd, lock.token, LockState.PLAN_STALE, summary=fresh.summary,
+                                run_id=plan_run)
+            result = _planned(project, fresh, plan_run, merge_sha)
+            result.outcome = Outcome.STALE
+            result.message = (
+                "main changed this project after the reviewed plan, and the plan of the merge commit differs from it "
+                "(shown below). Nothing was applied; the lock stays with this PR. Review this plan and comment "
+                "`apply` here to apply main's version.")
+            return result
+        new_plan = svc.records.plan(project, cmd.pull)
+        outcome, run_id = _apply_saved(svc, cmd, project, new_plan, lock.token)
+        if not outcome.ok:
+            return _apply_failed(svc, cmd, project, lock.token, outcome, run_id)
+        _release(svc, cmd, project, lock.token)
+        return _applied(project, outcome, run_id, cmd.head_sha,
+                        "main had moved since the reviewed plan; the merge commit's plan made the same changes, "
+                        "so it was applied. The lock is released.")
+
+
+def _apply_after_merge_retry(svc: Any, cmd: Command, project: Project) -> ProjectResult:
+    """`apply` on a merged PR: plan the default branch's head for the project and apply that plan."""
+    lock = svc.locks.get(project)
+    if lock is None or lock.pull != cmd.pull:
+        return ProjectResult(project, Outcome.REFUSED, head_sha=cmd.head_sha,
+                             message=f"This PR no longer holds the lock of `{project.name}`; nothing to apply.")
+    base_sha = cmd.info["base_head_sha"]
+    with svc.locks.run_guard(project, holder=cmd.id, wait=svc.config.terraform.timeout + 60):
+        fresh, plan_run = _run_plan(svc, cmd, project, base_sha)
+        if not fresh.ok:
+            _set_state(svc, project, cmd, lock.token, LockState.PLAN_FAILED, summary=fresh.summary,
+                                run_id=plan_run)
+            return _failed(project, Outcome.PLAN_FAILED, fresh, plan_run, base_sha,
+                           f"The plan of {cmd.info.get('base_ref', 'main')} failed; the lock stays with this PR.")
+        outcome, run_id = _apply_saved(svc, cmd, project, svc.records.plan(project, cmd.pull), lock.token)
+        if not outcome.ok:
+            return _apply_failed(svc, cmd, project, lock.token, outcome, run_id)
+        _release(svc, cmd, project, lock.token)
+        result = _applied(project, outcome, run_id, base_sha,
+                          f"Planned and applied {cmd.info.get('base_ref', 'main')} at {base_sha[:8]}. The lock is released.")
+        result.output = f"{fresh.plan_output}\n\n{result.output}"
+        return result
+
+
+def _apply_saved(svc: Any, cmd: Command, project: Project, plan: PlanRecord, token: int) -> tuple[ApplyOutcome, str]:
+    run_id = new_run_id()
+    started = time.time()
+    _set_state(svc, project, cmd, token, LockState.APPLYING, run_id=run_id)
+    workdir = _working_dir(svc, cmd, project, plan.head_sha)
+    with tempfile.TemporaryDirectory(dir=svc.tmp_dir) as tmp:
+        plan_file = Path(tmp) / "plan.tfplan"
+        svc.plans.get(plan.key, plan_file, plan.sha256)
+        outcome = run_apply_steps(svc.terraform, svc.workflows[project.workflow], workdir, project.workspace, plan_file)
+    if outcome.ok:
+        svc.plans.delete(plan.key)
+        svc.records.delete_plan(project, cmd.pull)
+    _save_run(svc, run_id, "apply", cmd, project, plan.head_sha, started, outcome.ok, outcome.summary, outcome.steps)
+    return outcome, run_id
+
+
+def _apply_failed(svc: Any, cmd: Command, project: Project, token: int, outcome: ApplyOutcome,
+                  run_id: str) -> ProjectResult:
+    _set_state(svc, project, cmd, token, LockState.APPLY_FAILED, summary=outcome.summary, run_id=run_id)
+    return _failed(project, Outcome.APPLY_FAILED, outcome, run_id, cmd.head_sha,
+                   "The lock stays with this PR, so nobody else plans on a half-applied state. Fix the cause "
+                   "(push a fix and merge it, or fix it outside), then comment `apply` here; or an authorized user "
+                   "comments `unlock`.")
+
+
+def _release(svc: Any, cmd: Command, project: Project, token: int) -> None:
+    from bot.handover import release_and_hand_over
+
+    release_and_hand_over(svc, project, cmd.pull, token, reason=f"#{cmd.pull} was applied")
+
+
+# --- helpers ----------------------------------------------------------------------------------------
+
+
+def _set_state(svc: Any, project: Project, cmd: Command, token: int, state: LockState, **fields: str) -> None:
+    """Record the lock's new state; LockLost if this PR no longer holds it under `token` (fencing)."""
+    if not svc.locks.set_state(project, cmd.pull, token, state, **fields):
+        raise LockLost()
+
+
+def _check_current(svc: Any, cmd: Command) -> None:
+    """A plan for an older head is dropped: a newer push has queued its own."""
+    if cmd.kind == "plan":
+        head = svc.records.head(cmd.repo, cmd.pull)
+        if head and head != cmd.head_sha:
+            log.info("plan of %s#%d at %s superseded by %s", cmd.repo, cmd.pull, cmd.head_sha[:8], head[:8])
+            raise Superseded()
+
+
+def _working_dir(svc: Any, cmd: Command, project: Project, sha: str) -> Path:
+    clone_url = svc.github.repo(cmd.installation, cmd.repo).authenticated_clone_url(cmd.info["clone_url"])
+    svc.checkouts.ensure_commit(cmd.repo, clone_url, sha, cmd.pull)
+    copy = svc.checkouts.working_copy(cmd.repo, cmd.pull, project_slug(project), sha)
+    return copy / project.dir if project.dir != "." else copy
+
+
+def _same_content(svc: Any, cmd: Command, project: Project, merge_sha: str) -> bool:
+    """True when the merge commit holds the same project dir and local modules as the planned head."""
+    clone_url = svc.github.repo(cmd.installation, cmd.repo).authenticated_clone_url(cmd.info["clone_url"])
+    svc.checkouts.ensure_commit(cmd.repo, clone_url, merge_sha, cmd.pull)
+    dirs = {project.dir} | svc.module_dirs(cmd.repo, cmd.head_sha, project.dir)
+    return all(
+        svc.checkouts.tree_hash(cmd.repo, merge_sha, d) == svc.checkouts.tree_hash(cmd.repo, cmd.head_sha, d)
+        for d in sorted(dirs)
+    )
+
+
+def project_slug(project: Project) -> str:
+    """A file-system-safe, unique name for a project's working copy."""
+    import hashlib
+
+    readable = "".join(c if c.isalnum() or c in "-_" else "_" for c in f"{project.dir}_{project.workspace}")[:60]
+    return f"{readable}-{hashlib.sha256(project.id.encode()).hexdigest()[:8]}"
+
+
+def new_run_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S") + "-" + uuid.uuid4().hex[:8]
+
+
+def _save_run(svc: Any, run_id: str, kind: str, cmd: Command, project: Project, sha: str, started: float, ok: bool,
+              summary: str, steps: list[Any]) -> None:
+    output = "\n".join(f"$ {s.command}\n{s.output}" for s in steps)
+    svc.records.save_run(run_id, {
+        "id": run_id, "kind": kind, "repo": cmd.repo, "pull": cmd.pull, "project": project.name, "dir": project.dir,
+        "workspace": project.workspace, "sha": sha, "user": cmd.user, "started_at": started,
+        "duration": time.time() - started, "ok": ok, "summary": summary, "command_id": cmd.id,
+    }, output)
+    log.info("%s %s#%d %s at %s: %s (run %s)", kind, cmd.repo, cmd.pull, project.name, sha[:8],
+             summary or ("ok" if ok else "failed"), run_id)
+
+
+def _planned(project: Project, outcome: PlanOutcome, run_id: str, sha: str) -> ProjectResult:
+    return ProjectResult(
+        project, Outcome.PLANNED, summary=outcome.summary,
+        changes=[ResourceChange(a, addr) for a, addr in outcome.resource_changes],
+        output=outcome.plan_output, run_id=run_id, head_sha=sha,
+    )
+
+
+def _applied(project: Project, outcome: ApplyOutcome, run_id: str, sha: str, message: str) -> ProjectResult:
+    return ProjectResult(project, Outcome.APPLIED, summary=outcome.summary, output=outcome.apply_output,
+                         run_id=run_id, head_sha=sha, message=message)
+
+
+def _failed(project: Project, kind: Outcome, outcome: PlanOutcome | ApplyOutcome, run_id: str, sha: str,
+            message: str) -> ProjectResult:
+    failed = outcome.steps[-1] if outcome.steps else None
+    return ProjectResult(project, kind, summary=outcome.summary, output=failed.output if failed else "",
+                         run_id=run_id, head_sha=sha, message=message)
+
+
+def locked_message(project: Project, lock: Any, position: int | None) -> str:
+    """Who holds the lock, since when, how it will be released, and this PR's place in line."""
+    since = datetime.fromtimestamp(lock.locked_at, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    place = f" This PR is number {position} in line" if position else " This PR is in line"
+    return (
+        f"`{project.name}` (dir `{project.dir}`, workspace `{project.workspace}`) is locked by #{lock.pull} "
+        f"(@{lock.user}) since {since}, state: {lock.state.value}. The lock is released when #{lock.pull} is "
+        f"merged and applied, or closed, or someone with write access comments `unlock` on #{lock.pull}."
+        f"{place}: tfbot plans it automatically when the lock is released."
+    )

@@ -1,0 +1,178 @@
+"""The pull request lifecycle end to end: signed webhooks into `tfbot serve`, the fake GitHub, real git,
+real Terraform and real Redis. Outcomes are read where users see them: comments, statuses, state files."""
+from __future__ import annotations
+
+import re
+import textwrap
+
+import pytest
+
+from bot.locks import LockStore
+from bot.models import LockState, Project
+from tests.support.scenario import REPO, SUMMARY_RE
+
+pytestmark = pytest.mark.e2e
+
+
+def lock_of(sc, dir_: str, workspace: str = "default"):
+    return LockStore(sc.redis()).get(Project(repo=REPO, name=dir_, dir=dir_, workspace=workspace))
+
+
+def test_two_prs_lock_apply_on_merge_and_hand_over(make_scenario):
+    sc = make_scenario()
+    sc.init_main({
+        "network/main.tf": sc.config_for("network", {"vpc": "10.0.0.0/16"}),
+        "dns/main.tf": sc.config_for("dns", {"zone": "example.com"}),
+        "README.md": "infra\n",
+    })
+    for user, role in (("alice", "write"), ("bob", "write"), ("rita", "read")):
+        sc.fake.set_permission(REPO, user, role)
+    sc.start()
+
+    # PR A changes network/: planned, status success, lock held.
+    a = sc.open_pr("a-subnet", {"network/main.tf": sc.config_for(
+        "network", {"vpc": "10.0.0.0/16", "subnet": "10.0.1.0/24"})}, author="alice", title="Add a subnet")
+    plan_a = sc.wait_comment(a, lambda b: "Plan:" in b, what="A's plan")
+    assert "Plan: 2 to add, 0 to change, 0 to destroy." in plan_a
+    assert "terraform_data.subnet" in plan_a and "network" in plan_a
+    assert plan_a.count("\n#### ") == 1 and "`dns`" not in plan_a  # dns/ did not change: not a project of this PR
+    assert sc.wait_status(sc.head(a), "tfbot/plan")["state"] == "success"
+    lock = lock_of(sc, "network")
+    assert lock is not None and lock.pull == a and lock.state == LockState.PLANNED
+
+    # PR B changes network/ too: told it is locked by #A, and waits in line.
+    b = sc.open_pr("b-peering", {"network/main.tf": sc.config_for(
+        "network", {"vpc": "10.0.0.0/16", "peering": "pcx-1"})}, author="bob")
+    locked = sc.wait_comment(b, lambda body: f"locked by #{a}" in body, what="B's locked notice")
+    assert "@alice" in locked and "number 1 in line" in locked
+    assert sc.wait_status(sc.head(b), "tfbot/plan")["state"] == "failure"
+    assert lock_of(sc, "network").pull == a
+
+    # A reader comments `apply` on A: refused, with who and why.
+    sc.comment(a, "rita", "apply")
+    refusal = sc.wait_comment(a, lambda body: "apply refused" in body, what="the refusal")
+    assert "@rita" in refusal and "`read`" in refusal
+    assert sc.state_resources("network") == {}
+
+    # A is merged: applied, the state holds the new resources, A's lock is released and B is planned.
+    sc.merge(a)
+    applied = sc.wait_comment(a, lambda body: "Apply complete!" in body, what="A's apply")
+    assert "Apply complete! Resources: 2 added, 0 changed, 0 destroyed." in applied
+    assert sc.wait_status(sc.head(a), "tfbot/apply")["state"] == "success"
+    assert sc.state_resources("network") == {"vpc": "10.0.0.0/16", "subnet": "10.0.1.0/24"}
+
+    plan_b = sc.wait_comment(b, lambda body: "Plan:" in body, what="B's automatic plan")
+    assert f"#{a}" in plan_b  # the comment says why it was planned now
+    # B was planned on its own head, against the state A's apply left: peering added, subnet (not in B) destroyed.
+    assert "terraform_data.peering" in plan_b
+    lock = lock_of(sc, "network")
+    assert lock is not None and lock.pull == b and lock.state == LockState.PLANNED
+    assert sc.wait_status(sc.head(b), "tfbot/plan")["state"] == "success"
+
+
+def test_failed_apply_keeps_the_lock(make_scenario):
+    sc = make_scenario()
+    sc.init_main({"app/main.tf": sc.config_for("app", {"web": "v1"})})
+    sc.fake.set_permission(REPO, "alice", "write")
+    sc.start()
+    failing = textwrap.dedent("""
+        resource "terraform_data" "migrate" {
+          provisioner "local-exec" {
+            command = "echo migration failed >&2; false"
+          }
+        }
+    """)
+    a = sc.open_pr("a-migrate", {"app/main.tf": sc.config_for("app", {"web": "v1"}, extra=failing)})
+    sc.wait_comment(a, lambda b: "Plan:" in b)
+    sc.merge(a)
+    body = sc.wait_comment(a, lambda b: "apply" in b.lower() and "Error" in b, what="the failed apply")
+    assert "migration failed" in body  # Terraform's error, verbatim
+    assert "unlock" in body  # says what to do next
+    assert sc.wait_status(sc.head(a), "tfbot/apply")["state"] == "failure"
+    lock = lock_of(sc, "app")
+    assert lock is not None and lock.pull == a and lock.state == LockState.APPLY_FAILED
+
+    b = sc.open_pr("b-web", {"app/main.tf": sc.config_for("app", {"web": "v2"})}, author="bob")
+    assert f"locked by #{a}" in sc.wait_comment(b, lambda body: "locked by" in body)
+
+
+def test_stale_plan_at_merge_is_not_applied_blindly(make_scenario):
+    sc = make_scenario()
+    sc.init_main({"network/main.tf": sc.config_for("network", {"vpc": "10.0.0.0/16"})})
+    sc.fake.set_permission(REPO, "alice", "write")
+    sc.start()
+    a = sc.open_pr("a-subnet", {"network/other.tf": 'resource "terraform_data" "subnet" {\n  input = "s1"\n}\n'})
+    reviewed = sc.wait_comment(a, lambda b: "Plan:" in b)
+    assert "Plan: 2 to add" in reviewed
+    # Someone pushes straight to main in the same project after A's plan was reviewed.
+    sc.remote.push_direct("main", {"network/dns.tf": 'resource "terraform_data" "resolver" {\n  input = "r1"\n}\n'})
+    sc.merge(a)
+    stale = sc.wait_comment(a, lambda b: "Nothing was applied" in b, what="the stale-plan notice")
+    assert "terraform_data.resolver" in stale  # the merge commit's plan is shown
+    assert sc.state_resources("network") == {}
+    lock = lock_of(sc, "network")
+    assert lock is not None and lock.pull == a and lock.state == LockState.PLAN_STALE
+
+    # `apply` on the merged PR plans main's head for the project and applies it.
+    sc.comment(a, "alice", "apply")
+    done = sc.wait_comment(a, lambda b: "Apply complete!" in b, what="the apply of main")
+    assert "Resources: 3 added" in done
+    assert sc.state_resources("network") == {"vpc": "10.0.0.0/16", "subnet": "s1", "resolver": "r1"}
+    assert lock_of(sc, "network") is None
+
+
+def test_two_projects_plan_in_parallel(make_scenario, tmp_path):
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    rendezvous = tmp_path / "rendezvous.py"
+    rendezvous.write_text(textwrap.dedent(f"""
+        import os, pathlib, sys, time
+        here = pathlib.Path({str(barrier)!r})
+        me, other = sys.argv[1], sys.argv[2]
+        (here / me).touch()
+        deadline = time.monotonic() + 60
+        while not (here / other).exists():
+            if time.monotonic() > deadline:
+                sys.exit(f"{{me}} never met {{other}}: the two plans did not run at the same time")
+            time.sleep(0.05)
+    """))
+    workflows = tmp_path / "workflows"
+    workflows.mkdir()
+    import shutil
+    import sys
+
+    from tests.support.tfbot_process import REPO_ROOT
+    shutil.copy(REPO_ROOT / "workflows" / "default.yaml", workflows / "default.yaml")
+    for me, other in (("one", "two"), ("two", "one")):
+        (workflows / f"meet-{me}.yaml").write_text(
+            f"plan:\n  steps:\n    - init\n    - workspace\n    - run: [{sys.executable!r}, {str(rendezvous)!r}, {me}, {other}]\n"
+            "    - plan\n    - show\napply:\n  steps: [init, apply]\n")
+    sc = make_scenario(workers=2, extra_settings={"workflows_dir": str(workflows)}, repo_settings={"projects": [
+        {"name": "one", "dir": "one", "workflow": "meet-one"}, {"name": "two", "dir": "two", "workflow": "meet-two"}]})
+    sc.init_main({"one/main.tf": sc.config_for("one", {"a": "1"}), "two/main.tf": sc.config_for("two", {"b": "1"})})
+    sc.start()
+    pr = sc.open_pr("both", {"one/main.tf": sc.config_for("one", {"a": "2"}),
+                             "two/main.tf": sc.config_for("two", {"b": "2"})})
+    body = sc.wait_comment(pr, lambda b: "Plan:" in b or "failed" in b)
+    assert "never met" not in body
+    assert body.count("\n#### Planned") == 2, body
+    assert sc.wait_status(sc.head(pr), "tfbot/plan")["description"].startswith("2 projects")
+
+
+def test_a_70000_character_plan_is_split_into_valid_comments(make_scenario):
+    sc = make_scenario()
+    sc.init_main({"big/main.tf": sc.config_for("big", {"seed": "0"})})
+    sc.start()
+    resources = {f"r{i:03d}": f"{i:03d}-" + "x" * 1200 for i in range(60)}
+    pr = sc.open_pr("big", {"big/main.tf": sc.config_for("big", resources)})
+    sc.wait_status(sc.head(pr), "tfbot/plan")
+    bodies = [b for b in sc.bot_comments(pr) if "tfbot:" in b]
+    assert len(bodies) >= 2, [len(b) for b in bodies]
+    assert sum(len(b) for b in bodies) > 70_000
+    for body in bodies:
+        assert len(body) <= 65_536
+        fences = re.findall(r"^(`{3,})", body, flags=re.MULTILINE)
+        assert len(fences) % 2 == 0, "a code fence was left open in one part"
+    joined = "".join(bodies)
+    for i in range(60):
+        assert f"terraform_data.r{i:03d}" in joined

@@ -84,11 +84,23 @@ def _apply(svc: Any, gh: RepoAPI, delivery: Delivery, number: int, author: str, 
         svc.checkouts.fetch(delivery.repo, clone_url, pull_refs(pull))
         extra["base_head_sha"] = svc.checkouts.resolve(delivery.repo, f"refs/tfbot/heads/{pull.base_ref}")
     refusals = {} if pull.merged else apply_refusals(gh, pull, projects)
-    refused = [ProjectResult(p, Outcome.REFUSED, head_sha=pull.head_sha, message=refusals[p.id])
-               for p in projects if p.id in refusals]
-    runnable = [p for p in projects if p.id not in refusals]
-    start_command(svc, "apply", delivery.repo, pull, delivery.installation_id, author, runnable, prefilled=refused,
+    prefilled = [ProjectResult(p, Outcome.REFUSED, head_sha=pull.head_sha, message=refusals[p.id])
+                 for p in projects if p.id in refusals]
+    stale = [] if pull.merged else [p for p in projects if p.id not in refusals and _plan_is_stale(svc, p, pull)]
+    prefilled += [ProjectResult(p, Outcome.STALE, head_sha=pull.head_sha, message=(
+        f"The saved plan of `{p.name}` was not made on the PR's head {pull.head_sha[:8]}: nothing was applied. "
+        "tfbot is planning the head now; review that plan, then comment `apply` again.")) for p in stale]
+    runnable = [p for p in projects if p.id not in refusals and p not in stale]
+    start_command(svc, "apply", delivery.repo, pull, delivery.installation_id, author, runnable, prefilled=prefilled,
                   extra_info=extra)
+    if stale:
+        svc.records.set_head(delivery.repo, number, pull.head_sha)
+        start_command(svc, "plan", delivery.repo, pull, delivery.installation_id, author, stale)
+
+
+def _plan_is_stale(svc: Any, project: Project, pull: PullInfo) -> bool:
+    plan = svc.records.plan(project, pull.number)
+    return plan is not None and plan.head_sha != pull.head_sha
 
 
 def _unlock(svc: Any, gh: RepoAPI, delivery: Delivery, number: int, author: str, cmd: CommentCommand) -> None:

@@ -21,6 +21,10 @@ FORK_REFUSAL = (
     "tfbot does not plan pull requests from forks: a plan runs code from the PR (providers, `external` data "
     "sources) on tfbot's host with its credentials. An admin can allow it with `allow_fork_prs: true`."
 )
+FORK_NEEDS_WRITER = (
+    "This PR comes from a fork: tfbot does not plan it on every push, because a plan runs the PR's code on "
+    "tfbot's host. Someone with write access can review the code and comment `plan`."
+)
 
 
 @router.register("pull_request", "opened")
@@ -45,8 +49,9 @@ def autoplan(delivery: Delivery, svc: Any) -> None:
         log.info("%s: head moved to %s since this event; its own event plans it", delivery.describe(),
                  pull.head_sha[:8])
         return
-    if pull.is_fork and not repo_cfg.allow_fork_prs:
-        refuse_fork(svc, gh, repo, pull)
+    if pull.is_fork:
+        # Even where forks are allowed, their code runs on our host only after a person with write access asks.
+        refuse_fork(svc, gh, repo, pull, FORK_REFUSAL if not repo_cfg.allow_fork_prs else FORK_NEEDS_WRITER)
         return
     svc.records.set_head(repo, number, pull.head_sha)
     projects = [p for p in projects_of_pull(svc, gh, repo, repo_cfg, pull) if p.autoplan]
@@ -118,10 +123,11 @@ def too_many(svc: Any, gh: RepoAPI, pull: PullInfo, projects: list[Project]) -> 
     return True
 
 
-def refuse_fork(svc: Any, gh: RepoAPI, repo: str, pull: PullInfo) -> None:
+def refuse_fork(svc: Any, gh: RepoAPI, repo: str, pull: PullInfo, text: str) -> None:
+    """Say once per PR why its pushes are not planned."""
     if svc.records.pull_field(repo, pull.number, "fork_refused"):
         return
-    gh.create_comment(pull.number, svc.render_notice("fork", pull.number, pull.head_sha, FORK_REFUSAL))
+    gh.create_comment(pull.number, svc.render_notice("fork", pull.number, pull.head_sha, text))
     svc.records.set_pull_field(repo, pull.number, "fork_refused", "1")
     log.info("%s#%d: fork PR refused", repo, pull.number)
 

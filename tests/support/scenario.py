@@ -85,9 +85,10 @@ class Scenario:
         assert r.status_code in (200, 202), (r.status_code, r.text)
 
     def open_pr(self, branch: str, files: dict[str, str | None], author: str = "alice", title: str | None = None,
-                draft: bool = False, send: bool = True) -> int:
+                draft: bool = False, send: bool = True, fork: bool = False) -> int:
         sha = self.remote.commit(branch, files, f"Change on {branch}", parent_branch="main")
-        pull = self.fake.add_pull(REPO, head_ref=branch, user=author, head_sha=sha, title=title, draft=draft)
+        pull = self.fake.add_pull(REPO, head_ref=branch, user=author, head_sha=sha, title=title, draft=draft,
+                                  fork=fork)
         number = pull["number"]
         self.remote.create_pull_ref(number, sha)
         self._branches[number] = branch

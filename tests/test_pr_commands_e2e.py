@@ -1,0 +1,156 @@
+"""PR comments and PR events end to end: supersede, outdated comments, apply before merge, requirements,
+unlock, close, drafts, forks. Same real parts as test_lifecycle_e2e."""
+from __future__ import annotations
+
+import pytest
+
+from bot.locks import LockStore
+from bot.models import LockState, Project
+from bot.render import marker_of
+from tests.support.scenario import REPO
+
+pytestmark = pytest.mark.e2e
+
+
+def lock_of(sc, dir_: str, workspace: str = "default"):
+    return LockStore(sc.redis()).get(Project(repo=REPO, name=dir_, dir=dir_, workspace=workspace))
+
+
+def net(sc, **resources: str) -> dict[str, str]:
+    return {"network/main.tf": sc.config_for("network", {"vpc": "10.0.0.0/16", **resources})}
+
+
+@pytest.fixture
+def sc(make_scenario):
+    scenario = make_scenario()
+    scenario.init_main(net(scenario))
+    for user, role in (("alice", "write"), ("bob", "write"), ("rita", "read"), ("mo", "maintain")):
+        scenario.fake.set_permission(REPO, user, role)
+    return scenario
+
+
+def test_a_push_replans_and_marks_the_previous_plan_outdated(sc):
+    sc.start()
+    pr = sc.open_pr("grow", net(sc, subnet="a"))
+    first_sha = sc.head(pr)
+    sc.wait_comment(pr, lambda b: "Plan: 2 to add" in b)
+    second_sha = sc.push(pr, net(sc, subnet="a", nat="b"))
+    sc.wait_comment(pr, lambda b: "Plan: 3 to add" in b)
+    assert sc.wait_status(second_sha, "tfbot/plan")["state"] == "success"
+    comments = sc.bot_comments(pr)
+    kinds = [(marker_of(b) or {}).get("kind") for b in comments]
+    assert kinds == ["plan-outdated", "plan"], kinds
+    assert second_sha[:7] in comments[0]  # the outdated note points at the newer plan
+    assert first_sha != second_sha
+
+
+def test_apply_before_merge_keeps_the_lock_until_merge(sc):
+    sc.start()
+    pr = sc.open_pr("grow", net(sc, subnet="a"))
+    sc.wait_comment(pr, lambda b: "Plan: 2 to add" in b)
+    command = sc.comment(pr, "mo", "tfbot apply")
+    body = sc.wait_comment(pr, lambda b: "Apply complete!" in b)
+    assert "Resources: 2 added" in body
+    assert [r["content"] for r in sc.fake.reactions(REPO, command["id"])] == ["eyes"]
+    assert sc.wait_status(sc.head(pr), "tfbot/apply")["state"] == "success"
+    assert sc.state_resources("network") == {"vpc": "10.0.0.0/16", "subnet": "a"}
+    lock = lock_of(sc, "network")
+    assert lock.pull == pr and lock.state == LockState.APPLIED  # main does not have the change yet
+
+    sc.merge(pr)
+    sc.wait_comment(pr, lambda b: "Applied before the merge" in b)
+    assert lock_of(sc, "network") is None
+    assert sc.state_resources("network") == {"vpc": "10.0.0.0/16", "subnet": "a"}
+
+
+def test_apply_of_a_plan_older_than_the_head_is_refused_and_replanned(make_scenario):
+    sc = make_scenario(repo_settings={"projects": [{"dir": "network", "autoplan": False}]})
+    sc.init_main(net(sc))
+    sc.fake.set_permission(REPO, "alice", "write")
+    sc.start()
+    pr = sc.open_pr("grow", net(sc, subnet="a"))
+    sc.wait_idle()
+    assert sc.bot_comments(pr) == []  # autoplan is off for this project
+    sc.comment(pr, "alice", "plan")
+    sc.wait_comment(pr, lambda b: "Plan: 2 to add" in b)
+    sc.push(pr, net(sc, subnet="b"))
+    sc.wait_idle()
+    sc.comment(pr, "alice", "apply")
+    stale = sc.wait_comment(pr, lambda b: "nothing was applied" in b)
+    assert "tfbot is planning the head now" in stale
+    sc.wait_comment(pr, lambda b: (marker_of(b) or {}).get("sha") == sc.head(pr) and "Plan: 2 to add" in b)
+    assert sc.state_resources("network") == {}
+    sc.comment(pr, "alice", "apply")
+    sc.wait_comment(pr, lambda b: "Apply complete!" in b)
+    assert sc.state_resources("network") == {"vpc": "10.0.0.0/16", "subnet": "b"}
+
+
+def test_apply_requirement_approved(make_scenario):
+    sc = make_scenario(repo_settings={"apply_requirements": ["approved"]})
+    sc.init_main(net(sc))
+    sc.fake.set_permission(REPO, "alice", "write")
+    sc.start()
+    pr = sc.open_pr("grow", net(sc, subnet="a"))
+    sc.wait_comment(pr, lambda b: "Plan: 2 to add" in b)
+    sc.comment(pr, "alice", "apply")
+    refused = sc.wait_comment(pr, lambda b: "approving review" in b)
+    assert sc.head(pr)[:8] in refused
+    assert sc.state_resources("network") == {}
+    sc.fake.add_review(REPO, pr, "bob", "APPROVED", commit_id=sc.head(pr))
+    sc.comment(pr, "alice", "apply")
+    sc.wait_comment(pr, lambda b: "Apply complete!" in b)
+
+
+def test_unlock_needs_write_and_hands_the_lock_to_the_next_pr(sc):
+    sc.start()
+    a = sc.open_pr("a", net(sc, subnet="a"))
+    sc.wait_comment(a, lambda b: "Plan:" in b)
+    b = sc.open_pr("b", net(sc, peering="p"), author="bob")
+    sc.wait_comment(b, lambda body: f"locked by #{a}" in body)
+
+    sc.comment(a, "rita", "unlock")
+    assert "@rita" in sc.wait_comment(a, lambda body: "unlock refused" in body)
+    assert lock_of(sc, "network").pull == a
+
+    sc.comment(a, "bob", "unlock")
+    assert "@bob unlocked `network`" in sc.wait_comment(a, lambda body: "unlocked" in body)
+    sc.wait_comment(b, lambda body: "Plan:" in body and f"#{a}" in body)
+    assert lock_of(sc, "network").pull == b
+
+
+def test_closing_unmerged_releases_the_lock_and_plans_the_next(sc):
+    sc.start()
+    a = sc.open_pr("a", net(sc, subnet="a"))
+    sc.wait_comment(a, lambda b: "Plan:" in b)
+    b = sc.open_pr("b", net(sc, peering="p"), author="bob")
+    sc.wait_comment(b, lambda body: "locked by" in body)
+    sc.close(a)
+    sc.wait_comment(b, lambda body: "Plan:" in body)
+    assert lock_of(sc, "network").pull == b
+    assert sc.state_resources("network") == {}  # nothing applied for a closed PR
+
+
+def test_drafts_are_not_planned_and_forks_are_refused(sc):
+    sc.start()
+    draft = sc.open_pr("draft", net(sc, subnet="d"), draft=True)
+    fork = sc.open_pr("fork", net(sc, subnet="f"), author="mallory", fork=True)
+    refusal = sc.wait_comment(fork, lambda b: "fork" in b)
+    assert "allow_fork_prs" in refusal
+    sc.comment(fork, "alice", "plan")  # a writer cannot override the policy from a comment either
+    sc.wait_idle()
+    assert sc.bot_comments(draft) == []
+    assert not any("Plan:" in b for b in sc.bot_comments(fork))
+    assert lock_of(sc, "network") is None
+
+
+def test_help_and_unknown_commands_get_the_help_text(sc):
+    sc.start()
+    pr = sc.open_pr("grow", net(sc, subnet="a"))
+    sc.wait_comment(pr, lambda b: "Plan:" in b)
+    sc.comment(pr, "rita", "tfbot help")
+    assert "unlock" in sc.wait_comment(pr, lambda b: (marker_of(b) or {}).get("kind") == "help")
+    sc.comment(pr, "rita", "tfbot apply; rm -rf /")
+    sc.wait_comment(pr, lambda b: "could not run that" in b)
+    sc.comment(pr, "rita", "plan looks good to me")  # conversation: ignored
+    sc.wait_idle()
+    assert sum(1 for b in sc.bot_comments(pr) if "could not run that" in b) == 1

@@ -7,6 +7,7 @@ from typing import Any
 from bot.github_api import PullInfo
 from bot.models import Project, ProjectResult
 from bot.records import Command, project_to_dict
+from bot.render import pending_status
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +45,9 @@ def start_command(
     cmd = svc.records.new_command(kind, repo, pull.number, sha, installation, user,
                                   total=len(projects) + len(prefilled), note=note, info=info)
     if projects:
-        svc.github.repo(installation, repo).set_status(
-            sha, STATUS_CONTEXT[kind], "pending",
-            f"{kind if kind != 'merge' else 'apply'} of {len(projects)} project(s) running", svc.status_url(cmd),
-        )
+        state, description = pending_status(len(projects), "apply" if kind == "merge" else kind)
+        svc.github.repo(installation, repo).set_status(sha, STATUS_CONTEXT[kind], state, description,
+                                                       svc.status_url(cmd))
     log.info("%s %s#%d at %s: %d project(s) queued (%s), by %s", kind, repo, pull.number, sha[:8], len(projects),
              ", ".join(p.name for p in projects) or "none", user)
     complete = False

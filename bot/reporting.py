@@ -16,11 +16,15 @@ log = logging.getLogger(__name__)
 def finish_command(svc: Any, cmd: Command) -> None:
     """Render every project's result of `cmd` into the PR comment and set the commit status."""
     results = svc.records.results(cmd.id)
-    if any(r.outcome == Outcome.SUPERSEDED for r in results):
+    gh = svc.github.repo(cmd.installation, cmd.repo)
+    head = svc.records.head(cmd.repo, cmd.pull) if cmd.kind == "plan" else None
+    if any(r.outcome == Outcome.SUPERSEDED for r in results) or (head and head != cmd.head_sha):
+        # The plan of the newer head reports; this one would only be noise on the PR.
         log.info("%s %s#%d at %s superseded by a newer push: not reported", cmd.kind, cmd.repo, cmd.pull,
                  cmd.head_sha[:8])
+        gh.set_status(cmd.head_sha, STATUS_CONTEXT[cmd.kind], "error", "Superseded by a newer push: see the PR's head",
+                      svc.status_url(cmd))
         return
-    gh = svc.github.repo(cmd.installation, cmd.repo)
     kind = "apply" if cmd.kind == "merge" else cmd.kind
     body = render_command_comment(kind, results, cmd.pull, cmd.head_sha, run_url=svc.run_url, note=cmd.note)
     if kind == "plan":

@@ -154,3 +154,47 @@ def test_help_and_unknown_commands_get_the_help_text(sc):
     sc.comment(pr, "rita", "plan looks good to me")  # conversation: ignored
     sc.wait_idle()
     assert sum(1 for b in sc.bot_comments(pr) if "could not run that" in b) == 1
+
+
+def test_a_newer_push_supersedes_a_queued_plan(make_scenario, tmp_path):
+    """Plans of one project queue behind each other; one whose head is no longer the PR's head is dropped."""
+    import sys
+    import textwrap
+
+    from tests.support.tfbot_process import REPO_ROOT, wait_for
+
+    gate = tmp_path / "gate-open"
+    script = tmp_path / "gate.py"
+    script.write_text(textwrap.dedent(f"""
+        import pathlib, sys, time
+        deadline = time.monotonic() + 120
+        while not pathlib.Path({str(gate)!r}).exists():
+            if time.monotonic() > deadline:
+                sys.exit("the gate never opened")
+            time.sleep(0.05)
+    """))
+    workflows = tmp_path / "workflows"
+    workflows.mkdir()
+    (workflows / "default.yaml").write_text((REPO_ROOT / "workflows" / "default.yaml").read_text())
+    (workflows / "gated.yaml").write_text(
+        f"plan:\n  steps: [init, workspace, {{run: [{sys.executable!r}, {str(script)!r}]}}, plan, show]\n"
+        "apply:\n  steps: [init, apply]\n")
+    sc = make_scenario(workers=3, extra_settings={"workflows_dir": str(workflows)},
+                       repo_settings={"projects": [{"dir": "network", "workflow": "gated"}]})
+    sc.init_main(net(sc))
+    sc.start()
+    pr = sc.open_pr("grow", net(sc, subnet="1"))
+    conn = sc.redis()
+    guard = "tfbot:guard:acme/infra:default:network"
+    wait_for(lambda: conn.exists(guard), message="the first plan to hold the run guard")
+    second = sc.push(pr, net(sc, subnet="2"))
+    wait_for(lambda: sc.fake.latest_status(REPO, second, "tfbot/plan"), message="the second plan to be queued")
+    third = sc.push(pr, net(sc, subnet="3"))
+    wait_for(lambda: conn.hget(f"tfbot:pr:{REPO}:{pr}", "head_sha") == third.encode(), message="the third push")
+    gate.touch()
+    sc.wait_comment(pr, lambda b: (marker_of(b) or {}).get("sha") == third and "Plan:" in b)
+    sc.wait_idle()
+    shas = [(marker_of(b) or {}).get("sha") for b in sc.bot_comments(pr)]
+    assert second not in shas, "the superseded plan of the second push was reported"
+    assert sc.fake.latest_status(REPO, second, "tfbot/plan")["state"] == "error"
+    assert sc.fake.latest_status(REPO, third, "tfbot/plan")["state"] == "success"

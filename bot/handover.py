@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from bot import audit
 from bot.models import Project
 from bot.records import project_to_dict
 
@@ -24,6 +25,10 @@ def force_release_and_hand_over(svc: Any, project: Project, by: str, reason: str
     result = svc.locks.force_release(project, by)
     if result.released:
         log.info("lock of %s released by %s (%s)", project.name, by, reason)
+        holder = result.previous
+        audit.record(svc.redis, audit.AuditEntry(
+            action="unlock", repo=project.repo, pull=holder.pull if holder else 0, project=project.name, user=by,
+            detail=reason))
         plan_next(svc, project, result.next_waiter, reason)
     return bool(result.released)
 

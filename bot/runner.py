@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from bot import audit
 from bot.models import LockState, Outcome, Project, ProjectResult, ResourceChange
 from bot.plan_store import plan_key
 from bot.records import Command, PlanRecord, project_to_dict
@@ -296,6 +297,9 @@ def _save_run(svc: Any, run_id: str, kind: str, cmd: Command, project: Project, 
         "workspace": project.workspace, "sha": sha, "user": cmd.user, "started_at": started,
         "duration": time.time() - started, "ok": ok, "summary": summary, "command_id": cmd.id,
     }, output)
+    audit.record(svc.redis, audit.AuditEntry(
+        action=kind, repo=cmd.repo, pull=cmd.pull, project=project.name, user=cmd.user, sha=sha,
+        outcome="ok" if ok else "failed", detail=summary, run_id=run_id, at=started))
     log.info("%s %s#%d %s at %s: %s (run %s)", kind, cmd.repo, cmd.pull, project.name, sha[:8],
              summary or ("ok" if ok else "failed"), run_id)
 

@@ -9,9 +9,12 @@ from __future__ import annotations
 import hashlib
 import shutil
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from bot.models import Project
+
+if TYPE_CHECKING:
+    from bot.config import Config, S3Config
 
 
 class PlanStoreError(Exception):
@@ -80,3 +83,58 @@ class LocalPlanStore:
             self._path(key).unlink()
         except FileNotFoundError:
             pass
+
+
+class S3PlanStore:
+    """Plans in S3 under `<prefix>/plans/<key>`, encrypted at rest, so any worker on any host can apply them."""
+
+    def __init__(self, bucket: str, prefix: str, client: object):
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.client = client
+
+    @classmethod
+    def from_config(cls, s3: "S3Config") -> "S3PlanStore":
+        import boto3
+
+        kwargs = {"region_name": s3.region}
+        if s3.endpoint_url:
+            kwargs["endpoint_url"] = s3.endpoint_url
+        return cls(s3.bucket, s3.prefix, boto3.client("s3", **kwargs))
+
+    def _key(self, key: str) -> str:
+        if ".." in key.split("/"):
+            raise PlanStoreError(f"plan key escapes the store: {key!r}")
+        return f"{self.prefix}/plans/{key}" if self.prefix else f"plans/{key}"
+
+    def put(self, key: str, source: Path) -> str:
+        digest = file_sha256(source)
+        with open(source, "rb") as body:
+            self.client.put_object(  # type: ignore[attr-defined]
+                Bucket=self.bucket, Key=self._key(key), Body=body, ServerSideEncryption="AES256",
+                Metadata={"sha256": digest},
+            )
+        return digest
+
+    def get(self, key: str, dest: Path, sha256: str) -> None:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.download_file(self.bucket, self._key(key), str(dest))  # type: ignore[attr-defined]
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            raise PlanStoreError(f"no saved plan at s3://{self.bucket}/{self._key(key)} ({code})") from None
+        actual = file_sha256(dest)
+        if actual != sha256:
+            Path(dest).unlink(missing_ok=True)
+            raise PlanStoreError(f"saved plan {key} has SHA-256 {actual[:12]}…, recorded {sha256[:12]}…: refusing it")
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self._key(key))  # type: ignore[attr-defined]
+
+
+def plan_store_for(config: "Config") -> PlanStore:
+    """The plan store the config names: local disk under data_dir, or S3."""
+    if config.storage.backend == "s3":
+        return S3PlanStore.from_config(config.storage.s3)
+    return LocalPlanStore(config.data_dir / "plans")

@@ -41,7 +41,7 @@ class WorkerServices:
         from bot.checkout import Checkouts
         from bot.locks import LockStore
         from bot.logs import masker
-        from bot.plan_store import LocalPlanStore
+        from bot.plan_store import plan_store_for
         from bot.records import Records
         from bot.terraform import Terraform
         from bot.workflows import load_workflows
@@ -54,7 +54,7 @@ class WorkerServices:
         self.locks = LockStore(connection)
         self.records = Records(connection)
         self.checkouts = Checkouts(config.data_dir)
-        self.plans = LocalPlanStore(config.data_dir / "plans")
+        self.plans = plan_store_for(config)
         self.tmp_dir = config.data_dir / "tmp"
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         self._masker = masker()

@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Flask
 
 from bot.services import WebServices
-from bot.web import events, health
+from bot.web import api, auth, errors, events, health, locks, metrics, runs, security
 
 
 def create_app(services: WebServices) -> Flask:
@@ -12,6 +12,15 @@ def create_app(services: WebServices) -> Flask:
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = services.config.server.max_body_bytes
     app.extensions["tfbot"] = services
+    security.init_app(app, services.config)
+    auth.init_app(app)
+    errors.init_app(app)
+    metrics.init_app(app, services)
     app.register_blueprint(events.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(locks.bp)
+    app.register_blueprint(runs.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(metrics.bp)
     return app

@@ -29,9 +29,10 @@ ENV_OVERRIDES: dict[str, str] = {
     "TFBOT_WORKERS": "workers",
     "TFBOT_TERRAFORM_BINARY": "terraform.binary",
     "TFBOT_LOG_LEVEL": "log_level",
+    "TFBOT_SECRET_KEY": "server.secret_key",
 }
 
-SECRET_KEYS = ("github.private_key", "github.webhook_secret")
+SECRET_KEYS = ("github.private_key", "github.webhook_secret", "server.secret_key")
 DEFAULT_WHEN_MODIFIED = ("*.tf", "*.tfvars")
 APPLY_REQUIREMENTS = ("approved", "mergeable")
 PROJECT_NAME_RE = re.compile(r"^[A-Za-z0-9_.:/-]{1,100}$")
@@ -59,11 +60,22 @@ class GitHubConfig:
 
 
 @dataclass(frozen=True)
+class AdminConfig:
+    """One person who may sign in to the lock page and unlock; the hash comes from `tfbot hash-password`."""
+
+    name: str
+    password_hash: str = field(repr=False)
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8080
     public_url: str = ""
     max_body_bytes: int = 25 * 1024 * 1024
+    admins: tuple[AdminConfig, ...] = ()  # none: the lock page is read-only
+    public_logs: bool = False  # Terraform output on /runs/<id> for everyone, not only signed-in admins
+    secret_key: str = field(default="", repr=False)  # signs sessions; empty: one kept in data_dir (bot.web.security)
 
 
 @dataclass(frozen=True)
@@ -140,7 +152,7 @@ class Config:
 
     def secrets(self) -> list[str]:
         """Values that must never be printed: used by log and output masking."""
-        return [s for s in (self.github.private_key, self.github.webhook_secret) if s]
+        return [s for s in (self.github.private_key, self.github.webhook_secret, self.server.secret_key) if s]
 
 
 SecretResolver = Callable[[str, "AwsConfig"], str]
@@ -199,7 +211,12 @@ def parse_config(
         port=v.integer("server.port", default=8080, low=1, high=65535),
         public_url=v.string("server.public_url", default="").rstrip("/"),
         max_body_bytes=v.integer("server.max_body_bytes", default=25 * 1024 * 1024, low=1024),
+        admins=_parse_admins(v),
+        public_logs=v.boolean("server.public_logs", default=False),
+        secret_key=v.secret("server.secret_key", aws, resolve),
     )
+    if server.secret_key and len(server.secret_key) < 32:
+        v.problem("server.secret_key", "too short: use at least 32 random characters, e.g. `openssl rand -hex 32`")
     terraform = TerraformConfig(
         binary=v.string("terraform.binary", default="terraform") or "terraform",
         timeout=float(v.integer("terraform.timeout", default=3600, low=1)),
@@ -270,6 +287,35 @@ def _parse_github(v: "_Validator", base_dir: Path, aws: AwsConfig, resolve: Secr
         timeout=float(v.integer("github.timeout", default=15, low=1)),
         write_interval=v.number("github.write_interval", default=0.25, low=0.0),
     )
+
+
+ADMIN_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# Hash formats werkzeug.security.check_password_hash understands: "method$salt$hash".
+_PASSWORD_HASH_RE = re.compile(r"^(scrypt|pbkdf2)(:[A-Za-z0-9:]*)?\$[^$]+\$[0-9a-f]+$")
+
+
+def _parse_admins(v: "_Validator") -> tuple[AdminConfig, ...]:
+    admins: list[AdminConfig] = []
+    for i, entry in enumerate(v.list("server.admins")):
+        key = f"server.admins[{i}]"
+        if not isinstance(entry, dict):
+            v.problem(key, "must be a mapping with name and password_hash")
+            continue
+        for k in entry:
+            if k not in ("name", "password_hash"):
+                hint = ": store only a hash, made by `tfbot hash-password`" if k == "password" else ""
+                v.problem(f"{key}.{k}", "unknown key" + hint)
+        name = v.string(f"{key}.name", default="")
+        password_hash = v.string(f"{key}.password_hash", default="")
+        if not ADMIN_NAME_RE.match(name):
+            v.problem(f"{key}.name", "1-64 letters, digits, '.', '_' or '-' (their GitHub login, so PR comments name them)")
+        elif any(a.name.lower() == name.lower() for a in admins):
+            v.problem(f"{key}.name", f"duplicate admin {name!r}")
+        if not _PASSWORD_HASH_RE.match(password_hash):
+            # Never echo the value: it may be a password pasted by mistake.
+            v.problem(f"{key}.password_hash", "not a password hash: make one with `tfbot hash-password`")
+        admins.append(AdminConfig(name=name, password_hash=password_hash))
+    return tuple(admins)
 
 
 def _parse_storage(v: "_Validator") -> StorageConfig:
@@ -394,7 +440,7 @@ def _set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
 _KNOWN_KEYS = {
     "github": {"api_url", "app_id", "app_slug", "private_key", "private_key_path", "webhook_secret", "retries", "timeout",
                "write_interval"},
-    "server": {"host", "port", "public_url", "max_body_bytes"},
+    "server": {"host", "port", "public_url", "max_body_bytes", "admins", "public_logs", "secret_key"},
     "terraform": {"binary", "timeout", "mask_env"},
     "storage": {"backend", "s3"},
     "aws": {"region", "endpoint_url"},

@@ -61,3 +61,38 @@ def plan_waiter(project: dict[str, Any], pull: int, installation: int, reason: s
     from bot.handlers.pull_requests import plan_handed_over
 
     plan_handed_over(services(), project, pull, installation, reason)
+
+
+def run_failed(job: Any, connection: Any, exc_type: Any = None, exc_value: Any = None, tb: Any = None) -> None:
+    """RQ failure callback of a project run: the job raised, timed out, or was abandoned by a dead worker."""
+    reason = "its worker stopped without finishing it (killed or crashed)" if exc_type is None or \
+        getattr(exc_type, "__name__", "") == "AbandonedJobError" else f"it failed inside tfbot ({exc_type.__name__})"
+    _queue_interrupted_report(connection, job, reason)
+
+
+def horse_killed(job: Any, retpid: int, ret_val: int, rusage: Any) -> None:
+    """Called in the worker when the process running a job died (SIGKILL, out of memory)."""
+    import os
+
+    signal_name = f"signal {os.WTERMSIG(ret_val)}" if ret_val and os.WIFSIGNALED(ret_val) else f"status {ret_val}"
+    if job.func_name == "bot.jobs.run_project":
+        _queue_interrupted_report(services().redis, job, f"the process running it died ({signal_name})")
+
+
+def _queue_interrupted_report(connection: Any, job: Any, reason: str) -> None:
+    from bot.queue import runs_queue
+
+    if job.func_name != "bot.jobs.run_project":
+        return
+    command_id, project = job.args
+    runs_queue(connection).enqueue_call(
+        "bot.jobs.report_interrupted", args=(command_id, project, reason), result_ttl=3600,
+        failure_ttl=7 * 24 * 3600, description=f"report interrupted run of command {command_id}",
+    )
+
+
+def report_interrupted(command_id: str, project: dict[str, Any], reason: str) -> None:
+    """Tell the PR that a run was interrupted, whether Terraform left its state lock behind, and what to do."""
+    from bot.interrupted import report_interrupted as report
+
+    report(services(), command_id, project, reason)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from rq import Callback
+
 from bot.github_api import PullInfo
 from bot.models import Project, ProjectResult
 from bot.records import Command, project_to_dict
@@ -60,6 +62,7 @@ def start_command(
             "bot.jobs.run_project",
             args=(cmd.id, project_to_dict(project)),
             timeout=int(svc.config.terraform.timeout * 3 + 600),
+            on_failure=Callback("bot.jobs.run_failed"),
             result_ttl=3600,
             failure_ttl=7 * 24 * 3600,
             description=f"{kind} {repo}#{pull.number} {project.name}",

@@ -82,11 +82,23 @@ def result_from_json(raw: str | bytes) -> ProjectResult:
     return ProjectResult(**data)
 
 
+# KEYS[1] the command's results hash, KEYS[2] the command hash; ARGV[1] project id, ARGV[2] result JSON,
+# ARGV[3] TTL seconds. Returns the new count of done projects, or -1 when this project already had a result.
+_ADD_RESULT = """
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then
+  return -1
+end
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
+return redis.call('HINCRBY', KEYS[2], 'done', 1)
+"""
+
+
 class Records:
     """Reads and writes the per-PR records; the connection is passed in."""
 
     def __init__(self, conn: redis.Redis):
         self.r = conn
+        self._add_result = conn.register_script(_ADD_RESULT)
 
     # --- head of each PR, for superseding older queued plans ---
     def set_head(self, repo: str, pull: int, sha: str) -> None:
@@ -137,13 +149,16 @@ class Records:
         return Command(**json.loads(raw))
 
     def add_result(self, command_id: str, result: ProjectResult) -> bool:
-        """Record one project's result; True for exactly one caller: the one that completed the command."""
-        pipe = self.r.pipeline(transaction=True)
-        pipe.hset(keys.command_results(command_id), result.project.id, result_to_json(result))
-        pipe.expire(keys.command_results(command_id), RETENTION_SECONDS)
-        pipe.hincrby(keys.command(command_id), "done", 1)
-        _, _, done = pipe.execute()
+        """Record one project's first result; True for exactly one caller: the one that completed the command.
+
+        A second result for the same project (an interrupted-run report racing the run itself) is dropped.
+        """
+        done = self._add_result(keys=[keys.command_results(command_id), keys.command(command_id)],
+                                args=[result.project.id, result_to_json(result), RETENTION_SECONDS])
         return int(done) == self.command(command_id).total
+
+    def has_result(self, command_id: str, project: Project) -> bool:
+        return bool(self.r.hexists(keys.command_results(command_id), project.id))
 
     def results(self, command_id: str) -> list[ProjectResult]:
         raw = self.r.hgetall(keys.command_results(command_id))

@@ -24,11 +24,20 @@ class WebServices:
     runs_queue: Queue = field(init=False)
 
     def __post_init__(self) -> None:
+        from bot.locks import LockStore
+        from bot.records import Records
+
         self.events_queue = events_queue(self.redis)
         self.runs_queue = runs_queue(self.redis)
+        self.locks = LockStore(self.redis)  # the lock page reads and (for admins) force-releases locks
+        self.records = Records(self.redis)  # run logs for /runs/<id>
 
     def terraform_health(self) -> dict[str, object]:
         return self.terraform_check.as_dict()
+
+    def project_of_lock(self, lock: object) -> Project:
+        """The configured project a lock belongs to, for handing it over after an unlock from the page."""
+        return WorkerServices.project_of_lock(self, lock)  # type: ignore[arg-type]  # it only reads self.config
 
 
 class WorkerServices:

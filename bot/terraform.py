@@ -292,6 +292,15 @@ class Terraform:
             return result
         return replace(result, has_changes=result.exit_code == 2)
 
+    def state_lock_check(self, workdir: Path, workspace: str) -> TerraformResult:
+        """Try to take the state lock once, without waiting and without refreshing: says whether a lock is left behind.
+
+        Read-only: a plan with no -out. A left-behind lock makes it fail with "Error acquiring the state lock"
+        and Terraform's own lock info (ID, who, when), which the caller reports verbatim.
+        """
+        args = self._cmd("plan", input=False, no_color=IsFlagged, refresh="false", lock_timeout="0s")
+        return self._run(args, workdir, workspace=workspace)
+
     def show_plan(self, workdir: Path, plan_file: Path) -> TerraformResult:
         """`terraform show -json` of a saved plan: `resource_changes` always, `data` if small enough."""
         args = self._cmd("show", str(_absolute(plan_file)), json=IsFlagged, no_color=IsFlagged)
@@ -372,6 +381,7 @@ class Terraform:
                 stdout=stdout if stdout is not None else subprocess.PIPE,
                 stderr=subprocess.PIPE if stdout is not None else subprocess.STDOUT,
                 start_new_session=True,  # its own process group, so a timeout reaches provisioners too
+                preexec_fn=_stop_with_parent,
             )
         except OSError as exc:
             return TerraformResult(self._mask_args(args), 127, self.mask(f"[tfbot] cannot run {args[0]}: {exc}"), 0.0)
@@ -521,3 +531,19 @@ __all__ = [
     "MASK", "Terraform", "TerraformError", "TerraformResult", "action_name", "read_resource_changes",
     "validate_workspace",
 ]
+
+
+def _stop_with_parent() -> None:
+    """In the child, before exec: ask Linux to SIGTERM Terraform when the worker that started it dies.
+
+    A worker killed mid-run (SIGKILL, OOM) must not leave Terraform applying with nobody to report the
+    outcome; on SIGTERM Terraform stops cleanly, writes what it applied and releases its state lock.
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass  # not Linux: the run guard's expiry and the interrupted-run report still apply

@@ -48,6 +48,10 @@ def run_worker(config: Config) -> int:
         connection=connection,
         serializer=JSONSerializer,
         log_job_description=True,
+        # A dead worker's job is found by its expired heartbeat; check often so the PR hears within ~1.5 min.
+        job_monitoring_interval=10,
+        maintenance_interval=20,
+        work_horse_killed_handler=jobs.horse_killed,
     )
     log.info("worker %s taking jobs", worker.name)
     worker.work(logging_level=config.log_level, with_scheduler=False)

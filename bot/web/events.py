@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 
 import redis
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, g, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from bot import keys
@@ -25,25 +25,25 @@ def receive_event():  # type: ignore[no-untyped-def]
     try:
         body = request.get_data(cache=False)
     except RequestEntityTooLarge:
-        return _answer(413, "body larger than the 25 MB GitHub sends at most")
+        return _answer(413, "body larger than the 25 MB GitHub sends at most", "too_large")
     try:
         delivery = parse_delivery(request.headers, body, config.github.webhook_secret)
     except WebhookRejected as exc:
         log.warning("rejected webhook from %s: %s", request.remote_addr, exc.reason)
-        return _answer(exc.status, exc.reason)
+        return _answer(exc.status, exc.reason, "rejected")
     if delivery.event == "ping":
         log.info("ping from GitHub (hook %s)", delivery.payload.get("hook_id"))
-        return _answer(200, "pong")
+        return _answer(200, "pong", "ping")
     if delivery.event not in HANDLED_EVENTS:
-        return _answer(202, f"event {delivery.event!r} is not handled; ignored")
+        return _answer(202, f"event {delivery.event!r} is not handled; ignored", "ignored")
     if delivery.repo and config.repo_config(delivery.repo) is None:
         log.info("ignored %s: repository not in config.repos", delivery.describe())
-        return _answer(202, f"repository {delivery.repo} is not configured; ignored")
+        return _answer(202, f"repository {delivery.repo} is not configured; ignored", "ignored")
     try:
         first = services.redis.set(keys.delivery(delivery.id), "1", nx=True, ex=DELIVERY_TTL_SECONDS)
         if not first:
             log.info("duplicate %s acknowledged, not processed again", delivery.describe())
-            return _answer(200, "duplicate delivery; already processed")
+            return _answer(200, "duplicate delivery; already processed", "duplicate")
         try:
             enqueue_delivery(services.events_queue, delivery.id, delivery.event, delivery.payload)
         except Exception:
@@ -52,10 +52,11 @@ def receive_event():  # type: ignore[no-untyped-def]
             raise
     except (redis.RedisError, OSError) as exc:
         log.error("Redis unavailable, answering 503 for %s: %s", delivery.describe(), exc)
-        return _answer(503, "queue unavailable; GitHub can redeliver this event")
+        return _answer(503, "queue unavailable; GitHub can redeliver this event", "unavailable")
     log.info("queued %s", delivery.describe())
-    return _answer(202, "queued")
+    return _answer(202, "queued", "queued")
 
 
-def _answer(status: int, message: str):  # type: ignore[no-untyped-def]
+def _answer(status: int, message: str, outcome: str):  # type: ignore[no-untyped-def]
+    g.webhook_outcome = outcome  # counted by bot.web.metrics
     return jsonify({"status": status, "message": message}), status

@@ -1,0 +1,36 @@
+"""`GET /metrics` in Prometheus' text format, and the hooks that time and count webhook deliveries."""
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint, Flask, Response, current_app, g, request
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from bot.metrics import Metrics
+
+bp = Blueprint("metrics", __name__)
+WEBHOOK_ENDPOINT = "events.receive_event"
+
+
+@bp.get("/metrics")
+def metrics():  # type: ignore[no-untyped-def]
+    return Response(current_app.extensions["tfbot_metrics"].exposition(), mimetype=CONTENT_TYPE_LATEST)
+
+
+def init_app(app: Flask, services: object) -> None:
+    """Create the app's metrics and count every answer of `POST /events` (the view names its outcome in g)."""
+    app.extensions["tfbot_metrics"] = Metrics(services)
+
+    @app.before_request
+    def _start_timer() -> None:
+        if request.endpoint == WEBHOOK_ENDPOINT:
+            g.webhook_started = time.perf_counter()
+
+    @app.after_request
+    def _count_webhook(response: Response) -> Response:
+        started = g.get("webhook_started")
+        if started is not None:
+            outcome = g.get("webhook_outcome") or ("error" if response.status_code >= 500 else "other")
+            app.extensions["tfbot_metrics"].observe_webhook(
+                request.headers.get("X-GitHub-Event"), outcome, time.perf_counter() - started)
+        return response

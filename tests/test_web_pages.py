@@ -1,0 +1,243 @@
+"""The lock page, the run page and their JSON, through the real Flask app over a real Redis."""
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from bot.models import LockState
+from bot.web import present
+from tests.support.browser import make_web_app, seed_lock, seed_run, sign_in
+
+XSS = "<script>alert(1)</script>"
+
+
+@pytest.fixture
+def web(redis_conn, tmp_path, app_private_key):
+    app, services = make_web_app(redis_conn, tmp_path, app_private_key)
+    return app, services
+
+
+def rows_of(html: str) -> list[str]:
+    """The (repo, dir, workspace) of each table row, in page order."""
+    return re.findall(r'<tr data-repo="([^"]*)" data-dir="([^"]*)" data-workspace="([^"]*)"', html)
+
+
+def test_empty_state_says_there_are_no_locks(web):
+    app, _ = web
+    html = app.test_client().get("/locks").get_data(as_text=True)
+    assert "No locks are held." in html
+    assert "<table" not in html
+
+
+def test_locks_are_listed_oldest_first_with_everything_a_person_asks_about(web, redis_conn):
+    app, _ = web
+    seed_lock(redis_conn, dir="dns", pull=7, user="bob", title="Move the zone", age=30, state=LockState.PLAN_STALE)
+    seed_lock(redis_conn, dir="network", pull=3, user="alice", title="Grow the VPC", age=3 * 86400,
+              state=LockState.APPLY_FAILED, summary="Plan: 2 to add, 0 to change, 0 to destroy.", run_id="r-1")
+    seed_lock(redis_conn, repo="acme/apps", dir="db", workspace="prod", pull=12, age=2 * 3600 + 300,
+              state=LockState.APPLIED)
+    html = app.test_client().get("/locks").get_data(as_text=True)
+    assert rows_of(html) == [("acme/infra", "network", "default"), ("acme/apps", "db", "prod"),
+                             ("acme/infra", "dns", "default")]
+    network = html[html.index('data-dir="network"'):html.index('data-dir="db"')]
+    assert '<span class="num">#3</span> <span class="title">Grow the VPC</span>' in network
+    assert "by <strong>alice</strong>" in network
+    assert ">3 days</time>" in network and 'class="age old"' in network
+    assert re.search(r"since \d{4}-\d\d-\d\d \d\d:\d\d UTC", network)
+    assert '<span class="badge bad">apply failed</span>' in network
+    assert "Plan: 2 to add, 0 to change, 0 to destroy." in network
+    assert 'href="/runs/r-1"' in network
+    assert 'href="https://github.com/acme/infra/pull/3"' in network
+    assert ">2 h 5 min</time>" in html
+    assert "applied, awaiting merge" in html and "plan stale" in html
+    assert "<strong>3</strong> locks" in html
+
+
+def test_filters_by_repository_and_by_text(web, redis_conn):
+    app, _ = web
+    seed_lock(redis_conn, dir="dns", pull=7, title="Move the zone")
+    seed_lock(redis_conn, dir="network", pull=3, title="Grow the VPC", user="carol")
+    seed_lock(redis_conn, repo="acme/apps", dir="db", pull=12, title="Grow the database")
+    client = app.test_client()
+    assert [r[1] for r in rows_of(client.get("/locks?repo=ACME/apps").get_data(as_text=True))] == ["db"]
+    assert sorted(r[1] for r in rows_of(client.get("/locks?q=grow").get_data(as_text=True))) == ["db", "network"]
+    assert [r[1] for r in rows_of(client.get("/locks?q=grow+carol").get_data(as_text=True))] == ["network"]
+    assert [r[1] for r in rows_of(client.get("/locks?q=%237").get_data(as_text=True))] == ["dns"]
+    html = client.get("/locks?repo=acme/infra&q=nothing-like-this").get_data(as_text=True)
+    assert "No lock matches this filter." in html and "Show all 3 locks" in html
+
+
+def test_github_values_are_escaped_everywhere(web, redis_conn):
+    app, services = web
+    seed_lock(redis_conn, pull=5, title=XSS, user='"><img src=x onerror=alert(2)>', run_id="r-x",
+              summary="<b>bold</b>")
+    redis_conn.set("tfbot:lock:acme/infra:default:network", redis_conn.get("tfbot:lock:acme/infra:default:network")
+                   .replace(b"https://github.com/acme/infra/pull/5", b"javascript:alert(3)"))
+    seed_run(services.records, "r-x", f"$ terraform plan\n{XSS}\n\x1b[31m- gone\x1b[0m\n")
+    client = app.test_client()
+    sign_in(client)
+    for path in ("/locks", "/runs/r-x"):
+        html = client.get(path).get_data(as_text=True)
+        assert "<script>alert" not in html and "<img src=x" not in html and "<b>bold" not in html, path
+        assert "javascript:" not in html
+    page = client.get("/locks").get_data(as_text=True)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert 'href="https://github.com/acme/infra/pull/5"' in page  # the unsafe link is replaced, not rendered
+    run = client.get("/runs/r-x").get_data(as_text=True)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in run and "\x1b" not in run
+    assert '<span class="del">- gone</span>' in run
+
+
+def test_every_response_carries_the_security_headers(web):
+    app, _ = web
+    client = app.test_client()
+    for path in ("/locks", "/api/locks", "/login", "/metrics", "/runs/nope", "/static/tfbot.css"):
+        headers = client.get(path).headers
+        assert headers["Content-Security-Policy"] == (
+            "default-src 'self'; script-src 'self'; style-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
+            "form-action 'self'"), path
+        assert headers["X-Frame-Options"] == "DENY"
+        assert headers["Referrer-Policy"] == "no-referrer"
+        assert headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_pages_have_no_inline_script_or_style(web, redis_conn):
+    app, _ = web
+    seed_lock(redis_conn)
+    client = app.test_client()
+    sign_in(client)
+    html = client.get("/locks").get_data(as_text=True)
+    assert re.findall(r"<script[^>]*>", html) == ['<script src="/static/locks.js" defer>']
+    assert " style=" not in html and "<style" not in html and " onclick" not in html
+    assert client.get("/static/locks.js").status_code == 200
+
+
+def test_the_page_answers_304_when_nothing_changed(web, redis_conn):
+    app, _ = web
+    seed_lock(redis_conn)
+    client = app.test_client()
+    first = client.get("/locks")
+    assert first.headers["ETag"]
+    assert client.get("/locks", headers={"If-None-Match": first.headers["ETag"]}).status_code == 304
+    seed_lock(redis_conn, dir="dns")
+    assert client.get("/locks", headers={"If-None-Match": first.headers["ETag"]}).status_code == 200
+
+
+def test_api_locks_matches_the_store(web, redis_conn):
+    app, services = web
+    old = seed_lock(redis_conn, dir="network", pull=3, age=7200, run_id="r-1", state=LockState.APPLYING)
+    seed_lock(redis_conn, repo="acme/apps", dir="db", workspace="prod", pull=12, age=60)
+    redis_conn.rpush("tfbot:lockq:acme/infra:default:network", '{"pull": 9}', '{"pull": 10}')
+    data = app.test_client().get("/api/locks").get_json()
+    assert [(d["repo"], d["dir"], d["workspace"]) for d in data] == [("acme/infra", "network", "default"),
+                                                                     ("acme/apps", "db", "prod")]
+    first = data[0]
+    assert first == {
+        "repo": "acme/infra", "project": "network", "dir": "network", "workspace": "default", "pull_number": 3,
+        "pull_title": old.pull_title, "pull_url": "https://github.com/acme/infra/pull/3", "user": "alice",
+        "locked_at": present.iso_utc(old.locked_at), "age_seconds": first["age_seconds"], "state": "applying",
+        "summary": old.summary, "run_id": "r-1", "run_url": "/runs/r-1", "waiting": 2,
+    }
+    assert 7199 <= first["age_seconds"] <= 7300
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", first["locked_at"])
+    assert {(d["repo"], d["pull_number"]) for d in data} == {(lk.repo, lk.pull) for lk in services.locks.list()}
+    assert [d["dir"] for d in app.test_client().get("/api/locks?repo=acme/apps").get_json()] == ["db"]
+
+
+def test_run_urls_are_absolute_under_public_url(redis_conn, tmp_path, app_private_key):
+    app, _ = make_web_app(redis_conn, tmp_path, app_private_key, server={"public_url": "https://tfbot.example.com"})
+    seed_lock(redis_conn, run_id="r-9")
+    assert app.test_client().get("/api/locks").get_json()[0]["run_url"] == "https://tfbot.example.com/runs/r-9"
+
+
+def test_run_output_is_for_signed_in_admins_only(web):
+    app, services = web
+    meta = seed_run(services.records, "20240101000000-abcdef12", "$ terraform plan\nsecret-looking output\n",
+                    kind="apply", ok=False, summary="Error: boom")
+    client = app.test_client()
+    html = client.get("/runs/20240101000000-abcdef12").get_data(as_text=True)
+    assert "secret-looking output" not in html
+    assert "shown to signed-in admins only" in html
+    assert "Apply of <span" in html and "failed" in html and "alice" in html and "12.5 s" in html
+    data = client.get("/api/runs/20240101000000-abcdef12").get_json()
+    assert data["output"] is None and data["output_hidden"] is True
+    assert (data["kind"], data["repo"], data["pull_number"], data["sha"], data["ok"]) == (
+        "apply", "acme/infra", 1, meta["sha"], False)
+    assert data["started_at"] == present.iso_utc(meta["started_at"])
+
+    sign_in(client)
+    assert "secret-looking output" in client.get("/runs/20240101000000-abcdef12").get_data(as_text=True)
+    assert client.get("/api/runs/20240101000000-abcdef12").get_json()["output"] == (
+        "$ terraform plan\nsecret-looking output\n")
+
+
+def test_public_logs_shows_output_to_everyone(redis_conn, tmp_path, app_private_key):
+    app, services = make_web_app(redis_conn, tmp_path, app_private_key, server={"public_logs": True})
+    seed_run(services.records, "r-2", "\x1b[1mPlan:\x1b[0m 1 to add")
+    client = app.test_client()
+    assert "Plan: 1 to add" in client.get("/runs/r-2").get_data(as_text=True)
+    assert client.get("/api/runs/r-2").get_json()["output"] == "Plan: 1 to add"
+
+
+def test_unknown_or_malformed_runs_are_404(web):
+    app, _ = web
+    client = app.test_client()
+    assert client.get("/runs/nope").status_code == 404
+    assert client.get("/runs/..%2f..%2fetc").status_code == 404
+    assert client.get("/api/runs/nope").get_json()["status"] == 404
+
+
+def test_redis_outage_is_a_503_page(tmp_path, app_private_key):
+    import redis
+
+    dead = redis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2, socket_timeout=0.2)
+    app, _ = make_web_app(dead, tmp_path, app_private_key)
+    response = app.test_client().get("/locks")
+    assert response.status_code == 503 and "cannot reach its Redis" in response.get_data(as_text=True)
+    assert app.test_client().get("/api/locks").status_code == 503
+
+
+def test_relative_and_absolute_times():
+    assert [present.relative_age(s) for s in (5, 61, 3599, 3600, 3 * 3600 + 600, 11 * 3600 + 600, 86400, 9 * 86400)] \
+        == ["just now", "1 min", "59 min", "1 h", "3 h 10 min", "11 h", "1 day", "9 days"]
+    assert present.iso_utc(0) == "1970-01-01T00:00:00Z"
+    assert present.human_utc(86400 + 3661) == "1970-01-02 01:01 UTC"
+    assert [present.duration_text(s) for s in (0.25, 12.34, 245)] == ["250 ms", "12.3 s", "4 min 05 s"]
+
+
+def test_only_http_links_survive():
+    assert present.safe_url("https://github.com/a/b/pull/1") == "https://github.com/a/b/pull/1"
+    for bad in ("javascript:alert(1)", "data:text/html,x", "//evil.example", "", "https:///nohost"):
+        assert present.safe_url(bad) == "", bad
+    assert present.github_web_url("https://ghe.example.com/api/v3") == "https://ghe.example.com"
+    assert present.github_web_url("https://api.github.com") == "https://github.com"
+
+
+def test_output_lines_are_classified_and_stripped_of_ansi():
+    lines = present.output_lines("$ terraform plan\r\n  \x1b[32m+\x1b[0m resource\n  ~ update\n  -/+ replace\n"
+                                 "│ Error: bad\nplain")
+    assert lines == [("cmd", "$ terraform plan"), ("add", "  + resource"), ("chg", "  ~ update"),
+                     ("rep", "  -/+ replace"), ("err", "│ Error: bad"), ("", "plain")]
+
+
+def test_ten_thousand_locks_are_paged_oldest_first(web, redis_conn):
+    """Correctness at size (the speed is measured by hand and in bench/, never asserted here)."""
+    app, _ = web
+    pipe = redis_conn.pipeline(transaction=False)
+    for i in range(10_000):
+        seed_lock(redis_conn, repo=f"acme/r{i % 20}", dir=f"p{i}", pull=i + 1, age=i, token=i + 1, pipe=pipe)
+    pipe.execute()
+    client = app.test_client()
+    html = client.get("/locks").get_data(as_text=True)
+    rows = rows_of(html)
+    assert [r[1] for r in rows[:2]] == ["p9999", "p9998"] and len(rows) == 200
+    assert "<strong>10000</strong> locks" in html and "Page 1 of 50" in html
+    last = client.get("/locks?page=50").get_data(as_text=True)
+    assert rows_of(last)[-1][1] == "p0"
+    assert rows_of(client.get("/locks?page=999").get_data(as_text=True)) == rows_of(last)
+    filtered = client.get("/locks?repo=acme/r3&page=2").get_data(as_text=True)
+    assert "<strong>500</strong> locks" in filtered and "Page 2 of 3" in filtered
+    assert all(r[0] == "acme/r3" for r in rows_of(filtered))
+    assert len(client.get("/api/locks").get_json()) == 10_000

@@ -1,4 +1,9 @@
-"""`tfbot serve`: the embedded Redis (if no redis_url), supervised worker processes, and gunicorn."""
+"""`tfbot serve`: one supervisor process that owns the embedded Redis (when `redis_url` is empty), the web
+process (gunicorn) and `workers` worker processes, restarts any that dies, and stops them all cleanly.
+
+The web server runs in a child process rather than in the supervisor because gunicorn's master reaps every
+child it has (SIGCHLD), which would hide how a worker died.
+"""
 from __future__ import annotations
 
 import logging
@@ -8,14 +13,15 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any
 
 from bot.config import Config
 from bot.logs import setup_logging
 from bot.preflight import check_terraform
-from bot.redis_server import EmbeddedRedis, EmbeddedRedisError, connect
+from bot.procs import stop_with_parent
+from bot.redis_server import EmbeddedRedis, EmbeddedRedisError
 
 log = logging.getLogger("tfbot.serve")
+RESTART_BACKOFF_MAX = 30.0
 
 
 def serve(config: Config) -> int:
@@ -35,89 +41,73 @@ def serve(config: Config) -> int:
         except EmbeddedRedisError as exc:
             log.error("redis_url is empty and the embedded Redis cannot start: %s", exc)
             return 2
-    workers = WorkerSupervisor(config, redis_url)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    children = [Child("web", config, redis_url)] + [Child("worker", config, redis_url) for _ in range(config.workers)]
     try:
-        workers.start()
-        _run_gunicorn(config, redis_url, check)
+        for child in children:
+            child.start()
+        log.info("tfbot serving on http://%s:%d/events with %d worker(s); GitHub API %s", config.server.host,
+                 config.server.port, config.workers, config.github.api_url)
+        while not stop.wait(1.0):
+            for child in children:
+                child.restart_if_dead()
     finally:
-        workers.stop()
+        log.info("stopping: web and workers finish what they are doing")
+        for child in children:
+            child.terminate()
+        for child in children:
+            child.wait()
         if embedded:
             embedded.stop()
     return 0
 
 
-class WorkerSupervisor:
-    """Keeps `config.workers` `tfbot worker` processes alive; restarts one that dies."""
+class Child:
+    """One supervised `python -m bot <command>` process."""
 
-    def __init__(self, config: Config, redis_url: str):
+    def __init__(self, command: str, config: Config, redis_url: str):
+        self.command = command
         self.config = config
         self.env = {**os.environ, "TFBOT_REDIS_URL": redis_url}
-        self.procs: list[subprocess.Popen[bytes]] = []
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._watch, name="worker-supervisor", daemon=True)
-
-    def _spawn(self) -> subprocess.Popen[bytes]:
-        argv = [sys.executable, "-m", "bot", "worker", "--config", str(self.config.source)]
-        return subprocess.Popen(argv, env=self.env)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.failures = 0
+        self.next_start = 0.0
 
     def start(self) -> None:
-        self.procs = [self._spawn() for _ in range(self.config.workers)]
-        log.info("started %d worker process(es): pids %s", len(self.procs), [p.pid for p in self.procs])
-        self._thread.start()
+        argv = [sys.executable, "-m", "bot", self.command, "--config", str(self.config.source)]
+        # Own session: a Ctrl-C reaches only the supervisor, which stops children once, in order.
+        self.proc = subprocess.Popen(argv, env=self.env, start_new_session=True, preexec_fn=stop_with_parent)
+        self.started = time.monotonic()
 
-    def _watch(self) -> None:
-        while not self._stopping.wait(2.0):
-            for i, proc in enumerate(self.procs):
-                if proc.poll() is not None and not self._stopping.is_set():
-                    log.error("worker pid %d exited with code %s; starting another", proc.pid, proc.returncode)
-                    self.procs[i] = self._spawn()
+    def restart_if_dead(self) -> None:
+        if self.proc is None or self.proc.poll() is None:
+            return
+        code = self.proc.returncode
+        how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+        if time.monotonic() - self.started > 60:
+            self.failures = 0
+        delay = min(RESTART_BACKOFF_MAX, 2.0 ** self.failures)
+        if self.next_start == 0.0:
+            log.error("%s process %d %s; starting another in %.0fs", self.command, self.proc.pid, how, delay)
+            self.next_start = time.monotonic() + delay
+        if time.monotonic() >= self.next_start:
+            self.failures += 1
+            self.next_start = 0.0
+            self.start()
 
-    def stop(self, grace: float = 30.0) -> None:
-        """SIGTERM lets a worker finish its current job (RQ warm shutdown); SIGKILL after `grace` seconds."""
-        self._stopping.set()
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                log.warning("worker pid %d did not stop within %.0fs; killing it", proc.pid, grace)
-                proc.kill()
-                proc.wait()
+    def terminate(self) -> None:
+        """SIGTERM: gunicorn drains requests; an RQ worker finishes its current job (warm shutdown)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
 
-
-def _run_gunicorn(config: Config, redis_url: str, check: Any) -> None:
-    from gunicorn.app.base import BaseApplication
-
-    from bot.app import create_app
-    from bot.services import WebServices
-
-    class _App(BaseApplication):  # type: ignore[misc]
-        def load_config(self) -> None:
-            self.cfg.set("bind", f"{config.server.host}:{config.server.port}")
-            # Threads, not processes: intake is I/O-bound (one Redis round trip) and must answer in milliseconds.
-            self.cfg.set("workers", 1)
-            self.cfg.set("worker_class", "gthread")
-            self.cfg.set("threads", 16)
-            self.cfg.set("timeout", 60)
-            self.cfg.set("graceful_timeout", 20)
-            self.cfg.set("accesslog", None)
-            self.cfg.set("proc_name", "tfbot-web")
-
-        def load(self):  # type: ignore[no-untyped-def]
-            services = WebServices(config=config, redis=connect(redis_url), terraform_check=check)
-            return create_app(services)
-
-    log.info(
-        "tfbot listening on http://%s:%d/events (GitHub API %s)",
-        config.server.host,
-        config.server.port,
-        config.github.api_url,
-    )
-    try:
-        _App().run()
-    except SystemExit as exc:
-        if exc.code not in (0, None):
-            raise
+    def wait(self, grace: float = 30.0) -> None:
+        if self.proc is None:
+            return
+        try:
+            self.proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            log.warning("%s process %d did not stop within %.0fs; killing it", self.command, self.proc.pid, grace)
+            self.proc.kill()
+            self.proc.wait()

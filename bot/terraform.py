@@ -47,6 +47,8 @@ from pathlib import Path
 from typing import IO
 
 import ijson
+
+from bot.procs import stop_with_parent
 from python_terraform import IsFlagged
 from python_terraform import Terraform as _ArgvBuilder
 
@@ -381,7 +383,7 @@ class Terraform:
                 stdout=stdout if stdout is not None else subprocess.PIPE,
                 stderr=subprocess.PIPE if stdout is not None else subprocess.STDOUT,
                 start_new_session=True,  # its own process group, so a timeout reaches provisioners too
-                preexec_fn=_stop_with_parent,
+                preexec_fn=stop_with_parent,
             )
         except OSError as exc:
             return TerraformResult(self._mask_args(args), 127, self.mask(f"[tfbot] cannot run {args[0]}: {exc}"), 0.0)
@@ -532,18 +534,3 @@ __all__ = [
     "validate_workspace",
 ]
 
-
-def _stop_with_parent() -> None:
-    """In the child, before exec: ask Linux to SIGTERM Terraform when the worker that started it dies.
-
-    A worker killed mid-run (SIGKILL, OOM) must not leave Terraform applying with nobody to report the
-    outcome; on SIGTERM Terraform stops cleanly, writes what it applied and releases its state lock.
-    """
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
-    except (OSError, AttributeError):
-        pass  # not Linux: the run guard's expiry and the interrupted-run report still apply

@@ -48,9 +48,12 @@ def run_worker(config: Config) -> int:
         connection=connection,
         serializer=JSONSerializer,
         log_job_description=True,
-        # A dead worker's job is found by its expired heartbeat; check often so the PR hears within ~1.5 min.
+        # A dead worker's job is found by its expired heartbeat (60 s after its last one) during some worker's
+        # maintenance. RQ runs maintenance only between waits for jobs, and an idle worker waits worker_ttl - 15 s:
+        # keep both short so the PR hears of a lost run within about 1.5 minutes.
         job_monitoring_interval=10,
-        maintenance_interval=20,
+        worker_ttl=35,
+        maintenance_interval=15,
         work_horse_killed_handler=jobs.horse_killed,
     )
     log.info("worker %s taking jobs", worker.name)

@@ -62,8 +62,16 @@ class GitHubApp:
     def _retry(self) -> GithubRetry | None:
         if self.config.retries == 0:
             return None
-        # Secondary rate limits answer 403/429 with Retry-After; wait for it, but never for minutes in a run.
-        return GithubRetry(total=self.config.retries, backoff_factor=0.5, secondary_rate_wait=30)
+        # 5xx and secondary rate limits (403/429 with Retry-After or x-ratelimit-reset) are retried with
+        # exponential backoff and jitter, `retries` times; Retry-After is honoured up to 30 s, never minutes.
+        return GithubRetry(
+            total=self.config.retries,
+            backoff_factor=0.5,
+            backoff_jitter=0.5,
+            secondary_rate_wait=30,
+            status_forcelist=[*range(500, 600), 429],
+            allowed_methods={"GET", "POST", "PATCH", "PUT", "DELETE", "HEAD"},
+        )
 
     def installation_token(self, installation_id: int) -> str:
         """A token for the installation, minted with the App's JWT and reused until shortly before it expires."""

@@ -5,9 +5,9 @@ import logging
 import re
 from typing import Any
 
+from bot.jobs import queue_report
 from bot.models import Outcome, ProjectResult
 from bot.records import project_from_dict
-from bot.reporting import finish_command
 
 log = logging.getLogger(__name__)
 _LOCK_ERROR = "Error acquiring the state lock"
@@ -34,7 +34,7 @@ def report_interrupted(svc: Any, command_id: str, project_data: dict[str, Any], 
     )
     log.warning("%s %s#%d %s interrupted: %s", cmd.kind, cmd.repo, cmd.pull, project.name, reason)
     if svc.records.add_result(command_id, result):
-        finish_command(svc, cmd)
+        queue_report(svc.runs_queue, command_id)
 
 
 class _LockNote:

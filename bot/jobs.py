@@ -45,15 +45,32 @@ def handle_delivery(delivery_id: str, event: str, payload: dict[str, Any]) -> in
 def run_project(command_id: str, project: dict[str, Any]) -> str:
     """Run one project of a command; the job that completes the command reports it on the PR."""
     from bot.records import project_from_dict
-    from bot.reporting import finish_command
     from bot.runner import run_project as run
 
     svc = services()
     cmd = svc.records.command(command_id)
     result = run(svc, cmd, project_from_dict(project))
     if svc.records.add_result(cmd.id, result):
-        finish_command(svc, cmd)
+        queue_report(svc.runs_queue, cmd.id)
     return result.outcome.value
+
+
+def queue_report(queue: Any, command_id: str) -> None:
+    """Report a completed command in a job of its own, retried with backoff while GitHub is unreachable."""
+    from rq import Retry
+
+    queue.enqueue_call(
+        "bot.jobs.report_command", args=(command_id,), retry=Retry(max=5, interval=[5, 15, 60, 180, 600]),
+        result_ttl=3600, failure_ttl=7 * 24 * 3600, description=f"report command {command_id}",
+    )
+
+
+def report_command(command_id: str) -> None:
+    """Post the comment and status of a completed command (idempotent across retries)."""
+    from bot.reporting import finish_command
+
+    svc = services()
+    finish_command(svc, svc.records.command(command_id))
 
 
 def plan_waiter(project: dict[str, Any], pull: int, installation: int, reason: str) -> None:

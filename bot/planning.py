@@ -40,7 +40,7 @@ def start_command(
     extra_info: dict[str, Any] | None = None,
 ) -> Command:
     """Queue `kind` (plan, apply, merge) for each project; results already known (refusals) are recorded at once."""
-    from bot.reporting import finish_command
+    from bot.jobs import queue_report
 
     sha = head_sha or pull.head_sha
     info = {**pull_info_dict(pull), **(extra_info or {})}
@@ -56,7 +56,7 @@ def start_command(
     for result in prefilled:
         complete = svc.records.add_result(cmd.id, result) or complete
     if complete:
-        finish_command(svc, cmd)
+        queue_report(svc.runs_queue, cmd.id)
     for project in projects:
         svc.runs_queue.enqueue_call(
             "bot.jobs.run_project",

@@ -157,6 +157,13 @@ class Records:
                                 args=[result.project.id, result_to_json(result), RETENTION_SECONDS])
         return int(done) == self.command(command_id).total
 
+    def posted_comments(self, command_id: str) -> list[int]:
+        raw = self.r.hget(keys.command(command_id), "comments")
+        return list(json.loads(raw)) if raw else []
+
+    def set_posted_comments(self, command_id: str, ids: list[int]) -> None:
+        self.r.hset(keys.command(command_id), "comments", json.dumps(ids))
+
     def has_result(self, command_id: str, project: Project) -> bool:
         return bool(self.r.hexists(keys.command_results(command_id), project.id))
 

@@ -27,9 +27,13 @@ def finish_command(svc: Any, cmd: Command) -> None:
         return
     kind = "apply" if cmd.kind == "merge" else cmd.kind
     body = render_command_comment(kind, results, cmd.pull, cmd.head_sha, run_url=svc.run_url, note=cmd.note)
-    if kind == "plan":
+    if kind == "plan" and not svc.records.posted_comments(cmd.id):
         _mark_previous_outdated(svc, gh, cmd)
-    ids = [gh.create_comment(cmd.pull, part) for part in split_comment(body)]
+    # A retry after a partial failure posts only the parts GitHub has not got yet.
+    ids = svc.records.posted_comments(cmd.id)
+    for part in split_comment(body)[len(ids):]:
+        ids.append(gh.create_comment(cmd.pull, part))
+        svc.records.set_posted_comments(cmd.id, ids)
     if kind == "plan":
         svc.records.set_pull_field(cmd.repo, cmd.pull, "plan_comments", json.dumps(ids))
     if results:

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import logging
+import random
+import time
 
 import redis
 from rq import Worker
@@ -24,6 +26,20 @@ def resolve_redis_url(config: Config) -> str | None:
     return embedded.url if embedded.socket.exists() else None
 
 
+def wait_for_redis(connection: redis.Redis, max_delay: float = 30.0) -> None:
+    """Block until Redis answers, retrying with exponential backoff and jitter (RQ does the same once running)."""
+    delay = 1.0
+    while True:
+        try:
+            connection.ping()
+            return
+        except (redis.RedisError, OSError) as exc:
+            wait = delay * random.uniform(0.5, 1.5)
+            log.warning("Redis unreachable (%s); retrying in %.1fs", exc, wait)
+            time.sleep(wait)
+            delay = min(max_delay, delay * 2)
+
+
 def run_worker(config: Config) -> int:
     setup_logging(config.log_level, config.secrets(), "worker")
     url = resolve_redis_url(config)
@@ -35,11 +51,7 @@ def run_worker(config: Config) -> int:
         )
         return 2
     connection = connect(url)
-    try:
-        connection.ping()
-    except (redis.RedisError, OSError) as exc:
-        log.error("cannot reach Redis: %s", exc)
-        return 2
+    wait_for_redis(connection)
     from bot.services import WorkerServices
 
     jobs.set_services(WorkerServices.build(config, connection))
@@ -57,5 +69,6 @@ def run_worker(config: Config) -> int:
         work_horse_killed_handler=jobs.horse_killed,
     )
     log.info("worker %s taking jobs", worker.name)
-    worker.work(logging_level=config.log_level, with_scheduler=False)
+    # The scheduler moves retried jobs (a report waiting out a GitHub outage) back to their queue when due.
+    worker.work(logging_level=config.log_level, with_scheduler=True)
     return 0

@@ -121,6 +121,12 @@ def test_redis_outage_answers_503_and_loses_nothing(tmp_path, app_private_key):
         assert url_again == url
         wait_for(lambda: srv.post_event("installation", installation_event(), SECRET, delivery=delivery).status_code == 202,
                  message="the redelivery to be accepted")
+        # Workers that lost Redis reconnect by themselves (RQ backs off, our startup retries likewise).
+        health = srv.wait_healthy(timeout=120)
+        assert health["checks"]["workers"]["count"] >= 1
+        conn = connect(url)
+        wait_for(lambda: any(delivery in x.decode() for x in conn.lrange("tfbot:deliveries", 0, -1)), timeout=120,
+                 message="the redelivered event to be processed")
     finally:
         srv.stop()
         redis_server.stop()

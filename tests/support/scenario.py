@@ -33,7 +33,8 @@ class Scenario:
     """One running tfbot against one fake GitHub and one repository."""
 
     def __init__(self, tmp_path: Path, fake: FakeGitHub, private_key_pem: bytes, *, workers: int = 2,
-                 repo_settings: dict[str, Any] | None = None, extra_settings: dict[str, Any] | None = None):
+                 repo_settings: dict[str, Any] | None = None, extra_settings: dict[str, Any] | None = None,
+                 github_settings: dict[str, Any] | None = None):
         self.tmp = tmp_path
         self.fake = fake
         self.remote = RemoteRepo(tmp_path / "remote", REPO)
@@ -41,7 +42,8 @@ class Scenario:
         self.port = free_port()
         self.settings = {
             "github": {"api_url": fake.base_url, "app_id": fake.app_id, "private_key": private_key_pem.decode(),
-                       "webhook_secret": SECRET, "app_slug": fake.app_slug, "retries": 0, "write_interval": 0},
+                       "webhook_secret": SECRET, "app_slug": fake.app_slug, "retries": 0, "write_interval": 0,
+                       **(github_settings or {})},
             "server": {"host": "127.0.0.1", "port": self.port},
             "data_dir": str(tmp_path / "data"),
             "workers": workers,

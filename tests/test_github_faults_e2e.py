@@ -1,0 +1,39 @@
+"""GitHub API faults: 5xx and secondary rate limits are retried with backoff; a longer outage delays the
+report (retried as a job of its own) but loses nothing."""
+from __future__ import annotations
+
+import pytest
+
+from tests.support.scenario import REPO
+
+pytestmark = pytest.mark.e2e
+
+
+def failed_posts(sc, status: int) -> int:
+    return sum(1 for r in sc.fake.requests if r.method == "POST" and r.path.endswith("/comments") and r.status == status)
+
+
+def test_5xx_and_rate_limits_are_retried(make_scenario):
+    sc = make_scenario(github_settings={"retries": 3})
+    sc.init_main({"network/main.tf": sc.config_for("network", {"vpc": "a"})})
+    sc.start()
+    sc.fake.fail_next(2, status=502, path_contains="/comments", method="POST")
+    sc.fake.fail_next(1, status=429, path_contains="/statuses", method="POST", headers={"Retry-After": "1"})
+    pr = sc.open_pr("grow", {"network/main.tf": sc.config_for("network", {"vpc": "a", "subnet": "b"})})
+    sc.wait_comment(pr, lambda b: "Plan: 2 to add" in b)
+    assert failed_posts(sc, 502) == 2
+    assert sum(1 for b in sc.bot_comments(pr) if "Plan:" in b) == 1  # retried, not duplicated
+    assert any(r.status == 429 for r in sc.fake.requests)
+    assert sc.wait_status(sc.head(pr), "tfbot/plan")["state"] == "success"
+
+
+def test_an_outage_longer_than_the_retries_delays_the_report_and_loses_nothing(make_scenario):
+    sc = make_scenario(github_settings={"retries": 1})
+    sc.init_main({"network/main.tf": sc.config_for("network", {"vpc": "a"})})
+    sc.start()
+    sc.fake.fail_next(5, status=503, path_contains="/comments", method="POST")
+    pr = sc.open_pr("grow", {"network/main.tf": sc.config_for("network", {"vpc": "a", "subnet": "b"})})
+    sc.wait_comment(pr, lambda b: "Plan: 2 to add" in b, timeout=180)
+    assert failed_posts(sc, 503) == 5
+    assert sum(1 for b in sc.bot_comments(pr) if "Plan:" in b) == 1
+    assert "report command" in sc.logs()  # the report job was retried by RQ, as the worker log shows

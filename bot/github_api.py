@@ -6,6 +6,8 @@ times; tfbot takes both from `github.*` settings instead.
 """
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import logging
 import time
@@ -14,6 +16,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import redis
+from cryptography.fernet import Fernet, InvalidToken
 from github import Auth, Github, GithubException, GithubIntegration, GithubRetry
 
 from bot import keys
@@ -79,8 +82,11 @@ class GitHubApp:
         if cached is None and self.store is not None:
             raw = self.store.get(keys.installation_token(installation_id))
             if raw:
-                token, expires = json.loads(raw)
-                cached = (token, float(expires))
+                try:
+                    token, expires = json.loads(self._cipher().decrypt(raw))
+                    cached = (token, float(expires))
+                except (InvalidToken, ValueError):
+                    cached = None  # written under another App key: mint a new one
         if cached and cached[1] - time.time() > TOKEN_MARGIN_SECONDS:
             return cached[0]
         integration = GithubIntegration(
@@ -101,8 +107,14 @@ class GitHubApp:
         if self.store is not None:
             # Work horses are forked per job; Redis lets them share a token instead of minting one per job.
             ttl = max(1, int(expires - time.time() - TOKEN_MARGIN_SECONDS))
-            self.store.set(keys.installation_token(installation_id), json.dumps([auth.token, expires]), ex=ttl)
+            sealed = self._cipher().encrypt(json.dumps([auth.token, expires]).encode())
+            self.store.set(keys.installation_token(installation_id), sealed, ex=ttl)
         return auth.token
+
+    def _cipher(self) -> Fernet:
+        """Tokens cached in Redis are sealed with a key derived from the App's private key: Redis alone gives none."""
+        digest = hashlib.sha256(b"tfbot installation token cache\0" + self.config.private_key.encode()).digest()
+        return Fernet(base64.urlsafe_b64encode(digest))
 
     def repo(self, installation_id: int, full_name: str) -> "RepoAPI":
         token = self.installation_token(installation_id)

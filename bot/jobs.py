@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from bot import keys
+from bot.replay import FINGERPRINT_TTL_SECONDS, fingerprint
 from bot.webhooks import Delivery
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,11 @@ def handle_delivery(delivery_id: str, event: str, payload: dict[str, Any]) -> in
     pipe.lpush(keys.recent_deliveries(), record)
     pipe.ltrim(keys.recent_deliveries(), 0, RECENT_DELIVERIES - 1)
     pipe.execute()
+    mark = fingerprint(event, payload)
+    if mark and not svc.redis.set(keys.event_fingerprint(mark), delivery_id, nx=True, ex=FINGERPRINT_TTL_SECONDS):
+        log.warning("ignored %s: the same event was already handled (a replay under a new delivery id)",
+                    delivery.describe())
+        return 0
     return router.dispatch(delivery, svc)
 
 

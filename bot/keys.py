@@ -99,3 +99,8 @@ def command_results(command_id: str) -> str:
 def run_log(run_id: str) -> str:
     """The full output of one run (string)."""
     return f"{PREFIX}:runlog:{run_id}"
+
+
+def event_fingerprint(fingerprint: str) -> str:
+    """An event's content already acted on (string, TTL): replay protection across delivery ids."""
+    return f"{PREFIX}:event:{fingerprint}"

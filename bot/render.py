@@ -241,8 +241,26 @@ def _error_blocks(output: str) -> tuple[str, str]:
     return fenced("\n".join(lines[start:])), fenced(output)
 
 
-def _project_view(result: ProjectResult, run_url: Callable[[str], str] | None) -> dict:
-    project, output = result.project, _clean(result.output)
+# Output beyond this many characters per project is cut in the PR (head and tail kept); the run log has it all.
+OUTPUT_LIMIT = 100_000
+
+
+def cut_output(output: str, limit: int = OUTPUT_LIMIT, where: str = "the run log") -> str:
+    """Keep the first and last part of a long output, with a line saying how much was cut and where it is."""
+    if len(output) <= limit:
+        return output
+    head = output[: limit * 2 // 3].rsplit("\n", 1)[0]
+    tail = output[-(limit // 3):].split("\n", 1)[-1]
+    cut = len(output) - len(head) - len(tail)
+    return f"{head}\n\n[tfbot] … {cut:,} characters cut here; the whole output is in {where}.\n\n{tail}"
+
+
+def _project_view(result: ProjectResult, run_url: Callable[[str], str] | None,
+                  output_limit: int = OUTPUT_LIMIT) -> dict:
+    project = result.project
+    url = run_url(result.run_id) if run_url and result.run_id else ""
+    where = url or (f"run log {result.run_id} on tfbot's /runs page" if result.run_id else "tfbot's log")
+    output = cut_output(_clean(result.output), limit=output_limit, where=where)
     summary = _clean(result.summary).strip() or find_summary(output)
     view = {
         "outcome": result.outcome.value,
@@ -259,7 +277,6 @@ def _project_view(result: ProjectResult, run_url: Callable[[str], str] | None) -
         "full_output": "",
         "run_link": "",
     }
-    url = run_url(result.run_id) if run_url and result.run_id else ""
     if url:  # "" when tfbot has no public address
         view["run_link"] = _link("run log", url)
     if not output.strip():
@@ -304,6 +321,7 @@ def render_command_comment(
     note: str = "",
     *,
     command_prefix: str = COMMAND_PREFIX,
+    output_limit: int = OUTPUT_LIMIT,
 ) -> str:
     """The whole comment for one command over its projects; may exceed GitHub's limit (see split_comment).
 
@@ -312,7 +330,7 @@ def render_command_comment(
     """
     env = _env()
     # Template files end in newlines of their own; a section ends with a fence or text, never inside one.
-    sections = [env.get_template(_TEMPLATE.get(r.outcome, "other.md.j2")).render(p=_project_view(r, run_url)).strip("\n")
+    sections = [env.get_template(_TEMPLATE.get(r.outcome, "other.md.j2")).render(p=_project_view(r, run_url, output_limit)).strip("\n")
                 for r in results]
     return env.get_template("comment.md.j2").render(
         marker=marker(_kind_of(command), pull, head_sha),

@@ -492,7 +492,7 @@ def test_split_a_70000_character_plan():
 
 def test_split_a_2mb_output_with_hostile_lines():
     output = big_plan(2_000_000, hostile=True)
-    body = render_command_comment("plan", [planned(output), planned(output[:5000], name="small")], 12, SHA)
+    body = render_command_comment("plan", [planned(output), planned(output[:5000], name="small")], 12, SHA, output_limit=10**9)
     parts = split_comment(body)
     assert len(parts) > 30
     assert_valid_parts(parts, COMMENT_LIMIT, SPLIT_MARGIN)
@@ -502,7 +502,7 @@ def test_split_a_2mb_output_with_hostile_lines():
 
 def test_a_line_longer_than_a_comment_is_hard_wrapped():
     line = "x" + "ab`c```" * 30_000  # 210,001 characters; most cut points fall on backticks
-    body = render_command_comment("plan", [planned(line + "\n")], 12, SHA)
+    body = render_command_comment("plan", [planned(line + "\n")], 12, SHA, output_limit=10**9)
     parts = split_comment(body)
     assert len(parts) >= 4
     assert_valid_parts(parts, COMMENT_LIMIT, SPLIT_MARGIN)
@@ -512,7 +512,7 @@ def test_a_line_longer_than_a_comment_is_hard_wrapped():
 
 def test_a_long_run_of_backticks_in_code_is_wrapped_without_closing_the_fence():
     line = "a" + "`" * 150_000
-    parts = split_comment(render_command_comment("plan", [planned(line + "\n")], 12, SHA))
+    parts = split_comment(render_command_comment("plan", [planned(line + "\n")], 12, SHA, output_limit=10**9))
     assert len(parts) >= 3
     assert_valid_parts(parts, COMMENT_LIMIT, SPLIT_MARGIN)
     pieces = [text for part in parts for lang, text in code_blocks(part) if lang == "diff"]
@@ -586,3 +586,17 @@ def test_split_property(body_and_code, limit):
     for info in ("", "diff"):
         got = "".join(text for part in parts for lang, text in code_blocks(part) if lang == info)
         assert got == "".join(text for i, text in code if i == info)
+
+
+def test_output_over_the_limit_is_cut_with_a_pointer_to_the_run_log():
+    from bot.render import cut_output
+
+    output = "".join(f"line {i}\n" for i in range(100_000))
+    cut = cut_output(output, limit=10_000, where="https://tfbot.example.com/runs/r1")
+    assert len(cut) < 11_000
+    assert cut.startswith("line 0\n") and cut.endswith("line 99999\n")
+    assert "characters cut here; the whole output is in https://tfbot.example.com/runs/r1" in cut
+    result = planned(output)
+    result.run_id = "r1"
+    body = render_command_comment("plan", [result], 12, SHA, run_url=lambda run_id: f"https://t.example/runs/{run_id}")
+    assert len(split_comment(body)) <= 2 and "https://t.example/runs/r1." in body

@@ -335,13 +335,13 @@ class FakeGitHub:
                     token.expires_at = min(token.expires_at, time.time() - 1)
 
     def issued_tokens(self) -> list[dict[str, Any]]:
-        """Tokens issued so far, oldest first: installation_id, expires_at, permissions, repositories, revoked."""
+        """Tokens issued so far, oldest first: token, installation_id, expires_at, permissions, repositories, revoked."""
         with self._state.lock:
             return [
-                {"installation_id": t.installation_id, "expires_at": iso(t.expires_at),
+                {"token": value, "installation_id": t.installation_id, "expires_at": iso(t.expires_at),
                  "permissions": dict(t.permissions), "repositories": sorted(t.repositories or []) or None,
                  "revoked": t.revoked}
-                for t in self._state.tokens.values()
+                for value, t in self._state.tokens.items()
             ]
 
     # ---- inspection --------------------------------------------------------------

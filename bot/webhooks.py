@@ -131,9 +131,16 @@ _REQUIRED: dict[str, list[tuple[str, type | tuple[type, ...]]]] = {
 }
 
 
+_REPO_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}$")
+
+
 def validate_payload(event: str, payload: Mapping[str, Any]) -> list[str]:
     """Return one line per missing or wrongly typed field this event must carry."""
     problems = []
+    repo = (payload.get("repository") or {}).get("full_name") if isinstance(payload.get("repository"), Mapping) else None
+    # The name becomes part of paths and keys: GitHub's own naming rules, and never '..'.
+    if isinstance(repo, str) and (not _REPO_NAME_RE.match(repo) or ".." in repo.split("/")):
+        problems.append("repository.full_name is not an OWNER/NAME GitHub would send")
     for dotted, kind in _REQUIRED.get(event, []):
         value: Any = payload
         for part in dotted.split("."):

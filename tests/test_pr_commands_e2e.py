@@ -8,6 +8,7 @@ from bot.locks import LockStore
 from bot.models import LockState, Project
 from bot.render import marker_of
 from tests.support.scenario import REPO
+from tests.support.tfbot_process import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -141,6 +142,19 @@ def test_drafts_are_not_planned_and_forks_are_refused(sc):
     assert sc.bot_comments(draft) == []
     assert not any("Plan:" in b for b in sc.bot_comments(fork))
     assert lock_of(sc, "network") is None
+    sc.ready_for_review(draft)  # out of draft: planned now
+    sc.wait_comment(draft, lambda b: "Plan:" in b)
+
+
+def test_a_reopened_pr_is_planned_again_and_takes_the_lock(sc):
+    sc.start()
+    pr = sc.open_pr("grow", net(sc, subnet="a"))
+    sc.wait_comment(pr, lambda b: "Plan:" in b)
+    sc.close(pr)
+    wait_for(lambda: lock_of(sc, "network") is None, message="the lock to be released")
+    sc.reopen(pr)
+    wait_for(lambda: sum("Plan:" in b for b in sc.bot_comments(pr)) == 2, message="a second plan")
+    wait_for(lambda: lock_of(sc, "network") is not None, message="the lock to be taken again")
 
 
 def test_help_and_unknown_commands_get_the_help_text(sc):

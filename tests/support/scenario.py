@@ -123,6 +123,16 @@ class Scenario:
                                                         self.fake.pull_payload(REPO, number), INSTALLATION, by))
         return merge_sha
 
+    def ready_for_review(self, number: int, by: str = "alice") -> None:
+        self.fake.update_pull(REPO, number, draft=False)
+        self.send("pull_request", wp.pull_request_event("ready_for_review", self.fake.repo_payload(REPO),
+                                                        self.fake.pull_payload(REPO, number), INSTALLATION, by))
+
+    def reopen(self, number: int, by: str = "alice") -> None:
+        self.fake.update_pull(REPO, number, state="open")
+        self.send("pull_request", wp.pull_request_event("reopened", self.fake.repo_payload(REPO),
+                                                        self.fake.pull_payload(REPO, number), INSTALLATION, by))
+
     def close(self, number: int, by: str = "alice") -> None:
         self.fake.update_pull(REPO, number, state="closed")
         self.send("pull_request", wp.pull_request_event("closed", self.fake.repo_payload(REPO),

@@ -54,3 +54,30 @@ def entries(conn: redis.Redis, repo: str | None = None, since: float | None = No
             if repo is None or entry.repo.lower() == repo.lower():
                 yield entry
         start += batch
+
+
+def parse_since(text: str) -> float:
+    """`2026-11-01` or an ISO 8601 time (UTC when no zone is given) as unix time; ValueError otherwise."""
+    from datetime import datetime, timezone
+
+    value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.timestamp()
+
+
+def format_entries(items: list[AuditEntry], as_json: bool) -> str:
+    """The audit trail as JSON lines' list, or as a table a person reads."""
+    from datetime import datetime, timezone
+
+    if as_json:
+        return json.dumps([asdict(e) for e in items], indent=2)
+    if not items:
+        return "no audit entries"
+    rows = [("when (UTC)", "action", "repo", "PR", "project", "user", "commit", "outcome", "detail")]
+    for e in items:
+        when = datetime.fromtimestamp(e.at, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+        rows.append((when, e.action, e.repo, f"#{e.pull}" if e.pull else "", e.project, e.user, e.sha[:8],
+                     e.outcome, e.detail[:80]))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)

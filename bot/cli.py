@@ -1,4 +1,4 @@
-"""The `tfbot` command line: serve, worker, check-config."""
+"""The `tfbot` command line: serve, worker, check-config, locks, unlock, hash-password."""
 from __future__ import annotations
 
 import argparse
@@ -48,20 +48,80 @@ def build_parser() -> argparse.ArgumentParser:
         "the same redis_url to scale out. On the host of `tfbot serve` with the embedded Redis it\n"
         "connects to that Redis by itself.",
     )
+    locks = add(
+        "locks",
+        "list the workspace locks",
+        "List every workspace lock, oldest first: repository, project, PR, who holds it, for how long,\n"
+        "its state and plan summary. Reads the same Redis as `tfbot serve`.",
+    )
+    locks.add_argument("--repo", metavar="OWNER/NAME", help="only the locks of this repository")
+    locks.add_argument("--json", action="store_true", help="print the JSON of GET /api/locks")
+    unlock = add(
+        "unlock",
+        "release one workspace lock and tell its PR",
+        "Release the lock of REPO's DIR (and WORKSPACE, default `default`) whoever holds it, hand it to\n"
+        "the next PR in line (a worker plans it), record it in the audit trail, and comment on the PR\n"
+        "that held it, with the GitHub App from the config.",
+    )
+    unlock.add_argument("repo", metavar="REPO", help="the repository, OWNER/NAME")
+    unlock.add_argument("dir", metavar="DIR", help="the project's directory, as in the config")
+    unlock.add_argument("workspace", metavar="WORKSPACE", nargs="?", default="default",
+                        help="the Terraform workspace (default: default)")
+    unlock.add_argument("--as", dest="as_name", metavar="LOGIN",
+                        help="your GitHub login, @-mentioned in the PR comment (default: your OS user, not mentioned)")
+    sub.add_parser(
+        "hash-password",
+        help="print a password hash for server.admins",
+        description="Read a password (asked twice on a terminal, else one line of standard input) and print\n"
+        "the hash to put in server.admins[].password_hash. The password itself is never stored.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add(
         "check-config",
         "validate the config and the Terraform binary, then exit",
         "Load and validate the config (environment overrides and ssm: secrets included) and check\n"
         "the Terraform binary. Prints one line per problem; exits 0 when all is well, 2 otherwise.",
     )
+    trail = add(
+        "audit",
+        "print who planned, applied and unlocked what, when",
+        "Print the audit trail kept in Redis (newest first): every plan, apply and unlock with who,\n"
+        "when, which commit and which PR.",
+    )
+    trail.add_argument("--repo", metavar="OWNER/NAME", help="only this repository")
+    trail.add_argument("--since", metavar="DATE", help="only entries at or after DATE (2026-11-01 or ISO 8601, UTC)")
+    trail.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    add(
+        "reconcile",
+        "release or apply the locks of PRs closed or merged while tfbot was down",
+        "Ask GitHub about every PR that holds a lock: a PR closed without merging loses its locks (the\n"
+        "next PR in line is planned), a merged one gets its apply started, an open one is left alone.\n"
+        "Prints one line per PR. `tfbot serve` does the same at every start.",
+    )
+    add(
+        "web",
+        "run only the web server (for scaling out intake)",
+        "Run only the web server (gunicorn): webhook intake, health and the lock page. `tfbot serve`\n"
+        "starts one itself; run more behind a load balancer, against the same redis_url.",
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "hash-password":
+        return _admin(lambda admin_cli: admin_cli.hash_password(sys.stdin, sys.stdout))
     config = _load_or_exit(args.config)
+    if args.command in ("locks", "unlock"):
+        return _admin(lambda admin_cli: admin_cli.run(args.command, config, args))
     if args.command == "check-config":
         return _check_config(config)
+    if args.command == "audit":
+        return _audit(config, args)
+    if args.command == "reconcile":
+        from bot.reconcile import main as reconcile
+
+        return reconcile(config)
     if args.command == "serve":
         from bot.serve import serve
 
@@ -70,7 +130,46 @@ def main(argv: list[str] | None = None) -> int:
         from bot.worker import run_worker
 
         return run_worker(config)
+    if args.command == "web":  # started by `tfbot serve`, which passes the Redis URL in the environment
+        from bot.web_server import run_web
+        from bot.worker import resolve_redis_url
+
+        url = resolve_redis_url(config)
+        if url is None:
+            print("tfbot web: redis_url is empty and no embedded Redis runs under data_dir: start `tfbot serve` "
+                  "on this host, or set redis_url", file=sys.stderr)
+            return 2
+        return run_web(config, url)
     return 2
+
+
+def _admin(command) -> int:  # type: ignore[no-untyped-def]
+    from bot import admin_cli
+
+    try:
+        return int(command(admin_cli))
+    except admin_cli.AdminError as exc:
+        print(f"tfbot: {exc}", file=sys.stderr)
+        return 2
+
+
+def _audit(config: Config, args: argparse.Namespace) -> int:
+    from bot import audit
+    from bot.redis_server import connect
+    from bot.worker import resolve_redis_url
+
+    try:
+        since = audit.parse_since(args.since) if args.since else None
+    except ValueError:
+        print(f"tfbot audit: --since {args.since!r} is not a date such as 2026-11-01", file=sys.stderr)
+        return 2
+    url = resolve_redis_url(config)
+    if url is None:
+        print("tfbot audit: redis_url is empty and no embedded Redis runs under data_dir", file=sys.stderr)
+        return 2
+    items = list(audit.entries(connect(url), repo=args.repo, since=since))
+    print(audit.format_entries(items, args.json))
+    return 0
 
 
 def _load_or_exit(path: str) -> Config:

@@ -171,10 +171,11 @@ def _apply_on_merge(svc: Any, cmd: Command, project: Project) -> ProjectResult:
                                 run_id=plan_run)
             result = _planned(project, fresh, plan_run, merge_sha)
             result.outcome = Outcome.STALE
-            result.message = (
-                "main changed this project after the reviewed plan, and the plan of the merge commit differs from it "
-                "(shown below). Nothing was applied; the lock stays with this PR. Review this plan and comment "
-                "`apply` here to apply main's version.")
+            why = ("main changed this project after the reviewed plan, and the plan of the merge commit differs from "
+                   "it (shown below)" if reviewed is not None else
+                   "there is no reviewed plan of this PR for this project (shown below: the plan of its merge commit)")
+            result.message = (f"{why[0].upper()}{why[1:]}. Nothing was applied; the lock stays with this PR. Review "
+                              "this plan and comment `apply` here to apply main's version.")
             return result
         new_plan = svc.records.plan(project, cmd.pull)
         outcome, run_id = _apply_saved(svc, cmd, project, new_plan, lock.token)

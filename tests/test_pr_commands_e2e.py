@@ -212,3 +212,22 @@ def test_a_newer_push_supersedes_a_queued_plan(make_scenario, tmp_path):
     assert second not in shas, "the superseded plan of the second push was reported"
     assert sc.fake.latest_status(REPO, second, "tfbot/plan")["state"] == "error"
     assert sc.fake.latest_status(REPO, third, "tfbot/plan")["state"] == "success"
+
+
+def test_a_pr_merged_while_waiting_is_planned_not_applied_when_the_lock_comes(sc):
+    sc.start()
+    a = sc.open_pr("a", net(sc, subnet="a"))
+    sc.wait_comment(a, lambda b: "Plan:" in b)
+    b = sc.open_pr("b", net(sc, peering="p"), author="bob")
+    sc.wait_comment(b, lambda body: "locked by" in body)
+    sc.merge(b)  # merged without a plan, e.g. no branch protection on tfbot/plan
+    assert "nothing was applied yet" in sc.wait_comment(b, lambda body: "merged while waiting" in body)
+    sc.close(a)
+    stale = sc.wait_comment(b, lambda body: "no reviewed plan" in body)
+    assert "terraform_data.peering" in stale
+    assert sc.state_resources("network") == {}
+    assert lock_of(sc, "network").pull == b
+    sc.comment(b, "bob", "apply")
+    sc.wait_comment(b, lambda body: "Apply complete!" in body)
+    assert sc.state_resources("network") == {"vpc": "10.0.0.0/16", "peering": "p"}
+    assert lock_of(sc, "network") is None

@@ -54,6 +54,7 @@ def autoplan(delivery: Delivery, svc: Any) -> None:
         refuse_fork(svc, gh, repo, pull, FORK_REFUSAL if not repo_cfg.allow_fork_prs else FORK_NEEDS_WRITER)
         return
     svc.records.set_head(repo, number, pull.head_sha)
+    svc.records.set_pull_field(repo, number, "installation", str(delivery.installation_id))  # for unlocks from the page
     projects = [p for p in projects_of_pull(svc, gh, repo, repo_cfg, pull) if p.autoplan]
     if not projects:
         gh.set_status(pull.head_sha, "tfbot/plan", "success", "No Terraform project changed")
@@ -72,7 +73,14 @@ def closed(delivery: Delivery, svc: Any) -> None:
     locks = svc.locks.locks_of_pull(repo, number)
     if pr.get("merged"):
         if not locks:
-            log.info("%s: merged, holds no lock: nothing to apply", delivery.describe())
+            waiting = svc.locks.queued_for(repo, number)
+            if waiting:
+                names = ", ".join(f"`{lock.project}` (held by #{lock.pull})" for lock in waiting)
+                gh = svc.github.repo(delivery.installation_id, repo)
+                gh.create_comment(number, svc.render_notice("notice", number, pr["head"]["sha"], (
+                    f"This PR was merged while waiting for the lock of {names}: nothing was applied yet. It stays "
+                    "in line; when the lock comes to it, tfbot plans its merge commit and asks for `apply` here.")))
+            log.info("%s: merged, holds no lock: nothing to apply now", delivery.describe())
             return
         gh = svc.github.repo(delivery.installation_id, repo)
         pull = gh.pull(number)
@@ -137,6 +145,13 @@ def plan_handed_over(svc: Any, project_data: dict[str, Any], number: int, instal
     project = project_from_dict(project_data)
     gh = svc.github.repo(installation, project.repo)
     pull = gh.pull(number)
+    if pull.merged:
+        # Merged while waiting: its change is on main but was never planned. Plan the merge commit, keep the lock,
+        # and let a person review that plan and comment `apply` (never apply an unreviewed plan).
+        start_command(svc, "merge", project.repo, pull, installation, "tfbot", [project], head_sha=pull.head_sha,
+                      note=f"#{number} was merged while it waited for the lock of `{project.name}`, so nothing was "
+                           f"applied then. The lock came to it because {reason}.")
+        return
     if pull.state != "open":
         release_and_hand_over(svc, project, number, None, reason=f"#{number} was closed while waiting")
         return

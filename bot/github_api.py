@@ -52,6 +52,26 @@ class PullInfo:
     mergeable: bool | None
     html_url: str
     clone_url: str
+    merged_by: str = ""
+
+
+@dataclass(frozen=True)
+class HookDelivery:
+    """One attempt to deliver a webhook, as GitHub lists the App's deliveries (`GET /app/hook/deliveries`).
+
+    `guid` is the `X-GitHub-Delivery` header the attempt carried: a redelivery keeps the guid and gets a new id.
+    `status_code` is what tfbot (or whatever stood at the webhook URL) answered; 0 when nothing answered.
+    """
+
+    id: int
+    guid: str
+    delivered_at: float
+    redelivery: bool
+    status_code: int
+    event: str
+    action: str
+    installation_id: int | None
+    repository_id: int | None
 
 
 class GitHubApp:
@@ -61,6 +81,7 @@ class GitHubApp:
         self.config = config
         self.store = store
         self._tokens: dict[int, tuple[str, float]] = {}
+        self._app_client: GithubIntegration | None = None  # authenticated as the App (JWT), built on first use
 
     def _retry(self) -> GithubRetry | None:
         if self.config.retries == 0:
@@ -128,6 +149,64 @@ class GitHubApp:
         )
         return RepoAPI(client, full_name, token)
 
+    # --- the App's own endpoints, called with its JWT (PyGithub has no methods for the App's hook deliveries) ---
+
+    def _integration(self) -> GithubIntegration:
+        if self._app_client is None:
+            import jwt
+            from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+            # PyGithub given the PEM parses it again for every JWT (~50 ms): a pass may make hundreds of calls.
+            key = load_pem_private_key(self.config.private_key.encode(), password=None)
+            self._app_client = GithubIntegration(
+                auth=Auth.AppAuth(self.config.app_id, sign_func=lambda claims: jwt.encode(claims, key, "RS256")),
+                base_url=self.config.api_url,
+                timeout=int(self.config.timeout),
+                retry=self._retry(),
+                seconds_between_requests=None,
+                seconds_between_writes=None,
+            )
+        return self._app_client
+
+    def hook_deliveries(self, since: float) -> list[HookDelivery]:
+        """The App's webhook delivery attempts made at or after `since` (unix time), newest first."""
+        from github.HookDelivery import HookDeliverySummary
+        from github.PaginatedList import PaginatedList
+
+        found: list[HookDelivery] = []
+        pages = PaginatedList(HookDeliverySummary, self._integration().requester, "/app/hook/deliveries",
+                              {"per_page": 100})
+        try:
+            # GitHub lists newest first and pages with an opaque cursor: stop at the first one older than `since`.
+            for d in pages:
+                at = d.delivered_at.timestamp() if d.delivered_at else 0.0
+                if at < since:
+                    break
+                found.append(HookDelivery(
+                    id=int(d.id or 0), guid=d.guid or "", delivered_at=at, redelivery=bool(d.redelivery),
+                    status_code=int(d.status_code or 0), event=d.event or "", action=d.action or "",
+                    installation_id=d.installation_id, repository_id=d.repository_id,
+                ))
+        except GithubException as exc:
+            raise GitHubError(f"listing the App's webhook deliveries: {_describe(exc)}") from None
+        return found
+
+    def redeliver(self, delivery_id: int) -> None:
+        """Ask GitHub to send delivery `delivery_id` again (`POST /app/hook/deliveries/{id}/attempts`)."""
+        try:
+            url = f"/app/hook/deliveries/{int(delivery_id)}/attempts"
+            self._integration().requester.requestJsonAndCheck("POST", url)
+        except GithubException as exc:
+            raise GitHubError(f"redelivering webhook delivery {delivery_id}: {_describe(exc)}") from None
+
+    def repo_installation(self, full_name: str) -> int:
+        """The id of the App's installation on repository `full_name`."""
+        owner, _, name = full_name.partition("/")
+        try:
+            return int(self._integration().get_repo_installation(owner, name).id)
+        except GithubException as exc:
+            raise GitHubError(f"finding the installation of {full_name}: {_describe(exc)}") from None
+
 
 class RepoAPI:
     """One repository as one installation sees it."""
@@ -178,6 +257,7 @@ class RepoAPI:
             mergeable=p.mergeable,
             html_url=p.html_url,
             clone_url=p.base.repo.clone_url,
+            merged_by=p.merged_by.login if p.merged and p.merged_by else "",
         )
 
     def create_comment(self, number: int, body: str) -> int:

@@ -10,6 +10,8 @@ Layout (all under the `tfbot:` prefix; RQ keeps its own `rq:` keys):
   tfbot:pr:<repo>:<number>                      per-PR record (hash: head sha, comment ids, plans ...)
   tfbot:run:<run id>                            one plan/apply run (hash) ; tfbot:runs  recent run ids (list)
   tfbot:audit                                   audit trail (list, bounded)
+  tfbot:redeliver:asked:<guid>                  delivery attempts asked to be redelivered (set, TTL)
+  tfbot:redeliver:checked ; tfbot:recovery:due  redelivery high-water mark ; this period's recovery host
 Repository names and dirs are case-preserving; dir comes last because it may contain ':'.
 """
 from __future__ import annotations
@@ -104,3 +106,18 @@ def run_log(run_id: str) -> str:
 def event_fingerprint(fingerprint: str) -> str:
     """An event's content already acted on (string, TTL): replay protection across delivery ids."""
     return f"{PREFIX}:event:{fingerprint}"
+
+
+def redelivery_asked(guid: str) -> str:
+    """Ids of the attempts of delivery `guid` tfbot asked GitHub to redeliver (set, TTL: GitHub's retention)."""
+    return f"{PREFIX}:redeliver:asked:{guid}"
+
+
+def redelivery_checked() -> str:
+    """When the newest delivery the last redelivery pass examined was made (string: unix time)."""
+    return f"{PREFIX}:redeliver:checked"
+
+
+def recovery_due() -> str:
+    """Held (SET NX EX interval) by the host that runs this period's recovery pass."""
+    return f"{PREFIX}:recovery:due"

@@ -50,6 +50,10 @@ def serve(config: Config) -> int:
             child.start()
         log.info("tfbot serving on http://%s:%d/events with %d worker(s); GitHub API %s", config.server.host,
                  config.server.port, config.workers, config.github.api_url)
+        # Webhooks GitHub could not deliver while tfbot was down are asked for again; stale locks reconciled.
+        from bot.recovery import start_recovery
+
+        start_recovery(config, redis_url, stop)
         while not stop.wait(1.0):
             for child in children:
                 child.restart_if_dead()

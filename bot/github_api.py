@@ -110,16 +110,8 @@ class GitHubApp:
                     cached = None  # written under another App key: mint a new one
         if cached and cached[1] - time.time() > TOKEN_MARGIN_SECONDS:
             return cached[0]
-        integration = GithubIntegration(
-            auth=Auth.AppAuth(self.config.app_id, self.config.private_key),
-            base_url=self.config.api_url,
-            timeout=int(self.config.timeout),
-            retry=self._retry(),
-            seconds_between_requests=None,
-            seconds_between_writes=None,
-        )
         try:
-            auth = integration.get_access_token(installation_id)
+            auth = self._integration().get_access_token(installation_id)
         except GithubException as exc:
             raise GitHubError(f"minting a token for installation {installation_id}: {_describe(exc)}") from None
         expires = auth.expires_at.timestamp() if auth.expires_at else time.time() + 3600
@@ -146,6 +138,8 @@ class GitHubApp:
             retry=self._retry(),
             seconds_between_requests=None,
             seconds_between_writes=self.config.write_interval or None,
+            # Objects are fetched when first read, so commenting on an issue costs one request, not three.
+            lazy=True,
         )
         return RepoAPI(client, full_name, token)
 
@@ -219,7 +213,7 @@ class RepoAPI:
 
     def _r(self) -> Any:
         if self._repo is None:
-            self._repo = self._call("get repository", lambda: self._gh.get_repo(self.full_name, lazy=True))
+            self._repo = self._call("get repository", lambda: self._gh.get_repo(self.full_name))
         return self._repo
 
     def _call(self, what: str, fn: Any) -> Any:

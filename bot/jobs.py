@@ -45,7 +45,14 @@ def handle_delivery(delivery_id: str, event: str, payload: dict[str, Any]) -> in
         log.warning("ignored %s: the same event was already handled (a replay under a new delivery id)",
                     delivery.describe())
         return 0
-    return router.dispatch(delivery, svc)
+    try:
+        return router.dispatch(delivery, svc)
+    except Exception:
+        # Not handled after all: a redelivery or reconciliation must be able to act on it.
+        if mark:
+            svc.redis.delete(keys.event_fingerprint(mark))
+        log.exception("handling %s failed", delivery.describe())
+        raise
 
 
 def run_project(command_id: str, project: dict[str, Any]) -> str:

@@ -21,7 +21,12 @@ def web(redis_conn, tmp_path, app_private_key):
 
 def rows_of(html: str) -> list[str]:
     """The (repo, dir, workspace) of each table row, in page order."""
-    return re.findall(r'<tr data-repo="([^"]*)" data-dir="([^"]*)" data-workspace="([^"]*)"', html)
+    return re.findall(r'<tr class="[a-z]+" data-repo="([^"]*)" data-dir="([^"]*)" data-workspace="([^"]*)"', html)
+
+
+def text_of(html: str) -> str:
+    """What a reader sees of an HTML fragment: tags dropped, entities kept escaped."""
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", html))
 
 
 def test_empty_state_says_there_are_no_locks(web):
@@ -47,7 +52,8 @@ def test_locks_are_listed_oldest_first_with_everything_a_person_asks_about(web, 
     assert ">3 days</time>" in network and 'class="age old"' in network
     assert re.search(r"since \d{4}-\d\d-\d\d \d\d:\d\d UTC", network)
     assert '<span class="badge bad">apply failed</span>' in network
-    assert "Plan: 2 to add, 0 to change, 0 to destroy." in network
+    assert "Plan: 2 to add, 0 to change, 0 to destroy." in text_of(network)
+    assert '<span class="add">2 to add</span>' in network and '<span class="zero">0 to change</span>' in network
     assert 'href="/runs/r-1"' in network
     assert 'href="https://github.com/acme/infra/pull/3"' in network
     assert ">2 h 5 min</time>" in html
@@ -75,7 +81,7 @@ def test_github_values_are_escaped_everywhere(web, redis_conn):
               summary="<b>bold</b>")
     redis_conn.set("tfbot:lock:acme/infra:default:network", redis_conn.get("tfbot:lock:acme/infra:default:network")
                    .replace(b"https://github.com/acme/infra/pull/5", b"javascript:alert(3)"))
-    seed_run(services.records, "r-x", f"$ terraform plan\n{XSS}\n\x1b[31m- gone\x1b[0m\n")
+    seed_run(services.records, "r-x", f"$ terraform plan\n{XSS}\n  \x1b[31m- gone\x1b[0m\n")
     client = app.test_client()
     sign_in(client)
     for path in ("/locks", "/runs/r-x"):
@@ -87,7 +93,7 @@ def test_github_values_are_escaped_everywhere(web, redis_conn):
     assert 'href="https://github.com/acme/infra/pull/5"' in page  # the unsafe link is replaced, not rendered
     run = client.get("/runs/r-x").get_data(as_text=True)
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in run and "\x1b" not in run
-    assert '<span class="del">- gone</span>' in run
+    assert '<span class="del">  - gone</span>' in run
 
 
 def test_every_response_carries_the_security_headers(web):
@@ -241,3 +247,33 @@ def test_ten_thousand_locks_are_paged_oldest_first(web, redis_conn):
     assert "<strong>500</strong> locks" in filtered and "Page 2 of 3" in filtered
     assert all(r[0] == "acme/r3" for r in rows_of(filtered))
     assert len(client.get("/api/locks").get_json()) == 10_000
+
+
+def test_the_whole_output_is_shown_even_past_the_comment_limit(web):
+    from bot.render import COMMENT_LIMIT
+
+    app, services = web
+    lines = [f'  + resource "terraform_data" "r{i}" {{ input = "{"x" * 40}" }}' for i in range(3000)]
+    output = "\n".join(["$ terraform plan", *lines, "Plan: 3000 to add, 0 to change, 0 to destroy."])
+    assert len(output) > 2 * COMMENT_LIMIT
+    seed_run(services.records, "r-big", output)
+    client = app.test_client()
+    sign_in(client)
+    html = client.get("/runs/r-big").get_data(as_text=True)
+    assert "r2999" in html and "r0&#34;" in html and html.count('<span class="add">  + resource') == 3000
+    assert client.get("/api/runs/r-big").get_json()["output"] == output
+
+
+def test_every_page_template_and_asset_is_packaged():
+    """A wheel (the Docker image installs one) carries only what package-data names."""
+    import fnmatch
+    from pathlib import Path
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    root = Path(__file__).resolve().parents[1]
+    globs = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["bot"]
+    files = [p.relative_to(root / "bot").as_posix() for d in ("templates/web", "static")
+             for p in (root / "bot" / d).iterdir() if p.is_file()]
+    assert files and all(any(fnmatch.fnmatch(f, g) and "/" not in f[len(g.rsplit("/", 1)[0]) + 1:]
+                             for g in globs) for f in files), (files, globs)

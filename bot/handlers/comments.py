@@ -31,6 +31,7 @@ def on_comment(delivery: Delivery, svc: Any) -> None:
     if isinstance(parsed, Ignore):
         return
     number = int(payload["issue"]["number"])
+    svc.records.set_pull_field(delivery.repo, number, "installation", str(delivery.installation_id))  # for unlocks
     gh = svc.github.repo(delivery.installation_id, delivery.repo)
     if isinstance(parsed, Reply):
         gh.create_comment(number, svc.render_notice("help", number, "", parsed.text))

@@ -1,1 +1,1 @@
-"""HTTP endpoints: webhook intake, health, and (later) the lock status page."""
+"""HTTP endpoints: webhook intake, health, the lock page, run logs, their JSON, sign-in and metrics."""

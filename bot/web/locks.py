@@ -46,6 +46,9 @@ def filters() -> tuple[str, str]:
             request.args.get("q", "").strip()[:MAX_FILTER_CHARS])
 
 
+bp.add_app_template_filter(present.summary_parts, "summary_parts")
+
+
 @bp.get("/")
 def index():  # type: ignore[no-untyped-def]
     return redirect("/locks", 302)

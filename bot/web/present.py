@@ -173,8 +173,27 @@ def state_counts(locks: Iterable[LockInfo]) -> list[tuple[str, str, int]]:
 
 
 # Terraform's change markers at the start of a line (after indentation), for colouring the run log.
-_LINE_KIND = re.compile(r"^\s*(?P<sign>-/\+|\+/-|[-+~])\s")
+# Only indented lines: `terraform init` prints "- Installing ..." at column 0, which is not a change.
+_LINE_KIND = re.compile(r"^\s+(?P<sign>-/\+|\+/-|[-+~])\s")
 _SIGN_CLASS = {"+": "add", "-": "del", "~": "chg", "-/+": "rep", "+/-": "rep"}
+
+
+_SUMMARY_COUNT = re.compile(r"(\d+) (to add|to change|to destroy|to import|added|changed|destroyed|imported)")
+_COUNT_CLASS = {"add": "add", "added": "add", "change": "chg", "changed": "chg", "destroy": "del",
+                "destroyed": "del", "import": "imp", "imported": "imp"}
+
+
+def summary_parts(summary: str) -> list[tuple[str, str]]:
+    """Terraform's summary line cut into (css class, text) pieces, so non-zero counts stand out in colour."""
+    parts: list[tuple[str, str]] = []
+    at = 0
+    for m in _SUMMARY_COUNT.finditer(summary):
+        parts.append(("", summary[at:m.start()]))
+        kind = _COUNT_CLASS[m[2].split()[-1]]
+        parts.append((kind if m[1] != "0" else "zero", m[0]))
+        at = m.end()
+    parts.append(("", summary[at:]))
+    return [(cls, text) for cls, text in parts if text]
 
 
 def output_text(output: str) -> str:

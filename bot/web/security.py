@@ -67,7 +67,7 @@ def secret_key(config: Config) -> str:
     """server.secret_key, or a random key kept in data_dir so every process of this host signs alike."""
     if config.server.secret_key:
         return config.server.secret_key
-    if config.redis_url:
+    if config.redis_url and not config.redis_url.startswith("unix://"):  # a socket is on this host
         log.warning("server.secret_key is not set: sessions are signed with a key kept in %s; if several hosts "
                     "serve the page behind one address, set the same server.secret_key (or TFBOT_SECRET_KEY) "
                     "on each", config.data_dir)

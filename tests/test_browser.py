@@ -1,0 +1,104 @@
+"""The lock page in a real browser (Debian's Chromium, headless, through Playwright) against a running tfbot with
+three locks from three real PRs: rows, escaping, sign-in, unlock, auto-refresh, and screenshots in tests/output/."""
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from bot.locks import LockStore
+from bot.models import Project
+from tests.support.browser import ADMIN, ADMIN_HASH, ADMIN_PASSWORD, OUTPUT_DIR, chromium  # noqa: F401
+from tests.support.scenario import REPO
+
+pytestmark = pytest.mark.e2e
+XSS = "<script>alert(1)</script>"
+PROJECTS = ("network", "dns", "storage")
+
+
+@pytest.fixture
+def sc(make_scenario):
+    scenario = make_scenario(workers=3)
+    scenario.settings["server"]["admins"] = [{"name": ADMIN, "password_hash": ADMIN_HASH}]
+    scenario.init_main({f"{p}/main.tf": scenario.config_for(p, {"base": "1"}) for p in PROJECTS})
+    scenario.start()
+    return scenario
+
+
+def open_three_prs(sc) -> dict[str, int]:
+    prs = {
+        "network": sc.open_pr("grow", {"network/main.tf": sc.config_for("network", {"base": "1", "vpc": "2"})},
+                              title=XSS),
+        "dns": sc.open_pr("zone", {"dns/main.tf": sc.config_for("dns", {"base": "1", "zone": "z"})},
+                          author="bob", title="Move the zone to the new account"),
+        "storage": sc.open_pr("bucket", {"storage/main.tf": sc.config_for("storage", {"base": "1", "b": "x"})},
+                              author="carol", title="Add a logs bucket"),
+    }
+    for pr in prs.values():
+        sc.wait_comment(pr, lambda b: "Plan: 2 to add" in b, what="a plan")
+    sc.wait_idle()
+    return prs
+
+
+def test_lock_page_in_a_browser(sc, chromium):  # noqa: F811
+    prs = open_three_prs(sc)
+    OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
+    context = chromium.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    dialogs: list[str] = []
+    problems: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.on("pageerror", lambda exc: problems.append(str(exc)))
+    page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
+
+    page.goto(f"{sc.server.url}/locks")
+    rows = page.locator("tbody tr")
+    assert rows.count() == 3
+    assert sorted(rows.nth(i).get_attribute("data-dir") for i in range(3)) == sorted(PROJECTS)
+    network = page.locator('tr[data-dir="network"]')
+    assert network.locator(".title").inner_text() == XSS  # shown as text, never run
+    assert network.locator(".badge").inner_text() == "planned"
+    assert "Plan: 2 to add, 0 to change, 0 to destroy." in network.inner_text()
+    assert page.locator('tr[data-dir="dns"] .sub').nth(1).inner_text() == "by bob"
+    assert page.locator("button.unlock").count() == 0  # read-only until an admin signs in
+
+    page.locator("a", has_text="Sign in").click()
+    page.fill('input[name="name"]', ADMIN)
+    page.fill('input[name="password"]', ADMIN_PASSWORD)
+    page.locator('button[type="submit"]', has_text="Sign in").click()
+    page.wait_for_url("**/locks")
+    assert f"Signed in as {ADMIN}" in page.locator(".who").inner_text()
+    page.screenshot(path=str(OUTPUT_DIR / "locks.png"), full_page=True)
+
+    unlock = page.locator('button[aria-label^="Unlock dns "]')
+    unlock.click()  # the first click only arms the button
+    assert unlock.inner_text() == "Confirm unlock" and rows.count() == 3
+    with page.expect_navigation():
+        unlock.click()
+    assert "Unlocked dns in acme/infra" in page.locator(".flash").inner_text()
+    assert sorted(rows.nth(i).get_attribute("data-dir") for i in range(rows.count())) == ["network", "storage"]
+    assert LockStore(sc.redis()).get(Project(repo=REPO, name="dns", dir="dns")) is None
+    sc.wait_comment(prs["dns"], lambda b: f"@{ADMIN} unlocked `dns` from the lock page" in b, what="the unlock note")
+    page.screenshot(path=str(OUTPUT_DIR / "locks-after-unlock.png"), full_page=True)
+
+    # A change elsewhere shows up without reloading: closing a PR releases its lock and the list follows.
+    page.evaluate("window.__sameDocument = true")
+    sc.close(prs["storage"])
+    expect(rows).to_have_count(1, timeout=45_000)  # polled by Playwright: the page's CSP forbids eval in it
+    assert page.evaluate("window.__sameDocument") is True  # swapped in place, not reloaded
+
+    page.locator('tr[data-dir="network"] a.log').click()
+    page.wait_for_selector("pre.output")
+    assert "terraform" in page.locator("pre.output").inner_text()
+    page.screenshot(path=str(OUTPUT_DIR / "run.png"), full_page=True)
+
+    phone = chromium.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
+    small = phone.new_page()
+    small.goto(f"{sc.server.url}/locks")
+    assert small.locator("tbody tr").count() == 1
+    width = small.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"the page scrolls sideways on a phone ({width}px wide)"
+    small.screenshot(path=str(OUTPUT_DIR / "locks-phone.png"), full_page=True)
+    phone.close()
+    context.close()
+    assert dialogs == [], f"a dialog opened: {dialogs}"
+    assert problems == [], f"errors in the browser console (a CSP violation shows here): {problems}"

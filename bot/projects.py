@@ -159,6 +159,23 @@ def _sorted(projects: Iterable[Project]) -> list[Project]:
     return sorted(set(projects), key=lambda p: (p.dir, p.workspace, p.name))
 
 
+def project_at(repo: str, repo_config: RepoConfig | None, dir: str, workspace: str, name: str = "") -> Project:
+    """The project the config makes of (dir, workspace): a declared one, else a default one, as planning does.
+
+    Used for a lock, which records only where it is: the project is rebuilt from today's config so apply
+    and hand-over run the same workflow and requirements a fresh plan would.
+    """
+    for declared in repo_config.projects if repo_config else ():
+        if declared.dir == dir and declared.workspace == workspace:
+            return _declared_project(repo, declared)
+    if repo_config is None:
+        return Project(repo=repo, name=name or dir, dir=dir, workspace=workspace)
+    project = _default_project(repo, repo_config, dir)
+    return project if workspace == "default" else Project(
+        repo=repo, name=name or f"{dir}:{workspace}", dir=dir, workspace=workspace, workflow=project.workflow,
+        apply_requirements=project.apply_requirements)
+
+
 def _default_project(repo: str, repo_config: RepoConfig, dir: str) -> Project:
     return Project(repo=repo, name=dir, dir=dir, workspace="default", workflow=repo_config.workflow,
                    autoplan=True, apply_requirements=repo_config.apply_requirements)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import redis
 from rq import Queue
@@ -37,7 +38,14 @@ class WebServices:
 
     def project_of_lock(self, lock: object) -> Project:
         """The configured project a lock belongs to, for handing it over after an unlock from the page."""
-        return WorkerServices.project_of_lock(self, lock)  # type: ignore[arg-type]  # it only reads self.config
+        return project_of_lock(self.config, lock)
+
+
+def project_of_lock(config: Config, lock: Any) -> Project:
+    """The project a lock belongs to, under today's config (workflow and apply requirements included)."""
+    from bot.projects import project_at
+
+    return project_at(lock.repo, config.repo_config(lock.repo), lock.dir, lock.workspace, lock.project)
 
 
 class WorkerServices:
@@ -96,16 +104,7 @@ class WorkerServices:
 
     def project_of_lock(self, lock: object) -> "Project":
         """The configured project a lock belongs to (settings may have changed since it was taken)."""
-        from bot.models import Project
-
-        repo_cfg = self.config.repo_config(lock.repo)  # type: ignore[attr-defined]
-        for p in repo_cfg.projects if repo_cfg else ():
-            if p.dir == lock.dir and p.workspace == lock.workspace:  # type: ignore[attr-defined]
-                return Project(repo=lock.repo, name=p.name, dir=p.dir, workspace=p.workspace,  # type: ignore[attr-defined]
-                               workflow=p.workflow, autoplan=p.autoplan, apply_requirements=p.apply_requirements)
-        requirements = repo_cfg.apply_requirements if repo_cfg else ()
-        return Project(repo=lock.repo, name=lock.project or lock.dir, dir=lock.dir,  # type: ignore[attr-defined]
-                       workspace=lock.workspace, apply_requirements=requirements)  # type: ignore[attr-defined]
+        return project_of_lock(self.config, lock)
 
     def module_dirs(self, repo: str, sha: str, project_dir: str) -> set[str]:
         """Local module dirs the project uses at `sha`, for the staleness check at merge."""

@@ -255,3 +255,17 @@ def test_large_diffs_map_quickly() -> None:
 
     assert len(default) == 1000
     assert len(declared_projects) == 1000
+
+
+def test_project_at_rebuilds_a_lock_project_from_config():
+    from bot.config import ProjectConfig, RepoConfig
+    from bot.projects import project_at
+
+    repo_cfg = RepoConfig(name="acme/*", workflow="witness", apply_requirements=("approved",),
+                          projects=(ProjectConfig(name="net", dir="network", workspace="prod", workflow="special"),))
+    declared = project_at("acme/infra", repo_cfg, "network", "prod")
+    assert (declared.name, declared.workflow) == ("net", "special")
+    default = project_at("acme/infra", repo_cfg, "dns", "default")
+    assert (default.name, default.workflow, default.apply_requirements) == ("dns", "witness", ("approved",))
+    unknown = project_at("other/x", None, "app", "default", name="app")
+    assert unknown.workflow == "default"

@@ -177,6 +177,33 @@ class Checkouts:
             return False
         return self._run(["cat-file", "-e", f"{sha}^{{commit}}"], git_dir=mirror, check=False).returncode == 0
 
+    def merge_commit(self, repo: str, base_sha: str, head_sha: str, pull: int) -> str | None:
+        """The commit GitHub's merge button would make of `head_sha` into `base_sha`, or None on a conflict.
+
+        Made in the mirror with `git merge-tree --write-tree` (no working copy) and a fixed author, date
+        and message, so the same two commits give the same sha on every host: a worker elsewhere that
+        must apply a plan made on this merge recreates it exactly. A ref under the PR keeps it from gc.
+        """
+        _check_sha(base_sha)
+        _check_sha(head_sha)
+        mirror = self.mirror_path(repo)
+        with self._locked(repo):
+            merged = self._run(["merge-tree", "--write-tree", "--no-messages", base_sha, head_sha], git_dir=mirror,
+                               check=False)
+            if merged.returncode == 1:
+                return None  # conflicts: GitHub would not merge it either
+            if merged.returncode != 0:
+                raise CheckoutError(f"git merge-tree failed for {base_sha[:8]}..{head_sha[:8]}: "
+                                    f"{merged.stderr.decode(errors='replace').strip()}")
+            tree = merged.stdout.decode().split()[0]
+            env = {**_git_env(), "GIT_AUTHOR_NAME": "tfbot", "GIT_AUTHOR_EMAIL": "tfbot@localhost",
+                   "GIT_COMMITTER_NAME": "tfbot", "GIT_COMMITTER_EMAIL": "tfbot@localhost",
+                   "GIT_AUTHOR_DATE": "1970-01-01T00:00:00Z", "GIT_COMMITTER_DATE": "1970-01-01T00:00:00Z"}
+            sha = self._run(["commit-tree", tree, "-p", base_sha, "-p", head_sha, "-m",
+                             f"tfbot: merge {head_sha} into {base_sha}"], git_dir=mirror, env=env).stdout.decode().strip()
+            self._run(["update-ref", f"refs/tfbot/pull/{int(pull)}/merges/{sha}", sha], git_dir=mirror)
+        return sha
+
     # -- working copies ----------------------------------------------------------------------------
 
     def working_copy(self, repo: str, pull: int, project_slug: str, sha: str) -> Path:

@@ -86,6 +86,13 @@ def report_command(command_id: str) -> None:
     finish_command(svc, svc.records.command(command_id))
 
 
+def replan(project: dict[str, Any], pull: int, installation: int, why: str) -> None:
+    """Plan one project of a PR again on its current head, because `why`."""
+    from bot.handlers.pull_requests import plan_again
+
+    plan_again(services(), project, pull, installation, note=f"tfbot planned this again because {why}.")
+
+
 def plan_waiter(project: dict[str, Any], pull: int, installation: int, reason: str) -> None:
     """A PR that waited in line now holds the lock: plan it on its current head."""
     from bot.handlers.pull_requests import plan_handed_over

@@ -37,6 +37,7 @@ class PlanRecord:
     run_id: str
     user: str
     created_at: float = field(default_factory=time.time)
+    plan_sha: str = ""  # the commit planned: the head merged into base_sha, or the head itself
 
     def change_set(self) -> set[tuple[str, str]]:
         return {(a, b) for a, b in self.changes}

@@ -16,8 +16,9 @@ from typing import Any
 
 from bot import audit
 from bot.models import LockState, Outcome, Project, ProjectResult, ResourceChange
-from bot.plan_store import plan_key
+from bot.plan_store import PlanStoreError, plan_key
 from bot.records import Command, PlanRecord, project_to_dict
+from bot.targets import Target, ensure_commit, merged_target, same_content
 from bot.workflows import ApplyOutcome, PlanOutcome, run_apply_steps, run_plan_steps
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,10 @@ log = logging.getLogger(__name__)
 
 class Superseded(Exception):
     """A newer push made this plan pointless; its command will not report."""
+
+
+class PlanRefused(Exception):
+    """The saved plan file is missing or does not match its recorded SHA-256."""
 
 
 class LockLost(Exception):
@@ -43,6 +48,11 @@ def run_project(svc: Any, cmd: Command, project: Project) -> ProjectResult:
         raise ValueError(f"unknown command kind {cmd.kind!r}")
     except Superseded:
         return ProjectResult(project, Outcome.SUPERSEDED, head_sha=cmd.head_sha)
+    except PlanRefused as exc:
+        return ProjectResult(project, Outcome.REFUSED, head_sha=cmd.head_sha, message=(
+            f"The saved plan of `{project.name}` was refused: {exc}. Nothing was applied and the lock stays with "
+            "this PR. A plan file changed at rest is a security event: find out why, then comment `plan` to make "
+            "a new one."))
     except LockLost:
         return ProjectResult(project, Outcome.REFUSED, head_sha=cmd.head_sha, message=(
             f"This PR lost the lock of `{project.name}` while tfbot worked on it (someone unlocked it); "
@@ -77,22 +87,31 @@ def _plan(svc: Any, cmd: Command, project: Project) -> ProjectResult:
         return ProjectResult(project, Outcome.LOCKED, message=locked_message(project, acquired.lock,
                              acquired.queue_position), head_sha=cmd.head_sha)
     lock = acquired.lock
+    if not acquired.already_held and not _pull_is_open(svc, cmd):
+        # Closed or merged between the event and this run: it must not hold a lock.
+        _release(svc, cmd, project, lock.token)
+        return ProjectResult(project, Outcome.REFUSED, head_sha=cmd.head_sha,
+                             message=f"#{cmd.pull} is no longer open; it does not take the lock of `{project.name}`.")
     with svc.locks.run_guard(project, holder=cmd.id, wait=svc.config.terraform.timeout + 60):
         _check_current(svc, cmd)
-        outcome, run_id = _run_plan(svc, cmd, project, cmd.head_sha)
+        target = merged_target(svc, cmd, cmd.head_sha)
+        outcome, run_id = _run_plan(svc, cmd, project, target)
         if not outcome.ok:
             _set_state(svc, project, cmd, lock.token, LockState.PLAN_FAILED, summary=outcome.summary, run_id=run_id)
             return _failed(project, Outcome.PLAN_FAILED, outcome, run_id, cmd.head_sha,
                            "Fix the error and push, or comment `plan` to run it again.")
         _set_state(svc, project, cmd, lock.token, LockState.PLANNED, summary=outcome.summary, run_id=run_id)
-        return _planned(project, outcome, run_id, cmd.head_sha)
+        result = _planned(project, outcome, run_id, cmd.head_sha)
+        result.message = target.describe(cmd.info.get("base_ref") or "main")
+        return result
 
 
-def _run_plan(svc: Any, cmd: Command, project: Project, sha: str) -> tuple[PlanOutcome, str]:
-    """Check out `sha`, run the plan pipeline, store the plan file and its record; return outcome and run id."""
+def _run_plan(svc: Any, cmd: Command, project: Project, target: Target) -> tuple[PlanOutcome, str]:
+    """Check out `target`, run the plan pipeline, store the plan file and its record; return outcome and run id."""
     run_id = new_run_id()
     started = time.time()
-    workdir = _working_dir(svc, cmd, project, sha)
+    sha = target.sha
+    workdir = _working_dir(svc, cmd, project, target)
     workflow = svc.workflows[project.workflow]
     with tempfile.TemporaryDirectory(dir=svc.tmp_dir) as tmp:
         plan_file = Path(tmp) / "plan.tfplan"
@@ -101,7 +120,8 @@ def _run_plan(svc: Any, cmd: Command, project: Project, sha: str) -> tuple[PlanO
             key = plan_key(project, cmd.pull, sha)
             digest = svc.plans.put(key, plan_file)
             svc.records.save_plan(PlanRecord(
-                project=project_to_dict(project), pull=cmd.pull, head_sha=sha, base_sha=cmd.info.get("base_sha", ""),
+                project=project_to_dict(project), pull=cmd.pull, head_sha=target.head_sha, base_sha=target.base_sha,
+                plan_sha=sha,
                 key=key, sha256=digest, summary=outcome.summary, changes=[list(c) for c in outcome.resource_changes],
                 run_id=run_id, user=cmd.user,
             ))
@@ -130,6 +150,12 @@ def _apply_comment(svc: Any, cmd: Command, project: Project) -> ProjectResult:
             f"The saved plan was made for {plan.head_sha[:8]} but the PR's head is now {cmd.head_sha[:8]}: "
             "tfbot is planning again; review the new plan and comment `apply` again."))
     with svc.locks.run_guard(project, holder=cmd.id, wait=svc.config.terraform.timeout + 60):
+        now = merged_target(svc, cmd, cmd.head_sha)
+        if not same_content(svc, cmd.repo, project, now.sha, plan.plan_sha or plan.head_sha):
+            _replan(svc, cmd, project, "the base branch changed this project since its plan")
+            return ProjectResult(project, Outcome.STALE, head_sha=cmd.head_sha, message=(
+                f"`{cmd.info.get('base_ref') or 'main'}` changed this project since the plan was made: nothing was "
+                "applied. tfbot is planning the PR merged into it now; review that plan and comment `apply` again."))
         outcome, run_id = _apply_saved(svc, cmd, project, plan, lock.token)
         if not outcome.ok:
             return _apply_failed(svc, cmd, project, lock.token, outcome, run_id)
@@ -151,14 +177,16 @@ def _apply_on_merge(svc: Any, cmd: Command, project: Project) -> ProjectResult:
     plan = svc.records.plan(project, cmd.pull)
     merge_sha = cmd.info["merge_commit_sha"]
     with svc.locks.run_guard(project, holder=cmd.id, wait=svc.config.terraform.timeout + 60):
-        if plan is not None and plan.head_sha == cmd.head_sha and _same_content(svc, cmd, project, merge_sha):
+        ensure_commit(svc, cmd, merge_sha)
+        if plan is not None and plan.head_sha == cmd.head_sha and \
+                same_content(svc, cmd.repo, project, merge_sha, plan.plan_sha or plan.head_sha):
             outcome, run_id = _apply_saved(svc, cmd, project, plan, lock.token)
             if not outcome.ok:
                 return _apply_failed(svc, cmd, project, lock.token, outcome, run_id)
             _release(svc, cmd, project, lock.token)
             return _applied(project, outcome, run_id, cmd.head_sha, "The lock is released.")
         # Something else reached main in this project since the reviewed plan: never apply it blindly.
-        fresh, plan_run = _run_plan(svc, cmd, project, merge_sha)
+        fresh, plan_run = _run_plan(svc, cmd, project, Target(merge_sha, cmd.head_sha, ""))
         if not fresh.ok:
             _set_state(svc, project, cmd, lock.token, LockState.PLAN_STALE, summary=fresh.summary,
                                 run_id=plan_run)
@@ -195,7 +223,8 @@ def _apply_after_merge_retry(svc: Any, cmd: Command, project: Project) -> Projec
                              message=f"This PR no longer holds the lock of `{project.name}`; nothing to apply.")
     base_sha = cmd.info["base_head_sha"]
     with svc.locks.run_guard(project, holder=cmd.id, wait=svc.config.terraform.timeout + 60):
-        fresh, plan_run = _run_plan(svc, cmd, project, base_sha)
+        ensure_commit(svc, cmd, base_sha)
+        fresh, plan_run = _run_plan(svc, cmd, project, Target(base_sha, base_sha, ""))
         if not fresh.ok:
             _set_state(svc, project, cmd, lock.token, LockState.PLAN_FAILED, summary=fresh.summary,
                                 run_id=plan_run)
@@ -214,16 +243,22 @@ def _apply_after_merge_retry(svc: Any, cmd: Command, project: Project) -> Projec
 def _apply_saved(svc: Any, cmd: Command, project: Project, plan: PlanRecord, token: int) -> tuple[ApplyOutcome, str]:
     run_id = new_run_id()
     started = time.time()
-    _set_state(svc, project, cmd, token, LockState.APPLYING, run_id=run_id)
-    workdir = _working_dir(svc, cmd, project, plan.head_sha)
+    target = Target(plan.plan_sha or plan.head_sha, plan.head_sha, plan.base_sha)
     with tempfile.TemporaryDirectory(dir=svc.tmp_dir) as tmp:
         plan_file = Path(tmp) / "plan.tfplan"
-        svc.plans.get(plan.key, plan_file, plan.sha256)
+        try:
+            svc.plans.get(plan.key, plan_file, plan.sha256)
+        except PlanStoreError as exc:
+            audit.record(svc.redis, audit.AuditEntry(action="apply", repo=cmd.repo, pull=cmd.pull, project=project.name,
+                                                     user=cmd.user, sha=target.sha, outcome="refused", detail=str(exc)))
+            raise PlanRefused(str(exc)) from None
+        _set_state(svc, project, cmd, token, LockState.APPLYING, run_id=run_id)
+        workdir = _working_dir(svc, cmd, project, target)
         outcome = run_apply_steps(svc.terraform, svc.workflows[project.workflow], workdir, project.workspace, plan_file)
     if outcome.ok:
         svc.plans.delete(plan.key)
         svc.records.delete_plan(project, cmd.pull)
-    _save_run(svc, run_id, "apply", cmd, project, plan.head_sha, started, outcome.ok, outcome.summary, outcome.steps)
+    _save_run(svc, run_id, "apply", cmd, project, target.sha, started, outcome.ok, outcome.summary, outcome.steps)
     return outcome, run_id
 
 
@@ -260,22 +295,21 @@ def _check_current(svc: Any, cmd: Command) -> None:
             raise Superseded()
 
 
-def _working_dir(svc: Any, cmd: Command, project: Project, sha: str) -> Path:
-    clone_url = svc.github.repo(cmd.installation, cmd.repo).authenticated_clone_url(cmd.info["clone_url"])
-    svc.checkouts.ensure_commit(cmd.repo, clone_url, sha, cmd.pull)
-    copy = svc.checkouts.working_copy(cmd.repo, cmd.pull, project_slug(project), sha)
+def _working_dir(svc: Any, cmd: Command, project: Project, target: Target) -> Path:
+    ensure_commit(svc, cmd, target.sha, target.head_sha, target.base_sha)
+    copy = svc.checkouts.working_copy(cmd.repo, cmd.pull, project_slug(project), target.sha)
     return copy / project.dir if project.dir != "." else copy
 
 
-def _same_content(svc: Any, cmd: Command, project: Project, merge_sha: str) -> bool:
-    """True when the merge commit holds the same project dir and local modules as the planned head."""
-    clone_url = svc.github.repo(cmd.installation, cmd.repo).authenticated_clone_url(cmd.info["clone_url"])
-    svc.checkouts.ensure_commit(cmd.repo, clone_url, merge_sha, cmd.pull)
-    dirs = {project.dir} | svc.module_dirs(cmd.repo, cmd.head_sha, project.dir)
-    return all(
-        svc.checkouts.tree_hash(cmd.repo, merge_sha, d) == svc.checkouts.tree_hash(cmd.repo, cmd.head_sha, d)
-        for d in sorted(dirs)
-    )
+def _pull_is_open(svc: Any, cmd: Command) -> bool:
+    return bool(svc.github.repo(cmd.installation, cmd.repo).pull(cmd.pull).state == "open")
+
+
+def _replan(svc: Any, cmd: Command, project: Project, why: str) -> None:
+    """Queue a fresh plan of one project of the PR, on its head merged into its base."""
+    svc.events_queue.enqueue_call(
+        "bot.jobs.replan", args=(project_to_dict(project), cmd.pull, cmd.installation, why),
+        result_ttl=3600, failure_ttl=7 * 24 * 3600, description=f"replan {cmd.repo}#{cmd.pull} {project.name}")
 
 
 def project_slug(project: Project) -> str:

@@ -105,7 +105,3 @@ class WorkerServices:
     def project_of_lock(self, lock: object) -> "Project":
         """The configured project a lock belongs to (settings may have changed since it was taken)."""
         return project_of_lock(self.config, lock)
-
-    def module_dirs(self, repo: str, sha: str, project_dir: str) -> set[str]:
-        """Local module dirs the project uses at `sha`, for the staleness check at merge."""
-        return set(self.checkouts.module_dirs(repo, sha, project_dir))

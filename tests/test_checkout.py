@@ -493,3 +493,24 @@ def test_remove_pull_deletes_only_that_pulls_copies_and_refs(remote_repo: Remote
     checkouts.remove_pull(REPO, 12)  # again: nothing to do
     # The PR can come back (reopened): its copies are simply made again.
     assert git(checkouts.working_copy(REPO, 12, "prod", head), "rev-parse", "HEAD").strip() == head
+
+
+def test_merge_commit_is_the_same_on_every_host_and_none_on_conflict(tmp_path, remote_repo):
+    from bot.checkout import Checkouts
+
+    base = remote_repo.commit("main", {"a.tf": "a\n", "b.tf": "b\n"})
+    head = remote_repo.commit("feature", {"b.tf": "B\n"}, parent_branch="main")
+    main = remote_repo.commit("main", {"c.tf": "c\n"})
+    conflicting = remote_repo.commit("other", {"b.tf": "X\n"}, parent_branch="main")
+    shas = []
+    for host in ("one", "two"):
+        checkouts = Checkouts(tmp_path / host)
+        checkouts.fetch("acme/infra", remote_repo.clone_url, ["refs/heads/main", "refs/heads/feature", "refs/heads/other"])
+        merged = checkouts.merge_commit("acme/infra", main, head, 7)
+        assert merged is not None
+        files = checkouts.read_files("acme/infra", merged, ["a.tf", "b.tf", "c.tf"])
+        assert files == {"a.tf": "a\n", "b.tf": "B\n", "c.tf": "c\n"}
+        shas.append(merged)
+        assert checkouts.merge_commit("acme/infra", head, conflicting, 7) is None
+    assert shas[0] == shas[1]  # deterministic: another host re-makes exactly the planned commit
+    assert base != main

@@ -41,8 +41,8 @@ def test_two_prs_lock_apply_on_merge_and_hand_over(make_scenario):
     assert lock is not None and lock.pull == a and lock.state == LockState.PLANNED
 
     # PR B changes network/ too: told it is locked by #A, and waits in line.
-    b = sc.open_pr("b-peering", {"network/main.tf": sc.config_for(
-        "network", {"vpc": "10.0.0.0/16", "peering": "pcx-1"})}, author="bob")
+    b = sc.open_pr("b-peering", {"network/peering.tf": 'resource "terraform_data" "peering" {\n  input = "pcx-1"\n}\n'},
+                   author="bob")
     locked = sc.wait_comment(b, lambda body: f"locked by #{a}" in body, what="B's locked notice")
     assert "@alice" in locked and "number 1 in line" in locked
     assert sc.wait_status(sc.head(b), "tfbot/plan")["state"] == "failure"
@@ -63,8 +63,10 @@ def test_two_prs_lock_apply_on_merge_and_hand_over(make_scenario):
 
     plan_b = sc.wait_comment(b, lambda body: "Plan:" in body, what="B's automatic plan")
     assert f"#{a}" in plan_b  # the comment says why it was planned now
-    # B was planned on its own head, against the state A's apply left: peering added, subnet (not in B) destroyed.
+    # B is planned as it will merge: on top of main, which now holds A's subnet; so only the peering is added.
     assert "terraform_data.peering" in plan_b
+    assert "Plan: 1 to add, 0 to change, 0 to destroy." in plan_b
+    assert "Planned as merged into `main`" in plan_b
     lock = lock_of(sc, "network")
     assert lock is not None and lock.pull == b and lock.state == LockState.PLANNED
     assert sc.wait_status(sc.head(b), "tfbot/plan")["state"] == "success"

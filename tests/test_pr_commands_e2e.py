@@ -231,3 +231,30 @@ def test_a_pr_merged_while_waiting_is_planned_not_applied_when_the_lock_comes(sc
     sc.wait_comment(b, lambda body: "Apply complete!" in body)
     assert sc.state_resources("network") == {"vpc": "10.0.0.0/16", "peering": "p"}
     assert lock_of(sc, "network") is None
+
+
+def test_apply_is_refused_when_main_changed_the_project_since_the_plan(sc):
+    sc.start()
+    pr = sc.open_pr("grow", {"network/subnet.tf": 'resource "terraform_data" "subnet" {\n  input = "s"\n}\n'})
+    assert "Plan: 2 to add" in sc.wait_comment(pr, lambda b: "Plan:" in b)
+    # Someone changes the same project on main without a PR (the lock does not stop a direct push).
+    sc.remote.push_direct("main", {"network/dns.tf": 'resource "terraform_data" "dns" {\n  input = "d"\n}\n'})
+    sc.comment(pr, "alice", "apply")
+    stale = sc.wait_comment(pr, lambda b: "changed this project since the plan" in b)
+    assert "nothing was applied" in stale
+    assert sc.state_resources("network") == {}
+    replanned = sc.wait_comment(pr, lambda b: "Plan: 3 to add" in b)  # main's dns is part of the new plan
+    assert "planned this again" in replanned
+    sc.comment(pr, "alice", "apply")
+    sc.wait_comment(pr, lambda b: "Apply complete! Resources: 3 added" in b)
+
+
+def test_a_pr_that_conflicts_with_main_is_planned_on_its_head_and_says_so(sc):
+    sc.start()
+    a = sc.open_pr("a", net(sc, subnet="a"))
+    sc.wait_comment(a, lambda b: "Plan:" in b)
+    b = sc.open_pr("b", net(sc, other="o"), author="bob")  # branched before #a merged; same lines of main.tf
+    sc.wait_comment(b, lambda body: "locked by" in body)
+    sc.merge(a)
+    body = sc.wait_comment(b, lambda x: "Plan:" in x)
+    assert "conflicts with `main`" in body and "planned on its head alone" in body

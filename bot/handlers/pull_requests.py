@@ -155,7 +155,17 @@ def plan_handed_over(svc: Any, project_data: dict[str, Any], number: int, instal
     if pull.state != "open":
         release_and_hand_over(svc, project, number, None, reason=f"#{number} was closed while waiting")
         return
+    plan_again(svc, project_data, number, installation, pull=pull,
+               note=f"The lock of `{project.name}` was handed to this PR because {reason}; "
+                    "tfbot planned it automatically on its current head.")
+
+
+def plan_again(svc: Any, project_data: dict[str, Any], number: int, installation: int, note: str,
+               pull: PullInfo | None = None) -> None:
+    """Plan one project of an open PR on its current head, with `note` on the comment."""
+    project = project_from_dict(project_data)
+    pull = pull or svc.github.repo(installation, project.repo).pull(number)
+    if pull.state != "open":
+        return
     svc.records.set_head(project.repo, number, pull.head_sha)
-    start_command(svc, "plan", project.repo, pull, installation, "tfbot", [project],
-                  note=f"The lock of `{project.name}` was handed to this PR because {reason}; "
-                       "tfbot planned it automatically on its current head.")
+    start_command(svc, "plan", project.repo, pull, installation, "tfbot", [project], note=note)

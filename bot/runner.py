@@ -117,7 +117,7 @@ def _run_plan(svc: Any, cmd: Command, project: Project, target: Target) -> tuple
         plan_file = Path(tmp) / "plan.tfplan"
         outcome = run_plan_steps(svc.terraform, workflow, workdir, project.workspace, plan_file)
         if outcome.ok:
-            key = plan_key(project, cmd.pull, sha)
+            key = plan_key(project, cmd.pull, target.head_sha)
             digest = svc.plans.put(key, plan_file)
             svc.records.save_plan(PlanRecord(
                 project=project_to_dict(project), pull=cmd.pull, head_sha=target.head_sha, base_sha=target.base_sha,
@@ -125,7 +125,7 @@ def _run_plan(svc: Any, cmd: Command, project: Project, target: Target) -> tuple
                 key=key, sha256=digest, summary=outcome.summary, changes=[list(c) for c in outcome.resource_changes],
                 run_id=run_id, user=cmd.user,
             ))
-    _save_run(svc, run_id, "plan", cmd, project, sha, started, outcome.ok, outcome.summary, outcome.steps)
+    _save_run(svc, run_id, "plan", cmd, project, target, started, outcome.ok, outcome.summary, outcome.steps)
     return outcome, run_id
 
 
@@ -151,6 +151,7 @@ def _apply_comment(svc: Any, cmd: Command, project: Project) -> ProjectResult:
             "tfbot is planning again; review the new plan and comment `apply` again."))
     with svc.locks.run_guard(project, holder=cmd.id, wait=svc.config.terraform.timeout + 60):
         now = merged_target(svc, cmd, cmd.head_sha)
+        ensure_commit(svc, cmd, plan.plan_sha or plan.head_sha, plan.head_sha, plan.base_sha)
         if not same_content(svc, cmd.repo, project, now.sha, plan.plan_sha or plan.head_sha):
             _replan(svc, cmd, project, "the base branch changed this project since its plan")
             return ProjectResult(project, Outcome.STALE, head_sha=cmd.head_sha, message=(
@@ -178,6 +179,8 @@ def _apply_on_merge(svc: Any, cmd: Command, project: Project) -> ProjectResult:
     merge_sha = cmd.info["merge_commit_sha"]
     with svc.locks.run_guard(project, holder=cmd.id, wait=svc.config.terraform.timeout + 60):
         ensure_commit(svc, cmd, merge_sha)
+        if plan is not None:  # made on another host, perhaps: its merge commit is re-made here
+            ensure_commit(svc, cmd, plan.plan_sha or plan.head_sha, plan.head_sha, plan.base_sha)
         if plan is not None and plan.head_sha == cmd.head_sha and \
                 same_content(svc, cmd.repo, project, merge_sha, plan.plan_sha or plan.head_sha):
             outcome, run_id = _apply_saved(svc, cmd, project, plan, lock.token)
@@ -258,7 +261,7 @@ def _apply_saved(svc: Any, cmd: Command, project: Project, plan: PlanRecord, tok
     if outcome.ok:
         svc.plans.delete(plan.key)
         svc.records.delete_plan(project, cmd.pull)
-    _save_run(svc, run_id, "apply", cmd, project, target.sha, started, outcome.ok, outcome.summary, outcome.steps)
+    _save_run(svc, run_id, "apply", cmd, project, target, started, outcome.ok, outcome.summary, outcome.steps)
     return outcome, run_id
 
 
@@ -324,13 +327,16 @@ def new_run_id() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S") + "-" + uuid.uuid4().hex[:8]
 
 
-def _save_run(svc: Any, run_id: str, kind: str, cmd: Command, project: Project, sha: str, started: float, ok: bool,
-              summary: str, steps: list[Any]) -> None:
+def _save_run(svc: Any, run_id: str, kind: str, cmd: Command, project: Project, target: Target, started: float,
+              ok: bool, summary: str, steps: list[Any]) -> None:
+    # `sha` is the commit people know (the PR's head, or main's); `planned_sha` the one tfbot checked out.
+    sha = target.head_sha
     output = "\n".join(f"$ {s.command}\n{s.output}" for s in steps)
     svc.records.save_run(run_id, {
         "id": run_id, "kind": kind, "repo": cmd.repo, "pull": cmd.pull, "project": project.name, "dir": project.dir,
-        "workspace": project.workspace, "sha": sha, "user": cmd.user, "started_at": started,
-        "duration": time.time() - started, "ok": ok, "summary": summary, "command_id": cmd.id,
+        "workspace": project.workspace, "sha": sha, "planned_sha": target.sha, "base_sha": target.base_sha,
+        "user": cmd.user, "started_at": started, "duration": time.time() - started, "ok": ok, "summary": summary,
+        "command_id": cmd.id,
     }, output)
     audit.record(svc.redis, audit.AuditEntry(
         action=kind, repo=cmd.repo, pull=cmd.pull, project=project.name, user=cmd.user, sha=sha,

@@ -60,6 +60,11 @@ def ensure_commit(svc: Any, cmd: Any, sha: str, head_sha: str = "", base_sha: st
 
 def same_content(svc: Any, repo: str, project: Project, a: str, b: str) -> bool:
     """True when commits `a` and `b` hold the same project dir and the same local modules it uses."""
+    from bot.checkout import CheckoutError
+
+    for sha in (a, b):
+        if not svc.checkouts.has_commit(repo, sha):  # a missing commit must not read as "changed"
+            raise CheckoutError(f"commit {sha} is not in this host's mirror of {repo}")
     dirs = {project.dir} | set(svc.checkouts.module_dirs(repo, a, project.dir)) \
         | set(svc.checkouts.module_dirs(repo, b, project.dir))
     return all(svc.checkouts.tree_hash(repo, a, d) == svc.checkouts.tree_hash(repo, b, d) for d in sorted(dirs))

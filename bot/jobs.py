@@ -60,9 +60,15 @@ def run_project(command_id: str, project: dict[str, Any]) -> str:
     from bot.records import project_from_dict
     from bot.runner import run_project as run
 
+    from rq import get_current_job
+
+    from bot.liveness import heartbeat
+
     svc = services()
     cmd = svc.records.command(command_id)
-    result = run(svc, cmd, project_from_dict(project))
+    job = get_current_job()
+    with heartbeat(svc.redis, job.id if job else f"{command_id}-{project.get('name')}"):
+        result = run(svc, cmd, project_from_dict(project))
     if svc.records.add_result(cmd.id, result):
         queue_report(svc.runs_queue, cmd.id)
     return result.outcome.value
@@ -114,6 +120,11 @@ def horse_killed(job: Any, retpid: int, ret_val: int, rusage: Any) -> None:
     signal_name = f"signal {os.WTERMSIG(ret_val)}" if ret_val and os.WIFSIGNALED(ret_val) else f"status {ret_val}"
     if job.func_name == "bot.jobs.run_project":
         _queue_interrupted_report(services().redis, job, f"the process running it died ({signal_name})")
+
+
+def queue_interrupted_report(connection: Any, job: Any, reason: str) -> None:
+    """Queue the report of a run that will never finish (its process or worker died)."""
+    _queue_interrupted_report(connection, job, reason)
 
 
 def _queue_interrupted_report(connection: Any, job: Any, reason: str) -> None:

@@ -121,3 +121,13 @@ def redelivery_checked() -> str:
 def recovery_due() -> str:
     """Held (SET NX EX interval) by the host that runs this period's recovery pass."""
     return f"{PREFIX}:recovery:due"
+
+
+def run_alive(job_id: str) -> str:
+    """A running project job's heartbeat (string, short TTL)."""
+    return f"{PREFIX}:alive:{job_id}"
+
+
+def run_reaped(job_id: str) -> str:
+    """Marks a run already reported as interrupted by the reaper (string, TTL)."""
+    return f"{PREFIX}:reaped:{job_id}"

@@ -12,7 +12,8 @@ from rq.serializers import JSONSerializer
 from bot import jobs
 from bot.config import Config
 from bot.logs import setup_logging
-from bot.queue import events_queue, runs_queue
+from bot.liveness import start_reaper
+from bot.queue import RUNS_QUEUE, events_queue, runs_queue
 from bot.redis_server import EmbeddedRedis, connect
 
 log = logging.getLogger("tfbot.worker")
@@ -68,6 +69,7 @@ def run_worker(config: Config) -> int:
         maintenance_interval=15,
         work_horse_killed_handler=jobs.horse_killed,
     )
+    start_reaper(connection, RUNS_QUEUE, jobs.queue_interrupted_report)
     log.info("worker %s taking jobs", worker.name)
     # The scheduler moves retried jobs (a report waiting out a GitHub outage) back to their queue when due.
     worker.work(logging_level=config.log_level, with_scheduler=True)

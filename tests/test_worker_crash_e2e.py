@@ -72,9 +72,9 @@ def test_killed_worker_is_found_by_its_expired_heartbeat(make_scenario, tmp_path
     worker_pid = int(open(f"/proc/{job_pid}/stat").read().split(") ")[1].split()[1])  # the job process's parent
     os.kill(worker_pid, signal.SIGKILL)
     os.kill(job_pid, signal.SIGKILL)
-    # `tfbot serve` starts a new worker; its maintenance finds the abandoned job once the heartbeat expires.
+    # `tfbot serve` starts a new worker; its reaper finds the run whose heartbeat expired.
     body = sc.wait_comment(pr, lambda b: "interrupted" in b, timeout=200, what="the abandoned-run report")
-    assert "worker stopped without finishing it" in body
+    assert "worker stopped without finishing it (no heartbeat" in body
     assert "Terraform's state lock is free" in body
     lock = LockStore(sc.redis()).get(Project(repo=REPO, name="network", dir="network"))
     assert lock is not None and lock.pull == pr

@@ -1,0 +1,89 @@
+"""A run's heartbeat, and the reaper that notices runs whose worker died with them.
+
+RQ finds an abandoned job only 60 s after its last heartbeat, and only during a worker's maintenance.
+Project runs beat faster: a key with a short TTL renewed by a thread of the job process. A reaper thread
+in every worker reports a started run whose key expired, so the PR hears within about half a minute;
+RQ's own clean-up later finds the run already reported and does nothing.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import redis
+from rq.job import Job
+from rq.registry import StartedJobRegistry
+from rq.serializers import JSONSerializer
+
+from bot import keys
+
+log = logging.getLogger(__name__)
+BEAT_SECONDS = 5.0
+TTL_SECONDS = 20
+REAP_EVERY_SECONDS = 5.0
+
+
+@contextmanager
+def heartbeat(conn: redis.Redis, job_id: str) -> Iterator[None]:
+    """Keep `keys.run_alive(job_id)` alive while the block runs."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while True:
+            try:
+                conn.set(keys.run_alive(job_id), "1", ex=TTL_SECONDS)
+            except redis.RedisError:
+                pass  # Redis is down: the reaper cannot run either
+            if stop.wait(BEAT_SECONDS):
+                return
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{job_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        conn.delete(keys.run_alive(job_id))
+
+
+def reap_once(conn: redis.Redis, queue_name: str, report: Any) -> int:
+    """Report every started project run of `queue_name` whose heartbeat expired; return how many."""
+    reaped = 0
+    registry = StartedJobRegistry(queue_name, connection=conn, serializer=JSONSerializer)
+    for job_id in registry.get_job_ids(cleanup=False):  # RQ's clean-up runs callbacks: main thread only
+        job_id = job_id.split(":")[0]  # entries may carry the execution id after the job id
+        if conn.exists(keys.run_alive(job_id)):
+            continue
+        try:
+            job = Job.fetch(job_id, connection=conn, serializer=JSONSerializer)
+        except Exception:  # noqa: BLE001 - finished and expired meanwhile
+            continue
+        if job.func_name != "bot.jobs.run_project" or job.started_at is None:
+            continue
+        started = job.started_at.timestamp()
+        if time.time() - started < TTL_SECONDS + BEAT_SECONDS:
+            continue  # not yet had the time to beat
+        if conn.set(keys.run_reaped(job_id), "1", nx=True, ex=24 * 3600):
+            log.warning("run job %s lost its heartbeat: its worker died with it", job_id)
+            report(conn, job, f"its worker stopped without finishing it (no heartbeat for {TTL_SECONDS} s)")
+            reaped += 1
+    return reaped
+
+
+def start_reaper(conn: redis.Redis, queue_name: str, report: Any) -> threading.Thread:
+    """A daemon thread of a worker process that reaps dead runs every few seconds."""
+
+    def loop() -> None:
+        while True:
+            time.sleep(REAP_EVERY_SECONDS)
+            try:
+                reap_once(conn, queue_name, report)
+            except Exception:  # noqa: BLE001 - the reaper must outlive a Redis outage
+                log.debug("reaper pass failed", exc_info=True)
+
+    thread = threading.Thread(target=loop, name="run-reaper", daemon=True)
+    thread.start()
+    return thread

@@ -505,6 +505,12 @@ def _flock(lock: IO[str], deadline: float) -> bool:
 
 def _live_members(pgid: int) -> list[int]:
     """Pids of running (not zombie) processes in group `pgid`, from /proc."""
+    try:
+        os.killpg(pgid, 0)  # cheap: an empty group (the usual case) needs no scan of every process on the host
+    except ProcessLookupError:
+        return []
+    except PermissionError:
+        pass
     members = []
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():

@@ -56,6 +56,11 @@ def run_worker(config: Config) -> int:
     from bot.services import WorkerServices
 
     jobs.set_services(WorkerServices.build(config, connection))
+    # RQ forks a process per job: import what jobs run now, once, instead of in every fork.
+    import bot.handlers  # noqa: F401
+    import bot.interrupted  # noqa: F401
+    import bot.reporting  # noqa: F401
+    import bot.runner  # noqa: F401
     worker = Worker(
         [events_queue(connection), runs_queue(connection)],
         connection=connection,

@@ -109,6 +109,7 @@ class GitHubApp:
                 except (InvalidToken, ValueError):
                     cached = None  # written under another App key: mint a new one
         if cached and cached[1] - time.time() > TOKEN_MARGIN_SECONDS:
+            masker().add(cached[0])  # minted by another process: this one must mask it too
             return cached[0]
         try:
             auth = self._integration().get_access_token(installation_id)

@@ -5,7 +5,7 @@ import logging
 from typing import Any
 
 from bot import audit
-from bot.models import Project
+from bot.models import LockState, Project
 from bot.records import project_to_dict
 
 log = logging.getLogger(__name__)
@@ -20,9 +20,16 @@ def release_and_hand_over(svc: Any, project: Project, pull: int, token: int | No
     return bool(result.released)
 
 
-def force_release_and_hand_over(svc: Any, project: Project, by: str, reason: str) -> bool:
-    """Release whoever holds the lock (authorized unlock); hand it over like a normal release."""
-    result = svc.locks.force_release(project, by)
+def force_release_and_hand_over(svc: Any, project: Project, by: str, reason: str, token: int | None = None) -> bool:
+    """Release the lock (authorized unlock) if it is still the one seen (`token`); hand it over like a release.
+
+    A lock whose apply is running is never released: the apply's outcome must reach its PR and its state.
+    """
+    current = svc.locks.get(project)
+    if current is not None and current.state == LockState.APPLYING:
+        log.warning("unlock of %s by %s refused: an apply is running", project.name, by)
+        return False
+    result = svc.locks.force_release(project, by, token=token)
     if result.released:
         log.info("lock of %s released by %s (%s)", project.name, by, reason)
         holder = result.previous

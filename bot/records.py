@@ -38,6 +38,8 @@ class PlanRecord:
     user: str
     created_at: float = field(default_factory=time.time)
     plan_sha: str = ""  # the commit planned: the head merged into base_sha, or the head itself
+    digest: str = ""  # hash of the planned changes with their values (see runner.changes_digest)
+    posted: bool = False  # shown on the PR: only a plan people could see is ever applied
 
     def change_set(self) -> set[tuple[str, str]]:
         return {(a, b) for a, b in self.changes}
@@ -127,6 +129,13 @@ class Records:
     def plan(self, project: Project, pull: int) -> PlanRecord | None:
         raw = self.r.get(keys.plan_record(project.repo, pull, project.id))
         return PlanRecord(**json.loads(raw)) if raw else None
+
+    def mark_plan_posted(self, project: Project, pull: int, run_id: str) -> None:
+        """The plan made by run `run_id` is now on the PR (a newer plan of the same project is left alone)."""
+        plan = self.plan(project, pull)
+        if plan is not None and plan.run_id == run_id and not plan.posted:
+            plan.posted = True
+            self.save_plan(plan)
 
     def delete_plan(self, project: Project, pull: int) -> None:
         self.r.delete(keys.plan_record(project.repo, pull, project.id))

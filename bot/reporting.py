@@ -34,6 +34,9 @@ def finish_command(svc: Any, cmd: Command) -> None:
     for part in split_comment(body)[len(ids):]:
         ids.append(gh.create_comment(cmd.pull, part))
         svc.records.set_posted_comments(cmd.id, ids)
+    for result in results:
+        if result.run_id and result.outcome in (Outcome.PLANNED, Outcome.STALE):
+            svc.records.mark_plan_posted(result.project, cmd.pull, result.run_id)
     if kind == "plan":
         svc.records.set_pull_field(cmd.repo, cmd.pull, "plan_comments", json.dumps(ids))
     if results:

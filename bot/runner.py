@@ -28,6 +28,10 @@ class Superseded(Exception):
     """A newer push made this plan pointless; its command will not report."""
 
 
+class Refused(Exception):
+    """The command cannot run for this project now; the message says why and what to do."""
+
+
 class PlanRefused(Exception):
     """The saved plan file is missing or does not match its recorded SHA-256."""
 
@@ -48,6 +52,8 @@ def run_project(svc: Any, cmd: Command, project: Project) -> ProjectResult:
         raise ValueError(f"unknown command kind {cmd.kind!r}")
     except Superseded:
         return ProjectResult(project, Outcome.SUPERSEDED, head_sha=cmd.head_sha)
+    except Refused as exc:
+        return ProjectResult(project, Outcome.REFUSED, head_sha=cmd.head_sha, message=str(exc))
     except PlanRefused as exc:
         return ProjectResult(project, Outcome.REFUSED, head_sha=cmd.head_sha, message=(
             f"The saved plan of `{project.name}` was refused: {exc}. Nothing was applied and the lock stays with "
@@ -123,6 +129,7 @@ def _run_plan(svc: Any, cmd: Command, project: Project, target: Target) -> tuple
                 project=project_to_dict(project), pull=cmd.pull, head_sha=target.head_sha, base_sha=target.base_sha,
                 plan_sha=sha,
                 key=key, sha256=digest, summary=outcome.summary, changes=[list(c) for c in outcome.resource_changes],
+                digest=changes_digest(outcome.plan_json),
                 run_id=run_id, user=cmd.user,
             ))
     _save_run(svc, run_id, "plan", cmd, project, target, started, outcome.ok, outcome.summary, outcome.steps)
@@ -130,26 +137,38 @@ def _run_plan(svc: Any, cmd: Command, project: Project, target: Target) -> tuple
 
 
 # --- apply ------------------------------------------------------------------------------------------
+# Every apply path takes the project's run guard first and only then reads the lock and the saved plan:
+# a push, a merge or a second `apply` running meanwhile must be seen, not raced.
 
 
-def _apply_comment(svc: Any, cmd: Command, project: Project) -> ProjectResult:
-    """`apply` commented on an open PR: apply the saved plan if it was made on the current head."""
-    if cmd.info.get("merged"):
-        return _apply_after_merge_retry(svc, cmd, project)
+def _guard(svc: Any, cmd: Command, project: Project) -> Any:
+    return svc.locks.run_guard(project, holder=cmd.id, wait=svc.config.terraform.timeout + 60)
+
+
+def _held_lock(svc: Any, cmd: Command, project: Project) -> Any:
     lock = svc.locks.get(project)
     if lock is None or lock.pull != cmd.pull:
         holder = f"#{lock.pull}" if lock else "nobody"
-        return ProjectResult(project, Outcome.REFUSED, head_sha=cmd.head_sha, message=(
-            f"This PR does not hold the lock of `{project.name}` (held by {holder}). Comment `plan` first."))
-    plan = svc.records.plan(project, cmd.pull)
-    if plan is None:
-        return ProjectResult(project, Outcome.REFUSED, head_sha=cmd.head_sha,
-                             message=f"There is no saved plan for `{project.name}`: comment `plan` first.")
-    if plan.head_sha != cmd.head_sha:
-        return ProjectResult(project, Outcome.STALE, head_sha=cmd.head_sha, message=(
-            f"The saved plan was made for {plan.head_sha[:8]} but the PR's head is now {cmd.head_sha[:8]}: "
-            "tfbot is planning again; review the new plan and comment `apply` again."))
-    with svc.locks.run_guard(project, holder=cmd.id, wait=svc.config.terraform.timeout + 60):
+        raise Refused(f"This PR does not hold the lock of `{project.name}` (held by {holder}); nothing was applied.")
+    return lock
+
+
+def _apply_comment(svc: Any, cmd: Command, project: Project) -> ProjectResult:
+    """`apply` commented on an open PR: apply the saved, shown plan if it still describes the PR as it will merge."""
+    if cmd.info.get("merged"):
+        return _apply_after_merge(svc, cmd, project)
+    with _guard(svc, cmd, project):
+        lock = _held_lock(svc, cmd, project)
+        if lock.state == LockState.APPLIED:
+            raise Refused(f"`{project.name}` was already applied from this PR; merge it to release the lock.")
+        plan = svc.records.plan(project, cmd.pull)
+        if plan is None or not plan.posted:
+            raise Refused(f"There is no plan of `{project.name}` shown on this PR to apply: comment `plan` first.")
+        if plan.head_sha != cmd.head_sha:
+            _replan(svc, cmd, project, "the PR's head moved since its plan")
+            return ProjectResult(project, Outcome.STALE, head_sha=cmd.head_sha, message=(
+                f"The saved plan was made for {plan.head_sha[:8]}, not for {cmd.head_sha[:8]}: nothing was applied. "
+                "tfbot is planning again; review the new plan and comment `apply` again."))
         now = merged_target(svc, cmd, cmd.head_sha)
         ensure_commit(svc, cmd, plan.plan_sha or plan.head_sha, plan.head_sha, plan.base_sha)
         if not same_content(svc, cmd.repo, project, now.sha, plan.plan_sha or plan.head_sha):
@@ -166,81 +185,91 @@ def _apply_comment(svc: Any, cmd: Command, project: Project) -> ProjectResult:
 
 
 def _apply_on_merge(svc: Any, cmd: Command, project: Project) -> ProjectResult:
-    """The PR was merged: apply the reviewed plan if it still describes what main holds, then release the lock."""
-    lock = svc.locks.get(project)
-    if lock is None or lock.pull != cmd.pull:
-        return ProjectResult(project, Outcome.REFUSED, head_sha=cmd.head_sha,
-                             message=f"This PR no longer holds the lock of `{project.name}`; nothing was applied.")
-    if lock.state == LockState.APPLIED:
-        _release(svc, cmd, project, lock.token)
-        return ProjectResult(project, Outcome.APPLIED, summary=lock.summary, head_sha=cmd.head_sha,
-                             message="Applied before the merge; the lock is released.")
-    plan = svc.records.plan(project, cmd.pull)
+    """The PR was merged: apply the reviewed plan only if it is exactly what main now holds; else ask."""
     merge_sha = cmd.info["merge_commit_sha"]
-    with svc.locks.run_guard(project, holder=cmd.id, wait=svc.config.terraform.timeout + 60):
+    with _guard(svc, cmd, project):
+        lock = _held_lock(svc, cmd, project)
+        if lock.state == LockState.APPLIED and _applied_head(svc, lock) == cmd.head_sha:
+            _release(svc, cmd, project, lock.token)
+            return ProjectResult(project, Outcome.APPLIED, summary=lock.summary, head_sha=cmd.head_sha,
+                                 message="Applied before the merge; the lock is released.")
+        plan = svc.records.plan(project, cmd.pull)
+        reviewed = plan if plan is not None and plan.posted and plan.head_sha == cmd.head_sha else None
         ensure_commit(svc, cmd, merge_sha)
-        if plan is not None:  # made on another host, perhaps: its merge commit is re-made here
-            ensure_commit(svc, cmd, plan.plan_sha or plan.head_sha, plan.head_sha, plan.base_sha)
-        if plan is not None and plan.head_sha == cmd.head_sha and \
-                same_content(svc, cmd.repo, project, merge_sha, plan.plan_sha or plan.head_sha):
-            outcome, run_id = _apply_saved(svc, cmd, project, plan, lock.token)
+        if reviewed is not None:  # made on another host, perhaps: its merge commit is re-made here
+            ensure_commit(svc, cmd, reviewed.plan_sha or reviewed.head_sha, reviewed.head_sha, reviewed.base_sha)
+        if reviewed is not None and same_content(svc, cmd.repo, project, merge_sha,
+                                                 reviewed.plan_sha or reviewed.head_sha):
+            outcome, run_id = _apply_saved(svc, cmd, project, reviewed, lock.token)
             if not outcome.ok:
                 return _apply_failed(svc, cmd, project, lock.token, outcome, run_id)
             _release(svc, cmd, project, lock.token)
             return _applied(project, outcome, run_id, cmd.head_sha, "The lock is released.")
-        # Something else reached main in this project since the reviewed plan: never apply it blindly.
+        # What main holds is not what was reviewed: plan it, and apply only a plan identical to the reviewed one.
         fresh, plan_run = _run_plan(svc, cmd, project, Target(merge_sha, cmd.head_sha, ""))
         if not fresh.ok:
-            _set_state(svc, project, cmd, lock.token, LockState.PLAN_STALE, summary=fresh.summary,
-                                run_id=plan_run)
+            _set_state(svc, project, cmd, lock.token, LockState.PLAN_STALE, summary=fresh.summary, run_id=plan_run)
             return _failed(project, Outcome.PLAN_FAILED, fresh, plan_run, cmd.head_sha,
                            "The plan of the merge commit failed, so nothing was applied. The lock stays with this PR; "
                            "fix main, then comment `apply` here.")
-        reviewed = plan.change_set() if plan else None
-        if reviewed is None or set(fresh.resource_changes) != reviewed:
-            _set_state(svc, project, cmd, lock.token, LockState.PLAN_STALE, summary=fresh.summary,
-                                run_id=plan_run)
-            result = _planned(project, fresh, plan_run, merge_sha)
-            result.outcome = Outcome.STALE
-            why = ("main changed this project after the reviewed plan, and the plan of the merge commit differs from "
-                   "it (shown below)" if reviewed is not None else
-                   "there is no reviewed plan of this PR for this project (shown below: the plan of its merge commit)")
-            result.message = (f"{why[0].upper()}{why[1:]}. Nothing was applied; the lock stays with this PR. Review "
-                              "this plan and comment `apply` here to apply main's version.")
-            return result
         new_plan = svc.records.plan(project, cmd.pull)
-        outcome, run_id = _apply_saved(svc, cmd, project, new_plan, lock.token)
-        if not outcome.ok:
-            return _apply_failed(svc, cmd, project, lock.token, outcome, run_id)
-        _release(svc, cmd, project, lock.token)
-        return _applied(project, outcome, run_id, cmd.head_sha,
-                        "main had moved since the reviewed plan; the merge commit's plan made the same changes, "
-                        "so it was applied. The lock is released.")
+        if reviewed is not None and reviewed.digest and new_plan is not None and new_plan.digest == reviewed.digest:
+            outcome, run_id = _apply_saved(svc, cmd, project, new_plan, lock.token)
+            if not outcome.ok:
+                return _apply_failed(svc, cmd, project, lock.token, outcome, run_id)
+            _release(svc, cmd, project, lock.token)
+            return _applied(project, outcome, run_id, cmd.head_sha,
+                            "main had moved since the reviewed plan; the merge commit's plan makes exactly the same "
+                            "changes, so it was applied. The lock is released.")
+        _set_state(svc, project, cmd, lock.token, LockState.PLAN_STALE, summary=fresh.summary, run_id=plan_run)
+        result = _planned(project, fresh, plan_run, merge_sha)
+        result.outcome = Outcome.STALE
+        if reviewed is None:
+            why = ("there is no reviewed plan of this PR's final head for this project (shown below: the plan of its "
+                   "merge commit)")
+        else:
+            why = "main changed this project after the reviewed plan, and the plan of the merge commit differs from it"
+        result.message = (f"{why[0].upper()}{why[1:]}. Nothing was applied; the lock stays with this PR. Review "
+                          "this plan and comment `apply` here to apply it.")
+        return result
 
 
-def _apply_after_merge_retry(svc: Any, cmd: Command, project: Project) -> ProjectResult:
-    """`apply` on a merged PR: plan the default branch's head for the project and apply that plan."""
-    lock = svc.locks.get(project)
-    if lock is None or lock.pull != cmd.pull:
-        return ProjectResult(project, Outcome.REFUSED, head_sha=cmd.head_sha,
-                             message=f"This PR no longer holds the lock of `{project.name}`; nothing to apply.")
+def _apply_after_merge(svc: Any, cmd: Command, project: Project) -> ProjectResult:
+    """`apply` on a merged PR: apply the plan shown here if main still holds that; else show main's plan."""
     base_sha = cmd.info["base_head_sha"]
-    with svc.locks.run_guard(project, holder=cmd.id, wait=svc.config.terraform.timeout + 60):
+    base_ref = cmd.info.get("base_ref") or "main"
+    with _guard(svc, cmd, project):
+        lock = _held_lock(svc, cmd, project)
+        plan = svc.records.plan(project, cmd.pull)
         ensure_commit(svc, cmd, base_sha)
+        if plan is not None and plan.posted:
+            ensure_commit(svc, cmd, plan.plan_sha or plan.head_sha, plan.head_sha, plan.base_sha)
+        if plan is not None and plan.posted and same_content(svc, cmd.repo, project, base_sha,
+                                                             plan.plan_sha or plan.head_sha):
+            outcome, run_id = _apply_saved(svc, cmd, project, plan, lock.token)
+            if not outcome.ok:
+                return _apply_failed(svc, cmd, project, lock.token, outcome, run_id)
+            _release(svc, cmd, project, lock.token)
+            return _applied(project, outcome, run_id, base_sha,
+                            f"Applied the plan shown here, which is what `{base_ref}` at {base_sha[:8]} holds. "
+                            "The lock is released.")
         fresh, plan_run = _run_plan(svc, cmd, project, Target(base_sha, base_sha, ""))
         if not fresh.ok:
-            _set_state(svc, project, cmd, lock.token, LockState.PLAN_FAILED, summary=fresh.summary,
-                                run_id=plan_run)
+            _set_state(svc, project, cmd, lock.token, LockState.PLAN_FAILED, summary=fresh.summary, run_id=plan_run)
             return _failed(project, Outcome.PLAN_FAILED, fresh, plan_run, base_sha,
-                           f"The plan of {cmd.info.get('base_ref', 'main')} failed; the lock stays with this PR.")
-        outcome, run_id = _apply_saved(svc, cmd, project, svc.records.plan(project, cmd.pull), lock.token)
-        if not outcome.ok:
-            return _apply_failed(svc, cmd, project, lock.token, outcome, run_id)
-        _release(svc, cmd, project, lock.token)
-        result = _applied(project, outcome, run_id, base_sha,
-                          f"Planned and applied {cmd.info.get('base_ref', 'main')} at {base_sha[:8]}. The lock is released.")
-        result.output = f"{fresh.plan_output}\n\n{result.output}"
+                           f"The plan of `{base_ref}` failed; the lock stays with this PR.")
+        _set_state(svc, project, cmd, lock.token, LockState.PLAN_STALE, summary=fresh.summary, run_id=plan_run)
+        result = _planned(project, fresh, plan_run, base_sha)
+        result.outcome = Outcome.STALE
+        result.message = (f"`{base_ref}` is now at {base_sha[:8]}, which is not what the plan shown here was made on. "
+                          "Nothing was applied; this is its plan. Review it and comment `apply` again to apply it.")
         return result
+
+
+def _applied_head(svc: Any, lock: Any) -> str | None:
+    """The PR head whose plan the lock's last run applied."""
+    run = svc.records.run(lock.run_id) if lock.run_id else None
+    return str(run[0].get("sha")) if run else None
 
 
 def _apply_saved(svc: Any, cmd: Command, project: Project, plan: PlanRecord, token: int) -> tuple[ApplyOutcome, str]:
@@ -281,6 +310,23 @@ def _release(svc: Any, cmd: Command, project: Project, token: int) -> None:
 
 
 # --- helpers ----------------------------------------------------------------------------------------
+
+
+def changes_digest(plan_json: dict[str, Any] | None) -> str:
+    """A hash of every planned change with its values, so two plans compare equal only if they do the same.
+
+    Empty when Terraform's JSON was too large to keep: such plans never count as equal.
+    """
+    import hashlib
+    import json
+
+    if not plan_json:
+        return ""
+    changes = sorted(
+        (rc.get("address", ""), json.dumps(rc.get("change", {}), sort_keys=True))
+        for rc in plan_json.get("resource_changes", []) if rc.get("change", {}).get("actions") != ["no-op"]
+    )
+    return hashlib.sha256(json.dumps(changes).encode()).hexdigest()
 
 
 def _set_state(svc: Any, project: Project, cmd: Command, token: int, state: LockState, **fields: str) -> None:

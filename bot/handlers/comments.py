@@ -9,7 +9,7 @@ from bot.commands import Ignore, Reply, parse_comment
 from bot.github_api import PullInfo, RepoAPI
 from bot.handlers.pull_requests import FORK_REFUSAL, projects_of_pull, pull_refs, too_many
 from bot.handover import force_release_and_hand_over
-from bot.models import Outcome, Project, ProjectResult
+from bot.models import LockState, Outcome, Project, ProjectResult
 from bot.permissions import apply_refusals, may_write
 from bot.planning import start_command
 from bot.projects import select
@@ -111,12 +111,20 @@ def _unlock(svc: Any, gh: RepoAPI, delivery: Delivery, number: int, author: str,
         _refuse(svc, gh, pull, "unlock", author, f"@{author} has `{permission}` permission on this repository; "
                 "`unlock` needs write, maintain or admin.")
         return
-    locks = svc.locks.locks_of_pull(delivery.repo, number)
-    projects = select([svc.project_of_lock(lock) for lock in locks], cmd.project, cmd.dir, cmd.workspace)
+    locks = {svc.project_of_lock(lock).id: lock for lock in svc.locks.locks_of_pull(delivery.repo, number)}
+    projects = select([svc.project_of_lock(lock) for lock in locks.values()], cmd.project, cmd.dir, cmd.workspace)
     released = []
+    busy = [p for p in projects if locks[p.id].state == LockState.APPLYING]
+    if busy:
+        _say(svc, gh, pull, f"@{author}: an apply of {', '.join(f'`{p.name}`' for p in busy)} is running; its lock "
+             "cannot be released until it ends. Comment `unlock` again afterwards if you still need to.")
     for project in projects:
+        if project in busy:
+            continue
         plan = svc.records.plan(project, number)
-        if force_release_and_hand_over(svc, project, author, reason=f"@{author} unlocked it on #{number}"):
+        # Only the lock this PR holds now (its token): never one handed to another PR meanwhile.
+        if force_release_and_hand_over(svc, project, author, reason=f"@{author} unlocked it on #{number}",
+                                       token=locks[project.id].token):
             released.append(project)
             if plan:
                 svc.plans.delete(plan.key)
@@ -125,7 +133,7 @@ def _unlock(svc: Any, gh: RepoAPI, delivery: Delivery, number: int, author: str,
         names = ", ".join(f"`{p.name}`" for p in released)
         _say(svc, gh, pull, f"@{author} unlocked {names}. Saved plans of this PR for them are discarded; "
              "the next PR in line, if any, is planned now. Comment `plan` to take the lock again.")
-    else:
+    elif not busy:
         _say(svc, gh, pull, f"@{author}: this PR holds no lock matching {_flags(cmd)}.")
 
 

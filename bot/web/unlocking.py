@@ -29,6 +29,10 @@ def release(svc: Any, repo: str, dir: str, workspace: str, by: str, via: str,
     `redis`, `events_queue` and `project_of_lock`.
     """
     target = Project(repo=repo, name=dir, dir=dir, workspace=workspace)
+    current = svc.locks.get(target)
+    if current is not None and current.state == LockState.APPLYING:
+        log.warning("%s could not unlock %s of %s: an apply is running", by, current.project, repo)
+        return None, None  # the apply's outcome must reach its PR first
     result = svc.locks.force_release(target, by, token=token)
     if not result.released or result.previous is None:
         return None, None

@@ -258,3 +258,37 @@ def test_a_pr_that_conflicts_with_main_is_planned_on_its_head_and_says_so(sc):
     sc.merge(a)
     body = sc.wait_comment(b, lambda x: "Plan:" in x)
     assert "conflicts with `main`" in body and "planned on its head alone" in body
+
+
+def test_a_head_pushed_after_the_reviewed_plan_is_never_applied_at_merge(make_scenario):
+    sc = make_scenario(repo_settings={"projects": [{"dir": "network", "autoplan": False}]})
+    sc.init_main(net(sc))
+    sc.fake.set_permission(REPO, "alice", "write")
+    sc.start()
+    pr = sc.open_pr("size", net(sc, size="small"))
+    sc.comment(pr, "alice", "plan")
+    sc.wait_comment(pr, lambda b: "Plan: 2 to add" in b)
+    sc.push(pr, net(sc, size="huge"))  # same resources, another value; no plan of this head is shown
+    sc.wait_idle()
+    sc.merge(pr)
+    body = sc.wait_comment(pr, lambda b: "Nothing was applied" in b)
+    assert "no reviewed plan of this PR's final head" in body and '"huge"' in body
+    assert sc.state_resources("network") == {}
+
+
+def test_two_apply_comments_apply_once_and_raise_no_false_alarm(sc):
+    sc.start()
+    pr = sc.open_pr("grow", net(sc, subnet="a"))
+    sc.wait_comment(pr, lambda b: "Plan: 2 to add" in b)
+    sc.comment(pr, "alice", "apply")
+    sc.comment(pr, "alice", "tfbot apply")
+    sc.wait_comment(pr, lambda b: "Apply complete!" in b)
+    sc.wait_comment(pr, lambda b: "already applied" in b)
+    sc.merge(pr)
+    sc.wait_comment(pr, lambda b: "Applied before the merge" in b)
+    bodies = sc.bot_comments(pr)
+    assert sum("Apply complete!" in b and "Applied before the merge" not in b for b in bodies) == 1
+    assert not any("security event" in b for b in bodies)
+    from bot import audit
+    assert [e.outcome for e in audit.entries(sc.redis(), REPO) if e.action == "apply"] == ["ok"]
+    assert lock_of(sc, "network") is None

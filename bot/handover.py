@@ -4,6 +4,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from rq import Callback
+
 from bot import audit
 from bot.models import LockState, Project
 from bot.records import project_to_dict
@@ -49,5 +51,6 @@ def plan_next(svc: Any, project: Project, waiter: dict[str, Any] | None, reason:
         args=(project_to_dict(project), int(waiter["pull"]), int(waiter["installation"]), reason),
         result_ttl=3600,
         failure_ttl=7 * 24 * 3600,
+        on_failure=Callback("bot.jobs.event_job_failed"),
         description=f"plan {project.repo}#{waiter['pull']} {project.name} after the lock was handed over",
     )

@@ -145,3 +145,13 @@ def report_interrupted(command_id: str, project: dict[str, Any], reason: str) ->
     from bot.interrupted import report_interrupted as report
 
     report(services(), command_id, project, reason)
+
+
+def event_job_failed(job: Any, connection: Any, exc_type: Any = None, exc_value: Any = None, tb: Any = None) -> None:
+    """RQ failure callback of event jobs: tell the PR that tfbot could not handle what it asked for."""
+    from bot.events_failed import report_event_failure
+
+    try:
+        report_event_failure(services(), job, exc_type, exc_value)
+    except Exception:  # noqa: BLE001 - a failure report must not fail the worker
+        log.exception("could not report the failure of job %s", job.id)

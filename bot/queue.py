@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 import redis
-from rq import Queue
+from rq import Callback, Queue
 from rq.serializers import JSONSerializer
 
 EVENTS_QUEUE = "tfbot-events"
@@ -32,5 +32,6 @@ def enqueue_delivery(queue: Queue, delivery_id: str, event: str, payload: dict[s
         result_ttl=RESULT_TTL_SECONDS,
         failure_ttl=FAILURE_TTL_SECONDS,
         description=f"{event} delivery {delivery_id}",
+        on_failure=Callback("bot.jobs.event_job_failed"),
     )
     return job.id

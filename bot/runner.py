@@ -14,6 +14,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from rq import Callback
+
 from bot import audit
 from bot.models import LockState, Outcome, Project, ProjectResult, ResourceChange
 from bot.plan_store import PlanStoreError, plan_key
@@ -358,7 +360,8 @@ def _replan(svc: Any, cmd: Command, project: Project, why: str) -> None:
     """Queue a fresh plan of one project of the PR, on its head merged into its base."""
     svc.events_queue.enqueue_call(
         "bot.jobs.replan", args=(project_to_dict(project), cmd.pull, cmd.installation, why),
-        result_ttl=3600, failure_ttl=7 * 24 * 3600, description=f"replan {cmd.repo}#{cmd.pull} {project.name}")
+        result_ttl=3600, failure_ttl=7 * 24 * 3600, on_failure=Callback("bot.jobs.event_job_failed"),
+        description=f"replan {cmd.repo}#{cmd.pull} {project.name}")
 
 
 def project_slug(project: Project) -> str:

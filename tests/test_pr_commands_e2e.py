@@ -292,3 +292,16 @@ def test_two_apply_comments_apply_once_and_raise_no_false_alarm(sc):
     from bot import audit
     assert [e.outcome for e in audit.entries(sc.redis(), REPO) if e.action == "apply"] == ["ok"]
     assert lock_of(sc, "network") is None
+
+
+def test_a_failure_inside_tfbot_is_told_on_the_pr(sc):
+    from tests.support import webhook_payloads as wp
+    from tests.support.scenario import INSTALLATION
+
+    sc.start()
+    sha = sc.remote.commit("ghost", net(sc, subnet="g"), "A head GitHub has no pull ref for", parent_branch="main")
+    pull = sc.fake.add_pull(REPO, head_ref="ghost", user="alice", head_sha=sha)  # refs/pull/N/head is missing
+    sc.send("pull_request", wp.pull_request_event("opened", sc.fake.repo_payload(REPO),
+                                                  sc.fake.pull_payload(REPO, pull["number"]), INSTALLATION, "alice"))
+    body = sc.wait_comment(pull["number"], lambda b: "tfbot could not" in b)
+    assert "CheckoutError" in body and "Comment `plan` to try again" in body

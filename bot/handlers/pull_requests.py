@@ -98,7 +98,11 @@ def closed(delivery: Delivery, svc: Any) -> None:
         if released.released and released.previous is not None:
             plan_next(svc, svc.project_of_lock(released.previous), released.next_waiter,
                       reason=f"#{number} was closed without merging")
-    svc.checkouts.remove_pull(repo, number)
+    if any(svc.locks.guard_holder(svc.project_of_lock(lock)) for lock in locks):
+        # A run of this PR is still going in its working copy: leave the copy rather than pull it from under it.
+        log.info("%s: a run is under way; its working copies are kept", delivery.describe())
+    else:
+        svc.checkouts.remove_pull(repo, number)
     svc.records.forget_pull(repo, number)
     log.info("%s: closed unmerged; released %d lock(s)", delivery.describe(), len(locks))
 

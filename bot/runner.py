@@ -181,7 +181,10 @@ def _apply_comment(svc: Any, cmd: Command, project: Project) -> ProjectResult:
         outcome, run_id = _apply_saved(svc, cmd, project, plan, lock.token)
         if not outcome.ok:
             return _apply_failed(svc, cmd, project, lock.token, outcome, run_id)
-        _set_state(svc, project, cmd, lock.token, LockState.APPLIED, summary=outcome.summary, run_id=run_id)
+        if not svc.locks.set_state(project, cmd.pull, lock.token, LockState.APPLIED, summary=outcome.summary,
+                                   run_id=run_id):
+            return _applied(project, outcome, run_id, cmd.head_sha,
+                            "Applied, but the lock was taken from this PR meanwhile (the PR was closed, or unlocked).")
         return _applied(project, outcome, run_id, cmd.head_sha,
                         "The lock stays with this PR until it is merged or closed: main does not have this change yet.")
 
@@ -298,7 +301,8 @@ def _apply_saved(svc: Any, cmd: Command, project: Project, plan: PlanRecord, tok
 
 def _apply_failed(svc: Any, cmd: Command, project: Project, token: int, outcome: ApplyOutcome,
                   run_id: str) -> ProjectResult:
-    _set_state(svc, project, cmd, token, LockState.APPLY_FAILED, summary=outcome.summary, run_id=run_id)
+    # The apply ran: its failure is reported even if the lock was taken from this PR meanwhile.
+    svc.locks.set_state(project, cmd.pull, token, LockState.APPLY_FAILED, summary=outcome.summary, run_id=run_id)
     return _failed(project, Outcome.APPLY_FAILED, outcome, run_id, cmd.head_sha,
                    "The lock stays with this PR, so nobody else plans on a half-applied state. Fix the cause "
                    "(push a fix and merge it, or fix it outside), then comment `apply` here; or an authorized user "

@@ -10,7 +10,7 @@ from bot.github_api import PullInfo, RepoAPI
 from bot.handlers.pull_requests import FORK_REFUSAL, projects_of_pull, pull_refs, too_many
 from bot.handover import force_release_and_hand_over
 from bot.models import LockState, Outcome, Project, ProjectResult
-from bot.permissions import apply_refusals, may_write
+from bot.permissions import WRITE_PERMISSIONS, apply_refusals, may_write
 from bot.planning import start_command
 from bot.projects import select
 from bot.routing import Router
@@ -66,10 +66,7 @@ def _plan(svc: Any, gh: RepoAPI, delivery: Delivery, number: int, author: str, c
 
 def _apply(svc: Any, gh: RepoAPI, delivery: Delivery, number: int, author: str, cmd: CommentCommand) -> None:
     pull = gh.pull(number)
-    permission = gh.permission(author)
-    if permission not in ("admin", "maintain", "write"):
-        _refuse(svc, gh, pull, "apply", author, f"@{author} has `{permission}` permission on this repository; "
-                "`apply` needs write, maintain or admin.")
+    if not _may(svc, gh, pull, "apply", author):
         return
     if pull.state != "open" and not pull.merged:
         _say(svc, gh, pull, f"@{author}: #{number} was closed without merging; its locks are released.")
@@ -99,6 +96,16 @@ def _apply(svc: Any, gh: RepoAPI, delivery: Delivery, number: int, author: str, 
         start_command(svc, "plan", delivery.repo, pull, delivery.installation_id, author, stale)
 
 
+def _may(svc: Any, gh: RepoAPI, pull: PullInfo, verb: str, author: str) -> bool:
+    """Asked of GitHub on every command: write, maintain or admin may apply and unlock; others are told why not."""
+    permission = gh.permission(author)
+    if permission in WRITE_PERMISSIONS:
+        return True
+    _refuse(svc, gh, pull, verb, author, f"@{author} has `{permission}` permission on this repository; "
+            f"`{verb}` needs write, maintain or admin.")
+    return False
+
+
 def _plan_is_stale(svc: Any, project: Project, pull: PullInfo) -> bool:
     plan = svc.records.plan(project, pull.number)
     return plan is not None and plan.head_sha != pull.head_sha
@@ -106,10 +113,7 @@ def _plan_is_stale(svc: Any, project: Project, pull: PullInfo) -> bool:
 
 def _unlock(svc: Any, gh: RepoAPI, delivery: Delivery, number: int, author: str, cmd: CommentCommand) -> None:
     pull = gh.pull(number)
-    permission = gh.permission(author)
-    if permission not in ("admin", "maintain", "write"):
-        _refuse(svc, gh, pull, "unlock", author, f"@{author} has `{permission}` permission on this repository; "
-                "`unlock` needs write, maintain or admin.")
+    if not _may(svc, gh, pull, "unlock", author):
         return
     locks = {svc.project_of_lock(lock).id: lock for lock in svc.locks.locks_of_pull(delivery.repo, number)}
     projects = select([svc.project_of_lock(lock) for lock in locks.values()], cmd.project, cmd.dir, cmd.workspace)

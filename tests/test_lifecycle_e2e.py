@@ -7,15 +7,14 @@ import textwrap
 
 import pytest
 
-from bot.locks import LockStore
-from bot.models import LockState, Project
+from bot.models import LockState
 from tests.support.scenario import REPO, SUMMARY_RE
 
 pytestmark = pytest.mark.e2e
 
 
 def lock_of(sc, dir_: str, workspace: str = "default"):
-    return LockStore(sc.redis()).get(Project(repo=REPO, name=dir_, dir=dir_, workspace=workspace))
+    return sc.lock(dir_, workspace)
 
 
 def test_two_prs_lock_apply_on_merge_and_hand_over(make_scenario):

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.locks import LockStore
-from bot.models import LockState, Project
+from bot.models import LockState
 from bot.render import marker_of
 from tests.support.scenario import REPO
 from tests.support.tfbot_process import wait_for
@@ -14,7 +13,7 @@ pytestmark = pytest.mark.e2e
 
 
 def lock_of(sc, dir_: str, workspace: str = "default"):
-    return LockStore(sc.redis()).get(Project(repo=REPO, name=dir_, dir=dir_, workspace=workspace))
+    return sc.lock(dir_, workspace)
 
 
 def net(sc, **resources: str) -> dict[str, str]:

@@ -8,8 +8,6 @@ import sys
 
 import pytest
 
-from bot.locks import LockStore
-from bot.models import Project
 from tests.support import webhook_payloads as wp
 from tests.support.scenario import INSTALLATION, REPO, SECRET
 from tests.support.tfbot_process import REPO_ROOT
@@ -17,8 +15,8 @@ from tests.support.tfbot_process import REPO_ROOT
 pytestmark = pytest.mark.e2e
 
 
-def lock_of(sc, dir_: str):
-    return LockStore(sc.redis()).get(Project(repo=REPO, name=dir_, dir=dir_))
+def lock_of(sc, dir_: str, workspace: str = "default"):
+    return sc.lock(dir_, workspace)
 
 
 def files(sc, project: str, **resources: str) -> dict[str, str]:

@@ -178,6 +178,13 @@ class Scenario:
         return {r["name"]: r["instances"][0]["attributes"]["input"]["value"]
                 for r in state.get("resources", []) if r["type"] == "terraform_data"}
 
+    def lock(self, dir_: str, workspace: str = "default") -> Any:
+        """The workspace lock of (dir, workspace) in this repository, from the real lock store, or None."""
+        from bot.locks import LockStore
+        from bot.models import Project
+
+        return LockStore(self.redis()).get(Project(repo=REPO, name=dir_, dir=dir_, workspace=workspace))
+
     def redis(self) -> Any:
         from bot.redis_server import EmbeddedRedis, connect
 

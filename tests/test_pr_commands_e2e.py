@@ -6,6 +6,7 @@ import pytest
 
 from bot.models import LockState
 from bot.render import marker_of
+from tests.support.gated import gated_workflow
 from tests.support.scenario import REPO
 from tests.support.tfbot_process import wait_for
 
@@ -171,27 +172,7 @@ def test_help_and_unknown_commands_get_the_help_text(sc):
 
 def test_a_newer_push_supersedes_a_queued_plan(make_scenario, tmp_path):
     """Plans of one project queue behind each other; one whose head is no longer the PR's head is dropped."""
-    import sys
-    import textwrap
-
-    from tests.support.tfbot_process import REPO_ROOT, wait_for
-
-    gate = tmp_path / "gate-open"
-    script = tmp_path / "gate.py"
-    script.write_text(textwrap.dedent(f"""
-        import pathlib, sys, time
-        deadline = time.monotonic() + 120
-        while not pathlib.Path({str(gate)!r}).exists():
-            if time.monotonic() > deadline:
-                sys.exit("the gate never opened")
-            time.sleep(0.05)
-    """))
-    workflows = tmp_path / "workflows"
-    workflows.mkdir()
-    (workflows / "default.yaml").write_text((REPO_ROOT / "workflows" / "default.yaml").read_text())
-    (workflows / "gated.yaml").write_text(
-        f"plan:\n  steps: [init, workspace, {{run: [{sys.executable!r}, {str(script)!r}]}}, plan, show]\n"
-        "apply:\n  steps: [init, apply]\n")
+    workflows, _, gate = gated_workflow(tmp_path)
     sc = make_scenario(workers=3, extra_settings={"workflows_dir": str(workflows)},
                        repo_settings={"projects": [{"dir": "network", "workflow": "gated"}]})
     sc.init_main(net(sc))

@@ -4,8 +4,6 @@ the data persists under data_dir."""
 from __future__ import annotations
 
 import signal
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -16,8 +14,9 @@ from bot.models import LockState, Project
 from bot.queue import events_queue, runs_queue
 from bot.records import Records
 from bot.redis_server import EmbeddedRedis, connect
+from tests.support.gated import gated_workflow
 from tests.support.scenario import REPO
-from tests.support.tfbot_process import REPO_ROOT, wait_for
+from tests.support.tfbot_process import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -96,29 +95,6 @@ def test_a_lock_its_runs_and_the_audit_trail_survive_a_restart(make_scenario):
     assert sc.state_resources("network") == {"vpc": "10.0.0.0/16", "subnet": "a"}
     assert LockStore(conn).get(NETWORK) is None
     assert [e.action for e in audit.entries(conn)][:2] == ["apply", "plan"]
-
-
-def gated_workflow(tmp_path: Path) -> tuple[Path, Path, Path]:
-    """A `gated` workflow whose plan waits, after saying so, until the test opens the gate.
-    Returns (workflows dir, the file that says a run waits, the gate file)."""
-    waiting, gate = tmp_path / "waiting", tmp_path / "gate-open"
-    script = tmp_path / "gate.py"
-    script.write_text(textwrap.dedent(f"""
-        import pathlib, sys, time
-        pathlib.Path({str(waiting)!r}).touch()
-        deadline = time.monotonic() + 120
-        while not pathlib.Path({str(gate)!r}).exists():
-            if time.monotonic() > deadline:
-                sys.exit("the gate never opened")
-            time.sleep(0.05)
-    """))
-    workflows = tmp_path / "workflows"
-    workflows.mkdir()
-    (workflows / "default.yaml").write_text((REPO_ROOT / "workflows" / "default.yaml").read_text())
-    (workflows / "gated.yaml").write_text(
-        f"plan:\n  steps: [init, workspace, {{run: [{sys.executable!r}, {str(script)!r}]}}, plan, show]\n"
-        "apply:\n  steps: [init, apply]\n")
-    return workflows, waiting, gate
 
 
 def test_a_job_queued_at_shutdown_runs_after_the_restart(make_scenario, tmp_path):

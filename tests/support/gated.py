@@ -1,0 +1,31 @@
+"""A workflow whose plan waits at a gate the test opens: makes "a run is under way" deterministic."""
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+
+from tests.support.tfbot_process import REPO_ROOT
+
+
+def gated_workflow(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A `gated` workflow whose plan waits, after saying so, until the test opens the gate.
+    Returns (workflows dir, the file that says a run waits, the gate file)."""
+    waiting, gate = tmp_path / "waiting", tmp_path / "gate-open"
+    script = tmp_path / "gate.py"
+    script.write_text(textwrap.dedent(f"""
+        import pathlib, sys, time
+        pathlib.Path({str(waiting)!r}).touch()
+        deadline = time.monotonic() + 120
+        while not pathlib.Path({str(gate)!r}).exists():
+            if time.monotonic() > deadline:
+                sys.exit("the gate never opened")
+            time.sleep(0.05)
+    """))
+    workflows = tmp_path / "workflows"
+    workflows.mkdir()
+    (workflows / "default.yaml").write_text((REPO_ROOT / "workflows" / "default.yaml").read_text())
+    (workflows / "gated.yaml").write_text(
+        f"plan:\n  steps: [init, workspace, {{run: [{sys.executable!r}, {str(script)!r}]}}, plan, show]\n"
+        "apply:\n  steps: [init, apply]\n")
+    return workflows, waiting, gate

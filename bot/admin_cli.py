@@ -67,7 +67,7 @@ def list_locks(config: Config, conn: Any, repo: str | None, as_json: bool, out: 
 
 
 def unlock(config: Config, conn: Any, repo: str, dir: str, workspace: str, by: str, mention: bool,
-           out: TextIO) -> int:
+           out: TextIO, reason: str = "") -> int:
     """Release one lock, hand it to the next PR in line, and comment on the PR that held it."""
     from bot.models import Project
     from bot.services import WorkerServices
@@ -77,7 +77,11 @@ def unlock(config: Config, conn: Any, repo: str, dir: str, workspace: str, by: s
     if lock is None:
         raise AdminError(f"{repo} {dir} (workspace {workspace}) is not locked; `tfbot locks --repo {repo}` lists "
                          "the locks of that repository")
-    held, waiter = unlocking.release(svc, repo, dir, workspace, by=by, via=unlocking.FROM_CLI, token=lock.token)
+    try:
+        held, waiter = unlocking.release(svc, repo, dir, workspace, by=by, via=unlocking.FROM_CLI, token=lock.token,
+                                         reason=reason)
+    except unlocking.UnlockRefused as exc:
+        raise AdminError(f"{exc} (`--reason TEXT`)") from None
     if held is None:
         raise AdminError("the lock changed hands while unlocking; nothing was released: look again with `tfbot locks`")
     next_pull = int(waiter["pull"]) if waiter else None
@@ -139,7 +143,8 @@ def run(command: str, config: Config, args: Any, out: TextIO | None = None) -> i
     if command == "locks":
         return list_locks(config, conn, args.repo, args.json, out)
     by = args.as_name or default_admin_name()
-    return unlock(config, conn, args.repo, normal_dir(args.dir), args.workspace, by, bool(args.as_name), out)
+    return unlock(config, conn, args.repo, normal_dir(args.dir), args.workspace, by, bool(args.as_name), out,
+                  reason=getattr(args, "reason", "") or "")
 
 
 def normal_dir(value: str) -> str:

@@ -67,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     unlock.add_argument("dir", metavar="DIR", help="the project's directory, as in the config")
     unlock.add_argument("workspace", metavar="WORKSPACE", nargs="?", default="default",
                         help="the Terraform workspace (default: default)")
+    unlock.add_argument("--reason", metavar="TEXT", default="",
+                        help="why; required to release a lock whose PR applied what the default branch lacks "
+                             "(recorded in the audit trail)")
     unlock.add_argument("--as", dest="as_name", metavar="LOGIN",
                         help="your GitHub login, @-mentioned in the PR comment (default: your OS user, not mentioned)")
     sub.add_parser(

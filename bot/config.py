@@ -104,6 +104,11 @@ class RepoConfig:
     plan_drafts: bool = False
     apply_requirements: tuple[str, ...] = ()
     workflow: str = "default"
+    apply_branches: tuple[str, ...] = ()  # besides the default branch: bases whose merges are applied
+
+    def applies_to(self, base_ref: str, default_branch: str) -> bool:
+        """Whether merges into `base_ref` are applied (PRs into it take locks): the default branch, or listed."""
+        return base_ref == default_branch or base_ref in self.apply_branches
 
     def matches(self, full_name: str) -> bool:
         """True when this entry's pattern (e.g. `acme/*`) covers the repository."""
@@ -381,6 +386,7 @@ def _parse_repo(v: "_Validator", i: int) -> RepoConfig:
         plan_drafts=v.boolean(f"{key}.plan_drafts", default=False),
         apply_requirements=repo_requirements,
         workflow=v.string(f"{key}.workflow", default="default"),
+        apply_branches=tuple(v.string_list(f"{key}.apply_branches", default=())),
     )
 
 
@@ -449,7 +455,7 @@ _KNOWN_KEYS = {
         "workflows_dir", "max_projects_per_pr", "log_level",
     },
 }
-_REPO_KEYS = {"name", "projects", "allow_fork_prs", "plan_drafts", "apply_requirements", "workflow"}
+_REPO_KEYS = {"name", "projects", "allow_fork_prs", "plan_drafts", "apply_requirements", "workflow", "apply_branches"}
 _PROJECT_KEYS = {"name", "dir", "workspace", "when_modified", "autoplan", "apply_requirements", "workflow"}
 
 

@@ -10,8 +10,9 @@ Words: *mine* = this PR holds the lock; *reviewed* = the newest plan of this PR 
 (a newer plan still running does not count until it is posted); *target* = the commit that must reach the
 infrastructure: the PR merged into its base (apply on an open PR), the merge commit (merge), or the base
 branch's tip (`apply` on a merged PR, a lock handed to a merged PR); *matches* = the reviewed plan's
-commit holds the same project (its dir and the local modules it calls) as the target; *flagged* = this
-PR's apply ran (or started) and the default branch does not hold it yet (`LockView.unmerged_apply`).
+commit holds the same project (its dir and the local modules it calls) as the target; *flagged* = the
+infrastructure and the default branch differ because of this PR (`LockView.diverged`): its apply ran (or
+started) and the branch does not hold it yet, or it was merged and the branch's plan is not applied yet.
 A PR *applies* when its base is the default branch or one of the repository's `apply_branches`.
 
 | event \\ lock | free / other PR's | mine: planning, planned, plan failed, plan stale | mine: applying | mine: applied | mine, flagged (after an apply) |
@@ -83,7 +84,7 @@ class LockView:
 
     pull: int
     state: LockState
-    unmerged_apply: bool = False  # this PR's apply ran or started, and the default branch lacks it
+    diverged: bool = False  # the infrastructure and the default branch differ because of this PR
 
 
 @dataclass(frozen=True)
@@ -118,9 +119,9 @@ class Decision:
 
 
 _RUNNING = "an apply of this project is running; wait for it to end"
-_FLAGGED = ("this PR's apply changed the infrastructure and the default branch does not hold that change: merge "
-            "the PR, or merge a revert and apply it; an admin can unlock it with a reason from the lock page or "
-            "`tfbot unlock`")
+_FLAGGED = ("the infrastructure and the default branch differ because of this PR (it applied what the branch "
+            "lacks, or it was merged and the branch's plan is not applied yet): apply the branch here with `apply`, "
+            "or merge and apply a revert; an admin can unlock it with a reason from the lock page or `tfbot unlock`")
 
 
 def decide(event: Event, facts: Facts) -> Decision:
@@ -157,7 +158,7 @@ def decide(event: Event, facts: Facts) -> Decision:
 
 
 def _flagged(lock: LockView | None) -> bool:
-    return lock is not None and (lock.unmerged_apply or lock.state in (
+    return lock is not None and (lock.diverged or lock.state in (
         LockState.APPLYING, LockState.APPLIED, LockState.APPLY_FAILED))
 
 
@@ -192,9 +193,9 @@ def _apply(facts: Facts, mine: bool) -> Decision:
     if facts.reviewed is None:
         return Decision(Action.REFUSE, "there is no plan shown on this PR to apply: comment `plan` first")
     if facts.reviewed.head_sha != facts.head_sha:
-        return Decision(Action.REPLAN, "the PR's head moved since its plan")
+        return Decision(Action.REPLAN, "the PR's head moved since the plan")
     if not facts.matches:
-        return Decision(Action.REPLAN, "the base branch changed this project since its plan")
+        return Decision(Action.REPLAN, "the base branch changed this project since the plan")
     return Decision(Action.APPLY_REVIEWED, "the reviewed plan still describes the PR as it will merge")
 
 
@@ -227,7 +228,7 @@ def _merged(event: Event, facts: Facts, mine: bool) -> Decision:
     if same and not applied_already:
         return Decision(Action.APPLY_FRESH, "the plan of the default branch makes exactly the reviewed changes",
                         release_after=True)
-    if reviewed is None:
+    if reviewed is None or (event is Event.MERGE and reviewed.head_sha != facts.head_sha):
         why = "no plan of this PR's final head was shown on it"
     elif applied_already:
         why = "the default branch holds more than what this PR applied"

@@ -53,6 +53,7 @@ class PullInfo:
     html_url: str
     clone_url: str
     merged_by: str = ""
+    default_branch: str = ""  # the repository's default branch ("" when GitHub did not say)
 
 
 @dataclass(frozen=True)
@@ -253,6 +254,7 @@ class RepoAPI:
             html_url=p.html_url,
             clone_url=p.base.repo.clone_url,
             merged_by=p.merged_by.login if p.merged and p.merged_by else "",
+            default_branch=p.base.repo.default_branch or "",
         )
 
     def create_comment(self, number: int, body: str) -> int:

@@ -1,4 +1,9 @@
-"""Releasing a workspace lock and handing it to the next PR in line, which is then planned automatically."""
+"""Releasing a workspace lock and handing it to the next PR in line, which is then planned automatically.
+
+Every release goes through here, whoever asks (a run after the merge's apply, a close, a writer's `unlock`,
+an admin's unlock): the lock store's release script refuses atomically what bot/decision.py refuses, and the
+PR's saved plans of that project go with its lock.
+"""
 from __future__ import annotations
 
 import logging
@@ -6,40 +11,31 @@ from typing import Any
 
 from rq import Callback
 
-from bot import audit
-from bot.models import LockState, Project
+from bot.models import Project
 from bot.records import project_to_dict
 
 log = logging.getLogger(__name__)
 
 
-def release_and_hand_over(svc: Any, project: Project, pull: int, token: int | None, reason: str) -> bool:
-    """Release `pull`'s lock (owner-checked); if a PR waits for it, it now holds it: queue its plan. True if released."""
-    result = svc.locks.release(project, pull, token)
+def release_and_hand_over(svc: Any, project: Project, pull: int, token: int | None, reason: str,
+                          mode: str = "owner") -> bool:
+    """Release `pull`'s lock (owner-checked; `mode` as in LockStore.release); if a PR waits for it, it now holds it:
+    queue its plan. True if released."""
+    result = svc.locks.release(project, pull, token, mode=mode)
     if result.released:
         log.info("lock of %s released by #%d (%s)", project.name, pull, reason)
+        drop_plans(svc, project, pull)
         plan_next(svc, project, result.next_waiter, reason)
+    elif result.refused:
+        log.info("lock of %s kept by #%d (%s): %s", project.name, pull, reason, result.refused)
     return bool(result.released)
 
 
-def force_release_and_hand_over(svc: Any, project: Project, by: str, reason: str, token: int | None = None) -> bool:
-    """Release the lock (authorized unlock) if it is still the one seen (`token`); hand it over like a release.
+def drop_plans(svc: Any, project: Project, pull: int) -> None:
+    """Forget `pull`'s saved plans of `project` and delete their files: without the lock they never apply."""
+    from bot.reporting import drop_files
 
-    A lock whose apply is running is never released: the apply's outcome must reach its PR and its state.
-    """
-    current = svc.locks.get(project)
-    if current is not None and current.state == LockState.APPLYING:
-        log.warning("unlock of %s by %s refused: an apply is running", project.name, by)
-        return False
-    result = svc.locks.force_release(project, by, token=token)
-    if result.released:
-        log.info("lock of %s released by %s (%s)", project.name, by, reason)
-        holder = result.previous
-        audit.record(svc.redis, audit.AuditEntry(
-            action="unlock", repo=project.repo, pull=holder.pull if holder else 0, project=project.name, user=by,
-            detail=reason))
-        plan_next(svc, project, result.next_waiter, reason)
-    return bool(result.released)
+    drop_files(svc, svc.records.delete_plans(project, pull))
 
 
 def plan_next(svc: Any, project: Project, waiter: dict[str, Any] | None, reason: str) -> None:

@@ -55,9 +55,14 @@ def handle_delivery(delivery_id: str, event: str, payload: dict[str, Any]) -> in
         raise
 
 
-def run_project(command_id: str, project: dict[str, Any]) -> str:
-    """Run one project of a command; the job that completes the command reports it on the PR."""
+def run_project(command_id: str, project: dict[str, Any], attempt: int = 0) -> str:
+    """Run one project of a command; the job that completes the command reports it on the PR.
+
+    A project busy with another run is not waited for here: the job is queued again after a delay (5 s, doubling,
+    at most 60 s) for as long as a run may last, so a worker is never held behind another project's Terraform.
+    """
     from bot.records import project_from_dict
+    from bot.runner import ProjectBusy
     from bot.runner import run_project as run
 
     from rq import get_current_job
@@ -68,11 +73,34 @@ def run_project(command_id: str, project: dict[str, Any]) -> str:
     cmd = svc.records.command(command_id)
     job = get_current_job()
     with heartbeat(svc.redis, job.id if job else f"{command_id}-{project.get('name')}"):
-        result = run(svc, cmd, project_from_dict(project))
+        try:
+            result = run(svc, cmd, project_from_dict(project))
+        except ProjectBusy as exc:
+            if defer_run(svc, command_id, project, attempt):
+                log.info("%s %s#%d %s: %s; deferred (attempt %d)", cmd.kind, cmd.repo, cmd.pull,
+                         project.get("name"), exc, attempt + 1)
+                return "deferred"
+            raise
         # Inside the heartbeat: the reaper must never take a finished run for a dead one.
         if svc.records.add_result(cmd.id, result):
             queue_report(svc.runs_queue, cmd.id)
     return result.outcome.value
+
+
+def defer_run(svc: Any, command_id: str, project: dict[str, Any], attempt: int) -> bool:
+    """Queue `run_project` again later; False once it has waited longer than any run may last."""
+    from datetime import timedelta
+
+    from rq import Callback
+
+    delays = [min(5 * 2 ** i, 60) for i in range(attempt + 1)]
+    if sum(delays) > svc.config.terraform.timeout + 120:
+        return False
+    svc.runs_queue.enqueue_in(
+        timedelta(seconds=delays[-1]), "bot.jobs.run_project", command_id, project, attempt + 1,
+        job_timeout=int(svc.config.terraform.timeout * 3 + 600), on_failure=Callback("bot.jobs.run_failed"),
+        result_ttl=3600, failure_ttl=7 * 24 * 3600, description=f"run {command_id} {project.get('name')} (deferred)")
+    return True
 
 
 def queue_report(queue: Any, command_id: str) -> None:
@@ -133,7 +161,7 @@ def _queue_interrupted_report(connection: Any, job: Any, reason: str) -> None:
 
     if job.func_name != "bot.jobs.run_project":
         return
-    command_id, project = job.args
+    command_id, project = job.args[:2]
     runs_queue(connection).enqueue_call(
         "bot.jobs.report_interrupted", args=(command_id, project, reason), result_ttl=3600,
         failure_ttl=7 * 24 * 3600, description=f"report interrupted run of command {command_id}",

@@ -83,9 +83,10 @@ def installation_token(installation_id: int) -> str:
     return f"{PREFIX}:token:{installation_id}"
 
 
-def plan_record(repo: str, pull: int, project_id: str) -> str:
-    """The saved plan of one project of one PR (JSON string)."""
-    return f"{PREFIX}:plan:{repo}:{pull}:{project_id}"
+def plan_records(repo: str, pull: int, project_id: str) -> str:
+    """The saved plans of one project of one PR (hash: `run:<run id>` -> PlanRecord JSON, `posted` -> the run id
+    of the plan shown on the PR, the reviewed one)."""
+    return f"{PREFIX}:plans:{repo}:{pull}:{project_id}"
 
 
 def command(command_id: str) -> str:

@@ -11,6 +11,9 @@ atomic across threads, worker processes and hosts sharing one Redis):
   and is told its 1-based place. A held lock is a normal result, never an exception.
 - Every state change and release names the pull and its token and is refused (False / released=False) when
   they no longer match: a job that lost the lock (released, unlocked, handed over) cannot touch it again.
+- The release script itself refuses, in the same atomic step, what bot/decision.py refuses: a close or a
+  writer's unlock of a lock whose apply is running or whose PR applied what the default branch lacks
+  (`diverged`), and an admin's unlock of a running apply. A check outside the script would race the apply.
 - Releasing hands the lock straight to the first waiter (new token, state "planning"), so nobody can slip in
   between; the caller gets that waiter's entry back and must plan it. The lock leaves the index only when
   nobody takes it. A waiter whose PR closed must `leave_queue` (or `forget_pull`), else it is handed a lock
@@ -69,6 +72,7 @@ local function hand_over(lock_key, index_key, line_key, fence_key, lock, now, st
   lock['state'] = state
   lock['summary'] = ''
   lock['run_id'] = ''
+  lock['diverged'] = false
   lock['token'] = redis.call('INCR', fence_key)
   local value = cjson.encode(lock)
   redis.call('SET', lock_key, value)
@@ -110,15 +114,22 @@ return {'queued', current, redis.call('RPUSH', KEYS[3], ARGV[3])}
 # ARGV[1] pull that must hold the lock, or "" for whoever holds it (unlock by an admin)
 # ARGV[2] token that must match, or "" for any token
 # ARGV[3] now (unix seconds) for a handed-over lock; ARGV[4] the state a handed-over lock starts in
-# Returns {"free"} | {"refused", lock} | {"released", old lock} | {"handed", old lock, new lock, waiter entry}
+# ARGV[5] mode: "owner" (the holder's own run releases it: token checks only), "unlock" (a close or a writer's
+#         unlock: refused while applying or flagged), "admin" (refused while applying unless ARGV[6] is "dead")
+# Returns {"free"} | {"refused", lock, why} | {"released", old lock} | {"handed", old lock, new lock, waiter entry}
 _RELEASE = _LUA_HELPERS + """
 local current = redis.call('GET', KEYS[1])
 if not current then return {'free'} end
 local lock = cjson.decode(current)
 if (ARGV[1] ~= '' and tonumber(lock['pull']) ~= tonumber(ARGV[1]))
    or (ARGV[2] ~= '' and tonumber(lock['token']) ~= tonumber(ARGV[2])) then
-  return {'refused', current}
+  return {'refused', current, 'owner'}
 end
+local applying = lock['state'] == 'applying'
+local flagged = lock['diverged'] == true or applying or lock['state'] == 'applied, awaiting merge'
+  or lock['state'] == 'apply failed'
+if ARGV[5] == 'unlock' and flagged then return {'refused', current, applying and 'applying' or 'flagged'} end
+if ARGV[5] == 'admin' and applying and ARGV[6] ~= 'dead' then return {'refused', current, 'applying'} end
 local value, entry = hand_over(KEYS[1], KEYS[2], KEYS[3], KEYS[4], lock, tonumber(ARGV[3]), ARGV[4])
 if value then return {'handed', current, value, entry} end
 return {'released', current}
@@ -164,7 +175,7 @@ return 0
 # Fields of the queue entry that tfbot itself writes; a caller's `waiter` data may not reuse them.
 _ENTRY_FIELDS = frozenset({"pull", "user", "pull_title", "pull_url", "queued_at"})
 # Fields a holder may change with `set_state`; the rest say who holds the lock and are fixed.
-_MUTABLE_FIELDS = frozenset({"summary", "run_id", "pull_title", "pull_url"})
+_MUTABLE_FIELDS = frozenset({"summary", "run_id", "pull_title", "pull_url", "diverged"})
 _LOCK_FIELDS = frozenset(f.name for f in fields(LockInfo))
 _MGET_CHUNK = 1000
 
@@ -200,6 +211,7 @@ class ReleaseResult:
     next_waiter: dict[str, Any] | None = None  # the entry of the pull the lock was handed to: plan it
     lock: LockInfo | None = None
     previous: LockInfo | None = None  # the lock that was released, for the audit trail and the PR comment
+    refused: str = ""  # why not: "owner" (not this pull's / token), "applying", "flagged" (an unmerged apply)
 
 
 class GuardTimeout(Exception):
@@ -297,8 +309,9 @@ class LockStore:
         lines = pipe.execute()
         return [lock for lock, line in zip(locks, lines) if any(json.loads(e)["pull"] == pull for e in line)]
 
-    def set_state(self, project: LockTarget, pull: int, token: int, state: LockState, **changes: str) -> bool:
-        """Record a new state (and summary, run_id, pull_title, pull_url) if `pull` still holds the lock under `token`."""
+    def set_state(self, project: LockTarget, pull: int, token: int, state: LockState, **changes: str | bool) -> bool:
+        """Record a new state (and summary, run_id, pull_title, pull_url, diverged) if `pull` still holds the
+        lock under `token`."""
         unknown = changes.keys() - _MUTABLE_FIELDS
         if unknown:
             raise ValueError(f"set_state cannot change {sorted(unknown)}")
@@ -306,26 +319,34 @@ class LockStore:
         lock_key = keys.lock(project.repo, project.dir, project.workspace)
         return bool(self._set_state(keys=[lock_key], args=[pull, token, json.dumps(update)]))
 
-    def release(self, project: LockTarget, pull: int, token: int | None) -> ReleaseResult:
-        """Release the lock if `pull` holds it (under `token`, or any token when None) and hand it to the next in line."""
-        return self._run_release(project, str(pull), "" if token is None else str(token))
+    def release(self, project: LockTarget, pull: int, token: int | None, *, mode: str = "owner") -> ReleaseResult:
+        """Release the lock if `pull` holds it (under `token`, or any token when None) and hand it to the next in line.
 
-    def force_release(self, project: LockTarget, by: str, *, token: int | None = None) -> ReleaseResult:
-        """Release whoever holds the lock (an authorized unlock) and hand it on.
+        `mode` "owner": the holder's own run (after the merge's apply); "unlock": a close or a writer's unlock,
+        refused (`refused="applying"` / `"flagged"`) while an apply runs or after an apply the default branch lacks.
+        """
+        return self._run_release(project, str(pull), "" if token is None else str(token), mode)
+
+    def force_release(self, project: LockTarget, by: str, *, token: int | None = None,
+                      run_dead: bool = False) -> ReleaseResult:
+        """Release whoever holds the lock (an admin's unlock with a reason) and hand it on.
 
         With `token`, only the lock the unlocking user saw is released: if it changed hands since, nothing happens.
+        A lock whose apply is running is refused (`refused="applying"`) unless `run_dead`: its run is confirmed dead.
         """
-        result = self._run_release(project, "", "" if token is None else str(token))
+        result = self._run_release(project, "", "" if token is None else str(token), "admin",
+                                   "dead" if run_dead else "")
         if result.released and result.previous is not None:
             log.info("lock %s of #%d unlocked by %s", _name(project), result.previous.pull, by)
         return result
 
     def forget_pull(self, repo: str, pull: int) -> builtins.list[ReleaseResult]:
-        """A closed PR: leave every line it waits in, then release (and hand over) every lock it holds in `repo`."""
+        """A closed PR: leave every line it waits in, then release (and hand over) every lock it holds in `repo`,
+        except those the release script keeps (applying, or flagged by an unmerged apply: `refused` says which)."""
         # Leave the lines first: once out of every line no release can hand this pull a lock we would miss.
         for lock in self.queued_for(repo, pull):
             self.leave_queue(lock, pull)
-        return [self.release(lock, pull, None) for lock in self.locks_of_pull(repo, pull)]
+        return [self.release(lock, pull, None, mode="unlock") for lock in self.locks_of_pull(repo, pull)]
 
     def leave_queue(self, project: LockTarget, pull: int) -> bool:
         """Take `pull` out of the waiting line; False when it was not in it."""
@@ -348,16 +369,18 @@ class LockStore:
         where = (project.repo, project.dir, project.workspace)
         return [keys.lock(*where), keys.lock_index(), keys.lock_queue(*where)]
 
-    def _run_release(self, project: LockTarget, pull: str, token: str) -> ReleaseResult:
+    def _run_release(self, project: LockTarget, pull: str, token: str, mode: str, dead: str = "") -> ReleaseResult:
+        if mode not in ("owner", "unlock", "admin"):
+            raise ValueError(f"unknown release mode {mode!r}")
         reply = self._release(
             keys=[*self._lock_keys(project), keys.fence()],
-            args=[pull, token, time.time(), LockState.PLANNING.value],
+            args=[pull, token, time.time(), LockState.PLANNING.value, mode, dead],
         )
         status = _text(reply[0])
         if status == "free":
             return ReleaseResult(released=False)
         if status == "refused":
-            return ReleaseResult(released=False, lock=_load(reply[1]))
+            return ReleaseResult(released=False, lock=_load(reply[1]), refused=_text(reply[2]))
         previous = _load(reply[1])
         if status == "released":
             return ReleaseResult(released=True, previous=previous)
@@ -442,7 +465,8 @@ def _dump(lock: LockInfo) -> str:
 def _load(raw: bytes | str) -> LockInfo:
     data = json.loads(raw)
     known = {k: v for k, v in data.items() if k in _LOCK_FIELDS}
-    known.update(pull=int(known["pull"]), token=int(known["token"]), state=LockState(known["state"]))
+    known.update(pull=int(known["pull"]), token=int(known["token"]), state=LockState(known["state"]),
+                 diverged=bool(known.get("diverged", False)))
     return LockInfo(**known)
 
 

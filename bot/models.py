@@ -50,6 +50,11 @@ class LockInfo:
     pull_url: str = ""
     summary: str = ""
     run_id: str = ""
+    # The infrastructure and the default branch differ because of this PR: its apply ran (or started) and the
+    # branch does not hold it yet, or it was merged and the branch's plan is not applied yet. Such a lock is
+    # never released by a close or a writer's unlock; only by an apply that ends the difference, or by an
+    # admin's unlock with a reason.
+    diverged: bool = False
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,7 @@ class Outcome(str, Enum):
     STALE = "stale"  # the stored plan no longer matches
     ERROR = "error"  # tfbot itself failed (checkout, GitHub, storage)
     SUPERSEDED = "superseded"  # a newer push queued its own plan; not reported
+    NOTHING_TO_APPLY = "nothing to apply"  # merged, and the infrastructure already matches: lock released
 
 
 @dataclass
@@ -84,3 +90,5 @@ class ProjectResult:
     message: str = ""  # tfbot's explanation: who holds the lock, why refused, what to do next
     run_id: str = ""
     head_sha: str = ""
+    has_changes: bool | None = None  # a plan that changes resources or outputs (None: not a plan)
+    applicable: bool = True  # False for a plan of a PR into a branch tfbot does not apply: no `apply` offered

@@ -21,10 +21,11 @@ class PlanStoreError(Exception):
     """A plan file is missing or does not match its recorded checksum."""
 
 
-def plan_key(project: Project, pull: int, sha: str) -> str:
-    """The storage key of the plan made for `project` of PR `pull` at commit `sha`."""
+def plan_key(project: Project, pull: int, sha: str, run_id: str) -> str:
+    """The storage key of the plan made by run `run_id` for `project` of PR `pull` at commit `sha`:
+    `<repo>/<pull>/<workspace>/<dir>/<sha>-<run id>.tfplan` (two plans of one commit never share a file)."""
     dir_part = "_root" if project.dir == "." else project.dir
-    return f"{project.repo}/{pull}/{project.workspace}/{dir_part}/{sha}.tfplan"
+    return f"{project.repo}/{pull}/{project.workspace}/{dir_part}/{sha}-{run_id}.tfplan"
 
 
 def file_sha256(path: Path) -> str:

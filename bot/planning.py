@@ -13,7 +13,7 @@ from bot.render import pending_status
 
 log = logging.getLogger(__name__)
 
-STATUS_CONTEXT = {"plan": "tfbot/plan", "apply": "tfbot/apply", "merge": "tfbot/apply"}
+STATUS_CONTEXT = {"plan": "tfbot/plan", "apply": "tfbot/apply", "merge": "tfbot/apply", "handover": "tfbot/apply"}
 
 
 def pull_info_dict(pull: PullInfo) -> dict[str, Any]:
@@ -21,7 +21,7 @@ def pull_info_dict(pull: PullInfo) -> dict[str, Any]:
     return {
         "clone_url": pull.clone_url, "title": pull.title, "html_url": pull.html_url, "author": pull.author,
         "base_sha": pull.base_sha, "base_ref": pull.base_ref, "head_ref": pull.head_ref, "merged": pull.merged,
-        "merge_commit_sha": pull.merge_commit_sha,
+        "merge_commit_sha": pull.merge_commit_sha, "state": pull.state, "default_branch": pull.default_branch,
     }
 
 
@@ -43,11 +43,12 @@ def start_command(
     from bot.jobs import queue_report
 
     sha = head_sha or pull.head_sha
-    info = {**pull_info_dict(pull), **(extra_info or {})}
+    applies = svc.config.repo_config(repo).applies_to(pull.base_ref, pull.default_branch or pull.base_ref)
+    info = {**pull_info_dict(pull), "applies": applies, **(extra_info or {})}
     cmd = svc.records.new_command(kind, repo, pull.number, sha, installation, user,
                                   total=len(projects) + len(prefilled), note=note, info=info)
     if projects:
-        state, description = pending_status(len(projects), "apply" if kind == "merge" else kind)
+        state, description = pending_status(len(projects), "plan" if kind == "plan" else "apply")
         svc.github.repo(installation, repo).set_status(sha, STATUS_CONTEXT[kind], state, description,
                                                        svc.status_url(cmd))
     log.info("%s %s#%d at %s: %d project(s) queued (%s), by %s", kind, repo, pull.number, sha[:8], len(projects),

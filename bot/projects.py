@@ -48,6 +48,14 @@ def normalise_dir(value: str) -> str:
     return "/".join(parts) or "."
 
 
+def deleted_roots(changed_files: Iterable[str], base_dirs: Collection[str], head_dirs: Collection[str]) -> list[str]:
+    """Dirs that held Terraform files at the base and hold none at the head, among those the PR changes: roots the
+    PR deletes. Deleting a root's code destroys nothing (its resources stay in the state and in the cloud), so
+    the PR is told instead of silently not planned."""
+    base, head = _as_set(base_dirs), _as_set(head_dirs)
+    return sorted({tf_dir_of(path) for path in changed_files if _is_trigger(path)} & (base - head))
+
+
 def affected_projects(
     repo: str,
     repo_config: RepoConfig,

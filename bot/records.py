@@ -39,7 +39,7 @@ class PlanRecord:
     created_at: float = field(default_factory=time.time)
     plan_sha: str = ""  # the commit planned: the head merged into base_sha, or the head itself
     digest: str = ""  # hash of the planned changes with their values (see runner.changes_digest)
-    posted: bool = False  # shown on the PR: only a plan people could see is ever applied
+    has_changes: bool = True  # resource or output changes (an outputs-only plan is a change too)
 
     def change_set(self) -> set[tuple[str, str]]:
         return {(a, b) for a, b in self.changes}
@@ -96,12 +96,36 @@ return redis.call('HINCRBY', KEYS[2], 'done', 1)
 """
 
 
+# KEYS[1] a project's plans (hash); ARGV[1] run id of the plan now shown on the PR
+# Returns 1 when it is the reviewed plan now, 0 when it is unknown or a newer plan was posted first.
+_MARK_POSTED = """
+local rec = redis.call('HGET', KEYS[1], 'run:' .. ARGV[1])
+if not rec then return 0 end
+local cur = redis.call('HGET', KEYS[1], 'posted')
+if cur and cur ~= ARGV[1] then
+  local old = redis.call('HGET', KEYS[1], 'run:' .. cur)
+  if old and cjson.decode(old)['created_at'] > cjson.decode(rec)['created_at'] then return 0 end
+end
+redis.call('HSET', KEYS[1], 'posted', ARGV[1])
+return 1
+"""
+
+# KEYS[1] a project's plans (hash); ARGV[1] run id. Drops the plan, and the reviewed pointer if it named it.
+_FORGET_PLAN = """
+redis.call('HDEL', KEYS[1], 'run:' .. ARGV[1])
+if redis.call('HGET', KEYS[1], 'posted') == ARGV[1] then redis.call('HDEL', KEYS[1], 'posted') end
+return 1
+"""
+
+
 class Records:
     """Reads and writes the per-PR records; the connection is passed in."""
 
     def __init__(self, conn: redis.Redis):
         self.r = conn
         self._add_result = conn.register_script(_ADD_RESULT)
+        self._mark_posted = conn.register_script(_MARK_POSTED)
+        self._forget_plan = conn.register_script(_FORGET_PLAN)
 
     # --- head of each PR, for superseding older queued plans ---
     def set_head(self, repo: str, pull: int, sha: str) -> None:
@@ -122,23 +146,58 @@ class Records:
         self.r.expire(keys.pull(repo, pull), RETENTION_SECONDS)
 
     # --- saved plans ---
+    # Every plan of a project of a PR is kept under its run id until a newer one is shown on the PR; `posted`
+    # names the reviewed one. A plan still running or not yet posted never hides the reviewed one.
     def save_plan(self, record: PlanRecord) -> None:
         project = project_from_dict(record.project)
-        self.r.set(keys.plan_record(project.repo, record.pull, project.id), json.dumps(asdict(record)))
+        key = keys.plan_records(project.repo, record.pull, project.id)
+        pipe = self.r.pipeline()
+        pipe.hset(key, f"run:{record.run_id}", json.dumps(asdict(record)))
+        pipe.expire(key, RETENTION_SECONDS)
+        pipe.execute()
 
     def plan(self, project: Project, pull: int) -> PlanRecord | None:
-        raw = self.r.get(keys.plan_record(project.repo, pull, project.id))
+        """The reviewed plan: the newest plan of `project` shown on PR `pull`, or None."""
+        key = keys.plan_records(project.repo, pull, project.id)
+        posted = self.r.hget(key, "posted")
+        if posted is None:
+            return None
+        raw = self.r.hget(key, f"run:{posted.decode()}")
         return PlanRecord(**json.loads(raw)) if raw else None
 
-    def mark_plan_posted(self, project: Project, pull: int, run_id: str) -> None:
-        """The plan made by run `run_id` is now on the PR (a newer plan of the same project is left alone)."""
-        plan = self.plan(project, pull)
-        if plan is not None and plan.run_id == run_id and not plan.posted:
-            plan.posted = True
-            self.save_plan(plan)
+    def plans(self, project: Project, pull: int) -> list[PlanRecord]:
+        """Every saved plan of `project` of PR `pull`, oldest first (posted or not)."""
+        raw = self.r.hgetall(keys.plan_records(project.repo, pull, project.id))
+        found = [PlanRecord(**json.loads(v)) for k, v in raw.items() if k.startswith(b"run:")]
+        return sorted(found, key=lambda p: p.created_at)
 
-    def delete_plan(self, project: Project, pull: int) -> None:
-        self.r.delete(keys.plan_record(project.repo, pull, project.id))
+    def plan_of_run(self, project: Project, pull: int, run_id: str) -> PlanRecord | None:
+        raw = self.r.hget(keys.plan_records(project.repo, pull, project.id), f"run:{run_id}")
+        return PlanRecord(**json.loads(raw)) if raw else None
+
+    def mark_plan_posted(self, project: Project, pull: int, run_id: str) -> list[PlanRecord]:
+        """The plan of run `run_id` is now shown on the PR: it becomes the reviewed one unless a newer plan was
+        posted first (compare-and-set, atomic). Returns the older plans it replaces, now forgotten: the caller
+        deletes their plan files."""
+        key = keys.plan_records(project.repo, pull, project.id)
+        if not int(self._mark_posted(keys=[key], args=[run_id])):
+            return []
+        mine = self.plan_of_run(project, pull, run_id)
+        older = [p for p in self.plans(project, pull) if mine is not None and p.created_at < mine.created_at]
+        if older:
+            self.r.hdel(key, *[f"run:{p.run_id}" for p in older])
+        return older
+
+    def delete_plan(self, project: Project, pull: int, run_id: str) -> None:
+        """Forget one plan (applied, or refused); the reviewed pointer goes with it."""
+        key = keys.plan_records(project.repo, pull, project.id)
+        self._forget_plan(keys=[key], args=[run_id])
+
+    def delete_plans(self, project: Project, pull: int) -> list[PlanRecord]:
+        """Forget every plan of `project` of PR `pull`; returns them so the caller deletes their files."""
+        found = self.plans(project, pull)
+        self.r.delete(keys.plan_records(project.repo, pull, project.id))
+        return found
 
     # --- commands and their results ---
     def new_command(self, kind: str, repo: str, pull: int, head_sha: str, installation: int, user: str, total: int,

@@ -44,8 +44,9 @@ _TITLE = {
     Outcome.REFUSED: "Refused",
     Outcome.STALE: "Plan is stale",
     Outcome.SUPERSEDED: "Superseded",
+    Outcome.NOTHING_TO_APPLY: "Nothing to apply",
 }
-_OK_OUTCOMES = {"plan": {Outcome.PLANNED}, "apply": {Outcome.APPLIED}}
+_OK_OUTCOMES = {"plan": {Outcome.PLANNED}, "apply": {Outcome.APPLIED, Outcome.NOTHING_TO_APPLY}}
 _STATUS_TAG = {Outcome.LOCKED: " (locked)", Outcome.REFUSED: " (refused)", Outcome.STALE: " (stale)",
                Outcome.ERROR: " (error)", Outcome.SUPERSEDED: " (superseded)"}
 
@@ -294,7 +295,7 @@ def _next_steps(results: list[ProjectResult]) -> dict[str, bool]:
     outcomes = {r.outcome for r in results}
     planned = [r for r in results if r.outcome is Outcome.PLANNED]
     return {
-        "can_apply": any(_counts(r) or r.changes for r in planned),
+        "can_apply": any((_counts(r) or r.changes or r.has_changes) and r.applicable for r in planned),
         "planned": bool(planned),
         "plan_failed": Outcome.PLAN_FAILED in outcomes,
         "error": Outcome.ERROR in outcomes,
@@ -377,7 +378,11 @@ def status_description(results: list[ProjectResult], kind: str) -> tuple[str, st
     for r in results:
         for phrase, n in _counts(r).items():
             totals[phrase] = totals.get(phrase, 0) + n
-    return "success", _clip(f"{_plural(len(results), 'project')}: {_counts_text(totals) or 'no changes'}")
+    outputs = [r for r in results if r.has_changes and not _counts(r) and not r.changes]
+    text = _counts_text(totals) or ("output changes" if outputs else "no changes")
+    if outputs and totals:
+        text += f"; output changes in {_plural(len(outputs), 'project')}"
+    return "success", _clip(f"{_plural(len(results), 'project')}: {text}")
 
 
 def _fit_names(head: str, names: list[str]) -> str:

@@ -24,8 +24,14 @@ def fingerprint(event: str, payload: Mapping[str, Any]) -> str | None:
         head = (pull.get("head") or {}).get("sha", "")
         action = payload.get("action")
         if action == "closed":
-            return f"pull:{repo}:{pull.get('number')}:closed:{pull.get('merged')}:{pull.get('merge_commit_sha')}"
+            return closed_fingerprint(repo, pull.get("number"), pull.get("merged"), pull.get("merge_commit_sha"))
         # reopened after a close, or ready_for_review after a draft, legitimately plan the same head again;
         # the time of the transition tells them apart.
         return f"pull:{repo}:{pull.get('number')}:{action}:{head}:{pull.get('updated_at')}"
     return None
+
+
+def closed_fingerprint(repo: str, number: object, merged: object = False, merge_sha: object = None) -> str:
+    """The fingerprint of a PR's `closed` event. A handled `reopened` forgets the unmerged one (see
+    handlers.pull_requests), so close, reopen, close is three events, while a replayed close stays one."""
+    return f"pull:{repo}:{number}:closed:{merged}:{merge_sha}"

@@ -25,7 +25,7 @@ def finish_command(svc: Any, cmd: Command) -> None:
         gh.set_status(cmd.head_sha, STATUS_CONTEXT[cmd.kind], "error", "Superseded by a newer push: see the PR's head",
                       svc.status_url(cmd))
         return
-    kind = "apply" if cmd.kind == "merge" else cmd.kind
+    kind = "plan" if cmd.kind == "plan" else "apply"
     body = render_command_comment(kind, results, cmd.pull, cmd.head_sha, run_url=svc.run_url, note=cmd.note)
     if kind == "plan" and not svc.records.posted_comments(cmd.id):
         _mark_previous_outdated(svc, gh, cmd)
@@ -36,7 +36,8 @@ def finish_command(svc: Any, cmd: Command) -> None:
         svc.records.set_posted_comments(cmd.id, ids)
     for result in results:
         if result.run_id and result.outcome in (Outcome.PLANNED, Outcome.STALE):
-            svc.records.mark_plan_posted(result.project, cmd.pull, result.run_id)
+            # Now reviewed; the plans it replaces are forgotten and their files deleted.
+            drop_files(svc, svc.records.mark_plan_posted(result.project, cmd.pull, result.run_id))
     if kind == "plan":
         svc.records.set_pull_field(cmd.repo, cmd.pull, "plan_comments", json.dumps(ids))
     if results:
@@ -44,6 +45,14 @@ def finish_command(svc: Any, cmd: Command) -> None:
         gh.set_status(cmd.head_sha, STATUS_CONTEXT[cmd.kind], state, description, svc.status_url(cmd))
     log.info("%s %s#%d at %s reported: %s", cmd.kind, cmd.repo, cmd.pull, cmd.head_sha[:8],
              ", ".join(f"{r.project.name}={r.outcome.value}" for r in results))
+
+
+def drop_files(svc: Any, plans: list[Any]) -> None:
+    for plan in plans:
+        try:
+            svc.plans.delete(plan.key)
+        except Exception as exc:  # noqa: BLE001 - a file left behind is garbage, not a fault of the report
+            log.warning("could not delete plan file %s: %s", plan.key, exc)
 
 
 def _mark_previous_outdated(svc: Any, gh: Any, cmd: Command) -> None:

@@ -12,11 +12,14 @@ import traceback
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from rq import Callback
 
 from bot import audit
+from bot.decision import Action, Decision, Event, Facts, LockView, PlanView, decide
+from bot.locks import GuardTimeout, RunGuard
 from bot.models import LockState, Outcome, Project, ProjectResult, ResourceChange
 from bot.plan_store import PlanStoreError, plan_key
 from bot.records import Command, PlanRecord, project_to_dict
@@ -42,16 +45,24 @@ class LockLost(Exception):
     """The PR no longer holds the lock (unlocked, or handed on) while its run was under way."""
 
 
+class ProjectBusy(Exception):
+    """Another run holds the project's run guard: the job is deferred, not held in a waiting worker."""
+
+
+class GuardLost(Exception):
+    """The run's guard expired while it ran (a stall longer than its TTL): another run may hold it now."""
+
+
 def run_project(svc: Any, cmd: Command, project: Project) -> ProjectResult:
     """Run `project` for `cmd`; any failure of tfbot itself becomes an ERROR result on the PR."""
     try:
         if cmd.kind == "plan":
             return _plan(svc, cmd, project)
-        if cmd.kind == "apply":
-            return _apply_comment(svc, cmd, project)
-        if cmd.kind == "merge":
-            return _apply_on_merge(svc, cmd, project)
+        if cmd.kind in _EVENTS:
+            return _execute(svc, cmd, project, _event_of(cmd))
         raise ValueError(f"unknown command kind {cmd.kind!r}")
+    except GuardTimeout as exc:
+        raise ProjectBusy(str(exc)) from None
     except Superseded:
         return ProjectResult(project, Outcome.SUPERSEDED, head_sha=cmd.head_sha)
     except Refused as exc:
@@ -65,6 +76,11 @@ def run_project(svc: Any, cmd: Command, project: Project) -> ProjectResult:
         return ProjectResult(project, Outcome.REFUSED, head_sha=cmd.head_sha, message=(
             f"This PR lost the lock of `{project.name}` while tfbot worked on it (someone unlocked it); "
             "nothing was applied. Comment `plan` to take it again."))
+    except GuardLost:
+        return ProjectResult(project, Outcome.ERROR, head_sha=cmd.head_sha, summary="tfbot lost the run guard", message=(
+            f"tfbot lost the run guard of `{project.name}` in the middle of this run (its worker stalled longer than "
+            "the guard lives, so another run could start): it stopped before the next step and applied nothing. "
+            f"Comment `{'apply' if cmd.kind != 'plan' else 'plan'}` to run it again."))
     except Exception as exc:  # noqa: BLE001 - reported on the PR, and logged with its traceback
         log.exception("%s %s#%d %s failed inside tfbot", cmd.kind, cmd.repo, cmd.pull, project.name)
         return ProjectResult(
@@ -73,9 +89,25 @@ def run_project(svc: Any, cmd: Command, project: Project) -> ProjectResult:
             summary=f"tfbot could not run {cmd.kind}: {type(exc).__name__}",
             output=svc.mask(f"{exc}\n\n{traceback.format_exc(limit=3)}"),
             message="This is a fault in tfbot or its surroundings, not in your Terraform code. "
-            f"Comment `{cmd.kind if cmd.kind != 'merge' else 'apply'}` to try again.",
+            f"Comment `{'plan' if cmd.kind == 'plan' else 'apply'}` to try again.",
             head_sha=cmd.head_sha,
         )
+
+
+# Command kinds that go through the decision table (bot/decision.py) under the run guard.
+_EVENTS = {"apply": Event.APPLY, "merge": Event.MERGE, "handover": Event.HANDOVER}
+
+
+def _event_of(cmd: Command) -> Event:
+    return _EVENTS[cmd.kind]
+
+
+def _pr_state(cmd: Command) -> str:
+    return "merged" if cmd.info.get("merged") else str(cmd.info.get("state") or "open")
+
+
+def _applies(cmd: Command) -> bool:
+    return bool(cmd.info.get("applies", True))
 
 
 # --- plan -------------------------------------------------------------------------------------------
@@ -83,6 +115,9 @@ def run_project(svc: Any, cmd: Command, project: Project) -> ProjectResult:
 
 def _plan(svc: Any, cmd: Command, project: Project) -> ProjectResult:
     _check_current(svc, cmd)
+    first = decide(Event.PLAN, Facts(pull=cmd.pull, pr_state="open", applies=_applies(cmd), head_sha=cmd.head_sha))
+    if first.action is Action.PLAN_UNLOCKED:
+        return _plan_unlocked(svc, cmd, project)
     acquired = svc.locks.try_acquire(
         project,
         cmd.pull,
@@ -97,13 +132,18 @@ def _plan(svc: Any, cmd: Command, project: Project) -> ProjectResult:
     lock = acquired.lock
     if not acquired.already_held and not _pull_is_open(svc, cmd):
         # Closed or merged between the event and this run: it must not hold a lock.
-        _release(svc, cmd, project, lock.token)
+        _release(svc, cmd, project, lock.token, "it is no longer open")
         return ProjectResult(project, Outcome.REFUSED, head_sha=cmd.head_sha,
                              message=f"#{cmd.pull} is no longer open; it does not take the lock of `{project.name}`.")
-    with svc.locks.run_guard(project, holder=cmd.id, wait=svc.config.terraform.timeout + 60):
+    with _guard(svc, cmd, project) as guard:
         _check_current(svc, cmd)
+        lock = svc.locks.get(project) or lock
+        decision = decide(Event.PLAN, Facts(pull=cmd.pull, pr_state="open", applies=True, head_sha=cmd.head_sha,
+                                            lock=_lock_view(lock)))
+        if decision.action is Action.REFUSE:
+            raise Refused(f"`{project.name}` was not planned: {decision.reason}.")
         target = merged_target(svc, cmd, cmd.head_sha)
-        outcome, run_id = _run_plan(svc, cmd, project, target)
+        outcome, run_id = _run_plan(svc, cmd, project, target, guard)
         if not outcome.ok:
             _set_state(svc, project, cmd, lock.token, LockState.PLAN_FAILED, summary=outcome.summary, run_id=run_id)
             return _failed(project, Outcome.PLAN_FAILED, outcome, run_id, cmd.head_sha,
@@ -111,10 +151,34 @@ def _plan(svc: Any, cmd: Command, project: Project) -> ProjectResult:
         _set_state(svc, project, cmd, lock.token, LockState.PLANNED, summary=outcome.summary, run_id=run_id)
         result = _planned(project, outcome, run_id, cmd.head_sha)
         result.message = target.describe(cmd.info.get("base_ref") or "main")
+        after = decide(Event.PLAN, Facts(pull=cmd.pull, pr_state="open", applies=True, head_sha=cmd.head_sha,
+                                         lock=_lock_view(svc.locks.get(project)), fresh=_plan_view(outcome, cmd)))
+        if after.action is Action.RELEASE and _release(svc, cmd, project, lock.token, after.reason, mode="unlock"):
+            result.message += (" This plan changes nothing, so the lock is not kept: other PRs may plan this "
+                               "project. Merging this PR still plans the default branch and applies it if needed.")
         return result
 
 
-def _run_plan(svc: Any, cmd: Command, project: Project, target: Target) -> tuple[PlanOutcome, str]:
+def _plan_unlocked(svc: Any, cmd: Command, project: Project) -> ProjectResult:
+    """A PR into a branch tfbot does not apply: plan it (guarded, like any run) but take no lock."""
+    base = cmd.info.get("base_ref") or "main"
+    with _guard(svc, cmd, project) as guard:
+        _check_current(svc, cmd)
+        target = merged_target(svc, cmd, cmd.head_sha)
+        outcome, run_id = _run_plan(svc, cmd, project, target, guard)
+    if not outcome.ok:
+        return _failed(project, Outcome.PLAN_FAILED, outcome, run_id, cmd.head_sha,
+                       "Fix the error and push, or comment `plan` to run it again.")
+    result = _planned(project, outcome, run_id, cmd.head_sha)
+    result.message = (f"{target.describe(base)} `{base}` is not a branch tfbot applies, so this PR takes no lock "
+                      "and merging it applies nothing; its changes are planned again when they reach the default "
+                      "branch in a PR of their own.")
+    result.applicable = False
+    return result
+
+
+def _run_plan(svc: Any, cmd: Command, project: Project, target: Target,
+              guard: RunGuard | None = None) -> tuple[PlanOutcome, str]:
     """Check out `target`, run the plan pipeline, store the plan file and its record; return outcome and run id."""
     run_id = new_run_id()
     started = time.time()
@@ -123,161 +187,176 @@ def _run_plan(svc: Any, cmd: Command, project: Project, target: Target) -> tuple
     workflow = svc.workflows[project.workflow]
     with tempfile.TemporaryDirectory(dir=svc.tmp_dir) as tmp:
         plan_file = Path(tmp) / "plan.tfplan"
-        outcome = run_plan_steps(svc.terraform, workflow, workdir, project.workspace, plan_file)
+        outcome = run_plan_steps(svc.terraform, workflow, workdir, project.workspace, plan_file,
+                                 before_step=_fence(guard))
         if outcome.ok:
-            key = plan_key(project, cmd.pull, target.head_sha)
+            key = plan_key(project, cmd.pull, target.head_sha, run_id)
             digest = svc.plans.put(key, plan_file)
             svc.records.save_plan(PlanRecord(
                 project=project_to_dict(project), pull=cmd.pull, head_sha=target.head_sha, base_sha=target.base_sha,
                 plan_sha=sha,
                 key=key, sha256=digest, summary=outcome.summary, changes=[list(c) for c in outcome.resource_changes],
-                digest=changes_digest(outcome.plan_json),
+                digest=changes_digest(outcome.plan_json), has_changes=bool(outcome.has_changes),
                 run_id=run_id, user=cmd.user,
             ))
     _save_run(svc, run_id, "plan", cmd, project, target, started, outcome.ok, outcome.summary, outcome.steps)
     return outcome, run_id
 
 
-# --- apply ------------------------------------------------------------------------------------------
-# Every apply path takes the project's run guard first and only then reads the lock and the saved plan:
-# a push, a merge or a second `apply` running meanwhile must be seen, not raced.
+def _fence(guard: RunGuard | None) -> Callable[[str], None]:
+    """Called before every step: a run that lost its guard stops there (another run may hold it now)."""
+    def check(step: str) -> None:
+        if guard is not None and guard.lost:
+            log.warning("run guard %s lost: stopping before %s", guard.key, step)
+            raise GuardLost(step)
+    return check
+
+
+# --- apply, merge, hand-over: one executor over the decision table -----------------------------------
+# The run guard is taken first and only then are the lock and the saved plans read: a push, a merge or a
+# second `apply` running meanwhile must be seen, not raced.
+
+
+# How long a job waits for a busy project's run guard before it is deferred (seconds): long enough to ride out
+# a short run finishing, short enough that a worker never sits behind another project's Terraform.
+GUARD_WAIT = 3.0
 
 
 def _guard(svc: Any, cmd: Command, project: Project) -> Any:
-    return svc.locks.run_guard(project, holder=cmd.id, wait=svc.config.terraform.timeout + 60)
+    return svc.locks.run_guard(project, holder=cmd.id, wait=GUARD_WAIT)
 
 
-def _held_lock(svc: Any, cmd: Command, project: Project) -> Any:
-    lock = svc.locks.get(project)
-    if lock is None or lock.pull != cmd.pull:
-        holder = f"#{lock.pull}" if lock else "nobody"
-        raise Refused(f"This PR does not hold the lock of `{project.name}` (held by {holder}); nothing was applied.")
-    return lock
+def _execute(svc: Any, cmd: Command, project: Project, event: Event) -> ProjectResult:
+    """Decide, act, and decide again until the decision is final (at most: acquire, plan the target, apply)."""
+    with _guard(svc, cmd, project) as guard:
+        fresh: tuple[PlanOutcome, str] | None = None
+        target = ""
+        for _ in range(4):
+            lock = svc.locks.get(project)
+            reviewed = svc.records.plan(project, cmd.pull)
+            target = target or _target_sha(svc, cmd, event, lock, reviewed)
+            matches = _matches(svc, cmd, project, lock, reviewed, target)
+            facts = Facts(pull=cmd.pull, pr_state=_pr_state(cmd), applies=_applies(cmd),  # type: ignore[arg-type]
+                          head_sha=cmd.head_sha, lock=_lock_view(lock), reviewed=_record_view(reviewed),
+                          matches=matches, fresh=_plan_view(fresh[0], cmd) if fresh else None)
+            decision = decide(event, facts)
+            log.info("%s %s#%d %s: %s (%s)", event.value, cmd.repo, cmd.pull, project.name, decision.action.value,
+                     decision.reason)
+            action = decision.action
+            if action in (Action.ACQUIRE, Action.QUEUE):  # taken when free, else in line: the script decides
+                acquired = svc.locks.try_acquire(project, cmd.pull, cmd.info.get("author", cmd.user),
+                                                 pull_title=cmd.info.get("title", ""),
+                                                 pull_url=cmd.info.get("html_url", ""),
+                                                 waiter={"installation": cmd.installation})
+                if acquired.acquired:
+                    continue
+                return _queued(svc, cmd, project, acquired.lock, acquired.queue_position)
+            if action is Action.PLAN_TARGET:
+                fresh = _run_plan(svc, cmd, project, Target(target, cmd.head_sha, ""), guard)
+                if not fresh[0].ok:
+                    _set_state(svc, project, cmd, lock.token, LockState.PLAN_STALE, summary=fresh[0].summary,
+                               run_id=fresh[1], diverged=True)
+                    return _failed(project, Outcome.PLAN_FAILED, fresh[0], fresh[1], cmd.head_sha,
+                                   f"The plan of {target[:8]}, what `{_base(cmd)}` holds, failed, so nothing was "
+                                   "applied. The lock stays with this PR; fix the cause on the default branch, then "
+                                   "comment `apply` here.")
+                continue
+            if action in (Action.APPLY_REVIEWED, Action.APPLY_FRESH):
+                plan = reviewed if action is Action.APPLY_REVIEWED else \
+                    svc.records.plan_of_run(project, cmd.pull, fresh[1])  # type: ignore[index]
+                return _apply(svc, cmd, project, plan, lock, decision, guard)
+            if action is Action.ASK:
+                assert fresh is not None
+                # Merged, and what the branch holds is not applied: the lock must not be let go unnoticed.
+                _set_state(svc, project, cmd, lock.token, LockState.PLAN_STALE, summary=fresh[0].summary,
+                           run_id=fresh[1], diverged=True)
+                result = _planned(project, fresh[0], fresh[1], target)
+                result.outcome = Outcome.STALE
+                result.message = (f"{decision.reason[0].upper()}{decision.reason[1:]} (shown below: the plan of "
+                                  f"{target[:8]}, what `{_base(cmd)}` holds). Nothing was applied; the lock stays "
+                                  "with this PR. Review this plan and comment `apply` here to apply it.")
+                return result
+            if action is Action.REPLAN:
+                _replan(svc, cmd, project, decision.reason)
+                return ProjectResult(project, Outcome.STALE, head_sha=cmd.head_sha, message=(
+                    f"{decision.reason[0].upper()}{decision.reason[1:]}: nothing was applied. tfbot is planning the "
+                    f"head now, merged into `{_base(cmd)}`; review the new plan and comment `apply` again."))
+            if action is Action.RELEASE:
+                _release(svc, cmd, project, lock.token, decision.reason)
+                return ProjectResult(project, Outcome.NOTHING_TO_APPLY, head_sha=cmd.head_sha,
+                                     summary=fresh[0].summary if fresh else "", run_id=fresh[1] if fresh else "",
+                                     message=f"Nothing was applied: {decision.reason}. The lock is released.")
+            if action in (Action.REFUSE, Action.KEEP_FLAGGED, Action.NOTHING, Action.KEEP):
+                return ProjectResult(project, Outcome.REFUSED, head_sha=cmd.head_sha,
+                                     message=f"Nothing was applied to `{project.name}`: {decision.reason}.")
+            raise ValueError(f"{event.value}: no executor for {action.value}")
+        raise RuntimeError(f"{event.value} of {project.name}: no final decision")
 
 
-def _apply_comment(svc: Any, cmd: Command, project: Project) -> ProjectResult:
-    """`apply` commented on an open PR: apply the saved, shown plan if it still describes the PR as it will merge."""
-    if cmd.info.get("merged"):
-        return _apply_after_merge(svc, cmd, project)
-    with _guard(svc, cmd, project):
-        lock = _held_lock(svc, cmd, project)
-        if lock.state == LockState.APPLIED:
-            raise Refused(f"`{project.name}` was already applied from this PR; merge it to release the lock.")
-        plan = svc.records.plan(project, cmd.pull)
-        if plan is None or not plan.posted:
-            raise Refused(f"There is no plan of `{project.name}` shown on this PR to apply: comment `plan` first.")
-        if plan.head_sha != cmd.head_sha:
-            _replan(svc, cmd, project, "the PR's head moved since its plan")
-            return ProjectResult(project, Outcome.STALE, head_sha=cmd.head_sha, message=(
-                f"The saved plan was made for {plan.head_sha[:8]}, not for {cmd.head_sha[:8]}: nothing was applied. "
-                "tfbot is planning again; review the new plan and comment `apply` again."))
-        now = merged_target(svc, cmd, cmd.head_sha)
-        ensure_commit(svc, cmd, plan.plan_sha or plan.head_sha, plan.head_sha, plan.base_sha)
-        if not same_content(svc, cmd.repo, project, now.sha, plan.plan_sha or plan.head_sha):
-            _replan(svc, cmd, project, "the base branch changed this project since its plan")
-            return ProjectResult(project, Outcome.STALE, head_sha=cmd.head_sha, message=(
-                f"`{cmd.info.get('base_ref') or 'main'}` changed this project since the plan was made: nothing was "
-                "applied. tfbot is planning the PR merged into it now; review that plan and comment `apply` again."))
-        outcome, run_id = _apply_saved(svc, cmd, project, plan, lock.token)
-        if not outcome.ok:
-            return _apply_failed(svc, cmd, project, lock.token, outcome, run_id)
-        if not svc.locks.set_state(project, cmd.pull, lock.token, LockState.APPLIED, summary=outcome.summary,
-                                   run_id=run_id):
-            return _applied(project, outcome, run_id, cmd.head_sha,
-                            "Applied, but the lock was taken from this PR meanwhile (the PR was closed, or unlocked).")
+def _target_sha(svc: Any, cmd: Command, event: Event, lock: Any, reviewed: PlanRecord | None) -> str:
+    """The commit that must reach the infrastructure for this event (see bot/decision.py)."""
+    if _pr_state(cmd) != "merged":
+        if lock is None or lock.pull != cmd.pull or reviewed is None:
+            return ""
+        return merged_target(svc, cmd, cmd.head_sha).sha
+    sha = str(cmd.info.get("base_head_sha") or cmd.info.get("merge_commit_sha") or "")
+    if sha:
+        ensure_commit(svc, cmd, sha)
+    return sha
+
+
+def _matches(svc: Any, cmd: Command, project: Project, lock: Any, reviewed: PlanRecord | None, target: str) -> bool:
+    if reviewed is None or not target or lock is None or lock.pull != cmd.pull:
+        return False
+    planned = reviewed.plan_sha or reviewed.head_sha
+    ensure_commit(svc, cmd, planned, reviewed.head_sha, reviewed.base_sha)  # made on another host, perhaps
+    return same_content(svc, cmd.repo, project, target, planned)
+
+
+def _apply(svc: Any, cmd: Command, project: Project, plan: PlanRecord, lock: Any, decision: Decision,
+           guard: RunGuard) -> ProjectResult:
+    outcome, run_id = _apply_saved(svc, cmd, project, plan, lock.token, guard)
+    if not outcome.ok:
+        return _apply_failed(svc, cmd, project, lock.token, outcome, run_id)
+    if decision.release_after:
+        _release(svc, cmd, project, lock.token, f"#{cmd.pull} was applied")
+        return _applied(project, outcome, run_id, cmd.head_sha, f"Applied: {decision.reason}. The lock is released.")
+    if not svc.locks.set_state(project, cmd.pull, lock.token, LockState.APPLIED, summary=outcome.summary,
+                               run_id=run_id):
         return _applied(project, outcome, run_id, cmd.head_sha,
-                        "The lock stays with this PR until it is merged or closed: main does not have this change yet.")
+                        "Applied, but the lock was taken from this PR meanwhile (an admin unlocked it).")
+    return _applied(project, outcome, run_id, cmd.head_sha,
+                    "The lock stays with this PR until it is merged: the default branch does not have this change "
+                    "yet. Closing the PR unmerged keeps the lock and says so; merge it, or merge a revert.")
 
 
-def _apply_on_merge(svc: Any, cmd: Command, project: Project) -> ProjectResult:
-    """The PR was merged: apply the reviewed plan only if it is exactly what main now holds; else ask."""
-    merge_sha = cmd.info["merge_commit_sha"]
-    with _guard(svc, cmd, project):
-        lock = _held_lock(svc, cmd, project)
-        if lock.state == LockState.APPLIED and _applied_head(svc, lock) == cmd.head_sha:
-            _release(svc, cmd, project, lock.token)
-            return ProjectResult(project, Outcome.APPLIED, summary=lock.summary, head_sha=cmd.head_sha,
-                                 message="Applied before the merge; the lock is released.")
-        plan = svc.records.plan(project, cmd.pull)
-        reviewed = plan if plan is not None and plan.posted and plan.head_sha == cmd.head_sha else None
-        ensure_commit(svc, cmd, merge_sha)
-        if reviewed is not None:  # made on another host, perhaps: its merge commit is re-made here
-            ensure_commit(svc, cmd, reviewed.plan_sha or reviewed.head_sha, reviewed.head_sha, reviewed.base_sha)
-        if reviewed is not None and same_content(svc, cmd.repo, project, merge_sha,
-                                                 reviewed.plan_sha or reviewed.head_sha):
-            outcome, run_id = _apply_saved(svc, cmd, project, reviewed, lock.token)
-            if not outcome.ok:
-                return _apply_failed(svc, cmd, project, lock.token, outcome, run_id)
-            _release(svc, cmd, project, lock.token)
-            return _applied(project, outcome, run_id, cmd.head_sha, "The lock is released.")
-        # What main holds is not what was reviewed: plan it, and apply only a plan identical to the reviewed one.
-        fresh, plan_run = _run_plan(svc, cmd, project, Target(merge_sha, cmd.head_sha, ""))
-        if not fresh.ok:
-            _set_state(svc, project, cmd, lock.token, LockState.PLAN_STALE, summary=fresh.summary, run_id=plan_run)
-            return _failed(project, Outcome.PLAN_FAILED, fresh, plan_run, cmd.head_sha,
-                           "The plan of the merge commit failed, so nothing was applied. The lock stays with this PR; "
-                           "fix main, then comment `apply` here.")
-        new_plan = svc.records.plan(project, cmd.pull)
-        if reviewed is not None and reviewed.digest and new_plan is not None and new_plan.digest == reviewed.digest:
-            outcome, run_id = _apply_saved(svc, cmd, project, new_plan, lock.token)
-            if not outcome.ok:
-                return _apply_failed(svc, cmd, project, lock.token, outcome, run_id)
-            _release(svc, cmd, project, lock.token)
-            return _applied(project, outcome, run_id, cmd.head_sha,
-                            "main had moved since the reviewed plan; the merge commit's plan makes exactly the same "
-                            "changes, so it was applied. The lock is released.")
-        _set_state(svc, project, cmd, lock.token, LockState.PLAN_STALE, summary=fresh.summary, run_id=plan_run)
-        result = _planned(project, fresh, plan_run, merge_sha)
-        result.outcome = Outcome.STALE
-        if reviewed is None:
-            why = ("there is no reviewed plan of this PR's final head for this project (shown below: the plan of its "
-                   "merge commit)")
-        else:
-            why = "main changed this project after the reviewed plan, and the plan of the merge commit differs from it"
-        result.message = (f"{why[0].upper()}{why[1:]}. Nothing was applied; the lock stays with this PR. Review "
-                          "this plan and comment `apply` here to apply it.")
-        return result
+def _queued(svc: Any, cmd: Command, project: Project, lock: Any, position: int | None) -> ProjectResult:
+    return ProjectResult(project, Outcome.LOCKED, head_sha=cmd.head_sha, message=(
+        f"This PR was merged while #{lock.pull} holds the lock of `{project.name}`: nothing was applied yet. It "
+        f"is number {position or '?'} in line; when the lock comes to it, tfbot plans what `{_base(cmd)}` holds "
+        "then and asks for `apply` here (or releases the lock when there is nothing to apply)."))
 
 
-def _apply_after_merge(svc: Any, cmd: Command, project: Project) -> ProjectResult:
-    """`apply` on a merged PR: apply the plan shown here if main still holds that; else show main's plan."""
-    base_sha = cmd.info["base_head_sha"]
-    base_ref = cmd.info.get("base_ref") or "main"
-    with _guard(svc, cmd, project):
-        lock = _held_lock(svc, cmd, project)
-        plan = svc.records.plan(project, cmd.pull)
-        ensure_commit(svc, cmd, base_sha)
-        if plan is not None and plan.posted:
-            ensure_commit(svc, cmd, plan.plan_sha or plan.head_sha, plan.head_sha, plan.base_sha)
-        if plan is not None and plan.posted and same_content(svc, cmd.repo, project, base_sha,
-                                                             plan.plan_sha or plan.head_sha):
-            outcome, run_id = _apply_saved(svc, cmd, project, plan, lock.token)
-            if not outcome.ok:
-                return _apply_failed(svc, cmd, project, lock.token, outcome, run_id)
-            _release(svc, cmd, project, lock.token)
-            return _applied(project, outcome, run_id, base_sha,
-                            f"Applied the plan shown here, which is what `{base_ref}` at {base_sha[:8]} holds. "
-                            "The lock is released.")
-        fresh, plan_run = _run_plan(svc, cmd, project, Target(base_sha, base_sha, ""))
-        if not fresh.ok:
-            _set_state(svc, project, cmd, lock.token, LockState.PLAN_FAILED, summary=fresh.summary, run_id=plan_run)
-            return _failed(project, Outcome.PLAN_FAILED, fresh, plan_run, base_sha,
-                           f"The plan of `{base_ref}` failed; the lock stays with this PR.")
-        _set_state(svc, project, cmd, lock.token, LockState.PLAN_STALE, summary=fresh.summary, run_id=plan_run)
-        result = _planned(project, fresh, plan_run, base_sha)
-        result.outcome = Outcome.STALE
-        result.message = (f"`{base_ref}` is now at {base_sha[:8]}, which is not what the plan shown here was made on. "
-                          "Nothing was applied; this is its plan. Review it and comment `apply` again to apply it.")
-        return result
+def _base(cmd: Command) -> str:
+    return str(cmd.info.get("base_ref") or "main")
 
 
-def _applied_head(svc: Any, lock: Any) -> str | None:
-    """The PR head whose plan the lock's last run applied."""
-    run = svc.records.run(lock.run_id) if lock.run_id else None
-    return str(run[0].get("sha")) if run else None
+def _lock_view(lock: Any) -> LockView | None:
+    return None if lock is None else LockView(pull=lock.pull, state=lock.state, diverged=lock.diverged)
 
 
-def _apply_saved(svc: Any, cmd: Command, project: Project, plan: PlanRecord, token: int) -> tuple[ApplyOutcome, str]:
+def _record_view(plan: PlanRecord | None) -> PlanView | None:
+    return None if plan is None else PlanView(head_sha=plan.head_sha, has_changes=plan.has_changes,
+                                              digest=plan.digest)
+
+
+def _plan_view(outcome: PlanOutcome, cmd: Command) -> PlanView:
+    return PlanView(head_sha=cmd.head_sha, has_changes=bool(outcome.has_changes),
+                    digest=changes_digest(outcome.plan_json))
+
+
+def _apply_saved(svc: Any, cmd: Command, project: Project, plan: PlanRecord, token: int,
+                 guard: RunGuard | None = None) -> tuple[ApplyOutcome, str]:
     run_id = new_run_id()
     started = time.time()
     target = Target(plan.plan_sha or plan.head_sha, plan.head_sha, plan.base_sha)
@@ -289,13 +368,20 @@ def _apply_saved(svc: Any, cmd: Command, project: Project, plan: PlanRecord, tok
             audit.record(svc.redis, audit.AuditEntry(action="apply", repo=cmd.repo, pull=cmd.pull, project=project.name,
                                                      user=cmd.user, sha=target.sha, outcome="refused", detail=str(exc)))
             raise PlanRefused(str(exc)) from None
-        _set_state(svc, project, cmd, token, LockState.APPLYING, run_id=run_id)
         workdir = _working_dir(svc, cmd, project, target)
-        outcome = run_apply_steps(svc.terraform, svc.workflows[project.workflow], workdir, project.workspace, plan_file)
-    if outcome.ok:
-        svc.plans.delete(plan.key)
-        svc.records.delete_plan(project, cmd.pull)
+        _fence(guard)("apply")
+        # From here on the infrastructure may hold what the default branch lacks, until the merge is applied.
+        _set_state(svc, project, cmd, token, LockState.APPLYING, run_id=run_id, diverged=True)
+        outcome = run_apply_steps(svc.terraform, svc.workflows[project.workflow], workdir, project.workspace, plan_file,
+                                  before_step=_fence(guard))
+    # The run and its audit entry first: they say what happened to the infrastructure, whatever fails next.
     _save_run(svc, run_id, "apply", cmd, project, target, started, outcome.ok, outcome.summary, outcome.steps)
+    if outcome.ok:
+        svc.records.delete_plan(project, cmd.pull, plan.run_id)
+        try:
+            svc.plans.delete(plan.key)
+        except Exception as exc:  # noqa: BLE001 - an applied plan file left behind cannot be applied twice
+            log.warning("could not delete the applied plan file %s: %s", plan.key, exc)
     return outcome, run_id
 
 
@@ -305,14 +391,14 @@ def _apply_failed(svc: Any, cmd: Command, project: Project, token: int, outcome:
     svc.locks.set_state(project, cmd.pull, token, LockState.APPLY_FAILED, summary=outcome.summary, run_id=run_id)
     return _failed(project, Outcome.APPLY_FAILED, outcome, run_id, cmd.head_sha,
                    "The lock stays with this PR, so nobody else plans on a half-applied state. Fix the cause "
-                   "(push a fix and merge it, or fix it outside), then comment `apply` here; or an authorized user "
-                   "comments `unlock`.")
+                   "(push a fix and merge it, or fix it outside), then comment `apply` here. Closing the PR or a "
+                   "writer's `unlock` does not release it; an admin can, with a reason, from the lock page.")
 
 
-def _release(svc: Any, cmd: Command, project: Project, token: int) -> None:
+def _release(svc: Any, cmd: Command, project: Project, token: int, reason: str, mode: str = "owner") -> bool:
     from bot.handover import release_and_hand_over
 
-    release_and_hand_over(svc, project, cmd.pull, token, reason=f"#{cmd.pull} was applied")
+    return release_and_hand_over(svc, project, cmd.pull, token, reason=f"#{cmd.pull}: {reason}", mode=mode)
 
 
 # --- helpers ----------------------------------------------------------------------------------------
@@ -335,7 +421,7 @@ def changes_digest(plan_json: dict[str, Any] | None) -> str:
     return hashlib.sha256(json.dumps(changes).encode()).hexdigest()
 
 
-def _set_state(svc: Any, project: Project, cmd: Command, token: int, state: LockState, **fields: str) -> None:
+def _set_state(svc: Any, project: Project, cmd: Command, token: int, state: LockState, **fields: str | bool) -> None:
     """Record the lock's new state; LockLost if this PR no longer holds it under `token` (fencing)."""
     if not svc.locks.set_state(project, cmd.pull, token, state, **fields):
         raise LockLost()
@@ -402,7 +488,7 @@ def _planned(project: Project, outcome: PlanOutcome, run_id: str, sha: str) -> P
     return ProjectResult(
         project, Outcome.PLANNED, summary=outcome.summary,
         changes=[ResourceChange(a, addr) for a, addr in outcome.resource_changes],
-        output=outcome.plan_output, run_id=run_id, head_sha=sha,
+        output=outcome.plan_output, run_id=run_id, head_sha=sha, has_changes=bool(outcome.has_changes),
     )
 
 

@@ -13,7 +13,7 @@ WORKSPACE and PLANFILE in its environment (an argv list, never a shell string).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -145,9 +145,13 @@ def _parse_step(where: str, item: object, allowed: frozenset[str]) -> Step:
 
 # -- running --------------------------------------------------------------------------------------
 
-def run_plan_steps(tf: Terraform, workflow: Workflow, workdir: Path, workspace: str, plan_file: Path) -> PlanOutcome:
-    """Run the plan pipeline, stopping at the first failing step."""
-    results, failed = _run_steps(tf, workflow.plan_steps, workdir, workspace, plan_file)
+def run_plan_steps(tf: Terraform, workflow: Workflow, workdir: Path, workspace: str, plan_file: Path,
+                   before_step: Callable[[str], None] | None = None) -> PlanOutcome:
+    """Run the plan pipeline, stopping at the first failing step.
+
+    `before_step(step)` runs before every step and may raise to stop the run (a lost run guard).
+    """
+    results, failed = _run_steps(tf, workflow.plan_steps, workdir, workspace, plan_file, before_step)
     by_step = {s.name: r for s, r in zip(workflow.plan_steps[: len(results)], results, strict=True)}
     plan, show = by_step.get("plan"), by_step.get("show")
     if failed is not None:
@@ -166,19 +170,23 @@ def run_plan_steps(tf: Terraform, workflow: Workflow, workdir: Path, workspace: 
     )
 
 
-def run_apply_steps(tf: Terraform, workflow: Workflow, workdir: Path, workspace: str, plan_file: Path) -> ApplyOutcome:
-    """Run the apply pipeline over a saved plan, stopping at the first failing step."""
-    results, failed = _run_steps(tf, workflow.apply_steps, workdir, workspace, plan_file)
+def run_apply_steps(tf: Terraform, workflow: Workflow, workdir: Path, workspace: str, plan_file: Path,
+                    before_step: Callable[[str], None] | None = None) -> ApplyOutcome:
+    """Run the apply pipeline over a saved plan, stopping at the first failing step (see run_plan_steps)."""
+    results, failed = _run_steps(tf, workflow.apply_steps, workdir, workspace, plan_file, before_step)
     apply = {s.name: r for s, r in zip(workflow.apply_steps[: len(results)], results, strict=True)}.get("apply")
     summary = failure_summary(results[-1]) if failed is not None else apply_summary(apply.output if apply else "")
     return ApplyOutcome(failed is None, results, summary, failed, apply.output if apply else "")
 
 
 def _run_steps(
-    tf: Terraform, steps: Sequence[Step], workdir: Path, workspace: str, plan_file: Path
+    tf: Terraform, steps: Sequence[Step], workdir: Path, workspace: str, plan_file: Path,
+    before_step: Callable[[str], None] | None = None,
 ) -> tuple[list[TerraformResult], str | None]:
     results: list[TerraformResult] = []
     for step in steps:
+        if before_step is not None:
+            before_step(str(step))
         result = _run_step(tf, step, workdir, workspace, plan_file)
         results.append(result)
         if not result.ok:

@@ -18,7 +18,7 @@ HELD_STATES = [S.PLANNING, S.PLANNED, S.PLAN_FAILED, S.PLAN_STALE]
 
 
 def mine(state: S = S.PLANNED, flagged: bool = False) -> LockView:
-    return LockView(pull=ME, state=state, unmerged_apply=flagged)
+    return LockView(pull=ME, state=state, diverged=flagged)
 
 
 def theirs(state: S = S.PLANNED) -> LockView:
@@ -196,5 +196,5 @@ def test_nothing_is_applied_that_was_not_reviewed_for_this_head() -> None:
             assert reviewed is not None and new is not None and reviewed.digest == new.digest
             assert reviewed.head_sha == HEAD
         if d.action is Action.RELEASE and event in (Event.CLOSE, Event.UNLOCK):
-            assert lock is not None and not lock.unmerged_apply and lock.state not in (
+            assert lock is not None and not lock.diverged and lock.state not in (
                 S.APPLYING, S.APPLIED, S.APPLY_FAILED)

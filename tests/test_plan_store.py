@@ -23,8 +23,8 @@ def store(request, tmp_path, s3_store):
 
 
 def test_round_trip_and_delete(store, tmp_path):
-    key = plan_key(Project(repo="acme/infra", name="net", dir="envs/net", workspace="prod"), 12, "a" * 40)
-    assert key == f"acme/infra/12/prod/envs/net/{'a' * 40}.tfplan"
+    key = plan_key(Project(repo="acme/infra", name="net", dir="envs/net", workspace="prod"), 12, "a" * 40, "run1")
+    assert key == f"acme/infra/12/prod/envs/net/{'a' * 40}-run1.tfplan"
     source = tmp_path / "plan.bin"
     source.write_bytes(b"\x00plan-bytes" * 1000)
     digest = store.put(key, source)

@@ -59,7 +59,7 @@ def test_apply_before_merge_keeps_the_lock_until_merge(sc):
     assert lock.pull == pr and lock.state == LockState.APPLIED  # main does not have the change yet
 
     sc.merge(pr)
-    sc.wait_comment(pr, lambda b: "Applied before the merge" in b)
+    sc.wait_comment(pr, lambda b: "already matches the default branch" in b)  # a plan of main proved it
     assert lock_of(sc, "network") is None
     assert sc.state_resources("network") == {"vpc": "10.0.0.0/16", "subnet": "a"}
 
@@ -201,9 +201,9 @@ def test_a_pr_merged_while_waiting_is_planned_not_applied_when_the_lock_comes(sc
     b = sc.open_pr("b", net(sc, peering="p"), author="bob")
     sc.wait_comment(b, lambda body: "locked by" in body)
     sc.merge(b)  # merged without a plan, e.g. no branch protection on tfbot/plan
-    assert "nothing was applied yet" in sc.wait_comment(b, lambda body: "merged while waiting" in body)
+    assert "nothing was applied yet" in sc.wait_comment(b, lambda body: "merged while #1 holds the lock" in body)
     sc.close(a)
-    stale = sc.wait_comment(b, lambda body: "no reviewed plan" in body)
+    stale = sc.wait_comment(b, lambda body: "no plan of this pr's final head was shown" in body.lower())
     assert "terraform_data.peering" in stale
     assert sc.state_resources("network") == {}
     assert lock_of(sc, "network").pull == b
@@ -252,7 +252,7 @@ def test_a_head_pushed_after_the_reviewed_plan_is_never_applied_at_merge(make_sc
     sc.wait_idle()
     sc.merge(pr)
     body = sc.wait_comment(pr, lambda b: "Nothing was applied" in b)
-    assert "no reviewed plan of this PR's final head" in body and '"huge"' in body
+    assert "no plan of this pr's final head was shown" in body.lower() and '"huge"' in body
     assert sc.state_resources("network") == {}
 
 
@@ -265,9 +265,9 @@ def test_two_apply_comments_apply_once_and_raise_no_false_alarm(sc):
     sc.wait_comment(pr, lambda b: "Apply complete!" in b)
     sc.wait_comment(pr, lambda b: "already applied" in b)
     sc.merge(pr)
-    sc.wait_comment(pr, lambda b: "Applied before the merge" in b)
+    sc.wait_comment(pr, lambda b: "already matches the default branch" in b)
     bodies = sc.bot_comments(pr)
-    assert sum("Apply complete!" in b and "Applied before the merge" not in b for b in bodies) == 1
+    assert sum("Apply complete!" in b for b in bodies) == 1
     assert not any("security event" in b for b in bodies)
     from bot import audit
     assert [e.outcome for e in audit.entries(sc.redis(), REPO) if e.action == "apply"] == ["ok"]

@@ -269,3 +269,12 @@ def test_project_at_rebuilds_a_lock_project_from_config():
     assert (default.name, default.workflow, default.apply_requirements) == ("dns", "witness", ("approved",))
     unknown = project_at("other/x", None, "app", "default", name="app")
     assert unknown.workflow == "default"
+
+
+def test_deleted_roots_are_dirs_with_terraform_at_the_base_and_none_at_the_head():
+    from bot.projects import deleted_roots
+
+    changed = ["old/main.tf", "old/vars.tf", "net/main.tf", "docs/readme.md"]
+    assert deleted_roots(changed, {"old", "net"}, {"net"}) == ["old"]
+    assert deleted_roots(["docs/readme.md"], {"old"}, set()) == []  # untouched by the PR
+    assert deleted_roots(changed, {"net"}, {"net"}) == []

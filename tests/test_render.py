@@ -600,3 +600,28 @@ def test_output_over_the_limit_is_cut_with_a_pointer_to_the_run_log():
     result.run_id = "r1"
     body = render_command_comment("plan", [result], 12, SHA, run_url=lambda run_id: f"https://t.example/runs/{run_id}")
     assert len(split_comment(body)) <= 2 and "https://t.example/runs/r1." in body
+
+
+OUTPUTS_ONLY = ("Changes to Outputs:\n  ~ endpoint = \"a\" -> \"b\"\n\nYou can apply this plan to save these new output "
+                "values to the Terraform state, without changing any real infrastructure.\n")
+
+
+def test_a_plan_that_changes_only_outputs_is_a_change_and_offers_apply():
+    summary = ("You can apply this plan to save these new output values to the Terraform state, without changing "
+               "any real infrastructure.")
+    result = ProjectResult(project(), Outcome.PLANNED, summary=summary, output=OUTPUTS_ONLY, run_id="r1",
+                           head_sha="a" * 40, has_changes=True)
+    state, description = status_description([result], "plan")
+    assert (state, description) == ("success", "1 project: output changes")
+    body = render_command_comment("plan", [result], 7, "a" * 40)
+    assert "tfbot apply" in body
+    nothing = ProjectResult(project(), Outcome.PLANNED, summary="No changes. Your infrastructure matches the "
+                            "configuration.", output="No changes.", head_sha="a" * 40, has_changes=False)
+    assert status_description([nothing], "plan") == ("success", "1 project: no changes")
+    assert "tfbot apply" not in render_command_comment("plan", [nothing], 7, "a" * 40)
+
+
+def test_a_plan_of_a_pr_into_a_branch_that_does_not_apply_offers_no_apply():
+    result = planned()
+    result.applicable = False
+    assert "tfbot apply" not in render_command_comment("plan", [result], 7, "a" * 40)

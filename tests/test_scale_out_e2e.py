@@ -207,8 +207,10 @@ def test_a_plan_made_on_one_host_is_applied_on_another(make_cluster):
 
     # The plan files are in S3, encrypted, and nowhere on host A's disk.
     stored = {o["Key"] for o in cl.s3.list_objects_v2(Bucket=cl.bucket, Prefix="tfbot/plans/")["Contents"]}
-    assert stored == {f"tfbot/plans/{REPO}/{grow}/default/network/{cl.head(grow)}.tfplan",
-                      f"tfbot/plans/{REPO}/{zone}/default/dns/{cl.head(zone)}.tfplan"}
+    # One file per plan run: <repo>/<pull>/<workspace>/<dir>/<head sha>-<run id>.tfplan
+    assert len(stored) == 2, stored
+    assert {k.rsplit("-", 2)[0] for k in stored} == {f"tfbot/plans/{REPO}/{grow}/default/network/{cl.head(grow)}",
+                                                     f"tfbot/plans/{REPO}/{zone}/default/dns/{cl.head(zone)}"}
     for key in stored:
         assert cl.s3.head_object(Bucket=cl.bucket, Key=key)["ServerSideEncryption"] == "AES256"
     assert list(host_a.data_dir.rglob("*.tfplan")) == []

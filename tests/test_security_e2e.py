@@ -1,6 +1,8 @@
 """Hostile input end to end: replays, permission changes, fork policy, injection, secrets, limits."""
 from __future__ import annotations
 
+import time
+
 import json
 import uuid
 
@@ -86,6 +88,7 @@ def test_fork_plans_only_when_allowed_and_asked_by_a_writer(make_scenario):
     sc.comment(pr, "mallory", "plan")
     assert "write access" in sc.wait_comment(pr, lambda b: "@mallory" in b)
     assert not any("Plan:" in b for b in sc.bot_comments(pr))
+    time.sleep(1.1)  # GitHub's clock has seconds: a comment in the push's second does not approve that push
     sc.comment(pr, "alice", "plan")
     sc.wait_comment(pr, lambda b: "Plan: 2 to add" in b)
 

@@ -80,7 +80,7 @@ def test_page_run_view_json_and_metrics_follow_the_lock_store(make_scenario):
     assert 'class="badge done">applied, awaiting merge<' in requests.get(f"{base}/locks").text
 
     sc.merge(a)
-    sc.wait_comment(a, lambda body: "Applied before the merge" in body)
+    sc.wait_comment(a, lambda body: "already matches the default branch" in body)
     sc.wait_idle()
     assert [item["dir"] for item in agree()] == ["dns"]
     metrics = requests.get(f"{base}/metrics").text

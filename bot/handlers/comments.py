@@ -7,9 +7,11 @@ from typing import Any
 from bot.commands import Command as CommentCommand
 from bot.commands import Ignore, Reply, parse_comment
 from bot.github_api import PullInfo, RepoAPI
-from bot.handlers.pull_requests import FORK_REFUSAL, projects_of_pull, pull_refs, too_many
-from bot.handover import force_release_and_hand_over
-from bot.models import LockState, Outcome, Project, ProjectResult
+from bot import audit
+from bot.decision import Action, Event, Facts, LockView, decide
+from bot.handlers.pull_requests import FORK_APPROVED, FORK_REFUSAL, base_head, projects_of_pull, too_many
+from bot.handover import release_and_hand_over
+from bot.models import Outcome, ProjectResult
 from bot.permissions import WRITE_PERMISSIONS, apply_refusals, may_write
 from bot.planning import start_command
 from bot.projects import select
@@ -54,6 +56,13 @@ def _plan(svc: Any, gh: RepoAPI, delivery: Delivery, number: int, author: str, c
     if pull.is_fork and not may_write(gh, author):
         _say(svc, gh, pull, f"@{author}: plans of fork PRs run only when someone with write access comments `plan`.")
         return
+    if pull.is_fork and not _head_predates(svc, delivery, pull):
+        _say(svc, gh, pull, f"@{author}: the head of this fork PR, {pull.head_sha[:8]}, was pushed after your comment "
+             "(or tfbot has not seen its push yet), so it is not the code you reviewed. Review it and comment `plan` "
+             "again.")
+        return
+    if pull.is_fork:
+        svc.records.set_pull_field(delivery.repo, number, FORK_APPROVED, pull.head_sha)
     svc.records.set_head(delivery.repo, number, pull.head_sha)
     projects = select(projects_of_pull(svc, gh, delivery.repo, repo_cfg, pull), cmd.project, cmd.dir, cmd.workspace)
     if not projects:
@@ -78,22 +87,24 @@ def _apply(svc: Any, gh: RepoAPI, delivery: Delivery, number: int, author: str, 
         return
     extra: dict[str, Any] = {}
     if pull.merged:
-        clone_url = gh.authenticated_clone_url(pull.clone_url)
-        svc.checkouts.fetch(delivery.repo, clone_url, pull_refs(pull))
-        extra["base_head_sha"] = svc.checkouts.resolve(delivery.repo, f"refs/tfbot/heads/{pull.base_ref}")
+        extra["base_head_sha"] = base_head(svc, gh, delivery.repo, pull)
     refusals = {} if pull.merged else apply_refusals(gh, pull, projects)
     prefilled = [ProjectResult(p, Outcome.REFUSED, head_sha=pull.head_sha, message=refusals[p.id])
                  for p in projects if p.id in refusals]
-    stale = [] if pull.merged else [p for p in projects if p.id not in refusals and _plan_is_stale(svc, p, pull)]
-    prefilled += [ProjectResult(p, Outcome.STALE, head_sha=pull.head_sha, message=(
-        f"The saved plan of `{p.name}` was not made on the PR's head {pull.head_sha[:8]}: nothing was applied. "
-        "tfbot is planning the head now; review that plan, then comment `apply` again.")) for p in stale]
-    runnable = [p for p in projects if p.id not in refusals and p not in stale]
+    # Everything else (head moved, base changed the project, already applied) is decided under the run guard.
+    runnable = [p for p in projects if p.id not in refusals]
     start_command(svc, "apply", delivery.repo, pull, delivery.installation_id, author, runnable, prefilled=prefilled,
                   extra_info=extra)
-    if stale:
-        svc.records.set_head(delivery.repo, number, pull.head_sha)
-        start_command(svc, "plan", delivery.repo, pull, delivery.installation_id, author, stale)
+
+
+def _head_predates(svc: Any, delivery: Delivery, pull: PullInfo) -> bool:
+    """Whether the PR's head arrived strictly before the comment was written (GitHub's clock, both ISO 8601 UTC).
+
+    A writer's `plan` on a fork approves the code they saw; a head pushed in the same second or later is not it.
+    """
+    arrived = svc.records.pull_field(delivery.repo, pull.number, f"head_at:{pull.head_sha}")
+    written = str(delivery.payload["comment"].get("created_at") or "")
+    return bool(arrived and written and arrived < written)
 
 
 def _may(svc: Any, gh: RepoAPI, pull: PullInfo, verb: str, author: str) -> bool:
@@ -106,38 +117,35 @@ def _may(svc: Any, gh: RepoAPI, pull: PullInfo, verb: str, author: str) -> bool:
     return False
 
 
-def _plan_is_stale(svc: Any, project: Project, pull: PullInfo) -> bool:
-    plan = svc.records.plan(project, pull.number)
-    return plan is not None and plan.head_sha != pull.head_sha
-
-
 def _unlock(svc: Any, gh: RepoAPI, delivery: Delivery, number: int, author: str, cmd: CommentCommand) -> None:
     pull = gh.pull(number)
     if not _may(svc, gh, pull, "unlock", author):
         return
     locks = {svc.project_of_lock(lock).id: lock for lock in svc.locks.locks_of_pull(delivery.repo, number)}
     projects = select([svc.project_of_lock(lock) for lock in locks.values()], cmd.project, cmd.dir, cmd.workspace)
-    released = []
-    busy = [p for p in projects if locks[p.id].state == LockState.APPLYING]
-    if busy:
-        _say(svc, gh, pull, f"@{author}: an apply of {', '.join(f'`{p.name}`' for p in busy)} is running; its lock "
-             "cannot be released until it ends. Comment `unlock` again afterwards if you still need to.")
+    released, refused = [], []
     for project in projects:
-        if project in busy:
-            continue
-        plan = svc.records.plan(project, number)
-        # Only the lock this PR holds now (its token): never one handed to another PR meanwhile.
-        if force_release_and_hand_over(svc, project, author, reason=f"@{author} unlocked it on #{number}",
-                                       token=locks[project.id].token):
+        lock = locks[project.id]
+        state = "merged" if pull.merged else pull.state
+        decision = decide(Event.UNLOCK, Facts(pull=number, pr_state=state, applies=True, head_sha=pull.head_sha,  # type: ignore[arg-type]
+                                              lock=LockView(lock.pull, lock.state, lock.diverged)))
+        # Only the lock this PR holds now (its token), never one handed on meanwhile; the release script refuses
+        # again, atomically, what the decision refused (an apply may have started since the read).
+        if decision.action is Action.RELEASE and release_and_hand_over(
+                svc, project, number, lock.token, reason=f"@{author} unlocked it on #{number}", mode="unlock"):
+            audit.record(svc.redis, audit.AuditEntry(action="unlock", repo=delivery.repo, pull=number,
+                                                     project=project.name, user=author, detail="unlock comment"))
             released.append(project)
-            if plan:
-                svc.plans.delete(plan.key)
-                svc.records.delete_plan(project, number)
+        else:
+            why = decision.reason if decision.action is not Action.RELEASE else "an apply started meanwhile"
+            refused.append(f"`{project.name}`: {why}")
     if released:
         names = ", ".join(f"`{p.name}`" for p in released)
         _say(svc, gh, pull, f"@{author} unlocked {names}. Saved plans of this PR for them are discarded; "
              "the next PR in line, if any, is planned now. Comment `plan` to take the lock again.")
-    elif not busy:
+    if refused:
+        _say(svc, gh, pull, f"@{author}: not unlocked: " + "; ".join(refused) + ".")
+    if not released and not refused:
         _say(svc, gh, pull, f"@{author}: this PR holds no lock matching {_flags(cmd)}.")
 
 

@@ -102,7 +102,12 @@ def unlock():  # type: ignore[no-untyped-def]
     except (KeyError, ValueError, TypeError):
         abort(400, "The unlock form does not name a lock (repository, dir, workspace and lock token).")
     svc = current_app.extensions["tfbot"]
-    held, waiter = unlocking.release(svc, *where, by=admin, via=unlocking.FROM_PAGE, token=token)
+    try:
+        held, waiter = unlocking.release(svc, *where, by=admin, via=unlocking.FROM_PAGE, token=token,
+                                         reason=str(form.get("reason", ""))[:500])
+    except unlocking.UnlockRefused as exc:
+        flash(str(exc), "warn")
+        return redirect(safe_next(form.get("next")), 303)
     if held is None:
         flash(f"Nothing was unlocked: the lock of {where[0]} {where[1]} ({where[2]}) is free now or changed "
               "hands since the page was loaded. Check the list again.", "warn")

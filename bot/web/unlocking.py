@@ -10,7 +10,8 @@ from dataclasses import asdict, fields
 from typing import Any
 
 from bot import audit
-from bot.handover import plan_next
+from bot.decision import Action, Event, Facts, LockView, decide
+from bot.handover import drop_plans, plan_next
 from bot.models import LockInfo, LockState, Project
 from bot.render import code_span, escape_text
 
@@ -20,27 +21,50 @@ FROM_PAGE = "from the lock page"
 FROM_CLI = "with the tfbot command line"
 
 
+class UnlockRefused(Exception):
+    """The lock was not released; the message says why and what to do (shown to the admin as is)."""
+
+
 def release(svc: Any, repo: str, dir: str, workspace: str, by: str, via: str,
-            token: int | None = None) -> tuple[LockInfo | None, dict[str, Any] | None]:
+            token: int | None = None, reason: str = "") -> tuple[LockInfo | None, dict[str, Any] | None]:
     """Force-release the lock (only the one under `token` when given); hand it to the next PR in line.
 
     Returns (the released lock, the waiter it was handed to) or (None, None) when nothing was released:
-    the workspace was free, or its lock changed hands since `token` was read. `svc` needs `locks`,
-    `redis`, `events_queue` and `project_of_lock`.
+    the workspace was free, or its lock changed hands since `token` was read. Raises UnlockRefused when
+    bot/decision.py refuses: an apply is running (its guard is held), or the PR applied what the default
+    branch lacks and no `reason` was given. `svc` needs `locks`, `redis`, `events_queue` and `project_of_lock`.
     """
     target = Project(repo=repo, name=dir, dir=dir, workspace=workspace)
     current = svc.locks.get(target)
-    if current is not None and current.state == LockState.APPLYING:
-        log.warning("%s could not unlock %s of %s: an apply is running", by, current.project, repo)
-        return None, None  # the apply's outcome must reach its PR first
-    result = svc.locks.force_release(target, by, token=token)
+    if current is None:
+        return None, None
+    run_alive = svc.locks.guard_holder(target) is not None
+    decision = decide(Event.FORCE_UNLOCK, Facts(
+        pull=current.pull, pr_state="open", applies=True, head_sha="", run_alive=run_alive,
+        lock=LockView(current.pull, current.state, current.diverged)))
+    if decision.action is not Action.RELEASE:
+        log.warning("%s could not unlock %s of %s: %s", by, current.project, repo, decision.reason)
+        raise UnlockRefused(f"Nothing was unlocked: {decision.reason}.")
+    flagged = current.diverged or current.state in (LockState.APPLYING, LockState.APPLIED,
+                                                          LockState.APPLY_FAILED)
+    if flagged and not reason.strip():
+        raise UnlockRefused(
+            f"Nothing was unlocked: the infrastructure and the default branch differ because of #{current.pull} "
+            f"(state: {current.state.value}). Releasing it lets the next PR plan against infrastructure that "
+            "differs from the default branch. Give a reason to unlock it anyway; it goes to the audit trail.")
+    result = svc.locks.force_release(target, by, token=token, run_dead=not run_alive)
+    if result.refused == "applying":
+        raise UnlockRefused("Nothing was unlocked: an apply of this project started meanwhile.")
     if not result.released or result.previous is None:
         return None, None
     held = result.previous
     project = svc.project_of_lock(held)
     audit.record(svc.redis, audit.AuditEntry(
         action="unlock", repo=held.repo, pull=held.pull, project=held.project, user=by,
-        detail=f"unlocked {via}" + (f"; handed to #{result.next_waiter['pull']}" if result.next_waiter else ""),
+        # The reason first: the table view of `tfbot audit` cuts long details.
+        detail=(f"{reason.strip()} — " if reason.strip() else "") + f"unlocked {via}"
+        + (f" (state: {held.state.value}; infrastructure and default branch differed)" if flagged else "")
+        + (f"; handed to #{result.next_waiter['pull']}" if result.next_waiter else ""),
         run_id=held.run_id))
     log.info("%s unlocked %s of %s#%d %s", by, held.project, held.repo, held.pull, via)
     plan_next(svc, project, result.next_waiter, reason=f"{by} unlocked it {via}")
@@ -75,11 +99,7 @@ def announce(svc: Any, lock: LockInfo, by: str, via: str, next_pull: int | None,
 
     `svc` is a WorkerServices (GitHub App, records, plan store).
     """
-    project = svc.project_of_lock(lock)
-    plan = svc.records.plan(project, lock.pull)
-    if plan is not None:
-        svc.plans.delete(plan.key)
-        svc.records.delete_plan(project, lock.pull)
+    drop_plans(svc, svc.project_of_lock(lock), lock.pull)
     installation = installation_of(svc, lock)
     if installation is None:
         log.warning("cannot comment on %s#%d about the unlock: its installation id is not recorded",

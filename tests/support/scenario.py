@@ -54,6 +54,7 @@ class Scenario:
         }
         self.server: TfbotServer | None = None
         self._branches: dict[int, str] = {}
+        self._bases: dict[int, str] = {}
 
     # --- setup ---
     def state_dir(self, project: str) -> Path:
@@ -87,13 +88,14 @@ class Scenario:
         assert r.status_code in (200, 202), (r.status_code, r.text)
 
     def open_pr(self, branch: str, files: dict[str, str | None], author: str = "alice", title: str | None = None,
-                draft: bool = False, send: bool = True, fork: bool = False) -> int:
-        sha = self.remote.commit(branch, files, f"Change on {branch}", parent_branch="main")
+                draft: bool = False, send: bool = True, fork: bool = False, base: str = "main") -> int:
+        sha = self.remote.commit(branch, files, f"Change on {branch}", parent_branch=base)
         pull = self.fake.add_pull(REPO, head_ref=branch, user=author, head_sha=sha, title=title, draft=draft,
-                                  fork=fork)
+                                  fork=fork, base_ref=base)
         number = pull["number"]
         self.remote.create_pull_ref(number, sha)
         self._branches[number] = branch
+        self._bases[number] = base
         if send:
             self.send("pull_request", wp.pull_request_event("opened", self.fake.repo_payload(REPO),
                                                             self.fake.pull_payload(REPO, number), INSTALLATION, author))
@@ -117,11 +119,20 @@ class Scenario:
         return comment
 
     def merge(self, number: int, by: str = "alice") -> str:
-        merge_sha = self.remote.merge(self._branches[number])
+        merge_sha = self.remote.merge(self._branches[number], into=self._bases.get(number))
         self.fake.update_pull(REPO, number, merged=True, merge_commit_sha=merge_sha, merged_by=by)
         self.send("pull_request", wp.pull_request_event("closed", self.fake.repo_payload(REPO),
                                                         self.fake.pull_payload(REPO, number), INSTALLATION, by))
         return merge_sha
+
+    def retarget(self, number: int, base: str, by: str = "alice") -> None:
+        """Change the PR's base branch, as the "Edit" button does."""
+        old = self._bases.get(number, "main")
+        self.fake.update_pull(REPO, number, base_ref=base, base_sha=self.remote.branch_sha(base))
+        self._bases[number] = base
+        self.send("pull_request", wp.pull_request_event(
+            "edited", self.fake.repo_payload(REPO), self.fake.pull_payload(REPO, number), INSTALLATION, by,
+            changes={"base": {"ref": {"from": old}, "sha": {"from": self.remote.branch_sha(old)}}}))
 
     def ready_for_review(self, number: int, by: str = "alice") -> None:
         self.fake.update_pull(REPO, number, draft=False)

@@ -26,7 +26,7 @@ DEFAULT_APP_ID = 1
 DEFAULT_HOOK_ID = 1
 USER_AGENT = "GitHub-Hookshot/5f1ad4e"
 
-PULL_ACTIONS = ("opened", "synchronize", "reopened", "closed", "ready_for_review")
+PULL_ACTIONS = ("opened", "synchronize", "reopened", "closed", "ready_for_review", "edited")
 
 # GitHub leaves the PR's computed fields out of pull_request_review payloads.
 _PULL_KEYS_ABSENT_IN_REVIEWS = (
@@ -244,8 +244,10 @@ def pull_request_event(
     installation_id: int,
     sender: str,
     before: str | None = None,
+    changes: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A `pull_request` event; `synchronize` needs `before` (the previous head sha), `after` is the head."""
+    """A `pull_request` event; `synchronize` needs `before` (the previous head sha), `after` is the head;
+    `edited` carries `changes` as GitHub sends them (`{"base": {"ref": {"from": "main"}, "sha": {"from": ...}}}`)."""
     if action not in PULL_ACTIONS:
         raise ValueError(f"unsupported pull_request action {action!r}; expected one of {PULL_ACTIONS}")
     expected_state = "closed" if action == "closed" else "open"
@@ -262,6 +264,8 @@ def pull_request_event(
             raise ValueError("a synchronize event needs before= (the previous head sha)")
         payload["before"] = before
         payload["after"] = full_pull["head"]["sha"]
+    if action == "edited":
+        payload["changes"] = dict(changes or {})
     return _with_context(payload, repo, installation_id, sender)
 
 

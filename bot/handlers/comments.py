@@ -5,7 +5,7 @@ import logging
 from typing import Any
 
 from bot.commands import Command as CommentCommand
-from bot.commands import Ignore, Reply, parse_comment
+from bot.commands import Ignore, Reply, describe_flags, parse_comment
 from bot.github_api import PullInfo, RepoAPI
 from bot.handlers.pull_requests import FORK_REFUSAL, projects_of_pull, pull_refs, too_many
 from bot.handover import force_release_and_hand_over
@@ -152,8 +152,4 @@ def _refuse(svc: Any, gh: RepoAPI, pull: PullInfo, what: str, author: str, why: 
 
 
 def _flags(cmd: CommentCommand) -> str:
-    parts = [f"-p {cmd.project}" if cmd.project else "", f"-d {cmd.dir}" if cmd.dir else "",
-             f"-w {cmd.workspace}" if cmd.workspace else ""]
-    return " ".join(p for p in parts if p) or "(no flags)"
-
-
+    return describe_flags(cmd)

@@ -104,6 +104,7 @@ class RepoConfig:
     plan_drafts: bool = False
     apply_requirements: tuple[str, ...] = ()
     workflow: str = "default"
+    allow_draft_apply: bool = False
 
     def matches(self, full_name: str) -> bool:
         """True when this entry's pattern (e.g. `acme/*`) covers the repository."""
@@ -381,6 +382,7 @@ def _parse_repo(v: "_Validator", i: int) -> RepoConfig:
         plan_drafts=v.boolean(f"{key}.plan_drafts", default=False),
         apply_requirements=repo_requirements,
         workflow=v.string(f"{key}.workflow", default="default"),
+        allow_draft_apply=v.boolean(f"{key}.allow_draft_apply", default=False),
     )
 
 
@@ -449,7 +451,8 @@ _KNOWN_KEYS = {
         "workflows_dir", "max_projects_per_pr", "log_level",
     },
 }
-_REPO_KEYS = {"name", "projects", "allow_fork_prs", "plan_drafts", "apply_requirements", "workflow"}
+_REPO_KEYS = {"name", "projects", "allow_fork_prs", "plan_drafts", "apply_requirements", "workflow",
+              "allow_draft_apply"}
 _PROJECT_KEYS = {"name", "dir", "workspace", "when_modified", "autoplan", "apply_requirements", "workflow"}
 
 

@@ -81,7 +81,8 @@ def _apply(svc: Any, gh: RepoAPI, delivery: Delivery, number: int, author: str, 
         clone_url = gh.authenticated_clone_url(pull.clone_url)
         svc.checkouts.fetch(delivery.repo, clone_url, pull_refs(pull))
         extra["base_head_sha"] = svc.checkouts.resolve(delivery.repo, f"refs/tfbot/heads/{pull.base_ref}")
-    refusals = {} if pull.merged else apply_refusals(gh, pull, projects)
+    refusals = {} if pull.merged else apply_refusals(
+        gh, pull, projects, allow_draft=svc.config.repo_config(delivery.repo).allow_draft_apply)
     prefilled = [ProjectResult(p, Outcome.REFUSED, head_sha=pull.head_sha, message=refusals[p.id])
                  for p in projects if p.id in refusals]
     stale = [] if pull.merged else [p for p in projects if p.id not in refusals and _plan_is_stale(svc, p, pull)]

@@ -123,6 +123,11 @@ def recovery_due() -> str:
     return f"{PREFIX}:recovery:due"
 
 
+def merges_watched_since() -> str:
+    """Unix time (string, no TTL) of the first reconciliation pass: merges before it are not tfbot's to catch up."""
+    return f"{PREFIX}:reconcile:merges-since"
+
+
 def run_alive(job_id: str) -> str:
     """A running project job's heartbeat (string, short TTL)."""
     return f"{PREFIX}:alive:{job_id}"

@@ -70,7 +70,7 @@ def run_project(command_id: str, project: dict[str, Any]) -> str:
     with heartbeat(svc.redis, job.id if job else f"{command_id}-{project.get('name')}"):
         result = run(svc, cmd, project_from_dict(project))
         # Inside the heartbeat: the reaper must never take a finished run for a dead one.
-        if svc.records.add_result(cmd.id, result):
+        if svc.records.add_result(cmd.id, result) or svc.records.replace_interrupted_result(cmd.id, result):
             queue_report(svc.runs_queue, cmd.id)
     return result.outcome.value
 

@@ -98,6 +98,11 @@ def command_results(command_id: str) -> str:
     return f"{PREFIX}:cmd:{command_id}:results"
 
 
+def command_interrupted(command_id: str) -> str:
+    """Project ids whose result in command_results is an "interrupted" report a real result may replace (set)."""
+    return f"{PREFIX}:cmd:{command_id}:interrupted"
+
+
 def run_log(run_id: str) -> str:
     """The full output of one run (string)."""
     return f"{PREFIX}:runlog:{run_id}"

@@ -128,6 +128,11 @@ def recovery_due() -> str:
     return f"{PREFIX}:recovery:due"
 
 
+def merges_scan_due() -> str:
+    """Held (SET NX EX) for MERGE_SCAN_SECONDS by the periodic pass that last looked for missed merges."""
+    return f"{PREFIX}:reconcile:merges-due"
+
+
 def merges_watched_since() -> str:
     """Unix time (string, no TTL) of the first reconciliation pass: merges before it are not tfbot's to catch up."""
     return f"{PREFIX}:reconcile:merges-since"

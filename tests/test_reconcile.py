@@ -242,3 +242,20 @@ def test_a_handover_that_failed_for_good_waits_for_tfbot_reconcile(fake_github, 
     assert reconcile(svc) == []  # a periodic pass does not pile up failures on the PR
     [again] = reconcile(svc, origin=BY_COMMAND)  # an admin, once GitHub is back
     assert (again.pull, again.action) == (6, Action.QUEUED) and len(svc.events_queue.jobs) == 1
+
+
+def test_periodic_passes_look_for_missed_merges_at_most_every_half_hour(fake_github, svc, redis_conn):
+    from bot.reconcile import AT_STARTUP, PERIODIC
+
+    watching_since(redis_conn, 60)
+    reconcile(svc, origin=PERIODIC)
+    open_pr(fake_github, svc, 7)
+    merge(fake_github, 7)
+    fake_github.reset_requests()
+    assert reconcile(svc, origin=PERIODIC) == []  # looked a moment ago
+    assert not any(r.path.endswith("/pulls") for r in fake_github.requests)
+    assert [r.pull for r in reconcile(svc, origin=AT_STARTUP)] == [7]  # a start always looks
+    redis_conn.delete(keys.merges_scan_due())  # half an hour later
+    open_pr(fake_github, svc, 8)
+    merge(fake_github, 8, "d" * 40)
+    assert [r.pull for r in reconcile(svc, origin=PERIODIC)] == [8]

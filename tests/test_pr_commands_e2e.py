@@ -119,6 +119,16 @@ def test_apply_on_a_draft_is_refused_and_says_why(sc):
     assert sc.state_resources("network") == {}
 
 
+def test_a_directory_with_a_space_is_named_with_quotes(sc):
+    sc.start()
+    files = {"core net/main.tf": sc.config_for("core net", {"vpc": "10.1.0.0/16"})}
+    pr = sc.open_pr("spaced", files, draft=True)  # not autoplanned: only the comment plans it
+    sc.comment(pr, "alice", 'plan -d "core net"')
+    assert "`core net`" in sc.wait_comment(pr, lambda b: "Plan: 1 to add" in b)
+    sc.comment(pr, "alice", "plan -d 'core  net'")
+    assert "matches `-d 'core  net'`" in sc.wait_comment(pr, lambda b: "nothing to plan" in b)
+
+
 def test_unlock_needs_write_and_hands_the_lock_to_the_next_pr(sc):
     sc.start()
     a = sc.open_pr("a", net(sc, subnet="a"))

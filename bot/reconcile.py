@@ -80,8 +80,9 @@ class Reconciled:
     detail: str = ""
 
     def line(self) -> str:
-        what = ", ".join(self.projects)
-        return f"{self.repo}#{self.pull} ({what}): {self.action.value}" + (f" ({self.detail})" if self.detail else "")
+        what = f" ({', '.join(self.projects)})" if self.projects else ""
+        where = f"{self.repo}#{self.pull}" if self.pull else self.repo  # 0: about the repository as a whole
+        return f"{where}{what}: {self.action.value}" + (f" ({self.detail})" if self.detail else "")
 
 
 def decide(pull: PullInfo, locks: Sequence[LockInfo]) -> tuple[Action, list[LockInfo]]:

@@ -186,6 +186,7 @@ def test_a_pr_opened_and_merged_while_down_is_handed_to_the_router_once(fake_git
 
     [result] = reconcile(svc)
     assert (result.pull, result.action) == (5, Action.QUEUED)
+    assert result.line() == f"{REPO}#5: handed to tfbot: merged while tfbot was not listening (merge cccccccc)"
     [job] = svc.events_queue.jobs
     delivery_id, event, payload = job.args
     assert (job.func_name, event, payload["action"]) == ("bot.jobs.handle_delivery", "pull_request", "closed")

@@ -392,12 +392,14 @@ _PIECES = st.sampled_from(
         "plan", "apply", "unlock", "help", "tfbot", "/plan", "/apply", "-p", "-d", "-w", "--project", "--dir",
         "--workspace", "-d=", "--dir=", "-w=", "-p=", "..", ".", "./", "/", "/etc", "a", "net", "prod", "-", "--",
         "\\", "\x00", "\r", "\n", " ", "\t", "\u212a", "а", "=", ";", "$(", "`", "a/../b", "-x",
+        "'", '"', "'a b'", '"../x"', "'-w'", "#", "\u202e",
     ]
 )
 _TOKEN = st.one_of(_PIECES, st.text(max_size=12))
 _FLAG = st.sampled_from(["-p", "-d", "-w", "--project", "--dir", "--workspace", "-x", "--dir="])
 _VALUE = st.one_of(
-    st.sampled_from(["..", ".", "./a/", "a/..", "/etc", "-w", "a:b", "a b", "a//b", "a/./b", "a/../b", "../", "x"]),
+    st.sampled_from(["..", ".", "./a/", "a/..", "/etc", "-w", "a:b", "a b", "a//b", "a/./b", "a/../b", "../", "x",
+                     "'a b'", '"a/../b"', "'..'", "'a\x1bb'", "'\u202e'", "'unclosed", "a'b'c", "'-x'"]),
     st.lists(st.sampled_from(["a", ".", "..", "/", "-", "_", ":", "@", "+", "\\", "é", "\x00"]), max_size=8)
     .map("".join),
 )

@@ -67,25 +67,6 @@ def mask_credentials(text: str, secrets: Iterable[str] = ()) -> str:
     return _URL_USERINFO.sub(userinfo, text)
 
 
-MIN_GIT_VERSION = (2, 32)  # GIT_CONFIG_GLOBAL (2.32) and GIT_CONFIG_COUNT (2.31) keep our config our own
-
-
-def git_problem(git: str = "git") -> str | None:
-    """Why `git` cannot serve tfbot (missing, or older than MIN_GIT_VERSION), or None: for preflight checks."""
-    try:
-        out = subprocess.run([git, "--version"], capture_output=True, text=True, timeout=30, env=_git_env())
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"cannot run {git!r}: {exc}"
-    match = re.search(r"(\d+)\.(\d+)", out.stdout)
-    if out.returncode != 0 or not match:
-        return f"{git!r} --version said {out.stdout.strip() or out.stderr.strip()!r}"
-    found = (int(match.group(1)), int(match.group(2)))
-    if found < MIN_GIT_VERSION:
-        # Older git silently ignores GIT_CONFIG_GLOBAL, so a user's ~/.gitconfig would change our fetches.
-        return f"git {found[0]}.{found[1]} is too old: tfbot needs git >= {MIN_GIT_VERSION[0]}.{MIN_GIT_VERSION[1]}"
-    return None
-
-
 class Checkouts:
     """Mirrors and working copies of repositories under `data_dir` (see the module docstring for the contract)."""
 

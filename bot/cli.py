@@ -186,17 +186,22 @@ def _load_or_exit(path: str) -> Config:
 
 
 def _check_config(config: Config) -> int:
-    from bot.preflight import check_terraform
+    from bot.preflight import check_git, check_terraform
 
     check = check_terraform(config.terraform.binary, config.data_dir)
     if not check.ok:
         print(f"tfbot: terraform.binary: {check.error}", file=sys.stderr)
+        return 2
+    git = check_git()
+    if not git.ok:
+        print(f"tfbot: git: {git.error}", file=sys.stderr)
         return 2
     redis = config.redis_url or f"embedded, persisted under {config.data_dir / 'redis'}"
     print(f"config OK: {config.source}")
     print(f"  github:    {config.github.api_url} (app {config.github.app_id})")
     print(f"  redis:     {_without_password(redis)}")
     print(f"  terraform: {check.version} at {check.path}")
+    print(f"  git:       {git.version} at {git.path}")
     print(f"  repos:     {', '.join(r.name for r in config.repos) or 'none: every event will be ignored'}")
     return 0
 

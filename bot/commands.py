@@ -13,21 +13,31 @@ Who is addressing us decides what an error gets back:
 - bare (`plan`): a command only when alone or followed by something that looks like a flag (`-x`/`--x`);
   `plan looks good to me` is people talking and is ignored. Once a flag is seen, mistakes get a Reply.
 
-User text never reaches a shell or Terraform's argument list unchecked: every value must match an allowlist
-below, and none may start with '-' (so it can never be read as an option).
+Flag values are read the way a POSIX shell reads words (the standard library's `shlex` in POSIX mode, never a
+shell): `'core net'` and `"core net"` are one value, quoted parts next to each other join (`'it'"'"'s'`).
+Backslash is not an escape (a Windows path separator typed by mistake must not change meaning silently).
+
+User text never reaches a shell or Terraform's argument list: a dir is only compared with the dirs of the
+repository's projects, and every value is checked below. A dir may be any name git allows except one holding
+a control or invisible formatting character or a backslash; it stays inside the repository (no absolute
+path, no `..` part) and may not start with '-' as typed (`./-name` names such a directory). Workspaces and
+project names keep their allowlists and may not start with '-' (so one can never be read as an option).
 """
 from __future__ import annotations
 
 import re
+import shlex
+import unicodedata
 from dataclasses import dataclass
 from typing import Literal, Union
 
 PREFIX = "tfbot"
 COMMANDS = ("plan", "apply", "unlock")
 MAX_LINE = 1000  # longest first line we read; beyond it we stop looking (a comment may be 65,536 chars)
-MAX_DIR = 255
-
-DIR_RE = re.compile(r"^[A-Za-z0-9._/@+-]{1,%d}$" % MAX_DIR)
+MAX_DIR_PART_BYTES = 255  # longest file name the file systems tfbot checks out on allow (ext4, xfs, APFS)
+# Unicode categories a dir may not hold: control, format (bidi overrides, zero-width), surrogate, private,
+# unassigned, line and paragraph separators. They would hide what a name says when it is quoted back.
+_FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 WORKSPACE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,90}$")  # Terraform's workspace rule
 PROJECT_RE = re.compile(r"^[A-Za-z0-9_.:/-]{1,100}$")
 _UNSAFE_ECHO = re.compile(r"[^A-Za-z0-9._:/=@+-]")  # characters never quoted back to the PR
@@ -51,6 +61,8 @@ Flags (optional; choose a project by name, or by directory and workspace):
 
 - `-p NAME`, `--project NAME`: a project named in the tfbot config
 - `-d DIR`, `--dir DIR`: a directory relative to the repository root, such as `network` or `.`
+  (quote a name with spaces: `-d "core net"` or `-d 'core net'`; a name holding `"` goes in `'...'` and one
+  holding `'` in `"..."`; a name starting with `-` is written `./-name`)
 - `-w NAME`, `--workspace NAME`: a Terraform workspace (letters, digits, `-`, `_`, `.`)
 
 `-p` cannot be combined with `-d` or `-w`. Example: `tfbot plan -d network -w staging`
@@ -98,8 +110,10 @@ def parse_comment(body: str, author: str, bot_login: str) -> ParseResult:
     head = text[: MAX_LINE + 1]  # bounded work whatever the comment's size
     line = head.split("\n", 1)[0]
     too_long = len(line) > MAX_LINE
-    # ASCII space and tab only: any other character stays inside a token and then fails the allowlists.
-    tokens = [t for t in re.split(r"[ \t]+", line.rstrip("\r \t")) if t]
+    line = line.rstrip("\r \t")
+    # ASCII space and tab only: any other character stays inside a word (and then fails the checks).
+    spans = [(m.group(), m.end()) for m in re.finditer(r"[^ \t]+", line)]
+    tokens = [t for t, _ in spans]
     if not tokens:
         return Ignore("empty first line")
 
@@ -107,12 +121,12 @@ def parse_comment(body: str, author: str, bot_login: str) -> ParseResult:
     if first == PREFIX:
         if len(tokens) < 2:
             return _reply("say which command to run.")
-        raw, args = tokens[1], tokens[2:]
+        raw, rest = tokens[1], line[spans[1][1]:]
     elif tokens[0].startswith("/") and _word(tokens[0][1:]) in (*COMMANDS, "help"):
-        raw, args = tokens[0][1:], tokens[1:]
+        raw, rest = tokens[0][1:], line[spans[0][1]:]
     elif first in (*COMMANDS, "help"):
-        raw, args = tokens[0], tokens[1:]
-        if args and not _looks_like_flag(args[0]):
+        raw, rest = tokens[0], line[spans[0][1]:]
+        if len(tokens) > 1 and not _looks_like_flag(tokens[1]):
             return Ignore(f"conversation starting with {first!r}")
     else:
         return Ignore("not a command")
@@ -125,7 +139,7 @@ def parse_comment(body: str, author: str, bot_login: str) -> ParseResult:
     if word not in COMMANDS:
         return _reply(f"{_echo(raw)} is not a tfbot command.")
     try:
-        values = _parse_flags(args)
+        values = _parse_flags(split_words(rest))
     except _Invalid as e:
         return _reply(str(e))
     return Command(name=word, **values)  # type: ignore[arg-type]  # word is one of COMMANDS here
@@ -134,6 +148,24 @@ def parse_comment(body: str, author: str, bot_login: str) -> ParseResult:
 def _word(token: str) -> str:
     """Lower-case a command word only if it is ASCII: `str.lower` maps e.g. the Kelvin sign to 'k'."""
     return token.lower() if token.isascii() else ""
+
+
+def split_words(text: str) -> list[str]:
+    """Split flag text into words by POSIX shell quoting rules (shlex, POSIX mode); no expansion of any kind.
+
+    Separators are ASCII space and tab; `'...'` and `"..."` quote; `#` is an ordinary character and backslash
+    is literal. Raises _Invalid (postable) for a quote that is never closed.
+    """
+    lexer = shlex.shlex(text, posix=True)
+    lexer.whitespace = " \t"
+    lexer.whitespace_split = True
+    lexer.commenters = ""
+    lexer.escape = ""
+    try:
+        return list(lexer)
+    except ValueError:
+        raise _Invalid("a quote is not closed (quote a value with spaces as `\"core net\"` or `'core net'`).") \
+            from None
 
 
 def _looks_like_flag(token: str) -> bool:
@@ -169,16 +201,32 @@ def _parse_flags(args: list[str]) -> dict[str, str]:
     return values
 
 
+def dir_problem(value: str) -> str | None:
+    """Why `value` cannot name a project dir from a comment, or None when it can (pure; used by the parser)."""
+    if not value:
+        return "-d needs a value."
+    if value.startswith("/"):
+        return "-d must be a path relative to the repository root."
+    if value.startswith("-"):
+        return "-d cannot start with `-` (write `./-name` for a directory whose name starts with `-`)."
+    if "\\" in value:
+        return "-d cannot hold a backslash: separate directories with `/`."
+    if any(unicodedata.category(c) in _FORBIDDEN_CATEGORIES for c in value):
+        return "-d cannot hold control or invisible formatting characters."
+    parts = value.split("/")
+    if ".." in parts:
+        return "-d must stay inside the repository (no `..`)."
+    if any(len(p.encode("utf-8")) > MAX_DIR_PART_BYTES for p in parts):
+        return f"-d: a directory name is at most {MAX_DIR_PART_BYTES} bytes long."
+    return None
+
+
 def _valid_dir(value: str) -> str:
     """A relative path inside the checkout, normalised the way the config normalises project dirs."""
-    if value.startswith("/"):
-        raise _Invalid("-d must be a path relative to the repository root.")
-    if value.startswith("-") or not DIR_RE.match(value):
-        raise _Invalid(f"-d allows letters, digits and `._/@+-` only, at most {MAX_DIR} characters.")
-    parts = [p for p in value.split("/") if p not in ("", ".")]
-    if ".." in parts:
-        raise _Invalid("-d must stay inside the repository (no `..`).")
-    return "/".join(parts) or "."
+    problem = dir_problem(value)
+    if problem:
+        raise _Invalid(problem)
+    return "/".join(p for p in value.split("/") if p not in ("", ".")) or "."
 
 
 def _valid_workspace(value: str) -> str:
@@ -195,6 +243,15 @@ def _valid_project(value: str) -> str:
 
 
 _VALIDATORS = {"dir": _valid_dir, "workspace": _valid_workspace, "project": _valid_project}
+
+
+def describe_flags(cmd: Command) -> str:
+    """The command's flags as a markdown code span, quoted so they can be pasted back (`-d 'core net'`)."""
+    parts = [f"-p {cmd.project}" if cmd.project else "",
+             f"-d {shlex.quote(cmd.dir)}" if cmd.dir else "",
+             f"-w {cmd.workspace}" if cmd.workspace else ""]
+    text = " ".join(p for p in parts if p)
+    return f"`{text.replace('`', '?')}`" if text else "(no flags)"
 
 
 def _echo(token: str) -> str:

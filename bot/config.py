@@ -105,6 +105,7 @@ class RepoConfig:
     apply_requirements: tuple[str, ...] = ()
     workflow: str = "default"
     apply_branches: tuple[str, ...] = ()  # besides the default branch: bases whose merges are applied
+    allow_draft_apply: bool = False
 
     def applies_to(self, base_ref: str, default_branch: str) -> bool:
         """Whether merges into `base_ref` are applied (PRs into it take locks): the default branch, or listed."""
@@ -387,6 +388,7 @@ def _parse_repo(v: "_Validator", i: int) -> RepoConfig:
         apply_requirements=repo_requirements,
         workflow=v.string(f"{key}.workflow", default="default"),
         apply_branches=tuple(v.string_list(f"{key}.apply_branches", default=())),
+        allow_draft_apply=v.boolean(f"{key}.allow_draft_apply", default=False),
     )
 
 
@@ -455,7 +457,8 @@ _KNOWN_KEYS = {
         "workflows_dir", "max_projects_per_pr", "log_level",
     },
 }
-_REPO_KEYS = {"name", "projects", "allow_fork_prs", "plan_drafts", "apply_requirements", "workflow", "apply_branches"}
+_REPO_KEYS = {"name", "projects", "allow_fork_prs", "plan_drafts", "apply_requirements", "workflow", "apply_branches",
+              "allow_draft_apply"}
 _PROJECT_KEYS = {"name", "dir", "workspace", "when_modified", "autoplan", "apply_requirements", "workflow"}
 
 

@@ -195,6 +195,28 @@ class GitHubApp:
         except GithubException as exc:
             raise GitHubError(f"redelivering webhook delivery {delivery_id}: {_describe(exc)}") from None
 
+    def installed_repos(self) -> list[tuple[int, str]]:
+        """(installation id, OWNER/NAME) of every repository the App is installed on, by installation."""
+        from github.PaginatedList import PaginatedList
+        from github.Repository import Repository
+
+        try:
+            installations = sorted(int(i.id) for i in self._integration().get_installations())
+        except GithubException as exc:
+            raise GitHubError(f"listing the App's installations: {_describe(exc)}") from None
+        found: list[tuple[int, str]] = []
+        for installation in installations:
+            client = Github(auth=Auth.Token(self.installation_token(installation)), base_url=self.config.api_url,
+                            timeout=int(self.config.timeout), retry=self._retry(), seconds_between_requests=None)
+            pages = PaginatedList(Repository, client.requester, "/installation/repositories", {"per_page": 100},
+                                  list_item="repositories")
+            try:
+                found += [(installation, str(r.full_name)) for r in pages]
+            except GithubException as exc:
+                raise GitHubError(f"listing the repositories of installation {installation}: {_describe(exc)}") \
+                    from None
+        return found
+
     def repo_installation(self, full_name: str) -> int:
         """The id of the App's installation on repository `full_name`."""
         owner, _, name = full_name.partition("/")
@@ -298,6 +320,20 @@ class RepoAPI:
                 return "none"
             raise GitHubError(f"permission of {login} on {self.full_name}: {_describe(exc)}") from None
         return str(perm)
+
+    def merged_since(self, since: float) -> list[tuple[int, str]]:
+        """(number, merge commit sha) of the PRs merged at or after `since` (unix time), newest update first."""
+        def listed() -> list[tuple[int, str]]:
+            found = []
+            # Sorted by last update, newest first: a PR merged after `since` was updated after it too.
+            for p in self._r().get_pulls(state="closed", sort="updated", direction="desc"):
+                if p.updated_at is not None and p.updated_at.timestamp() < since:
+                    break
+                if p.merged_at is not None and p.merged_at.timestamp() >= since and p.merge_commit_sha:
+                    found.append((int(p.number), str(p.merge_commit_sha)))
+            return found
+
+        return list(self._call("list closed pulls", listed))
 
     def approved_on(self, number: int, sha: str) -> list[str]:
         """Logins whose latest review of the PR approves commit `sha`."""

@@ -9,9 +9,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from rq import Callback
-
 from bot.models import Project
+from bot.queue import enqueue_event
 from bot.records import project_to_dict
 
 log = logging.getLogger(__name__)
@@ -42,11 +41,6 @@ def plan_next(svc: Any, project: Project, waiter: dict[str, Any] | None, reason:
     """Queue the plan of the PR that was just handed the lock, if any."""
     if not waiter:
         return
-    svc.events_queue.enqueue_call(
-        "bot.jobs.plan_waiter",
-        args=(project_to_dict(project), int(waiter["pull"]), int(waiter["installation"]), reason),
-        result_ttl=3600,
-        failure_ttl=7 * 24 * 3600,
-        on_failure=Callback("bot.jobs.event_job_failed"),
-        description=f"plan {project.repo}#{waiter['pull']} {project.name} after the lock was handed over",
-    )
+    enqueue_event(svc.events_queue, "bot.jobs.plan_waiter",
+                  (project_to_dict(project), int(waiter["pull"]), int(waiter["installation"]), reason),
+                  f"plan {project.repo}#{waiter['pull']} {project.name} after the lock was handed over")

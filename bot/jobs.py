@@ -82,7 +82,7 @@ def run_project(command_id: str, project: dict[str, Any], attempt: int = 0) -> s
                 return "deferred"
             raise
         # Inside the heartbeat: the reaper must never take a finished run for a dead one.
-        if svc.records.add_result(cmd.id, result):
+        if svc.records.add_result(cmd.id, result) or svc.records.replace_interrupted_result(cmd.id, result):
             queue_report(svc.runs_queue, cmd.id)
     return result.outcome.value
 

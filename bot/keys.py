@@ -99,6 +99,11 @@ def command_results(command_id: str) -> str:
     return f"{PREFIX}:cmd:{command_id}:results"
 
 
+def command_interrupted(command_id: str) -> str:
+    """Project ids whose result in command_results is an "interrupted" report a real result may replace (set)."""
+    return f"{PREFIX}:cmd:{command_id}:interrupted"
+
+
 def run_log(run_id: str) -> str:
     """The full output of one run (string)."""
     return f"{PREFIX}:runlog:{run_id}"
@@ -122,6 +127,16 @@ def redelivery_checked() -> str:
 def recovery_due() -> str:
     """Held (SET NX EX interval) by the host that runs this period's recovery pass."""
     return f"{PREFIX}:recovery:due"
+
+
+def merges_scan_due() -> str:
+    """Held (SET NX EX) for MERGE_SCAN_SECONDS by the periodic pass that last looked for missed merges."""
+    return f"{PREFIX}:reconcile:merges-due"
+
+
+def merges_watched_since() -> str:
+    """Unix time (string, no TTL) of the first reconciliation pass: merges before it are not tfbot's to catch up."""
+    return f"{PREFIX}:reconcile:merges-since"
 
 
 def run_alive(job_id: str) -> str:

@@ -2,12 +2,21 @@
 
 RQ finds an abandoned job only 60 s after its last heartbeat, and only during a worker's maintenance.
 Project runs beat faster: a key with a short TTL renewed by a thread of the job process. A reaper thread
-in every worker reports a started run whose key expired, so the PR hears within about half a minute;
+in every worker looks at each started run whose key expired, so the PR hears within about half a minute;
 RQ's own clean-up later finds the run already reported and does nothing.
+
+A missing beat alone does not prove death: a run stalled past the TTL (a stopped VM, a swapping host, a
+Redis blip) beats again later, and reporting it "interrupted" would be a lie the real result then
+contradicts. So death is confirmed by the RQ worker that took the job (`job.worker_name`): it is gone
+when its registration (`rq:worker:<name>`, renewed by its own heartbeat) has expired, or, when it ran on
+this host, when its pid is no longer a live process. While that worker lives it watches its job process
+itself (a killed one is reported through `bot.jobs.horse_killed`), so the reaper leaves the run alone.
 """
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
 from contextlib import contextmanager
@@ -16,6 +25,7 @@ from typing import Any, Iterator
 import redis
 from rq.job import Job
 from rq.registry import StartedJobRegistry
+from rq.worker import Worker
 from rq.serializers import JSONSerializer
 
 from bot import keys
@@ -49,8 +59,48 @@ def heartbeat(conn: redis.Redis, job_id: str) -> Iterator[None]:
         conn.delete(keys.run_alive(job_id))
 
 
-def reap_once(conn: redis.Redis, queue_name: str, report: Any) -> int:
-    """Report every started project run of `queue_name` whose heartbeat expired; return how many."""
+def pid_alive(pid: int) -> bool:
+    """True when `pid` is a live process on this host (a zombie, killed but not yet reaped, is dead)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def death_verdict(worker: dict[str, str] | None, this_host: str, alive: Any = pid_alive) -> str | None:
+    """Pure: why the worker that took a run is confirmed dead, or None while it may still be running it.
+
+    `worker` is its RQ registration (hostname, pid), None when that expired or never existed.
+    """
+    if worker is None:
+        return "its worker's registration expired"
+    pid = worker.get("pid", "")
+    if worker.get("hostname") == this_host and pid.isdigit() and not alive(int(pid)):
+        return f"its worker (pid {pid} on this host) is gone"
+    return None
+
+
+def worker_registration(conn: redis.Redis, worker_name: str | None) -> dict[str, str] | None:
+    """The RQ worker hash of `worker_name` (hostname, pid), or None when it expired."""
+    if not worker_name:
+        return None
+    raw = conn.hgetall(Worker.redis_worker_namespace_prefix + worker_name)
+    if not raw:
+        return None
+    return {k.decode(): v.decode() for k, v in raw.items() if k in (b"hostname", b"pid")}
+
+
+def reap_once(conn: redis.Redis, queue_name: str, report: Any, this_host: str | None = None) -> int:
+    """Report every started project run of `queue_name` whose heartbeat expired and whose worker is confirmed
+    dead; return how many."""
+    this_host = this_host or socket.gethostname()
     reaped = 0
     registry = StartedJobRegistry(queue_name, connection=conn, serializer=JSONSerializer)
     for job_id in registry.get_job_ids(cleanup=False):  # RQ's clean-up runs callbacks: main thread only
@@ -66,9 +116,15 @@ def reap_once(conn: redis.Redis, queue_name: str, report: Any) -> int:
         started = job.started_at.timestamp()
         if time.time() - started < TTL_SECONDS + BEAT_SECONDS:
             continue  # not yet had the time to beat
+        why = death_verdict(worker_registration(conn, job.worker_name), this_host)
+        if why is None:
+            log.info("run job %s missed its heartbeat but its worker %s lives: stalled, not reported", job_id,
+                     job.worker_name)
+            continue
         if conn.set(keys.run_reaped(job_id), "1", nx=True, ex=24 * 3600):
-            log.warning("run job %s lost its heartbeat: its worker died with it", job_id)
-            report(conn, job, f"its worker stopped without finishing it (no heartbeat for {TTL_SECONDS} s)")
+            log.warning("run job %s lost its heartbeat and %s: its worker died with it", job_id, why)
+            report(conn, job, f"its worker stopped without finishing it (no heartbeat for {TTL_SECONDS} s, "
+                              f"and {why})")
             reaped += 1
     return reaped
 

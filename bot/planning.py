@@ -47,10 +47,6 @@ def start_command(
     info = {**pull_info_dict(pull), "applies": applies, **(extra_info or {})}
     cmd = svc.records.new_command(kind, repo, pull.number, sha, installation, user,
                                   total=len(projects) + len(prefilled), note=note, info=info)
-    if projects:
-        state, description = pending_status(len(projects), "plan" if kind == "plan" else "apply")
-        svc.github.repo(installation, repo).set_status(sha, STATUS_CONTEXT[kind], state, description,
-                                                       svc.status_url(cmd))
     log.info("%s %s#%d at %s: %d project(s) queued (%s), by %s", kind, repo, pull.number, sha[:8], len(projects),
              ", ".join(p.name for p in projects) or "none", user)
     complete = False
@@ -68,4 +64,24 @@ def start_command(
             failure_ttl=7 * 24 * 3600,
             description=f"{kind} {repo}#{pull.number} {project.name}",
         )
+    # Only now GitHub: the jobs are queued whatever it answers, so a failure here cannot lose them.
+    if projects:
+        _set_pending(svc, cmd, kind, repo, sha, installation, len(projects))
     return cmd
+
+
+def _set_pending(svc: Any, cmd: Command, kind: str, repo: str, sha: str, installation: int, count: int) -> None:
+    """Best effort: the final status comes with the report, which retries while GitHub is down."""
+    from bot.github_api import GitHubError
+    from bot.jobs import queue_report
+
+    state, description = pending_status(count, "plan" if kind == "plan" else "apply")
+    try:
+        svc.github.repo(installation, repo).set_status(sha, STATUS_CONTEXT[kind], state, description,
+                                                       svc.status_url(cmd))
+    except GitHubError as exc:
+        log.warning("pending status of %s %s at %s not set: %s", kind, repo, sha[:8], exc)
+        return
+    # A fast run may have been reported before this pending status landed: report again so the final one wins.
+    if len(svc.records.results(cmd.id)) >= cmd.total:
+        queue_report(svc.runs_queue, cmd.id)

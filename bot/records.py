@@ -95,6 +95,28 @@ redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
 return redis.call('HINCRBY', KEYS[2], 'done', 1)
 """
 
+# Interrupted-run reports, and the real result that may arrive after one (the run was stalled, not dead).
+# _ADD_INTERRUPTED: as _ADD_RESULT, and KEYS[3] (the command's interrupted set) remembers ARGV[1].
+_ADD_INTERRUPTED = """
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then
+  return -1
+end
+redis.call('SADD', KEYS[3], ARGV[1])
+redis.call('EXPIRE', KEYS[3], tonumber(ARGV[3]))
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
+return redis.call('HINCRBY', KEYS[2], 'done', 1)
+"""
+# _REPLACE_INTERRUPTED: only a result in KEYS[3] is replaced (once); the command's posted comment ids are
+# dropped so its next report is a new comment. Returns the count of done projects, or -1 when nothing replaced.
+_REPLACE_INTERRUPTED = """
+if redis.call('SREM', KEYS[3], ARGV[1]) == 0 then
+  return -1
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HDEL', KEYS[2], 'comments')
+return tonumber(redis.call('HGET', KEYS[2], 'done') or '0')
+"""
+
 
 # KEYS[1] a project's plans (hash); ARGV[1] run id of the plan now shown on the PR
 # Returns 1 when it is the reviewed plan now, 0 when it is unknown or a newer plan was posted first.
@@ -126,6 +148,8 @@ class Records:
         self._add_result = conn.register_script(_ADD_RESULT)
         self._mark_posted = conn.register_script(_MARK_POSTED)
         self._forget_plan = conn.register_script(_FORGET_PLAN)
+        self._add_interrupted = conn.register_script(_ADD_INTERRUPTED)
+        self._replace_interrupted = conn.register_script(_REPLACE_INTERRUPTED)
 
     # --- head of each PR, for superseding older queued plans ---
     def set_head(self, repo: str, pull: int, sha: str) -> None:
@@ -224,6 +248,21 @@ class Records:
         """
         done = self._add_result(keys=[keys.command_results(command_id), keys.command(command_id)],
                                 args=[result.project.id, result_to_json(result), RETENTION_SECONDS])
+        return int(done) == self.command(command_id).total
+
+    def add_interrupted_result(self, command_id: str, result: ProjectResult) -> bool:
+        """`add_result` for an interrupted-run report, which a real result of the same run may replace later."""
+        done = self._add_interrupted(
+            keys=[keys.command_results(command_id), keys.command(command_id), keys.command_interrupted(command_id)],
+            args=[result.project.id, result_to_json(result), RETENTION_SECONDS])
+        return int(done) == self.command(command_id).total
+
+    def replace_interrupted_result(self, command_id: str, result: ProjectResult) -> bool:
+        """Put a real result in place of the project's interrupted report; True when the command is complete and
+        must be reported again (in a new comment). False, changing nothing, when there is no such report."""
+        done = self._replace_interrupted(
+            keys=[keys.command_results(command_id), keys.command(command_id), keys.command_interrupted(command_id)],
+            args=[result.project.id, result_to_json(result)])
         return int(done) == self.command(command_id).total
 
     def posted_comments(self, command_id: str) -> list[int]:

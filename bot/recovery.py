@@ -1,4 +1,4 @@
-"""The recovery pass of `tfbot serve`: redeliver missed webhooks; reconcile locks after a start.
+"""The recovery pass of `tfbot serve`: redeliver missed webhooks; reconcile locks and missed merges.
 
 It runs in a background thread of the supervisor, first when the web server answers (a redelivered event
 must find it listening), then every `interval` seconds. With several `tfbot serve` hosts on one Redis, a
@@ -6,8 +6,9 @@ periodic pass runs on one host per period: the one that first sets `recovery:due
 starts always runs a pass, since that is when its view may be stale. Passes that overlap are harmless: each
 redelivery and each reconciled PR is claimed in Redis before it is acted on.
 
-Reconciliation runs after a start, and again each period until one pass has asked GitHub about every
-lock without an error. A failure of either part is logged and retried next period; it never stops serve.
+Reconciliation (bot.reconcile: locks of closed PRs, merges never handled) runs after a start and then every
+period on the host that has the period; a host that started also goes on each period until one of its passes
+asked GitHub without an error. A failure of either part is logged and retried next period; it never stops serve.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ import redis
 from bot import keys
 from bot.config import Config
 from bot.github_api import GitHubApp, GitHubError
-from bot.reconcile import AT_STARTUP, Action, reconcile
+from bot.reconcile import AT_STARTUP, PERIODIC, Action, reconcile
 from bot.redelivery import redeliver_missed
 from bot.redis_server import connect
 from bot.services import WorkerServices
@@ -39,7 +40,8 @@ class Recovery:
     """Runs recovery passes for one `tfbot serve` against one Redis."""
 
     def __init__(self, config: Config, conn: redis.Redis, interval: float = INTERVAL_SECONDS,
-                 services: Callable[[], Any] | None = None):
+                 services: Callable[[], Any] | None = None,
+                 reconcile_pass: Callable[..., list[Any]] = reconcile):
         self.config = config
         self.conn = conn
         self.interval = interval
@@ -47,10 +49,12 @@ class Recovery:
         self.github = GitHubApp(config.github, conn)
         self._services_factory = services
         self._services: Any = None
-        self.reconciled = False  # a reconciliation pass since this start asked about every lock without an error
+        self.reconcile_pass = reconcile_pass
+        self.reconciled = False  # a reconciliation pass since this start asked GitHub without an error
 
     def run_pass(self, startup: bool = False) -> bool:
-        """Redeliver missed webhooks unless another host has this period (then False); reconcile until once done."""
+        """Redeliver and reconcile unless another host has this period (then False); after a start, reconcile each
+        period until a pass is clean."""
         # A claim shorter than the period lets the host whose timer fires first after it take the next one.
         hold = max(1, int(self.interval * 0.8))
         try:
@@ -64,8 +68,8 @@ class Recovery:
             return False
         if leader:
             self._redeliver()
-        if not self.reconciled:
-            self._reconcile()
+        if leader or not self.reconciled:
+            self._reconcile(AT_STARTUP if startup else PERIODIC)
         return leader
 
     def _redeliver(self) -> None:
@@ -80,19 +84,19 @@ class Recovery:
         level = logging.INFO if report.asked or report.errors else logging.DEBUG
         log.log(level, "redelivery: %s", report.summary())
 
-    def _reconcile(self) -> None:
+    def _reconcile(self, origin: str) -> None:
         try:
-            results = reconcile(self.services(), origin=AT_STARTUP)
+            results = self.reconcile_pass(self.services(), origin=origin)
         except (GitHubError, redis.RedisError, OSError) as exc:
             log.error("reconciliation of locks failed: %s; trying again in %.0f s", exc, self.interval)
             return
         except Exception:  # noqa: BLE001 - a fault in tfbot: logged whole, and the next period tries again
             log.exception("reconciliation of locks failed; trying again in %.0f s", self.interval)
             return
-        acted = [r for r in results if r.action in (Action.RELEASE, Action.APPLY)]
+        acted = [r for r in results if r.action in (Action.RELEASE, Action.APPLY, Action.QUEUED)]
         failed = [r for r in results if r.action is Action.ERROR]
         self.reconciled = not failed
-        log.info("reconciliation: %d PR(s) hold locks; %d acted on%s", len(results), len(acted),
+        log.info("reconciliation: %d PR(s) looked at; %d acted on%s", len(results), len(acted),
                  f"; {len(failed)} could not be checked, trying again in {self.interval:.0f} s" if failed else "")
 
     def services(self) -> Any:

@@ -15,13 +15,12 @@ from pathlib import Path
 from collections.abc import Callable
 from typing import Any
 
-from rq import Callback
-
 from bot import audit
 from bot.decision import Action, Decision, Event, Facts, LockView, PlanView, decide
 from bot.locks import GuardTimeout, RunGuard
 from bot.models import LockState, Outcome, Project, ProjectResult, ResourceChange
 from bot.plan_store import PlanStoreError, plan_key
+from bot.queue import enqueue_event
 from bot.records import Command, PlanRecord, project_to_dict
 from bot.targets import Target, ensure_commit, merged_target, same_content
 from bot.workflows import ApplyOutcome, PlanOutcome, run_apply_steps, run_plan_steps
@@ -448,10 +447,8 @@ def _pull_is_open(svc: Any, cmd: Command) -> bool:
 
 def _replan(svc: Any, cmd: Command, project: Project, why: str) -> None:
     """Queue a fresh plan of one project of the PR, on its head merged into its base."""
-    svc.events_queue.enqueue_call(
-        "bot.jobs.replan", args=(project_to_dict(project), cmd.pull, cmd.installation, why),
-        result_ttl=3600, failure_ttl=7 * 24 * 3600, on_failure=Callback("bot.jobs.event_job_failed"),
-        description=f"replan {cmd.repo}#{cmd.pull} {project.name}")
+    enqueue_event(svc.events_queue, "bot.jobs.replan", (project_to_dict(project), cmd.pull, cmd.installation, why),
+                  f"replan {cmd.repo}#{cmd.pull} {project.name}")
 
 
 def project_slug(project: Project) -> str:

@@ -16,7 +16,7 @@ import time
 
 from bot.config import Config
 from bot.logs import setup_logging
-from bot.preflight import check_terraform
+from bot.preflight import check_git, check_terraform
 from bot.procs import stop_with_parent
 from bot.redis_server import EmbeddedRedis, EmbeddedRedisError
 
@@ -30,6 +30,10 @@ def serve(config: Config) -> int:
     check = check_terraform(config.terraform.binary, config.data_dir)
     if not check.ok:
         log.error("terraform.binary: %s", check.error)
+        return 2
+    git = check_git()
+    if not git.ok:
+        log.error("git: %s", git.error)
         return 2
     config.data_dir.mkdir(parents=True, exist_ok=True)
     embedded: EmbeddedRedis | None = None

@@ -294,15 +294,6 @@ class Terraform:
             return result
         return replace(result, has_changes=result.exit_code == 2)
 
-    def state_lock_check(self, workdir: Path, workspace: str) -> TerraformResult:
-        """Try to take the state lock once, without waiting and without refreshing: says whether a lock is left behind.
-
-        Read-only: a plan with no -out. A left-behind lock makes it fail with "Error acquiring the state lock"
-        and Terraform's own lock info (ID, who, when), which the caller reports verbatim.
-        """
-        args = self._cmd("plan", input=False, no_color=IsFlagged, refresh="false", lock_timeout="0s")
-        return self._run(args, workdir, workspace=workspace)
-
     def show_plan(self, workdir: Path, plan_file: Path) -> TerraformResult:
         """`terraform show -json` of a saved plan: `resource_changes` always, `data` if small enough."""
         args = self._cmd("show", str(_absolute(plan_file)), json=IsFlagged, no_color=IsFlagged)

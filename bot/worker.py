@@ -12,6 +12,7 @@ from rq.serializers import JSONSerializer
 from bot import jobs
 from bot.config import Config
 from bot.logs import setup_logging
+from bot.preflight import check_git
 from bot.liveness import start_reaper
 from bot.queue import RUNS_QUEUE, events_queue, runs_queue
 from bot.redis_server import EmbeddedRedis, connect
@@ -43,6 +44,10 @@ def wait_for_redis(connection: redis.Redis, max_delay: float = 30.0) -> None:
 
 def run_worker(config: Config) -> int:
     setup_logging(config.log_level, config.secrets(), "worker")
+    git = check_git()
+    if not git.ok:
+        log.error("git: %s", git.error)
+        return 2
     url = resolve_redis_url(config)
     if url is None:
         log.error(

@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.support.app_fixtures",
     "tests.support.redis_fixtures",
     "tests.support.scenario_fixtures",
+    "tests.support.services_fixtures",
 ]

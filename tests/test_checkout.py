@@ -13,7 +13,7 @@ from typing import Callable, Iterator
 import pytest
 
 import bot.checkout
-from bot.checkout import CheckoutError, Checkouts, git_problem, mask_credentials
+from bot.checkout import CheckoutError, Checkouts, mask_credentials
 from tests.support.git_repos import RemoteRepo, git_env
 
 REPO = "acme/infra"
@@ -289,15 +289,6 @@ def test_read_files_and_module_dirs(remote_repo: RemoteRepo, checkouts: Checkout
         "modules/net", "modules/net/sub", "modules/net/sub/files/app.conf",
     }
     assert checkouts.module_dirs(REPO, head, "envs/dev") == set()
-
-
-def test_git_problem_reports_a_missing_or_old_git(tmp_path: Path) -> None:
-    assert git_problem() is None  # this machine's git is recent enough
-    assert "cannot run" in (git_problem(str(tmp_path / "no-git")) or "")
-    old = tmp_path / "old-git"
-    old.write_text("#!/bin/sh\necho 'git version 2.30.2'\n")
-    old.chmod(0o755)
-    assert "too old" in (git_problem(str(old)) or "")
 
 
 # --- credentials ------------------------------------------------------------------------------------

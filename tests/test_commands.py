@@ -5,15 +5,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import shlex
+import unicodedata
+
 from bot.commands import (
-    DIR_RE,
     HELP_TEXT,
+    MAX_DIR_PART_BYTES,
     MAX_LINE,
     PROJECT_RE,
     WORKSPACE_RE,
     Command,
     Ignore,
     Reply,
+    describe_flags,
+    dir_problem,
     parse_comment,
 )
 from bot.terraform import validate_workspace
@@ -225,18 +230,27 @@ def test_errors_get_help_back(body, fragment):
         "a/..",
         "a\\..\\b",
         "C:\\terraform",
-        "net work",  # only with =, else 'work' is an extra word; both must fail
+        "net work",  # unquoted: 'work' is an extra word, with or without =
         "-w",
         "--foo",
         "net\x00work",
         "net\x1bwork",
         "net\twork",
-        "net;rm",
-        "$(id)",
-        "`id`",
-        "nét",
-        "~/x",
         "a" * 256,
+        "'net work",  # a quote never closed
+        "\"net work",
+        "'net\x1bwork'",  # quoting does not let control characters in
+        "'net\x7fwork'",
+        "'a\u202eb'",  # right-to-left override: would hide what the name says when quoted back
+        "'a\u200bb'",  # zero-width space
+        "'a\u2028b'",  # line separator
+        "'../etc'",  # quoting changes nothing about where a path leads
+        "\"a/../../b\"",
+        "'/etc'",
+        "'-w'",
+        "''",
+        "a\\b",  # backslash: a Windows separator typed by mistake, never an escape
+        "'é" + "a" * 254 + "'",  # 256 bytes in one name
     ],
 )
 def test_bad_dirs_are_refused(value):
@@ -246,6 +260,74 @@ def test_bad_dirs_are_refused(value):
 
 def test_longest_dir_is_accepted():
     assert parse("plan -d " + "a" * 255) == Command("plan", dir="a" * 255)
+    assert parse("plan -d " + "a/" * 300 + "b") == Command("plan", dir="a/" * 300 + "b")  # long paths are fine
+
+
+@pytest.mark.parametrize(
+    "body, dir_",
+    [
+        ('plan -d "core net"', "core net"),
+        ("plan -d 'core net'", "core net"),
+        ("plan --dir 'core net'", "core net"),
+        ("plan --dir='core net'", "core net"),
+        ("plan -d='core net'", "core net"),
+        ('plan --dir="core net"', "core net"),
+        ("plan -d core' 'net", "core net"),  # quoted parts join, as in a shell
+        ("tfbot apply -d 'envs/core net/eu' -w staging", "envs/core net/eu"),
+        ("/unlock -d './core net/'", "core net"),
+        ("plan -d '  two  spaces  '", "  two  spaces  "),
+        ("plan -d \"it's\"", "it's"),
+        ("plan -d 'say \"hi\"'", 'say "hi"'),
+        ("plan -d 'it'\"'\"'s \"x\"'", "it's \"x\""),
+        ("plan -d '#team'", "#team"),  # '#' starts no comment
+        ("plan -d #team", "#team"),
+        ("plan -d ./-weird", "-weird"),  # a name starting with '-' cannot be mistaken for a flag this way
+        ("plan -d 'a\u00a0b'", "a\u00a0b"),  # no-break space is an ordinary character of a name
+    ],
+)
+def test_dirs_with_spaces_and_quotes_are_addressable(body, dir_):
+    result = parse(body)
+    assert isinstance(result, Command) and result.dir == dir_, result
+
+
+@pytest.mark.parametrize("value", ["net;rm", "$(id)", "`id`", "nét", "~/x", "a b&c|d", "${HOME}", "*", "x>y", "'"])
+def test_odd_names_git_allows_are_taken_literally(value):
+    """Nothing is expanded or run: a name is only ever compared with the repository's project dirs."""
+    assert parse(f"plan -d {shlex.quote(value)}") == Command("plan", dir=value)
+
+
+@pytest.mark.parametrize(
+    "body, fragment",
+    [
+        ("plan -d 'core net", "a quote is not closed"),
+        ('tfbot plan -d "core net', "a quote is not closed"),
+        ("plan -d core net", "unexpected word `net`"),
+        ("plan -d ''", "-d needs a value"),
+        ("plan -d 'a\u202eb'", "invisible formatting"),
+        ("plan -d a\\b", "backslash"),
+        ("plan -d -weird", "./-name"),
+    ],
+)
+def test_dir_quoting_mistakes_are_explained(body, fragment):
+    assert_help_reply(parse(body), fragment)
+
+
+def test_help_explains_quoting():
+    assert "-d \"core net\"" in HELP_TEXT and "-d 'core net'" in HELP_TEXT and "./-name" in HELP_TEXT
+
+
+@pytest.mark.parametrize(
+    "cmd, shown",
+    [
+        (Command("plan", dir="core net"), "`-d 'core net'`"),
+        (Command("plan", dir="network", workspace="prod"), "`-d network -w prod`"),
+        (Command("plan", dir="@org/team [x](http://e)"), "`-d '@org/team [x](http://e)'`"),  # code span: inert
+        (Command("plan", dir="a`b"), "`-d 'a?b'`"),  # a backtick would end the code span
+        (Command("plan"), "(no flags)"),
+    ],
+)
+def test_flags_are_quoted_back_inert_and_pasteable(cmd, shown):
+    assert describe_flags(cmd) == shown
 
 
 @pytest.mark.parametrize(
@@ -310,12 +392,14 @@ _PIECES = st.sampled_from(
         "plan", "apply", "unlock", "help", "tfbot", "/plan", "/apply", "-p", "-d", "-w", "--project", "--dir",
         "--workspace", "-d=", "--dir=", "-w=", "-p=", "..", ".", "./", "/", "/etc", "a", "net", "prod", "-", "--",
         "\\", "\x00", "\r", "\n", " ", "\t", "\u212a", "а", "=", ";", "$(", "`", "a/../b", "-x",
+        "'", '"', "'a b'", '"../x"', "'-w'", "#", "\u202e",
     ]
 )
 _TOKEN = st.one_of(_PIECES, st.text(max_size=12))
 _FLAG = st.sampled_from(["-p", "-d", "-w", "--project", "--dir", "--workspace", "-x", "--dir="])
 _VALUE = st.one_of(
-    st.sampled_from(["..", ".", "./a/", "a/..", "/etc", "-w", "a:b", "a b", "a//b", "a/./b", "a/../b", "../", "x"]),
+    st.sampled_from(["..", ".", "./a/", "a/..", "/etc", "-w", "a:b", "a b", "a//b", "a/./b", "a/../b", "../", "x",
+                     "'a b'", '"a/../b"', "'..'", "'a\x1bb'", "'\u202e'", "'unclosed", "a'b'c", "'-x'"]),
     st.lists(st.sampled_from(["a", ".", "..", "/", "-", "_", ":", "@", "+", "\\", "é", "\x00"]), max_size=8)
     .map("".join),
 )
@@ -343,11 +427,12 @@ _COMMENT = st.one_of(
 def _assert_allowlisted(command: Command) -> None:
     assert command.name in ("plan", "apply", "unlock")
     if command.dir is not None:
-        assert DIR_RE.match(command.dir) and command.dir == command.dir.strip()
-        assert not command.dir.startswith(("/", "-"))
+        assert not command.dir.startswith("/") and "\\" not in command.dir
+        assert not any(unicodedata.category(c)[0] == "C" or c in "\u2028\u2029" for c in command.dir)
         parts = command.dir.split("/")
         assert ".." not in parts and "" not in parts
         assert command.dir == "." or "." not in parts
+        assert all(len(p.encode()) <= MAX_DIR_PART_BYTES for p in parts)
     if command.workspace is not None:
         assert WORKSPACE_RE.match(command.workspace) and not command.workspace.startswith("-")
         assert validate_workspace(command.workspace) == command.workspace  # what the runner will accept
@@ -389,3 +474,21 @@ def test_valid_commands_round_trip(name, prefix, dir_, workspace, long_flags, eq
             flags.append(f"{flag}={value}" if equals else f"{flag} {value}")
     body = f"{prefix}{name.upper() if prefix == 'TfBot ' else name} {' '.join(flags)}".rstrip()
     assert parse(body) == Command(name, dir=dir_, workspace=workspace)
+
+
+# Any file name git can hold (no '/' or NUL) that is free of control and invisible formatting characters.
+_GIT_NAME = st.text(
+    st.characters(blacklist_categories=("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"), blacklist_characters="/\\"),
+    min_size=1, max_size=20,
+).filter(lambda n: n not in (".", "..") and len(n.encode()) <= MAX_DIR_PART_BYTES)
+
+
+@settings(max_examples=500, deadline=None)
+@given(parts=st.lists(_GIT_NAME, min_size=1, max_size=3), long_flag=st.booleans(), equals=st.booleans())
+def test_every_git_dir_name_is_addressable_when_quoted(parts, long_flag, equals):
+    dir_ = "/".join(parts)
+    typed = shlex.quote(dir_) if not dir_.startswith("-") else shlex.quote("./" + dir_)
+    flag = "--dir" if long_flag else "-d"
+    body = f"plan {flag}={typed}" if equals else f"plan {flag} {typed}"
+    assert parse(body) == Command("plan", dir=dir_)
+    assert dir_problem(dir_) is None or dir_.startswith("-")

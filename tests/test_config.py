@@ -93,6 +93,17 @@ def test_projects_are_normalised(tmp_path, app_private_key):
     assert repo.projects[0].when_modified == ("*.tf", "*.tfvars")
 
 
+def test_allow_draft_apply_is_a_per_repo_boolean(tmp_path, app_private_key):
+    data = minimal(app_private_key)
+    data["repos"] = [{"name": "acme/drafts", "allow_draft_apply": True}, {"name": "acme/*"}]
+    config = load_config(write(tmp_path, data), environ={})
+    assert config.repo_config("acme/drafts").allow_draft_apply is True
+    assert config.repo_config("acme/infra").allow_draft_apply is False
+    data["repos"] = [{"name": "acme/*", "allow_draft_apply": "sometimes"}]
+    with pytest.raises(ConfigError, match=r"repos\[0\]\.allow_draft_apply"):
+        load_config(write(tmp_path, data), environ={})
+
+
 def test_ssm_secret_is_read_through_boto3(tmp_path, app_private_key, moto_server_url, monkeypatch):
     import boto3
 

@@ -97,9 +97,36 @@ def test_apply_requirement_approved(make_scenario):
     refused = sc.wait_comment(pr, lambda b: "approving review" in b)
     assert sc.head(pr)[:8] in refused
     assert sc.state_resources("network") == {}
+    sc.fake.set_permission(REPO, "rita", "read")
+    sc.fake.add_review(REPO, pr, "rita", "APPROVED", commit_id=sc.head(pr))  # read access: does not count
+    sc.comment(pr, "alice", "apply")
+    sc.wait_comment(pr, lambda b: "`rita`" in b and "do not count" in b)
+    assert sc.state_resources("network") == {}
+    sc.fake.set_permission(REPO, "bob", "write")
     sc.fake.add_review(REPO, pr, "bob", "APPROVED", commit_id=sc.head(pr))
     sc.comment(pr, "alice", "apply")
     sc.wait_comment(pr, lambda b: "Apply complete!" in b)
+
+
+def test_apply_on_a_draft_is_refused_and_says_why(sc):
+    sc.start()
+    pr = sc.open_pr("wip", net(sc, subnet="a"), draft=True)
+    sc.comment(pr, "alice", "plan")
+    sc.wait_comment(pr, lambda b: "Plan: 2 to add" in b)
+    sc.comment(pr, "alice", "apply")
+    refused = sc.wait_comment(pr, lambda b: "is a draft" in b)
+    assert "ready for review" in refused
+    assert sc.state_resources("network") == {}
+
+
+def test_a_directory_with_a_space_is_named_with_quotes(sc):
+    sc.start()
+    files = {"core net/main.tf": sc.config_for("core net", {"vpc": "10.1.0.0/16"})}
+    pr = sc.open_pr("spaced", files, draft=True)  # not autoplanned: only the comment plans it
+    sc.comment(pr, "alice", 'plan -d "core net"')
+    assert "`core net`" in sc.wait_comment(pr, lambda b: "Plan: 1 to add" in b)
+    sc.comment(pr, "alice", "plan -d 'core  net'")
+    assert "matches `-d 'core  net'`" in sc.wait_comment(pr, lambda b: "nothing to plan" in b)
 
 
 def test_unlock_needs_write_and_hands_the_lock_to_the_next_pr(sc):

@@ -6,15 +6,14 @@ import pytest
 
 from bot import jobs as jobs_module
 from bot import keys
-from bot.config import parse_config
 from bot.github_api import PullInfo
 from bot.models import LockInfo, LockState, Project
-from bot.reconcile import Action, closed_event, decide, reconcile
+from bot.queue import EVENT_RETRY_INTERVALS
+from bot.reconcile import BY_COMMAND, Action, closed_event, decide, reconcile
 from bot.replay import fingerprint
 from bot.services import WorkerServices
 from bot.webhooks import validate_payload
 from tests.support import webhook_payloads as wp
-from tests.support.tfbot_process import REPO_ROOT
 
 REPO = "acme/infra"
 NETWORK = Project(repo=REPO, name="network", dir="network")
@@ -62,15 +61,8 @@ def test_the_missed_event_is_a_valid_closed_event_with_the_fingerprint_of_the_re
 
 
 @pytest.fixture
-def svc(fake_github, app_keys, redis_conn, tmp_path) -> WorkerServices:
-    config = parse_config({
-        "github": {"api_url": fake_github.base_url, "app_id": fake_github.app_id, "private_key": app_keys[0].decode(),
-                   "webhook_secret": "s", "retries": 0, "write_interval": 0},
-        "data_dir": str(tmp_path), "workflows_dir": str(REPO_ROOT / "workflows"),
-        "repos": [{"name": "acme/*", "projects": [{"dir": "network"}, {"dir": "dns"}]}],
-    }, base_dir=tmp_path)
-    fake_github.add_repo(REPO, "file:///nowhere", installation_id=99)
-    return WorkerServices(config, redis_conn)
+def svc(worker_services) -> WorkerServices:
+    return worker_services
 
 
 def open_pr(fake, svc, number: int, *projects: Project, record_installation: bool = True) -> None:
@@ -145,13 +137,13 @@ def test_a_failure_leaves_the_pr_for_the_next_pass_and_the_others_proceed(fake_g
     open_pr(fake_github, svc, 2, DNS)
     for number in (1, 2):
         fake_github.update_pull(REPO, number, merged=True, merge_commit_sha="c" * 40, merged_by="mo")
-    fake_github.fail_next(1, 502, path_contains="/statuses/")  # the merge command of #1 cannot start
+    fake_github.fail_next(1, 502, path_contains="/pulls/1")  # GitHub cannot tell about #1 now
 
     first = reconcile(svc)
     assert [(r.pull, r.action) for r in first] == [(1, Action.ERROR), (2, Action.APPLY)]
     assert "502" in first[0].detail
     [again] = [r for r in reconcile(svc) if r.pull == 1]
-    assert again.action == Action.APPLY  # its claim was given back, so it is done now
+    assert again.action == Action.APPLY  # so it is done in the next pass
 
 
 def test_serve_reconciles_at_start_and_each_period_until_a_pass_succeeds(fake_github, svc, redis_conn):
@@ -172,3 +164,99 @@ def test_serve_reconciles_at_start_and_each_period_until_a_pass_succeeds(fake_gi
     recovery.run_pass()
     assert not any("/pulls/" in r.path for r in fake_github.requests)  # done once per start: not again
     assert svc.locks.get(NETWORK).pull == 2
+
+
+# --- merges never handled: opened and merged while tfbot was down -------------------------------------------
+
+
+def merge(fake, number: int, sha: str = "c" * 40) -> None:
+    fake.update_pull(REPO, number, merged=True, merge_commit_sha=sha, merged_by="mo")
+
+
+def watching_since(redis_conn, seconds_ago: float) -> None:
+    import time
+
+    redis_conn.set(keys.merges_watched_since(), str(time.time() - seconds_ago))
+
+
+def test_a_pr_opened_and_merged_while_down_is_handed_to_the_router_once(fake_github, svc, redis_conn):
+    watching_since(redis_conn, 3600)
+    open_pr(fake_github, svc, 5, record_installation=False)
+    merge(fake_github, 5)
+
+    [result] = reconcile(svc)
+    assert (result.pull, result.action) == (5, Action.QUEUED)
+    assert result.line() == f"{REPO}#5: handed to tfbot: merged while tfbot was not listening (merge cccccccc)"
+    [job] = svc.events_queue.jobs
+    delivery_id, event, payload = job.args
+    assert (job.func_name, event, payload["action"]) == ("bot.jobs.handle_delivery", "pull_request", "closed")
+    assert validate_payload("pull_request", payload) == []
+    real = wp.pull_request_event("closed", fake_github.repo_payload(REPO), fake_github.pull_payload(REPO, 5), 99, "mo")
+    assert fingerprint("pull_request", payload) == fingerprint("pull_request", real)
+    assert job.retries_left == len(EVENT_RETRY_INTERVALS)  # an outage of GitHub does not lose it either
+
+    assert reconcile(svc) == []  # queued already: not again
+    jobs_module.set_services(svc)
+    try:
+        assert jobs_module.handle_delivery(delivery_id, event, payload) == 1  # the router's closed handler ran
+        assert jobs_module.handle_delivery("the-real-one-redelivered", "pull_request", real) == 0
+    finally:
+        jobs_module.set_services(None)
+    svc.events_queue.empty()
+    assert reconcile(svc) == []  # handled: its fingerprint is known
+
+
+def test_only_unhandled_merges_since_the_watch_began_of_configured_repos_are_handed_over(fake_github, svc, redis_conn):
+    import time
+
+    open_pr(fake_github, svc, 1)
+    merge(fake_github, 1)  # before tfbot's first pass: not tfbot's to catch up
+    time.sleep(1.05)  # GitHub's times are whole seconds
+    reconcile(svc)
+    assert svc.events_queue.jobs == []
+    open_pr(fake_github, svc, 2)
+    fake_github.update_pull(REPO, 2, state="closed")  # closed unmerged, without locks: nothing to do
+    open_pr(fake_github, svc, 3)
+    merge(fake_github, 3, "d" * 40)
+    real = wp.pull_request_event("closed", fake_github.repo_payload(REPO), fake_github.pull_payload(REPO, 3), 99, "mo")
+    redis_conn.set(keys.event_fingerprint(fingerprint("pull_request", real)), "delivery-3")  # its event was handled
+    fake_github.add_repo("other/infra", "file:///nowhere", installation_id=99)  # not in tfbot's config
+    fake_github.add_pull("other/infra", 1, head_ref="x", user="alice", head_sha="e" * 40, base_sha="b" * 40)
+    fake_github.update_pull("other/infra", 1, merged=True, merge_commit_sha="f" * 40)
+    open_pr(fake_github, svc, 4)
+    merge(fake_github, 4, "a" * 40)
+
+    assert [(r.repo, r.pull, r.action) for r in reconcile(svc)] == [(REPO, 4, Action.QUEUED)]
+    assert not any("/repos/other/infra/pulls" in r.path for r in fake_github.requests)
+
+
+def test_a_handover_that_failed_for_good_waits_for_tfbot_reconcile(fake_github, svc, redis_conn):
+    from rq.job import JobStatus
+
+    watching_since(redis_conn, 60)
+    open_pr(fake_github, svc, 6)
+    merge(fake_github, 6)
+    [queued] = reconcile(svc)
+    [job] = svc.events_queue.jobs
+    job.set_status(JobStatus.FAILED)  # every retry failed: the PR was told
+    svc.events_queue.remove(job)
+    assert reconcile(svc) == []  # a periodic pass does not pile up failures on the PR
+    [again] = reconcile(svc, origin=BY_COMMAND)  # an admin, once GitHub is back
+    assert (again.pull, again.action) == (6, Action.QUEUED) and len(svc.events_queue.jobs) == 1
+
+
+def test_periodic_passes_look_for_missed_merges_at_most_every_half_hour(fake_github, svc, redis_conn):
+    from bot.reconcile import AT_STARTUP, PERIODIC
+
+    watching_since(redis_conn, 60)
+    reconcile(svc, origin=PERIODIC)
+    open_pr(fake_github, svc, 7)
+    merge(fake_github, 7)
+    fake_github.reset_requests()
+    assert reconcile(svc, origin=PERIODIC) == []  # looked a moment ago
+    assert not any(r.path.endswith("/pulls") for r in fake_github.requests)
+    assert [r.pull for r in reconcile(svc, origin=AT_STARTUP)] == [7]  # a start always looks
+    redis_conn.delete(keys.merges_scan_due())  # half an hour later
+    open_pr(fake_github, svc, 8)
+    merge(fake_github, 8, "d" * 40)
+    assert [r.pull for r in reconcile(svc, origin=PERIODIC)] == [8]

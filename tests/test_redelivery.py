@@ -182,8 +182,10 @@ def recovery(fake_github, app_keys, redis_conn, tmp_path, interval: float = 300)
                    "private_key": app_keys[0].decode(), "webhook_secret": "s", "retries": 0},
         "data_dir": str(tmp_path), "repos": [{"name": "acme/*"}], "workflows_dir": str(REPO_ROOT / "workflows"),
     }, base_dir=tmp_path)
-    made = Recovery(config, redis_conn, interval, services=lambda: pytest.fail("no locks: nothing to reconcile"))
-    made.reconciled = True  # reconciliation has its own tests
+    # Reconciliation has its own tests (test_reconcile): here only when it runs is recorded.
+    made = Recovery(config, redis_conn, interval, services=lambda: None,
+                    reconcile_pass=lambda svc, origin: made.reconcile_calls.append(origin) or [])
+    made.reconcile_calls = []  # type: ignore[attr-defined]
     return made
 
 
@@ -212,3 +214,18 @@ def test_a_failing_pass_is_logged_and_does_not_raise(fake_github, app_keys, redi
     redis_conn.delete(keys.recovery_due())
     rec.run_pass()
     assert len(fake_github.redelivery_attempts()) == 1
+
+
+def test_reconciliation_runs_every_period_not_only_until_a_clean_pass(fake_github, app_keys, redis_conn, tmp_path):
+    first, second = (recovery(fake_github, app_keys, redis_conn, tmp_path) for _ in range(2))
+    first.run_pass(startup=True)
+    assert first.reconcile_calls == ["its check at startup"] and first.reconciled
+    second.run_pass(startup=True)  # a host that starts reconciles, whoever has the period
+    redis_conn.delete(keys.recovery_due())
+    first.run_pass()  # a clean pass before: it reconciles again in the next period it has
+    assert len(first.reconcile_calls) == 2
+    second.run_pass()  # this period is first's, and second's own start was clean
+    assert len(second.reconcile_calls) == 1
+    redis_conn.delete(keys.recovery_due())
+    second.run_pass()
+    assert second.reconcile_calls == ["its check at startup", "its periodic check"]

@@ -5,7 +5,7 @@ import logging
 from typing import Any
 
 from bot.commands import Command as CommentCommand
-from bot.commands import Ignore, Reply, parse_comment
+from bot.commands import Ignore, Reply, describe_flags, parse_comment
 from bot.github_api import PullInfo, RepoAPI
 from bot import audit
 from bot.decision import Action, Event, Facts, LockView, decide
@@ -88,7 +88,8 @@ def _apply(svc: Any, gh: RepoAPI, delivery: Delivery, number: int, author: str, 
     extra: dict[str, Any] = {}
     if pull.merged:
         extra["base_head_sha"] = base_head(svc, gh, delivery.repo, pull)
-    refusals = {} if pull.merged else apply_refusals(gh, pull, projects)
+    refusals = {} if pull.merged else apply_refusals(
+        gh, pull, projects, allow_draft=svc.config.repo_config(delivery.repo).allow_draft_apply)
     prefilled = [ProjectResult(p, Outcome.REFUSED, head_sha=pull.head_sha, message=refusals[p.id])
                  for p in projects if p.id in refusals]
     # Everything else (head moved, base changed the project, already applied) is decided under the run guard.
@@ -160,8 +161,4 @@ def _refuse(svc: Any, gh: RepoAPI, pull: PullInfo, what: str, author: str, why: 
 
 
 def _flags(cmd: CommentCommand) -> str:
-    parts = [f"-p {cmd.project}" if cmd.project else "", f"-d {cmd.dir}" if cmd.dir else "",
-             f"-w {cmd.workspace}" if cmd.workspace else ""]
-    return " ".join(p for p in parts if p) or "(no flags)"
-
-
+    return describe_flags(cmd)

@@ -13,6 +13,7 @@ from bot import audit
 from bot.decision import Action, Event, Facts, LockView, decide
 from bot.handover import drop_plans, plan_next
 from bot.models import LockInfo, LockState, Project
+from bot.queue import enqueue_event
 from bot.render import code_span, escape_text
 
 log = logging.getLogger(__name__)
@@ -130,10 +131,6 @@ def lock_from_dict(data: dict[str, Any]) -> LockInfo:
 
 def queue_announcement(svc: Any, lock: LockInfo, by: str, via: str, waiter: dict[str, Any] | None) -> None:
     """Queue `announce_job` on the events queue (JSON arguments only, like every tfbot job)."""
-    svc.events_queue.enqueue_call(
-        "bot.web.unlocking.announce_job",
-        args=(lock_to_dict(lock), by, via, int(waiter["pull"]) if waiter else None),
-        result_ttl=3600,
-        failure_ttl=7 * 24 * 3600,
-        description=f"tell {lock.repo}#{lock.pull} that {by} unlocked {lock.project}",
-    )
+    enqueue_event(svc.events_queue, "bot.web.unlocking.announce_job",
+                  (lock_to_dict(lock), by, via, int(waiter["pull"]) if waiter else None),
+                  f"tell {lock.repo}#{lock.pull} that {by} unlocked {lock.project}", report_failure=False)

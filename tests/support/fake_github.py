@@ -278,6 +278,17 @@ class FakeGitHub:
             self._state.reviews[review.id] = review
             return self._pay.review(review)
 
+    def dismiss_review(self, repo: str, number: int, review_id: int) -> dict[str, Any]:
+        """What `PUT /repos/{owner}/{repo}/pulls/{n}/reviews/{id}/dismissals` does: the review's state becomes
+        DISMISSED (it stays listed, with its commit); returns its JSON."""
+        with self._state.lock:
+            pull = self._pull(repo, number)
+            review = self._state.reviews[review_id]
+            if (review.repo, review.number) != (pull.repo, pull.number):
+                raise ValueError(f"review {review_id} is not on {repo}#{number}")
+            review.state = "DISMISSED"
+            return self._pay.review(review)
+
     def add_comment(self, repo: str, number: int, user: str, body: str) -> dict[str, Any]:
         """A comment posted by a human; returns it exactly as the API (and the webhook) shows it."""
         if len(body) > MAX_COMMENT_LENGTH:

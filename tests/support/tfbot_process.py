@@ -37,7 +37,8 @@ class TfbotProcess:
         self.command = command
         self.config_path = config_path
         self.log_path = config_path.parent / (log_name or f"tfbot-{command}.log")
-        self.env = {**os.environ, **(env or {})}
+        # Event jobs retried twice, a second apart (in production: 8 times over 74 minutes).
+        self.env = {"TFBOT_EVENT_RETRY_INTERVALS": "1,1", **os.environ, **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> "TfbotProcess":

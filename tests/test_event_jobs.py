@@ -1,0 +1,142 @@
+"""Event jobs survive a GitHub outage: one enqueue helper with the retry policy, the PR told only after the last
+try (with advice that fits the event), and no GitHub write before the jobs are queued. Real Redis, a real RQ
+worker, the fake GitHub."""
+from __future__ import annotations
+
+import pytest
+from rq import SimpleWorker
+from rq.serializers import JSONSerializer
+
+from bot import jobs as jobs_module
+from bot.events_failed import what_failed
+from bot.github_api import GitHubError
+from bot.handover import plan_next
+from bot.models import Project
+from bot.planning import start_command
+from bot.queue import EVENT_RETRY_INTERVALS, RETRY_ENV, enqueue_delivery, retry_intervals
+from bot.records import Command
+from bot.runner import _replan
+from bot.web.unlocking import queue_announcement
+from tests.support import webhook_payloads as wp
+from tests.support.services_fixtures import INSTALLATION, REPO
+
+NETWORK = Project(repo=REPO, name="network", dir="network")
+
+
+# --- the policy ------------------------------------------------------------------------------------------------
+
+
+def test_the_default_policy_outlasts_an_hour_of_outage():
+    assert sum(EVENT_RETRY_INTERVALS) >= 3600
+    assert retry_intervals({}) == EVENT_RETRY_INTERVALS
+
+
+@pytest.mark.parametrize("raw, expected", [("1,1", (1, 1)), ("0", (0,)), (" 5, 10 ", (5, 10)), ("", None),
+                                           ("x", None), ("-1", None), ("1,,2", None), ("99999", None)])
+def test_the_policy_can_be_chosen_by_environment(raw, expected):
+    assert retry_intervals({RETRY_ENV: raw}) == (expected or EVENT_RETRY_INTERVALS)
+
+
+def test_every_event_job_is_queued_with_the_policy(worker_services):
+    svc = worker_services
+    enqueue_delivery(svc.events_queue, "guid-1", "pull_request", {"action": "opened"})
+    plan_next(svc, NETWORK, {"pull": 2, "installation": INSTALLATION}, "#1 was closed")
+    cmd = Command(id="c1", kind="plan", repo=REPO, pull=1, head_sha="a" * 40, installation=INSTALLATION,
+                  user="alice", total=1)
+    _replan(svc, cmd, NETWORK, "the base moved")
+    lock = svc.locks.try_acquire(NETWORK, 1, "alice", waiter={"installation": INSTALLATION})
+    queue_announcement(svc, svc.locks.get(NETWORK), "admin", "the lock page", None)
+    assert lock is not None
+    queued = svc.events_queue.jobs
+    assert [j.func_name for j in queued] == ["bot.jobs.handle_delivery", "bot.jobs.plan_waiter", "bot.jobs.replan",
+                                             "bot.web.unlocking.announce_job"]
+    for job in queued:
+        assert job.retries_left == len(EVENT_RETRY_INTERVALS) and job.retry_intervals == list(EVENT_RETRY_INTERVALS)
+
+
+# --- retries and the failure comment ---------------------------------------------------------------------------
+
+
+def merged_with_lock(fake, svc, number: int = 1) -> dict:
+    fake.add_pull(REPO, number, head_ref="grow", user="alice", head_sha="a" * 40, base_sha="b" * 40)
+    svc.locks.try_acquire(NETWORK, number, "alice", waiter={"installation": INSTALLATION})
+    fake.update_pull(REPO, number, merged=True, merge_commit_sha="c" * 40, merged_by="mo")
+    return wp.pull_request_event("closed", fake.repo_payload(REPO), fake.pull_payload(REPO, number), INSTALLATION,
+                                 "mo")
+
+
+def work_events(svc) -> None:
+    worker = SimpleWorker([svc.events_queue], connection=svc.redis, serializer=JSONSerializer)
+    jobs_module.set_services(svc)
+    try:
+        worker.work(burst=True)
+    finally:
+        jobs_module.set_services(None)
+
+
+def failure_comments(fake, number: int = 1) -> list[str]:
+    return [c["body"] for c in fake.comments(REPO, number) if "tfbot could not" in c["body"]]
+
+
+def test_a_merge_event_that_fails_while_github_is_down_is_retried_and_applied(fake_github, worker_services,
+                                                                              monkeypatch):
+    monkeypatch.setenv(RETRY_ENV, "0,0")  # retried at once, twice
+    svc = worker_services
+    payload = merged_with_lock(fake_github, svc)
+    fake_github.fail_next(2, 502, path_contains="/pulls/1")  # GitHub fails the handler's first two tries
+    enqueue_delivery(svc.events_queue, "guid-merge", "pull_request", payload)
+    work_events(svc)
+    assert failure_comments(fake_github) == []  # the failed tries were not told: the third one worked
+    [run] = svc.runs_queue.jobs
+    assert svc.records.command(run.args[0]).kind == "merge"
+
+
+def test_the_pr_is_told_once_after_the_last_try_with_advice_for_a_merge(fake_github, worker_services, monkeypatch):
+    monkeypatch.setenv(RETRY_ENV, "0,0")
+    svc = worker_services
+    payload = merged_with_lock(fake_github, svc)
+    fake_github.fail_next(3, 502, path_contains="/pulls/1")
+    enqueue_delivery(svc.events_queue, "guid-merge", "pull_request", payload)
+    work_events(svc)
+    [told] = failure_comments(fake_github)
+    assert "could not handle the merge of this PR" in told and "Nothing was applied for this merge" in told
+    assert "`tfbot reconcile`" in told and "`apply`" in told and "`plan`" not in told
+    assert svc.runs_queue.jobs == []
+
+
+@pytest.mark.parametrize(
+    "func, event, payload, says, never",
+    [
+        ("bot.jobs.handle_delivery", "pull_request", {"action": "closed", "pull_request": {"merged": True}},
+         "`apply`", "`plan`"),
+        ("bot.jobs.handle_delivery", "pull_request", {"action": "closed", "pull_request": {"merged": False}},
+         "lock page", "`plan`"),
+        ("bot.jobs.handle_delivery", "pull_request", {"action": "synchronize"}, "`plan`", "reconcile"),
+        ("bot.jobs.handle_delivery", "issue_comment", {"action": "created"}, "new comment", "`plan`"),
+        ("bot.jobs.replan", "", None, "`plan`", "reconcile"),
+        ("bot.jobs.plan_waiter", "", None, "`plan`", "reconcile"),
+    ],
+)
+def test_the_advice_fits_the_event(func, event, payload, says, never):
+    what, advice = what_failed(func, event, payload)
+    assert says in advice and never not in advice
+
+
+# --- nothing is written to GitHub before the jobs are queued ----------------------------------------------------
+
+
+def test_a_command_is_queued_even_when_github_refuses_its_pending_status(fake_github, worker_services):
+    svc = worker_services
+    fake_github.add_pull(REPO, 1, head_ref="grow", user="alice", head_sha="a" * 40, base_sha="b" * 40)
+    pull = svc.github.repo(INSTALLATION, REPO).pull(1)
+    fake_github.fail_next(1, 502, path_contains="/statuses/")
+    cmd = start_command(svc, "plan", REPO, pull, INSTALLATION, "alice", [NETWORK])
+    [run] = svc.runs_queue.jobs
+    assert run.args[0] == cmd.id
+    assert fake_github.latest_status(REPO, "a" * 40, "tfbot/plan") is None
+    start_command(svc, "plan", REPO, pull, INSTALLATION, "alice", [NETWORK])
+    assert fake_github.latest_status(REPO, "a" * 40, "tfbot/plan")["state"] == "pending"
+    assert len(svc.runs_queue.jobs) == 2
+    with pytest.raises(GitHubError):  # the fault injection itself is real: the same call raises without the fix
+        fake_github.fail_next(1, 502, path_contains="/statuses/")
+        svc.github.repo(INSTALLATION, REPO).set_status("a" * 40, "x", "pending", "d")

@@ -18,7 +18,7 @@ from bot.records import Command
 from bot.runner import _replan
 from bot.web.unlocking import queue_announcement
 from tests.support import webhook_payloads as wp
-from tests.support.services_fixtures import INSTALLATION, REPO
+from tests.support.services_fixtures import INSTALLATION, REPO, real_merge, real_pull
 
 NETWORK = Project(repo=REPO, name="network", dir="network")
 
@@ -57,10 +57,10 @@ def test_every_event_job_is_queued_with_the_policy(worker_services):
 # --- retries and the failure comment ---------------------------------------------------------------------------
 
 
-def merged_with_lock(fake, svc, number: int = 1) -> dict:
-    fake.add_pull(REPO, number, head_ref="grow", user="alice", head_sha="a" * 40, base_sha="b" * 40)
+def merged_with_lock(fake, svc, remote, number: int = 1) -> dict:
+    real_pull(fake, remote, number)
     svc.locks.try_acquire(NETWORK, number, "alice", waiter={"installation": INSTALLATION})
-    fake.update_pull(REPO, number, merged=True, merge_commit_sha="c" * 40, merged_by="mo")
+    real_merge(fake, remote, number)
     return wp.pull_request_event("closed", fake.repo_payload(REPO), fake.pull_payload(REPO, number), INSTALLATION,
                                  "mo")
 
@@ -79,10 +79,10 @@ def failure_comments(fake, number: int = 1) -> list[str]:
 
 
 def test_a_merge_event_that_fails_while_github_is_down_is_retried_and_applied(fake_github, worker_services,
-                                                                              monkeypatch):
+                                                                              services_remote, monkeypatch):
     monkeypatch.setenv(RETRY_ENV, "0,0")  # retried at once, twice
     svc = worker_services
-    payload = merged_with_lock(fake_github, svc)
+    payload = merged_with_lock(fake_github, svc, services_remote)
     fake_github.fail_next(2, 502, path_contains="/pulls/1")  # GitHub fails the handler's first two tries
     enqueue_delivery(svc.events_queue, "guid-merge", "pull_request", payload)
     work_events(svc)
@@ -91,10 +91,11 @@ def test_a_merge_event_that_fails_while_github_is_down_is_retried_and_applied(fa
     assert svc.records.command(run.args[0]).kind == "merge"
 
 
-def test_the_pr_is_told_once_after_the_last_try_with_advice_for_a_merge(fake_github, worker_services, monkeypatch):
+def test_the_pr_is_told_once_after_the_last_try_with_advice_for_a_merge(fake_github, worker_services, services_remote,
+                                                                         monkeypatch):
     monkeypatch.setenv(RETRY_ENV, "0,0")
     svc = worker_services
-    payload = merged_with_lock(fake_github, svc)
+    payload = merged_with_lock(fake_github, svc, services_remote)
     fake_github.fail_next(3, 502, path_contains="/pulls/1")
     enqueue_delivery(svc.events_queue, "guid-merge", "pull_request", payload)
     work_events(svc)

@@ -14,6 +14,7 @@ from bot.replay import fingerprint
 from bot.services import WorkerServices
 from bot.webhooks import validate_payload
 from tests.support import webhook_payloads as wp
+from tests.support.services_fixtures import real_merge, real_pull
 
 REPO = "acme/infra"
 NETWORK = Project(repo=REPO, name="network", dir="network")
@@ -179,14 +180,14 @@ def watching_since(redis_conn, seconds_ago: float) -> None:
     redis_conn.set(keys.merges_watched_since(), str(time.time() - seconds_ago))
 
 
-def test_a_pr_opened_and_merged_while_down_is_handed_to_the_router_once(fake_github, svc, redis_conn):
+def test_a_pr_opened_and_merged_while_down_is_handed_to_the_router_once(fake_github, svc, redis_conn, services_remote):
     watching_since(redis_conn, 3600)
-    open_pr(fake_github, svc, 5, record_installation=False)
-    merge(fake_github, 5)
+    real_pull(fake_github, services_remote, 5)
+    merge_sha = real_merge(fake_github, services_remote, 5)
 
     [result] = reconcile(svc)
     assert (result.pull, result.action) == (5, Action.QUEUED)
-    assert result.line() == f"{REPO}#5: handed to tfbot: merged while tfbot was not listening (merge cccccccc)"
+    assert result.line() == f"{REPO}#5: handed to tfbot: merged while tfbot was not listening (merge {merge_sha[:8]})"
     [job] = svc.events_queue.jobs
     delivery_id, event, payload = job.args
     assert (job.func_name, event, payload["action"]) == ("bot.jobs.handle_delivery", "pull_request", "closed")

@@ -57,7 +57,6 @@ RUN groupadd --system --gid 10001 tfbot \
 COPY --from=terraform /tmp/terraform/terraform /usr/local/bin/terraform
 COPY --from=build /opt/tfbot /opt/tfbot
 COPY config.yaml /etc/tfbot/config.yaml
-COPY workflows/ /etc/tfbot/workflows/
 
 # The config file is the repository's; the environment fits it to a container: listen on every
 # interface (the port is published, not the loopback) and keep all state in the volume.

@@ -141,7 +141,7 @@ class Config:
     repos: tuple[RepoConfig, ...] = ()
     storage: StorageConfig = StorageConfig()
     aws: AwsConfig = AwsConfig()
-    workflows_dir: Path = Path("workflows")
+    workflows_dir: Path | None = None  # extra workflows; the built-in ones ship in the package
     max_projects_per_pr: int = 100
     log_level: str = "INFO"
     source: Path | None = None
@@ -201,11 +201,13 @@ def parse_config(
     data_dir = Path(v.string("data_dir", default="./data")).expanduser()
     if not data_dir.is_absolute():
         data_dir = (base_dir / data_dir).resolve()
-    workflows_dir = Path(v.string("workflows_dir", default="workflows")).expanduser()
-    if not workflows_dir.is_absolute():
-        workflows_dir = (base_dir / workflows_dir).resolve()
-    if not workflows_dir.is_dir():
-        v.problem("workflows_dir", f"no such directory: {workflows_dir}")
+    workflows_dir: Path | None = None
+    if v.string("workflows_dir", default=""):
+        workflows_dir = Path(v.string("workflows_dir", default="")).expanduser()
+        if not workflows_dir.is_absolute():
+            workflows_dir = (base_dir / workflows_dir).resolve()
+        if not workflows_dir.is_dir():
+            v.problem("workflows_dir", f"no such directory: {workflows_dir}")
     server = ServerConfig(
         host=v.string("server.host", default="127.0.0.1"),
         port=v.integer("server.port", default=8080, low=1, high=65535),

@@ -12,7 +12,6 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def write(tmp_path: Path, data: dict) -> Path:
-    (tmp_path / "workflows").mkdir(exist_ok=True)
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
@@ -37,7 +36,7 @@ def test_example_config_in_repo_is_valid_with_env_secrets(app_private_key):
     config = load_config(REPO_ROOT / "config.yaml", environ=env)
     assert config.github.app_id == 12
     assert config.repo_config("acme/infra") is not None
-    assert config.workflows_dir == REPO_ROOT / "workflows"
+    assert config.workflows_dir is None
 
 
 def test_environment_overrides_yaml(tmp_path, app_private_key):

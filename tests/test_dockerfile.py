@@ -141,7 +141,12 @@ def test_serves_with_the_baked_in_config(final: list[tuple[str, str]]) -> None:
     assert json.loads(args_of(final, "CMD")[-1]) == ["tfbot", "serve", "--config", "/etc/tfbot/config.yaml"]
     copies = args_of(final, "COPY")
     assert "config.yaml /etc/tfbot/config.yaml" in copies
-    assert "workflows/ /etc/tfbot/workflows/" in copies
+    # The default workflow is package data, so a config mounted over /etc/tfbot needs no workflows/ beside it.
+    assert not any("workflows" in c for c in copies)
+    import tomllib
+
+    package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["bot"]
+    assert "builtin_workflows/*.yaml" in package_data and (ROOT / "bot/builtin_workflows/default.yaml").is_file()
 
 
 def dockerignore_excludes(path: str, patterns: list[str]) -> bool:

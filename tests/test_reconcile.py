@@ -14,7 +14,6 @@ from bot.replay import fingerprint
 from bot.services import WorkerServices
 from bot.webhooks import validate_payload
 from tests.support import webhook_payloads as wp
-from tests.support.tfbot_process import REPO_ROOT
 
 REPO = "acme/infra"
 NETWORK = Project(repo=REPO, name="network", dir="network")
@@ -66,7 +65,7 @@ def svc(fake_github, app_keys, redis_conn, tmp_path) -> WorkerServices:
     config = parse_config({
         "github": {"api_url": fake_github.base_url, "app_id": fake_github.app_id, "private_key": app_keys[0].decode(),
                    "webhook_secret": "s", "retries": 0, "write_interval": 0},
-        "data_dir": str(tmp_path), "workflows_dir": str(REPO_ROOT / "workflows"),
+        "data_dir": str(tmp_path),
         "repos": [{"name": "acme/*", "projects": [{"dir": "network"}, {"dir": "dns"}]}],
     }, base_dir=tmp_path)
     fake_github.add_repo(REPO, "file:///nowhere", installation_id=99)

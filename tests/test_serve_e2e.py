@@ -49,6 +49,7 @@ def installation_event(action="new_permissions_accepted"):
 
 
 def test_intake_answers_and_processes_each_delivery_once(server, tmp_path):
+    assert not (tmp_path / "workflows").exists(), "the default workflow ships inside the package"
     health = server.wait_healthy()
     assert health["checks"]["redis"]["ok"] is True
     assert health["checks"]["workers"]["count"] >= 1

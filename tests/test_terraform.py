@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module")
 def default_workflow() -> Workflow:
-    return load_workflows(ROOT / "workflows")["default"]
+    return load_workflows()["default"]
 
 
 def _plan(tf: Terraform, workdir: Path, plan_file: Path, workspace: str = "default") -> None:

@@ -17,7 +17,7 @@ import redis
 
 from tests.support.fake_github import FakeGitHub
 from tests.support.scenario import SECRET, Scenario
-from tests.support.tfbot_process import REPO_ROOT, TfbotProcess, TfbotServer, free_port, wait_for, write_config
+from tests.support.tfbot_process import TfbotProcess, TfbotServer, free_port, wait_for, write_config
 
 AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 
@@ -93,7 +93,6 @@ def witness_workflows(directory: Path) -> tuple[Path, Path]:
     log = directory / "runs.jsonl"
     script = directory / "witness.py"
     script.write_text(textwrap.dedent(_WITNESS % str(log)))
-    (directory / "default.yaml").write_text((REPO_ROOT / "workflows" / "default.yaml").read_text())
     enter = f"{{run: [{sys.executable!r}, {str(script)!r}, start]}}"
     leave = f"{{run: [{sys.executable!r}, {str(script)!r}, end]}}"
     (directory / "witness.yaml").write_text(

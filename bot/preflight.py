@@ -41,3 +41,35 @@ def check_terraform(binary: str, data_dir: Path) -> TerraformCheck:
     if tuple(version) < MIN_TERRAFORM:
         return TerraformCheck(False, text, path, f"Terraform {text} at {path} is older than 1.4: {INSTALL_HINT}")
     return TerraformCheck(True, text, path)
+
+
+MIN_GIT = (2, 38)
+
+
+@dataclass(frozen=True)
+class GitCheck:
+    ok: bool
+    version: str = ""
+    error: str = ""
+
+
+def check_git(binary: str = "git") -> GitCheck:
+    """`git --version` >= 2.38 (checkouts rely on its newer commands), with what to do when it is not."""
+    import re
+    import subprocess
+
+    path = shutil.which(binary)
+    if path is None:
+        return GitCheck(False, error="git not found on PATH: install git >= 2.38")
+    try:
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30, check=True).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        return GitCheck(False, error=f"{path} --version failed ({exc}): install git >= 2.38")
+    match = re.search(r"(\d+)\.(\d+)", out)
+    if not match:
+        return GitCheck(False, error=f"{path} --version printed no version: install git >= 2.38")
+    version = (int(match.group(1)), int(match.group(2)))
+    text = f"{version[0]}.{version[1]}"
+    if version < MIN_GIT:
+        return GitCheck(False, text, f"git {text} at {path} is older than 2.38: install git >= 2.38")
+    return GitCheck(True, text)

@@ -115,6 +115,17 @@ def _answers(url: str) -> bool:
         return False
 
 
+def redis_problem(url: str) -> str | None:
+    """Why an external `redis_url` does not answer, as a config problem line (never with its password)."""
+    if not url:
+        return None
+    try:
+        connect(url).ping()
+    except (redis.RedisError, OSError) as exc:
+        return f"redis_url (TFBOT_REDIS_URL) does not answer: {type(exc).__name__}: {exc}"
+    return None
+
+
 def connect(url: str) -> redis.Redis:
     """A client for `url` with timeouts, so an unreachable Redis fails fast instead of hanging a webhook."""
     return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2, health_check_interval=30)

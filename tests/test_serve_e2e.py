@@ -144,7 +144,7 @@ def test_broken_config_stops_startup_with_one_line_per_problem(tmp_path):
     assert any(line.startswith("github.private_key: missing") for line in lines)
     assert any(line.startswith("github.webhook_secret: missing") for line in lines)
     assert any(line.startswith("server.port: must be a whole number") for line in lines)
-    assert any(line.startswith("workers: must be between 1 and 64") for line in lines)
+    assert "workers: must be at least 1, got 0" in lines
 
 
 def test_missing_terraform_stops_startup_with_install_hint(tmp_path, app_private_key):
@@ -164,6 +164,39 @@ def test_check_config_and_help(tmp_path, app_private_key):
     assert ok.returncode == 0, ok.stderr
     assert "config OK" in ok.stdout and "terraform: 1." in ok.stdout
     assert app_private_key.splitlines()[1] not in ok.stdout + ok.stderr
+    assert "git:       2." in ok.stdout and f"listen:    127.0.0.1:{settings['server']['port']} (free)" in ok.stdout
     for command in ("serve", "worker", "check-config"):
         helped = subprocess.run([sys.executable, "-m", "bot", command, "--help"], capture_output=True, text=True)
         assert helped.returncode == 0 and "--config" in helped.stdout
+    version = subprocess.run([sys.executable, "-m", "bot", "--version"], capture_output=True, text=True)
+    assert version.returncode == 0 and version.stdout.startswith("tfbot ")
+
+
+def test_check_config_checks_what_startup_needs(tmp_path, app_private_key):
+    import socket
+
+    settings = base_settings(tmp_path, app_private_key, redis_url=f"redis://:hunter2-pw@127.0.0.1:{free_port()}/0")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", settings["server"]["port"]))
+        taken.listen()
+        result = subprocess.run([sys.executable, "-m", "bot", "check-config", "--config",
+                                 str(write_config(tmp_path, settings))], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    lines = [line.strip() for line in result.stderr.splitlines() if line.startswith("  ")]
+    port = settings["server"]["port"]
+    assert lines[0] == (f"server.port {port} is in use (TFBOT_SERVER_PORT): stop what listens there or pick "
+                        "another port"), result.stderr
+    assert lines[1].startswith("redis_url (TFBOT_REDIS_URL) does not answer: ConnectionError")
+    assert len(lines) == 2 and "hunter2-pw" not in result.stderr
+
+
+def test_read_only_commands_need_only_redis(tmp_path, redis_url):
+    """`tfbot locks` and `tfbot audit` run on a host that has no App key or webhook secret."""
+    path = write_config(tmp_path, {"redis_url": redis_url, "github": {"private_key_path": "absent.pem"}})
+    for command in ("locks", "audit"):
+        result = subprocess.run([sys.executable, "-m", "bot", command, "--config", str(path)], capture_output=True,
+                                text=True, timeout=60)
+        assert result.returncode == 0, (command, result.stderr)
+    unlock = subprocess.run([sys.executable, "-m", "bot", "unlock", "acme/infra", "network", "--config", str(path)],
+                            capture_output=True, text=True, timeout=60)
+    assert unlock.returncode == 2 and "github.app_id: missing" in unlock.stderr

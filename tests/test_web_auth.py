@@ -227,12 +227,16 @@ def test_admin_config_is_validated_without_echoing_secrets(tmp_path, app_private
             "secret_key": "short", "public_logs": "maybe"})
     problems = "\n".join(err.value.problems)
     assert "server.admins[0].password: unknown key: store only a hash, made by `tfbot hash-password`" in problems
-    assert "server.admins[0].password_hash: not a password hash" in problems
+    assert "server.admins[0].password_hash: missing: a hash made by `tfbot hash-password`" in problems
     assert "server.admins[1].name: 1-64 letters" in problems
     assert "server.admins[1].password_hash: not a password hash" in problems
-    assert "server.admins[2].name: duplicate admin 'Ana'" in problems
     assert "server.secret_key: too short" in problems and "server.public_logs: must be true or false" in problems
     assert "hunter2" not in problems and "plaintext-oops" not in problems and "short'" not in problems
+    good = generate_password_hash("x", method="pbkdf2:sha256:1000")
+    with pytest.raises(ConfigError) as err:
+        web_config(tmp_path, app_private_key, server={"admins": [{"name": "ana", "password_hash": good},
+                                                                  {"name": "Ana", "password_hash": good}]})
+    assert err.value.problems == ["server.admins[1].name: duplicate admin 'Ana'"]
     config = web_config(tmp_path, app_private_key, server={"secret_key": "k" * 40, "public_logs": True})
     assert config.server.public_logs is True and "k" * 40 in config.secrets()
     assert "k" * 40 not in repr(config) and "pbkdf2" not in repr(config)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ctypes
+import os
 import signal
 from typing import Any, Callable
 
@@ -30,3 +31,90 @@ def stop_with_parent() -> None:
     """
     if _prctl is not None:
         _prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
+
+
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+def become_subreaper() -> None:
+    """Make processes orphaned below this one (a work horse's Terraform, say) its children, not init's.
+
+    `tfbot serve` can then find and stop every process it started, however deep (Linux only).
+    """
+    if _prctl is not None:
+        _prctl(_PR_SET_CHILD_SUBREAPER, 1)
+
+
+def _parents() -> dict[int, int]:
+    """pid -> parent pid of every process, from /proc (empty where there is no /proc)."""
+    parents: dict[int, int] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return parents
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+            parents[int(entry)] = int(fields[1])
+        except (OSError, IndexError, ValueError):
+            continue  # exited while we looked
+    return parents
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid`, deepest first (so children are signalled before the parents that watch them)."""
+    children: dict[int, list[int]] = {}
+    for child, parent in _parents().items():
+        children.setdefault(parent, []).append(child)
+    found: list[int] = []
+    level = children.get(pid, [])
+    while level:
+        found = level + found
+        level = [c for p in level for c in children.get(p, [])]
+    return found
+
+
+def children_of(pid: int) -> list[int]:
+    return [child for child, parent in _parents().items() if parent == pid]
+
+
+def alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie, which only waits for its parent to collect it, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return not _is_zombie(pid)
+
+
+def signal_all(pids: list[int], signum: int) -> None:
+    """Send `signum` to each process that still exists."""
+    for pid in pids:
+        try:
+            os.kill(pid, signum)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def reap_orphans(known: set[int]) -> None:
+    """Collect the exit status of children that are not ours to wait for (orphans a subreaper inherited)."""
+    me = os.getpid()
+    for pid, parent in _parents().items():
+        if parent == me and pid not in known and _is_zombie(pid):
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+    except (OSError, IndexError):
+        return False

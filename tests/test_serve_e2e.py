@@ -200,3 +200,42 @@ def test_read_only_commands_need_only_redis(tmp_path, redis_url):
     unlock = subprocess.run([sys.executable, "-m", "bot", "unlock", "acme/infra", "network", "--config", str(path)],
                             capture_output=True, text=True, timeout=60)
     assert unlock.returncode == 2 and "github.app_id: missing" in unlock.stderr
+
+
+def test_a_port_in_use_stops_startup_naming_the_port(tmp_path, app_private_key):
+    import socket
+
+    settings = base_settings(tmp_path, app_private_key)
+    port = settings["server"]["port"]
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        result = subprocess.run([sys.executable, "-m", "bot", "serve", "--config",
+                                 str(write_config(tmp_path, settings))], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert f"server.port {port} is in use (TFBOT_SERVER_PORT)" in result.stderr
+    assert "serving on" not in result.stderr and not (tmp_path / "data" / "redis" / "owner.json").exists()
+
+
+def test_a_job_naming_a_function_outside_tfbot_is_refused_and_never_runs(server, tmp_path):
+    """Redis is an execution surface: whoever can write to it must not run code on the workers."""
+    from rq.job import Job
+    from rq.serializers import JSONSerializer
+
+    from bot.queue import events_queue
+
+    server.wait_healthy()
+    conn = connect(EmbeddedRedis(tmp_path / "data").url)
+    queue = events_queue(conn)
+    marker = tmp_path / "pwned"
+    evil = queue.enqueue_call("os.system", args=(f"touch {marker}",))
+    # An allowed function with a foreign callback is refused too: callbacks are imported and called as well.
+    sneaky = queue.enqueue_call("bot.jobs.report_command", args=("nope",), on_failure=__import__("rq").Callback(
+        "os.system"))
+    for job in (evil, sneaky):
+        wait_for(lambda job=job: Job.fetch(job.id, connection=conn, serializer=JSONSerializer).get_status() == "failed",
+                 message=f"job {job.id} to be refused")
+    logs = server.logs()
+    assert f"refused job {evil.id} from queue tfbot-events: its function 'os.system' is not a tfbot job function" in logs
+    assert f"refused job {sneaky.id} from queue tfbot-events: its failure callback 'os.system'" in logs
+    assert not marker.exists()

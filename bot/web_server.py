@@ -38,6 +38,15 @@ def port_problem(config: Config) -> str | None:
 
 def run_web(config: Config, redis_url: str) -> int:
     from gunicorn.app.base import BaseApplication
+    from gunicorn.glogging import Logger
+
+    class _Logs(Logger):  # type: ignore[misc]
+        """gunicorn's own lines go through tfbot's handler: same format (text or json), secrets masked."""
+
+        def setup(self, cfg):  # type: ignore[no-untyped-def]
+            super().setup(cfg)
+            self.error_log.handlers[:] = []
+            self.error_log.propagate = True
 
     from bot.app import create_app
     from bot.services import WebServices
@@ -59,6 +68,7 @@ def run_web(config: Config, redis_url: str) -> int:
             self.cfg.set("timeout", 60)
             self.cfg.set("graceful_timeout", 20)
             self.cfg.set("accesslog", None)
+            self.cfg.set("logger_class", _Logs)
             self.cfg.set("proc_name", "tfbot-web")
             # gunicorn 23+ opens a control socket in $HOME; several servers per user must not share one.
             if "control_socket_disable" in self.cfg.settings:

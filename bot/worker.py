@@ -76,14 +76,15 @@ class TfbotWorker(Worker):
         super().handle_warm_shutdown_request()
 
     def handle_exception(self, job: Job, *exc_info: Any) -> None:
-        if not was_logged(exc_info[1]):
-            super().handle_exception(job, *exc_info)
-            return
-        # tfbot's own code already wrote the traceback: one line here.
-        summary = "".join(traceback.format_exception_only(exc_info[0], exc_info[1])).strip()
-        log.error("job %s (%s) failed: %s", job.id, job.func_name, summary)
+        """One line per failed job, saying whether RQ tries it again; the traceback once, if nobody wrote it."""
         from rq.job_lifecycle import call_exception_handlers
 
+        retried = f"; tried again later ({job.retries_left} attempt(s) left)" if job.should_retry else ""
+        if was_logged(exc_info[1]):
+            summary = "".join(traceback.format_exception_only(exc_info[0], exc_info[1])).strip()
+            log.error("job %s (%s) failed: %s%s", job.id, job.description, summary, retried)
+        else:
+            log.error("job %s (%s) failed%s", job.id, job.description, retried, exc_info=exc_info)
         call_exception_handlers(self._exc_handlers, job, *exc_info)
 
 

@@ -259,8 +259,8 @@ def test_a_failed_delivery_is_one_traceback_and_an_idle_worker_is_quiet(server, 
     records_with_traceback = [before for before, line in zip(lines, lines[1:])
                               if line.startswith("Traceback") and before[:4].isdigit()]
     assert len(records_with_traceback) == 1 and delivery in records_with_traceback[0], "\n".join(lines)
-    assert f"job delivery-{delivery} (bot.jobs.handle_delivery) failed: requests.exceptions.ConnectionError" in \
-        "\n".join(lines)
+    assert f"job delivery-{delivery} (pull_request delivery {delivery}) failed: requests.exceptions.ConnectionError" \
+        in "\n".join(lines)
     # RQ's own bookkeeping (registry clean-up at start and every few seconds, "Job OK") stays at DEBUG.
     logs = "\n".join(lines)
     assert "cleaning registries" not in logs and "Job OK" not in logs and "Listening on" not in logs

@@ -45,30 +45,29 @@ def become_subreaper() -> None:
         _prctl(_PR_SET_CHILD_SUBREAPER, 1)
 
 
-def _parents() -> dict[int, int]:
-    """pid -> parent pid of every process, from /proc (empty where there is no /proc)."""
-    parents: dict[int, int] = {}
+def _processes() -> dict[int, tuple[int, bool]]:
+    """pid -> (parent pid, is a zombie) of every process, from /proc (empty where there is no /proc)."""
+    found: dict[int, tuple[int, bool]] = {}
     try:
         entries = os.listdir("/proc")
     except OSError:
-        return parents
+        return found
     for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as stat:
-                fields = stat.read().rsplit(b")", 1)[1].split()
-            parents[int(entry)] = int(fields[1])
-        except (OSError, IndexError, ValueError):
-            continue  # exited while we looked
-    return parents
+        process = _process(int(entry)) if entry.isdigit() else None
+        if process is not None:  # None: exited while we looked
+            found[int(entry)] = process
+    return found
 
 
 def descendants(pid: int) -> list[int]:
-    """Every process below `pid`, deepest first (so children are signalled before the parents that watch them)."""
+    """Every running process below `pid`, deepest first (children are signalled before the parents that watch them).
+
+    Zombies are left out: they have exited and only wait for their parent to collect them.
+    """
     children: dict[int, list[int]] = {}
-    for child, parent in _parents().items():
-        children.setdefault(parent, []).append(child)
+    for child, (parent, zombie) in _processes().items():
+        if not zombie:
+            children.setdefault(parent, []).append(child)
     found: list[int] = []
     level = children.get(pid, [])
     while level:
@@ -78,7 +77,7 @@ def descendants(pid: int) -> list[int]:
 
 
 def children_of(pid: int) -> list[int]:
-    return [child for child, parent in _parents().items() if parent == pid]
+    return [child for child, (parent, zombie) in _processes().items() if parent == pid and not zombie]
 
 
 def alive(pid: int) -> bool:
@@ -89,7 +88,18 @@ def alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return not _is_zombie(pid)
+    entry = _process(pid)
+    return entry is None or not entry[1]
+
+
+def _process(pid: int) -> tuple[int, bool] | None:
+    """(parent pid, is a zombie) of one process, or None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+        return int(fields[1]), fields[0] == b"Z"
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def signal_all(pids: list[int], signum: int) -> None:
@@ -102,19 +112,11 @@ def signal_all(pids: list[int], signum: int) -> None:
 
 
 def reap_orphans(known: set[int]) -> None:
-    """Collect the exit status of children that are not ours to wait for (orphans a subreaper inherited)."""
+    """Collect the exit status of exited children that are not ours to wait for (orphans a subreaper inherited)."""
     me = os.getpid()
-    for pid, parent in _parents().items():
-        if parent == me and pid not in known and _is_zombie(pid):
+    for pid, (parent, zombie) in _processes().items():
+        if parent == me and zombie and pid not in known:
             try:
                 os.waitpid(pid, os.WNOHANG)
             except ChildProcessError:
                 pass
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            return stat.read().rsplit(b")", 1)[1].split()[0] == b"Z"
-    except (OSError, IndexError):
-        return False

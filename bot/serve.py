@@ -89,6 +89,7 @@ def serve(config: Config) -> int:
         web.stop(KILL_GRACE * 2)
         if embedded:
             embedded.stop()
+        reap_orphans(set())
         leftovers = descendants(os.getpid())
         if leftovers:
             log.warning("killing %d process(es) still running under tfbot serve: %s", len(leftovers), leftovers)
@@ -114,7 +115,9 @@ def stop_workers(workers: list["Child"], config: Config, redis_url: str, hurry: 
     for child in busy:
         interrupt_runs(child, why)
     for child in busy:
-        child.stop(KILL_GRACE)
+        # Already asked to stop: a second SIGTERM would be RQ's cold shutdown, which skips recording the
+        # failed job. It exits by itself once it has.
+        child.stop(KILL_GRACE, ask=False)
 
 
 def interrupt_runs(child: "Child", why: str) -> None:
@@ -128,11 +131,14 @@ def interrupt_runs(child: "Child", why: str) -> None:
     if child.pid is None:
         return
     tree = descendants(child.pid)
+    horses = children_of(child.pid)  # the work horse (and RQ's scheduler)
+    commands = [pid for horse in horses for pid in children_of(horse)]  # Terraform, a `run` step
     log.warning("worker %d: interrupting its run (%d process(es)): %s", child.pid, len(tree), why)
-    signal_all(children_of(child.pid), signal.SIGTERM)
+    signal_all(horses, signal.SIGTERM)
     deadline = time.monotonic() + KILL_GRACE
-    while time.monotonic() < deadline and any(alive(pid) for pid in tree):
+    while time.monotonic() < deadline and any(alive(pid) for pid in commands):
         time.sleep(0.1)
+    # Terraform is done (or out of time): what is left of the run, such as a provisioner's child, goes now.
     signal_all([pid for pid in tree if alive(pid)], signal.SIGKILL)
 
 
@@ -208,11 +214,12 @@ class Child:
             assert self.proc is not None
             self.proc.send_signal(signum)
 
-    def stop(self, grace: float) -> None:
+    def stop(self, grace: float, ask: bool = True) -> None:
         """SIGTERM (gunicorn drains requests; a worker finishes its job), then SIGKILL of its whole tree."""
         if self.proc is None:
             return
-        self.signal(signal.SIGTERM)
+        if ask:
+            self.signal(signal.SIGTERM)
         try:
             self.proc.wait(timeout=grace)
         except subprocess.TimeoutExpired:

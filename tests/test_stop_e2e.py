@@ -66,6 +66,9 @@ def test_sigterm_during_an_apply_interrupts_it_after_the_grace_and_the_pr_is_tol
     body = sc.wait_comment(pr, lambda b: "interrupted" in b, what="the interrupted-apply report")
     assert "did not finish within shutdown_grace (2 s)" in body
     assert "lock stays with this PR" in body
+    assert "Terraform's state lock is free" in body, "Terraform got one SIGTERM and stopped cleanly"
+    sc.wait_idle()
+    assert sum("interrupted" in b for b in sc.bot_comments(pr)) == 1, "the PR is told once"
     lock = LockStore(sc.redis()).get(NETWORK)
     assert lock is not None and lock.pull == pr
 

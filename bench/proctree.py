@@ -88,9 +88,9 @@ def role_of(pid: int, parent_role: str) -> str:
     argv = cmdline(pid)
     line = " ".join(argv)
     exe = os.path.basename(argv[0]) if argv else ""
-    if "redis-server" in line:
+    if "redis-server" in line or "valkey-server" in line:
         return "redis"
-    if line.startswith(("redis-rdb", "redis-aof")):  # a snapshot or AOF rewrite forked by Redis
+    if line.startswith(("redis-rdb", "redis-aof", "valkey-rdb", "valkey-aof")):  # a snapshot or AOF rewrite forked by Redis
         return "redis (background save)"
     if exe == "terraform":
         return "terraform"

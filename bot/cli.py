@@ -1,4 +1,5 @@
-"""The `tfbot` command line: serve, worker, check-config, locks, unlock, hash-password."""
+"""The `tfbot` command line, its commands in the README's order: serve, worker, web, check-config, schema, locks,
+unlock, hash-password, audit, reconcile."""
 from __future__ import annotations
 
 import argparse
@@ -24,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tfbot", description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -39,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
         "run the webhook server and its workers",
         "Start the webhook server (gunicorn) on server.host:server.port and `workers` job workers.\n"
         "With redis_url empty it also starts an embedded Redis persisted under data_dir, so one\n"
-        "machine needs nothing else. Stops cleanly on SIGTERM or Ctrl-C.",
+        "machine needs nothing else. On SIGTERM or Ctrl-C it stops taking jobs, waits up to\n"
+        "shutdown_grace for running Terraform runs, then interrupts them (their PRs are told).",
     )
     add(
         "worker",
@@ -48,11 +51,29 @@ def build_parser() -> argparse.ArgumentParser:
         "the same redis_url to scale out. On the host of `tfbot serve` with the embedded Redis it\n"
         "connects to that Redis by itself.",
     )
+    add(
+        "web",
+        "run only the web server (for scaling out intake)",
+        "Run only the web server (gunicorn): webhook intake, health and the lock page. `tfbot serve`\n"
+        "starts one itself; run more behind a load balancer, against the same redis_url.",
+    )
+    add(
+        "check-config",
+        "check the config and what startup needs, then exit",
+        "Load and validate the config (environment overrides and ssm: secrets included), then check\n"
+        "what startup needs: Terraform >= 1.4, git >= 2.38, server.port free to bind, and an external\n"
+        "redis_url answering. Prints one line per problem; exits 0 when all is well, 2 otherwise.",
+    )
+    sub.add_parser(
+        "schema",
+        help="print the JSON Schema of config.yaml",
+        description="Print the JSON Schema of the config file, for editors that validate config.yaml.",
+    )
     locks = add(
         "locks",
         "list the workspace locks",
         "List every workspace lock, oldest first: repository, project, PR, who holds it, for how long,\n"
-        "its state and plan summary. Reads the same Redis as `tfbot serve`.",
+        "its state and plan summary. Reads the same Redis as `tfbot serve` (needs no App key).",
     )
     locks.add_argument("--repo", metavar="OWNER/NAME", help="only the locks of this repository")
     locks.add_argument("--json", action="store_true", help="print the JSON of GET /api/locks")
@@ -79,17 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
         "the hash to put in server.admins[].password_hash. The password itself is never stored.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add(
-        "check-config",
-        "validate the config and the Terraform binary, then exit",
-        "Load and validate the config (environment overrides and ssm: secrets included) and check\n"
-        "the Terraform binary. Prints one line per problem; exits 0 when all is well, 2 otherwise.",
-    )
     trail = add(
         "audit",
         "print who planned, applied and unlocked what, when",
         "Print the audit trail kept in Redis (newest first): every plan, apply and unlock with who,\n"
-        "when, which commit and which PR.",
+        "when, which commit and which PR. Needs no App key.",
     )
     trail.add_argument("--repo", metavar="OWNER/NAME", help="only this repository")
     trail.add_argument("--since", metavar="DATE", help="only entries at or after DATE (2026-11-01 or ISO 8601, UTC)")
@@ -101,24 +116,37 @@ def build_parser() -> argparse.ArgumentParser:
         "next PR in line is planned), a merged one gets its apply started, an open one is left alone.\n"
         "Prints one line per PR. `tfbot serve` does the same at every start.",
     )
-    add(
-        "web",
-        "run only the web server (for scaling out intake)",
-        "Run only the web server (gunicorn): webhook intake, health and the lock page. `tfbot serve`\n"
-        "starts one itself; run more behind a load balancer, against the same redis_url.",
-    )
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tfbot")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+# Commands that only read Redis: they run without the App's key and webhook secret.
+READ_ONLY = ("locks", "audit")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "hash-password":
         return _admin(lambda admin_cli: admin_cli.hash_password(sys.stdin, sys.stdout))
-    config = _load_or_exit(args.config)
+    if args.command == "schema":
+        import json
+
+        print(json.dumps(Config.model_json_schema(), indent=2))
+        return 0
+    if args.command == "check-config":
+        return _check_config(args.config)
+    config = _load_or_exit(args.config, check_terraform=args.command == "serve",
+                           github_app=args.command not in READ_ONLY)
     if args.command in ("locks", "unlock"):
         return _admin(lambda admin_cli: admin_cli.run(args.command, config, args))
-    if args.command == "check-config":
-        return _check_config(config)
     if args.command == "audit":
         return _audit(config, args)
     if args.command == "reconcile":
@@ -175,33 +203,49 @@ def _audit(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_or_exit(path: str) -> Config:
+def _load_or_exit(path: str, check_terraform: bool = False, github_app: bool = True) -> Config:
     try:
-        return load_config(Path(path))
+        return load_config(Path(path), check_terraform=check_terraform, github_app=github_app)
     except ConfigError as exc:
-        print(f"tfbot: the configuration in {path} cannot be used:", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
+        _print_problems(path, exc.problems)
         raise SystemExit(2) from None
 
 
-def _check_config(config: Config) -> int:
-    from bot.preflight import check_git, check_terraform
+def _print_problems(path: str, problems: list[str]) -> None:
+    print(f"tfbot: the configuration in {path} cannot be used:", file=sys.stderr)
+    for problem in problems:
+        print(f"  {problem}", file=sys.stderr)
 
-    check = check_terraform(config.terraform.binary, config.data_dir)
-    if not check.ok:
-        print(f"tfbot: terraform.binary: {check.error}", file=sys.stderr)
+
+def _check_config(path: str) -> int:
+    """Everything startup will need, all problems in one round."""
+    from bot.preflight import check_git, check_terraform
+    from bot.redis_server import redis_problem
+    from bot.web_server import port_problem
+
+    try:
+        config = load_config(Path(path), check_terraform=True)
+    except ConfigError as exc:
+        problems = list(exc.problems)
+        git = check_git()
+        if not git.ok:
+            problems.append(f"git: {git.error}")
+        _print_problems(path, problems)
         return 2
-    git = check_git()
+    terraform, git = check_terraform(config.terraform.binary, config.data_dir), check_git()
+    problems = [p for p in (port_problem(config), redis_problem(config.redis_url)) if p]
     if not git.ok:
-        print(f"tfbot: git: {git.error}", file=sys.stderr)
+        problems.append(f"git: {git.error}")
+    if problems:
+        _print_problems(path, problems)
         return 2
     redis = config.redis_url or f"embedded, persisted under {config.data_dir / 'redis'}"
     print(f"config OK: {config.source}")
     print(f"  github:    {config.github.api_url} (app {config.github.app_id})")
     print(f"  redis:     {_without_password(redis)}")
-    print(f"  terraform: {check.version} at {check.path}")
+    print(f"  terraform: {terraform.version} at {terraform.path}")
     print(f"  git:       {git.version} at {git.path}")
+    print(f"  listen:    {config.server.host}:{config.server.port} (free)")
     print(f"  repos:     {', '.join(r.name for r in config.repos) or 'none: every event will be ignored'}")
     return 0
 

@@ -6,6 +6,8 @@ import logging
 import time
 from typing import Any
 
+from rq import get_current_job
+
 from bot import keys
 from bot.replay import FINGERPRINT_TTL_SECONDS, fingerprint
 from bot.webhooks import Delivery
@@ -51,6 +53,11 @@ def handle_delivery(delivery_id: str, event: str, payload: dict[str, Any]) -> in
         # Not handled after all: a redelivery or reconciliation must be able to act on it.
         if mark:
             svc.redis.delete(keys.event_fingerprint(mark))
+        job = get_current_job()
+        if job is not None and job.retries_left:
+            # One traceback per delivery, written by its last try; the tries before are one line each.
+            log.warning("handling %s failed; tried again later", delivery.describe())
+            raise
         log.exception("handling %s failed", delivery.describe())
         raise
 
@@ -76,7 +83,7 @@ def run_project(command_id: str, project: dict[str, Any], attempt: int = 0) -> s
         try:
             result = run(svc, cmd, project_from_dict(project))
         except ProjectBusy as exc:
-            if defer_run(svc, command_id, project, attempt):
+            if _defer_run(svc, command_id, project, attempt):
                 log.info("%s %s#%d %s: %s; deferred (attempt %d)", cmd.kind, cmd.repo, cmd.pull,
                          project.get("name"), exc, attempt + 1)
                 return "deferred"
@@ -87,7 +94,7 @@ def run_project(command_id: str, project: dict[str, Any], attempt: int = 0) -> s
     return result.outcome.value
 
 
-def defer_run(svc: Any, command_id: str, project: dict[str, Any], attempt: int) -> bool:
+def _defer_run(svc: Any, command_id: str, project: dict[str, Any], attempt: int) -> bool:
     """Queue `run_project` again later; False once it has waited longer than any run may last."""
     from datetime import timedelta
 
@@ -181,5 +188,6 @@ def event_job_failed(job: Any, connection: Any, exc_type: Any = None, exc_value:
 
     try:
         report_event_failure(services(), job, exc_type, exc_value)
-    except Exception:  # noqa: BLE001 - a failure report must not fail the worker
-        log.exception("could not report the failure of job %s", job.id)
+    except Exception as exc:  # noqa: BLE001 - a failure report must not fail the worker
+        # The job's own failure was logged with its traceback; this is most often the same outage.
+        log.error("could not report the failure of job %s on its PR: %s: %s", job.id, type(exc).__name__, exc)

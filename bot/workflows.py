@@ -1,6 +1,7 @@
 """Workflows: which steps the plan and apply pipelines run, and running them over the Terraform adapter.
 
-A workflow is one YAML file in the workflows directory, named by its file stem:
+A workflow is one YAML file, named by its file stem. `default` ships inside the package
+(`bot/builtin_workflows/`); the optional `workflows_dir` of the config adds workflows or overrides a built-in one:
 
     plan:
       steps: [init, workspace, plan, show]
@@ -78,9 +79,21 @@ class ApplyOutcome:
 
 # -- loading --------------------------------------------------------------------------------------
 
-def load_workflows(directory: Path) -> dict[str, Workflow]:
-    """Every `*.yaml`/`*.yml` workflow in `directory`, by name; raises WorkflowError on the first bad file."""
-    directory = Path(directory)
+BUILTIN_DIR = Path(__file__).resolve().parent / "builtin_workflows"
+
+
+def load_workflows(directory: Path | None = None) -> dict[str, Workflow]:
+    """The built-in workflows, then every `*.yaml`/`*.yml` workflow in `directory` (which may override one).
+
+    Raises WorkflowError on the first bad file.
+    """
+    workflows = _load_directory(BUILTIN_DIR)
+    if directory is not None:
+        workflows.update(_load_directory(Path(directory)))
+    return workflows
+
+
+def _load_directory(directory: Path) -> dict[str, Workflow]:
     if not directory.is_dir():
         raise WorkflowError(f"{directory}: workflows directory not found")
     workflows: dict[str, Workflow] = {}

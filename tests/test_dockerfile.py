@@ -129,19 +129,52 @@ def test_listens_on_8080_on_every_interface(final: list[tuple[str, str]]) -> Non
     assert "TFBOT_SERVER_HOST=0.0.0.0" in env and "TFBOT_SERVER_PORT=8080" in env
 
 
-def test_healthcheck_asks_healthz_with_python(final: list[tuple[str, str]]) -> None:
+def test_healthcheck_asks_healthz_on_the_port_tfbot_listens_on(final: list[tuple[str, str]]) -> None:
+    import http.server
+    import os
+    import subprocess
+    import sys
+    import threading
+
     (check,) = args_of(final, "HEALTHCHECK")
-    assert "http://127.0.0.1:8080/healthz" in check
     command = json.loads(check[check.index("CMD") + 3:].strip())
-    assert command[0] == "python"
-    assert "curl" not in check and "wget" not in check
+    assert command[0] == "python" and "curl" not in check and "wget" not in check
+
+    asked: list[str] = []
+
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the http.server hook
+            asked.append(self.path)
+            self.send_response(200 if self.path == "/healthz" else 404)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        port = server.server_address[1]
+        run = [sys.executable, *command[1:]]
+        healthy = subprocess.run(run, env={**os.environ, "TFBOT_SERVER_PORT": str(port)}, timeout=30)
+        assert healthy.returncode == 0 and asked == ["/healthz"]
+        server.shutdown()
+        down = subprocess.run(run, env={**os.environ, "TFBOT_SERVER_PORT": str(port)}, capture_output=True, timeout=30)
+        assert down.returncode != 0
+    finally:
+        server.server_close()
 
 
 def test_serves_with_the_baked_in_config(final: list[tuple[str, str]]) -> None:
     assert json.loads(args_of(final, "CMD")[-1]) == ["tfbot", "serve", "--config", "/etc/tfbot/config.yaml"]
     copies = args_of(final, "COPY")
     assert "config.yaml /etc/tfbot/config.yaml" in copies
-    assert "workflows/ /etc/tfbot/workflows/" in copies
+    # The default workflow is package data, so a config mounted over /etc/tfbot needs no workflows/ beside it.
+    assert not any("workflows" in c for c in copies)
+    import tomllib
+
+    package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["bot"]
+    assert "builtin_workflows/*.yaml" in package_data and (ROOT / "bot/builtin_workflows/default.yaml").is_file()
 
 
 def dockerignore_excludes(path: str, patterns: list[str]) -> bool:
@@ -202,3 +235,18 @@ def test_dockerignore_matcher_follows_dockers_rules() -> None:
     assert not dockerignore_excludes("a/b.txt", ["*", "!a"])
     assert dockerignore_excludes("a/__pycache__/x", ["*", "!a", "**/__pycache__"])
     assert not dockerignore_excludes("keep.txt", ["*.md"])
+
+
+def test_the_image_installs_from_the_hash_pinned_lock_file(parsed: list[tuple[int, str, str]]) -> None:
+    """Every runtime dependency of pyproject.toml is pinned to one version with its hashes in the lock file."""
+    import tomllib
+
+    runs = " ".join(args for _, kw, args in parsed if kw == "RUN")
+    assert "--require-hashes" in runs and "-r docker/requirements.lock" in runs and "--no-deps" in runs
+    lock = (ROOT / "docker/requirements.lock").read_text()
+    pinned = {m.group(1).lower().replace("_", "-"): m.group(2)
+              for m in re.finditer(r"^([A-Za-z0-9_.-]+)==(\S+) \\\n\s+--hash=sha256:[0-9a-f]{64}", lock, re.MULTILINE)}
+    assert len(pinned) > 20
+    for requirement in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]:
+        name = re.split(r"[<>=!\[; ]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+        assert name in pinned, f"{name} is a dependency in pyproject.toml but not pinned in docker/requirements.lock"

@@ -139,11 +139,8 @@ def test_two_projects_plan_in_parallel(make_scenario, tmp_path):
     """))
     workflows = tmp_path / "workflows"
     workflows.mkdir()
-    import shutil
     import sys
 
-    from tests.support.tfbot_process import REPO_ROOT
-    shutil.copy(REPO_ROOT / "workflows" / "default.yaml", workflows / "default.yaml")
     for me, other in (("one", "two"), ("two", "one")):
         (workflows / f"meet-{me}.yaml").write_text(
             f"plan:\n  steps:\n    - init\n    - workspace\n    - run: [{sys.executable!r}, {str(rendezvous)!r}, {me}, {other}]\n"

@@ -11,7 +11,6 @@ from bot.github_api import GitHubApp, HookDelivery
 from bot.recovery import Recovery
 from bot.redelivery import MAX_ATTEMPTS, OVERLAP_SECONDS, Verdict, decide, redeliver_missed, retryable
 from tests.support import webhook_payloads as wp
-from tests.support.tfbot_process import REPO_ROOT
 
 T0 = 1_700_000_000.0
 
@@ -180,7 +179,7 @@ def recovery(fake_github, app_keys, redis_conn, tmp_path, interval: float = 300)
     config = parse_config({
         "github": {"api_url": fake_github.base_url, "app_id": fake_github.app_id,
                    "private_key": app_keys[0].decode(), "webhook_secret": "s", "retries": 0},
-        "data_dir": str(tmp_path), "repos": [{"name": "acme/*"}], "workflows_dir": str(REPO_ROOT / "workflows"),
+        "data_dir": str(tmp_path), "repos": [{"name": "acme/*"}],
     }, base_dir=tmp_path)
     # Reconciliation has its own tests (test_reconcile): here only when it runs is recorded.
     made = Recovery(config, redis_conn, interval, services=lambda: None,

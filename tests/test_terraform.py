@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module")
 def default_workflow() -> Workflow:
-    return load_workflows(ROOT / "workflows")["default"]
+    return load_workflows()["default"]
 
 
 def _plan(tf: Terraform, workdir: Path, plan_file: Path, workspace: str = "default") -> None:
@@ -300,7 +300,8 @@ def test_sigkill_after_the_grace_period(terraform_binary, tf_data_dir, tf_workdi
 
     assert result.timed_out and result.exit_code == -9
     assert "its process group was stopped with SIGTERM, then SIGKILL after 1 s." in result.output
-    assert _process_gone(int(pid_file.read_text()))
+    # SIGKILL is delivered asynchronously: on a loaded machine the process may take a moment to die.
+    assert _wait_until(lambda: _process_gone(int(pid_file.read_text())), limit=5)
 
 
 @pytest.mark.parametrize("holds_output", [False, True], ids=["detached", "holding-the-output-pipe"])

@@ -188,8 +188,25 @@ def test_a_changed_password_or_removed_admin_signs_the_session_out(redis_conn, t
 
 def test_redirects_after_forms_stay_on_this_site():
     assert safe_next("/locks?repo=acme/infra") == "/locks?repo=acme/infra"
-    for bad in ("https://evil.example/", "//evil.example", "/\\evil.example", "", None, "locks"):
+    for bad in ("https://evil.example/", "//evil.example", "/\\evil.example", "", None, "locks", "/\t/evil.example",
+                "/\n/evil.example", "/ /evil.example", "/\\/evil.example", "//evil", "https://evil", "/\x00/evil"):
         assert safe_next(bad) == "/locks", bad
+
+
+@pytest.mark.parametrize("target", ["/\t/evil.example", "//evil", "https://evil", "/\\evil.example"])
+def test_sign_in_never_redirects_off_site(web, target):
+    app, _ = web
+    client = app.test_client()
+    assert client.get("/login", query_string={"next": target}).status_code == 200
+    token = csrf_of(client.get("/login").get_data(as_text=True))
+    from tests.support.browser import ADMIN_PASSWORD
+
+    signed_in = client.post("/login", data={"csrf_token": token, "name": ADMIN, "password": ADMIN_PASSWORD,
+                                            "next": target})
+    assert signed_in.status_code == 303 and signed_in.headers["Location"] == "/locks"
+    # Once signed in, GET /login redirects straight away: to this site as well.
+    again = client.get("/login", query_string={"next": target})
+    assert again.status_code == 303 and again.headers["Location"] == "/locks"
 
 
 def test_the_queued_announcement_comments_on_the_pr(web, redis_conn, tmp_path, fake_github, app_keys):
@@ -227,12 +244,16 @@ def test_admin_config_is_validated_without_echoing_secrets(tmp_path, app_private
             "secret_key": "short", "public_logs": "maybe"})
     problems = "\n".join(err.value.problems)
     assert "server.admins[0].password: unknown key: store only a hash, made by `tfbot hash-password`" in problems
-    assert "server.admins[0].password_hash: not a password hash" in problems
+    assert "server.admins[0].password_hash: missing: a hash made by `tfbot hash-password`" in problems
     assert "server.admins[1].name: 1-64 letters" in problems
     assert "server.admins[1].password_hash: not a password hash" in problems
-    assert "server.admins[2].name: duplicate admin 'Ana'" in problems
     assert "server.secret_key: too short" in problems and "server.public_logs: must be true or false" in problems
     assert "hunter2" not in problems and "plaintext-oops" not in problems and "short'" not in problems
+    good = generate_password_hash("x", method="pbkdf2:sha256:1000")
+    with pytest.raises(ConfigError) as err:
+        web_config(tmp_path, app_private_key, server={"admins": [{"name": "ana", "password_hash": good},
+                                                                  {"name": "Ana", "password_hash": good}]})
+    assert err.value.problems == ["server.admins[1].name: duplicate admin 'Ana'"]
     config = web_config(tmp_path, app_private_key, server={"secret_key": "k" * 40, "public_logs": True})
     assert config.server.public_logs is True and "k" * 40 in config.secrets()
     assert "k" * 40 not in repr(config) and "pbkdf2" not in repr(config)

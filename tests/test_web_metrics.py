@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 from rq.registry import FailedJobRegistry
 
@@ -21,6 +22,7 @@ def web(redis_conn, tmp_path, app_private_key):
 def scrape(app) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     response = app.test_client().get("/metrics")
     assert response.status_code == 200 and response.mimetype == "text/plain"
+    assert response.headers["Content-Type"] == CONTENT_TYPE_LATEST  # charset=utf-8 once, as Prometheus sends it
     return {(s.name, tuple(sorted(s.labels.items()))): s.value
             for family in text_string_to_metric_families(response.get_data(as_text=True)) for s in family.samples}
 

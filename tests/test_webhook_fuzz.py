@@ -25,7 +25,7 @@ EVENTS = ["pull_request", "issue_comment", "pull_request_review", "push", "insta
 def client(redis_conn, app_private_key, tmp_path):
     config = parse_config({
         "github": {"app_id": 1, "private_key": app_private_key, "webhook_secret": SECRET},
-        "data_dir": str(tmp_path), "workflows_dir": str(REPO_ROOT / "workflows"),
+        "data_dir": str(tmp_path),
         "repos": [{"name": "acme/*"}], "server": {"max_body_bytes": 64 * 1024},
     }, base_dir=tmp_path)
     app = create_app(WebServices(config=config, redis=redis_conn, terraform_check=TerraformCheck(True, "1.11.4")))

@@ -12,7 +12,7 @@ import pytest
 from bot.locks import LockStore
 from bot.models import Project
 from tests.support.scenario import REPO
-from tests.support.tfbot_process import REPO_ROOT, wait_for
+from tests.support.tfbot_process import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -29,7 +29,6 @@ def hanging_workflow(tmp_path):
     """))
     workflows = tmp_path / "workflows"
     workflows.mkdir()
-    (workflows / "default.yaml").write_text((REPO_ROOT / "workflows" / "default.yaml").read_text())
     (workflows / "hang.yaml").write_text(
         f"plan:\n  steps: [init, workspace, {{run: [{sys.executable!r}, {str(script)!r}]}}, plan, show]\n"
         "apply:\n  steps: [init, apply]\n")

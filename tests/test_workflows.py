@@ -33,7 +33,7 @@ def _write(directory: Path, name: str, text: str) -> Path:
 # -- loading ----------------------------------------------------------------------------------------
 
 def test_the_default_workflow():
-    workflows = load_workflows(ROOT / "workflows")
+    workflows = load_workflows()
     default = workflows["default"]
     assert [s.name for s in default.plan_steps] == ["init", "workspace", "plan", "show"]
     assert [s.name for s in default.apply_steps] == ["init", "apply"]
@@ -50,7 +50,7 @@ def test_yml_files_and_several_workflows(tmp_path):
     _write(tmp_path, "a.yaml", "plan: {steps: [plan]}\napply: {steps: [apply]}\n")
     _write(tmp_path, "b.yml", "plan: {steps: [plan, show]}\napply: {steps: [init, workspace, apply]}\n")
     _write(tmp_path, "notes.txt", "not a workflow")
-    assert sorted(load_workflows(tmp_path)) == ["a", "b"]
+    assert sorted(load_workflows(tmp_path)) == ["a", "b", "default"]
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ import hmac
 import logging
 import secrets
 from functools import lru_cache
+from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, current_app, redirect, render_template, request, session, url_for
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -59,8 +60,18 @@ def csrf_ok() -> bool:
 
 
 def safe_next(target: str | None, default: str = "/locks") -> str:
-    """A local path to go back to after a form: never another site (//evil, /\\evil, https://...)."""
-    if not target or not target.startswith("/") or target.startswith(("//", "/\\")) or "\n" in target:
+    r"""A path on this site to go back to after a form; anything that could lead elsewhere gives `default`.
+
+    Browsers drop tabs and newlines from URLs and read a backslash as a slash, so `/<TAB>/evil.example` and
+    `/\evil.example` are `//evil.example`, another site: a target with any of them, with a scheme or a host,
+    or not starting with a single slash is refused.
+    """
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return default
+    if "\\" in target or any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in target):
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
         return default
     return target
 

@@ -14,7 +14,8 @@ WEBHOOK_ENDPOINT = "events.receive_event"
 
 @bp.get("/metrics")
 def metrics():  # type: ignore[no-untyped-def]
-    return Response(current_app.extensions["tfbot_metrics"].exposition(), mimetype=CONTENT_TYPE_LATEST)
+    # content_type, not mimetype: Flask would append a second "; charset=utf-8".
+    return Response(current_app.extensions["tfbot_metrics"].exposition(), content_type=CONTENT_TYPE_LATEST)
 
 
 def init_app(app: Flask, services: object) -> None:

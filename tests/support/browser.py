@@ -36,7 +36,6 @@ def web_config(tmp_path: Path, private_key: str, server: dict[str, Any] | None =
         "github": {"api_url": "https://api.github.com", "app_id": 1, "private_key": private_key,
                    "webhook_secret": "page-tests"},
         "data_dir": str(tmp_path / "data"),
-        "workflows_dir": str(REPO_ROOT / "workflows"),
         "server": {"admins": [{"name": ADMIN, "password_hash": ADMIN_HASH}], **(server or {})},
         "repos": [{"name": "acme/*"}],
         **top,

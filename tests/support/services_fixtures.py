@@ -7,7 +7,6 @@ import pytest
 from bot.config import parse_config
 from bot.services import WorkerServices
 from tests.support.git_repos import RemoteRepo
-from tests.support.tfbot_process import REPO_ROOT
 
 REPO = "acme/infra"
 INSTALLATION = 99
@@ -44,7 +43,7 @@ def worker_services(fake_github, app_keys, redis_conn, tmp_path, services_remote
     config = parse_config({
         "github": {"api_url": fake_github.base_url, "app_id": fake_github.app_id, "private_key": app_keys[0].decode(),
                    "webhook_secret": "s", "retries": 0, "write_interval": 0},
-        "data_dir": str(tmp_path), "workflows_dir": str(REPO_ROOT / "workflows"),
+        "data_dir": str(tmp_path),
         "repos": [{"name": "acme/*", "projects": [{"dir": "network"}, {"dir": "dns"}]}],
     }, base_dir=tmp_path)
     fake_github.add_repo(REPO, services_remote.clone_url, installation_id=INSTALLATION)

@@ -23,8 +23,7 @@ def free_port() -> int:
 
 
 def write_config(directory: Path, settings: dict[str, Any]) -> Path:
-    """Write a config.yaml; `workflows_dir` defaults to the repository's workflows/."""
-    settings = {"workflows_dir": str(REPO_ROOT / "workflows"), **settings}
+    """Write a config.yaml from `settings` (the default workflow ships in the package)."""
     path = directory / "config.yaml"
     path.write_text(yaml.safe_dump(settings, sort_keys=False))
     return path

@@ -1,0 +1,395 @@
+"""The server configuration as pydantic models: every key, its type, default, environment variable and meaning.
+
+These field descriptions are the reference of `config.yaml` (`tfbot schema` prints them as JSON Schema).
+A field's environment variable is named in its `json_schema_extra` (`env`), so overrides live in one place;
+`secret` fields are never echoed in a problem and may be written `ssm:/path/name`.
+"""
+from __future__ import annotations
+
+import fnmatch
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+DEFAULT_WHEN_MODIFIED = ("*.tf", "*.tfvars")
+APPLY_REQUIREMENTS = ("approved", "mergeable")
+PROJECT_NAME_RE = re.compile(r"^[A-Za-z0-9_.:/-]{1,100}$")
+ADMIN_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# Hash formats werkzeug.security.check_password_hash understands: "method$salt$hash".
+_PASSWORD_HASH_RE = re.compile(r"^(scrypt|pbkdf2)(:[A-Za-z0-9:]*)?\$[^$]+\$[0-9a-f]+$")
+Requirement = Literal["approved", "mergeable"]
+
+
+def env(name: str, secret: bool = False) -> dict[str, Any]:
+    """Field metadata: the environment variable that overrides the key, and whether its value is a secret."""
+    return {"env": name, "secret": True} if secret else {"env": name}
+
+
+SECRET: dict[str, Any] = {"secret": True}
+
+
+def at_key(key: str, reason: str) -> PydanticCustomError:
+    """A problem a model-level check finds at one of the model's keys (`key` is relative to the model)."""
+    return PydanticCustomError("at_key", "{key}: {reason}", {"key": key, "reason": reason})
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True, coerce_numbers_to_str=True)
+
+
+def _one_or_many(value: Any) -> Any:
+    """`when_modified: "*.tf"` means one pattern."""
+    return [value] if isinstance(value, str) else value
+
+
+class GitHubConfig(_Model):
+    """The GitHub App tfbot acts as."""
+
+    api_url: str = Field("https://api.github.com", json_schema_extra=env("TFBOT_GITHUB_API_URL"),
+                         description="GitHub's REST API; GitHub Enterprise Server: https://HOST/api/v3")
+    # Required unless the command only reads Redis (`tfbot locks`, `tfbot audit`): see _needs_app.
+    app_id: int | None = Field(None, validate_default=True, json_schema_extra=env("TFBOT_GITHUB_APP_ID"),
+                               description="the numeric App ID from the GitHub App settings (required)")
+    private_key: str = Field("", repr=False, validate_default=True, json_schema_extra=env("TFBOT_GITHUB_PRIVATE_KEY", True),
+                             description="the App's PEM private key itself; or set github.private_key_path")
+    private_key_path: str = Field("", json_schema_extra=env("TFBOT_GITHUB_PRIVATE_KEY_PATH"),
+                                  description="file holding the App's PEM private key, relative to the config file")
+    webhook_secret: str = Field("", repr=False, validate_default=True, json_schema_extra=env("TFBOT_WEBHOOK_SECRET", True),
+                                description="the GitHub App's webhook secret (required)")
+    app_slug: str = Field("tfbot", json_schema_extra=env("TFBOT_GITHUB_APP_SLUG"),
+                          description="the App's URL name: its comments are written by <app_slug>[bot]")
+    retries: int = Field(3, ge=0, le=10, description="retries of a failed GitHub call (5xx, secondary rate limit)")
+    timeout: float = Field(15.0, ge=1, description="seconds per GitHub request")
+    # PyGithub waits 1 s before every write by default; GitHub asks for spacing, not a full second.
+    write_interval: float = Field(0.25, ge=0, description="seconds between two writes (comments, statuses) of one run")
+
+    @field_validator("api_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("must be an http(s) URL such as https://api.github.com or https://HOST/api/v3")
+        return value.rstrip("/")
+
+    @field_validator("app_id")
+    @classmethod
+    def _app_id(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is None and _needs_app(info):
+            raise ValueError("missing: the numeric App ID from the GitHub App settings (or TFBOT_GITHUB_APP_ID)")
+        if value is not None and value < 1:
+            raise ValueError(f"must be at least 1, got {value}")
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: str, info: ValidationInfo) -> str:
+        if not value and _needs_app(info):
+            raise ValueError("missing: the GitHub App's webhook secret (or TFBOT_WEBHOOK_SECRET)")
+        return value
+
+    @field_validator("private_key")
+    @classmethod
+    def _rsa_key(cls, value: str, info: ValidationInfo) -> str:
+        if not value:
+            if _needs_app(info):
+                raise ValueError("missing: set github.private_key_path, or TFBOT_GITHUB_PRIVATE_KEY")
+            return value
+        if not is_rsa_private_key(value):
+            raise ValueError("not a PEM-encoded RSA private key (download one from the GitHub App settings)")
+        return value
+
+
+class AdminConfig(_Model):
+    """One person who may sign in to the lock page and unlock; the hash comes from `tfbot hash-password`."""
+
+    name: str = Field(description="their GitHub login, so PR comments name them")
+    password_hash: str = Field(repr=False, json_schema_extra=SECRET, description="a hash made by `tfbot hash-password` (never the password itself)")
+
+    @field_validator("name")
+    @classmethod
+    def _login(cls, value: str) -> str:
+        if not ADMIN_NAME_RE.match(value):
+            raise ValueError("1-64 letters, digits, '.', '_' or '-' (their GitHub login, so PR comments name them)")
+        return value
+
+    @field_validator("password_hash")
+    @classmethod
+    def _hash(cls, value: str) -> str:
+        if not _PASSWORD_HASH_RE.match(value):
+            raise ValueError("not a password hash: make one with `tfbot hash-password`")
+        return value
+
+
+class ServerConfig(_Model):
+    """The web server: webhook intake, the lock page, health and metrics."""
+
+    host: str = Field("127.0.0.1", json_schema_extra=env("TFBOT_SERVER_HOST"),
+                      description="address to listen on; 0.0.0.0 accepts webhooks from other machines")
+    port: int = Field(8080, ge=1, le=65535, json_schema_extra=env("TFBOT_SERVER_PORT"), description="TCP port")
+    public_url: str = Field("", description="this server's URL as GitHub users reach it, for links from PRs")
+    max_body_bytes: int = Field(25 * 1024 * 1024, ge=1024, description="largest webhook body accepted")
+    admins: tuple[AdminConfig, ...] = Field((), description="who may sign in and unlock; none: the page is read-only")
+    public_logs: bool = Field(False, description="Terraform output on /runs/<id> for everyone, not only admins")
+    secret_key: str = Field("", repr=False, json_schema_extra=env("TFBOT_SECRET_KEY", True),
+                            description="signs sessions (at least 32 characters); empty: one kept in data_dir")
+
+    @field_validator("public_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @field_validator("secret_key")
+    @classmethod
+    def _long_enough(cls, value: str) -> str:
+        if value and len(value) < 32:
+            raise ValueError("too short: use at least 32 random characters, e.g. `openssl rand -hex 32`")
+        return value
+
+    @model_validator(mode="after")
+    def _unique_admins(self) -> "ServerConfig":
+        seen: set[str] = set()
+        for i, admin in enumerate(self.admins):
+            if admin.name.lower() in seen:
+                raise at_key(f"admins[{i}].name", f"duplicate admin {admin.name!r}")
+            seen.add(admin.name.lower())
+        return self
+
+
+class TerraformConfig(_Model):
+    binary: str = Field("terraform", json_schema_extra=env("TFBOT_TERRAFORM_BINARY"),
+                        description="a path, or a name on PATH; must be >= 1.4")
+    timeout: float = Field(3600.0, ge=1, description="seconds; a run over this is killed and reported on the PR")
+    mask_env: tuple[str, ...] = Field((), description="environment variables whose values are masked in all output")
+
+    @field_validator("binary")
+    @classmethod
+    def _default_binary(cls, value: str) -> str:
+        return value or "terraform"
+
+
+class ProjectConfig(_Model):
+    """One Terraform root module and workspace: one state, one lock."""
+
+    dir: str = Field(description="the project's directory, relative to the repository root")
+    workspace: str = Field("default", description="the Terraform workspace")
+    # After dir and workspace: its default is made of them.
+    name: str = Field("", validate_default=True, description="what `-p NAME` selects; default: dir, or dir:workspace")
+    when_modified: tuple[str, ...] = Field(DEFAULT_WHEN_MODIFIED, description="patterns, relative to dir, that plan it")
+    autoplan: bool = Field(True, description="plan on every push that changes a when_modified file")
+    apply_requirements: tuple[Requirement, ...] = Field((), description="default: the repository's")
+    workflow: str = Field("default", description="default: the repository's")
+
+    _as_list = field_validator("when_modified", mode="before")(_one_or_many)
+
+    @field_validator("dir")
+    @classmethod
+    def _inside_repository(cls, value: str) -> str:
+        """A project dir is relative and stays inside the repository: '.' for the root."""
+        parts = [p for p in value.replace("\\", "/").split("/") if p not in ("", ".")]
+        if value.startswith("/") or ".." in parts:
+            raise ValueError(f"must be a path inside the repository, got {value!r}")
+        return "/".join(parts) or "."
+
+    @field_validator("workspace")
+    @classmethod
+    def _workspace(cls, value: str) -> str:
+        from bot.terraform import validate_workspace
+
+        try:
+            validate_workspace(value)
+        except ValueError:
+            raise ValueError("1-90 letters, digits, '-', '_' or '.', not starting with '-', not only dots") from None
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str, info: ValidationInfo) -> str:
+        if not value:
+            if "dir" not in info.data or "workspace" not in info.data:
+                return value  # their own problems are reported
+            workspace = info.data["workspace"]
+            value = info.data["dir"] if workspace == "default" else f"{info.data['dir']}:{workspace}"
+        if not PROJECT_NAME_RE.match(value) or ".." in value.split("/"):
+            raise ValueError("1-100 letters, digits, '.', '_', ':', '/' or '-' (so `-p NAME` can select it)")
+        return value
+
+
+class RepoConfig(_Model):
+    """Settings of the repositories one `name` pattern matches."""
+
+    name: str = Field(description="a repository such as acme/infra, or a pattern such as acme/*")
+    projects: tuple[ProjectConfig, ...] = Field((), description="default: every changed dir holding .tf files")
+    allow_fork_prs: bool = Field(False, description="plan PRs from forks (only commits a writer approved with `plan`)")
+    plan_drafts: bool = Field(False, description="plan draft PRs on push")
+    apply_requirements: tuple[Requirement, ...] = Field((), description="what a PR needs before `apply`")
+    workflow: str = Field("default", description="workflow of the repository's projects")
+    apply_branches: tuple[str, ...] = Field((), description="branches besides the default branch whose merges apply")
+    allow_draft_apply: bool = Field(False, description="allow `apply` on a draft PR")
+
+    @field_validator("name")
+    @classmethod
+    def _owner_and_repo(cls, value: str) -> str:
+        if not value:
+            raise ValueError("missing: a repository such as acme/infra, or a pattern such as acme/*")
+        if "/" not in value:
+            raise ValueError(f"must be OWNER/REPO or a pattern such as acme/*, got {value!r}")
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _inherit(cls, data: Any) -> Any:
+        """Projects inherit the repository's apply_requirements and workflow unless they set their own."""
+        if not isinstance(data, dict) or not isinstance(data.get("projects"), (list, tuple)):
+            return data
+        inherited = {k: data[k] for k in ("apply_requirements", "workflow") if k in data}
+        requirements = inherited.get("apply_requirements")
+        if not isinstance(requirements, (list, tuple)) or not set(requirements) <= set(APPLY_REQUIREMENTS):
+            inherited.pop("apply_requirements", None)  # reported once, at the repository
+        projects = [p.model_dump(exclude_unset=True) if isinstance(p, ProjectConfig) else p for p in data["projects"]]
+        return {**data, "projects": [{**inherited, **p} if isinstance(p, dict) else p for p in projects]}
+
+    @model_validator(mode="after")
+    def _unique_projects(self) -> "RepoConfig":
+        """Project names and (dir, workspace) pairs are unique: one state, one lock, one project."""
+        names: set[str] = set()
+        states: set[tuple[str, str]] = set()
+        for j, project in enumerate(self.projects):
+            if project.name in names:
+                raise at_key(f"projects[{j}].name", f"duplicate project name {project.name!r}")
+            if (project.dir, project.workspace) in states:
+                raise at_key(f"projects[{j}]", f"another project already uses dir {project.dir!r} with workspace "
+                             f"{project.workspace!r}: one state, one lock, one project")
+            names.add(project.name)
+            states.add((project.dir, project.workspace))
+        return self
+
+    def applies_to(self, base_ref: str, default_branch: str) -> bool:
+        """Whether merges into `base_ref` are applied (PRs into it take locks): the default branch, or listed."""
+        return base_ref == default_branch or base_ref in self.apply_branches
+
+    def matches(self, full_name: str) -> bool:
+        """True when this entry's pattern (e.g. `acme/*`) covers the repository."""
+        return fnmatch.fnmatchcase(full_name.lower(), self.name.lower())
+
+
+class S3Config(_Model):
+    bucket: str = Field("", description="S3 bucket for plan files; required when storage.backend is s3")
+    prefix: str = Field("tfbot", description="plan files are stored under <prefix>/plans/ in the bucket")
+    endpoint_url: str = Field("", description="S3 endpoint, for S3-compatible stores; empty: AWS's")
+    region: str = Field("us-east-1", description="region of the bucket")
+
+    @field_validator("prefix")
+    @classmethod
+    def _strip_slashes(cls, value: str) -> str:
+        return value.strip("/")
+
+
+class StorageConfig(_Model):
+    backend: Literal["local", "s3"] = Field("local", description="where saved plan files live between plan and apply")
+    s3: S3Config = S3Config()
+
+    @model_validator(mode="after")
+    def _bucket_for_s3(self) -> "StorageConfig":
+        if self.backend == "s3" and not self.s3.bucket:
+            raise at_key("s3.bucket", "required when storage.backend is s3")
+        return self
+
+
+class AwsConfig(_Model):
+    region: str = Field("", description="AWS region for reading ssm: secrets; empty: boto3's default")
+    endpoint_url: str = Field("", description="SSM endpoint for reading ssm: secrets; empty: AWS's")
+
+
+class Config(_Model):
+    """tfbot's server configuration (config.yaml)."""
+
+    github: GitHubConfig = Field(default_factory=dict, validate_default=True)  # type: ignore[arg-type]
+    data_dir: Path = Field(Path("data"), validate_default=True, json_schema_extra=env("TFBOT_DATA_DIR"),
+                           description="checkouts, plan files, Terraform's plugin cache and the embedded Redis; "
+                           "relative to the config file")
+    server: ServerConfig = ServerConfig()
+    redis_url: str = Field("", json_schema_extra=env("TFBOT_REDIS_URL", True),
+                           description="redis://, rediss:// (TLS) or unix://, with a password; empty: an embedded "
+                           "Redis under data_dir")
+    workers: int = Field(2, ge=1, le=64, json_schema_extra=env("TFBOT_WORKERS"),
+                         description="plan/apply jobs run at once on this host")
+    shutdown_grace: float = Field(600.0, ge=0, json_schema_extra=env("TFBOT_SHUTDOWN_GRACE"),
+                                  description="seconds a stopping `tfbot serve` waits for running Terraform runs "
+                                  "before it interrupts them (keep the orchestrator's stop timeout longer)")
+    terraform: TerraformConfig = TerraformConfig()
+    repos: tuple[RepoConfig, ...] = Field((), description="which repositories tfbot acts on; the first match wins")
+    storage: StorageConfig = StorageConfig()
+    aws: AwsConfig = AwsConfig()
+    workflows_dir: Path | None = Field(None, description="extra workflows (a default.yaml here replaces the built-in "
+                                       "one); relative to the config file")
+    max_projects_per_pr: int = Field(100, ge=1, description="a PR changing more projects is not planned")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", json_schema_extra=env("TFBOT_LOG_LEVEL"))
+    log_format: Literal["text", "json"] = Field("text", json_schema_extra=env("TFBOT_LOG_FORMAT"),
+                                                description="json: one JSON object a line, for log shippers")
+    _source: Path | None = PrivateAttr(None)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("data_dir", "workflows_dir")
+    @classmethod
+    def _relative_to_config(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if value is None or str(value) in ("", "."):
+            return None if info.field_name == "workflows_dir" else _resolve(Path("."), info)
+        return _resolve(value, info)
+
+    @field_validator("workflows_dir")
+    @classmethod
+    def _exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_dir():
+            raise ValueError(f"no such directory: {value}")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str) -> str:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix:// (leave it empty for the embedded Redis)")
+        return value
+
+    @property
+    def source(self) -> Path | None:
+        """The config file this was read from (a child process is started with it)."""
+        return self._source
+
+    def repo_config(self, full_name: str) -> RepoConfig | None:
+        """The first `repos` entry whose pattern matches, or None: events from other repositories are ignored."""
+        return next((r for r in self.repos if r.matches(full_name)), None)
+
+    def secrets(self) -> list[str]:
+        """Values that must never be printed: used by log and output masking."""
+        from urllib.parse import urlsplit
+
+        redis_password = urlsplit(self.redis_url).password if self.redis_url else None
+        return [s for s in (self.github.private_key, self.github.webhook_secret, self.server.secret_key,
+                            redis_password) if s]
+
+
+def _needs_app(info: ValidationInfo) -> bool:
+    """False for commands that only read Redis: they run without the App's key and webhook secret."""
+    return bool((info.context or {}).get("github_app", True))
+
+
+def _resolve(path: Path, info: ValidationInfo) -> Path:
+    base = (info.context or {}).get("base_dir", Path.cwd())
+    path = path.expanduser()
+    return path if path.is_absolute() else (Path(base) / path).resolve()
+
+
+def is_rsa_private_key(pem: str) -> bool:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    try:
+        return isinstance(load_pem_private_key(pem.encode(), password=None), rsa.RSAPrivateKey)
+    except (ValueError, TypeError):
+        return False

@@ -1,10 +1,10 @@
 """Case 4, project detection: a 5,000-file diff over a repository with 1,000 project dirs.
 
-`bot.projects.affected_projects` is timed in both modes: default (every dir holding .tf files is a project)
+`bot.projects.detection.affected_projects` is timed in both modes: default (every dir holding .tf files is a project)
 and declared (1,000 `repos[].projects[]` with `when_modified` globs, one of them shared by all:
 `../../../modules/**/*.tf`). Declared mode compiles its globs once per config, so its first call is shown apart.
 The whole step a worker runs is timed too, on a real git mirror: `git diff` of the PR, `git ls-tree` of its
-head, then the mapping (bot.checkout.Checkouts + affected_projects), as bot.handlers.pull_requests does it.
+head, then the mapping (bot.adapters.git.Checkouts + affected_projects), as bot.lifecycle.handlers.pull_requests does it.
 """
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from typing import Callable
 from bench.report import CaseResult
 from bench.rig import World
 from bench.stats import median
-from bot.checkout import Checkouts
+from bot.adapters.git import Checkouts
 from bot.config import ProjectConfig, RepoConfig
-from bot.projects import affected_projects
+from bot.projects.detection import affected_projects
 from tests.support.git_repos import RemoteRepo
 
 TARGET_MS = 100.0

@@ -23,7 +23,7 @@ from bench.proctree import TreeSampler
 from bench.report import CaseResult
 from bench.rig import World, pause_workers, resume
 from bench.stats import percentile
-from bot import keys
+from bot.state import keys
 from bot.queue import events_queue
 from tests.support import webhook_payloads as wp
 from tests.support.scenario import INSTALLATION, REPO, SECRET

@@ -16,7 +16,7 @@ from typing import Any
 from bench.report import CaseResult
 from bench.rig import World
 from bench.stats import median
-from bot.locks import LockStore
+from bot.state.locks import LockStore
 from bot.models import LockState, Project
 
 TARGET_MS = 300.0

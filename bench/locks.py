@@ -1,4 +1,4 @@
-"""Case 5, workspace locks (bot.locks.LockStore) against a real Redis (the embedded Valkey server tfbot uses).
+"""Case 5, workspace locks (bot.state.locks.LockStore) against a real Redis (the embedded Valkey server tfbot uses).
 
 Round trips: one thread acquiring and releasing one project's lock as fast as it can, against the bare
 Redis commands a lock needs at the least (`SET NX` then `DEL`, two round trips) on the same connection
@@ -14,9 +14,9 @@ from typing import Callable
 
 from bench.report import CaseResult
 from bench.rig import World
-from bot.locks import AcquireResult, LockStore
+from bot.state.locks import AcquireResult, LockStore
 from bot.models import Project
-from bot.redis_server import EmbeddedRedis, connect
+from bot.adapters.redis_server import EmbeddedRedis, connect
 
 RACERS = 100
 

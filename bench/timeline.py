@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from bot import keys
-from bot.records import Records
+from bot.state import keys
+from bot.state.records import Records
 
 
 def _epoch(value: bytes | None) -> float | None:

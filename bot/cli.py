@@ -150,20 +150,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "audit":
         return _audit(config, args)
     if args.command == "reconcile":
-        from bot.reconcile import main as reconcile
+        from bot.ops.reconcile import main as reconcile
 
         return reconcile(config)
     if args.command == "serve":
-        from bot.serve import serve
+        from bot.ops.serve import serve
 
         return serve(config)
     if args.command == "worker":
-        from bot.worker import run_worker
+        from bot.ops.worker import run_worker
 
         return run_worker(config)
     if args.command == "web":  # started by `tfbot serve`, which passes the Redis URL in the environment
-        from bot.web_server import run_web
-        from bot.worker import resolve_redis_url
+        from bot.web.server import run_web
+        from bot.ops.worker import resolve_redis_url
 
         url = resolve_redis_url(config)
         if url is None:
@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _admin(command) -> int:  # type: ignore[no-untyped-def]
-    from bot import admin_cli
+    from bot.ops import admin_cli
 
     try:
         return int(command(admin_cli))
@@ -185,9 +185,9 @@ def _admin(command) -> int:  # type: ignore[no-untyped-def]
 
 
 def _audit(config: Config, args: argparse.Namespace) -> int:
-    from bot import audit
-    from bot.redis_server import connect
-    from bot.worker import resolve_redis_url
+    from bot.state import audit
+    from bot.adapters.redis_server import connect
+    from bot.ops.worker import resolve_redis_url
 
     try:
         since = audit.parse_since(args.since) if args.since else None
@@ -219,9 +219,9 @@ def _print_problems(path: str, problems: list[str]) -> None:
 
 def _check_config(path: str) -> int:
     """Everything startup will need, all problems in one round."""
-    from bot.preflight import check_git, check_terraform
-    from bot.redis_server import redis_problem
-    from bot.web_server import port_problem
+    from bot.ops.preflight import check_git, check_terraform
+    from bot.adapters.redis_server import redis_problem
+    from bot.web.server import port_problem
 
     try:
         config = load_config(Path(path), check_terraform=True)

@@ -8,9 +8,9 @@ from typing import Any
 
 from rq import get_current_job
 
-from bot import keys
-from bot.replay import FINGERPRINT_TTL_SECONDS, fingerprint
-from bot.webhooks import Delivery
+from bot.state import keys
+from bot.intake.replay import FINGERPRINT_TTL_SECONDS, fingerprint
+from bot.intake.webhooks import Delivery
 
 log = logging.getLogger(__name__)
 _services: Any = None
@@ -31,7 +31,7 @@ def services() -> Any:
 
 def handle_delivery(delivery_id: str, event: str, payload: dict[str, Any]) -> int:
     """Route one webhook delivery to its handlers; return how many ran."""
-    from bot.handlers import router
+    from bot.lifecycle.handlers import router
 
     svc = services()
     delivery = Delivery(id=delivery_id, event=event, payload=payload)
@@ -68,13 +68,13 @@ def run_project(command_id: str, project: dict[str, Any], attempt: int = 0) -> s
     A project busy with another run is not waited for here: the job is queued again after a delay (5 s, doubling,
     at most 60 s) for as long as a run may last, so a worker is never held behind another project's Terraform.
     """
-    from bot.records import project_from_dict
-    from bot.runner import ProjectBusy
-    from bot.runner import run_project as run
+    from bot.state.records import project_from_dict
+    from bot.lifecycle.runner import ProjectBusy
+    from bot.lifecycle.runner import run_project as run
 
     from rq import get_current_job
 
-    from bot.liveness import heartbeat
+    from bot.ops.liveness import heartbeat
 
     svc = services()
     cmd = svc.records.command(command_id)
@@ -122,7 +122,7 @@ def queue_report(queue: Any, command_id: str) -> None:
 
 def report_command(command_id: str) -> None:
     """Post the comment and status of a completed command (idempotent across retries)."""
-    from bot.reporting import finish_command
+    from bot.lifecycle.reporting import finish_command
 
     svc = services()
     finish_command(svc, svc.records.command(command_id))
@@ -130,14 +130,14 @@ def report_command(command_id: str) -> None:
 
 def replan(project: dict[str, Any], pull: int, installation: int, why: str) -> None:
     """Plan one project of a PR again on its current head, because `why`."""
-    from bot.handlers.pull_requests import plan_again
+    from bot.lifecycle.handlers.pull_requests import plan_again
 
     plan_again(services(), project, pull, installation, note=f"tfbot planned this again because {why}.")
 
 
 def plan_waiter(project: dict[str, Any], pull: int, installation: int, reason: str) -> None:
     """A PR that waited in line now holds the lock: plan it on its current head."""
-    from bot.handlers.pull_requests import plan_handed_over
+    from bot.lifecycle.handlers.pull_requests import plan_handed_over
 
     plan_handed_over(services(), project, pull, installation, reason)
 
@@ -177,14 +177,14 @@ def _queue_interrupted_report(connection: Any, job: Any, reason: str) -> None:
 
 def report_interrupted(command_id: str, project: dict[str, Any], reason: str) -> None:
     """Tell the PR that a run was interrupted, whether Terraform left its state lock behind, and what to do."""
-    from bot.interrupted import report_interrupted as report
+    from bot.lifecycle.interrupted import report_interrupted as report
 
     report(services(), command_id, project, reason)
 
 
 def event_job_failed(job: Any, connection: Any, exc_type: Any = None, exc_value: Any = None, tb: Any = None) -> None:
     """RQ failure callback of event jobs: tell the PR that tfbot could not handle what it asked for."""
-    from bot.events_failed import report_event_failure
+    from bot.ops.events_failed import report_event_failure
 
     try:
         report_event_failure(services(), job, exc_type, exc_value)

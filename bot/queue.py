@@ -17,7 +17,7 @@ RESULT_TTL_SECONDS = 3600
 FAILURE_TTL_SECONDS = 7 * 24 * 3600
 # An event job (a webhook, a hand-over, a re-plan) that raises is tried again after each of these waits:
 # 8 retries over 74 minutes, so an hour-long GitHub outage loses no merge. The worker's scheduler moves a
-# job back to its queue when its wait is over. Only after the last retry is the PR told (bot.events_failed).
+# job back to its queue when its wait is over. Only after the last retry is the PR told (bot.ops.events_failed).
 EVENT_RETRY_INTERVALS = (15, 60, 180, 600, 900, 900, 900, 900)
 # Operators (and tests) may choose other waits: comma-separated seconds, e.g. "1,1" for two quick retries.
 RETRY_ENV = "TFBOT_EVENT_RETRY_INTERVALS"

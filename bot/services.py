@@ -8,9 +8,9 @@ import redis
 from rq import Queue
 
 from bot.config import Config
-from bot.github_api import GitHubApp
+from bot.adapters.github import GitHubApp
 from bot.models import Project
-from bot.preflight import TerraformCheck
+from bot.ops.preflight import TerraformCheck
 from bot.queue import events_queue, runs_queue
 
 
@@ -25,8 +25,8 @@ class WebServices:
     runs_queue: Queue = field(init=False)
 
     def __post_init__(self) -> None:
-        from bot.locks import LockStore
-        from bot.records import Records
+        from bot.state.locks import LockStore
+        from bot.state.records import Records
 
         self.events_queue = events_queue(self.redis)
         self.runs_queue = runs_queue(self.redis)
@@ -43,7 +43,7 @@ class WebServices:
 
 def project_of_lock(config: Config, lock: Any) -> Project:
     """The project a lock belongs to, under today's config (workflow and apply requirements included)."""
-    from bot.projects import project_at
+    from bot.projects.detection import project_at
 
     return project_at(lock.repo, config.repo_config(lock.repo), lock.dir, lock.workspace, lock.project)
 
@@ -55,13 +55,13 @@ class WorkerServices:
     """
 
     def __init__(self, config: Config, connection: redis.Redis):
-        from bot.checkout import Checkouts
-        from bot.locks import LockStore
-        from bot.logs import masker
-        from bot.plan_store import plan_store_for
-        from bot.records import Records
-        from bot.terraform import Terraform
-        from bot.workflows import load_workflows
+        from bot.adapters.git import Checkouts
+        from bot.state.locks import LockStore
+        from bot.ops.logs import masker
+        from bot.adapters.plan_store import plan_store_for
+        from bot.state.records import Records
+        from bot.adapters.terraform import Terraform
+        from bot.projects.workflows import load_workflows
 
         self.config = config
         self.redis = connection
@@ -98,7 +98,7 @@ class WorkerServices:
         return self.config.server.public_url + "/locks" if self.config.server.public_url else ""
 
     def render_notice(self, kind: str, pull: int, sha: str, text: str) -> str:
-        from bot.render import render_notice
+        from bot.render.comments import render_notice
 
         return render_notice(kind, pull, sha, text)
 

@@ -7,12 +7,12 @@ import json
 import pytest
 from werkzeug.security import check_password_hash
 
-from bot import audit
+from bot.state import audit
 from bot.cli import main
 from bot.config import load_config
-from bot.locks import LockStore
+from bot.state.locks import LockStore
 from bot.models import LockState, Project
-from bot.redis_server import EmbeddedRedis
+from bot.adapters.redis_server import EmbeddedRedis
 from tests.support.browser import make_web_app, seed_lock
 from tests.support.tfbot_process import write_config
 
@@ -124,7 +124,7 @@ def test_the_embedded_redis_of_serve_is_found_like_a_worker_finds_it(capsys, tmp
     server = EmbeddedRedis(data)
     url = server.start()
     try:
-        from bot.redis_server import connect
+        from bot.adapters.redis_server import connect
 
         seed_lock(connect(url), dir="network", pull=3)
         code, out, _ = tfbot(capsys, "locks", "-c", str(path))

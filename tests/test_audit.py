@@ -5,7 +5,7 @@ import json
 import subprocess
 import sys
 
-from bot import audit
+from bot.state import audit
 from tests.support.tfbot_process import write_config
 
 

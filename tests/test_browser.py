@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from bot.locks import LockStore
+from bot.state.locks import LockStore
 from bot.models import Project
 from tests.support.browser import ADMIN, ADMIN_HASH, ADMIN_PASSWORD, OUTPUT_DIR, chromium  # noqa: F401
 from tests.support.scenario import REPO

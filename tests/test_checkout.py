@@ -12,8 +12,8 @@ from typing import Callable, Iterator
 
 import pytest
 
-import bot.checkout
-from bot.checkout import CheckoutError, Checkouts, mask_credentials
+import bot.adapters.git
+from bot.adapters.git import CheckoutError, Checkouts, mask_credentials
 from tests.support.git_repos import RemoteRepo, git_env
 
 REPO = "acme/infra"
@@ -427,7 +427,7 @@ def test_token_authenticates_over_http_without_appearing_in_argv_or_on_disk(
             argvs.append([str(a) for a in args])
             super().__init__(args, *rest, **kwargs)
 
-    monkeypatch.setattr(bot.checkout.subprocess, "Popen", Recording)
+    monkeypatch.setattr(bot.adapters.git.subprocess, "Popen", Recording)
     authed = url.replace("http://", "http://x-access-token:ghs_T0KEN@")
 
     assert checkouts.fetch(REPO, authed, ["refs/pull/12/head"]) == {"refs/pull/12/head": head}
@@ -487,7 +487,7 @@ def test_remove_pull_deletes_only_that_pulls_copies_and_refs(remote_repo: Remote
 
 
 def test_merge_commit_is_the_same_on_every_host_and_none_on_conflict(tmp_path, remote_repo):
-    from bot.checkout import Checkouts
+    from bot.adapters.git import Checkouts
 
     base = remote_repo.commit("main", {"a.tf": "a\n", "b.tf": "b\n"})
     head = remote_repo.commit("feature", {"b.tf": "B\n"}, parent_branch="main")

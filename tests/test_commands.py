@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 import shlex
 import unicodedata
 
-from bot.commands import (
+from bot.lifecycle.commands import (
     HELP_TEXT,
     MAX_DIR_PART_BYTES,
     MAX_LINE,
@@ -21,7 +21,7 @@ from bot.commands import (
     dir_problem,
     parse_comment,
 )
-from bot.terraform import validate_workspace
+from bot.adapters.terraform import validate_workspace
 
 BOT = "tfbot-app[bot]"
 

@@ -1,9 +1,9 @@
-"""Every cell of the lifecycle table in bot/decision.py, as values in and a decision out (milliseconds)."""
+"""Every cell of the lifecycle table in bot/lifecycle/decision.py, as values in and a decision out (milliseconds)."""
 from __future__ import annotations
 
 import pytest
 
-from bot.decision import Action, Event, Facts, LockView, PlanView, decide
+from bot.lifecycle.decision import Action, Event, Facts, LockView, PlanView, decide
 from bot.models import LockState as S
 
 pytestmark = pytest.mark.unit

@@ -8,14 +8,14 @@ from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 
 from bot import jobs as jobs_module
-from bot.events_failed import what_failed
-from bot.github_api import GitHubError
-from bot.handover import plan_next
+from bot.ops.events_failed import what_failed
+from bot.adapters.github import GitHubError
+from bot.lifecycle.handover import plan_next
 from bot.models import Project
-from bot.planning import start_command
+from bot.lifecycle.planning import start_command
 from bot.queue import EVENT_RETRY_INTERVALS, RETRY_ENV, enqueue_delivery, retry_intervals
-from bot.records import Command
-from bot.runner import _replan
+from bot.state.records import Command
+from bot.lifecycle.runner import _replan
 from bot.web.unlocking import queue_announcement
 from tests.support import webhook_payloads as wp
 from tests.support.services_fixtures import INSTALLATION, REPO, real_merge, real_pull

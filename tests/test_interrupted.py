@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.interrupted import local_state_file, report_interrupted, state_lock_holder, state_lock_note
+from bot.lifecycle.interrupted import local_state_file, report_interrupted, state_lock_holder, state_lock_note
 from bot.models import Outcome, Project, ProjectResult
-from bot.records import Records, project_to_dict
-from bot.runner import project_slug
+from bot.state.records import Records, project_to_dict
+from bot.lifecycle.runner import project_slug
 from tests.support.services_fixtures import INSTALLATION, REPO
 from tests.support.tf_configs import write_config
 

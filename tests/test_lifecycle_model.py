@@ -363,7 +363,7 @@ class Lifecycle(RuleBasedStateMachine):
 
     def story(self) -> str:
         """What happened, for a failure message: each PR's comments (first lines) and the audit trail."""
-        from bot import audit
+        from bot.state import audit
 
         lines = []
         for n, pull in self.pulls.items():

@@ -8,9 +8,9 @@ import time
 import pytest
 import redis
 
-from bot.locks import LockStore
+from bot.state.locks import LockStore
 from bot.models import LockState, Project
-from bot.records import PlanRecord, Records, project_to_dict
+from bot.state.records import PlanRecord, Records, project_to_dict
 
 pytestmark = pytest.mark.redis
 
@@ -41,7 +41,7 @@ def test_a_newer_plan_in_flight_never_hides_the_reviewed_one(redis_conn: redis.R
 
 
 def test_two_plans_of_one_head_keep_their_own_files(redis_conn: redis.Redis) -> None:
-    from bot.plan_store import plan_key
+    from bot.adapters.plan_store import plan_key
 
     a, b = plan_key(NET, 7, "a" * 40, "r1"), plan_key(NET, 7, "a" * 40, "r2")
     assert a != b
@@ -89,8 +89,8 @@ def test_an_admin_unlock_of_a_running_apply_waits_for_its_death(redis_conn: redi
 
 
 def test_a_lost_run_guard_stops_the_run_before_its_next_step(redis_conn: redis.Redis) -> None:
-    from bot import keys
-    from bot.runner import GuardLost, _fence
+    from bot.state import keys
+    from bot.lifecycle.runner import GuardLost, _fence
 
     locks = LockStore(redis_conn)
     with locks.run_guard(NET, holder="run-1", ttl=0.3) as guard:

@@ -8,7 +8,8 @@ from rq import Queue
 from rq.registry import StartedJobRegistry
 from rq.serializers import JSONSerializer
 
-from bot import keys, liveness
+from bot.state import keys
+from bot.ops import liveness
 
 
 def started_job(conn, started_ago: float):

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import redis
 
-from bot import keys
-from bot.locks import GuardTimeout, LockStore, ReleaseResult
+from bot.state import keys
+from bot.state.locks import GuardTimeout, LockStore, ReleaseResult
 from bot.models import LockState, Project
-from bot.redis_server import connect
+from bot.adapters.redis_server import connect
 
 ROOT = Path(__file__).resolve().parents[1]
 REPO = "acme/infra"
@@ -418,9 +418,9 @@ def test_a_crashed_holders_guard_expires_by_itself(redis_url: str, store: LockSt
     holder = textwrap.dedent(
         f"""
         import sys, time
-        from bot.locks import LockStore
+        from bot.state.locks import LockStore
         from bot.models import Project
-        from bot.redis_server import connect
+        from bot.adapters.redis_server import connect
         project = Project(repo={net.repo!r}, name={net.name!r}, dir={net.dir!r}, workspace={net.workspace!r})
         with LockStore(connect(sys.argv[1])).run_guard(project, "crasher", ttl=1.5, wait=5):
             print("held", flush=True)

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from bot.github_api import RepoAPI
+from bot.adapters.github import RepoAPI
 from bot.models import Project
-from bot.permissions import apply_refusals, writer_approvals
+from bot.lifecycle.permissions import apply_refusals, writer_approvals
 from tests.support.github_fixtures import github_client_for
 
 REPO = "acme/infra"

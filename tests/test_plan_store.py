@@ -5,7 +5,7 @@ import boto3
 import pytest
 
 from bot.models import Project
-from bot.plan_store import LocalPlanStore, PlanStoreError, S3PlanStore, plan_key
+from bot.adapters.plan_store import LocalPlanStore, PlanStoreError, S3PlanStore, plan_key
 
 
 @pytest.fixture

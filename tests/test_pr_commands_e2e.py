@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.models import LockState
-from bot.render import marker_of
+from bot.render.comments import marker_of
 from tests.support.gated import gated_workflow
 from tests.support.scenario import REPO
 from tests.support.tfbot_process import wait_for
@@ -296,7 +296,7 @@ def test_two_apply_comments_apply_once_and_raise_no_false_alarm(sc):
     bodies = sc.bot_comments(pr)
     assert sum("Apply complete!" in b for b in bodies) == 1
     assert not any("security event" in b for b in bodies)
-    from bot import audit
+    from bot.state import audit
     assert [e.outcome for e in audit.entries(sc.redis(), REPO) if e.action == "apply"] == ["ok"]
     assert lock_of(sc, "network") is None
 

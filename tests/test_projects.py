@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from bot.config import ProjectConfig, RepoConfig
 from bot.models import Project
-from bot.projects import affected_projects, all_projects, is_tf_file, local_module_dirs, select
+from bot.projects.detection import affected_projects, all_projects, is_tf_file, local_module_dirs, select
 
 REPO = "acme/infra"
 DEFAULT = RepoConfig(name="acme/*", workflow="custom", apply_requirements=("approved",))
@@ -259,7 +259,7 @@ def test_large_diffs_map_quickly() -> None:
 
 def test_project_at_rebuilds_a_lock_project_from_config():
     from bot.config import ProjectConfig, RepoConfig
-    from bot.projects import project_at
+    from bot.projects.detection import project_at
 
     repo_cfg = RepoConfig(name="acme/*", workflow="witness", apply_requirements=("approved",),
                           projects=(ProjectConfig(name="net", dir="network", workspace="prod", workflow="special"),))
@@ -272,7 +272,7 @@ def test_project_at_rebuilds_a_lock_project_from_config():
 
 
 def test_deleted_roots_are_dirs_with_terraform_at_the_base_and_none_at_the_head():
-    from bot.projects import deleted_roots
+    from bot.projects.detection import deleted_roots
 
     changed = ["old/main.tf", "old/vars.tf", "net/main.tf", "docs/readme.md"]
     assert deleted_roots(changed, {"old", "net"}, {"net"}) == ["old"]

@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 
 from bot import jobs as jobs_module
-from bot import keys
-from bot.github_api import PullInfo
+from bot.state import keys
+from bot.adapters.github import PullInfo
 from bot.models import LockInfo, LockState, Project
 from bot.queue import EVENT_RETRY_INTERVALS
-from bot.reconcile import BY_COMMAND, Action, closed_event, decide, reconcile
-from bot.replay import fingerprint
+from bot.ops.reconcile import BY_COMMAND, Action, closed_event, decide, reconcile
+from bot.intake.replay import fingerprint
 from bot.services import WorkerServices
-from bot.webhooks import validate_payload
+from bot.intake.webhooks import validate_payload
 from tests.support import webhook_payloads as wp
 from tests.support.services_fixtures import real_merge, real_pull
 
@@ -148,7 +148,7 @@ def test_a_failure_leaves_the_pr_for_the_next_pass_and_the_others_proceed(fake_g
 
 
 def test_serve_reconciles_at_start_and_each_period_until_a_pass_succeeds(fake_github, svc, redis_conn):
-    from bot.recovery import Recovery
+    from bot.ops.recovery import Recovery
 
     open_pr(fake_github, svc, 1, NETWORK)
     fake_github.update_pull(REPO, 1, state="closed")
@@ -247,7 +247,7 @@ def test_a_handover_that_failed_for_good_waits_for_tfbot_reconcile(fake_github, 
 
 
 def test_periodic_passes_look_for_missed_merges_at_most_every_half_hour(fake_github, svc, redis_conn):
-    from bot.reconcile import AT_STARTUP, PERIODIC
+    from bot.ops.reconcile import AT_STARTUP, PERIODIC
 
     watching_since(redis_conn, 60)
     reconcile(svc, origin=PERIODIC)

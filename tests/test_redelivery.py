@@ -5,11 +5,11 @@ import time
 
 import pytest
 
-from bot import keys
+from bot.state import keys
 from bot.config import GitHubConfig, parse_config
-from bot.github_api import GitHubApp, HookDelivery
-from bot.recovery import Recovery
-from bot.redelivery import MAX_ATTEMPTS, OVERLAP_SECONDS, Verdict, decide, redeliver_missed, retryable
+from bot.adapters.github import GitHubApp, HookDelivery
+from bot.ops.recovery import Recovery
+from bot.ops.redelivery import MAX_ATTEMPTS, OVERLAP_SECONDS, Verdict, decide, redeliver_missed, retryable
 from tests.support import webhook_payloads as wp
 
 T0 = 1_700_000_000.0

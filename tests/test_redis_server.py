@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from bot.procs import alive
-from bot.redis_server import EmbeddedRedis, EmbeddedRedisError, connect
+from bot.adapters.procs import alive
+from bot.adapters.redis_server import EmbeddedRedis, EmbeddedRedisError, connect
 
 
 @pytest.fixture()

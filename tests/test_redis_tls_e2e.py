@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.redis_server import connect, server_binary
+from bot.adapters.redis_server import connect, server_binary
 from tests.support import webhook_payloads as wp
 from tests.support.tfbot_process import TfbotServer, free_port, wait_for, write_config
 

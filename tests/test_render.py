@@ -1,4 +1,4 @@
-"""bot.render: comment text, markers, outdated comments, splitting, commit statuses.
+"""bot.render.comments: comment text, markers, outdated comments, splitting, commit statuses.
 
 Structure is checked with cmarkgfm, GitHub's own markdown parser, rather than with render's own scanner:
 a part is valid when a paragraph appended after it renders as a paragraph (so no code fence was left
@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.models import Outcome, Project, ProjectResult, ResourceChange
-from bot.render import (
+from bot.render.comments import (
     COMMENT_LIMIT,
     SPLIT_MARGIN,
     code_span,
@@ -589,7 +589,7 @@ def test_split_property(body_and_code, limit):
 
 
 def test_output_over_the_limit_is_cut_with_a_pointer_to_the_run_log():
-    from bot.render import cut_output
+    from bot.render.comments import cut_output
 
     output = "".join(f"line {i}\n" for i in range(100_000))
     cut = cut_output(output, limit=10_000, where="https://tfbot.example.com/runs/r1")

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from bot import audit
-from bot.locks import LockStore
+from bot.state import audit
+from bot.state.locks import LockStore
 from bot.models import LockState, Project
 from bot.queue import events_queue, runs_queue
-from bot.records import Records
-from bot.redis_server import EmbeddedRedis, connect
+from bot.state.records import Records
+from bot.adapters.redis_server import EmbeddedRedis, connect
 from tests.support.gated import gated_workflow
 from tests.support.scenario import REPO
 from tests.support.tfbot_process import wait_for

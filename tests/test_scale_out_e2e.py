@@ -11,11 +11,11 @@ from typing import Iterator
 import pytest
 from rq.registry import FailedJobRegistry
 
-from bot import keys
-from bot.locks import LockStore
+from bot.state import keys
+from bot.state.locks import LockStore
 from bot.models import LockState, Project
-from bot.records import Records
-from bot.render import marker_of
+from bot.state.records import Records
+from bot.render.comments import marker_of
 from tests.support.cluster import Cluster, RedisTcpServer, overlaps, witness_workflows, witnessed_runs
 from tests.support.scenario import REPO, SUMMARY_RE
 from tests.support.tf_configs import hcl_string

@@ -9,8 +9,8 @@ import uuid
 import pytest
 import requests
 
-from bot import audit
-from bot.locks import LockStore
+from bot.state import audit
+from bot.state.locks import LockStore
 from bot.models import Project
 from tests.support import webhook_payloads as wp
 from tests.support.scenario import INSTALLATION, REPO, SECRET

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from bot.redis_server import EmbeddedRedis, connect
+from bot.adapters.redis_server import EmbeddedRedis, connect
 from tests.support import webhook_payloads as wp
 from tests.support.tfbot_process import TfbotServer, free_port, wait_for, write_config
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.locks import LockStore
+from bot.state.locks import LockStore
 from bot.models import LockState, Project
-from bot.procs import alive, descendants
+from bot.adapters.procs import alive, descendants
 from tests.support.scenario import REPO
 from tests.support.tfbot_process import free_port, wait_for, write_config
 

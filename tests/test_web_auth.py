@@ -9,8 +9,9 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 from werkzeug.security import generate_password_hash
 
-from bot import audit, jobs
-from bot.locks import LockStore
+from bot.state import audit
+from bot import jobs
+from bot.state.locks import LockStore
 from bot.models import Project
 from bot.queue import EVENTS_QUEUE
 from bot.services import WorkerServices

@@ -7,7 +7,7 @@ import re
 import pytest
 import requests
 
-from bot.locks import LockStore
+from bot.state.locks import LockStore
 from bot.models import LockState
 from tests.support.browser import ADMIN, ADMIN_HASH, ADMIN_PASSWORD
 from tests.support.scenario import REPO

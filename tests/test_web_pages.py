@@ -250,7 +250,7 @@ def test_ten_thousand_locks_are_paged_oldest_first(web, redis_conn):
 
 
 def test_the_whole_output_is_shown_even_past_the_comment_limit(web):
-    from bot.render import COMMENT_LIMIT
+    from bot.render.comments import COMMENT_LIMIT
 
     app, services = web
     lines = [f'  + resource "terraform_data" "r{i}" {{ input = "{"x" * 40}" }}' for i in range(3000)]
@@ -265,15 +265,22 @@ def test_the_whole_output_is_shown_even_past_the_comment_limit(web):
 
 
 def test_every_page_template_and_asset_is_packaged():
-    """A wheel (the Docker image installs one) carries only what package-data names."""
+    """A wheel (the Docker image installs one) carries only what package-data names: every file under bot/ that
+    is not Python is matched by a glob of the package it lies in."""
     import fnmatch
     from pathlib import Path
 
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 
     root = Path(__file__).resolve().parents[1]
-    globs = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["bot"]
-    files = [p.relative_to(root / "bot").as_posix() for d in ("templates/web", "static")
-             for p in (root / "bot" / d).iterdir() if p.is_file()]
-    assert files and all(any(fnmatch.fnmatch(f, g) and "/" not in f[len(g.rsplit("/", 1)[0]) + 1:]
-                             for g in globs) for f in files), (files, globs)
+    package_data = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+
+    def packaged(path: Path) -> bool:
+        package = next(p for p in path.parents if (p / "__init__.py").is_file())
+        globs = package_data.get(".".join(package.relative_to(root).parts), [])
+        relative = path.relative_to(package).as_posix()
+        return any(fnmatch.fnmatch(relative, g) and relative.count("/") == g.count("/") for g in globs)
+
+    files = [p for p in (root / "bot").rglob("*") if p.is_file() and p.suffix not in (".py", ".pyc")]
+    assert len(files) > 15 and {p.parent.name for p in files} >= {"web", "static", "templates", "builtin_workflows"}
+    assert [p for p in files if not packaged(p)] == [], package_data

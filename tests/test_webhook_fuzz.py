@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.app import create_app
+from bot.web.app import create_app
 from bot.config import parse_config
-from bot.preflight import TerraformCheck
+from bot.ops.preflight import TerraformCheck
 from bot.services import WebServices
 from tests.support import webhook_payloads as wp
 

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from bot.webhooks import WebhookRejected, parse_delivery, signature_for, verify_signature, validate_payload
+from bot.intake.webhooks import WebhookRejected, parse_delivery, signature_for, verify_signature, validate_payload
 
 SECRET = "It's a Secret to Everybody"
 

@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from bot.locks import LockStore
+from bot.state.locks import LockStore
 from bot.models import Project
 from tests.support.scenario import REPO
 from tests.support.tfbot_process import wait_for

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.terraform import TerraformResult, action_name, read_resource_changes
-from bot.workflows import (
+from bot.adapters.terraform import TerraformResult, action_name, read_resource_changes
+from bot.projects.workflows import (
     Step,
     Workflow,
     WorkflowError,

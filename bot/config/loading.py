@@ -233,7 +233,7 @@ def _read_private_key(raw: dict[str, Any], base_dir: Path, report: _Problems) ->
 def _check_terraform(raw: dict[str, Any], base_dir: Path, report: _Problems) -> None:
     import tempfile
 
-    from bot.preflight import check_terraform
+    from bot.ops.preflight import check_terraform
 
     binary = _get(raw, "terraform.binary")
     binary = binary.strip() if isinstance(binary, str) and binary.strip() else "terraform"
@@ -346,6 +346,6 @@ def _suggestion(loc: list[Any]) -> str:
 
 
 def _default_secret_resolver(reference: str, aws: AwsConfig) -> str:
-    from bot.secrets import resolve_secret
+    from bot.adapters.secrets import resolve_secret
 
     return resolve_secret(reference, aws)

@@ -195,7 +195,7 @@ class ProjectConfig(_Model):
     @field_validator("workspace")
     @classmethod
     def _workspace(cls, value: str) -> str:
-        from bot.terraform import validate_workspace
+        from bot.adapters.terraform import validate_workspace
 
         try:
             validate_workspace(value)

@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request
 
-from bot import keys
+from bot.state import keys
 from bot.models import LockInfo
 from bot.web import present, unlocking
 from bot.web.auth import csrf_ok, current_admin, safe_next

@@ -6,7 +6,7 @@ import time
 from flask import Blueprint, Flask, Response, current_app, g, request
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from bot.metrics import Metrics
+from bot.ops.metrics import Metrics
 
 bp = Blueprint("metrics", __name__)
 WEBHOOK_ENDPOINT = "events.receive_event"

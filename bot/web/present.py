@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterable
 
 from bot.models import LockInfo, LockState
-from bot.render import strip_ansi
+from bot.render.comments import strip_ansi
 
 # A lock older than this is shown as old: it probably blocks others and someone should look at it.
 OLD_LOCK_SECONDS = 24 * 3600

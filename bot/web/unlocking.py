@@ -9,12 +9,12 @@ import logging
 from dataclasses import asdict, fields
 from typing import Any
 
-from bot import audit
-from bot.decision import Action, Event, Facts, LockView, decide
-from bot.handover import drop_plans, plan_next
+from bot.state import audit
+from bot.lifecycle.decision import Action, Event, Facts, LockView, decide
+from bot.lifecycle.handover import drop_plans, plan_next
 from bot.models import LockInfo, LockState, Project
 from bot.queue import enqueue_event
-from bot.render import code_span, escape_text
+from bot.render.comments import code_span, escape_text
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def release(svc: Any, repo: str, dir: str, workspace: str, by: str, via: str,
 
     Returns (the released lock, the waiter it was handed to) or (None, None) when nothing was released:
     the workspace was free, or its lock changed hands since `token` was read. Raises UnlockRefused when
-    bot/decision.py refuses: an apply is running (its guard is held), or the PR applied what the default
+    bot/lifecycle/decision.py refuses: an apply is running (its guard is held), or the PR applied what the default
     branch lacks and no `reason` was given. `svc` needs `locks`, `redis`, `events_queue` and `project_of_lock`.
     """
     target = Project(repo=repo, name=dir, dir=dir, workspace=workspace)

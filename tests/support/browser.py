@@ -14,10 +14,10 @@ import pytest
 import redis as redis_lib
 from werkzeug.security import generate_password_hash
 
-from bot import keys
+from bot.state import keys
 from bot.config import parse_config
 from bot.models import LockInfo, LockState
-from bot.preflight import TerraformCheck
+from bot.ops.preflight import TerraformCheck
 from bot.services import WebServices
 from tests.support.tfbot_process import REPO_ROOT
 
@@ -46,7 +46,7 @@ def web_config(tmp_path: Path, private_key: str, server: dict[str, Any] | None =
 def make_web_app(conn: redis_lib.Redis, tmp_path: Path, private_key: str, server: dict[str, Any] | None = None,
                  **top: Any):
     """(Flask app, WebServices) as `tfbot serve` builds them, over `conn`."""
-    from bot.app import create_app
+    from bot.web.app import create_app
 
     services = WebServices(config=web_config(tmp_path, private_key, server, **top), redis=conn,
                            terraform_check=TerraformCheck(True, "1.11.4", "/usr/bin/terraform"))

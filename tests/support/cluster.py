@@ -35,7 +35,7 @@ class RedisTcpServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> str:
-        from bot.redis_server import server_binary
+        from bot.adapters.redis_server import server_binary
 
         self.dir.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
@@ -230,6 +230,6 @@ class Cluster(Scenario):
         self.sent_to[host.name] = self.sent_to.get(host.name, 0) + 1
 
     def redis(self) -> Any:
-        from bot.redis_server import connect
+        from bot.adapters.redis_server import connect
 
         return connect(self.settings["redis_url"])

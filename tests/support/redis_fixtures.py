@@ -8,7 +8,7 @@ from typing import Iterator
 import pytest
 import redis
 
-from bot.redis_server import EmbeddedRedis, connect
+from bot.adapters.redis_server import EmbeddedRedis, connect
 
 
 @pytest.fixture(scope="session")

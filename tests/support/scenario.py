@@ -191,13 +191,13 @@ class Scenario:
 
     def lock(self, dir_: str, workspace: str = "default") -> Any:
         """The workspace lock of (dir, workspace) in this repository, from the real lock store, or None."""
-        from bot.locks import LockStore
+        from bot.state.locks import LockStore
         from bot.models import Project
 
         return LockStore(self.redis()).get(Project(repo=REPO, name=dir_, dir=dir_, workspace=workspace))
 
     def redis(self) -> Any:
-        from bot.redis_server import EmbeddedRedis, connect
+        from bot.adapters.redis_server import EmbeddedRedis, connect
 
         return connect(EmbeddedRedis(Path(self.settings["data_dir"])).url)
 

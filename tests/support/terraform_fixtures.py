@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.terraform import Terraform
+from bot.adapters.terraform import Terraform
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,350 @@
+"""The narrow GitHub adapter: everything tfbot asks of GitHub goes through here, over PyGithub.
+
+Nothing else imports PyGithub, so the client can be replaced. PyGithub 2.x defaults that matter and are
+overridden here: it sleeps 0.25 s before every request and 1 s before every write, and retries a 5xx ten
+times; tfbot takes both from `github.*` settings instead.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import redis
+from cryptography.fernet import Fernet, InvalidToken
+from github import Auth, Github, GithubException, GithubIntegration, GithubRetry
+
+from bot.state import keys
+from bot.config import GitHubConfig
+from bot.ops.logs import masker
+
+log = logging.getLogger(__name__)
+
+# Refresh an installation token this long before GitHub's expiry, so a long run never holds a dead one.
+TOKEN_MARGIN_SECONDS = 300
+
+
+class GitHubError(Exception):
+    """A GitHub call failed after retries; the message names the call and GitHub's status and message."""
+
+
+@dataclass(frozen=True)
+class PullInfo:
+    """What tfbot needs to know about a pull request."""
+
+    number: int
+    title: str
+    author: str
+    state: str
+    draft: bool
+    merged: bool
+    head_sha: str
+    head_ref: str
+    base_sha: str
+    base_ref: str
+    merge_commit_sha: str | None
+    is_fork: bool
+    mergeable: bool | None
+    html_url: str
+    clone_url: str
+    merged_by: str = ""
+    default_branch: str = ""  # the repository's default branch ("" when GitHub did not say)
+
+
+@dataclass(frozen=True)
+class HookDelivery:
+    """One attempt to deliver a webhook, as GitHub lists the App's deliveries (`GET /app/hook/deliveries`).
+
+    `guid` is the `X-GitHub-Delivery` header the attempt carried: a redelivery keeps the guid and gets a new id.
+    `status_code` is what tfbot (or whatever stood at the webhook URL) answered; 0 when nothing answered.
+    """
+
+    id: int
+    guid: str
+    delivered_at: float
+    redelivery: bool
+    status_code: int
+    event: str
+    action: str
+    installation_id: int | None
+    repository_id: int | None
+
+
+class GitHubApp:
+    """Authenticates as the App and hands out per-installation clients with cached tokens."""
+
+    def __init__(self, config: GitHubConfig, store: redis.Redis | None = None):
+        self.config = config
+        self.store = store
+        self._tokens: dict[int, tuple[str, float]] = {}
+        self._app_client: GithubIntegration | None = None  # authenticated as the App (JWT), built on first use
+
+    def _retry(self) -> GithubRetry | None:
+        if self.config.retries == 0:
+            return None
+        # 5xx and secondary rate limits (403/429 with Retry-After or x-ratelimit-reset) are retried with
+        # exponential backoff and jitter, `retries` times; Retry-After is honoured up to 30 s, never minutes.
+        return GithubRetry(
+            total=self.config.retries,
+            backoff_factor=0.5,
+            backoff_jitter=0.5,
+            secondary_rate_wait=30,
+            status_forcelist=[*range(500, 600), 429],
+            allowed_methods={"GET", "POST", "PATCH", "PUT", "DELETE", "HEAD"},
+        )
+
+    def installation_token(self, installation_id: int) -> str:
+        """A token for the installation, minted with the App's JWT and reused until shortly before it expires."""
+        cached = self._tokens.get(installation_id)
+        if cached is None and self.store is not None:
+            raw = self.store.get(keys.installation_token(installation_id))
+            if raw:
+                try:
+                    token, expires = json.loads(self._cipher().decrypt(raw))
+                    cached = (token, float(expires))
+                except (InvalidToken, ValueError):
+                    cached = None  # written under another App key: mint a new one
+        if cached and cached[1] - time.time() > TOKEN_MARGIN_SECONDS:
+            masker().add(cached[0])  # minted by another process: this one must mask it too
+            return cached[0]
+        try:
+            auth = self._integration().get_access_token(installation_id)
+        except GithubException as exc:
+            raise GitHubError(f"minting a token for installation {installation_id}: {_describe(exc)}") from None
+        expires = auth.expires_at.timestamp() if auth.expires_at else time.time() + 3600
+        masker().add(auth.token)
+        self._tokens[installation_id] = (auth.token, expires)
+        if self.store is not None:
+            # Work horses are forked per job; Redis lets them share a token instead of minting one per job.
+            ttl = max(1, int(expires - time.time() - TOKEN_MARGIN_SECONDS))
+            sealed = self._cipher().encrypt(json.dumps([auth.token, expires]).encode())
+            self.store.set(keys.installation_token(installation_id), sealed, ex=ttl)
+        return auth.token
+
+    def _cipher(self) -> Fernet:
+        """Tokens cached in Redis are sealed with a key derived from the App's private key: Redis alone gives none."""
+        digest = hashlib.sha256(b"tfbot installation token cache\0" + self.config.private_key.encode()).digest()
+        return Fernet(base64.urlsafe_b64encode(digest))
+
+    def repo(self, installation_id: int, full_name: str) -> "RepoAPI":
+        token = self.installation_token(installation_id)
+        client = Github(
+            auth=Auth.Token(token),
+            base_url=self.config.api_url,
+            timeout=int(self.config.timeout),
+            retry=self._retry(),
+            seconds_between_requests=None,
+            seconds_between_writes=self.config.write_interval or None,
+            # Objects are fetched when first read, so commenting on an issue costs one request, not three.
+            lazy=True,
+        )
+        return RepoAPI(client, full_name, token)
+
+    # --- the App's own endpoints, called with its JWT (PyGithub has no methods for the App's hook deliveries) ---
+
+    def _integration(self) -> GithubIntegration:
+        if self._app_client is None:
+            import jwt
+            from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+            # PyGithub given the PEM parses it again for every JWT (~50 ms): a pass may make hundreds of calls.
+            key = load_pem_private_key(self.config.private_key.encode(), password=None)
+            self._app_client = GithubIntegration(
+                auth=Auth.AppAuth(self.config.app_id, sign_func=lambda claims: jwt.encode(claims, key, "RS256")),
+                base_url=self.config.api_url,
+                timeout=int(self.config.timeout),
+                retry=self._retry(),
+                seconds_between_requests=None,
+                seconds_between_writes=None,
+            )
+        return self._app_client
+
+    def hook_deliveries(self, since: float) -> list[HookDelivery]:
+        """The App's webhook delivery attempts made at or after `since` (unix time), newest first."""
+        from github.HookDelivery import HookDeliverySummary
+        from github.PaginatedList import PaginatedList
+
+        found: list[HookDelivery] = []
+        pages = PaginatedList(HookDeliverySummary, self._integration().requester, "/app/hook/deliveries",
+                              {"per_page": 100})
+        try:
+            # GitHub lists newest first and pages with an opaque cursor: stop at the first one older than `since`.
+            for d in pages:
+                at = d.delivered_at.timestamp() if d.delivered_at else 0.0
+                if at < since:
+                    break
+                found.append(HookDelivery(
+                    id=int(d.id or 0), guid=d.guid or "", delivered_at=at, redelivery=bool(d.redelivery),
+                    status_code=int(d.status_code or 0), event=d.event or "", action=d.action or "",
+                    installation_id=d.installation_id, repository_id=d.repository_id,
+                ))
+        except GithubException as exc:
+            raise GitHubError(f"listing the App's webhook deliveries: {_describe(exc)}") from None
+        return found
+
+    def redeliver(self, delivery_id: int) -> None:
+        """Ask GitHub to send delivery `delivery_id` again (`POST /app/hook/deliveries/{id}/attempts`)."""
+        try:
+            url = f"/app/hook/deliveries/{int(delivery_id)}/attempts"
+            self._integration().requester.requestJsonAndCheck("POST", url)
+        except GithubException as exc:
+            raise GitHubError(f"redelivering webhook delivery {delivery_id}: {_describe(exc)}") from None
+
+    def installed_repos(self) -> list[tuple[int, str]]:
+        """(installation id, OWNER/NAME) of every repository the App is installed on, by installation."""
+        from github.PaginatedList import PaginatedList
+        from github.Repository import Repository
+
+        try:
+            installations = sorted(int(i.id) for i in self._integration().get_installations())
+        except GithubException as exc:
+            raise GitHubError(f"listing the App's installations: {_describe(exc)}") from None
+        found: list[tuple[int, str]] = []
+        for installation in installations:
+            client = Github(auth=Auth.Token(self.installation_token(installation)), base_url=self.config.api_url,
+                            timeout=int(self.config.timeout), retry=self._retry(), seconds_between_requests=None)
+            pages = PaginatedList(Repository, client.requester, "/installation/repositories", {"per_page": 100},
+                                  list_item="repositories")
+            try:
+                found += [(installation, str(r.full_name)) for r in pages]
+            except GithubException as exc:
+                raise GitHubError(f"listing the repositories of installation {installation}: {_describe(exc)}") \
+                    from None
+        return found
+
+    def repo_installation(self, full_name: str) -> int:
+        """The id of the App's installation on repository `full_name`."""
+        owner, _, name = full_name.partition("/")
+        try:
+            return int(self._integration().get_repo_installation(owner, name).id)
+        except GithubException as exc:
+            raise GitHubError(f"finding the installation of {full_name}: {_describe(exc)}") from None
+
+
+class RepoAPI:
+    """One repository as one installation sees it."""
+
+    def __init__(self, client: Github, full_name: str, token: str):
+        self._gh = client
+        self.full_name = full_name
+        self._token = token
+        self._repo: Any = None
+
+    def _r(self) -> Any:
+        if self._repo is None:
+            self._repo = self._call("get repository", lambda: self._gh.get_repo(self.full_name))
+        return self._repo
+
+    def _call(self, what: str, fn: Any) -> Any:
+        try:
+            return fn()
+        except GithubException as exc:
+            raise GitHubError(f"{what} on {self.full_name}: {_describe(exc)}") from None
+
+    def authenticated_clone_url(self, clone_url: str) -> str:
+        """The clone URL with the installation token for https remotes; other schemes unchanged."""
+        parts = urlsplit(clone_url)
+        if parts.scheme != "https":
+            return clone_url
+        netloc = f"x-access-token:{quote(self._token, safe='')}@{parts.hostname}" + (
+            f":{parts.port}" if parts.port else ""
+        )
+        return urlunsplit(parts._replace(netloc=netloc))
+
+    def pull(self, number: int) -> PullInfo:
+        p = self._call(f"get pull #{number}", lambda: self._r().get_pull(number))
+        head_repo = p.head.repo
+        return PullInfo(
+            number=p.number,
+            title=p.title or "",
+            author=p.user.login if p.user else "",
+            state=p.state,
+            draft=bool(p.draft),
+            merged=bool(p.merged),
+            head_sha=p.head.sha,
+            head_ref=p.head.ref,
+            base_sha=p.base.sha,
+            base_ref=p.base.ref,
+            merge_commit_sha=p.merge_commit_sha,
+            is_fork=bool(head_repo is None or head_repo.full_name != self.full_name),
+            mergeable=p.mergeable,
+            html_url=p.html_url,
+            clone_url=p.base.repo.clone_url,
+            merged_by=p.merged_by.login if p.merged and p.merged_by else "",
+            default_branch=p.base.repo.default_branch or "",
+        )
+
+    def create_comment(self, number: int, body: str) -> int:
+        c = self._call(f"comment on #{number}", lambda: self._r().get_issue(number).create_comment(body))
+        return int(c.id)
+
+    def _comment(self, number: int, comment_id: int) -> Any:
+        # PyGithub reaches an issue comment through its issue; the extra GET is lazy-free but cheap.
+        return self._r().get_issue(number).get_comment(comment_id)
+
+    def edit_comment(self, number: int, comment_id: int, body: str) -> None:
+        self._call(f"edit comment {comment_id}", lambda: self._comment(number, comment_id).edit(body))
+
+    def comment_body(self, number: int, comment_id: int) -> str:
+        return str(self._call(f"get comment {comment_id}", lambda: self._comment(number, comment_id).body) or "")
+
+    def comment_bodies(self, number: int) -> list[tuple[int, str, str]]:
+        """(id, author login, body) of every comment on the PR, oldest first."""
+        comments = self._call(f"list comments of #{number}", lambda: list(self._r().get_issue(number).get_comments()))
+        return [(int(c.id), c.user.login if c.user else "", c.body or "") for c in comments]
+
+    def react(self, number: int, comment_id: int, content: str) -> None:
+        self._call(
+            f"react to comment {comment_id}", lambda: self._comment(number, comment_id).create_reaction(content)
+        )
+
+    def set_status(self, sha: str, context: str, state: str, description: str, target_url: str = "") -> None:
+        # GitHub rejects descriptions over 140 characters.
+        description = description if len(description) <= 140 else description[:139] + "…"
+        kwargs = {"state": state, "description": description, "context": context}
+        if target_url:
+            kwargs["target_url"] = target_url
+        self._call(f"set status {context} on {sha[:8]}", lambda: self._r().get_commit(sha).create_status(**kwargs))
+
+    def permission(self, login: str) -> str:
+        """'admin', 'maintain', 'write', 'triage', 'read' or 'none' (unknown users are 'none')."""
+        try:
+            perm = self._r().get_collaborator_permission(login)
+        except GithubException as exc:
+            if exc.status == 404:
+                return "none"
+            raise GitHubError(f"permission of {login} on {self.full_name}: {_describe(exc)}") from None
+        return str(perm)
+
+    def merged_since(self, since: float) -> list[tuple[int, str]]:
+        """(number, merge commit sha) of the PRs merged at or after `since` (unix time), newest update first."""
+        def listed() -> list[tuple[int, str]]:
+            found = []
+            # Sorted by last update, newest first: a PR merged after `since` was updated after it too.
+            for p in self._r().get_pulls(state="closed", sort="updated", direction="desc"):
+                if p.updated_at is not None and p.updated_at.timestamp() < since:
+                    break
+                if p.merged_at is not None and p.merged_at.timestamp() >= since and p.merge_commit_sha:
+                    found.append((int(p.number), str(p.merge_commit_sha)))
+            return found
+
+        return list(self._call("list closed pulls", listed))
+
+    def approved_on(self, number: int, sha: str) -> list[str]:
+        """Logins whose latest review of the PR approves commit `sha`."""
+        reviews = self._call(f"list reviews of #{number}", lambda: list(self._r().get_pull(number).get_reviews()))
+        latest: dict[str, Any] = {}
+        for review in reviews:
+            if review.user and review.state in ("APPROVED", "CHANGES_REQUESTED", "DISMISSED"):
+                latest[review.user.login] = review
+        return [login for login, r in latest.items() if r.state == "APPROVED" and r.commit_id == sha]
+
+
+def _describe(exc: GithubException) -> str:
+    message = exc.data.get("message") if isinstance(exc.data, dict) else str(exc.data or "")
+    return f"GitHub answered {exc.status}: {message or 'no message'}"

@@ -1,0 +1,62 @@
+"""`POST /events`: verify, de-duplicate and enqueue a GitHub delivery. Never runs git or Terraform."""
+from __future__ import annotations
+
+import logging
+
+import redis
+from flask import Blueprint, current_app, g, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from bot.state import keys
+from bot.queue import enqueue_delivery
+from bot.intake.webhooks import HANDLED_EVENTS, WebhookRejected, parse_delivery
+
+log = logging.getLogger(__name__)
+bp = Blueprint("events", __name__)
+
+# GitHub may redeliver for days; a week of delivery ids costs little and covers manual redeliveries.
+DELIVERY_TTL_SECONDS = 7 * 24 * 3600
+
+
+@bp.post("/events")
+def receive_event():  # type: ignore[no-untyped-def]
+    services = current_app.extensions["tfbot"]
+    config = services.config
+    try:
+        body = request.get_data(cache=False)
+    except RequestEntityTooLarge:
+        return _answer(413, "body larger than the 25 MB GitHub sends at most", "too_large")
+    try:
+        delivery = parse_delivery(request.headers, body, config.github.webhook_secret)
+    except WebhookRejected as exc:
+        log.warning("rejected webhook from %s: %s", request.remote_addr, exc.reason)
+        return _answer(exc.status, exc.reason, "rejected")
+    if delivery.event == "ping":
+        log.info("ping from GitHub (hook %s)", delivery.payload.get("hook_id"))
+        return _answer(200, "pong", "ping")
+    if delivery.event not in HANDLED_EVENTS:
+        return _answer(202, f"event {delivery.event!r} is not handled; ignored", "ignored")
+    if delivery.repo and config.repo_config(delivery.repo) is None:
+        log.info("ignored %s: repository not in config.repos", delivery.describe())
+        return _answer(202, f"repository {delivery.repo} is not configured; ignored", "ignored")
+    try:
+        first = services.redis.set(keys.delivery(delivery.id), "1", nx=True, ex=DELIVERY_TTL_SECONDS)
+        if not first:
+            log.info("duplicate %s acknowledged, not processed again", delivery.describe())
+            return _answer(200, "duplicate delivery; already processed", "duplicate")
+        try:
+            enqueue_delivery(services.events_queue, delivery.id, delivery.event, delivery.payload)
+        except Exception:
+            # Forget the id so GitHub's redelivery of this event is not mistaken for a duplicate.
+            services.redis.delete(keys.delivery(delivery.id))
+            raise
+    except (redis.RedisError, OSError) as exc:
+        log.error("Redis unavailable, answering 503 for %s: %s", delivery.describe(), exc)
+        return _answer(503, "queue unavailable; GitHub can redeliver this event", "unavailable")
+    log.info("queued %s", delivery.describe())
+    return _answer(202, "queued", "queued")
+
+
+def _answer(status: int, message: str, outcome: str):  # type: ignore[no-untyped-def]
+    g.webhook_outcome = outcome  # counted by bot.web.metrics
+    return jsonify({"status": status, "message": message}), status

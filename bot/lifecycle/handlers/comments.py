@@ -1,0 +1,164 @@
+"""PR comments: `plan`, `apply`, `unlock`, `help`. Parsing is pure (bot.lifecycle.commands); this module acts on it."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from bot.lifecycle.commands import Command as CommentCommand
+from bot.lifecycle.commands import Ignore, Reply, describe_flags, parse_comment
+from bot.adapters.github import PullInfo, RepoAPI
+from bot.state import audit
+from bot.lifecycle.decision import Action, Event, Facts, LockView, decide
+from bot.lifecycle.handlers.pull_requests import FORK_APPROVED, FORK_REFUSAL, base_head, projects_of_pull, too_many
+from bot.lifecycle.handover import release_and_hand_over
+from bot.models import Outcome, ProjectResult
+from bot.lifecycle.permissions import WRITE_PERMISSIONS, apply_refusals, may_write
+from bot.lifecycle.planning import start_command
+from bot.projects.detection import select
+from bot.lifecycle.routing import Router
+from bot.intake.webhooks import Delivery
+
+log = logging.getLogger(__name__)
+router = Router()
+
+
+@router.register("issue_comment", "created")
+def on_comment(delivery: Delivery, svc: Any) -> None:
+    payload = delivery.payload
+    if not payload["issue"].get("pull_request"):
+        return  # a comment on an issue, not a PR
+    comment = payload["comment"]
+    author = str(comment["user"]["login"])
+    parsed = parse_comment(str(comment["body"]), author, bot_login=svc.bot_login)
+    if isinstance(parsed, Ignore):
+        return
+    number = int(payload["issue"]["number"])
+    svc.records.set_pull_field(delivery.repo, number, "installation", str(delivery.installation_id))  # for unlocks
+    gh = svc.github.repo(delivery.installation_id, delivery.repo)
+    if isinstance(parsed, Reply):
+        gh.create_comment(number, svc.render_notice("help", number, "", parsed.text))
+        return
+    gh.react(number, int(comment["id"]), "eyes")
+    log.info("%s: %s by %s", delivery.describe(), parsed.name, author)
+    handler = {"plan": _plan, "apply": _apply, "unlock": _unlock}[parsed.name]
+    handler(svc, gh, delivery, number, author, parsed)
+
+
+def _plan(svc: Any, gh: RepoAPI, delivery: Delivery, number: int, author: str, cmd: CommentCommand) -> None:
+    repo_cfg = svc.config.repo_config(delivery.repo)
+    pull = gh.pull(number)
+    if pull.state != "open":
+        _say(svc, gh, pull, f"@{author}: #{number} is {'merged' if pull.merged else 'closed'}; there is nothing to plan.")
+        return
+    if pull.is_fork and not repo_cfg.allow_fork_prs:
+        _say(svc, gh, pull, FORK_REFUSAL)
+        return
+    if pull.is_fork and not may_write(gh, author):
+        _say(svc, gh, pull, f"@{author}: plans of fork PRs run only when someone with write access comments `plan`.")
+        return
+    if pull.is_fork and not _head_predates(svc, delivery, pull):
+        _say(svc, gh, pull, f"@{author}: the head of this fork PR, {pull.head_sha[:8]}, was pushed after your comment "
+             "(or tfbot has not seen its push yet), so it is not the code you reviewed. Review it and comment `plan` "
+             "again.")
+        return
+    if pull.is_fork:
+        svc.records.set_pull_field(delivery.repo, number, FORK_APPROVED, pull.head_sha)
+    svc.records.set_head(delivery.repo, number, pull.head_sha)
+    projects = select(projects_of_pull(svc, gh, delivery.repo, repo_cfg, pull), cmd.project, cmd.dir, cmd.workspace)
+    if not projects:
+        _say(svc, gh, pull, f"@{author}: no Terraform project of this PR matches {_flags(cmd)}: nothing to plan.")
+        return
+    if too_many(svc, gh, pull, projects):
+        return
+    start_command(svc, "plan", delivery.repo, pull, delivery.installation_id, author, projects)
+
+
+def _apply(svc: Any, gh: RepoAPI, delivery: Delivery, number: int, author: str, cmd: CommentCommand) -> None:
+    pull = gh.pull(number)
+    if not _may(svc, gh, pull, "apply", author):
+        return
+    if pull.state != "open" and not pull.merged:
+        _say(svc, gh, pull, f"@{author}: #{number} was closed without merging; its locks are released.")
+        return
+    locks = svc.locks.locks_of_pull(delivery.repo, number)
+    projects = select([svc.project_of_lock(lock) for lock in locks], cmd.project, cmd.dir, cmd.workspace)
+    if not projects:
+        _say(svc, gh, pull, f"@{author}: this PR holds no lock matching {_flags(cmd)}; comment `plan` first.")
+        return
+    extra: dict[str, Any] = {}
+    if pull.merged:
+        extra["base_head_sha"] = base_head(svc, gh, delivery.repo, pull)
+    refusals = {} if pull.merged else apply_refusals(
+        gh, pull, projects, allow_draft=svc.config.repo_config(delivery.repo).allow_draft_apply)
+    prefilled = [ProjectResult(p, Outcome.REFUSED, head_sha=pull.head_sha, message=refusals[p.id])
+                 for p in projects if p.id in refusals]
+    # Everything else (head moved, base changed the project, already applied) is decided under the run guard.
+    runnable = [p for p in projects if p.id not in refusals]
+    start_command(svc, "apply", delivery.repo, pull, delivery.installation_id, author, runnable, prefilled=prefilled,
+                  extra_info=extra)
+
+
+def _head_predates(svc: Any, delivery: Delivery, pull: PullInfo) -> bool:
+    """Whether the PR's head arrived strictly before the comment was written (GitHub's clock, both ISO 8601 UTC).
+
+    A writer's `plan` on a fork approves the code they saw; a head pushed in the same second or later is not it.
+    """
+    arrived = svc.records.pull_field(delivery.repo, pull.number, f"head_at:{pull.head_sha}")
+    written = str(delivery.payload["comment"].get("created_at") or "")
+    return bool(arrived and written and arrived < written)
+
+
+def _may(svc: Any, gh: RepoAPI, pull: PullInfo, verb: str, author: str) -> bool:
+    """Asked of GitHub on every command: write, maintain or admin may apply and unlock; others are told why not."""
+    permission = gh.permission(author)
+    if permission in WRITE_PERMISSIONS:
+        return True
+    _refuse(svc, gh, pull, verb, author, f"@{author} has `{permission}` permission on this repository; "
+            f"`{verb}` needs write, maintain or admin.")
+    return False
+
+
+def _unlock(svc: Any, gh: RepoAPI, delivery: Delivery, number: int, author: str, cmd: CommentCommand) -> None:
+    pull = gh.pull(number)
+    if not _may(svc, gh, pull, "unlock", author):
+        return
+    locks = {svc.project_of_lock(lock).id: lock for lock in svc.locks.locks_of_pull(delivery.repo, number)}
+    projects = select([svc.project_of_lock(lock) for lock in locks.values()], cmd.project, cmd.dir, cmd.workspace)
+    released, refused = [], []
+    for project in projects:
+        lock = locks[project.id]
+        state = "merged" if pull.merged else pull.state
+        decision = decide(Event.UNLOCK, Facts(pull=number, pr_state=state, applies=True, head_sha=pull.head_sha,  # type: ignore[arg-type]
+                                              lock=LockView(lock.pull, lock.state, lock.diverged)))
+        # Only the lock this PR holds now (its token), never one handed on meanwhile; the release script refuses
+        # again, atomically, what the decision refused (an apply may have started since the read).
+        if decision.action is Action.RELEASE and release_and_hand_over(
+                svc, project, number, lock.token, reason=f"@{author} unlocked it on #{number}", mode="unlock"):
+            audit.record(svc.redis, audit.AuditEntry(action="unlock", repo=delivery.repo, pull=number,
+                                                     project=project.name, user=author, detail="unlock comment"))
+            released.append(project)
+        else:
+            why = decision.reason if decision.action is not Action.RELEASE else "an apply started meanwhile"
+            refused.append(f"`{project.name}`: {why}")
+    if released:
+        names = ", ".join(f"`{p.name}`" for p in released)
+        _say(svc, gh, pull, f"@{author} unlocked {names}. Saved plans of this PR for them are discarded; "
+             "the next PR in line, if any, is planned now. Comment `plan` to take the lock again.")
+    if refused:
+        _say(svc, gh, pull, f"@{author}: not unlocked: " + "; ".join(refused) + ".")
+    if not released and not refused:
+        _say(svc, gh, pull, f"@{author}: this PR holds no lock matching {_flags(cmd)}.")
+
+
+def _say(svc: Any, gh: RepoAPI, pull: PullInfo, text: str) -> None:
+    gh.create_comment(pull.number, svc.render_notice("notice", pull.number, pull.head_sha, text))
+
+
+def _refuse(svc: Any, gh: RepoAPI, pull: PullInfo, what: str, author: str, why: str) -> None:
+    log.warning("%s#%d: %s by %s refused: %s", gh.full_name, pull.number, what, author, why)
+    gh.create_comment(pull.number, svc.render_notice("refused", pull.number, pull.head_sha,
+                                                     f"**{what} refused.** {why}"))
+
+
+def _flags(cmd: CommentCommand) -> str:
+    return describe_flags(cmd)

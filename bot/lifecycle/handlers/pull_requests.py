@@ -1,0 +1,289 @@
+"""Pull request events: autoplan on push, apply on merge, release on close."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from bot.config import RepoConfig
+from bot.adapters.github import PullInfo, RepoAPI
+from bot.state import keys
+from bot.lifecycle.decision import Action, Event, Facts, LockView, decide
+from bot.intake.replay import closed_fingerprint
+from bot.lifecycle.handover import drop_plans, plan_next, release_and_hand_over
+from bot.models import Project
+from bot.lifecycle.planning import start_command
+from bot.projects.detection import affected_projects, deleted_roots
+from bot.state.records import project_from_dict
+from bot.lifecycle.routing import Router
+from bot.intake.webhooks import Delivery
+
+log = logging.getLogger(__name__)
+router = Router()
+
+FORK_REFUSAL = (
+    "tfbot does not plan pull requests from forks: a plan runs code from the PR (providers, `external` data "
+    "sources) on tfbot's host with its credentials. An admin can allow it with `allow_fork_prs: true`."
+)
+FORK_APPROVED = "fork_approved_sha"  # pull record field: the fork head a writer's `plan` approved
+FORK_NEEDS_WRITER = (
+    "This PR comes from a fork: tfbot does not plan it on every push, because a plan runs the PR's code on "
+    "tfbot's host. Someone with write access can review the code and comment `plan`."
+)
+
+
+@router.register("pull_request", "opened")
+@router.register("pull_request", "reopened")
+@router.register("pull_request", "synchronize")
+@router.register("pull_request", "ready_for_review")
+@router.register("pull_request", "edited")
+def autoplan(delivery: Delivery, svc: Any) -> None:
+    payload = delivery.payload
+    if delivery.action == "edited" and "base" not in (payload.get("changes") or {}):
+        return  # a new title or body: nothing to plan
+
+    repo = delivery.repo
+    repo_cfg = svc.config.repo_config(repo)
+    number = int(payload["number"])
+    pr = payload["pull_request"]
+    if pr.get("draft") and not repo_cfg.plan_drafts:
+        log.info("%s: draft PR, not planned (plan_drafts is off)", delivery.describe())
+        return
+    gh = svc.github.repo(delivery.installation_id, repo)
+    pull = gh.pull(number)
+    if delivery.action == "reopened":
+        # Reopened: its next close is a new event, not a replay of the last one.
+        svc.redis.delete(keys.event_fingerprint(closed_fingerprint(repo, number)))
+    if pull.state != "open":
+        log.info("%s: PR is %s now; not planned", delivery.describe(), pull.state)
+        return
+    if pull.head_sha != pr["head"]["sha"]:
+        log.info("%s: head moved to %s since this event; its own event plans it", delivery.describe(),
+                 pull.head_sha[:8])
+        return
+    if pull.is_fork:
+        # Even where forks are allowed, their code runs on our host only after a person with write access asks,
+        # and only the head that existed when they asked: remember when GitHub says each head arrived.
+        if delivery.action in ("opened", "synchronize", "reopened") and pr.get("updated_at"):
+            svc.records.set_pull_field(repo, number, f"head_at:{pull.head_sha}", str(pr["updated_at"]))
+        refuse_fork(svc, gh, repo, pull, FORK_REFUSAL if not repo_cfg.allow_fork_prs else FORK_NEEDS_WRITER)
+        return
+    svc.records.set_head(repo, number, pull.head_sha)
+    svc.records.set_pull_field(repo, number, "installation", str(delivery.installation_id))  # for unlocks from the page
+    changed = projects_of_pull(svc, gh, repo, repo_cfg, pull)
+    tell_deleted_roots(svc, gh, repo, pull)
+    applies = repo_cfg.applies_to(pull.base_ref, pull.default_branch or pull.base_ref)
+    note = release_untouched(svc, repo, number, {p.id for p in changed} if applies else set(),
+                             "this PR no longer changes it" if applies else
+                             f"this PR's base `{pull.base_ref}` is not a branch tfbot applies")
+    if delivery.action == "edited":
+        note = f"The base branch changed to `{pull.base_ref}`: planned again against it. {note}".strip()
+    projects = [p for p in changed if p.autoplan]
+    if not projects:
+        gh.set_status(pull.head_sha, "tfbot/plan", "success", "No Terraform project changed")
+        if note:
+            gh.create_comment(number, svc.render_notice("notice", number, pull.head_sha, note))
+        log.info("%s: no Terraform project changed", delivery.describe())
+        return
+    if too_many(svc, gh, pull, projects):
+        return
+    start_command(svc, "plan", repo, pull, delivery.installation_id, str(payload["sender"]["login"]), projects,
+                  note=note)
+
+
+def release_untouched(svc: Any, repo: str, number: int, keep: set[str], why: str) -> str:
+    """Release the locks `number` holds of projects not in `keep` (ids); return a line for the PR ("" if none).
+
+    A lock whose PR applied what the default branch lacks is kept (the release script refuses it) and said so.
+    """
+    released, kept = [], []
+    for lock in svc.locks.locks_of_pull(repo, number):
+        project = svc.project_of_lock(lock)
+        if project.id in keep:
+            continue
+        if release_and_hand_over(svc, project, number, lock.token, reason=why, mode="unlock"):
+            released.append(project.name)
+        else:
+            kept.append(project.name)
+    text = ""
+    if released:
+        text += f"Released the lock of {', '.join(f'`{n}`' for n in released)}: {why}."
+    if kept:
+        text += (f" Kept the lock of {', '.join(f'`{n}`' for n in kept)} although {why}: this PR applied changes "
+                 "there that the default branch does not hold.")
+    return text.strip()
+
+
+@router.register("pull_request", "closed")
+def closed(delivery: Delivery, svc: Any) -> None:
+    repo = delivery.repo
+    number = int(delivery.payload["number"])
+    pr = delivery.payload["pull_request"]
+    gh = svc.github.repo(delivery.installation_id, repo)
+    locks = svc.locks.locks_of_pull(repo, number)
+    if pr.get("merged"):
+        merged(svc, gh, delivery, number, pr, locks)
+        return
+    if gh.pull(number).state == "open":
+        # Reopened since: not acted on, so the next close must not pass for a replay of this one.
+        svc.redis.delete(keys.event_fingerprint(closed_fingerprint(repo, number)))
+        log.info("%s: reopened since; the close is not acted on", delivery.describe())
+        return
+    kept = []
+    for released in svc.locks.forget_pull(repo, number):
+        if released.released and released.previous is not None:
+            project = svc.project_of_lock(released.previous)
+            drop_plans(svc, project, number)
+            plan_next(svc, project, released.next_waiter, reason=f"#{number} was closed without merging")
+        elif released.refused in ("flagged", "applying") and released.lock is not None:
+            kept.append(released.lock)
+    if kept:
+        tell_kept(svc, gh, number, kept)
+    if any(svc.locks.guard_holder(svc.project_of_lock(lock)) for lock in locks):
+        # A run of this PR is still going in its working copy: leave the copy rather than pull it from under it.
+        log.info("%s: a run is under way; its working copies are kept", delivery.describe())
+    elif not kept:
+        svc.checkouts.remove_pull(repo, number)
+    svc.records.forget_pull(repo, number)
+    log.info("%s: closed unmerged; released %d lock(s), kept %d", delivery.describe(), len(locks) - len(kept),
+             len(kept))
+
+
+def merged(svc: Any, gh: RepoAPI, delivery: Delivery, number: int, pr: dict[str, Any], locks: list[Any]) -> None:
+    """Apply what the merge brought, for every project the PR holds a lock of or changed (bot/lifecycle/decision.py)."""
+    repo = delivery.repo
+    repo_cfg = svc.config.repo_config(repo)
+    pull = gh.pull(number)
+    projects = {p.id: p for p in (svc.project_of_lock(lock) for lock in locks)}
+    applies = repo_cfg.applies_to(pull.base_ref, pull.default_branch or pull.base_ref)
+    if applies:
+        # Merged before its plan took a lock, or while in line: its changes are on the default branch all the same.
+        for project in projects_of_pull(svc, gh, repo, repo_cfg, pull):
+            projects.setdefault(project.id, project)
+    if not projects:
+        log.info("%s: merged; no Terraform project to apply", delivery.describe())
+        return
+    start_command(svc, "merge", repo, pull, delivery.installation_id, str(delivery.payload["sender"]["login"]),
+                  list(projects.values()), head_sha=pr["head"]["sha"])
+
+
+def tell_kept(svc: Any, gh: RepoAPI, number: int, kept: list[Any]) -> None:
+    """A closed PR keeps the locks of projects it applied: say so on it, and on the PRs waiting for them."""
+    names = ", ".join(f"`{lock.project}`" for lock in kept)
+    gh.create_comment(number, svc.render_notice("notice", number, "", (
+        f"This PR was closed without merging, but it applied changes to {names} that the default branch does not "
+        "hold: the infrastructure now differs from the default branch. tfbot keeps the lock, so that no other PR "
+        "plans against that state unaware. To resolve it: reopen and merge this PR, or merge a PR that reverts "
+        "those changes and apply it; or an admin unlocks it with a reason (lock page, or `tfbot unlock --reason`), "
+        "which goes to the audit trail.")))
+    for lock in kept:
+        for waiter in svc.locks.queue(lock):
+            gh.create_comment(int(waiter["pull"]), svc.render_notice("notice", int(waiter["pull"]), "", (
+                f"The lock of `{lock.project}` stays with #{number}, which was closed without merging after it "
+                "applied changes the default branch does not hold. This PR stays in line; it is planned when that "
+                "is resolved (see #{number}).").replace("#{number}", f"#{number}")))
+    log.info("%s#%d: closed, kept flagged lock(s) %s", gh.full_name, number, names)
+
+
+def projects_of_pull(svc: Any, gh: RepoAPI, repo: str, repo_cfg: RepoConfig, pull: PullInfo) -> list[Project]:
+    """The projects the PR's changes touch, from `git diff` on our own mirror (no 3,000-file API cap)."""
+    clone_url = gh.authenticated_clone_url(pull.clone_url)
+    svc.checkouts.fetch(repo, clone_url, pull_refs(pull))
+    changed = svc.checkouts.changed_files(repo, pull.base_sha, pull.head_sha)
+    tf_dirs = svc.checkouts.tf_dirs(repo, pull.head_sha)
+    return affected_projects(repo, repo_cfg, changed, tf_dirs)
+
+
+def tell_deleted_roots(svc: Any, gh: RepoAPI, repo: str, pull: PullInfo) -> None:
+    """A PR that deletes a whole Terraform root is told, once per head, that this destroys nothing."""
+    changed = svc.checkouts.changed_files(repo, pull.base_sha, pull.head_sha)
+    gone = deleted_roots(changed, svc.checkouts.tf_dirs(repo, pull.base_sha), svc.checkouts.tf_dirs(repo, pull.head_sha))
+    if not gone or svc.records.pull_field(repo, pull.number, "deleted_roots_told") == pull.head_sha:
+        return
+    names = ", ".join(f"`{d}`" for d in gone)
+    gh.create_comment(pull.number, svc.render_notice("notice", pull.number, pull.head_sha, (
+        f"This PR deletes the Terraform root {names}. tfbot does not plan or apply a deleted root, and deleting its "
+        "code destroys nothing: its resources stay in the cloud and in its state, unmanaged from then on. To "
+        "destroy them, first merge a PR that removes the resources from the code (its plan shows the destroys) and "
+        "apply it; delete the directory afterwards. To stop managing them without destroying, `terraform state rm` "
+        "them first.")))
+    svc.records.set_pull_field(repo, pull.number, "deleted_roots_told", pull.head_sha)
+    log.info("%s#%d deletes root(s) %s: told", repo, pull.number, names)
+
+
+def pull_refs(pull: PullInfo) -> list[str]:
+    return [
+        f"+refs/pull/{pull.number}/head:refs/tfbot/pull/{pull.number}/head",
+        f"+refs/heads/{pull.base_ref}:refs/tfbot/heads/{pull.base_ref}",
+    ]
+
+
+def too_many(svc: Any, gh: RepoAPI, pull: PullInfo, projects: list[Project]) -> bool:
+    limit = svc.config.max_projects_per_pr
+    if len(projects) <= limit:
+        return False
+    gh.create_comment(pull.number, svc.render_notice(
+        "too-many", pull.number, pull.head_sha,
+        f"This PR changes {len(projects)} Terraform projects, more than `max_projects_per_pr` ({limit}). "
+        "tfbot does not plan it, to keep the queue usable for everyone. Split the PR, or ask an admin to raise the limit."))
+    gh.set_status(pull.head_sha, "tfbot/plan", "failure", f"{len(projects)} projects: over the limit of {limit}")
+    return True
+
+
+def refuse_fork(svc: Any, gh: RepoAPI, repo: str, pull: PullInfo, text: str) -> None:
+    """Say once per PR why its pushes are not planned."""
+    if svc.records.pull_field(repo, pull.number, "fork_refused"):
+        return
+    gh.create_comment(pull.number, svc.render_notice("fork", pull.number, pull.head_sha, text))
+    svc.records.set_pull_field(repo, pull.number, "fork_refused", "1")
+    log.info("%s#%d: fork PR refused", repo, pull.number)
+
+
+def plan_handed_over(svc: Any, project_data: dict[str, Any], number: int, installation: int, reason: str) -> None:
+    """The lock was handed to PR `number`: plan it, pass it on if it was closed, or apply what a merged one brought."""
+    project = project_from_dict(project_data)
+    gh = svc.github.repo(installation, project.repo)
+    pull = gh.pull(number)
+    lock = svc.locks.get(project)
+    state = "merged" if pull.merged else pull.state
+    decision = decide(Event.HANDOVER, Facts(
+        pull=number, pr_state=state, applies=True, head_sha=pull.head_sha,  # type: ignore[arg-type]
+        lock=None if lock is None else LockView(lock.pull, lock.state, lock.diverged)))
+    if decision.action is Action.RELEASE:
+        release_and_hand_over(svc, project, number, None, reason=f"#{number} was closed while waiting", mode="unlock")
+        return
+    if state == "merged":
+        # Merged while waiting: its change is on the default branch but was never applied. The executor plans
+        # what the branch holds now and applies only what was reviewed; otherwise it asks here.
+        base_tip = base_head(svc, gh, project.repo, pull)
+        start_command(svc, "handover", project.repo, pull, installation, "tfbot", [project], head_sha=pull.head_sha,
+                      note=f"#{number} was merged while it waited for the lock of `{project.name}`, so nothing was "
+                           f"applied then. The lock came to it because {reason}.",
+                      extra_info={"base_head_sha": base_tip})
+        return
+    plan_again(svc, project_data, number, installation, pull=pull,
+               note=f"The lock of `{project.name}` was handed to this PR because {reason}; "
+                    "tfbot planned it automatically on its current head.")
+
+
+def base_head(svc: Any, gh: RepoAPI, repo: str, pull: PullInfo) -> str:
+    """The tip of the PR's base branch now, fetched into tfbot's mirror."""
+    svc.checkouts.fetch(repo, gh.authenticated_clone_url(pull.clone_url), pull_refs(pull))
+    return str(svc.checkouts.resolve(repo, f"refs/tfbot/heads/{pull.base_ref}"))
+
+
+def plan_again(svc: Any, project_data: dict[str, Any], number: int, installation: int, note: str,
+               pull: PullInfo | None = None) -> None:
+    """Plan one project of an open PR on its current head, with `note` on the comment."""
+    project = project_from_dict(project_data)
+    gh = svc.github.repo(installation, project.repo)
+    pull = pull or gh.pull(number)
+    if pull.state != "open":
+        return
+    if pull.is_fork and svc.records.pull_field(project.repo, number, FORK_APPROVED) != pull.head_sha:
+        gh.create_comment(number, svc.render_notice("fork", number, pull.head_sha, (
+            f"`{project.name}` was not planned: this PR comes from a fork, and its head {pull.head_sha[:8]} is not "
+            "the commit a writer approved with `plan`. Someone with write access reviews the new commits and "
+            "comments `plan` again.")))
+        return
+    svc.records.set_head(project.repo, number, pull.head_sha)
+    start_command(svc, "plan", project.repo, pull, installation, "tfbot", [project], note=note)

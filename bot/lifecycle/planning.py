@@ -1,0 +1,87 @@
+"""Starting a command: record it, mark the commit status pending, and queue one job per project."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from rq import Callback
+
+from bot.adapters.github import PullInfo
+from bot.models import Project, ProjectResult
+from bot.state.records import Command, project_to_dict
+from bot.render.comments import pending_status
+
+log = logging.getLogger(__name__)
+
+STATUS_CONTEXT = {"plan": "tfbot/plan", "apply": "tfbot/apply", "merge": "tfbot/apply", "handover": "tfbot/apply"}
+
+
+def pull_info_dict(pull: PullInfo) -> dict[str, Any]:
+    """The PR facts a runner needs, stored with the command so runs need not ask GitHub again."""
+    return {
+        "clone_url": pull.clone_url, "title": pull.title, "html_url": pull.html_url, "author": pull.author,
+        "base_sha": pull.base_sha, "base_ref": pull.base_ref, "head_ref": pull.head_ref, "merged": pull.merged,
+        "merge_commit_sha": pull.merge_commit_sha, "state": pull.state, "default_branch": pull.default_branch,
+    }
+
+
+def start_command(
+    svc: Any,
+    kind: str,
+    repo: str,
+    pull: PullInfo,
+    installation: int,
+    user: str,
+    projects: list[Project],
+    *,
+    head_sha: str | None = None,
+    note: str = "",
+    prefilled: list[ProjectResult] = (),  # type: ignore[assignment]
+    extra_info: dict[str, Any] | None = None,
+) -> Command:
+    """Queue `kind` (plan, apply, merge) for each project; results already known (refusals) are recorded at once."""
+    from bot.jobs import queue_report
+
+    sha = head_sha or pull.head_sha
+    applies = svc.config.repo_config(repo).applies_to(pull.base_ref, pull.default_branch or pull.base_ref)
+    info = {**pull_info_dict(pull), "applies": applies, **(extra_info or {})}
+    cmd = svc.records.new_command(kind, repo, pull.number, sha, installation, user,
+                                  total=len(projects) + len(prefilled), note=note, info=info)
+    log.info("%s %s#%d at %s: %d project(s) queued (%s), by %s", kind, repo, pull.number, sha[:8], len(projects),
+             ", ".join(p.name for p in projects) or "none", user)
+    complete = False
+    for result in prefilled:
+        complete = svc.records.add_result(cmd.id, result) or complete
+    if complete:
+        queue_report(svc.runs_queue, cmd.id)
+    for project in projects:
+        svc.runs_queue.enqueue_call(
+            "bot.jobs.run_project",
+            args=(cmd.id, project_to_dict(project)),
+            timeout=int(svc.config.terraform.timeout * 3 + 600),
+            on_failure=Callback("bot.jobs.run_failed"),
+            result_ttl=3600,
+            failure_ttl=7 * 24 * 3600,
+            description=f"{kind} {repo}#{pull.number} {project.name}",
+        )
+    # Only now GitHub: the jobs are queued whatever it answers, so a failure here cannot lose them.
+    if projects:
+        _set_pending(svc, cmd, kind, repo, sha, installation, len(projects))
+    return cmd
+
+
+def _set_pending(svc: Any, cmd: Command, kind: str, repo: str, sha: str, installation: int, count: int) -> None:
+    """Best effort: the final status comes with the report, which retries while GitHub is down."""
+    from bot.adapters.github import GitHubError
+    from bot.jobs import queue_report
+
+    state, description = pending_status(count, "plan" if kind == "plan" else "apply")
+    try:
+        svc.github.repo(installation, repo).set_status(sha, STATUS_CONTEXT[kind], state, description,
+                                                       svc.status_url(cmd))
+    except GitHubError as exc:
+        log.warning("pending status of %s %s at %s not set: %s", kind, repo, sha[:8], exc)
+        return
+    # A fast run may have been reported before this pending status landed: report again so the final one wins.
+    if len(svc.records.results(cmd.id)) >= cmd.total:
+        queue_report(svc.runs_queue, cmd.id)

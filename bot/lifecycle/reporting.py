@@ -1,0 +1,64 @@
+"""What the PR sees when a command completes: one comment (split if long) and a commit status."""
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from bot.models import Outcome
+from bot.lifecycle.planning import STATUS_CONTEXT
+from bot.state.records import Command
+from bot.render.comments import mark_outdated, render_command_comment, split_comment, status_description
+
+log = logging.getLogger(__name__)
+
+
+def finish_command(svc: Any, cmd: Command) -> None:
+    """Render every project's result of `cmd` into the PR comment and set the commit status."""
+    results = svc.records.results(cmd.id)
+    gh = svc.github.repo(cmd.installation, cmd.repo)
+    head = svc.records.head(cmd.repo, cmd.pull) if cmd.kind == "plan" else None
+    if any(r.outcome == Outcome.SUPERSEDED for r in results) or (head and head != cmd.head_sha):
+        # The plan of the newer head reports; this one would only be noise on the PR.
+        log.info("%s %s#%d at %s superseded by a newer push: not reported", cmd.kind, cmd.repo, cmd.pull,
+                 cmd.head_sha[:8])
+        gh.set_status(cmd.head_sha, STATUS_CONTEXT[cmd.kind], "error", "Superseded by a newer push: see the PR's head",
+                      svc.status_url(cmd))
+        return
+    kind = "plan" if cmd.kind == "plan" else "apply"
+    body = render_command_comment(kind, results, cmd.pull, cmd.head_sha, run_url=svc.run_url, note=cmd.note)
+    if kind == "plan" and not svc.records.posted_comments(cmd.id):
+        _mark_previous_outdated(svc, gh, cmd)
+    # A retry after a partial failure posts only the parts GitHub has not got yet.
+    ids = svc.records.posted_comments(cmd.id)
+    for part in split_comment(body)[len(ids):]:
+        ids.append(gh.create_comment(cmd.pull, part))
+        svc.records.set_posted_comments(cmd.id, ids)
+    for result in results:
+        if result.run_id and result.outcome in (Outcome.PLANNED, Outcome.STALE):
+            # Now reviewed; the plans it replaces are forgotten and their files deleted.
+            drop_files(svc, svc.records.mark_plan_posted(result.project, cmd.pull, result.run_id))
+    if kind == "plan":
+        svc.records.set_pull_field(cmd.repo, cmd.pull, "plan_comments", json.dumps(ids))
+    if results:
+        state, description = status_description(results, kind)
+        gh.set_status(cmd.head_sha, STATUS_CONTEXT[cmd.kind], state, description, svc.status_url(cmd))
+    log.info("%s %s#%d at %s reported: %s", cmd.kind, cmd.repo, cmd.pull, cmd.head_sha[:8],
+             ", ".join(f"{r.project.name}={r.outcome.value}" for r in results))
+
+
+def drop_files(svc: Any, plans: list[Any]) -> None:
+    for plan in plans:
+        try:
+            svc.plans.delete(plan.key)
+        except Exception as exc:  # noqa: BLE001 - a file left behind is garbage, not a fault of the report
+            log.warning("could not delete plan file %s: %s", plan.key, exc)
+
+
+def _mark_previous_outdated(svc: Any, gh: Any, cmd: Command) -> None:
+    previous = svc.records.pull_field(cmd.repo, cmd.pull, "plan_comments")
+    for comment_id in json.loads(previous) if previous else []:
+        try:
+            gh.edit_comment(cmd.pull, comment_id, mark_outdated(gh.comment_body(cmd.pull, comment_id), cmd.head_sha))
+        except Exception as exc:  # noqa: BLE001 - an old comment that cannot be edited must not stop the new one
+            log.warning("could not mark comment %s on %s#%d outdated: %s", comment_id, cmd.repo, cmd.pull, exc)

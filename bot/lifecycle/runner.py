@@ -1,0 +1,513 @@
+"""Runs one project of one command: lock → checkout → Terraform workflow → store plan → result.
+
+The handler decided *what* to run (a command over projects); this module decides *how* one project runs.
+Every path ends in a ProjectResult, never an exception, so a command always completes and reports.
+"""
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+import traceback
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from collections.abc import Callable
+from typing import Any
+
+from bot.state import audit
+from bot.lifecycle.decision import Action, Decision, Event, Facts, LockView, PlanView, decide
+from bot.state.locks import GuardTimeout, RunGuard
+from bot.models import LockState, Outcome, Project, ProjectResult, ResourceChange
+from bot.adapters.plan_store import PlanStoreError, plan_key
+from bot.queue import enqueue_event
+from bot.state.records import Command, PlanRecord, project_to_dict
+from bot.lifecycle.targets import Target, ensure_commit, merged_target, same_content
+from bot.projects.workflows import ApplyOutcome, PlanOutcome, run_apply_steps, run_plan_steps
+
+log = logging.getLogger(__name__)
+
+
+class Superseded(Exception):
+    """A newer push made this plan pointless; its command will not report."""
+
+
+class Refused(Exception):
+    """The command cannot run for this project now; the message says why and what to do."""
+
+
+class PlanRefused(Exception):
+    """The saved plan file is missing or does not match its recorded SHA-256."""
+
+
+class LockLost(Exception):
+    """The PR no longer holds the lock (unlocked, or handed on) while its run was under way."""
+
+
+class ProjectBusy(Exception):
+    """Another run holds the project's run guard: the job is deferred, not held in a waiting worker."""
+
+
+class GuardLost(Exception):
+    """The run's guard expired while it ran (a stall longer than its TTL): another run may hold it now."""
+
+
+def run_project(svc: Any, cmd: Command, project: Project) -> ProjectResult:
+    """Run `project` for `cmd`; any failure of tfbot itself becomes an ERROR result on the PR."""
+    try:
+        if cmd.kind == "plan":
+            return _plan(svc, cmd, project)
+        if cmd.kind in _EVENTS:
+            return _execute(svc, cmd, project, _event_of(cmd))
+        raise ValueError(f"unknown command kind {cmd.kind!r}")
+    except GuardTimeout as exc:
+        raise ProjectBusy(str(exc)) from None
+    except Superseded:
+        return ProjectResult(project, Outcome.SUPERSEDED, head_sha=cmd.head_sha)
+    except Refused as exc:
+        return ProjectResult(project, Outcome.REFUSED, head_sha=cmd.head_sha, message=str(exc))
+    except PlanRefused as exc:
+        return ProjectResult(project, Outcome.REFUSED, head_sha=cmd.head_sha, message=(
+            f"The saved plan of `{project.name}` was refused: {exc}. Nothing was applied and the lock stays with "
+            "this PR. A plan file changed at rest is a security event: find out why, then comment `plan` to make "
+            "a new one."))
+    except LockLost:
+        return ProjectResult(project, Outcome.REFUSED, head_sha=cmd.head_sha, message=(
+            f"This PR lost the lock of `{project.name}` while tfbot worked on it (someone unlocked it); "
+            "nothing was applied. Comment `plan` to take it again."))
+    except GuardLost:
+        return ProjectResult(project, Outcome.ERROR, head_sha=cmd.head_sha, summary="tfbot lost the run guard", message=(
+            f"tfbot lost the run guard of `{project.name}` in the middle of this run (its worker stalled longer than "
+            "the guard lives, so another run could start): it stopped before the next step and applied nothing. "
+            f"Comment `{'apply' if cmd.kind != 'plan' else 'plan'}` to run it again."))
+    except Exception as exc:  # noqa: BLE001 - reported on the PR, and logged with its traceback
+        log.exception("%s %s#%d %s failed inside tfbot", cmd.kind, cmd.repo, cmd.pull, project.name)
+        return ProjectResult(
+            project,
+            Outcome.ERROR,
+            summary=f"tfbot could not run {cmd.kind}: {type(exc).__name__}",
+            output=svc.mask(f"{exc}\n\n{traceback.format_exc(limit=3)}"),
+            message="This is a fault in tfbot or its surroundings, not in your Terraform code. "
+            f"Comment `{'plan' if cmd.kind == 'plan' else 'apply'}` to try again.",
+            head_sha=cmd.head_sha,
+        )
+
+
+# Command kinds that go through the decision table (bot/lifecycle/decision.py) under the run guard.
+_EVENTS = {"apply": Event.APPLY, "merge": Event.MERGE, "handover": Event.HANDOVER}
+
+
+def _event_of(cmd: Command) -> Event:
+    return _EVENTS[cmd.kind]
+
+
+def _pr_state(cmd: Command) -> str:
+    return "merged" if cmd.info.get("merged") else str(cmd.info.get("state") or "open")
+
+
+def _applies(cmd: Command) -> bool:
+    return bool(cmd.info.get("applies", True))
+
+
+# --- plan -------------------------------------------------------------------------------------------
+
+
+def _plan(svc: Any, cmd: Command, project: Project) -> ProjectResult:
+    _check_current(svc, cmd)
+    first = decide(Event.PLAN, Facts(pull=cmd.pull, pr_state="open", applies=_applies(cmd), head_sha=cmd.head_sha))
+    if first.action is Action.PLAN_UNLOCKED:
+        return _plan_unlocked(svc, cmd, project)
+    acquired = svc.locks.try_acquire(
+        project,
+        cmd.pull,
+        cmd.info.get("author", cmd.user),
+        pull_title=cmd.info.get("title", ""),
+        pull_url=cmd.info.get("html_url", ""),
+        waiter={"installation": cmd.installation},
+    )
+    if not acquired.acquired and not acquired.already_held:
+        return ProjectResult(project, Outcome.LOCKED, message=locked_message(project, acquired.lock,
+                             acquired.queue_position), head_sha=cmd.head_sha)
+    lock = acquired.lock
+    if not acquired.already_held and not _pull_is_open(svc, cmd):
+        # Closed or merged between the event and this run: it must not hold a lock.
+        _release(svc, cmd, project, lock.token, "it is no longer open")
+        return ProjectResult(project, Outcome.REFUSED, head_sha=cmd.head_sha,
+                             message=f"#{cmd.pull} is no longer open; it does not take the lock of `{project.name}`.")
+    with _guard(svc, cmd, project) as guard:
+        _check_current(svc, cmd)
+        lock = svc.locks.get(project) or lock
+        decision = decide(Event.PLAN, Facts(pull=cmd.pull, pr_state="open", applies=True, head_sha=cmd.head_sha,
+                                            lock=_lock_view(lock)))
+        if decision.action is Action.REFUSE:
+            raise Refused(f"`{project.name}` was not planned: {decision.reason}.")
+        target = merged_target(svc, cmd, cmd.head_sha)
+        outcome, run_id = _run_plan(svc, cmd, project, target, guard)
+        if not outcome.ok:
+            _set_state(svc, project, cmd, lock.token, LockState.PLAN_FAILED, summary=outcome.summary, run_id=run_id)
+            return _failed(project, Outcome.PLAN_FAILED, outcome, run_id, cmd.head_sha,
+                           "Fix the error and push, or comment `plan` to run it again.")
+        _set_state(svc, project, cmd, lock.token, LockState.PLANNED, summary=outcome.summary, run_id=run_id)
+        result = _planned(project, outcome, run_id, cmd.head_sha)
+        result.message = target.describe(cmd.info.get("base_ref") or "main")
+        after = decide(Event.PLAN, Facts(pull=cmd.pull, pr_state="open", applies=True, head_sha=cmd.head_sha,
+                                         lock=_lock_view(svc.locks.get(project)), fresh=_plan_view(outcome, cmd)))
+        if after.action is Action.RELEASE and _release(svc, cmd, project, lock.token, after.reason, mode="unlock"):
+            result.message += (" This plan changes nothing, so the lock is not kept: other PRs may plan this "
+                               "project. Merging this PR still plans the default branch and applies it if needed.")
+        return result
+
+
+def _plan_unlocked(svc: Any, cmd: Command, project: Project) -> ProjectResult:
+    """A PR into a branch tfbot does not apply: plan it (guarded, like any run) but take no lock."""
+    base = cmd.info.get("base_ref") or "main"
+    with _guard(svc, cmd, project) as guard:
+        _check_current(svc, cmd)
+        target = merged_target(svc, cmd, cmd.head_sha)
+        outcome, run_id = _run_plan(svc, cmd, project, target, guard)
+    if not outcome.ok:
+        return _failed(project, Outcome.PLAN_FAILED, outcome, run_id, cmd.head_sha,
+                       "Fix the error and push, or comment `plan` to run it again.")
+    result = _planned(project, outcome, run_id, cmd.head_sha)
+    result.message = (f"{target.describe(base)} `{base}` is not a branch tfbot applies, so this PR takes no lock "
+                      "and merging it applies nothing; its changes are planned again when they reach the default "
+                      "branch in a PR of their own.")
+    result.applicable = False
+    return result
+
+
+def _run_plan(svc: Any, cmd: Command, project: Project, target: Target,
+              guard: RunGuard | None = None) -> tuple[PlanOutcome, str]:
+    """Check out `target`, run the plan pipeline, store the plan file and its record; return outcome and run id."""
+    run_id = new_run_id()
+    started = time.time()
+    sha = target.sha
+    workdir = _working_dir(svc, cmd, project, target)
+    workflow = svc.workflows[project.workflow]
+    with tempfile.TemporaryDirectory(dir=svc.tmp_dir) as tmp:
+        plan_file = Path(tmp) / "plan.tfplan"
+        outcome = run_plan_steps(svc.terraform, workflow, workdir, project.workspace, plan_file,
+                                 before_step=_fence(guard))
+        if outcome.ok:
+            key = plan_key(project, cmd.pull, target.head_sha, run_id)
+            digest = svc.plans.put(key, plan_file)
+            svc.records.save_plan(PlanRecord(
+                project=project_to_dict(project), pull=cmd.pull, head_sha=target.head_sha, base_sha=target.base_sha,
+                plan_sha=sha,
+                key=key, sha256=digest, summary=outcome.summary, changes=[list(c) for c in outcome.resource_changes],
+                digest=changes_digest(outcome.plan_json), has_changes=bool(outcome.has_changes),
+                run_id=run_id, user=cmd.user,
+            ))
+    _save_run(svc, run_id, "plan", cmd, project, target, started, outcome.ok, outcome.summary, outcome.steps)
+    return outcome, run_id
+
+
+def _fence(guard: RunGuard | None) -> Callable[[str], None]:
+    """Called before every step: a run that lost its guard stops there (another run may hold it now)."""
+    def check(step: str) -> None:
+        if guard is not None and guard.lost:
+            log.warning("run guard %s lost: stopping before %s", guard.key, step)
+            raise GuardLost(step)
+    return check
+
+
+# --- apply, merge, hand-over: one executor over the decision table -----------------------------------
+# The run guard is taken first and only then are the lock and the saved plans read: a push, a merge or a
+# second `apply` running meanwhile must be seen, not raced.
+
+
+# How long a job waits for a busy project's run guard before it is deferred (seconds): long enough to ride out
+# a short run finishing, short enough that a worker never sits behind another project's Terraform.
+GUARD_WAIT = 3.0
+
+
+def _guard(svc: Any, cmd: Command, project: Project) -> Any:
+    return svc.locks.run_guard(project, holder=cmd.id, wait=GUARD_WAIT)
+
+
+def _execute(svc: Any, cmd: Command, project: Project, event: Event) -> ProjectResult:
+    """Decide, act, and decide again until the decision is final (at most: acquire, plan the target, apply)."""
+    with _guard(svc, cmd, project) as guard:
+        fresh: tuple[PlanOutcome, str] | None = None
+        target = ""
+        for _ in range(4):
+            lock = svc.locks.get(project)
+            reviewed = svc.records.plan(project, cmd.pull)
+            target = target or _target_sha(svc, cmd, event, lock, reviewed)
+            matches = _matches(svc, cmd, project, lock, reviewed, target)
+            facts = Facts(pull=cmd.pull, pr_state=_pr_state(cmd), applies=_applies(cmd),  # type: ignore[arg-type]
+                          head_sha=cmd.head_sha, lock=_lock_view(lock), reviewed=_record_view(reviewed),
+                          matches=matches, fresh=_plan_view(fresh[0], cmd) if fresh else None)
+            decision = decide(event, facts)
+            log.info("%s %s#%d %s: %s (%s)", event.value, cmd.repo, cmd.pull, project.name, decision.action.value,
+                     decision.reason)
+            action = decision.action
+            if action in (Action.ACQUIRE, Action.QUEUE):  # taken when free, else in line: the script decides
+                acquired = svc.locks.try_acquire(project, cmd.pull, cmd.info.get("author", cmd.user),
+                                                 pull_title=cmd.info.get("title", ""),
+                                                 pull_url=cmd.info.get("html_url", ""),
+                                                 waiter={"installation": cmd.installation})
+                if acquired.acquired:
+                    continue
+                return _queued(svc, cmd, project, acquired.lock, acquired.queue_position)
+            if action is Action.PLAN_TARGET:
+                fresh = _run_plan(svc, cmd, project, Target(target, cmd.head_sha, ""), guard)
+                if not fresh[0].ok:
+                    _set_state(svc, project, cmd, lock.token, LockState.PLAN_STALE, summary=fresh[0].summary,
+                               run_id=fresh[1], diverged=True)
+                    return _failed(project, Outcome.PLAN_FAILED, fresh[0], fresh[1], cmd.head_sha,
+                                   f"The plan of {target[:8]}, what `{_base(cmd)}` holds, failed, so nothing was "
+                                   "applied. The lock stays with this PR; fix the cause on the default branch, then "
+                                   "comment `apply` here.")
+                continue
+            if action in (Action.APPLY_REVIEWED, Action.APPLY_FRESH):
+                plan = reviewed if action is Action.APPLY_REVIEWED else \
+                    svc.records.plan_of_run(project, cmd.pull, fresh[1])  # type: ignore[index]
+                return _apply(svc, cmd, project, plan, lock, decision, guard)
+            if action is Action.ASK:
+                assert fresh is not None
+                # Merged, and what the branch holds is not applied: the lock must not be let go unnoticed.
+                _set_state(svc, project, cmd, lock.token, LockState.PLAN_STALE, summary=fresh[0].summary,
+                           run_id=fresh[1], diverged=True)
+                result = _planned(project, fresh[0], fresh[1], target)
+                result.outcome = Outcome.STALE
+                result.message = (f"{decision.reason[0].upper()}{decision.reason[1:]} (shown below: the plan of "
+                                  f"{target[:8]}, what `{_base(cmd)}` holds). Nothing was applied; the lock stays "
+                                  "with this PR. Review this plan and comment `apply` here to apply it.")
+                return result
+            if action is Action.REPLAN:
+                _replan(svc, cmd, project, decision.reason)
+                return ProjectResult(project, Outcome.STALE, head_sha=cmd.head_sha, message=(
+                    f"{decision.reason[0].upper()}{decision.reason[1:]}: nothing was applied. tfbot is planning the "
+                    f"head now, merged into `{_base(cmd)}`; review the new plan and comment `apply` again."))
+            if action is Action.RELEASE:
+                _release(svc, cmd, project, lock.token, decision.reason)
+                return ProjectResult(project, Outcome.NOTHING_TO_APPLY, head_sha=cmd.head_sha,
+                                     summary=fresh[0].summary if fresh else "", run_id=fresh[1] if fresh else "",
+                                     message=f"Nothing was applied: {decision.reason}. The lock is released.")
+            if action in (Action.REFUSE, Action.KEEP_FLAGGED, Action.NOTHING, Action.KEEP):
+                return ProjectResult(project, Outcome.REFUSED, head_sha=cmd.head_sha,
+                                     message=f"Nothing was applied to `{project.name}`: {decision.reason}.")
+            raise ValueError(f"{event.value}: no executor for {action.value}")
+        raise RuntimeError(f"{event.value} of {project.name}: no final decision")
+
+
+def _target_sha(svc: Any, cmd: Command, event: Event, lock: Any, reviewed: PlanRecord | None) -> str:
+    """The commit that must reach the infrastructure for this event (see bot/lifecycle/decision.py)."""
+    if _pr_state(cmd) != "merged":
+        if lock is None or lock.pull != cmd.pull or reviewed is None:
+            return ""
+        return merged_target(svc, cmd, cmd.head_sha).sha
+    sha = str(cmd.info.get("base_head_sha") or cmd.info.get("merge_commit_sha") or "")
+    if sha:
+        ensure_commit(svc, cmd, sha)
+    return sha
+
+
+def _matches(svc: Any, cmd: Command, project: Project, lock: Any, reviewed: PlanRecord | None, target: str) -> bool:
+    if reviewed is None or not target or lock is None or lock.pull != cmd.pull:
+        return False
+    planned = reviewed.plan_sha or reviewed.head_sha
+    ensure_commit(svc, cmd, planned, reviewed.head_sha, reviewed.base_sha)  # made on another host, perhaps
+    return same_content(svc, cmd.repo, project, target, planned)
+
+
+def _apply(svc: Any, cmd: Command, project: Project, plan: PlanRecord, lock: Any, decision: Decision,
+           guard: RunGuard) -> ProjectResult:
+    outcome, run_id = _apply_saved(svc, cmd, project, plan, lock.token, guard)
+    if not outcome.ok:
+        return _apply_failed(svc, cmd, project, lock.token, outcome, run_id)
+    if decision.release_after:
+        _release(svc, cmd, project, lock.token, f"#{cmd.pull} was applied")
+        return _applied(project, outcome, run_id, cmd.head_sha, f"Applied: {decision.reason}. The lock is released.")
+    if not svc.locks.set_state(project, cmd.pull, lock.token, LockState.APPLIED, summary=outcome.summary,
+                               run_id=run_id):
+        return _applied(project, outcome, run_id, cmd.head_sha,
+                        "Applied, but the lock was taken from this PR meanwhile (an admin unlocked it).")
+    return _applied(project, outcome, run_id, cmd.head_sha,
+                    "The lock stays with this PR until it is merged: the default branch does not have this change "
+                    "yet. Closing the PR unmerged keeps the lock and says so; merge it, or merge a revert.")
+
+
+def _queued(svc: Any, cmd: Command, project: Project, lock: Any, position: int | None) -> ProjectResult:
+    return ProjectResult(project, Outcome.LOCKED, head_sha=cmd.head_sha, message=(
+        f"This PR was merged while #{lock.pull} holds the lock of `{project.name}`: nothing was applied yet. It "
+        f"is number {position or '?'} in line; when the lock comes to it, tfbot plans what `{_base(cmd)}` holds "
+        "then and asks for `apply` here (or releases the lock when there is nothing to apply)."))
+
+
+def _base(cmd: Command) -> str:
+    return str(cmd.info.get("base_ref") or "main")
+
+
+def _lock_view(lock: Any) -> LockView | None:
+    return None if lock is None else LockView(pull=lock.pull, state=lock.state, diverged=lock.diverged)
+
+
+def _record_view(plan: PlanRecord | None) -> PlanView | None:
+    return None if plan is None else PlanView(head_sha=plan.head_sha, has_changes=plan.has_changes,
+                                              digest=plan.digest)
+
+
+def _plan_view(outcome: PlanOutcome, cmd: Command) -> PlanView:
+    return PlanView(head_sha=cmd.head_sha, has_changes=bool(outcome.has_changes),
+                    digest=changes_digest(outcome.plan_json))
+
+
+def _apply_saved(svc: Any, cmd: Command, project: Project, plan: PlanRecord, token: int,
+                 guard: RunGuard | None = None) -> tuple[ApplyOutcome, str]:
+    run_id = new_run_id()
+    started = time.time()
+    target = Target(plan.plan_sha or plan.head_sha, plan.head_sha, plan.base_sha)
+    with tempfile.TemporaryDirectory(dir=svc.tmp_dir) as tmp:
+        plan_file = Path(tmp) / "plan.tfplan"
+        try:
+            svc.plans.get(plan.key, plan_file, plan.sha256)
+        except PlanStoreError as exc:
+            audit.record(svc.redis, audit.AuditEntry(action="apply", repo=cmd.repo, pull=cmd.pull, project=project.name,
+                                                     user=cmd.user, sha=target.sha, outcome="refused", detail=str(exc)))
+            raise PlanRefused(str(exc)) from None
+        workdir = _working_dir(svc, cmd, project, target)
+        _fence(guard)("apply")
+        # From here on the infrastructure may hold what the default branch lacks, until the merge is applied.
+        _set_state(svc, project, cmd, token, LockState.APPLYING, run_id=run_id, diverged=True)
+        outcome = run_apply_steps(svc.terraform, svc.workflows[project.workflow], workdir, project.workspace, plan_file,
+                                  before_step=_fence(guard))
+    # The run and its audit entry first: they say what happened to the infrastructure, whatever fails next.
+    _save_run(svc, run_id, "apply", cmd, project, target, started, outcome.ok, outcome.summary, outcome.steps)
+    if outcome.ok:
+        svc.records.delete_plan(project, cmd.pull, plan.run_id)
+        try:
+            svc.plans.delete(plan.key)
+        except Exception as exc:  # noqa: BLE001 - an applied plan file left behind cannot be applied twice
+            log.warning("could not delete the applied plan file %s: %s", plan.key, exc)
+    return outcome, run_id
+
+
+def _apply_failed(svc: Any, cmd: Command, project: Project, token: int, outcome: ApplyOutcome,
+                  run_id: str) -> ProjectResult:
+    # The apply ran: its failure is reported even if the lock was taken from this PR meanwhile.
+    svc.locks.set_state(project, cmd.pull, token, LockState.APPLY_FAILED, summary=outcome.summary, run_id=run_id)
+    return _failed(project, Outcome.APPLY_FAILED, outcome, run_id, cmd.head_sha,
+                   "The lock stays with this PR, so nobody else plans on a half-applied state. Fix the cause "
+                   "(push a fix and merge it, or fix it outside), then comment `apply` here. Closing the PR or a "
+                   "writer's `unlock` does not release it; an admin can, with a reason, from the lock page.")
+
+
+def _release(svc: Any, cmd: Command, project: Project, token: int, reason: str, mode: str = "owner") -> bool:
+    from bot.lifecycle.handover import release_and_hand_over
+
+    return release_and_hand_over(svc, project, cmd.pull, token, reason=f"#{cmd.pull}: {reason}", mode=mode)
+
+
+# --- helpers ----------------------------------------------------------------------------------------
+
+
+def changes_digest(plan_json: dict[str, Any] | None) -> str:
+    """A hash of every planned change with its values, so two plans compare equal only if they do the same.
+
+    Empty when Terraform's JSON was too large to keep: such plans never count as equal.
+    """
+    import hashlib
+    import json
+
+    if not plan_json:
+        return ""
+    changes = sorted(
+        (rc.get("address", ""), json.dumps(rc.get("change", {}), sort_keys=True))
+        for rc in plan_json.get("resource_changes", []) if rc.get("change", {}).get("actions") != ["no-op"]
+    )
+    return hashlib.sha256(json.dumps(changes).encode()).hexdigest()
+
+
+def _set_state(svc: Any, project: Project, cmd: Command, token: int, state: LockState, **fields: str | bool) -> None:
+    """Record the lock's new state; LockLost if this PR no longer holds it under `token` (fencing)."""
+    if not svc.locks.set_state(project, cmd.pull, token, state, **fields):
+        raise LockLost()
+
+
+def _check_current(svc: Any, cmd: Command) -> None:
+    """A plan for an older head is dropped: a newer push has queued its own."""
+    if cmd.kind == "plan":
+        head = svc.records.head(cmd.repo, cmd.pull)
+        if head and head != cmd.head_sha:
+            log.info("plan of %s#%d at %s superseded by %s", cmd.repo, cmd.pull, cmd.head_sha[:8], head[:8])
+            raise Superseded()
+
+
+def _working_dir(svc: Any, cmd: Command, project: Project, target: Target) -> Path:
+    ensure_commit(svc, cmd, target.sha, target.head_sha, target.base_sha)
+    copy = svc.checkouts.working_copy(cmd.repo, cmd.pull, project_slug(project), target.sha)
+    return copy / project.dir if project.dir != "." else copy
+
+
+def _pull_is_open(svc: Any, cmd: Command) -> bool:
+    return bool(svc.github.repo(cmd.installation, cmd.repo).pull(cmd.pull).state == "open")
+
+
+def _replan(svc: Any, cmd: Command, project: Project, why: str) -> None:
+    """Queue a fresh plan of one project of the PR, on its head merged into its base."""
+    enqueue_event(svc.events_queue, "bot.jobs.replan", (project_to_dict(project), cmd.pull, cmd.installation, why),
+                  f"replan {cmd.repo}#{cmd.pull} {project.name}")
+
+
+def project_slug(project: Project) -> str:
+    """A file-system-safe, unique name for a project's working copy."""
+    import hashlib
+
+    readable = "".join(c if c.isalnum() or c in "-_" else "_" for c in f"{project.dir}_{project.workspace}")[:60]
+    return f"{readable}-{hashlib.sha256(project.id.encode()).hexdigest()[:8]}"
+
+
+def new_run_id() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S") + "-" + uuid.uuid4().hex[:8]
+
+
+def _save_run(svc: Any, run_id: str, kind: str, cmd: Command, project: Project, target: Target, started: float,
+              ok: bool, summary: str, steps: list[Any]) -> None:
+    # `sha` is the commit people know (the PR's head, or main's); `planned_sha` the one tfbot checked out.
+    sha = target.head_sha
+    output = "\n".join(f"$ {s.command}\n{s.output}" for s in steps)
+    svc.records.save_run(run_id, {
+        "id": run_id, "kind": kind, "repo": cmd.repo, "pull": cmd.pull, "project": project.name, "dir": project.dir,
+        "workspace": project.workspace, "sha": sha, "planned_sha": target.sha, "base_sha": target.base_sha,
+        "user": cmd.user, "started_at": started, "duration": time.time() - started, "ok": ok, "summary": summary,
+        "command_id": cmd.id,
+    }, output)
+    audit.record(svc.redis, audit.AuditEntry(
+        action=kind, repo=cmd.repo, pull=cmd.pull, project=project.name, user=cmd.user, sha=sha,
+        outcome="ok" if ok else "failed", detail=summary, run_id=run_id, at=started))
+    log.info("%s %s#%d %s at %s: %s (run %s)", kind, cmd.repo, cmd.pull, project.name, sha[:8],
+             summary or ("ok" if ok else "failed"), run_id)
+
+
+def _planned(project: Project, outcome: PlanOutcome, run_id: str, sha: str) -> ProjectResult:
+    return ProjectResult(
+        project, Outcome.PLANNED, summary=outcome.summary,
+        changes=[ResourceChange(a, addr) for a, addr in outcome.resource_changes],
+        output=outcome.plan_output, run_id=run_id, head_sha=sha, has_changes=bool(outcome.has_changes),
+    )
+
+
+def _applied(project: Project, outcome: ApplyOutcome, run_id: str, sha: str, message: str) -> ProjectResult:
+    return ProjectResult(project, Outcome.APPLIED, summary=outcome.summary, output=outcome.apply_output,
+                         run_id=run_id, head_sha=sha, message=message)
+
+
+def _failed(project: Project, kind: Outcome, outcome: PlanOutcome | ApplyOutcome, run_id: str, sha: str,
+            message: str) -> ProjectResult:
+    failed = outcome.steps[-1] if outcome.steps else None
+    return ProjectResult(project, kind, summary=outcome.summary, output=failed.output if failed else "",
+                         run_id=run_id, head_sha=sha, message=message)
+
+
+def locked_message(project: Project, lock: Any, position: int | None) -> str:
+    """Who holds the lock, since when, how it will be released, and this PR's place in line."""
+    since = datetime.fromtimestamp(lock.locked_at, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    place = f" This PR is number {position} in line" if position else " This PR is in line"
+    return (
+        f"`{project.name}` (dir `{project.dir}`, workspace `{project.workspace}`) is locked by #{lock.pull} "
+        f"(@{lock.user}) since {since}, state: {lock.state.value}. The lock is released when #{lock.pull} is "
+        f"merged and applied, or closed, or someone with write access comments `unlock` on #{lock.pull}."
+        f"{place}: tfbot plans it automatically when the lock is released."
+    )

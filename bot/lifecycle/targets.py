@@ -1,0 +1,70 @@
+"""Which commit a plan is made on, and whether two commits hold the same project.
+
+A PR is planned as GitHub will merge it: its head merged into the current tip of its base branch. The
+plan then shows only what the PR changes, even when main moved on since the branch point (another PR
+was merged and applied), instead of proposing to undo what main already holds. A PR that conflicts
+with its base is planned on its head alone, and the comment says so.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from bot.models import Project
+
+
+@dataclass(frozen=True)
+class Target:
+    sha: str  # the commit checked out and planned
+    head_sha: str  # the PR's head
+    base_sha: str  # the base branch's tip it was merged into ("" when planned on the head alone)
+
+    @property
+    def merged(self) -> bool:
+        return bool(self.base_sha) and self.sha != self.head_sha
+
+    def describe(self, base_ref: str) -> str:
+        if self.merged:
+            return f"Planned as merged into `{base_ref}` at {self.base_sha[:8]}."
+        return (f"This PR conflicts with `{base_ref}`: planned on its head alone. Resolve the conflict to see the "
+                "plan of what the merge would apply.")
+
+
+def _clone_url(svc: Any, cmd: Any) -> str:
+    return str(svc.github.repo(cmd.installation, cmd.repo).authenticated_clone_url(cmd.info["clone_url"]))
+
+
+def merged_target(svc: Any, cmd: Any, head_sha: str) -> Target:
+    """Fetch the PR's head and base branch, and merge them the way the merge button will."""
+    base_ref = cmd.info.get("base_ref") or "main"
+    base_dest = f"refs/tfbot/heads/{base_ref}"
+    fetched = svc.checkouts.fetch(cmd.repo, _clone_url(svc, cmd), [
+        f"+refs/pull/{cmd.pull}/head:refs/tfbot/pull/{cmd.pull}/head", f"+refs/heads/{base_ref}:{base_dest}"])
+    base_tip = fetched[f"+refs/heads/{base_ref}:{base_dest}"]
+    svc.checkouts.ensure_commit(cmd.repo, _clone_url(svc, cmd), head_sha, cmd.pull)
+    merge = svc.checkouts.merge_commit(cmd.repo, base_tip, head_sha, cmd.pull)
+    return Target(sha=merge or head_sha, head_sha=head_sha, base_sha=base_tip if merge else "")
+
+
+def ensure_commit(svc: Any, cmd: Any, sha: str, head_sha: str = "", base_sha: str = "") -> None:
+    """Make `sha` present in this host's mirror: fetched, or re-made when it is tfbot's own merge commit."""
+    if svc.checkouts.has_commit(cmd.repo, sha):
+        return
+    if head_sha and base_sha and sha != head_sha:
+        for needed in (base_sha, head_sha):
+            svc.checkouts.ensure_commit(cmd.repo, _clone_url(svc, cmd), needed, cmd.pull)
+        if svc.checkouts.merge_commit(cmd.repo, base_sha, head_sha, cmd.pull) == sha:
+            return
+    svc.checkouts.ensure_commit(cmd.repo, _clone_url(svc, cmd), sha, cmd.pull)
+
+
+def same_content(svc: Any, repo: str, project: Project, a: str, b: str) -> bool:
+    """True when commits `a` and `b` hold the same project dir and the same local modules it uses."""
+    from bot.adapters.git import CheckoutError
+
+    for sha in (a, b):
+        if not svc.checkouts.has_commit(repo, sha):  # a missing commit must not read as "changed"
+            raise CheckoutError(f"commit {sha} is not in this host's mirror of {repo}")
+    dirs = {project.dir} | set(svc.checkouts.module_dirs(repo, a, project.dir)) \
+        | set(svc.checkouts.module_dirs(repo, b, project.dir))
+    return all(svc.checkouts.tree_hash(repo, a, d) == svc.checkouts.tree_hash(repo, b, d) for d in sorted(dirs))

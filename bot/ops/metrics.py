@@ -1,0 +1,134 @@
+"""Prometheus metrics of one web process: what it counted itself, and what Redis says at scrape time.
+
+Webhook counts and latencies are observed by this process (`tfbot serve` runs one web process). Jobs,
+locks and run durations are read from Redis on every scrape, so every host and worker process is
+covered and no number is lost when a process restarts. Run durations are gauges over the recent runs
+Redis keeps, not a histogram: a worker process would have to count into Redis for a true one.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any, Iterator
+
+import redis
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from rq.registry import FailedJobRegistry, StartedJobRegistry
+
+from bot.state import keys
+from bot.queue import EVENTS_QUEUE, RUNS_QUEUE
+
+log = logging.getLogger(__name__)
+
+RECENT_RUNS = 500  # how many of the latest runs the duration gauges describe
+WEBHOOK_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+# Event names are chosen by whoever sends the request (before its signature is checked): only known names become
+# label values, so a flood of made-up events cannot grow the number of series without bound.
+KNOWN_EVENTS = frozenset({"ping", "pull_request", "issue_comment", "push", "installation", "installation_repositories",
+                          "pull_request_review", "check_suite", "check_run", "status"})
+
+
+def event_label(event: str | None) -> str:
+    return event if event in KNOWN_EVENTS else "other"
+
+
+class Metrics:
+    """A registry of its own (never the global one), so two apps in one process never share counters."""
+
+    def __init__(self, services: Any):
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.webhooks = Counter("tfbot_webhooks_received", "Webhook deliveries received, by event and outcome",
+                                ["event", "outcome"], registry=self.registry)
+        self.webhook_seconds = Histogram("tfbot_webhook_handling_seconds",
+                                         "Time to answer a webhook delivery (verify, de-duplicate, enqueue)",
+                                         ["event"], buckets=WEBHOOK_BUCKETS, registry=self.registry)
+        self.registry.register(StoreCollector(services))
+
+    def observe_webhook(self, event: str | None, outcome: str, seconds: float) -> None:
+        label = event_label(event)
+        self.webhooks.labels(event=label, outcome=outcome).inc()
+        self.webhook_seconds.labels(event=label).observe(seconds)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class StoreCollector:
+    """Gauges read from Redis on each scrape: jobs, locks, recent run durations."""
+
+    def __init__(self, services: Any):
+        self.svc = services
+
+    def describe(self) -> list[Any]:
+        return []  # read on scrape only: describing would hit Redis at registration
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        up = GaugeMetricFamily("tfbot_redis_up", "1 when this scrape could read Redis")
+        try:
+            families = [self._jobs(), *self._locks(), *self._runs()]
+        except (redis.RedisError, OSError) as exc:
+            log.warning("metrics: Redis unavailable: %s", exc)
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        yield from families
+
+    def _jobs(self) -> GaugeMetricFamily:
+        jobs = GaugeMetricFamily("tfbot_jobs", "Jobs by queue and state (queued, running, failed)",
+                                 labels=["queue", "state"])
+        conn = self.svc.redis
+        for name, queue in ((EVENTS_QUEUE, self.svc.events_queue), (RUNS_QUEUE, self.svc.runs_queue)):
+            jobs.add_metric([name, "queued"], queue.count)
+            jobs.add_metric([name, "running"], StartedJobRegistry(name, connection=conn).count)
+            jobs.add_metric([name, "failed"], FailedJobRegistry(name, connection=conn).count)
+        return jobs
+
+    def _locks(self) -> list[GaugeMetricFamily]:
+        locks = self.svc.locks.list()
+        now = time.time()
+        held = GaugeMetricFamily("tfbot_locks_held", "Workspace locks held now")
+        held.add_metric([], len(locks))
+        by_state = GaugeMetricFamily("tfbot_locks_by_state", "Workspace locks held now, by state", labels=["state"])
+        counts: dict[str, int] = {}
+        for lock in locks:
+            counts[lock.state.value] = counts.get(lock.state.value, 0) + 1
+        for state, count in sorted(counts.items()):
+            by_state.add_metric([state], count)
+        oldest = GaugeMetricFamily("tfbot_oldest_lock_age_seconds", "Age of the oldest lock held (0 when none)")
+        oldest.add_metric([], max((now - lock.locked_at for lock in locks), default=0.0))
+        return [held, by_state, oldest]
+
+    def _runs(self) -> list[GaugeMetricFamily]:
+        conn = self.svc.redis
+        ids = conn.lrange(keys.runs(), 0, RECENT_RUNS - 1)
+        pipe = conn.pipeline(transaction=False)
+        for run_id in ids:
+            pipe.hget(keys.run(run_id.decode()), "meta")
+        durations: dict[str, list[float]] = {}
+        outcomes: dict[tuple[str, str], int] = {}
+        for raw in pipe.execute() if ids else []:
+            if raw is None:
+                continue  # expired
+            meta = json.loads(raw)
+            kind = str(meta.get("kind", "unknown"))
+            if isinstance(meta.get("duration"), (int, float)):
+                durations.setdefault(kind, []).append(float(meta["duration"]))
+            key = (kind, "ok" if meta.get("ok") else "failed")
+            outcomes[key] = outcomes.get(key, 0) + 1
+        quantiles = GaugeMetricFamily(
+            "tfbot_run_duration_seconds",
+            f"Duration of the last {RECENT_RUNS} plan/apply runs kept in Redis, by kind and quantile (0 = fastest, 1 = slowest)",
+            labels=["kind", "quantile"])
+        for kind, values in sorted(durations.items()):
+            values.sort()
+            for q in ("0", "0.5", "0.9", "0.99", "1"):
+                quantiles.add_metric([kind, q], values[min(len(values) - 1, int(float(q) * len(values)))])
+        recent = GaugeMetricFamily("tfbot_recent_runs", f"Runs among the last {RECENT_RUNS}, by kind and outcome",
+                                   labels=["kind", "outcome"])
+        for (kind, outcome), count in sorted(outcomes.items()):
+            recent.add_metric([kind, outcome], count)
+        return [quantiles, recent]

@@ -1,0 +1,90 @@
+"""Startup checks that say exactly what to fix: the Terraform binary, git, and their versions."""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+MIN_TERRAFORM = (1, 4, 0)
+INSTALL_HINT = (
+    "install Terraform >= 1.4 (https://developer.hashicorp.com/terraform/install) "
+    "or set terraform.binary / TFBOT_TERRAFORM_BINARY to its path"
+)
+
+
+@dataclass(frozen=True)
+class ToolCheck:
+    """The verdict on one external tool tfbot runs: `error` says what was found and what to install."""
+
+    ok: bool
+    version: str = ""
+    path: str = ""
+    error: str = ""
+
+    def as_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {"ok": self.ok, "version": self.version, "path": self.path}
+        if self.error:
+            out["error"] = self.error
+        return out
+
+
+TerraformCheck = GitCheck = ToolCheck
+
+
+def check_terraform(binary: str, data_dir: Path) -> TerraformCheck:
+    """Run `terraform version` through our adapter and compare with the minimum we support."""
+    from bot.adapters.terraform import Terraform, TerraformError
+
+    path = shutil.which(binary)
+    if path is None:
+        return TerraformCheck(False, error=f"terraform binary {binary!r} not found: {INSTALL_HINT}")
+    try:
+        version = Terraform(binary=path, data_dir=data_dir, timeout=30).version()
+    except (TerraformError, OSError, ValueError) as exc:
+        return TerraformCheck(False, path=path, error=f"{path} did not report a version ({exc}): {INSTALL_HINT}")
+    text = ".".join(str(p) for p in version)
+    if tuple(version) < MIN_TERRAFORM:
+        return TerraformCheck(False, text, path, f"Terraform {text} at {path} is older than 1.4: {INSTALL_HINT}")
+    return TerraformCheck(True, text, path)
+
+
+# `git merge-tree --write-tree` (2.38) plans a PR as merged into its base without a working copy; older git
+# fails every plan. (GIT_CONFIG_GLOBAL, 2.32, keeps a user's ~/.gitconfig out of tfbot's fetches.)
+MIN_GIT = (2, 38)
+GIT_INSTALL_HINT = (
+    "install git >= 2.38 (Debian 12, Ubuntu 23.04, RHEL 10, Alpine 3.17 and later ship it; on older systems use "
+    "your distribution's backports or the git-core PPA, or build it from https://git-scm.com/downloads) "
+    "and put it first on PATH"
+)
+
+
+def judge_git_version(output: str, path: str = "git") -> GitCheck:
+    """Pure: the verdict on what `git --version` printed (`git version 2.39.5`, `... (Apple Git-146)`)."""
+    match = re.search(r"git version (\d+)\.(\d+)(?:\.(\d+))?", output)
+    if not match:
+        return GitCheck(False, path=path, error=f"{path} --version said {output.strip()[:100]!r}: {GIT_INSTALL_HINT}")
+    found = tuple(int(g) for g in match.groups() if g is not None)
+    text = ".".join(str(p) for p in found)
+    if found[:2] < MIN_GIT:
+        return GitCheck(False, text, path, f"git {text} at {path} is older than 2.38, which tfbot needs for "
+                                           f"`git merge-tree --write-tree` (planning a PR merged into its base): "
+                                           f"{GIT_INSTALL_HINT}")
+    return GitCheck(True, text, path)
+
+
+def check_git(git: str = "git") -> GitCheck:
+    """Run `git --version` (argv, tfbot's scrubbed git environment) and compare with MIN_GIT."""
+    from bot.adapters.git import _git_env
+
+    path = shutil.which(git)
+    if path is None:
+        return GitCheck(False, error=f"git {git!r} not found on PATH: {GIT_INSTALL_HINT}")
+    try:
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30, env=_git_env())
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return GitCheck(False, path=path, error=f"cannot run {path}: {exc}: {GIT_INSTALL_HINT}")
+    if out.returncode != 0:
+        return GitCheck(False, path=path, error=f"{path} --version exited with {out.returncode}: {GIT_INSTALL_HINT}")
+    return judge_git_version(out.stdout, path)

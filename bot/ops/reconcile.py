@@ -1,0 +1,256 @@
+"""Reconciliation: the pull requests that were closed or merged while tfbot was not listening.
+
+For each PR holding a lock, GitHub is asked for the PR's state:
+- open: nothing to do.
+- closed without merging: handled exactly as the `pull_request.closed` event tfbot missed would have been
+  (its handler releases the locks, hands each to the next PR in line, deletes plans and checkouts).
+- merged: the locks whose merge was never attempted get the `merge` command the closed handler starts
+  (apply the reviewed plan, or re-plan a stale one; an applied-before-merge lock is just released), with a
+  note on the PR that tfbot was down when it merged. Locks past that point (applying, apply failed, plan
+  stale) wait for a person, as they would have anyway.
+The missed event (redelivered, see bot.ops.redelivery) and this pass may both come. Releasing twice is harmless;
+applying twice is not, so before starting a merge this pass claims the event's replay fingerprint
+(bot.intake.replay): whichever comes second (the redelivered event, another host's pass, `tfbot reconcile` run by
+hand) does nothing.
+
+Merged PRs that hold no lock (opened and merged while tfbot was down, or whose closing event failed for good)
+are found too: every repository the App is installed on and tfbot is configured for is asked for the PRs
+merged in the last 6 days (never before the first pass of tfbot itself). That is one request per repository,
+so periodic passes do it at most every MERGE_SCAN_SECONDS; a start and `tfbot reconcile` always do. A merge whose closing event was
+never acted on (no replay fingerprint) is handed to the normal router as a synthetic `pull_request` `closed`
+delivery on the events queue, exactly as if GitHub had sent it, with a job id named after the merge: while
+that job is queued, retried or failed, later passes leave it alone (`tfbot reconcile` by hand re-queues a
+failed one). The closed handler decides whether the PR changed Terraform projects and what to do.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Sequence, TextIO
+
+from bot.state import keys
+from bot.config import Config
+from bot.adapters.github import PullInfo
+from bot.lifecycle.handlers.pull_requests import closed
+from bot.models import LockInfo, LockState
+from bot.lifecycle.planning import start_command
+from bot.queue import enqueue_delivery
+from bot.intake.replay import FINGERPRINT_TTL_SECONDS, fingerprint
+from bot.intake.webhooks import Delivery
+
+log = logging.getLogger(__name__)
+
+AT_STARTUP = "its check at startup"
+PERIODIC = "its periodic check"
+BY_COMMAND = "`tfbot reconcile`"
+# A merged PR's locks in these states never saw their merge; the others already did, or wait for a person.
+MERGE_NOT_ATTEMPTED = frozenset({LockState.PLANNING, LockState.PLANNED, LockState.PLAN_FAILED, LockState.APPLIED})
+# How far back merges are looked for: inside the replay fingerprint's week, so a handled merge is still known.
+MERGE_LOOKBACK_SECONDS = FINGERPRINT_TTL_SECONDS - 24 * 3600
+# Periodic passes look for missed merges this often: with 1,000 repositories, 2,000 of the installation's
+# 5,000 requests an hour.
+MERGE_SCAN_SECONDS = 1800
+# A synthetic delivery's job in these states is still on its way (or waits for its retry): leave it be.
+_LIVE_JOB = frozenset({"queued", "started", "scheduled", "deferred"})
+
+
+class Action(str, Enum):
+    KEEP = "kept: the PR is open"
+    RELEASE = "released: the PR was closed without merging"
+    APPLY = "applying: the PR was merged"
+    WAIT = "left for a person: the PR was merged and its locks are past the merge"
+    HANDLED = "nothing: its closing event was already handled"
+    QUEUED = "handed to tfbot: merged while tfbot was not listening"
+    ERROR = "not reconciled"
+
+
+@dataclass(frozen=True)
+class Reconciled:
+    """What one pass did about one PR's locks."""
+
+    repo: str
+    pull: int
+    action: Action
+    projects: tuple[str, ...]
+    detail: str = ""
+
+    def line(self) -> str:
+        what = f" ({', '.join(self.projects)})" if self.projects else ""
+        where = f"{self.repo}#{self.pull}" if self.pull else self.repo  # 0: about the repository as a whole
+        return f"{where}{what}: {self.action.value}" + (f" ({self.detail})" if self.detail else "")
+
+
+def decide(pull: PullInfo, locks: Sequence[LockInfo]) -> tuple[Action, list[LockInfo]]:
+    """What to do about the locks `pull` holds, and which of them it concerns (KEEP, RELEASE, APPLY or WAIT)."""
+    if pull.state == "open":
+        return Action.KEEP, []
+    if not pull.merged:
+        return Action.RELEASE, list(locks)
+    due = [lock for lock in locks if lock.state in MERGE_NOT_ATTEMPTED]
+    return (Action.APPLY, due) if due else (Action.WAIT, [])
+
+
+def closed_event(repo: str, installation: int, pull: PullInfo) -> dict[str, Any]:
+    """The `pull_request.closed` payload tfbot missed, with the fields intake requires and handlers read."""
+    return {
+        "action": "closed",
+        "number": pull.number,
+        "installation": {"id": installation},
+        "repository": {"full_name": repo, "clone_url": pull.clone_url},
+        "pull_request": {
+            "number": pull.number, "state": pull.state, "merged": pull.merged,
+            "merge_commit_sha": pull.merge_commit_sha, "user": {"login": pull.author},
+            "head": {"sha": pull.head_sha, "ref": pull.head_ref}, "base": {"sha": pull.base_sha, "ref": pull.base_ref},
+        },
+        "sender": {"login": pull.merged_by or pull.author},
+    }
+
+
+def reconcile(svc: Any, origin: str = AT_STARTUP) -> list[Reconciled]:
+    """Act on the PRs holding a lock that closed, then on merges never handled; one result per PR acted on."""
+    return reconcile_locks(svc, origin) + reconcile_merges(svc, origin)
+
+
+def reconcile_locks(svc: Any, origin: str = AT_STARTUP) -> list[Reconciled]:
+    """Ask GitHub about every PR holding a lock and act on the closed ones; one result per PR, by repo and number."""
+    held: dict[tuple[str, int], list[LockInfo]] = {}
+    for lock in svc.locks.list():
+        held.setdefault((lock.repo, lock.pull), []).append(lock)
+    results = []
+    for (repo, number), locks in sorted(held.items()):
+        try:
+            results.append(_reconcile_pull(svc, repo, number, locks, origin))
+        except Exception as exc:  # noqa: BLE001 - one PR GitHub cannot tell us about must not stop the others
+            log.error("reconcile: %s#%d: %s; its locks stay until the next pass", repo, number, exc)
+            results.append(Reconciled(repo, number, Action.ERROR, _names(locks), str(exc)))
+    return results
+
+
+def _reconcile_pull(svc: Any, repo: str, number: int, locks: list[LockInfo], origin: str) -> Reconciled:
+    installation = _installation(svc, repo, number)
+    pull = svc.github.repo(installation, repo).pull(number)
+    action, due = decide(pull, locks)
+    if action in (Action.KEEP, Action.WAIT):
+        return Reconciled(repo, number, action, _names(locks))
+    payload = closed_event(repo, installation, pull)
+    if action is Action.RELEASE:
+        # Releasing twice is harmless (the second finds nothing), so no claim: act even if the event is in flight.
+        closed(Delivery(id=f"reconcile-{uuid.uuid4().hex[:12]}", event="pull_request", payload=payload), svc)
+    else:
+        # Applying twice is not: claim the closed event's replay fingerprint, so the missed event, redelivered
+        # later, does nothing; and do nothing if that event was handled first.
+        mark = fingerprint("pull_request", payload)
+        key, token = (keys.event_fingerprint(mark) if mark else None), f"reconcile-{uuid.uuid4().hex}"
+        if key and not svc.redis.set(key, token, nx=True, ex=FINGERPRINT_TTL_SECONDS):
+            log.info("reconcile: %s#%d is merged, but its closing event was already handled", repo, number)
+            return Reconciled(repo, number, Action.HANDLED, _names(locks))
+        try:
+            _start_merge(svc, repo, installation, pull, due, origin)
+        except Exception:
+            if key and svc.redis.get(key) == token.encode():
+                svc.redis.delete(key)  # not started after all: let the redelivered event, or the next pass, do it
+            raise
+    for lock in due:
+        log.info("reconcile: %s#%d %s (dir %s, workspace %s): %s", repo, number, lock.project, lock.dir,
+                 lock.workspace, action.value)
+    return Reconciled(repo, number, action, _names(due))
+
+
+def reconcile_merges(svc: Any, origin: str = AT_STARTUP, now: float | None = None) -> list[Reconciled]:
+    """Hand every merge since the watch began whose closing event was never acted on to the router."""
+    if origin == PERIODIC and not svc.redis.set(keys.merges_scan_due(), "1", nx=True, ex=MERGE_SCAN_SECONDS):
+        return []  # looked recently
+    now = time.time() if now is None else now
+    # Whole seconds: GitHub's times have no fractions, so a merge in the second the watch began counts.
+    svc.redis.set(keys.merges_watched_since(), str(int(now)), nx=True)
+    since = max(float(svc.redis.get(keys.merges_watched_since()) or now), now - MERGE_LOOKBACK_SECONDS)
+    results: list[Reconciled] = []
+    try:
+        repos = [(i, r) for i, r in svc.github.installed_repos() if svc.config.repo_config(r) is not None]
+    except Exception as exc:  # noqa: BLE001 - the lock part of the pass has run; try again next period
+        log.error("reconcile: cannot list the App's repositories: %s", exc)
+        return [Reconciled("*", 0, Action.ERROR, (), f"listing repositories: {exc}")]
+    for installation, repo in repos:
+        try:
+            results += _reconcile_repo_merges(svc, installation, repo, since, origin)
+        except Exception as exc:  # noqa: BLE001 - one repository GitHub cannot tell us about must not stop the others
+            log.error("reconcile: merges of %s: %s; trying again next pass", repo, exc)
+            results.append(Reconciled(repo, 0, Action.ERROR, (), f"listing merged PRs: {exc}"))
+    return results
+
+
+def _reconcile_repo_merges(svc: Any, installation: int, repo: str, since: float, origin: str) -> list[Reconciled]:
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job
+    from rq.serializers import JSONSerializer
+
+    gh = svc.github.repo(installation, repo)
+    results = []
+    for number, merge_sha in gh.merged_since(since):
+        mark = fingerprint("pull_request", {"action": "closed", "repository": {"full_name": repo},
+                                            "pull_request": {"number": number, "merged": True,
+                                                             "merge_commit_sha": merge_sha}})
+        if svc.redis.exists(keys.event_fingerprint(mark)) or svc.locks.locks_of_pull(repo, number):
+            continue  # acted on (or being acted on) already, or a PR with locks: reconcile_locks has it
+        delivery_id = "reconcile-" + hashlib.sha256(mark.encode()).hexdigest()[:24]
+        try:
+            status = Job.fetch(f"delivery-{delivery_id}", connection=svc.redis,
+                               serializer=JSONSerializer).get_status()
+        except NoSuchJobError:
+            status = None
+        if status is not None and (status in _LIVE_JOB or origin != BY_COMMAND):
+            continue  # on its way, or failed after its retries: the PR was told; `tfbot reconcile` tries again
+        payload = closed_event(repo, installation, gh.pull(number))
+        enqueue_delivery(svc.events_queue, delivery_id, "pull_request", payload)
+        log.warning("reconcile: %s#%d was merged (%s) but its merge was never handled: queued as %s", repo, number,
+                    merge_sha[:8], delivery_id)
+        results.append(Reconciled(repo, number, Action.QUEUED, (), f"merge {merge_sha[:8]}"))
+    return results
+
+
+def _start_merge(svc: Any, repo: str, installation: int, pull: PullInfo, due: list[LockInfo], origin: str) -> None:
+    note = (f"tfbot was down when this PR was merged, so it missed the merge; {origin} found the PR merged "
+            "with its lock still held and started the apply below.")
+    start_command(svc, "merge", repo, pull, installation, pull.merged_by or pull.author,
+                  [svc.project_of_lock(lock) for lock in due], head_sha=pull.head_sha, note=note)
+
+
+def _installation(svc: Any, repo: str, number: int) -> int:
+    """The installation recorded with the PR, else the App's installation on the repository."""
+    recorded = svc.records.pull_field(repo, number, "installation")
+    if recorded and recorded.isdigit():
+        return int(recorded)
+    return svc.github.repo_installation(repo)
+
+
+def _names(locks: Sequence[LockInfo]) -> tuple[str, ...]:
+    return tuple(lock.project or lock.dir for lock in locks)
+
+
+def main(config: Config, out: TextIO | None = None) -> int:
+    """`tfbot reconcile`: one pass against the server's Redis and the GitHub App; print one line per PR."""
+    from bot.ops.admin_cli import AdminError, connect_store
+    from bot.ops.logs import setup_logging
+    from bot.services import WorkerServices
+
+    out = out or sys.stdout
+    setup_logging("WARNING", config.secrets(), "reconcile")
+    try:
+        conn = connect_store(config)
+    except AdminError as exc:
+        print(f"tfbot: {exc}", file=sys.stderr)
+        return 2
+    results = reconcile(WorkerServices(config, conn), origin=BY_COMMAND)
+    if not results:
+        out.write("No locks are held and no merge was missed: nothing to reconcile.\n")
+        return 0
+    for result in results:
+        out.write(result.line() + "\n")
+    if any(r.action in (Action.APPLY, Action.QUEUED) for r in results):
+        out.write("A tfbot worker runs the applies (`tfbot serve` or `tfbot worker` must be running).\n")
+    return 1 if any(r.action is Action.ERROR for r in results) else 0

@@ -1,0 +1,157 @@
+"""`tfbot worker`: one RQ worker taking webhook deliveries and project runs from Redis.
+
+Redis is an execution surface: an RQ job names a dotted function and RQ imports and calls it. A tfbot
+worker runs only tfbot's own job functions and callbacks (`allowed_functions`) and refuses any other
+job before importing anything it names.
+"""
+from __future__ import annotations
+
+import inspect
+import logging
+import random
+import time
+import traceback
+from functools import lru_cache
+from typing import Any
+
+import redis
+from rq import Worker
+from rq.job import Job
+from rq.serializers import JSONSerializer
+
+from bot import jobs
+from bot.config import Config
+from bot.ops.logs import library_level, setup_logging, was_logged
+from bot.ops.preflight import check_git
+from bot.ops.liveness import start_reaper
+from bot.queue import RUNS_QUEUE, events_queue, runs_queue
+from bot.adapters.redis_server import EmbeddedRedis, connect
+
+log = logging.getLogger("tfbot.worker")
+# Job functions that live outside bot.jobs.
+OTHER_JOB_FUNCTIONS = ("bot.web.unlocking.announce_job",)
+# Public functions of bot.jobs that are not jobs: what a worker calls on itself.
+NOT_JOBS = ("set_services", "services", "queue_report", "queue_interrupted_report")
+
+
+@lru_cache(maxsize=1)
+def allowed_functions() -> frozenset[str]:
+    """Every function a tfbot job or callback may name: the public functions defined in bot.jobs, and a few more.
+
+    Read from the module, so a job function added to bot.jobs is allowed without a list to keep.
+    """
+    names = {f"bot.jobs.{name}" for name, obj in vars(jobs).items()
+             if inspect.isfunction(obj) and obj.__module__ == jobs.__name__ and not name.startswith("_")
+             and name not in NOT_JOBS}
+    return frozenset(names | set(OTHER_JOB_FUNCTIONS))
+
+
+def refusal(job: Job) -> str | None:
+    """Why this job must not run (it names a function tfbot does not offer as a job), or None."""
+    try:
+        names = {"function": job.func_name, "success callback": job._success_callback_name,
+                 "failure callback": job._failure_callback_name, "stopped callback": job._stopped_callback_name}
+    except Exception as exc:  # noqa: BLE001 - a job that cannot even be decoded is refused too
+        return f"its data cannot be read as a tfbot job ({type(exc).__name__})"
+    for what, name in names.items():
+        if name is not None and name not in allowed_functions():
+            return f"its {what} {name!r} is not a tfbot job function"
+    return None
+
+
+class TfbotWorker(Worker):
+    """An RQ worker that runs only tfbot's jobs and writes one traceback per failure."""
+
+    def execute_job(self, job: Job, queue: Any) -> None:
+        reason = refusal(job)
+        if reason is None:
+            super().execute_job(job, queue)
+            return
+        # Before the fork and before any import of what the job names: nothing of it runs.
+        log.error("refused job %s from queue %s: %s; only tfbot's own jobs run here (is someone else writing to "
+                  "tfbot's Redis?)", job.id, queue.name, reason)
+        self.handle_job_failure(job, queue, exc_string=f"refused by tfbot: {reason}")
+
+    def handle_warm_shutdown_request(self) -> None:
+        log.info("worker %s asked to stop: it takes no more jobs and finishes the one it runs", self.name)
+        super().handle_warm_shutdown_request()
+
+    def handle_exception(self, job: Job, *exc_info: Any) -> None:
+        """One line per failed try, saying whether RQ tries it again; the traceback once: on the last try, if nobody
+        wrote it."""
+        from rq.job_lifecycle import call_exception_handlers
+
+        retried = f"; tried again later ({job.retries_left} attempt(s) left)" if job.should_retry else ""
+        if was_logged(exc_info[1]) or job.should_retry:  # the last try writes the traceback
+            summary = "".join(traceback.format_exception_only(exc_info[0], exc_info[1])).strip()
+            log.error("job %s (%s) failed: %s%s", job.id, job.description, summary, retried)
+        else:
+            log.error("job %s (%s) failed%s", job.id, job.description, retried, exc_info=exc_info)
+        call_exception_handlers(self._exc_handlers, job, *exc_info)
+
+
+def resolve_redis_url(config: Config) -> str | None:
+    """`redis_url`, or the embedded Redis of a `tfbot serve` on this host sharing data_dir."""
+    if config.redis_url:
+        return config.redis_url
+    embedded = EmbeddedRedis(config.data_dir)
+    return embedded.url if embedded.socket.exists() else None
+
+
+def wait_for_redis(connection: redis.Redis, max_delay: float = 30.0) -> None:
+    """Block until Redis answers, retrying with exponential backoff and jitter (RQ does the same once running)."""
+    delay = 1.0
+    while True:
+        try:
+            connection.ping()
+            return
+        except (redis.RedisError, OSError) as exc:
+            wait = delay * random.uniform(0.5, 1.5)
+            log.warning("Redis unreachable (%s); retrying in %.1fs", exc, wait)
+            time.sleep(wait)
+            delay = min(max_delay, delay * 2)
+
+
+def run_worker(config: Config) -> int:
+    setup_logging(config.log_level, config.secrets(), "worker", config.log_format)
+    git = check_git()
+    if not git.ok:
+        log.error("git: %s", git.error)
+        return 2
+    url = resolve_redis_url(config)
+    if url is None:
+        log.error(
+            "redis_url is empty and no embedded Redis runs under %s: start `tfbot serve` on this host first, "
+            "or set redis_url / TFBOT_REDIS_URL to a shared Redis",
+            config.data_dir,
+        )
+        return 2
+    connection = connect(url)
+    wait_for_redis(connection)
+    from bot.services import WorkerServices
+
+    jobs.set_services(WorkerServices.build(config, connection))
+    # RQ forks a process per job: import what jobs run now, once, instead of in every fork.
+    import bot.lifecycle.handlers  # noqa: F401
+    import bot.lifecycle.interrupted  # noqa: F401
+    import bot.lifecycle.reporting  # noqa: F401
+    import bot.lifecycle.runner  # noqa: F401
+    worker = TfbotWorker(
+        [events_queue(connection), runs_queue(connection)],
+        connection=connection,
+        serializer=JSONSerializer,
+        log_job_description=True,
+        # A dead worker's job is found by its expired heartbeat (60 s after its last one) during some worker's
+        # maintenance. RQ runs maintenance only between waits for jobs, and an idle worker waits worker_ttl - 15 s:
+        # keep both short so the PR hears of a lost run within about 1.5 minutes.
+        job_monitoring_interval=10,
+        worker_ttl=35,
+        maintenance_interval=15,
+        work_horse_killed_handler=jobs.horse_killed,
+    )
+    start_reaper(connection, RUNS_QUEUE, jobs.queue_interrupted_report)
+    log.info("worker %s taking jobs", worker.name)
+    # The scheduler moves retried jobs (a report waiting out a GitHub outage) back to their queue when due.
+    # RQ's own lines (registry clean-up every few seconds, "Job OK") show at DEBUG only.
+    worker.work(logging_level=logging.getLevelName(library_level(config.log_level)), with_scheduler=True)
+    return 0

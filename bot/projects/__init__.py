@@ -1,0 +1,1 @@
+"""Which projects a change touches (pure) and the workflows (steps) that plan and apply them."""

@@ -1,0 +1,1 @@
+"""What a PR reads: comment text from values (pure), one Jinja template per outcome under `templates/`."""

@@ -1,0 +1,474 @@
+"""Workspace locks, their waiting lines, and the short per-project run guard, kept in Redis.
+
+Contract of `LockStore` (the lock is the product's promise; every change below is one Lua script, so it is
+atomic across threads, worker processes and hosts sharing one Redis):
+- One lock per (repo, dir, workspace). Its value is one JSON string (every `LockInfo` field) so one GET or
+  MGET reads it whole; its key is also in the lock index set so the page can list 10,000 locks in a few
+  round trips. A lock has no TTL: it lives until released, handed over, or force-released.
+- Acquiring is `SET NX` semantics: under concurrent attempts exactly one pull wins and gets a new fencing
+  token (INCR on one counter, so tokens only grow). The holder acquiring again gets its lock back unchanged.
+  Any other pull joins the lock's waiting line (at most once; joining again refreshes its entry in place)
+  and is told its 1-based place. A held lock is a normal result, never an exception.
+- Every state change and release names the pull and its token and is refused (False / released=False) when
+  they no longer match: a job that lost the lock (released, unlocked, handed over) cannot touch it again.
+- The release script itself refuses, in the same atomic step, what bot/lifecycle/decision.py refuses: a close or a
+  writer's unlock of a lock whose apply is running or whose PR applied what the default branch lacks
+  (`diverged`), and an admin's unlock of a running apply. A check outside the script would race the apply.
+- Releasing hands the lock straight to the first waiter (new token, state "planning"), so nobody can slip in
+  between; the caller gets that waiter's entry back and must plan it. The lock leaves the index only when
+  nobody takes it. A waiter whose PR closed must `leave_queue` (or `forget_pull`), else it is handed a lock
+  its planning job will find closed and release again.
+- The run guard is separate and short: a key with a TTL renewed by a heartbeat thread while a Terraform run
+  is under way, so two runs never share one project's state or checkout, and a crashed worker's guard
+  expires by itself.
+Not Redis Cluster safe: the scripts touch a lock, its line, the index and the counter in one call.
+"""
+from __future__ import annotations
+
+import builtins
+import json
+import logging
+import random
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Iterator, Protocol
+
+import redis
+from redis.commands.core import Script
+
+from bot.state import keys
+from bot.models import LockInfo, LockState, Project
+
+log = logging.getLogger(__name__)
+
+# Lua helpers shared by the scripts that read a waiting line or hand a lock over.
+_LUA_HELPERS = """
+local function find_waiter(line_key, pull)
+  local entries = redis.call('LRANGE', line_key, 0, -1)
+  for i, entry in ipairs(entries) do
+    if tonumber(cjson.decode(entry)['pull']) == pull then return i, entry end
+  end
+  return nil, nil
+end
+
+-- Give the lock to the first waiter (new token), or delete it and drop it from the index.
+-- Returns the new lock value and the waiter's entry, or nil when nobody was waiting.
+local function hand_over(lock_key, index_key, line_key, fence_key, lock, now, state)
+  local entry = redis.call('LPOP', line_key)
+  if not entry then
+    redis.call('DEL', lock_key)
+    redis.call('SREM', index_key, lock_key)
+    return nil, nil
+  end
+  local waiter = cjson.decode(entry)
+  lock['pull'] = waiter['pull']
+  lock['user'] = waiter['user']
+  lock['pull_title'] = waiter['pull_title'] or ''
+  lock['pull_url'] = waiter['pull_url'] or ''
+  lock['locked_at'] = now
+  lock['state'] = state
+  lock['summary'] = ''
+  lock['run_id'] = ''
+  lock['diverged'] = false
+  lock['token'] = redis.call('INCR', fence_key)
+  local value = cjson.encode(lock)
+  redis.call('SET', lock_key, value)
+  return value, entry
+end
+"""
+
+# KEYS[1] lock key, KEYS[2] lock index (set), KEYS[3] waiting line (list), KEYS[4] fencing counter
+# ARGV[1] lock value (JSON) to store when free; its "token" is replaced by INCR KEYS[4]
+# ARGV[2] pull number asking
+# ARGV[3] waiting-line entry (JSON, has "pull") to add when another pull holds the lock
+# Returns {"acquired", lock} | {"held", lock} (this pull already holds it, untouched)
+#       | {"queued", lock of the holder, 1-based place in line}
+_ACQUIRE = _LUA_HELPERS + """
+local pull = tonumber(ARGV[2])
+local current = redis.call('GET', KEYS[1])
+if not current then
+  local lock = cjson.decode(ARGV[1])
+  lock['token'] = redis.call('INCR', KEYS[4])
+  local value = cjson.encode(lock)
+  redis.call('SET', KEYS[1], value)
+  redis.call('SADD', KEYS[2], KEYS[1])
+  local _, mine = find_waiter(KEYS[3], pull)
+  if mine then redis.call('LREM', KEYS[3], 1, mine) end
+  return {'acquired', value}
+end
+if tonumber(cjson.decode(current)['pull']) == pull then
+  return {'held', current}
+end
+local place = find_waiter(KEYS[3], pull)
+if place then
+  redis.call('LSET', KEYS[3], place - 1, ARGV[3])
+  return {'queued', current, place}
+end
+return {'queued', current, redis.call('RPUSH', KEYS[3], ARGV[3])}
+"""
+
+# KEYS[1] lock key, KEYS[2] lock index (set), KEYS[3] waiting line (list), KEYS[4] fencing counter
+# ARGV[1] pull that must hold the lock, or "" for whoever holds it (unlock by an admin)
+# ARGV[2] token that must match, or "" for any token
+# ARGV[3] now (unix seconds) for a handed-over lock; ARGV[4] the state a handed-over lock starts in
+# ARGV[5] mode: "owner" (the holder's own run releases it: token checks only), "unlock" (a close or a writer's
+#         unlock: refused while applying or flagged), "admin" (refused while applying unless ARGV[6] is "dead")
+# Returns {"free"} | {"refused", lock, why} | {"released", old lock} | {"handed", old lock, new lock, waiter entry}
+_RELEASE = _LUA_HELPERS + """
+local current = redis.call('GET', KEYS[1])
+if not current then return {'free'} end
+local lock = cjson.decode(current)
+if (ARGV[1] ~= '' and tonumber(lock['pull']) ~= tonumber(ARGV[1]))
+   or (ARGV[2] ~= '' and tonumber(lock['token']) ~= tonumber(ARGV[2])) then
+  return {'refused', current, 'owner'}
+end
+local applying = lock['state'] == 'applying'
+local flagged = lock['diverged'] == true or applying or lock['state'] == 'applied, awaiting merge'
+  or lock['state'] == 'apply failed'
+if ARGV[5] == 'unlock' and flagged then return {'refused', current, applying and 'applying' or 'flagged'} end
+if ARGV[5] == 'admin' and applying and ARGV[6] ~= 'dead' then return {'refused', current, 'applying'} end
+local value, entry = hand_over(KEYS[1], KEYS[2], KEYS[3], KEYS[4], lock, tonumber(ARGV[3]), ARGV[4])
+if value then return {'handed', current, value, entry} end
+return {'released', current}
+"""
+
+# KEYS[1] lock key
+# ARGV[1] pull, ARGV[2] token that must both match the lock; ARGV[3] JSON object of fields to overwrite
+# Returns 1 when changed, 0 when the lock is gone or held by someone else (or under another token)
+_SET_STATE = """
+local current = redis.call('GET', KEYS[1])
+if not current then return 0 end
+local lock = cjson.decode(current)
+if tonumber(lock['pull']) ~= tonumber(ARGV[1]) or tonumber(lock['token']) ~= tonumber(ARGV[2]) then
+  return 0
+end
+for k, v in pairs(cjson.decode(ARGV[3])) do lock[k] = v end
+redis.call('SET', KEYS[1], cjson.encode(lock))
+return 1
+"""
+
+# KEYS[1] waiting line (list); ARGV[1] pull
+# Returns 1 when the pull was in line and left it, else 0
+_LEAVE_QUEUE = _LUA_HELPERS + """
+local _, entry = find_waiter(KEYS[1], tonumber(ARGV[1]))
+if not entry then return 0 end
+return redis.call('LREM', KEYS[1], 1, entry)
+"""
+
+# KEYS[1] run guard key; ARGV[1] the holder's unique value; ARGV[2] new TTL in milliseconds
+# Returns 1 when renewed, 0 when the guard expired or belongs to someone else
+_GUARD_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+
+# KEYS[1] run guard key; ARGV[1] the holder's unique value
+# Returns 1 when deleted, 0 when it had expired or belongs to someone else
+_GUARD_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+# Fields of the queue entry that tfbot itself writes; a caller's `waiter` data may not reuse them.
+_ENTRY_FIELDS = frozenset({"pull", "user", "pull_title", "pull_url", "queued_at"})
+# Fields a holder may change with `set_state`; the rest say who holds the lock and are fixed.
+_MUTABLE_FIELDS = frozenset({"summary", "run_id", "pull_title", "pull_url", "diverged"})
+_LOCK_FIELDS = frozenset(f.name for f in fields(LockInfo))
+_MGET_CHUNK = 1000
+
+
+class LockTarget(Protocol):
+    """Anything naming a workspace: a `Project`, or a `LockInfo` read back from the store."""
+
+    @property
+    def repo(self) -> str: ...
+
+    @property
+    def dir(self) -> str: ...
+
+    @property
+    def workspace(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class AcquireResult:
+    """What `try_acquire` did: took the lock, found it already ours, or joined the line behind `lock`."""
+
+    acquired: bool  # this pull holds the lock now (newly or already)
+    lock: LockInfo  # the lock as it stands: ours, or the other pull's
+    already_held: bool = False
+    queue_position: int | None = None  # 1-based place in the waiting line when blocked
+
+
+@dataclass(frozen=True)
+class ReleaseResult:
+    """What a release did. `lock` is who holds the lock afterwards (the next waiter, the refusing holder, or None)."""
+
+    released: bool
+    next_waiter: dict[str, Any] | None = None  # the entry of the pull the lock was handed to: plan it
+    lock: LockInfo | None = None
+    previous: LockInfo | None = None  # the lock that was released, for the audit trail and the PR comment
+    refused: str = ""  # why not: "owner" (not this pull's / token), "applying", "flagged" (an unmerged apply)
+
+
+class GuardTimeout(Exception):
+    """Another run held the project's run guard for longer than we were willing to wait."""
+
+
+class LockStore:
+    """Workspace locks and run guards in one Redis; see the module docstring for the contract."""
+
+    # Annotations below say `builtins.list` because the method `list` shadows the type inside this class.
+
+    def __init__(self, redis: redis.Redis):
+        self._redis = redis
+        self._acquire = redis.register_script(_ACQUIRE)
+        self._release = redis.register_script(_RELEASE)
+        self._set_state = redis.register_script(_SET_STATE)
+        self._leave_queue = redis.register_script(_LEAVE_QUEUE)
+        self._guard_renew = redis.register_script(_GUARD_RENEW)
+        self._guard_release = redis.register_script(_GUARD_RELEASE)
+
+    # --- workspace locks -------------------------------------------------------------------------
+
+    def try_acquire(
+        self,
+        project: Project,
+        pull: int,
+        user: str,
+        *,
+        pull_title: str = "",
+        pull_url: str = "",
+        waiter: dict[str, Any] | None = None,
+    ) -> AcquireResult:
+        """Take the lock if free, return it if this pull holds it, else put the pull in line.
+
+        `waiter` is extra JSON-able data kept in the line entry (e.g. the installation id) and handed back
+        by `release` when this pull's turn comes; it may not use the keys pull, user, pull_title, pull_url,
+        queued_at.
+        """
+        extra = dict(waiter or {})
+        clash = _ENTRY_FIELDS & extra.keys()
+        if clash:
+            raise ValueError(f"waiter data may not set {sorted(clash)}")
+        now = time.time()
+        lock = LockInfo(
+            repo=project.repo, dir=project.dir, workspace=project.workspace, project=project.name,
+            pull=pull, user=user, locked_at=now, token=0, pull_title=pull_title, pull_url=pull_url,
+        )
+        entry = {**extra, "pull": pull, "user": user, "pull_title": pull_title, "pull_url": pull_url, "queued_at": now}
+        reply = self._acquire(
+            keys=[*self._lock_keys(project), keys.fence()],
+            args=[_dump(lock), pull, json.dumps(entry)],
+        )
+        status, value = _text(reply[0]), _load(reply[1])
+        if status == "acquired":
+            log.info("lock %s taken by #%d (token %d)", _name(project), pull, value.token)
+            return AcquireResult(acquired=True, lock=value)
+        if status == "held":
+            return AcquireResult(acquired=True, lock=value, already_held=True)
+        return AcquireResult(acquired=False, lock=value, queue_position=int(reply[2]))
+
+    def get(self, project: LockTarget) -> LockInfo | None:
+        """The lock of this workspace, or None when free."""
+        raw = self._redis.get(keys.lock(project.repo, project.dir, project.workspace))
+        return _load(raw) if raw is not None else None
+
+    def holds(self, project: LockTarget, pull: int, token: int) -> bool:
+        """Whether `pull` still holds the lock under `token` (check before an apply; set_state is the atomic way)."""
+        lock = self.get(project)
+        return lock is not None and lock.pull == pull and lock.token == token
+
+    def list(self, repo: str | None = None) -> builtins.list[LockInfo]:
+        """Every lock (of `repo` when given), ordered by repo, dir, workspace."""
+        names = sorted(_text(k) for k in self._redis.smembers(keys.lock_index()))
+        if repo is not None:
+            prefix = keys.lock_prefix(repo)
+            names = [n for n in names if n.startswith(prefix)]
+        locks: builtins.list[LockInfo] = []
+        for start in range(0, len(names), _MGET_CHUNK):
+            for raw in self._redis.mget(names[start : start + _MGET_CHUNK]):
+                if raw is not None:  # released between SMEMBERS and MGET
+                    locks.append(_load(raw))
+        return sorted(locks, key=lambda lock: (lock.repo, lock.dir, lock.workspace))
+
+    def locks_of_pull(self, repo: str, pull: int) -> builtins.list[LockInfo]:
+        """The locks `pull` holds in `repo`."""
+        return [lock for lock in self.list(repo) if lock.pull == pull]
+
+    def queued_for(self, repo: str, pull: int) -> builtins.list[LockInfo]:
+        """The locks in `repo` that `pull` is waiting for."""
+        # A line only exists behind a held lock (a release hands over or empties it), so the index finds them all.
+        locks = self.list(repo)
+        pipe = self._redis.pipeline(transaction=False)
+        for lock in locks:
+            pipe.lrange(keys.lock_queue(lock.repo, lock.dir, lock.workspace), 0, -1)
+        lines = pipe.execute()
+        return [lock for lock, line in zip(locks, lines) if any(json.loads(e)["pull"] == pull for e in line)]
+
+    def set_state(self, project: LockTarget, pull: int, token: int, state: LockState, **changes: str | bool) -> bool:
+        """Record a new state (and summary, run_id, pull_title, pull_url, diverged) if `pull` still holds the
+        lock under `token`."""
+        unknown = changes.keys() - _MUTABLE_FIELDS
+        if unknown:
+            raise ValueError(f"set_state cannot change {sorted(unknown)}")
+        update = {**changes, "state": LockState(state).value}
+        lock_key = keys.lock(project.repo, project.dir, project.workspace)
+        return bool(self._set_state(keys=[lock_key], args=[pull, token, json.dumps(update)]))
+
+    def release(self, project: LockTarget, pull: int, token: int | None, *, mode: str = "owner") -> ReleaseResult:
+        """Release the lock if `pull` holds it (under `token`, or any token when None) and hand it to the next in line.
+
+        `mode` "owner": the holder's own run (after the merge's apply); "unlock": a close or a writer's unlock,
+        refused (`refused="applying"` / `"flagged"`) while an apply runs or after an apply the default branch lacks.
+        """
+        return self._run_release(project, str(pull), "" if token is None else str(token), mode)
+
+    def force_release(self, project: LockTarget, by: str, *, token: int | None = None,
+                      run_dead: bool = False) -> ReleaseResult:
+        """Release whoever holds the lock (an admin's unlock with a reason) and hand it on.
+
+        With `token`, only the lock the unlocking user saw is released: if it changed hands since, nothing happens.
+        A lock whose apply is running is refused (`refused="applying"`) unless `run_dead`: its run is confirmed dead.
+        """
+        result = self._run_release(project, "", "" if token is None else str(token), "admin",
+                                   "dead" if run_dead else "")
+        if result.released and result.previous is not None:
+            log.info("lock %s of #%d unlocked by %s", _name(project), result.previous.pull, by)
+        return result
+
+    def forget_pull(self, repo: str, pull: int) -> builtins.list[ReleaseResult]:
+        """A closed PR: leave every line it waits in, then release (and hand over) every lock it holds in `repo`,
+        except those the release script keeps (applying, or flagged by an unmerged apply: `refused` says which)."""
+        # Leave the lines first: once out of every line no release can hand this pull a lock we would miss.
+        for lock in self.queued_for(repo, pull):
+            self.leave_queue(lock, pull)
+        return [self.release(lock, pull, None, mode="unlock") for lock in self.locks_of_pull(repo, pull)]
+
+    def leave_queue(self, project: LockTarget, pull: int) -> bool:
+        """Take `pull` out of the waiting line; False when it was not in it."""
+        line = keys.lock_queue(project.repo, project.dir, project.workspace)
+        return bool(self._leave_queue(keys=[line], args=[pull]))
+
+    def queue(self, project: LockTarget) -> builtins.list[dict[str, Any]]:
+        """The waiting line's entries, first in line first."""
+        line = keys.lock_queue(project.repo, project.dir, project.workspace)
+        return [json.loads(entry) for entry in self._redis.lrange(line, 0, -1)]
+
+    def position(self, project: LockTarget, pull: int) -> int | None:
+        """The 1-based place of `pull` in the waiting line, or None when not in it."""
+        for place, entry in enumerate(self.queue(project), start=1):
+            if entry["pull"] == pull:
+                return place
+        return None
+
+    def _lock_keys(self, project: LockTarget) -> builtins.list[str]:
+        where = (project.repo, project.dir, project.workspace)
+        return [keys.lock(*where), keys.lock_index(), keys.lock_queue(*where)]
+
+    def _run_release(self, project: LockTarget, pull: str, token: str, mode: str, dead: str = "") -> ReleaseResult:
+        if mode not in ("owner", "unlock", "admin"):
+            raise ValueError(f"unknown release mode {mode!r}")
+        reply = self._release(
+            keys=[*self._lock_keys(project), keys.fence()],
+            args=[pull, token, time.time(), LockState.PLANNING.value, mode, dead],
+        )
+        status = _text(reply[0])
+        if status == "free":
+            return ReleaseResult(released=False)
+        if status == "refused":
+            return ReleaseResult(released=False, lock=_load(reply[1]), refused=_text(reply[2]))
+        previous = _load(reply[1])
+        if status == "released":
+            return ReleaseResult(released=True, previous=previous)
+        lock, waiter = _load(reply[2]), json.loads(reply[3])
+        log.info("lock %s handed from #%d to #%d (token %d)", _name(project), previous.pull, lock.pull, lock.token)
+        return ReleaseResult(released=True, next_waiter=waiter, lock=lock, previous=previous)
+
+    # --- run guard ---------------------------------------------------------------------------------
+
+    @contextmanager
+    def run_guard(
+        self, project: LockTarget, holder: str, ttl: float = 60.0, wait: float = 900.0
+    ) -> Iterator["RunGuard"]:
+        """Hold the project's run guard for the with-block, waiting up to `wait` seconds for it.
+
+        The guard expires `ttl` seconds after its holder stops renewing it (a crash); while held, a daemon
+        thread renews it every ttl/3. Raises GuardTimeout when another run keeps it for `wait` seconds.
+        If the guard is lost anyway (Redis lost it, or the process stalled past ttl) `RunGuard.lost` turns True.
+        """
+        key = keys.run_guard(project.repo, project.dir, project.workspace)
+        value = f"{holder} {uuid.uuid4().hex}"  # unique, so a late release never frees another run's guard
+        ttl_ms = max(1, int(ttl * 1000))
+        deadline = time.monotonic() + wait
+        pause = 0.01
+        while not self._redis.set(key, value, nx=True, px=ttl_ms):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise GuardTimeout(f"{_name(project)} is busy with a run by {self.guard_holder(project)!r}")
+            # Jitter keeps many waiting workers from polling in lockstep.
+            time.sleep(min(left, pause * random.uniform(0.5, 1.0)))
+            pause = min(pause * 2, 0.25)
+        guard = RunGuard(self._guard_renew, key, value, ttl_ms)
+        try:
+            yield guard
+        finally:
+            guard.stop()
+            self._guard_release(keys=[key], args=[value])
+
+    def guard_holder(self, project: LockTarget) -> str | None:
+        """Who holds the project's run guard now (the `holder` given to run_guard), or None."""
+        raw = self._redis.get(keys.run_guard(project.repo, project.dir, project.workspace))
+        return None if raw is None else _text(raw).rsplit(" ", 1)[0]
+
+
+class RunGuard:
+    """A held run guard, renewed by a daemon thread until `stop`."""
+
+    def __init__(self, renew: Script, key: str, value: str, ttl_ms: int):
+        self.key = key
+        self.lost = False
+        self._renew = renew
+        self._value = value
+        self._ttl_ms = ttl_ms
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._heartbeat, name=f"guard {key}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop renewing (the caller releases the key)."""
+        self._stopped.set()
+        self._thread.join()
+
+    def _heartbeat(self) -> None:
+        while not self._stopped.wait(self._ttl_ms / 3000):
+            try:
+                if not self._renew(keys=[self.key], args=[self._value, self._ttl_ms]):
+                    self.lost = True
+                    log.warning("run guard %s expired while held: another run may start", self.key)
+                    return
+            except redis.RedisError as exc:  # a blip: the next beat, still before expiry, tries again
+                log.warning("could not renew run guard %s: %s", self.key, exc)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _dump(lock: LockInfo) -> str:
+    return json.dumps({**asdict(lock), "state": lock.state.value})
+
+
+def _load(raw: bytes | str) -> LockInfo:
+    data = json.loads(raw)
+    known = {k: v for k, v in data.items() if k in _LOCK_FIELDS}
+    known.update(pull=int(known["pull"]), token=int(known["token"]), state=LockState(known["state"]),
+                 diverged=bool(known.get("diverged", False)))
+    return LockInfo(**known)
+
+
+def _name(project: LockTarget) -> str:
+    return keys.project_id(project.repo, project.dir, project.workspace)

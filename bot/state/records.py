@@ -1,0 +1,297 @@
+"""Per-PR records in Redis: the latest head, saved plans, commands in flight, and run logs.
+
+A command is what one event or comment asked for (plan all affected projects, apply, apply on merge).
+Its projects run as separate jobs, possibly on different hosts; each adds its result here, and the job
+that adds the last one renders the PR comment for all of them (`add_result` tells it so, atomically).
+"""
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import redis
+
+from bot.state import keys
+from bot.models import Outcome, Project, ProjectResult, ResourceChange
+
+# Records of finished commands and runs are kept this long for the status page, then expire.
+RETENTION_SECONDS = 30 * 24 * 3600
+RECENT_RUNS = 5000
+
+
+@dataclass
+class PlanRecord:
+    """A saved plan: which commit it was made on and what it changes."""
+
+    project: dict[str, Any]
+    pull: int
+    head_sha: str
+    base_sha: str
+    key: str
+    sha256: str
+    summary: str
+    changes: list[list[str]]
+    run_id: str
+    user: str
+    created_at: float = field(default_factory=time.time)
+    plan_sha: str = ""  # the commit planned: the head merged into base_sha, or the head itself
+    digest: str = ""  # hash of the planned changes with their values (see runner.changes_digest)
+    has_changes: bool = True  # resource or output changes (an outputs-only plan is a change too)
+
+    def change_set(self) -> set[tuple[str, str]]:
+        return {(a, b) for a, b in self.changes}
+
+
+@dataclass
+class Command:
+    id: str
+    kind: str  # plan, apply, merge
+    repo: str
+    pull: int
+    head_sha: str
+    installation: int
+    user: str
+    total: int
+    note: str = ""
+    info: dict[str, Any] = field(default_factory=dict)  # PR facts the runner needs: clone_url, title, merge sha...
+    created_at: float = field(default_factory=time.time)
+
+
+def project_to_dict(project: Project) -> dict[str, Any]:
+    data = asdict(project)
+    data["apply_requirements"] = list(project.apply_requirements)
+    return data
+
+
+def project_from_dict(data: dict[str, Any]) -> Project:
+    return Project(**{**data, "apply_requirements": tuple(data.get("apply_requirements", ()))})
+
+
+def result_to_json(result: ProjectResult) -> str:
+    data = asdict(result)
+    data["project"] = project_to_dict(result.project)
+    data["outcome"] = result.outcome.value
+    return json.dumps(data)
+
+
+def result_from_json(raw: str | bytes) -> ProjectResult:
+    data = json.loads(raw)
+    data["project"] = project_from_dict(data["project"])
+    data["outcome"] = Outcome(data["outcome"])
+    data["changes"] = [ResourceChange(**c) for c in data["changes"]]
+    return ProjectResult(**data)
+
+
+# KEYS[1] the command's results hash, KEYS[2] the command hash; ARGV[1] project id, ARGV[2] result JSON,
+# ARGV[3] TTL seconds. Returns the new count of done projects, or -1 when this project already had a result.
+_ADD_RESULT = """
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then
+  return -1
+end
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
+return redis.call('HINCRBY', KEYS[2], 'done', 1)
+"""
+
+# Interrupted-run reports, and the real result that may arrive after one (the run was stalled, not dead).
+# _ADD_INTERRUPTED: as _ADD_RESULT, and KEYS[3] (the command's interrupted set) remembers ARGV[1].
+_ADD_INTERRUPTED = """
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then
+  return -1
+end
+redis.call('SADD', KEYS[3], ARGV[1])
+redis.call('EXPIRE', KEYS[3], tonumber(ARGV[3]))
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
+return redis.call('HINCRBY', KEYS[2], 'done', 1)
+"""
+# _REPLACE_INTERRUPTED: only a result in KEYS[3] is replaced (once); the command's posted comment ids are
+# dropped so its next report is a new comment. Returns the count of done projects, or -1 when nothing replaced.
+_REPLACE_INTERRUPTED = """
+if redis.call('SREM', KEYS[3], ARGV[1]) == 0 then
+  return -1
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HDEL', KEYS[2], 'comments')
+return tonumber(redis.call('HGET', KEYS[2], 'done') or '0')
+"""
+
+
+# KEYS[1] a project's plans (hash); ARGV[1] run id of the plan now shown on the PR
+# Returns 1 when it is the reviewed plan now, 0 when it is unknown or a newer plan was posted first.
+_MARK_POSTED = """
+local rec = redis.call('HGET', KEYS[1], 'run:' .. ARGV[1])
+if not rec then return 0 end
+local cur = redis.call('HGET', KEYS[1], 'posted')
+if cur and cur ~= ARGV[1] then
+  local old = redis.call('HGET', KEYS[1], 'run:' .. cur)
+  if old and cjson.decode(old)['created_at'] > cjson.decode(rec)['created_at'] then return 0 end
+end
+redis.call('HSET', KEYS[1], 'posted', ARGV[1])
+return 1
+"""
+
+# KEYS[1] a project's plans (hash); ARGV[1] run id. Drops the plan, and the reviewed pointer if it named it.
+_FORGET_PLAN = """
+redis.call('HDEL', KEYS[1], 'run:' .. ARGV[1])
+if redis.call('HGET', KEYS[1], 'posted') == ARGV[1] then redis.call('HDEL', KEYS[1], 'posted') end
+return 1
+"""
+
+
+class Records:
+    """Reads and writes the per-PR records; the connection is passed in."""
+
+    def __init__(self, conn: redis.Redis):
+        self.r = conn
+        self._add_result = conn.register_script(_ADD_RESULT)
+        self._mark_posted = conn.register_script(_MARK_POSTED)
+        self._forget_plan = conn.register_script(_FORGET_PLAN)
+        self._add_interrupted = conn.register_script(_ADD_INTERRUPTED)
+        self._replace_interrupted = conn.register_script(_REPLACE_INTERRUPTED)
+
+    # --- head of each PR, for superseding older queued plans ---
+    def set_head(self, repo: str, pull: int, sha: str) -> None:
+        self.r.hset(keys.pull(repo, pull), "head_sha", sha)
+
+    def head(self, repo: str, pull: int) -> str | None:
+        raw = self.r.hget(keys.pull(repo, pull), "head_sha")
+        return raw.decode() if raw else None
+
+    def pull_field(self, repo: str, pull: int, name: str) -> str | None:
+        raw = self.r.hget(keys.pull(repo, pull), name)
+        return raw.decode() if raw else None
+
+    def set_pull_field(self, repo: str, pull: int, name: str, value: str) -> None:
+        self.r.hset(keys.pull(repo, pull), name, value)
+
+    def forget_pull(self, repo: str, pull: int) -> None:
+        self.r.expire(keys.pull(repo, pull), RETENTION_SECONDS)
+
+    # --- saved plans ---
+    # Every plan of a project of a PR is kept under its run id until a newer one is shown on the PR; `posted`
+    # names the reviewed one. A plan still running or not yet posted never hides the reviewed one.
+    def save_plan(self, record: PlanRecord) -> None:
+        project = project_from_dict(record.project)
+        key = keys.plan_records(project.repo, record.pull, project.id)
+        pipe = self.r.pipeline()
+        pipe.hset(key, f"run:{record.run_id}", json.dumps(asdict(record)))
+        pipe.expire(key, RETENTION_SECONDS)
+        pipe.execute()
+
+    def plan(self, project: Project, pull: int) -> PlanRecord | None:
+        """The reviewed plan: the newest plan of `project` shown on PR `pull`, or None."""
+        key = keys.plan_records(project.repo, pull, project.id)
+        posted = self.r.hget(key, "posted")
+        if posted is None:
+            return None
+        raw = self.r.hget(key, f"run:{posted.decode()}")
+        return PlanRecord(**json.loads(raw)) if raw else None
+
+    def plans(self, project: Project, pull: int) -> list[PlanRecord]:
+        """Every saved plan of `project` of PR `pull`, oldest first (posted or not)."""
+        raw = self.r.hgetall(keys.plan_records(project.repo, pull, project.id))
+        found = [PlanRecord(**json.loads(v)) for k, v in raw.items() if k.startswith(b"run:")]
+        return sorted(found, key=lambda p: p.created_at)
+
+    def plan_of_run(self, project: Project, pull: int, run_id: str) -> PlanRecord | None:
+        raw = self.r.hget(keys.plan_records(project.repo, pull, project.id), f"run:{run_id}")
+        return PlanRecord(**json.loads(raw)) if raw else None
+
+    def mark_plan_posted(self, project: Project, pull: int, run_id: str) -> list[PlanRecord]:
+        """The plan of run `run_id` is now shown on the PR: it becomes the reviewed one unless a newer plan was
+        posted first (compare-and-set, atomic). Returns the older plans it replaces, now forgotten: the caller
+        deletes their plan files."""
+        key = keys.plan_records(project.repo, pull, project.id)
+        if not int(self._mark_posted(keys=[key], args=[run_id])):
+            return []
+        mine = self.plan_of_run(project, pull, run_id)
+        older = [p for p in self.plans(project, pull) if mine is not None and p.created_at < mine.created_at]
+        if older:
+            self.r.hdel(key, *[f"run:{p.run_id}" for p in older])
+        return older
+
+    def delete_plan(self, project: Project, pull: int, run_id: str) -> None:
+        """Forget one plan (applied, or refused); the reviewed pointer goes with it."""
+        key = keys.plan_records(project.repo, pull, project.id)
+        self._forget_plan(keys=[key], args=[run_id])
+
+    def delete_plans(self, project: Project, pull: int) -> list[PlanRecord]:
+        """Forget every plan of `project` of PR `pull`; returns them so the caller deletes their files."""
+        found = self.plans(project, pull)
+        self.r.delete(keys.plan_records(project.repo, pull, project.id))
+        return found
+
+    # --- commands and their results ---
+    def new_command(self, kind: str, repo: str, pull: int, head_sha: str, installation: int, user: str, total: int,
+                    note: str = "", info: dict[str, Any] | None = None) -> Command:
+        cmd = Command(id=uuid.uuid4().hex[:16], kind=kind, repo=repo, pull=pull, head_sha=head_sha,
+                      installation=installation, user=user, total=total, note=note, info=dict(info or {}))
+        key = keys.command(cmd.id)
+        pipe = self.r.pipeline()
+        pipe.hset(key, mapping={"data": json.dumps(asdict(cmd)), "done": 0})
+        pipe.expire(key, RETENTION_SECONDS)
+        pipe.execute()
+        return cmd
+
+    def command(self, command_id: str) -> Command:
+        raw = self.r.hget(keys.command(command_id), "data")
+        if raw is None:
+            raise KeyError(f"unknown command {command_id}")
+        return Command(**json.loads(raw))
+
+    def add_result(self, command_id: str, result: ProjectResult) -> bool:
+        """Record one project's first result; True for exactly one caller: the one that completed the command.
+
+        A second result for the same project (an interrupted-run report racing the run itself) is dropped.
+        """
+        done = self._add_result(keys=[keys.command_results(command_id), keys.command(command_id)],
+                                args=[result.project.id, result_to_json(result), RETENTION_SECONDS])
+        return int(done) == self.command(command_id).total
+
+    def add_interrupted_result(self, command_id: str, result: ProjectResult) -> bool:
+        """`add_result` for an interrupted-run report, which a real result of the same run may replace later."""
+        done = self._add_interrupted(
+            keys=[keys.command_results(command_id), keys.command(command_id), keys.command_interrupted(command_id)],
+            args=[result.project.id, result_to_json(result), RETENTION_SECONDS])
+        return int(done) == self.command(command_id).total
+
+    def replace_interrupted_result(self, command_id: str, result: ProjectResult) -> bool:
+        """Put a real result in place of the project's interrupted report; True when the command is complete and
+        must be reported again (in a new comment). False, changing nothing, when there is no such report."""
+        done = self._replace_interrupted(
+            keys=[keys.command_results(command_id), keys.command(command_id), keys.command_interrupted(command_id)],
+            args=[result.project.id, result_to_json(result)])
+        return int(done) == self.command(command_id).total
+
+    def posted_comments(self, command_id: str) -> list[int]:
+        raw = self.r.hget(keys.command(command_id), "comments")
+        return list(json.loads(raw)) if raw else []
+
+    def set_posted_comments(self, command_id: str, ids: list[int]) -> None:
+        self.r.hset(keys.command(command_id), "comments", json.dumps(ids))
+
+    def has_result(self, command_id: str, project: Project) -> bool:
+        return bool(self.r.hexists(keys.command_results(command_id), project.id))
+
+    def results(self, command_id: str) -> list[ProjectResult]:
+        raw = self.r.hgetall(keys.command_results(command_id))
+        return sorted((result_from_json(v) for v in raw.values()), key=lambda r: (r.project.dir, r.project.workspace))
+
+    # --- run logs ---
+    def save_run(self, run_id: str, meta: dict[str, Any], output: str) -> None:
+        pipe = self.r.pipeline()
+        pipe.hset(keys.run(run_id), mapping={"meta": json.dumps(meta)})
+        pipe.expire(keys.run(run_id), RETENTION_SECONDS)
+        pipe.set(keys.run_log(run_id), output, ex=RETENTION_SECONDS)
+        pipe.lpush(keys.runs(), run_id)
+        pipe.ltrim(keys.runs(), 0, RECENT_RUNS - 1)
+        pipe.execute()
+
+    def run(self, run_id: str) -> tuple[dict[str, Any], str] | None:
+        meta = self.r.hget(keys.run(run_id), "meta")
+        if meta is None:
+            return None
+        output = self.r.get(keys.run_log(run_id)) or b""
+        return json.loads(meta), output.decode(errors="replace")

@@ -15,7 +15,6 @@ itself (a killed one is reported through `bot.jobs.horse_killed`), so the reaper
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import threading
 import time
@@ -28,6 +27,7 @@ from rq.registry import StartedJobRegistry
 from rq.worker import Worker
 from rq.serializers import JSONSerializer
 
+from bot.adapters.procs import alive as pid_alive
 from bot.state import keys
 
 log = logging.getLogger(__name__)
@@ -57,21 +57,6 @@ def heartbeat(conn: redis.Redis, job_id: str) -> Iterator[None]:
     finally:
         stop.set()
         conn.delete(keys.run_alive(job_id))
-
-
-def pid_alive(pid: int) -> bool:
-    """True when `pid` is a live process on this host (a zombie, killed but not yet reaped, is dead)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
 
 
 def death_verdict(worker: dict[str, str] | None, this_host: str, alive: Any = pid_alive) -> str | None:

@@ -8,4 +8,12 @@ pytest_plugins = [
     "tests.support.redis_fixtures",
     "tests.support.scenario_fixtures",
     "tests.support.services_fixtures",
+    "tests.support.layers",
 ]
+
+
+def pytest_collection_modifyitems(items):
+    from tests.support.layers import mark_layers
+
+    mark_layers(items)
+

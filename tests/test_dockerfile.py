@@ -65,6 +65,7 @@ def hadolint_binary() -> str:
     return found
 
 
+@pytest.mark.io
 def test_hadolint_finds_nothing_at_warning_level_or_above() -> None:
     result = subprocess.run(
         [hadolint_binary(), "--no-color", "--failure-threshold", "warning", str(DOCKERFILE)],
@@ -73,6 +74,7 @@ def test_hadolint_finds_nothing_at_warning_level_or_above() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.io
 def test_hadolint_check_can_fail() -> None:
     # Guards the test above: the same call must reject a Dockerfile with a known warning (DL3007, :latest).
     result = subprocess.run(
@@ -129,6 +131,7 @@ def test_listens_on_8080_on_every_interface(final: list[tuple[str, str]]) -> Non
     assert "TFBOT_SERVER_HOST=0.0.0.0" in env and "TFBOT_SERVER_PORT=8080" in env
 
 
+@pytest.mark.io
 def test_healthcheck_asks_healthz_on_the_port_tfbot_listens_on(final: list[tuple[str, str]]) -> None:
     import http.server
     import os

@@ -144,6 +144,7 @@ def test_expired_installation_token_gets_401_bad_credentials(fake_github: FakeGi
     assert raised.value.status == 401
 
 
+@pytest.mark.io
 def test_token_lifetime_is_configurable(app_keys: tuple[bytes, bytes]) -> None:
     private_pem, public_pem = app_keys
     with FakeGitHub(APP_ID, public_pem, private_key_pem=private_pem, token_lifetime=120) as fake:
@@ -490,6 +491,7 @@ def test_hook_deliveries_page_and_redeliver(fake_github: FakeGitHub) -> None:
     assert (after[0]["redelivery"], after[0]["status_code"]) == (True, 200)
 
 
+@pytest.mark.io
 def test_enterprise_prefix(app_keys: tuple[bytes, bytes]) -> None:
     private_pem, public_pem = app_keys
     with FakeGitHub(APP_ID, public_pem, private_key_pem=private_pem, api_prefix="/api/v3") as fake:

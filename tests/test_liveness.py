@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 from datetime import datetime, timezone
 
+import pytest
 from rq import Queue
 from rq.registry import StartedJobRegistry
 from rq.serializers import JSONSerializer
@@ -98,6 +99,7 @@ def test_death_verdict_is_pure():
     assert liveness.death_verdict({"hostname": "other", "pid": "7"}, "h", alive=lambda pid: False) is None
 
 
+@pytest.mark.io
 def test_a_zombie_is_dead_and_this_process_is_alive():
     import os
     import subprocess

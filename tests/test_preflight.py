@@ -44,6 +44,7 @@ def test_an_old_git_is_named_with_what_to_install(tmp_path: Path) -> None:
     assert not missing.ok and "not found" in missing.error and "install git >= 2.38" in missing.error
 
 
+@pytest.mark.io
 def test_this_machines_git_passes() -> None:
     check = check_git()
     assert check.ok, check.error

@@ -3,6 +3,7 @@ unlock, hash-password, audit, reconcile."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -133,7 +134,15 @@ READ_ONLY = ("locks", "audit")
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        return _run(build_parser().parse_args(argv))
+    except BrokenPipeError:
+        # `tfbot schema | head`: the reader left; say nothing more (and let no flush at exit complain either).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.command == "hash-password":
         return _admin(lambda admin_cli: admin_cli.hash_password(sys.stdin, sys.stdout))
     if args.command == "schema":

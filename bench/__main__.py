@@ -30,7 +30,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="comma-separated case numbers (7 needs 1 and 2, which it then runs)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"results file (default {DEFAULT_OUT})")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, configs)")
-    parser.add_argument("--markdown", action="store_true", help="print the table as Markdown (for the README)")
+    parser.add_argument("--markdown", action="store_true", help="print the table as Markdown (for docs/benchmarks.md)")
     parser.add_argument("--show", type=Path, metavar="RESULTS", help="run nothing: print the table of a results file")
     return parser.parse_args(argv)
 

@@ -87,7 +87,7 @@ def render_text(cells: list[list[str]]) -> str:
 
 
 def render_markdown(cells: list[list[str]]) -> str:
-    """The table as GitHub Markdown, for the README."""
+    """The table as GitHub Markdown, for docs/benchmarks.md."""
     def line(r: list[str]) -> str:
         return "| " + " | ".join(c.replace("|", "\\|") for c in r) + " |"
 

@@ -1,5 +1,5 @@
-"""The `tfbot` command line, its commands in the README's order: serve, worker, web, check-config, schema, locks,
-unlock, hash-password, audit, reconcile."""
+"""The `tfbot` command line, its commands in the order of docs/operations.md ("CLI"): serve, worker, web, check-config,
+schema, locks, unlock, hash-password, audit, reconcile."""
 from __future__ import annotations
 
 import argparse
@@ -18,7 +18,7 @@ EPILOG = """\
 Secrets can come from the environment instead of the config file:
   TFBOT_WEBHOOK_SECRET, TFBOT_GITHUB_PRIVATE_KEY, TFBOT_GITHUB_APP_ID, TFBOT_REDIS_URL, ...
 or from AWS SSM Parameter Store by writing the value as ssm:/path/name.
-See README.md for every key.
+Every key and its variable: docs/configuration.md.
 """
 
 

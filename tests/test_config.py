@@ -226,20 +226,21 @@ def test_ssm_secret_is_read_through_boto3(tmp_path, app_private_key, moto_server
         "/tfbot/missing"]
 
 
-def test_the_readme_documents_every_key_and_its_variable():
+def test_the_configuration_reference_documents_every_key_and_its_variable():
     """The reference table cannot drift from the models: each key has its row, naming its variable."""
     from bot.config.loading import ENV_OVERRIDES, _extra, _fields
     from bot.config.models import Config, ProjectConfig, RepoConfig
 
-    readme = (REPO_ROOT / "README.md").read_text()
-    rows = {line.split("|")[1].strip().strip("`"): line for line in readme.splitlines() if line.startswith("| `")}
+    page = "docs/configuration.md"
+    reference = (REPO_ROOT / page).read_text()
+    rows = {line.split("|")[1].strip().strip("`"): line for line in reference.splitlines() if line.startswith("| `")}
     for key, info in _fields(Config):
         if key in ("github", "server", "terraform", "storage", "storage.s3", "aws"):
             continue  # sections, not keys
-        assert key in rows, f"README.md has no row for {key}"
+        assert key in rows, f"{page} has no row for {key}"
         variable = _extra(info).get("env")
-        assert variable is None or f"`{variable}`" in rows[key], f"README.md's row for {key} does not name {variable}"
+        assert variable is None or f"`{variable}`" in rows[key], f"{page}'s row for {key} does not name {variable}"
     assert len(ENV_OVERRIDES) >= 14
     for model in (RepoConfig, ProjectConfig):
         for key in model.model_fields:
-            assert key in rows, f"README.md has no row for {model.__name__}.{key}"
+            assert key in rows, f"{page} has no row for {model.__name__}.{key}"

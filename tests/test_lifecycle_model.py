@@ -16,7 +16,7 @@ and once every queued job has run:
 - no lock is held by a PR closed without merging unless the PR was told so;
 - every open PR that changes a project has a final (not pending) plan status on its head.
 
-`TFBOT_MODEL_EXAMPLES` and `TFBOT_MODEL_STEPS` make the run longer (see the README's development section).
+`TFBOT_MODEL_EXAMPLES` and `TFBOT_MODEL_STEPS` make the run longer (see docs/development.md).
 """
 from __future__ import annotations
 

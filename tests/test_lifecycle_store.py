@@ -10,7 +10,7 @@ import redis
 
 from bot.state.locks import LockStore
 from bot.models import LockState, Project
-from bot.state.records import PlanRecord, Records, project_to_dict
+from bot.state.records import HeadSeen, PlanRecord, Records, project_to_dict
 
 pytestmark = pytest.mark.redis
 
@@ -57,6 +57,19 @@ def test_posting_races_settle_on_the_newest_plan(redis_conn: redis.Redis) -> Non
     for t in threads:
         t.join()
     assert records.plan(NET, 7).run_id == "r19"
+
+
+def test_the_latest_head_is_one_record_ordered_by_arrival(redis_conn: redis.Redis) -> None:
+    records = Records(redis_conn)
+    y, x = "y" * 40, "x" * 40
+    assert records.note_head("acme/infra", 7, y, "2030-01-01T10:00:00Z")
+    assert records.note_head("acme/infra", 7, x, "2030-01-01T10:05:00Z")
+    # An old event redelivered late does not pass its head for the newest one.
+    assert not records.note_head("acme/infra", 7, y, "2030-01-01T10:00:00Z")
+    assert records.latest_head("acme/infra", 7) == HeadSeen(x, "2030-01-01T10:05:00Z")
+    # The same commit pushed again arrives again: its new time replaces the first one.
+    assert records.note_head("acme/infra", 7, y, "2030-01-01T10:40:00Z")
+    assert records.latest_head("acme/infra", 7) == HeadSeen(y, "2030-01-01T10:40:00Z")
 
 
 @pytest.mark.parametrize("state,flag,refused", [

@@ -99,13 +99,16 @@ def _apply(svc: Any, gh: RepoAPI, delivery: Delivery, number: int, author: str, 
 
 
 def _head_predates(svc: Any, delivery: Delivery, pull: PullInfo) -> bool:
-    """Whether the PR's head arrived strictly before the comment was written (GitHub's clock, both ISO 8601 UTC).
+    """Whether the PR's head is the latest head tfbot heard of and arrived strictly before the comment was written
+    (GitHub's clock, both ISO 8601 UTC).
 
-    A writer's `plan` on a fork approves the code they saw; a head pushed in the same second or later is not it.
+    A writer's `plan` on a fork approves the code they saw. A head pushed in the same second or later is not it, nor
+    is a head whose newest push tfbot has not heard of yet: a commit pushed once, replaced for review and pushed
+    again after the comment would otherwise pass with the time of its first push.
     """
-    arrived = svc.records.pull_field(delivery.repo, pull.number, f"head_at:{pull.head_sha}")
+    seen = svc.records.latest_head(delivery.repo, pull.number)
     written = str(delivery.payload["comment"].get("created_at") or "")
-    return bool(arrived and written and arrived < written)
+    return bool(seen and written and seen.sha == pull.head_sha and seen.at < written)
 
 
 def _may(svc: Any, gh: RepoAPI, pull: PullInfo, verb: str, author: str) -> bool:

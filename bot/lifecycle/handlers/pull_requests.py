@@ -45,6 +45,7 @@ def autoplan(delivery: Delivery, svc: Any) -> None:
     repo_cfg = svc.config.repo_config(repo)
     number = int(payload["number"])
     pr = payload["pull_request"]
+    note_head(svc, delivery)
     if pr.get("draft") and not repo_cfg.plan_drafts:
         log.info("%s: draft PR, not planned (plan_drafts is off)", delivery.describe())
         return
@@ -62,9 +63,7 @@ def autoplan(delivery: Delivery, svc: Any) -> None:
         return
     if pull.is_fork:
         # Even where forks are allowed, their code runs on our host only after a person with write access asks,
-        # and only the head that existed when they asked: remember when GitHub says each head arrived.
-        if delivery.action in ("opened", "synchronize", "reopened") and pr.get("updated_at"):
-            svc.records.set_pull_field(repo, number, f"head_at:{pull.head_sha}", str(pr["updated_at"]))
+        # and only the head that existed when they asked (see note_head).
         refuse_fork(svc, gh, repo, pull, FORK_REFUSAL if not repo_cfg.allow_fork_prs else FORK_NEEDS_WRITER)
         return
     svc.records.set_head(repo, number, pull.head_sha)
@@ -88,6 +87,18 @@ def autoplan(delivery: Delivery, svc: Any) -> None:
         return
     start_command(svc, "plan", repo, pull, delivery.installation_id, str(payload["sender"]["login"]), projects,
                   note=note)
+
+
+def note_head(svc: Any, delivery: Delivery) -> None:
+    """Record the head this event brought and when GitHub says it arrived, first thing, before any slow call.
+
+    A writer's `plan` on a fork approves the head only if it is this record's head and arrived before the comment.
+    Ordered by the event's time, so an old event redelivered late cannot pass an old head for the newest one.
+    """
+    pr = delivery.payload["pull_request"]
+    if delivery.action in ("opened", "synchronize", "reopened") and pr.get("updated_at"):
+        svc.records.note_head(delivery.repo, int(delivery.payload["number"]), str(pr["head"]["sha"]),
+                              str(pr["updated_at"]))
 
 
 def release_untouched(svc: Any, repo: str, number: int, keep: set[str], why: str) -> str:

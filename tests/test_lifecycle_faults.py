@@ -8,14 +8,21 @@ same commit; a deferred job that gave up marking its PR's running apply as faile
 from __future__ import annotations
 
 import pytest
+from rq import Callback, SimpleWorker
+from rq.serializers import JSONSerializer
 
+from bot import jobs as jobs_module
 from bot.config import parse_config
 from bot.intake.webhooks import Delivery
 from bot.lifecycle.handlers.comments import on_comment
 from bot.lifecycle.handlers.pull_requests import FORK_APPROVED, autoplan
+from bot.lifecycle.interrupted import report_interrupted
+from bot.models import LockState, Project
 from bot.services import WorkerServices
+from bot.state.records import project_to_dict
+from bot.web.unlocking import UnlockRefused, release
 from tests.support import webhook_payloads as wp
-from tests.support.services_fixtures import INSTALLATION, REPO
+from tests.support.services_fixtures import INSTALLATION, REPO, real_pull
 
 pytestmark = pytest.mark.redis
 
@@ -79,3 +86,68 @@ def test_a_fork_head_seen_before_the_comment_is_approved(fork_services, fake_git
     _plan_comment(svc, fake, 7, "2030-01-01T10:30:00Z")
     assert svc.records.pull_field(REPO, 7, FORK_APPROVED) == good
     assert [j.func_name for j in svc.runs_queue.jobs] == ["bot.jobs.run_project"]
+
+
+# --- a job that gives up on a busy project is not an interruption of the run that keeps it busy ------------------
+
+
+NET = Project(repo=REPO, name="network", dir="network")
+
+
+def planned_lock(svc, number: int = 1) -> int:
+    """PR `number` holds NET's lock, planned; returns the lock's token."""
+    lock = svc.locks.try_acquire(NET, number, "alice", waiter={"installation": INSTALLATION}).lock
+    assert svc.locks.set_state(NET, number, lock.token, LockState.PLANNED, run_id="run-plan")
+    return lock.token
+
+
+def work_runs(svc) -> None:
+    """Run every job on the runs queue in this process, as a worker would (callbacks included)."""
+    worker = SimpleWorker([svc.runs_queue], connection=svc.redis, serializer=JSONSerializer)
+    jobs_module.set_services(svc)
+    try:
+        worker.work(burst=True)
+    finally:
+        jobs_module.set_services(None)
+
+
+def test_a_job_that_gives_up_on_a_busy_project_leaves_the_running_apply_alone(worker_services, fake_github,
+                                                                                services_remote):
+    svc = worker_services
+    head = real_pull(fake_github, services_remote, 1)
+    token = planned_lock(svc)
+    # The apply of #1 runs: it holds the run guard and set the lock `applying`.
+    with svc.locks.run_guard(NET, holder="the-apply-command"):
+        svc.locks.set_state(NET, 1, token, LockState.APPLYING, run_id="run-apply", diverged=True)
+        # A plan of #1 queued meanwhile was deferred until it gave up (its last attempt).
+        plan = svc.records.new_command("plan", REPO, 1, head, INSTALLATION, "mo", total=1,
+                                       info={"state": "open", "applies": True, "base_ref": "main"})
+        svc.records.set_head(REPO, 1, head)
+        svc.runs_queue.enqueue_call("bot.jobs.run_project", args=(plan.id, project_to_dict(NET), 1000),
+                                    on_failure=Callback("bot.jobs.run_failed"))
+        work_runs(svc)
+        lock = svc.locks.get(NET)
+        assert (lock.state, lock.run_id, lock.diverged) == (LockState.APPLYING, "run-apply", True)
+        [told] = svc.records.results(plan.id)
+        assert "could not start" in told.message and "interrupted" not in told.message
+        assert "busy" in told.summary
+        # Nobody unlocks a workspace while a run holds its guard: not a writer, not an admin with a reason.
+        with pytest.raises(UnlockRefused, match="run"):
+            release(svc, REPO, "network", "default", by="admin", via="from the lock page", reason="stuck?")
+        assert svc.locks.release(NET, 1, None, mode="unlock").refused == "running"
+    assert svc.locks.get(NET).state is LockState.APPLYING
+
+
+def test_an_interrupted_report_marks_failed_only_the_lock_its_own_run_set(worker_services):
+    svc = worker_services
+    token = planned_lock(svc)
+    apply = svc.records.new_command("apply", REPO, 1, "a" * 40, INSTALLATION, "mo", total=1,
+                                    info={"state": "open", "applies": True})
+    plan = svc.records.new_command("plan", REPO, 1, "a" * 40, INSTALLATION, "mo", total=1,
+                                   info={"state": "open", "applies": True})
+    svc.locks.set_state(NET, 1, token, LockState.APPLYING, run_id="run-apply", diverged=True, command_id=apply.id)
+    report_interrupted(svc, plan.id, project_to_dict(NET), "its worker stopped")  # another run of the same PR
+    assert svc.locks.get(NET).state is LockState.APPLYING
+    report_interrupted(svc, apply.id, project_to_dict(NET), "its worker stopped")  # the apply's own run
+    lock = svc.locks.get(NET)
+    assert (lock.state, lock.diverged) == (LockState.APPLY_FAILED, True)

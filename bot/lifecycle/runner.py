@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bot.state import audit
-from bot.lifecycle.decision import Action, Decision, Event, Facts, LockView, PlanView, decide
+from bot.lifecycle.decision import Action, Decision, Event, Facts, LockView, PlanView, PullState, decide
 from bot.state.locks import GuardTimeout, RunGuard
 from bot.models import LockState, Outcome, Project, ProjectResult, ResourceChange
 from bot.adapters.plan_store import PlanStoreError, plan_key
@@ -101,11 +101,13 @@ def _event_of(cmd: Command) -> Event:
     return _EVENTS[cmd.kind]
 
 
-def _pr_state(cmd: Command) -> str:
-    return "merged" if cmd.info.get("merged") else str(cmd.info.get("state") or "open")
+def pr_state(cmd: Command) -> PullState:
+    """The PR's state as the command recorded it when it was started."""
+    return "merged" if cmd.info.get("merged") else ("closed" if cmd.info.get("state") == "closed" else "open")
 
 
-def _applies(cmd: Command) -> bool:
+def applies(cmd: Command) -> bool:
+    """Whether the PR's base branch (the branch it was merged into, once merged) is one tfbot applies."""
     return bool(cmd.info.get("applies", True))
 
 
@@ -114,7 +116,8 @@ def _applies(cmd: Command) -> bool:
 
 def _plan(svc: Any, cmd: Command, project: Project) -> ProjectResult:
     _check_current(svc, cmd)
-    first = decide(Event.PLAN, Facts(pull=cmd.pull, pr_state="open", applies=_applies(cmd), head_sha=cmd.head_sha))
+    first = decide(Event.PLAN, Facts(pull=cmd.pull, pr_state=pr_state(cmd), applies=applies(cmd),
+                                     head_sha=cmd.head_sha))
     if first.action is Action.PLAN_UNLOCKED:
         return _plan_unlocked(svc, cmd, project)
     acquired = svc.locks.try_acquire(
@@ -124,6 +127,7 @@ def _plan(svc: Any, cmd: Command, project: Project) -> ProjectResult:
         pull_title=cmd.info.get("title", ""),
         pull_url=cmd.info.get("html_url", ""),
         waiter={"installation": cmd.installation},
+        command_id=cmd.id,
     )
     if not acquired.acquired and not acquired.already_held:
         return ProjectResult(project, Outcome.LOCKED, message=locked_message(project, acquired.lock,
@@ -137,10 +141,14 @@ def _plan(svc: Any, cmd: Command, project: Project) -> ProjectResult:
     with _guard(svc, cmd, project) as guard:
         _check_current(svc, cmd)
         lock = svc.locks.get(project) or lock
-        decision = decide(Event.PLAN, Facts(pull=cmd.pull, pr_state="open", applies=True, head_sha=cmd.head_sha,
-                                            lock=_lock_view(lock)))
+        decision = decide(Event.PLAN, Facts(pull=cmd.pull, pr_state=pr_state(cmd), applies=applies(cmd),
+                                            head_sha=cmd.head_sha, lock=LockView.of(lock)))
         if decision.action is Action.REFUSE:
             raise Refused(f"`{project.name}` was not planned: {decision.reason}.")
+        if lock.state is LockState.PLANNING and lock.command_id != cmd.id:
+            # Handed over, or taken by a job that never ran: this run is the one planning now, and the one a
+            # report of its death may mark failed.
+            _set_state(svc, project, cmd, lock.token, LockState.PLANNING)
         target = merged_target(svc, cmd, cmd.head_sha)
         outcome, run_id = _run_plan(svc, cmd, project, target, guard)
         if not outcome.ok:
@@ -150,9 +158,10 @@ def _plan(svc: Any, cmd: Command, project: Project) -> ProjectResult:
         _set_state(svc, project, cmd, lock.token, LockState.PLANNED, summary=outcome.summary, run_id=run_id)
         result = _planned(project, outcome, run_id, cmd.head_sha)
         result.message = target.describe(cmd.info.get("base_ref") or "main")
-        after = decide(Event.PLAN, Facts(pull=cmd.pull, pr_state="open", applies=True, head_sha=cmd.head_sha,
-                                         lock=_lock_view(svc.locks.get(project)), fresh=_plan_view(outcome, cmd)))
-        if after.action is Action.RELEASE and _release(svc, cmd, project, lock.token, after.reason, mode="unlock"):
+        after = decide(Event.PLAN, Facts(pull=cmd.pull, pr_state=pr_state(cmd), applies=applies(cmd),
+                                         head_sha=cmd.head_sha, lock=LockView.of(svc.locks.get(project)),
+                                         fresh=_plan_view(outcome, cmd)))
+        if after.action is Action.RELEASE and _release(svc, cmd, project, lock.token, after.reason, mode="close"):
             result.message += (" This plan changes nothing, so the lock is not kept: other PRs may plan this "
                                "project. Merging this PR still plans the default branch and applies it if needed.")
         return result
@@ -235,8 +244,8 @@ def _execute(svc: Any, cmd: Command, project: Project, event: Event) -> ProjectR
             reviewed = svc.records.plan(project, cmd.pull)
             target = target or _target_sha(svc, cmd, event, lock, reviewed)
             matches = _matches(svc, cmd, project, lock, reviewed, target)
-            facts = Facts(pull=cmd.pull, pr_state=_pr_state(cmd), applies=_applies(cmd),  # type: ignore[arg-type]
-                          head_sha=cmd.head_sha, lock=_lock_view(lock), reviewed=_record_view(reviewed),
+            facts = Facts(pull=cmd.pull, pr_state=pr_state(cmd), applies=applies(cmd),  # type: ignore[arg-type]
+                          head_sha=cmd.head_sha, lock=LockView.of(lock), reviewed=_record_view(reviewed),
                           matches=matches, fresh=_plan_view(fresh[0], cmd) if fresh else None)
             decision = decide(event, facts)
             log.info("%s %s#%d %s: %s (%s)", event.value, cmd.repo, cmd.pull, project.name, decision.action.value,
@@ -246,7 +255,7 @@ def _execute(svc: Any, cmd: Command, project: Project, event: Event) -> ProjectR
                 acquired = svc.locks.try_acquire(project, cmd.pull, cmd.info.get("author", cmd.user),
                                                  pull_title=cmd.info.get("title", ""),
                                                  pull_url=cmd.info.get("html_url", ""),
-                                                 waiter={"installation": cmd.installation})
+                                                 waiter={"installation": cmd.installation}, command_id=cmd.id)
                 if acquired.acquired:
                     continue
                 return _queued(svc, cmd, project, acquired.lock, acquired.queue_position)
@@ -294,7 +303,7 @@ def _execute(svc: Any, cmd: Command, project: Project, event: Event) -> ProjectR
 
 def _target_sha(svc: Any, cmd: Command, event: Event, lock: Any, reviewed: PlanRecord | None) -> str:
     """The commit that must reach the infrastructure for this event (see bot/lifecycle/decision.py)."""
-    if _pr_state(cmd) != "merged":
+    if pr_state(cmd) != "merged":
         if lock is None or lock.pull != cmd.pull or reviewed is None:
             return ""
         return merged_target(svc, cmd, cmd.head_sha).sha
@@ -321,7 +330,7 @@ def _apply(svc: Any, cmd: Command, project: Project, plan: PlanRecord, lock: Any
         _release(svc, cmd, project, lock.token, f"#{cmd.pull} was applied")
         return _applied(project, outcome, run_id, cmd.head_sha, f"Applied: {decision.reason}. The lock is released.")
     if not svc.locks.set_state(project, cmd.pull, lock.token, LockState.APPLIED, summary=outcome.summary,
-                               run_id=run_id):
+                               run_id=run_id, command_id=cmd.id):
         return _applied(project, outcome, run_id, cmd.head_sha,
                         "Applied, but the lock was taken from this PR meanwhile (an admin unlocked it).")
     return _applied(project, outcome, run_id, cmd.head_sha,
@@ -338,10 +347,6 @@ def _queued(svc: Any, cmd: Command, project: Project, lock: Any, position: int |
 
 def _base(cmd: Command) -> str:
     return str(cmd.info.get("base_ref") or "main")
-
-
-def _lock_view(lock: Any) -> LockView | None:
-    return None if lock is None else LockView(pull=lock.pull, state=lock.state, diverged=lock.diverged)
 
 
 def _record_view(plan: PlanRecord | None) -> PlanView | None:
@@ -387,7 +392,8 @@ def _apply_saved(svc: Any, cmd: Command, project: Project, plan: PlanRecord, tok
 def _apply_failed(svc: Any, cmd: Command, project: Project, token: int, outcome: ApplyOutcome,
                   run_id: str) -> ProjectResult:
     # The apply ran: its failure is reported even if the lock was taken from this PR meanwhile.
-    svc.locks.set_state(project, cmd.pull, token, LockState.APPLY_FAILED, summary=outcome.summary, run_id=run_id)
+    svc.locks.set_state(project, cmd.pull, token, LockState.APPLY_FAILED, summary=outcome.summary, run_id=run_id,
+                        command_id=cmd.id)
     return _failed(project, Outcome.APPLY_FAILED, outcome, run_id, cmd.head_sha,
                    "The lock stays with this PR, so nobody else plans on a half-applied state. Fix the cause "
                    "(push a fix and merge it, or fix it outside), then comment `apply` here. Closing the PR or a "
@@ -421,8 +427,9 @@ def changes_digest(plan_json: dict[str, Any] | None) -> str:
 
 
 def _set_state(svc: Any, project: Project, cmd: Command, token: int, state: LockState, **fields: str | bool) -> None:
-    """Record the lock's new state; LockLost if this PR no longer holds it under `token` (fencing)."""
-    if not svc.locks.set_state(project, cmd.pull, token, state, **fields):
+    """Record the lock's new state, set by this command's run; LockLost if this PR no longer holds it under `token`
+    (fencing)."""
+    if not svc.locks.set_state(project, cmd.pull, token, state, command_id=cmd.id, **fields):
         raise LockLost()
 
 
@@ -492,6 +499,16 @@ def _planned(project: Project, outcome: PlanOutcome, run_id: str, sha: str) -> P
 def _applied(project: Project, outcome: ApplyOutcome, run_id: str, sha: str, message: str) -> ProjectResult:
     return ProjectResult(project, Outcome.APPLIED, summary=outcome.summary, output=outcome.apply_output,
                          run_id=run_id, head_sha=sha, message=message)
+
+
+def could_not_start(cmd: Command, project: Project, why: str) -> ProjectResult:
+    """A job that waited for a busy project longer than any run may last and gave up: it ran nothing and changed
+    nothing, so it is not an interrupted run (the run keeping the project busy goes on, and reports itself)."""
+    verb = "plan" if cmd.kind == "plan" else "apply"
+    return ProjectResult(project, Outcome.ERROR, head_sha=cmd.head_sha, summary="could not start: project busy",
+                         message=(f"The {verb} of `{project.name}` could not start: the project stayed busy with "
+                                  f"another run for longer than tfbot waits ({why}). Nothing was run, and the lock is "
+                                  f"as that run leaves it. Comment `{verb}` to try again once it has ended."))
 
 
 def _failed(project: Project, kind: Outcome, outcome: PlanOutcome | ApplyOutcome, run_id: str, sha: str,

@@ -111,7 +111,7 @@ def release_untouched(svc: Any, repo: str, number: int, keep: set[str], why: str
         project = svc.project_of_lock(lock)
         if project.id in keep:
             continue
-        if release_and_hand_over(svc, project, number, lock.token, reason=why, mode="unlock"):
+        if release_and_hand_over(svc, project, number, lock.token, reason=why, mode="close"):
             released.append(project.name)
         else:
             kept.append(project.name)
@@ -258,9 +258,9 @@ def plan_handed_over(svc: Any, project_data: dict[str, Any], number: int, instal
     state = "merged" if pull.merged else pull.state
     decision = decide(Event.HANDOVER, Facts(
         pull=number, pr_state=state, applies=True, head_sha=pull.head_sha,  # type: ignore[arg-type]
-        lock=None if lock is None else LockView(lock.pull, lock.state, lock.diverged)))
+        lock=LockView.of(lock)))
     if decision.action is Action.RELEASE:
-        release_and_hand_over(svc, project, number, None, reason=f"#{number} was closed while waiting", mode="unlock")
+        release_and_hand_over(svc, project, number, None, reason=f"#{number} was closed while waiting", mode="close")
         return
     if state == "merged":
         # Merged while waiting: its change is on the default branch but was never applied. The executor plans

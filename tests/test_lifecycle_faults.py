@@ -7,19 +7,24 @@ same commit; a deferred job that gave up marking its PR's running apply as faile
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import pytest
 from rq import Callback, SimpleWorker
 from rq.serializers import JSONSerializer
 
 from bot import jobs as jobs_module
+from bot.adapters.plan_store import plan_key
 from bot.config import parse_config
 from bot.intake.webhooks import Delivery
 from bot.lifecycle.handlers.comments import on_comment
 from bot.lifecycle.handlers.pull_requests import FORK_APPROVED, autoplan
+from bot.lifecycle import runner
 from bot.lifecycle.interrupted import report_interrupted
-from bot.models import LockState, Project
+from bot.models import LockState, Outcome, Project
+from bot.projects.workflows import ApplyOutcome
 from bot.services import WorkerServices
-from bot.state.records import project_to_dict
+from bot.state.records import PlanRecord, project_to_dict
 from bot.web.unlocking import UnlockRefused, release
 from tests.support import webhook_payloads as wp
 from tests.support.services_fixtures import INSTALLATION, REPO, real_pull
@@ -151,3 +156,95 @@ def test_an_interrupted_report_marks_failed_only_the_lock_its_own_run_set(worker
     report_interrupted(svc, apply.id, project_to_dict(NET), "its worker stopped")  # the apply's own run
     lock = svc.locks.get(NET)
     assert (lock.state, lock.diverged) == (LockState.APPLY_FAILED, True)
+
+
+# --- an apply that does not reach its end never leaves the lock `applying` ----------------------------------------
+
+
+def reviewed_plan(svc, tmp_path, number: int = 1, head: str = "a" * 40) -> int:
+    """PR `number` holds NET's lock with a posted (reviewed) plan of `head`; returns the lock's token."""
+    token = planned_lock(svc, number)
+    plan_file = tmp_path / "reviewed.tfplan"
+    plan_file.write_bytes(b"a saved plan")
+    key = plan_key(NET, number, head, "run-plan")
+    svc.records.save_plan(PlanRecord(project=project_to_dict(NET), pull=number, head_sha=head, base_sha="", key=key,
+                                     sha256=svc.plans.put(key, plan_file), summary="Plan: 1 to add",
+                                     changes=[["create", "terraform_data.x"]], run_id="run-plan", user="alice",
+                                     plan_sha=head, digest="d", has_changes=True))
+    svc.records.mark_plan_posted(NET, number, "run-plan")
+    return token
+
+
+def apply_command(svc, number: int = 1, head: str = "a" * 40):
+    return svc.records.new_command("apply", REPO, number, head, INSTALLATION, "mo", total=1,
+                                   info={"state": "open", "merged": False, "applies": True, "base_ref": "main"})
+
+
+@pytest.fixture
+def apply_without_terraform(monkeypatch, tmp_path):
+    """The executor's apply path with git and Terraform left out: the reviewed plan matches, the working copy is a
+    temporary directory; the test gives the apply steps. Returns the run guards the runs held."""
+    guards = []
+    real_guard = runner._guard
+
+    @contextmanager
+    def recording_guard(svc, cmd, project):
+        with real_guard(svc, cmd, project) as guard:
+            guards.append(guard)
+            yield guard
+
+    monkeypatch.setattr(runner, "_guard", recording_guard)
+    monkeypatch.setattr(runner, "_target_sha", lambda *a, **k: "t" * 40)
+    monkeypatch.setattr(runner, "_matches", lambda *a, **k: True)
+    monkeypatch.setattr(runner, "_working_dir", lambda *a, **k: tmp_path)
+    return guards
+
+
+def test_a_guard_lost_before_the_apply_step_leaves_the_lock_planned(worker_services, tmp_path, monkeypatch,
+                                                                    apply_without_terraform):
+    svc, guards = worker_services, apply_without_terraform
+    reviewed_plan(svc, tmp_path)
+
+    def steps(tf, workflow, workdir, workspace, plan_file, before_step):
+        before_step("init")
+        guards[-1].lost = True  # the worker stalled past the guard's TTL during init
+        before_step("apply")
+        raise AssertionError("the fence lets no apply step run without the guard")
+
+    monkeypatch.setattr(runner, "run_apply_steps", steps)
+    first = runner.run_project(svc, apply_command(svc), NET)
+    assert first.outcome is Outcome.ERROR and "applied nothing" in first.message
+    lock = svc.locks.get(NET)
+    assert (lock.state, lock.diverged) == (LockState.PLANNED, False)  # nothing ran that could change anything
+
+    monkeypatch.setattr(runner, "run_apply_steps", lambda *a, **k: ApplyOutcome(True, [], "Apply complete!"))
+    again = runner.run_project(svc, apply_command(svc), NET)  # what the PR was told to do
+    assert again.outcome is Outcome.APPLIED
+    assert svc.locks.get(NET).state is LockState.APPLIED
+
+
+def test_an_apply_stopped_after_its_apply_step_began_is_marked_failed(worker_services, tmp_path, monkeypatch,
+                                                                     apply_without_terraform):
+    svc = worker_services
+    reviewed_plan(svc, tmp_path)
+    seen = []
+
+    def steps(tf, workflow, workdir, workspace, plan_file, before_step):
+        before_step("init")
+        seen.append(svc.locks.get(NET).state)
+        before_step("apply")
+        seen.append(svc.locks.get(NET))
+        raise OSError("the disk filled up under Terraform")
+
+    monkeypatch.setattr(runner, "run_apply_steps", steps)
+    first = runner.run_project(svc, apply_command(svc), NET)
+    during_init, during_apply = seen
+    assert during_init is LockState.PLANNED  # init changes nothing: not yet applying
+    assert (during_apply.state, during_apply.diverged) == (LockState.APPLYING, True)
+    lock = svc.locks.get(NET)
+    assert (lock.state, lock.diverged) == (LockState.APPLY_FAILED, True)
+    assert first.outcome is Outcome.ERROR and "apply failed" in first.message and "comment `apply`" in first.message
+    assert svc.locks.release(NET, 1, lock.token, mode="unlock").refused == "flagged"  # it may have applied part
+
+    monkeypatch.setattr(runner, "run_apply_steps", lambda *a, **k: ApplyOutcome(True, [], "Apply complete!"))
+    assert runner.run_project(svc, apply_command(svc), NET).outcome is Outcome.APPLIED

@@ -12,7 +12,8 @@ import traceback
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from bot.state import audit
@@ -52,6 +53,10 @@ class GuardLost(Exception):
     """The run's guard expired while it ran (a stall longer than its TTL): another run may hold it now."""
 
 
+class ApplyInterrupted(Exception):
+    """An apply stopped after a step that may change the infrastructure had begun; its lock is now `apply failed`."""
+
+
 def run_project(svc: Any, cmd: Command, project: Project) -> ProjectResult:
     """Run `project` for `cmd`; any failure of tfbot itself becomes an ERROR result on the PR."""
     try:
@@ -75,6 +80,14 @@ def run_project(svc: Any, cmd: Command, project: Project) -> ProjectResult:
         return ProjectResult(project, Outcome.REFUSED, head_sha=cmd.head_sha, message=(
             f"This PR lost the lock of `{project.name}` while tfbot worked on it (someone unlocked it); "
             "nothing was applied. Comment `plan` to take it again."))
+    except ApplyInterrupted as exc:
+        log.error("apply %s#%d %s stopped after it began: %s", cmd.repo, cmd.pull, project.name, exc.__cause__)
+        return ProjectResult(project, Outcome.ERROR, head_sha=cmd.head_sha, summary="apply interrupted",
+                             output=svc.mask(str(exc)), message=(
+            f"The apply of `{project.name}` stopped after it had begun to change the infrastructure ({exc}), so "
+            "part of it may be applied. The lock stays with this PR as `apply failed`: nobody else plans on that "
+            "state, and the PR counts as having applied what the default branch lacks. Check the state, then "
+            "comment `apply` here to run it again."))
     except GuardLost:
         return ProjectResult(project, Outcome.ERROR, head_sha=cmd.head_sha, summary="tfbot lost the run guard", message=(
             f"tfbot lost the run guard of `{project.name}` in the middle of this run (its worker stalled longer than "
@@ -323,19 +336,58 @@ def _matches(svc: Any, cmd: Command, project: Project, lock: Any, reviewed: Plan
 
 def _apply(svc: Any, cmd: Command, project: Project, plan: PlanRecord, lock: Any, decision: Decision,
            guard: RunGuard) -> ProjectResult:
-    outcome, run_id = _apply_saved(svc, cmd, project, plan, lock.token, guard)
-    if not outcome.ok:
-        return _apply_failed(svc, cmd, project, lock.token, outcome, run_id)
-    if decision.release_after:
-        _release(svc, cmd, project, lock.token, f"#{cmd.pull} was applied")
-        return _applied(project, outcome, run_id, cmd.head_sha, f"Applied: {decision.reason}. The lock is released.")
-    if not svc.locks.set_state(project, cmd.pull, lock.token, LockState.APPLIED, summary=outcome.summary,
-                               run_id=run_id, command_id=cmd.id):
+    run_id = new_run_id()
+    with _unfinished_apply_fails(svc, cmd, project, lock.token, run_id):
+        outcome = _apply_saved(svc, cmd, project, plan, lock.token, run_id, guard)
+        if not outcome.ok:
+            return _apply_failed(svc, cmd, project, lock.token, outcome, run_id)
+        if decision.release_after:
+            _release(svc, cmd, project, lock.token, f"#{cmd.pull} was applied")
+            return _applied(project, outcome, run_id, cmd.head_sha,
+                            f"Applied: {decision.reason}. The lock is released.")
+        if not svc.locks.set_state(project, cmd.pull, lock.token, LockState.APPLIED, summary=outcome.summary,
+                                   run_id=run_id, command_id=cmd.id):
+            return _applied(project, outcome, run_id, cmd.head_sha,
+                            "Applied, but the lock was taken from this PR meanwhile (an admin unlocked it).")
         return _applied(project, outcome, run_id, cmd.head_sha,
-                        "Applied, but the lock was taken from this PR meanwhile (an admin unlocked it).")
-    return _applied(project, outcome, run_id, cmd.head_sha,
-                    "The lock stays with this PR until it is merged: the default branch does not have this change "
-                    "yet. Closing the PR unmerged keeps the lock and says so; merge it, or merge a revert.")
+                        "The lock stays with this PR until it is merged: the default branch does not have this change "
+                        "yet. Closing the PR unmerged keeps the lock and says so; merge it, or merge a revert.")
+
+
+@contextmanager
+def _unfinished_apply_fails(svc: Any, cmd: Command, project: Project, token: int, run_id: str) -> Iterator[None]:
+    """Whatever ends an apply before it records its own end (a lost guard, an exception, a signal) turns the lock
+    from `applying` into `apply failed`, so `apply` can be commented again; nothing else could ever move it on.
+
+    A compare-and-set on this run's `applying` (same holder, token, command and run): a lock this run never set
+    `applying`, or already moved on, is left alone. The flag stays: the apply may have changed part of the state.
+    """
+    try:
+        yield
+    except Exception as exc:
+        if _mark_unfinished(svc, cmd, project, token, run_id, exc):
+            raise ApplyInterrupted(_why_stopped(exc)) from exc
+        raise
+    except BaseException as exc:  # a signal or an exit: recorded, and let through
+        _mark_unfinished(svc, cmd, project, token, run_id, exc)
+        raise
+
+
+def _mark_unfinished(svc: Any, cmd: Command, project: Project, token: int, run_id: str, exc: BaseException) -> bool:
+    why = _why_stopped(exc)
+    marked = svc.locks.set_state(project, cmd.pull, token, LockState.APPLY_FAILED, summary=f"interrupted: {why}"[:200],
+                                 expect={"state": LockState.APPLYING.value, "run_id": run_id, "command_id": cmd.id})
+    if marked:
+        audit.record(svc.redis, audit.AuditEntry(action="apply", repo=cmd.repo, pull=cmd.pull, project=project.name,
+                                                 user=cmd.user, sha=cmd.head_sha, outcome="interrupted", detail=why,
+                                                 run_id=run_id))
+    return marked
+
+
+def _why_stopped(exc: BaseException) -> str:
+    if isinstance(exc, GuardLost):
+        return f"tfbot lost the run guard before the step `{exc}`"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 def _queued(svc: Any, cmd: Command, project: Project, lock: Any, position: int | None) -> ProjectResult:
@@ -359,9 +411,8 @@ def _plan_view(outcome: PlanOutcome, cmd: Command) -> PlanView:
                     digest=changes_digest(outcome.plan_json))
 
 
-def _apply_saved(svc: Any, cmd: Command, project: Project, plan: PlanRecord, token: int,
-                 guard: RunGuard | None = None) -> tuple[ApplyOutcome, str]:
-    run_id = new_run_id()
+def _apply_saved(svc: Any, cmd: Command, project: Project, plan: PlanRecord, token: int, run_id: str,
+                 guard: RunGuard | None = None) -> ApplyOutcome:
     started = time.time()
     target = Target(plan.plan_sha or plan.head_sha, plan.head_sha, plan.base_sha)
     with tempfile.TemporaryDirectory(dir=svc.tmp_dir) as tmp:
@@ -373,11 +424,8 @@ def _apply_saved(svc: Any, cmd: Command, project: Project, plan: PlanRecord, tok
                                                      user=cmd.user, sha=target.sha, outcome="refused", detail=str(exc)))
             raise PlanRefused(str(exc)) from None
         workdir = _working_dir(svc, cmd, project, target)
-        _fence(guard)("apply")
-        # From here on the infrastructure may hold what the default branch lacks, until the merge is applied.
-        _set_state(svc, project, cmd, token, LockState.APPLYING, run_id=run_id, diverged=True)
         outcome = run_apply_steps(svc.terraform, svc.workflows[project.workflow], workdir, project.workspace, plan_file,
-                                  before_step=_fence(guard))
+                                  before_step=_apply_fence(svc, cmd, project, token, run_id, guard))
     # The run and its audit entry first: they say what happened to the infrastructure, whatever fails next.
     _save_run(svc, run_id, "apply", cmd, project, target, started, outcome.ok, outcome.summary, outcome.steps)
     if outcome.ok:
@@ -386,7 +434,30 @@ def _apply_saved(svc: Any, cmd: Command, project: Project, plan: PlanRecord, tok
             svc.plans.delete(plan.key)
         except Exception as exc:  # noqa: BLE001 - an applied plan file left behind cannot be applied twice
             log.warning("could not delete the applied plan file %s: %s", plan.key, exc)
-    return outcome, run_id
+    return outcome
+
+
+# Steps of the apply pipeline that cannot change the infrastructure. Any other step may: `apply`, and a custom
+# `run` step, which can run anything with the plan file at hand.
+_HARMLESS_APPLY_STEPS = frozenset({"init", "workspace"})
+
+
+def _apply_fence(svc: Any, cmd: Command, project: Project, token: int, run_id: str,
+                 guard: RunGuard | None) -> Callable[[str], None]:
+    """Before every step: the guard check; then, before the first step that may change the infrastructure, the lock
+    turns `applying` and flagged. Not earlier: a run stopped during `init` changed nothing, and its lock stays as it
+    was (planned), so `apply` works again at once. Not later: the flag must be set whenever an apply may have run."""
+    fence = _fence(guard)
+    marked = False
+
+    def before(step: str) -> None:
+        nonlocal marked
+        fence(step)
+        if not marked and step.split(" ", 1)[0] not in _HARMLESS_APPLY_STEPS:
+            # From here on the infrastructure may hold what the default branch lacks, until the merge is applied.
+            _set_state(svc, project, cmd, token, LockState.APPLYING, run_id=run_id, diverged=True)
+            marked = True
+    return before
 
 
 def _apply_failed(svc: Any, cmd: Command, project: Project, token: int, outcome: ApplyOutcome,

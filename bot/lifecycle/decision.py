@@ -35,7 +35,7 @@ A PR *applies* when its base is the default branch or one of the repository's `a
 | handed over (closed PR) | - | RELEASE (to the next in line) | - | - | - |
 | worker died during a run that set the lock's state | - | planning: MARK_FAILED | MARK_FAILED (flag kept) | - | - |
 | worker died during (or gave up before) any other run of the PR | - | NOTHING | NOTHING | NOTHING | NOTHING |
-| run guard lost | the run stops before its next step and never applies (executor; no decision needed) | | | | |
+| run guard lost, or the run fails inside tfbot | the run stops before its next step (executor; no decision needed) | nothing applied: state kept | after the apply step began: APPLY_FAILED (flag kept; the executor's compare-and-set on its own run) | - | - |
 """
 from __future__ import annotations
 

@@ -126,6 +126,10 @@ CASES = [
     # --- hand-over ---
     ("handed to an open PR", Event.HANDOVER, facts(lock=mine(S.PLANNING)), Action.PLAN, False),
     ("handed to a closed PR", Event.HANDOVER, facts(pr="closed", lock=mine(S.PLANNING)), Action.RELEASE, False),
+    ("handed to a PR retargeted to a branch that does not apply", Event.HANDOVER,
+     facts(applies=False, lock=mine(S.PLANNING)), Action.RELEASE, False),
+    ("handed to a PR merged into a branch that does not apply", Event.HANDOVER,
+     facts(pr="merged", applies=False, lock=mine(S.PLANNING)), Action.RELEASE, False),
     ("handed to a merged PR", Event.HANDOVER, facts(pr="merged", lock=mine(S.PLANNING)), Action.PLAN_TARGET, False),
     ("handed to a merged PR, fresh differs", Event.HANDOVER, facts(pr="merged", lock=mine(S.PLANNING),
                                                                      fresh=SAME_FRESH), Action.ASK, False),

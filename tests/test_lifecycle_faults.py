@@ -18,11 +18,12 @@ from bot.adapters.plan_store import plan_key
 from bot.config import parse_config
 from bot.intake.webhooks import Delivery
 from bot.lifecycle.handlers.comments import on_comment
-from bot.lifecycle.handlers.pull_requests import FORK_APPROVED, autoplan
+from bot.lifecycle.handlers.pull_requests import FORK_APPROVED, autoplan, closed
 from bot.lifecycle import runner
 from bot.lifecycle.interrupted import report_interrupted
 from bot.models import LockState, Outcome, Project
-from bot.projects.workflows import ApplyOutcome
+from bot.lifecycle.targets import Target
+from bot.projects.workflows import ApplyOutcome, PlanOutcome
 from bot.services import WorkerServices
 from bot.state.records import PlanRecord, project_to_dict
 from bot.web.unlocking import UnlockRefused, release
@@ -248,3 +249,81 @@ def test_an_apply_stopped_after_its_apply_step_began_is_marked_failed(worker_ser
 
     monkeypatch.setattr(runner, "run_apply_steps", lambda *a, **k: ApplyOutcome(True, [], "Apply complete!"))
     assert runner.run_project(svc, apply_command(svc), NET).outcome is Outcome.APPLIED
+
+
+# --- a PR retargeted to a branch tfbot does not apply takes no lock, not even one handed to it ------------------
+
+
+def retarget(svc, fake, remote, number: int, base: str, send: bool = True) -> None:
+    """Change PR `number`'s base to `base`; with `send`, tfbot handles the `edited` event."""
+    fake.update_pull(REPO, number, base_ref=base, base_sha=remote.branch_sha(base))
+    if send:
+        event = wp.pull_request_event("edited", fake.repo_payload(REPO), fake.pull_payload(REPO, number),
+                                      INSTALLATION, "alice", changes={"base": {"ref": {"from": "main"}}})
+        autoplan(Delivery(f"edit-{number}", "pull_request", event), svc)
+
+
+def close(svc, fake, number: int) -> None:
+    fake.update_pull(REPO, number, state="closed")
+    closed(Delivery(f"close-{number}", "pull_request", wp.pull_request_event(
+        "closed", fake.repo_payload(REPO), fake.pull_payload(REPO, number), INSTALLATION, "alice")), svc)
+
+
+def run_events(svc) -> None:
+    jobs_module.set_services(svc)
+    try:
+        for job in svc.events_queue.jobs:
+            job.func(*job.args)
+            job.delete()
+    finally:
+        jobs_module.set_services(None)
+
+
+@pytest.fixture
+def two_prs_in_line(worker_services, fake_github, services_remote):
+    """#1 holds NET's lock, #2 waits in line; a branch `release` exists, which tfbot does not apply."""
+    services_remote.commit("release", {"README.md": "release\n"}, "release", parent_branch="main")
+    real_pull(fake_github, services_remote, 1)
+    real_pull(fake_github, services_remote, 2)
+    svc = worker_services
+    svc.locks.try_acquire(NET, 1, "alice", waiter={"installation": INSTALLATION})
+    svc.locks.try_acquire(NET, 2, "alice", waiter={"installation": INSTALLATION})
+    return svc
+
+
+def test_a_waiting_pr_retargeted_away_leaves_the_line(two_prs_in_line, fake_github, services_remote):
+    svc = two_prs_in_line
+    retarget(svc, fake_github, services_remote, 2, "release")
+    assert svc.locks.position(NET, 2) is None
+    [plan] = [svc.records.command(j.args[0]) for j in svc.runs_queue.jobs]  # planned without a lock, and told:
+    assert "Left the waiting line of `network`" in plan.note and "not a branch tfbot applies" in plan.note
+    close(svc, fake_github, 1)
+    assert svc.locks.get(NET) is None  # nobody was waiting for it any more
+
+
+def test_a_lock_handed_to_a_pr_whose_base_does_not_apply_is_passed_on(two_prs_in_line, fake_github,
+                                                                       services_remote):
+    svc = two_prs_in_line
+    retarget(svc, fake_github, services_remote, 2, "release", send=False)  # its event not handled yet
+    close(svc, fake_github, 1)
+    assert svc.locks.get(NET).pull == 2  # handed over in line order
+    run_events(svc)  # the hand-over job plans #2: it looks at #2 as it is now
+    assert svc.locks.get(NET) is None
+    assert not [j for j in svc.runs_queue.jobs if svc.records.command(j.args[0]).info.get("applies")]
+
+
+def test_a_plan_without_a_lock_lets_go_of_a_lock_the_pr_holds(two_prs_in_line, fake_github, services_remote,
+                                                              monkeypatch):
+    svc = two_prs_in_line
+    retarget(svc, fake_github, services_remote, 2, "release", send=False)
+    close(svc, fake_github, 1)
+    svc.events_queue.empty()  # the hand-over job is lost; the retarget's own plan comes first
+    head = fake_github.pull_payload(REPO, 2)["head"]["sha"]
+    cmd = svc.records.new_command("plan", REPO, 2, head, INSTALLATION, "alice", total=1,
+                                  info={"state": "open", "applies": False, "base_ref": "release"})
+    monkeypatch.setattr(runner, "merged_target", lambda svc, cmd, sha: Target(sha, sha, ""))
+    monkeypatch.setattr(runner, "_run_plan", lambda *a, **k: (
+        PlanOutcome(ok=True, steps=[], summary="Plan: 1 to add", has_changes=True), "run-2"))
+    result = runner.run_project(svc, cmd, NET)
+    assert result.outcome is Outcome.PLANNED and "takes no lock" in result.message
+    assert svc.locks.get(NET) is None

@@ -18,7 +18,7 @@ A PR *applies* when its base is the default branch or one of the repository's `a
 | event \\ lock | free / other PR's | mine: planning, planned, plan failed, plan stale | mine: applying | mine: applied | mine, flagged (after an apply) |
 |---|---|---|---|---|---|
 | plan (open PR) | PLAN: take it, or join the line | PLAN (reviewed plan kept until the new one is posted) | REFUSE: apply running | PLAN | PLAN (flag kept) |
-| plan, base does not apply | PLAN_UNLOCKED | PLAN_UNLOCKED | PLAN_UNLOCKED | PLAN_UNLOCKED | PLAN_UNLOCKED |
+| plan, base does not apply | PLAN_UNLOCKED | PLAN_UNLOCKED (the lock is let go first) | PLAN_UNLOCKED (lock kept: running) | PLAN_UNLOCKED (lock kept, flagged) | PLAN_UNLOCKED (lock kept, flagged) |
 | plan made, no changes | - | RELEASE (nothing to hold others for) | - | - | KEEP (flag: main lacks the apply) |
 | plan on a closed / merged PR | REFUSE | REFUSE | REFUSE | REFUSE | REFUSE |
 | apply (open PR) | REFUSE: not held | APPLY_REVIEWED, keep lock (applied, awaiting merge); REFUSE without a reviewed plan; REPLAN when the head moved or the target does not match | REFUSE: running | REFUSE: merge it | as mine |
@@ -33,6 +33,7 @@ A PR *applies* when its base is the default branch or one of the repository's `a
 | ... while a run holds the run guard | REFUSE: not held | REFUSE: a run is going | REFUSE: a run is going | REFUSE: a run is going | REFUSE: a run is going |
 | handed over (open PR) | - | PLAN | - | - | - |
 | handed over (closed PR) | - | RELEASE (to the next in line) | - | - | - |
+| handed over (open PR, base does not apply) | - | RELEASE (to the next in line) | - | - | - |
 | worker died during a run that set the lock's state | - | planning: MARK_FAILED | MARK_FAILED (flag kept) | - | - |
 | worker died during (or gave up before) any other run of the PR | - | NOTHING | NOTHING | NOTHING | NOTHING |
 | run guard lost, or the run fails inside tfbot | the run stops before its next step (executor; no decision needed) | nothing applied: state kept | after the apply step began: APPLY_FAILED (flag kept; the executor's compare-and-set on its own run) | - | - |
@@ -156,6 +157,9 @@ def decide(event: Event, facts: Facts) -> Decision:
             return _merged(Event.APPLY_MERGED, facts, mine)
         if facts.pr_state == "closed":
             return Decision(Action.RELEASE, "the PR was closed while it waited")
+        if not facts.applies:
+            # Retargeted while it waited: a PR into such a branch takes no lock, so it must not keep one handed to it.
+            return Decision(Action.RELEASE, "the PR's base branch is not one that tfbot applies, so it takes no lock")
         return Decision(Action.PLAN, "the lock was handed to this PR")
     if event is Event.CLOSE:
         if not mine:

@@ -183,6 +183,7 @@ def _plan(svc: Any, cmd: Command, project: Project) -> ProjectResult:
 def _plan_unlocked(svc: Any, cmd: Command, project: Project) -> ProjectResult:
     """A PR into a branch tfbot does not apply: plan it (guarded, like any run) but take no lock."""
     base = cmd.info.get("base_ref") or "main"
+    kept = _let_go(svc, cmd, project)
     with _guard(svc, cmd, project) as guard:
         _check_current(svc, cmd)
         target = merged_target(svc, cmd, cmd.head_sha)
@@ -194,8 +195,21 @@ def _plan_unlocked(svc: Any, cmd: Command, project: Project) -> ProjectResult:
     result.message = (f"{target.describe(base)} `{base}` is not a branch tfbot applies, so this PR takes no lock "
                       "and merging it applies nothing; its changes are planned again when they reach the default "
                       "branch in a PR of their own.")
+    if kept:
+        result.message += (f" It still holds the lock of `{project.name}` from before its base changed: it applied "
+                           "changes there that the default branch does not hold (see the lock page).")
     result.applicable = False
     return result
+
+
+def _let_go(svc: Any, cmd: Command, project: Project) -> bool:
+    """A PR that may take no lock lets go of the one it holds (retargeted after it took it, or handed it while in
+    line) and leaves the waiting line; True when it keeps a lock the release script refuses (flagged by an apply)."""
+    lock = svc.locks.get(project)
+    svc.locks.leave_queue(project, cmd.pull)
+    if lock is None or lock.pull != cmd.pull:
+        return False
+    return not _release(svc, cmd, project, lock.token, "its base branch is not one tfbot applies", mode="close")
 
 
 def _run_plan(svc: Any, cmd: Command, project: Project, target: Target,

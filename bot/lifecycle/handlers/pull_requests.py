@@ -117,8 +117,11 @@ def release_untouched(svc: Any, repo: str, number: int, keep: set[str], why: str
             released.append(project.name)
         else:
             kept.append(project.name)
-    left = [svc.project_of_lock(lock).name for lock in svc.locks.queued_for(repo, number)
-            if svc.project_of_lock(lock).id not in keep and svc.locks.leave_queue(lock, number)]
+    left = []
+    for lock in svc.locks.queued_for(repo, number):
+        project = svc.project_of_lock(lock)
+        if project.id not in keep and svc.locks.leave_queue(lock, number):
+            left.append(project.name)
     text = ""
     if released:
         text += f"Released the lock of {_names(released)}: {why}."

@@ -67,9 +67,11 @@ def run_project(command_id: str, project: dict[str, Any], attempt: int = 0) -> s
 
     A project busy with another run is not waited for here: the job is queued again after a delay (5 s, doubling,
     at most 60 s) for as long as a run may last, so a worker is never held behind another project's Terraform.
+    After that it gives up with a result of its own ("could not start"): it never ran, so it is not reported as
+    an interrupted run, which would mark the lock of the run that kept the project busy as failed.
     """
     from bot.state.records import project_from_dict
-    from bot.lifecycle.runner import ProjectBusy
+    from bot.lifecycle.runner import ProjectBusy, could_not_start
     from bot.lifecycle.runner import run_project as run
 
     from rq import get_current_job
@@ -87,7 +89,9 @@ def run_project(command_id: str, project: dict[str, Any], attempt: int = 0) -> s
                 log.info("%s %s#%d %s: %s; deferred (attempt %d)", cmd.kind, cmd.repo, cmd.pull,
                          project.get("name"), exc, attempt + 1)
                 return "deferred"
-            raise
+            log.warning("%s %s#%d %s: %s; gave up after %d attempts", cmd.kind, cmd.repo, cmd.pull,
+                        project.get("name"), exc, attempt + 1)
+            result = could_not_start(cmd, project_from_dict(project), str(exc))
         # Inside the heartbeat: the reaper must never take a finished run for a dead one.
         if svc.records.add_result(cmd.id, result) or svc.records.replace_interrupted_result(cmd.id, result):
             queue_report(svc.runs_queue, cmd.id)

@@ -55,6 +55,10 @@ class LockInfo:
     # never released by a close or a writer's unlock; only by an apply that ends the difference, or by an
     # admin's unlock with a reason.
     diverged: bool = False
+    # The command whose run set the current state (taking the lock, planning, applying), "" when tfbot set it
+    # by itself (a hand-over). A report that a run died changes the lock only if that run set its state: any
+    # other run of the same PR (one that never started, or gave up waiting) leaves it alone.
+    command_id: str = ""
 
 
 @dataclass(frozen=True)

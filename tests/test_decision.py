@@ -17,8 +17,11 @@ EMPTY_FRESH = PlanView(head_sha=HEAD, has_changes=False, digest="d0")
 HELD_STATES = [S.PLANNING, S.PLANNED, S.PLAN_FAILED, S.PLAN_STALE]
 
 
-def mine(state: S = S.PLANNED, flagged: bool = False) -> LockView:
-    return LockView(pull=ME, state=state, diverged=flagged)
+RUN, OTHER_RUN = "cmd-of-the-run", "cmd-of-another-run"
+
+
+def mine(state: S = S.PLANNED, flagged: bool = False, set_by: str = RUN) -> LockView:
+    return LockView(pull=ME, state=state, diverged=flagged, set_by=set_by)
 
 
 def theirs(state: S = S.PLANNED) -> LockView:
@@ -27,9 +30,9 @@ def theirs(state: S = S.PLANNED) -> LockView:
 
 def facts(pr: str = "open", applies: bool = True, lock: LockView | None = None, reviewed: PlanView | None = None,
           matches: bool = False, fresh: PlanView | None = None, run_alive: bool = False,
-          head: str = HEAD) -> Facts:
+          head: str = HEAD, command: str = RUN) -> Facts:
     return Facts(pull=ME, pr_state=pr, applies=applies, head_sha=head, lock=lock, reviewed=reviewed,  # type: ignore[arg-type]
-                 matches=matches, fresh=fresh, run_alive=run_alive)
+                 matches=matches, fresh=fresh, run_alive=run_alive, command=command)
 
 
 # (id, event, facts, expected action, expected release_after)
@@ -123,6 +126,10 @@ CASES = [
     # --- hand-over ---
     ("handed to an open PR", Event.HANDOVER, facts(lock=mine(S.PLANNING)), Action.PLAN, False),
     ("handed to a closed PR", Event.HANDOVER, facts(pr="closed", lock=mine(S.PLANNING)), Action.RELEASE, False),
+    ("handed to a PR retargeted to a branch that does not apply", Event.HANDOVER,
+     facts(applies=False, lock=mine(S.PLANNING)), Action.RELEASE, False),
+    ("handed to a PR merged into a branch that does not apply", Event.HANDOVER,
+     facts(pr="merged", applies=False, lock=mine(S.PLANNING)), Action.RELEASE, False),
     ("handed to a merged PR", Event.HANDOVER, facts(pr="merged", lock=mine(S.PLANNING)), Action.PLAN_TARGET, False),
     ("handed to a merged PR, fresh differs", Event.HANDOVER, facts(pr="merged", lock=mine(S.PLANNING),
                                                                      fresh=SAME_FRESH), Action.ASK, False),
@@ -150,11 +157,23 @@ CASES = [
     *[(f"admin unlock flagged {s.value}", Event.FORCE_UNLOCK, facts(lock=mine(s, True)), Action.RELEASE, False)
       for s in (S.APPLIED, S.APPLY_FAILED, S.PLANNED)],
     ("admin unlock, not held", Event.FORCE_UNLOCK, facts(lock=theirs()), Action.REFUSE, False),
+    # A run holding the guard refuses every unlock, whatever the state says (a state can be wrong).
+    *[(f"{e.value}, {s.value}, a run holds the guard", e, facts(lock=mine(s, f), run_alive=True), Action.REFUSE, False)
+      for e in (Event.UNLOCK, Event.FORCE_UNLOCK) for s in S for f in (False, True)],
     # --- a worker died ---
     ("worker died applying", Event.WORKER_DIED, facts(lock=mine(S.APPLYING, True)), Action.MARK_FAILED, False),
     ("worker died planning", Event.WORKER_DIED, facts(lock=mine(S.PLANNING)), Action.MARK_FAILED, False),
     ("worker died, planned", Event.WORKER_DIED, facts(lock=mine(S.PLANNED)), Action.NOTHING, False),
     ("worker died, lock gone", Event.WORKER_DIED, facts(), Action.NOTHING, False),
+    # Only the run that set the state is its run: another job of the PR (gave up waiting, or planned) is not.
+    ("another run of the PR died, applying", Event.WORKER_DIED, facts(lock=mine(S.APPLYING, True),
+                                                                      command=OTHER_RUN), Action.NOTHING, False),
+    ("another run of the PR died, planning", Event.WORKER_DIED, facts(lock=mine(S.PLANNING), command=OTHER_RUN),
+     Action.NOTHING, False),
+    ("a run died, state set by tfbot itself", Event.WORKER_DIED, facts(lock=mine(S.PLANNING, set_by="")),
+     Action.NOTHING, False),
+    ("a run of an unknown command died", Event.WORKER_DIED, facts(lock=mine(S.APPLYING, True, set_by=""), command=""),
+     Action.NOTHING, False),
 ]
 
 

@@ -10,7 +10,7 @@ import redis
 
 from bot.state.locks import LockStore
 from bot.models import LockState, Project
-from bot.state.records import PlanRecord, Records, project_to_dict
+from bot.state.records import HeadSeen, PlanRecord, Records, project_to_dict
 
 pytestmark = pytest.mark.redis
 
@@ -59,6 +59,19 @@ def test_posting_races_settle_on_the_newest_plan(redis_conn: redis.Redis) -> Non
     assert records.plan(NET, 7).run_id == "r19"
 
 
+def test_the_latest_head_is_one_record_ordered_by_arrival(redis_conn: redis.Redis) -> None:
+    records = Records(redis_conn)
+    y, x = "y" * 40, "x" * 40
+    assert records.note_head("acme/infra", 7, y, "2030-01-01T10:00:00Z")
+    assert records.note_head("acme/infra", 7, x, "2030-01-01T10:05:00Z")
+    # An old event redelivered late does not pass its head for the newest one.
+    assert not records.note_head("acme/infra", 7, y, "2030-01-01T10:00:00Z")
+    assert records.latest_head("acme/infra", 7) == HeadSeen(x, "2030-01-01T10:05:00Z")
+    # The same commit pushed again arrives again: its new time replaces the first one.
+    assert records.note_head("acme/infra", 7, y, "2030-01-01T10:40:00Z")
+    assert records.latest_head("acme/infra", 7) == HeadSeen(y, "2030-01-01T10:40:00Z")
+
+
 @pytest.mark.parametrize("state,flag,refused", [
     (LockState.APPLYING, True, "applying"),
     (LockState.APPLIED, True, "flagged"),
@@ -86,6 +99,41 @@ def test_an_admin_unlock_of_a_running_apply_waits_for_its_death(redis_conn: redi
     assert locks.force_release(NET, "admin").refused == "applying"
     done = locks.force_release(NET, "admin", run_dead=True)
     assert done.released and done.lock.pull == 8 and not done.lock.diverged  # handed over clean
+
+
+def test_no_unlock_while_a_run_holds_the_guard_whatever_the_state(redis_conn: redis.Redis) -> None:
+    locks = LockStore(redis_conn)
+    lock = locks.try_acquire(NET, 7, "alice").lock
+    locks.set_state(NET, 7, lock.token, LockState.APPLY_FAILED, diverged=True)  # what a wrong report could leave
+    with locks.run_guard(NET, holder="the-running-apply"):
+        assert locks.force_release(NET, "admin", run_dead=True).refused == "running"
+        assert locks.release(NET, 7, lock.token, mode="unlock").refused == "running"
+        assert locks.get(NET).pull == 7
+    assert locks.force_release(NET, "admin", run_dead=True).released
+
+
+def test_a_close_while_a_plan_runs_releases_and_the_run_is_fenced_out(redis_conn: redis.Redis) -> None:
+    locks = LockStore(redis_conn)
+    lock = locks.try_acquire(NET, 7, "alice", command_id="plan-1").lock
+    with locks.run_guard(NET, holder="plan-1"):
+        assert locks.release(NET, 7, None, mode="close").released
+        assert not locks.set_state(NET, 7, lock.token, LockState.PLANNED)
+
+
+def test_a_state_changes_only_if_it_is_still_what_the_run_set(redis_conn: redis.Redis) -> None:
+    locks = LockStore(redis_conn)
+    lock = locks.try_acquire(NET, 7, "alice", command_id="plan-1").lock
+    assert locks.get(NET).command_id == "plan-1"
+    assert locks.set_state(NET, 7, lock.token, LockState.APPLYING, command_id="apply-1", run_id="r2")
+    assert not locks.set_state(NET, 7, lock.token, LockState.APPLY_FAILED,
+                               expect={"state": "applying", "command_id": "plan-1"})
+    assert not locks.set_state(NET, 7, lock.token, LockState.APPLY_FAILED, expect={"state": "planned"})
+    assert locks.set_state(NET, 7, lock.token, LockState.APPLY_FAILED,
+                           expect={"state": "applying", "command_id": "apply-1", "run_id": "r2"})
+    assert locks.get(NET).state is LockState.APPLY_FAILED
+    locks.try_acquire(NET, 8, "bob")
+    handed = locks.release(NET, 7, lock.token)
+    assert handed.lock.pull == 8 and handed.lock.command_id == ""  # a hand-over is set by tfbot, not by a run
 
 
 def test_a_lost_run_guard_stops_the_run_before_its_next_step(redis_conn: redis.Redis) -> None:

@@ -18,7 +18,7 @@ A PR *applies* when its base is the default branch or one of the repository's `a
 | event \\ lock | free / other PR's | mine: planning, planned, plan failed, plan stale | mine: applying | mine: applied | mine, flagged (after an apply) |
 |---|---|---|---|---|---|
 | plan (open PR) | PLAN: take it, or join the line | PLAN (reviewed plan kept until the new one is posted) | REFUSE: apply running | PLAN | PLAN (flag kept) |
-| plan, base does not apply | PLAN_UNLOCKED | PLAN_UNLOCKED | PLAN_UNLOCKED | PLAN_UNLOCKED | PLAN_UNLOCKED |
+| plan, base does not apply | PLAN_UNLOCKED | PLAN_UNLOCKED (the lock is let go first) | PLAN_UNLOCKED (lock kept: running) | PLAN_UNLOCKED (lock kept, flagged) | PLAN_UNLOCKED (lock kept, flagged) |
 | plan made, no changes | - | RELEASE (nothing to hold others for) | - | - | KEEP (flag: main lacks the apply) |
 | plan on a closed / merged PR | REFUSE | REFUSE | REFUSE | REFUSE | REFUSE |
 | apply (open PR) | REFUSE: not held | APPLY_REVIEWED, keep lock (applied, awaiting merge); REFUSE without a reviewed plan; REPLAN when the head moved or the target does not match | REFUSE: running | REFUSE: merge it | as mine |
@@ -30,10 +30,13 @@ A PR *applies* when its base is the default branch or one of the repository's `a
 | close unmerged | NOTHING (leaves the line) | RELEASE (plans dropped, next in line planned) | KEEP_FLAGGED | KEEP_FLAGGED | KEEP_FLAGGED |
 | unlock by a writer | REFUSE: not held | RELEASE | REFUSE: running | REFUSE: flagged | REFUSE: flagged |
 | unlock by an admin with a reason | REFUSE: not held | RELEASE | REFUSE while the run lives; RELEASE once it is dead | RELEASE (audited) | RELEASE (audited) |
+| ... while a run holds the run guard | REFUSE: not held | REFUSE: a run is going | REFUSE: a run is going | REFUSE: a run is going | REFUSE: a run is going |
 | handed over (open PR) | - | PLAN | - | - | - |
 | handed over (closed PR) | - | RELEASE (to the next in line) | - | - | - |
-| worker died during a run | - | planning: MARK_FAILED | MARK_FAILED (flag kept) | - | - |
-| run guard lost | the run stops before its next step and never applies (executor; no decision needed) | | | | |
+| handed over (open PR, base does not apply) | - | RELEASE (to the next in line) | - | - | - |
+| worker died during a run that set the lock's state | - | planning: MARK_FAILED | MARK_FAILED (flag kept) | - | - |
+| worker died during (or gave up before) any other run of the PR | - | NOTHING | NOTHING | NOTHING | NOTHING |
+| run guard lost, or the run fails inside tfbot | the run stops before its next step (executor; no decision needed) | nothing applied: state kept | after the apply step began: APPLY_FAILED (flag kept; the executor's compare-and-set on its own run) | - | - |
 """
 from __future__ import annotations
 
@@ -41,7 +44,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Literal
 
-from bot.models import LockState
+from bot.models import LockInfo, LockState
 
 
 class Event(str, Enum):
@@ -85,6 +88,14 @@ class LockView:
     pull: int
     state: LockState
     diverged: bool = False  # the infrastructure and the default branch differ because of this PR
+    set_by: str = ""  # the command whose run set the state ("" when tfbot set it by itself, e.g. a hand-over)
+
+    @classmethod
+    def of(cls, lock: LockInfo | None) -> LockView | None:
+        """The view of a lock read from the store, or None when the workspace is free."""
+        if lock is None:
+            return None
+        return cls(pull=lock.pull, state=lock.state, diverged=lock.diverged, set_by=lock.command_id)
 
 
 @dataclass(frozen=True)
@@ -96,12 +107,15 @@ class PlanView:
     digest: str = ""  # hash of every change with its values; "" never equals anything
 
 
+PullState = Literal["open", "closed", "merged"]
+
+
 @dataclass(frozen=True)
 class Facts:
     """Everything a decision may look at, for one project of one PR."""
 
     pull: int
-    pr_state: Literal["open", "closed", "merged"]
+    pr_state: PullState
     applies: bool  # the base (or, once merged, the branch merged into) applies
     head_sha: str  # the PR's head now; its final head once merged
     lock: LockView | None = None
@@ -109,6 +123,7 @@ class Facts:
     matches: bool = False  # the reviewed plan's commit holds the same project as the target
     fresh: PlanView | None = None  # a plan of the target made by this run
     run_alive: bool = False  # a run of this project is still going (its guard is held by a live worker)
+    command: str = ""  # the command this event is about (worker died: the command of the run that died)
 
 
 @dataclass(frozen=True)
@@ -119,6 +134,7 @@ class Decision:
 
 
 _RUNNING = "an apply of this project is running; wait for it to end"
+_RUN_GOING = "a run of this project is going (it holds the project's run guard); unlock it once that run has ended"
 _FLAGGED = ("the infrastructure and the default branch differ because of this PR (it applied what the branch "
             "lacks, or it was merged and the branch's plan is not applied yet): apply the branch here with `apply`, "
             "or merge and apply a revert; an admin can unlock it with a reason from the lock page or `tfbot unlock`")
@@ -141,6 +157,9 @@ def decide(event: Event, facts: Facts) -> Decision:
             return _merged(Event.APPLY_MERGED, facts, mine)
         if facts.pr_state == "closed":
             return Decision(Action.RELEASE, "the PR was closed while it waited")
+        if not facts.applies:
+            # Retargeted while it waited: a PR into such a branch takes no lock, so it must not keep one handed to it.
+            return Decision(Action.RELEASE, "the PR's base branch is not one that tfbot applies, so it takes no lock")
         return Decision(Action.PLAN, "the lock was handed to this PR")
     if event is Event.CLOSE:
         if not mine:
@@ -151,7 +170,10 @@ def decide(event: Event, facts: Facts) -> Decision:
     if event in (Event.UNLOCK, Event.FORCE_UNLOCK):
         return _unlock(event, facts)
     if event is Event.WORKER_DIED:
-        if mine and lock is not None and lock.state in (LockState.APPLYING, LockState.PLANNING):
+        # Only the run that set the state ends it: a job of the same PR that never started (it gave up waiting
+        # for the run guard) or ran something else says nothing about the apply that is running.
+        set_by_it = lock is not None and facts.command != "" and lock.set_by == facts.command
+        if mine and set_by_it and lock is not None and lock.state in (LockState.APPLYING, LockState.PLANNING):
             return Decision(Action.MARK_FAILED, "the worker running it died")
         return Decision(Action.NOTHING)
     raise ValueError(f"unknown event {event!r}")
@@ -241,7 +263,10 @@ def _unlock(event: Event, facts: Facts) -> Decision:
     lock = facts.lock
     if lock is None or lock.pull != facts.pull:
         return Decision(Action.REFUSE, "this PR holds no such lock")
-    if lock.state is LockState.APPLYING and (event is Event.UNLOCK or facts.run_alive):
+    if facts.run_alive:
+        # Whatever the state says: a run holding the guard may be applying (or about to), and states can be wrong.
+        return Decision(Action.REFUSE, _RUN_GOING)
+    if lock.state is LockState.APPLYING and event is Event.UNLOCK:
         return Decision(Action.REFUSE, _RUNNING)
     if event is Event.UNLOCK and _flagged(lock):
         return Decision(Action.REFUSE, _FLAGGED)

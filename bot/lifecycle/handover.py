@@ -18,8 +18,8 @@ log = logging.getLogger(__name__)
 
 def release_and_hand_over(svc: Any, project: Project, pull: int, token: int | None, reason: str,
                           mode: str = "owner") -> bool:
-    """Release `pull`'s lock (owner-checked; `mode` as in LockStore.release); if a PR waits for it, it now holds it:
-    queue its plan. True if released."""
+    """Release `pull`'s lock (owner-checked; `mode` as in LockStore.release: "owner", "close" or "unlock"); if a PR
+    waits for it, it now holds it: queue its plan. True if released."""
     result = svc.locks.release(project, pull, token, mode=mode)
     if result.released:
         log.info("lock of %s released by #%d (%s)", project.name, pull, reason)

@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from bot.jobs import queue_report
-from bot.models import Outcome, ProjectResult
-from bot.state.records import project_from_dict
+from bot.lifecycle.runner import applies, pr_state, project_slug
+from bot.models import Outcome, Project, ProjectResult
+from bot.state.records import Command, project_from_dict
 
 log = logging.getLogger(__name__)
 
@@ -38,24 +39,27 @@ def report_interrupted(svc: Any, command_id: str, project_data: dict[str, Any], 
         ),
     )
     log.warning("%s %s#%d %s interrupted: %s", cmd.kind, cmd.repo, cmd.pull, project.name, reason)
-    mark_failed(svc, cmd.pull, project, reason)
+    mark_failed(svc, cmd, project, reason)
     if svc.records.add_interrupted_result(command_id, result):
         queue_report(svc.runs_queue, command_id)
 
 
-def mark_failed(svc: Any, pull: int, project: Any, reason: str) -> None:
-    """The lock of a run whose worker died leaves "planning" / "applying" (bot/lifecycle/decision.py, worker died)."""
+def mark_failed(svc: Any, cmd: Command, project: Project, reason: str) -> None:
+    """The lock of a run whose worker died leaves "planning" / "applying" (bot/lifecycle/decision.py, worker died),
+    if that run set it: a dead job of the same PR that never ran the apply says nothing about it."""
     from bot.lifecycle.decision import Action, Event, Facts, LockView, decide
     from bot.models import LockState
 
     lock = svc.locks.get(project)
-    facts = Facts(pull=pull, pr_state="open", applies=True, head_sha="",
-                  lock=None if lock is None else LockView(lock.pull, lock.state, lock.diverged))
+    facts = Facts(pull=cmd.pull, pr_state=pr_state(cmd), applies=applies(cmd),
+                  head_sha=cmd.head_sha, lock=LockView.of(lock), command=cmd.id)
     if lock is None or decide(Event.WORKER_DIED, facts).action is not Action.MARK_FAILED:
         return
     failed = LockState.APPLY_FAILED if lock.state is LockState.APPLYING else LockState.PLAN_FAILED
-    # Under the lock's own token: if the lock changed hands meanwhile, nothing is touched.
-    svc.locks.set_state(project, lock.pull, lock.token, failed, summary=f"interrupted: {reason}"[:200])
+    # Under the lock's own token, and only if it still is the state that run set: if the lock changed hands or
+    # state meanwhile, nothing is touched.
+    svc.locks.set_state(project, lock.pull, lock.token, failed, summary=f"interrupted: {reason}"[:200],
+                        expect={"state": lock.state.value, "command_id": cmd.id})
 
 
 class _LockNote:
@@ -77,8 +81,6 @@ _REMOTE_ADVICE = (
 
 def state_lock_note(svc: Any, cmd: Any, project: Any) -> _LockNote:
     """Whether Terraform's state lock was left behind, from the evidence in the project's checkout (no Terraform)."""
-    from bot.lifecycle.runner import project_slug
-
     path = svc.checkouts.working_copy_path(cmd.repo, cmd.pull, project_slug(project))
     workdir = path / project.dir if project.dir != "." else path
     if not (workdir / ".terraform").is_dir():

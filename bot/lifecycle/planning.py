@@ -7,6 +7,7 @@ from typing import Any
 from rq import Callback
 
 from bot.adapters.github import PullInfo
+from bot.lifecycle.decision import PullState
 from bot.models import Project, ProjectResult
 from bot.state.records import Command, project_to_dict
 from bot.render.comments import pending_status
@@ -14,6 +15,18 @@ from bot.render.comments import pending_status
 log = logging.getLogger(__name__)
 
 STATUS_CONTEXT = {"plan": "tfbot/plan", "apply": "tfbot/apply", "merge": "tfbot/apply", "handover": "tfbot/apply"}
+
+
+def base_applies(svc: Any, repo: str, pull: PullInfo) -> bool:
+    """Whether the PR's base branch is one tfbot applies: the default branch, or one of the repo's apply_branches."""
+    return bool(svc.config.repo_config(repo).applies_to(pull.base_ref, pull.default_branch or pull.base_ref))
+
+
+def pull_state(pull: PullInfo) -> PullState:
+    """The PR's state as the decision table knows it."""
+    if pull.merged:
+        return "merged"
+    return "open" if pull.state == "open" else "closed"
 
 
 def pull_info_dict(pull: PullInfo) -> dict[str, Any]:
@@ -43,7 +56,7 @@ def start_command(
     from bot.jobs import queue_report
 
     sha = head_sha or pull.head_sha
-    applies = svc.config.repo_config(repo).applies_to(pull.base_ref, pull.default_branch or pull.base_ref)
+    applies = base_applies(svc, repo, pull)
     info = {**pull_info_dict(pull), "applies": applies, **(extra_info or {})}
     cmd = svc.records.new_command(kind, repo, pull.number, sha, installation, user,
                                   total=len(projects) + len(prefilled), note=note, info=info)

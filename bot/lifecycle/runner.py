@@ -12,11 +12,12 @@ import traceback
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from bot.state import audit
-from bot.lifecycle.decision import Action, Decision, Event, Facts, LockView, PlanView, decide
+from bot.lifecycle.decision import Action, Decision, Event, Facts, LockView, PlanView, PullState, decide
 from bot.state.locks import GuardTimeout, RunGuard
 from bot.models import LockState, Outcome, Project, ProjectResult, ResourceChange
 from bot.adapters.plan_store import PlanStoreError, plan_key
@@ -52,6 +53,10 @@ class GuardLost(Exception):
     """The run's guard expired while it ran (a stall longer than its TTL): another run may hold it now."""
 
 
+class ApplyInterrupted(Exception):
+    """An apply stopped after a step that may change the infrastructure had begun; its lock is now `apply failed`."""
+
+
 def run_project(svc: Any, cmd: Command, project: Project) -> ProjectResult:
     """Run `project` for `cmd`; any failure of tfbot itself becomes an ERROR result on the PR."""
     try:
@@ -75,6 +80,14 @@ def run_project(svc: Any, cmd: Command, project: Project) -> ProjectResult:
         return ProjectResult(project, Outcome.REFUSED, head_sha=cmd.head_sha, message=(
             f"This PR lost the lock of `{project.name}` while tfbot worked on it (someone unlocked it); "
             "nothing was applied. Comment `plan` to take it again."))
+    except ApplyInterrupted as exc:
+        log.error("apply %s#%d %s stopped after it began: %s", cmd.repo, cmd.pull, project.name, exc.__cause__)
+        return ProjectResult(project, Outcome.ERROR, head_sha=cmd.head_sha, summary="apply interrupted",
+                             output=svc.mask(str(exc)), message=(
+            f"The apply of `{project.name}` stopped after it had begun to change the infrastructure ({exc}), so "
+            "part of it may be applied. The lock stays with this PR as `apply failed`: nobody else plans on that "
+            "state, and the PR counts as having applied what the default branch lacks. Check the state, then "
+            "comment `apply` here to run it again."))
     except GuardLost:
         return ProjectResult(project, Outcome.ERROR, head_sha=cmd.head_sha, summary="tfbot lost the run guard", message=(
             f"tfbot lost the run guard of `{project.name}` in the middle of this run (its worker stalled longer than "
@@ -101,11 +114,13 @@ def _event_of(cmd: Command) -> Event:
     return _EVENTS[cmd.kind]
 
 
-def _pr_state(cmd: Command) -> str:
-    return "merged" if cmd.info.get("merged") else str(cmd.info.get("state") or "open")
+def pr_state(cmd: Command) -> PullState:
+    """The PR's state as the command recorded it when it was started."""
+    return "merged" if cmd.info.get("merged") else ("closed" if cmd.info.get("state") == "closed" else "open")
 
 
-def _applies(cmd: Command) -> bool:
+def applies(cmd: Command) -> bool:
+    """Whether the PR's base branch (the branch it was merged into, once merged) is one tfbot applies."""
     return bool(cmd.info.get("applies", True))
 
 
@@ -114,7 +129,8 @@ def _applies(cmd: Command) -> bool:
 
 def _plan(svc: Any, cmd: Command, project: Project) -> ProjectResult:
     _check_current(svc, cmd)
-    first = decide(Event.PLAN, Facts(pull=cmd.pull, pr_state="open", applies=_applies(cmd), head_sha=cmd.head_sha))
+    first = decide(Event.PLAN, Facts(pull=cmd.pull, pr_state=pr_state(cmd), applies=applies(cmd),
+                                     head_sha=cmd.head_sha))
     if first.action is Action.PLAN_UNLOCKED:
         return _plan_unlocked(svc, cmd, project)
     acquired = svc.locks.try_acquire(
@@ -124,6 +140,7 @@ def _plan(svc: Any, cmd: Command, project: Project) -> ProjectResult:
         pull_title=cmd.info.get("title", ""),
         pull_url=cmd.info.get("html_url", ""),
         waiter={"installation": cmd.installation},
+        command_id=cmd.id,
     )
     if not acquired.acquired and not acquired.already_held:
         return ProjectResult(project, Outcome.LOCKED, message=locked_message(project, acquired.lock,
@@ -137,10 +154,14 @@ def _plan(svc: Any, cmd: Command, project: Project) -> ProjectResult:
     with _guard(svc, cmd, project) as guard:
         _check_current(svc, cmd)
         lock = svc.locks.get(project) or lock
-        decision = decide(Event.PLAN, Facts(pull=cmd.pull, pr_state="open", applies=True, head_sha=cmd.head_sha,
-                                            lock=_lock_view(lock)))
+        decision = decide(Event.PLAN, Facts(pull=cmd.pull, pr_state=pr_state(cmd), applies=applies(cmd),
+                                            head_sha=cmd.head_sha, lock=LockView.of(lock)))
         if decision.action is Action.REFUSE:
             raise Refused(f"`{project.name}` was not planned: {decision.reason}.")
+        if lock.state is LockState.PLANNING and lock.command_id != cmd.id:
+            # Handed over, or taken by a job that never ran: this run is the one planning now, and the one a
+            # report of its death may mark failed.
+            _set_state(svc, project, cmd, lock.token, LockState.PLANNING)
         target = merged_target(svc, cmd, cmd.head_sha)
         outcome, run_id = _run_plan(svc, cmd, project, target, guard)
         if not outcome.ok:
@@ -150,9 +171,10 @@ def _plan(svc: Any, cmd: Command, project: Project) -> ProjectResult:
         _set_state(svc, project, cmd, lock.token, LockState.PLANNED, summary=outcome.summary, run_id=run_id)
         result = _planned(project, outcome, run_id, cmd.head_sha)
         result.message = target.describe(cmd.info.get("base_ref") or "main")
-        after = decide(Event.PLAN, Facts(pull=cmd.pull, pr_state="open", applies=True, head_sha=cmd.head_sha,
-                                         lock=_lock_view(svc.locks.get(project)), fresh=_plan_view(outcome, cmd)))
-        if after.action is Action.RELEASE and _release(svc, cmd, project, lock.token, after.reason, mode="unlock"):
+        after = decide(Event.PLAN, Facts(pull=cmd.pull, pr_state=pr_state(cmd), applies=applies(cmd),
+                                         head_sha=cmd.head_sha, lock=LockView.of(svc.locks.get(project)),
+                                         fresh=_plan_view(outcome, cmd)))
+        if after.action is Action.RELEASE and _release(svc, cmd, project, lock.token, after.reason, mode="close"):
             result.message += (" This plan changes nothing, so the lock is not kept: other PRs may plan this "
                                "project. Merging this PR still plans the default branch and applies it if needed.")
         return result
@@ -161,6 +183,7 @@ def _plan(svc: Any, cmd: Command, project: Project) -> ProjectResult:
 def _plan_unlocked(svc: Any, cmd: Command, project: Project) -> ProjectResult:
     """A PR into a branch tfbot does not apply: plan it (guarded, like any run) but take no lock."""
     base = cmd.info.get("base_ref") or "main"
+    kept = _let_go(svc, cmd, project)
     with _guard(svc, cmd, project) as guard:
         _check_current(svc, cmd)
         target = merged_target(svc, cmd, cmd.head_sha)
@@ -172,8 +195,21 @@ def _plan_unlocked(svc: Any, cmd: Command, project: Project) -> ProjectResult:
     result.message = (f"{target.describe(base)} `{base}` is not a branch tfbot applies, so this PR takes no lock "
                       "and merging it applies nothing; its changes are planned again when they reach the default "
                       "branch in a PR of their own.")
+    if kept:
+        result.message += (f" It still holds the lock of `{project.name}` from before its base changed: it applied "
+                           "changes there that the default branch does not hold (see the lock page).")
     result.applicable = False
     return result
+
+
+def _let_go(svc: Any, cmd: Command, project: Project) -> bool:
+    """A PR that may take no lock lets go of the one it holds (retargeted after it took it, or handed it while in
+    line) and leaves the waiting line; True when it keeps a lock the release script refuses (flagged by an apply)."""
+    lock = svc.locks.get(project)
+    svc.locks.leave_queue(project, cmd.pull)
+    if lock is None or lock.pull != cmd.pull:
+        return False
+    return not _release(svc, cmd, project, lock.token, "its base branch is not one tfbot applies", mode="close")
 
 
 def _run_plan(svc: Any, cmd: Command, project: Project, target: Target,
@@ -235,8 +271,8 @@ def _execute(svc: Any, cmd: Command, project: Project, event: Event) -> ProjectR
             reviewed = svc.records.plan(project, cmd.pull)
             target = target or _target_sha(svc, cmd, event, lock, reviewed)
             matches = _matches(svc, cmd, project, lock, reviewed, target)
-            facts = Facts(pull=cmd.pull, pr_state=_pr_state(cmd), applies=_applies(cmd),  # type: ignore[arg-type]
-                          head_sha=cmd.head_sha, lock=_lock_view(lock), reviewed=_record_view(reviewed),
+            facts = Facts(pull=cmd.pull, pr_state=pr_state(cmd), applies=applies(cmd),  # type: ignore[arg-type]
+                          head_sha=cmd.head_sha, lock=LockView.of(lock), reviewed=_record_view(reviewed),
                           matches=matches, fresh=_plan_view(fresh[0], cmd) if fresh else None)
             decision = decide(event, facts)
             log.info("%s %s#%d %s: %s (%s)", event.value, cmd.repo, cmd.pull, project.name, decision.action.value,
@@ -246,7 +282,7 @@ def _execute(svc: Any, cmd: Command, project: Project, event: Event) -> ProjectR
                 acquired = svc.locks.try_acquire(project, cmd.pull, cmd.info.get("author", cmd.user),
                                                  pull_title=cmd.info.get("title", ""),
                                                  pull_url=cmd.info.get("html_url", ""),
-                                                 waiter={"installation": cmd.installation})
+                                                 waiter={"installation": cmd.installation}, command_id=cmd.id)
                 if acquired.acquired:
                     continue
                 return _queued(svc, cmd, project, acquired.lock, acquired.queue_position)
@@ -294,7 +330,7 @@ def _execute(svc: Any, cmd: Command, project: Project, event: Event) -> ProjectR
 
 def _target_sha(svc: Any, cmd: Command, event: Event, lock: Any, reviewed: PlanRecord | None) -> str:
     """The commit that must reach the infrastructure for this event (see bot/lifecycle/decision.py)."""
-    if _pr_state(cmd) != "merged":
+    if pr_state(cmd) != "merged":
         if lock is None or lock.pull != cmd.pull or reviewed is None:
             return ""
         return merged_target(svc, cmd, cmd.head_sha).sha
@@ -314,19 +350,58 @@ def _matches(svc: Any, cmd: Command, project: Project, lock: Any, reviewed: Plan
 
 def _apply(svc: Any, cmd: Command, project: Project, plan: PlanRecord, lock: Any, decision: Decision,
            guard: RunGuard) -> ProjectResult:
-    outcome, run_id = _apply_saved(svc, cmd, project, plan, lock.token, guard)
-    if not outcome.ok:
-        return _apply_failed(svc, cmd, project, lock.token, outcome, run_id)
-    if decision.release_after:
-        _release(svc, cmd, project, lock.token, f"#{cmd.pull} was applied")
-        return _applied(project, outcome, run_id, cmd.head_sha, f"Applied: {decision.reason}. The lock is released.")
-    if not svc.locks.set_state(project, cmd.pull, lock.token, LockState.APPLIED, summary=outcome.summary,
-                               run_id=run_id):
+    run_id = new_run_id()
+    with _unfinished_apply_fails(svc, cmd, project, lock.token, run_id):
+        outcome = _apply_saved(svc, cmd, project, plan, lock.token, run_id, guard)
+        if not outcome.ok:
+            return _apply_failed(svc, cmd, project, lock.token, outcome, run_id)
+        if decision.release_after:
+            _release(svc, cmd, project, lock.token, f"#{cmd.pull} was applied")
+            return _applied(project, outcome, run_id, cmd.head_sha,
+                            f"Applied: {decision.reason}. The lock is released.")
+        if not svc.locks.set_state(project, cmd.pull, lock.token, LockState.APPLIED, summary=outcome.summary,
+                                   run_id=run_id, command_id=cmd.id):
+            return _applied(project, outcome, run_id, cmd.head_sha,
+                            "Applied, but the lock was taken from this PR meanwhile (an admin unlocked it).")
         return _applied(project, outcome, run_id, cmd.head_sha,
-                        "Applied, but the lock was taken from this PR meanwhile (an admin unlocked it).")
-    return _applied(project, outcome, run_id, cmd.head_sha,
-                    "The lock stays with this PR until it is merged: the default branch does not have this change "
-                    "yet. Closing the PR unmerged keeps the lock and says so; merge it, or merge a revert.")
+                        "The lock stays with this PR until it is merged: the default branch does not have this change "
+                        "yet. Closing the PR unmerged keeps the lock and says so; merge it, or merge a revert.")
+
+
+@contextmanager
+def _unfinished_apply_fails(svc: Any, cmd: Command, project: Project, token: int, run_id: str) -> Iterator[None]:
+    """Whatever ends an apply before it records its own end (a lost guard, an exception, a signal) turns the lock
+    from `applying` into `apply failed`, so `apply` can be commented again; nothing else could ever move it on.
+
+    A compare-and-set on this run's `applying` (same holder, token, command and run): a lock this run never set
+    `applying`, or already moved on, is left alone. The flag stays: the apply may have changed part of the state.
+    """
+    try:
+        yield
+    except Exception as exc:
+        if _mark_unfinished(svc, cmd, project, token, run_id, exc):
+            raise ApplyInterrupted(_why_stopped(exc)) from exc
+        raise
+    except BaseException as exc:  # a signal or an exit: recorded, and let through
+        _mark_unfinished(svc, cmd, project, token, run_id, exc)
+        raise
+
+
+def _mark_unfinished(svc: Any, cmd: Command, project: Project, token: int, run_id: str, exc: BaseException) -> bool:
+    why = _why_stopped(exc)
+    marked = svc.locks.set_state(project, cmd.pull, token, LockState.APPLY_FAILED, summary=f"interrupted: {why}"[:200],
+                                 expect={"state": LockState.APPLYING.value, "run_id": run_id, "command_id": cmd.id})
+    if marked:
+        audit.record(svc.redis, audit.AuditEntry(action="apply", repo=cmd.repo, pull=cmd.pull, project=project.name,
+                                                 user=cmd.user, sha=cmd.head_sha, outcome="interrupted", detail=why,
+                                                 run_id=run_id))
+    return marked
+
+
+def _why_stopped(exc: BaseException) -> str:
+    if isinstance(exc, GuardLost):
+        return f"tfbot lost the run guard before the step `{exc}`"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 def _queued(svc: Any, cmd: Command, project: Project, lock: Any, position: int | None) -> ProjectResult:
@@ -340,10 +415,6 @@ def _base(cmd: Command) -> str:
     return str(cmd.info.get("base_ref") or "main")
 
 
-def _lock_view(lock: Any) -> LockView | None:
-    return None if lock is None else LockView(pull=lock.pull, state=lock.state, diverged=lock.diverged)
-
-
 def _record_view(plan: PlanRecord | None) -> PlanView | None:
     return None if plan is None else PlanView(head_sha=plan.head_sha, has_changes=plan.has_changes,
                                               digest=plan.digest)
@@ -354,9 +425,8 @@ def _plan_view(outcome: PlanOutcome, cmd: Command) -> PlanView:
                     digest=changes_digest(outcome.plan_json))
 
 
-def _apply_saved(svc: Any, cmd: Command, project: Project, plan: PlanRecord, token: int,
-                 guard: RunGuard | None = None) -> tuple[ApplyOutcome, str]:
-    run_id = new_run_id()
+def _apply_saved(svc: Any, cmd: Command, project: Project, plan: PlanRecord, token: int, run_id: str,
+                 guard: RunGuard | None = None) -> ApplyOutcome:
     started = time.time()
     target = Target(plan.plan_sha or plan.head_sha, plan.head_sha, plan.base_sha)
     with tempfile.TemporaryDirectory(dir=svc.tmp_dir) as tmp:
@@ -368,11 +438,8 @@ def _apply_saved(svc: Any, cmd: Command, project: Project, plan: PlanRecord, tok
                                                      user=cmd.user, sha=target.sha, outcome="refused", detail=str(exc)))
             raise PlanRefused(str(exc)) from None
         workdir = _working_dir(svc, cmd, project, target)
-        _fence(guard)("apply")
-        # From here on the infrastructure may hold what the default branch lacks, until the merge is applied.
-        _set_state(svc, project, cmd, token, LockState.APPLYING, run_id=run_id, diverged=True)
         outcome = run_apply_steps(svc.terraform, svc.workflows[project.workflow], workdir, project.workspace, plan_file,
-                                  before_step=_fence(guard))
+                                  before_step=_apply_fence(svc, cmd, project, token, run_id, guard))
     # The run and its audit entry first: they say what happened to the infrastructure, whatever fails next.
     _save_run(svc, run_id, "apply", cmd, project, target, started, outcome.ok, outcome.summary, outcome.steps)
     if outcome.ok:
@@ -381,13 +448,37 @@ def _apply_saved(svc: Any, cmd: Command, project: Project, plan: PlanRecord, tok
             svc.plans.delete(plan.key)
         except Exception as exc:  # noqa: BLE001 - an applied plan file left behind cannot be applied twice
             log.warning("could not delete the applied plan file %s: %s", plan.key, exc)
-    return outcome, run_id
+    return outcome
+
+
+# Steps of the apply pipeline that cannot change the infrastructure. Any other step may: `apply`, and a custom
+# `run` step, which can run anything with the plan file at hand.
+_HARMLESS_APPLY_STEPS = frozenset({"init", "workspace"})
+
+
+def _apply_fence(svc: Any, cmd: Command, project: Project, token: int, run_id: str,
+                 guard: RunGuard | None) -> Callable[[str], None]:
+    """Before every step: the guard check; then, before the first step that may change the infrastructure, the lock
+    turns `applying` and flagged. Not earlier: a run stopped during `init` changed nothing, and its lock stays as it
+    was (planned), so `apply` works again at once. Not later: the flag must be set whenever an apply may have run."""
+    fence = _fence(guard)
+    marked = False
+
+    def before(step: str) -> None:
+        nonlocal marked
+        fence(step)
+        if not marked and step.split(" ", 1)[0] not in _HARMLESS_APPLY_STEPS:
+            # From here on the infrastructure may hold what the default branch lacks, until the merge is applied.
+            _set_state(svc, project, cmd, token, LockState.APPLYING, run_id=run_id, diverged=True)
+            marked = True
+    return before
 
 
 def _apply_failed(svc: Any, cmd: Command, project: Project, token: int, outcome: ApplyOutcome,
                   run_id: str) -> ProjectResult:
     # The apply ran: its failure is reported even if the lock was taken from this PR meanwhile.
-    svc.locks.set_state(project, cmd.pull, token, LockState.APPLY_FAILED, summary=outcome.summary, run_id=run_id)
+    svc.locks.set_state(project, cmd.pull, token, LockState.APPLY_FAILED, summary=outcome.summary, run_id=run_id,
+                        command_id=cmd.id)
     return _failed(project, Outcome.APPLY_FAILED, outcome, run_id, cmd.head_sha,
                    "The lock stays with this PR, so nobody else plans on a half-applied state. Fix the cause "
                    "(push a fix and merge it, or fix it outside), then comment `apply` here. Closing the PR or a "
@@ -421,8 +512,9 @@ def changes_digest(plan_json: dict[str, Any] | None) -> str:
 
 
 def _set_state(svc: Any, project: Project, cmd: Command, token: int, state: LockState, **fields: str | bool) -> None:
-    """Record the lock's new state; LockLost if this PR no longer holds it under `token` (fencing)."""
-    if not svc.locks.set_state(project, cmd.pull, token, state, **fields):
+    """Record the lock's new state, set by this command's run; LockLost if this PR no longer holds it under `token`
+    (fencing)."""
+    if not svc.locks.set_state(project, cmd.pull, token, state, command_id=cmd.id, **fields):
         raise LockLost()
 
 
@@ -492,6 +584,16 @@ def _planned(project: Project, outcome: PlanOutcome, run_id: str, sha: str) -> P
 def _applied(project: Project, outcome: ApplyOutcome, run_id: str, sha: str, message: str) -> ProjectResult:
     return ProjectResult(project, Outcome.APPLIED, summary=outcome.summary, output=outcome.apply_output,
                          run_id=run_id, head_sha=sha, message=message)
+
+
+def could_not_start(cmd: Command, project: Project, why: str) -> ProjectResult:
+    """A job that waited for a busy project longer than any run may last and gave up: it ran nothing and changed
+    nothing, so it is not an interrupted run (the run keeping the project busy goes on, and reports itself)."""
+    verb = "plan" if cmd.kind == "plan" else "apply"
+    return ProjectResult(project, Outcome.ERROR, head_sha=cmd.head_sha, summary="could not start: project busy",
+                         message=(f"The {verb} of `{project.name}` could not start: the project stayed busy with "
+                                  f"another run for longer than tfbot waits ({why}). Nothing was run, and the lock is "
+                                  f"as that run leaves it. Comment `{verb}` to try again once it has ended."))
 
 
 def _failed(project: Project, kind: Outcome, outcome: PlanOutcome | ApplyOutcome, run_id: str, sha: str,

@@ -13,7 +13,8 @@ atomic across threads, worker processes and hosts sharing one Redis):
   they no longer match: a job that lost the lock (released, unlocked, handed over) cannot touch it again.
 - The release script itself refuses, in the same atomic step, what bot/lifecycle/decision.py refuses: a close or a
   writer's unlock of a lock whose apply is running or whose PR applied what the default branch lacks
-  (`diverged`), and an admin's unlock of a running apply. A check outside the script would race the apply.
+  (`diverged`), an admin's unlock of a running apply, and any unlock (a writer's or an admin's) while a run
+  holds the workspace's run guard, whatever the lock's state says. A check outside the script would race the run.
 - Releasing hands the lock straight to the first waiter (new token, state "planning"), so nobody can slip in
   between; the caller gets that waiter's entry back and must plan it. The lock leaves the index only when
   nobody takes it. A waiter whose PR closed must `leave_queue` (or `forget_pull`), else it is handed a lock
@@ -72,6 +73,7 @@ local function hand_over(lock_key, index_key, line_key, fence_key, lock, now, st
   lock['state'] = state
   lock['summary'] = ''
   lock['run_id'] = ''
+  lock['command_id'] = ''
   lock['diverged'] = false
   lock['token'] = redis.call('INCR', fence_key)
   local value = cjson.encode(lock)
@@ -110,12 +112,16 @@ end
 return {'queued', current, redis.call('RPUSH', KEYS[3], ARGV[3])}
 """
 
-# KEYS[1] lock key, KEYS[2] lock index (set), KEYS[3] waiting line (list), KEYS[4] fencing counter
+# KEYS[1] lock key, KEYS[2] lock index (set), KEYS[3] waiting line (list), KEYS[4] fencing counter,
+# KEYS[5] the workspace's run guard
 # ARGV[1] pull that must hold the lock, or "" for whoever holds it (unlock by an admin)
 # ARGV[2] token that must match, or "" for any token
 # ARGV[3] now (unix seconds) for a handed-over lock; ARGV[4] the state a handed-over lock starts in
-# ARGV[5] mode: "owner" (the holder's own run releases it: token checks only), "unlock" (a close or a writer's
-#         unlock: refused while applying or flagged), "admin" (refused while applying unless ARGV[6] is "dead")
+# ARGV[5] mode: "owner" (the holder's own run releases it: token checks only), "close" (a close, or tfbot letting
+#         go of a lock the PR no longer needs: refused while applying or flagged; a run of the PR under way finds
+#         the lock gone at its next fenced write), "unlock" (a writer's unlock: as "close", and refused while a
+#         run holds the run guard), "admin" (refused while a run holds the run guard, and while applying unless
+#         ARGV[6] is "dead")
 # Returns {"free"} | {"refused", lock, why} | {"released", old lock} | {"handed", old lock, new lock, waiter entry}
 _RELEASE = _LUA_HELPERS + """
 local current = redis.call('GET', KEYS[1])
@@ -128,7 +134,12 @@ end
 local applying = lock['state'] == 'applying'
 local flagged = lock['diverged'] == true or applying or lock['state'] == 'applied, awaiting merge'
   or lock['state'] == 'apply failed'
-if ARGV[5] == 'unlock' and flagged then return {'refused', current, applying and 'applying' or 'flagged'} end
+local unlocking = ARGV[5] == 'unlock' or ARGV[5] == 'admin'
+-- The guard, not the state, says whether a run is going: a state can be wrong, a live run renews its guard.
+if unlocking and redis.call('EXISTS', KEYS[5]) == 1 then return {'refused', current, 'running'} end
+if (ARGV[5] == 'close' or ARGV[5] == 'unlock') and flagged then
+  return {'refused', current, applying and 'applying' or 'flagged'}
+end
 if ARGV[5] == 'admin' and applying and ARGV[6] ~= 'dead' then return {'refused', current, 'applying'} end
 local value, entry = hand_over(KEYS[1], KEYS[2], KEYS[3], KEYS[4], lock, tonumber(ARGV[3]), ARGV[4])
 if value then return {'handed', current, value, entry} end
@@ -137,13 +148,17 @@ return {'released', current}
 
 # KEYS[1] lock key
 # ARGV[1] pull, ARGV[2] token that must both match the lock; ARGV[3] JSON object of fields to overwrite
-# Returns 1 when changed, 0 when the lock is gone or held by someone else (or under another token)
+# ARGV[4] JSON object of fields that must still hold these values (e.g. the state and the run that set it)
+# Returns 1 when changed, 0 when the lock is gone, held by someone else (or under another token), or has changed
 _SET_STATE = """
 local current = redis.call('GET', KEYS[1])
 if not current then return 0 end
 local lock = cjson.decode(current)
 if tonumber(lock['pull']) ~= tonumber(ARGV[1]) or tonumber(lock['token']) ~= tonumber(ARGV[2]) then
   return 0
+end
+for k, v in pairs(cjson.decode(ARGV[4])) do
+  if (lock[k] or '') ~= v then return 0 end
 end
 for k, v in pairs(cjson.decode(ARGV[3])) do lock[k] = v end
 redis.call('SET', KEYS[1], cjson.encode(lock))
@@ -175,7 +190,7 @@ return 0
 # Fields of the queue entry that tfbot itself writes; a caller's `waiter` data may not reuse them.
 _ENTRY_FIELDS = frozenset({"pull", "user", "pull_title", "pull_url", "queued_at"})
 # Fields a holder may change with `set_state`; the rest say who holds the lock and are fixed.
-_MUTABLE_FIELDS = frozenset({"summary", "run_id", "pull_title", "pull_url", "diverged"})
+_MUTABLE_FIELDS = frozenset({"summary", "run_id", "pull_title", "pull_url", "diverged", "command_id"})
 _LOCK_FIELDS = frozenset(f.name for f in fields(LockInfo))
 _MGET_CHUNK = 1000
 
@@ -211,7 +226,9 @@ class ReleaseResult:
     next_waiter: dict[str, Any] | None = None  # the entry of the pull the lock was handed to: plan it
     lock: LockInfo | None = None
     previous: LockInfo | None = None  # the lock that was released, for the audit trail and the PR comment
-    refused: str = ""  # why not: "owner" (not this pull's / token), "applying", "flagged" (an unmerged apply)
+    # why not: "owner" (not this pull's / token), "applying", "flagged" (an unmerged apply), "running" (a run holds
+    # the workspace's run guard)
+    refused: str = ""
 
 
 class GuardTimeout(Exception):
@@ -243,12 +260,13 @@ class LockStore:
         pull_title: str = "",
         pull_url: str = "",
         waiter: dict[str, Any] | None = None,
+        command_id: str = "",
     ) -> AcquireResult:
         """Take the lock if free, return it if this pull holds it, else put the pull in line.
 
         `waiter` is extra JSON-able data kept in the line entry (e.g. the installation id) and handed back
         by `release` when this pull's turn comes; it may not use the keys pull, user, pull_title, pull_url,
-        queued_at.
+        queued_at. `command_id` names the command whose run takes a free lock (LockInfo.command_id).
         """
         extra = dict(waiter or {})
         clash = _ENTRY_FIELDS & extra.keys()
@@ -258,6 +276,7 @@ class LockStore:
         lock = LockInfo(
             repo=project.repo, dir=project.dir, workspace=project.workspace, project=project.name,
             pull=pull, user=user, locked_at=now, token=0, pull_title=pull_title, pull_url=pull_url,
+            command_id=command_id,
         )
         entry = {**extra, "pull": pull, "user": user, "pull_title": pull_title, "pull_url": pull_url, "queued_at": now}
         reply = self._acquire(
@@ -309,21 +328,26 @@ class LockStore:
         lines = pipe.execute()
         return [lock for lock, line in zip(locks, lines) if any(json.loads(e)["pull"] == pull for e in line)]
 
-    def set_state(self, project: LockTarget, pull: int, token: int, state: LockState, **changes: str | bool) -> bool:
-        """Record a new state (and summary, run_id, pull_title, pull_url, diverged) if `pull` still holds the
-        lock under `token`."""
-        unknown = changes.keys() - _MUTABLE_FIELDS
+    def set_state(self, project: LockTarget, pull: int, token: int, state: LockState, *,
+                  expect: dict[str, str] | None = None, **changes: str | bool) -> bool:
+        """Record a new state (and summary, run_id, pull_title, pull_url, diverged, command_id) if `pull` still holds
+        the lock under `token` and, with `expect`, the lock's fields still hold those values (`state`, `run_id`,
+        `command_id`: compare-and-set, for a run that changes only what it set itself)."""
+        unknown = (changes.keys() - _MUTABLE_FIELDS) | ((expect or {}).keys() - _MUTABLE_FIELDS - {"state"})
         if unknown:
-            raise ValueError(f"set_state cannot change {sorted(unknown)}")
+            raise ValueError(f"set_state cannot change or expect {sorted(unknown)}")
         update = {**changes, "state": LockState(state).value}
         lock_key = keys.lock(project.repo, project.dir, project.workspace)
-        return bool(self._set_state(keys=[lock_key], args=[pull, token, json.dumps(update)]))
+        return bool(self._set_state(keys=[lock_key], args=[pull, token, json.dumps(update),
+                                                           json.dumps(expect or {})]))
 
     def release(self, project: LockTarget, pull: int, token: int | None, *, mode: str = "owner") -> ReleaseResult:
         """Release the lock if `pull` holds it (under `token`, or any token when None) and hand it to the next in line.
 
-        `mode` "owner": the holder's own run (after the merge's apply); "unlock": a close or a writer's unlock,
-        refused (`refused="applying"` / `"flagged"`) while an apply runs or after an apply the default branch lacks.
+        `mode` "owner": the holder's own run (after the merge's apply); "close": a close, or tfbot letting go of a lock
+        the PR no longer needs, refused (`refused="applying"` / `"flagged"`) while an apply runs or after an apply
+        the default branch lacks; "unlock": a writer's unlock, refused as "close" and (`refused="running"`) while a
+        run holds the workspace's run guard.
         """
         return self._run_release(project, str(pull), "" if token is None else str(token), mode)
 
@@ -332,7 +356,8 @@ class LockStore:
         """Release whoever holds the lock (an admin's unlock with a reason) and hand it on.
 
         With `token`, only the lock the unlocking user saw is released: if it changed hands since, nothing happens.
-        A lock whose apply is running is refused (`refused="applying"`) unless `run_dead`: its run is confirmed dead.
+        Refused (`refused="running"`) while a run holds the workspace's run guard, whatever the lock's state; a lock
+        whose apply is running is refused (`refused="applying"`) unless `run_dead`: its run is confirmed dead.
         """
         result = self._run_release(project, "", "" if token is None else str(token), "admin",
                                    "dead" if run_dead else "")
@@ -346,7 +371,7 @@ class LockStore:
         # Leave the lines first: once out of every line no release can hand this pull a lock we would miss.
         for lock in self.queued_for(repo, pull):
             self.leave_queue(lock, pull)
-        return [self.release(lock, pull, None, mode="unlock") for lock in self.locks_of_pull(repo, pull)]
+        return [self.release(lock, pull, None, mode="close") for lock in self.locks_of_pull(repo, pull)]
 
     def leave_queue(self, project: LockTarget, pull: int) -> bool:
         """Take `pull` out of the waiting line; False when it was not in it."""
@@ -370,10 +395,11 @@ class LockStore:
         return [keys.lock(*where), keys.lock_index(), keys.lock_queue(*where)]
 
     def _run_release(self, project: LockTarget, pull: str, token: str, mode: str, dead: str = "") -> ReleaseResult:
-        if mode not in ("owner", "unlock", "admin"):
+        if mode not in ("owner", "close", "unlock", "admin"):
             raise ValueError(f"unknown release mode {mode!r}")
         reply = self._release(
-            keys=[*self._lock_keys(project), keys.fence()],
+            keys=[*self._lock_keys(project), keys.fence(),
+                  keys.run_guard(project.repo, project.dir, project.workspace)],
             args=[pull, token, time.time(), LockState.PLANNING.value, mode, dead],
         )
         status = _text(reply[0])

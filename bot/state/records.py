@@ -45,6 +45,14 @@ class PlanRecord:
         return {(a, b) for a, b in self.changes}
 
 
+@dataclass(frozen=True)
+class HeadSeen:
+    """The newest head of a PR tfbot heard of, and when GitHub says it arrived (ISO 8601 UTC)."""
+
+    sha: str
+    at: str
+
+
 @dataclass
 class Command:
     id: str
@@ -118,6 +126,16 @@ return tonumber(redis.call('HGET', KEYS[2], 'done') or '0')
 """
 
 
+# KEYS[1] a PR's record (hash); ARGV[1] its head sha, ARGV[2] when GitHub says that head arrived (ISO 8601 UTC,
+# so text order is time order). Overwrites the latest head unless the one recorded arrived later (an old event
+# redelivered). Returns 1 when written, 0 when a later head is recorded.
+_NOTE_HEAD = """
+local seen = redis.call('HGET', KEYS[1], 'latest_head_at')
+if seen and seen > ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], 'latest_head_sha', ARGV[1], 'latest_head_at', ARGV[2])
+return 1
+"""
+
 # KEYS[1] a project's plans (hash); ARGV[1] run id of the plan now shown on the PR
 # Returns 1 when it is the reviewed plan now, 0 when it is unknown or a newer plan was posted first.
 _MARK_POSTED = """
@@ -147,6 +165,7 @@ class Records:
         self.r = conn
         self._add_result = conn.register_script(_ADD_RESULT)
         self._mark_posted = conn.register_script(_MARK_POSTED)
+        self._note_head = conn.register_script(_NOTE_HEAD)
         self._forget_plan = conn.register_script(_FORGET_PLAN)
         self._add_interrupted = conn.register_script(_ADD_INTERRUPTED)
         self._replace_interrupted = conn.register_script(_REPLACE_INTERRUPTED)
@@ -158,6 +177,17 @@ class Records:
     def head(self, repo: str, pull: int) -> str | None:
         raw = self.r.hget(keys.pull(repo, pull), "head_sha")
         return raw.decode() if raw else None
+
+    # --- the latest head and when it arrived, for approving a fork's head ---
+    # One record per PR, overwritten by every push (never one per commit: a commit pushed again arrives again).
+    def note_head(self, repo: str, pull: int, sha: str, at: str) -> bool:
+        """Record `sha` as the PR's latest head, arrived at `at`, unless a head that arrived later is recorded."""
+        return bool(self._note_head(keys=[keys.pull(repo, pull)], args=[sha, at]))
+
+    def latest_head(self, repo: str, pull: int) -> HeadSeen | None:
+        """The newest head recorded by `note_head`, or None."""
+        sha, at = self.r.hmget(keys.pull(repo, pull), ["latest_head_sha", "latest_head_at"])
+        return HeadSeen(sha.decode(), at.decode()) if sha and at else None
 
     def pull_field(self, repo: str, pull: int, name: str) -> str | None:
         raw = self.r.hget(keys.pull(repo, pull), name)

@@ -32,17 +32,20 @@ def release(svc: Any, repo: str, dir: str, workspace: str, by: str, via: str,
 
     Returns (the released lock, the waiter it was handed to) or (None, None) when nothing was released:
     the workspace was free, or its lock changed hands since `token` was read. Raises UnlockRefused when
-    bot/lifecycle/decision.py refuses: an apply is running (its guard is held), or the PR applied what the default
-    branch lacks and no `reason` was given. `svc` needs `locks`, `redis`, `events_queue` and `project_of_lock`.
+    bot/lifecycle/decision.py refuses: a run holds the workspace's run guard (whatever the lock's state), or the PR
+    applied what the default branch lacks and no `reason` was given. `svc` needs `locks`, `redis`, `events_queue`
+    and `project_of_lock`.
     """
     target = Project(repo=repo, name=dir, dir=dir, workspace=workspace)
     current = svc.locks.get(target)
     if current is None:
         return None, None
     run_alive = svc.locks.guard_holder(target) is not None
+    # An admin's unlock depends on the lock and on whether a run is going, never on the PR (the page does not
+    # ask GitHub in a request): the PR's facts below are placeholders the decision does not read for this event.
     decision = decide(Event.FORCE_UNLOCK, Facts(
         pull=current.pull, pr_state="open", applies=True, head_sha="", run_alive=run_alive,
-        lock=LockView(current.pull, current.state, current.diverged)))
+        lock=LockView.of(current)))
     if decision.action is not Action.RELEASE:
         log.warning("%s could not unlock %s of %s: %s", by, current.project, repo, decision.reason)
         raise UnlockRefused(f"Nothing was unlocked: {decision.reason}.")
@@ -54,8 +57,10 @@ def release(svc: Any, repo: str, dir: str, workspace: str, by: str, via: str,
             f"(state: {current.state.value}). Releasing it lets the next PR plan against infrastructure that "
             "differs from the default branch. Give a reason to unlock it anyway; it goes to the audit trail.")
     result = svc.locks.force_release(target, by, token=token, run_dead=not run_alive)
-    if result.refused == "applying":
-        raise UnlockRefused("Nothing was unlocked: an apply of this project started meanwhile.")
+    if result.refused in ("applying", "running"):
+        # Checked again inside the release script: a run may have started since the read above.
+        raise UnlockRefused("Nothing was unlocked: a run of this project started meanwhile; unlock it once it has "
+                            "ended.")
     if not result.released or result.previous is None:
         return None, None
     held = result.previous

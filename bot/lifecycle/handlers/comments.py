@@ -13,7 +13,7 @@ from bot.lifecycle.handlers.pull_requests import FORK_APPROVED, FORK_REFUSAL, ba
 from bot.lifecycle.handover import release_and_hand_over
 from bot.models import Outcome, ProjectResult
 from bot.lifecycle.permissions import WRITE_PERMISSIONS, apply_refusals, may_write
-from bot.lifecycle.planning import start_command
+from bot.lifecycle.planning import base_applies, pull_state, start_command
 from bot.projects.detection import select
 from bot.lifecycle.routing import Router
 from bot.intake.webhooks import Delivery
@@ -99,13 +99,16 @@ def _apply(svc: Any, gh: RepoAPI, delivery: Delivery, number: int, author: str, 
 
 
 def _head_predates(svc: Any, delivery: Delivery, pull: PullInfo) -> bool:
-    """Whether the PR's head arrived strictly before the comment was written (GitHub's clock, both ISO 8601 UTC).
+    """Whether the PR's head is the latest head tfbot heard of and arrived strictly before the comment was written
+    (GitHub's clock, both ISO 8601 UTC).
 
-    A writer's `plan` on a fork approves the code they saw; a head pushed in the same second or later is not it.
+    A writer's `plan` on a fork approves the code they saw. A head pushed in the same second or later is not it, nor
+    is a head whose newest push tfbot has not heard of yet: a commit pushed once, replaced for review and pushed
+    again after the comment would otherwise pass with the time of its first push.
     """
-    arrived = svc.records.pull_field(delivery.repo, pull.number, f"head_at:{pull.head_sha}")
+    seen = svc.records.latest_head(delivery.repo, pull.number)
     written = str(delivery.payload["comment"].get("created_at") or "")
-    return bool(arrived and written and arrived < written)
+    return bool(seen and written and seen.sha == pull.head_sha and seen.at < written)
 
 
 def _may(svc: Any, gh: RepoAPI, pull: PullInfo, verb: str, author: str) -> bool:
@@ -124,21 +127,22 @@ def _unlock(svc: Any, gh: RepoAPI, delivery: Delivery, number: int, author: str,
         return
     locks = {svc.project_of_lock(lock).id: lock for lock in svc.locks.locks_of_pull(delivery.repo, number)}
     projects = select([svc.project_of_lock(lock) for lock in locks.values()], cmd.project, cmd.dir, cmd.workspace)
+    applies = base_applies(svc, delivery.repo, pull)
     released, refused = [], []
     for project in projects:
         lock = locks[project.id]
-        state = "merged" if pull.merged else pull.state
-        decision = decide(Event.UNLOCK, Facts(pull=number, pr_state=state, applies=True, head_sha=pull.head_sha,  # type: ignore[arg-type]
-                                              lock=LockView(lock.pull, lock.state, lock.diverged)))
+        decision = decide(Event.UNLOCK, Facts(
+            pull=number, pr_state=pull_state(pull), applies=applies, head_sha=pull.head_sha, lock=LockView.of(lock),
+            run_alive=svc.locks.guard_holder(project) is not None))
         # Only the lock this PR holds now (its token), never one handed on meanwhile; the release script refuses
-        # again, atomically, what the decision refused (an apply may have started since the read).
+        # again, atomically, what the decision refused (a run may have started since the read).
         if decision.action is Action.RELEASE and release_and_hand_over(
                 svc, project, number, lock.token, reason=f"@{author} unlocked it on #{number}", mode="unlock"):
             audit.record(svc.redis, audit.AuditEntry(action="unlock", repo=delivery.repo, pull=number,
                                                      project=project.name, user=author, detail="unlock comment"))
             released.append(project)
         else:
-            why = decision.reason if decision.action is not Action.RELEASE else "an apply started meanwhile"
+            why = decision.reason if decision.action is not Action.RELEASE else "a run of it started meanwhile"
             refused.append(f"`{project.name}`: {why}")
     if released:
         names = ", ".join(f"`{p.name}`" for p in released)

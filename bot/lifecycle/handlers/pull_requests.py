@@ -11,7 +11,7 @@ from bot.lifecycle.decision import Action, Event, Facts, LockView, decide
 from bot.intake.replay import closed_fingerprint
 from bot.lifecycle.handover import drop_plans, plan_next, release_and_hand_over
 from bot.models import Project
-from bot.lifecycle.planning import start_command
+from bot.lifecycle.planning import base_applies, pull_state, start_command
 from bot.projects.detection import affected_projects, deleted_roots
 from bot.state.records import project_from_dict
 from bot.lifecycle.routing import Router
@@ -45,6 +45,7 @@ def autoplan(delivery: Delivery, svc: Any) -> None:
     repo_cfg = svc.config.repo_config(repo)
     number = int(payload["number"])
     pr = payload["pull_request"]
+    note_head(svc, delivery)
     if pr.get("draft") and not repo_cfg.plan_drafts:
         log.info("%s: draft PR, not planned (plan_drafts is off)", delivery.describe())
         return
@@ -62,16 +63,14 @@ def autoplan(delivery: Delivery, svc: Any) -> None:
         return
     if pull.is_fork:
         # Even where forks are allowed, their code runs on our host only after a person with write access asks,
-        # and only the head that existed when they asked: remember when GitHub says each head arrived.
-        if delivery.action in ("opened", "synchronize", "reopened") and pr.get("updated_at"):
-            svc.records.set_pull_field(repo, number, f"head_at:{pull.head_sha}", str(pr["updated_at"]))
+        # and only the head that existed when they asked (see note_head).
         refuse_fork(svc, gh, repo, pull, FORK_REFUSAL if not repo_cfg.allow_fork_prs else FORK_NEEDS_WRITER)
         return
     svc.records.set_head(repo, number, pull.head_sha)
     svc.records.set_pull_field(repo, number, "installation", str(delivery.installation_id))  # for unlocks from the page
     changed = projects_of_pull(svc, gh, repo, repo_cfg, pull)
     tell_deleted_roots(svc, gh, repo, pull)
-    applies = repo_cfg.applies_to(pull.base_ref, pull.default_branch or pull.base_ref)
+    applies = base_applies(svc, repo, pull)
     note = release_untouched(svc, repo, number, {p.id for p in changed} if applies else set(),
                              "this PR no longer changes it" if applies else
                              f"this PR's base `{pull.base_ref}` is not a branch tfbot applies")
@@ -90,27 +89,52 @@ def autoplan(delivery: Delivery, svc: Any) -> None:
                   note=note)
 
 
-def release_untouched(svc: Any, repo: str, number: int, keep: set[str], why: str) -> str:
-    """Release the locks `number` holds of projects not in `keep` (ids); return a line for the PR ("" if none).
+def note_head(svc: Any, delivery: Delivery) -> None:
+    """Record the head this event brought and when GitHub says it arrived, first thing, before any slow call.
 
-    A lock whose PR applied what the default branch lacks is kept (the release script refuses it) and said so.
+    A writer's `plan` on a fork approves the head only if it is this record's head and arrived before the comment.
+    Ordered by the event's time, so an old event redelivered late cannot pass an old head for the newest one.
+    """
+    pr = delivery.payload["pull_request"]
+    if delivery.action in ("opened", "synchronize", "reopened") and pr.get("updated_at"):
+        svc.records.note_head(delivery.repo, int(delivery.payload["number"]), str(pr["head"]["sha"]),
+                              str(pr["updated_at"]))
+
+
+def release_untouched(svc: Any, repo: str, number: int, keep: set[str], why: str) -> str:
+    """Let go of the projects not in `keep` (ids) that `number` locks or waits for; return a line for the PR ("" if
+    none).
+
+    Its place in a waiting line goes too: handed the lock later, the PR would hold a lock it may not take. A lock
+    whose PR applied what the default branch lacks is kept (the release script refuses it) and said so.
     """
     released, kept = [], []
     for lock in svc.locks.locks_of_pull(repo, number):
         project = svc.project_of_lock(lock)
         if project.id in keep:
             continue
-        if release_and_hand_over(svc, project, number, lock.token, reason=why, mode="unlock"):
+        if release_and_hand_over(svc, project, number, lock.token, reason=why, mode="close"):
             released.append(project.name)
         else:
             kept.append(project.name)
+    left = []
+    for lock in svc.locks.queued_for(repo, number):
+        project = svc.project_of_lock(lock)
+        if project.id not in keep and svc.locks.leave_queue(lock, number):
+            left.append(project.name)
     text = ""
     if released:
-        text += f"Released the lock of {', '.join(f'`{n}`' for n in released)}: {why}."
+        text += f"Released the lock of {_names(released)}: {why}."
+    if left:
+        text += f" Left the waiting line of {_names(left)}: {why}."
     if kept:
-        text += (f" Kept the lock of {', '.join(f'`{n}`' for n in kept)} although {why}: this PR applied changes "
-                 "there that the default branch does not hold.")
+        text += (f" Kept the lock of {_names(kept)} although {why}: this PR applied changes there that the default "
+                 "branch does not hold.")
     return text.strip()
+
+
+def _names(names: list[str]) -> str:
+    return ", ".join(f"`{n}`" for n in names)
 
 
 @router.register("pull_request", "closed")
@@ -154,7 +178,7 @@ def merged(svc: Any, gh: RepoAPI, delivery: Delivery, number: int, pr: dict[str,
     repo_cfg = svc.config.repo_config(repo)
     pull = gh.pull(number)
     projects = {p.id: p for p in (svc.project_of_lock(lock) for lock in locks)}
-    applies = repo_cfg.applies_to(pull.base_ref, pull.default_branch or pull.base_ref)
+    applies = base_applies(svc, repo, pull)
     if applies:
         # Merged before its plan took a lock, or while in line: its changes are on the default branch all the same.
         for project in projects_of_pull(svc, gh, repo, repo_cfg, pull):
@@ -239,17 +263,18 @@ def refuse_fork(svc: Any, gh: RepoAPI, repo: str, pull: PullInfo, text: str) -> 
 
 
 def plan_handed_over(svc: Any, project_data: dict[str, Any], number: int, installation: int, reason: str) -> None:
-    """The lock was handed to PR `number`: plan it, pass it on if it was closed, or apply what a merged one brought."""
+    """The lock was handed to PR `number`: plan it, pass it on if it may not hold it (closed, or its base is not a
+    branch tfbot applies), or apply what a merged one brought."""
     project = project_from_dict(project_data)
     gh = svc.github.repo(installation, project.repo)
     pull = gh.pull(number)
     lock = svc.locks.get(project)
-    state = "merged" if pull.merged else pull.state
-    decision = decide(Event.HANDOVER, Facts(
-        pull=number, pr_state=state, applies=True, head_sha=pull.head_sha,  # type: ignore[arg-type]
-        lock=None if lock is None else LockView(lock.pull, lock.state, lock.diverged)))
+    # The PR as it is now, not as it was when it joined the line: it may have been closed or retargeted since.
+    state = pull_state(pull)
+    decision = decide(Event.HANDOVER, Facts(pull=number, pr_state=state, applies=base_applies(svc, project.repo, pull),
+                                            head_sha=pull.head_sha, lock=LockView.of(lock)))
     if decision.action is Action.RELEASE:
-        release_and_hand_over(svc, project, number, None, reason=f"#{number} was closed while waiting", mode="unlock")
+        release_and_hand_over(svc, project, number, None, reason=f"#{number}: {decision.reason}", mode="close")
         return
     if state == "merged":
         # Merged while waiting: its change is on the default branch but was never applied. The executor plans

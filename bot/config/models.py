@@ -345,7 +345,14 @@ class Config(_Model):
                          description="plan/apply jobs run at once on this host")
     shutdown_grace: float = Field(600.0, ge=0, json_schema_extra=env("TFBOT_SHUTDOWN_GRACE"),
                                   description="seconds a stopping `tfbot serve` waits for running Terraform runs "
-                                  "before it interrupts them (keep the orchestrator's stop timeout longer)")
+                                  "before it asks them to stop (keep the orchestrator's stop timeout above "
+                                  "shutdown_grace + terraform_stop_grace)")
+    # Terraform asked to stop finishes the resource operations it started and writes its state; killed, it loses
+    # them and leaves its state lock held. Provider operations can take minutes.
+    terraform_stop_grace: float = Field(300.0, ge=0, json_schema_extra=env("TFBOT_TERRAFORM_STOP_GRACE"),
+                                        description="seconds a stopping `tfbot serve` gives a Terraform run it asked "
+                                        "to stop (after shutdown_grace) to finish its in-flight operations and save "
+                                        "its state, before it kills the run")
     terraform: TerraformConfig = TerraformConfig()
     repos: tuple[RepoConfig, ...] = Field((), description="which repositories tfbot acts on; the first match wins")
     storage: StorageConfig = StorageConfig()

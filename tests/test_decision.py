@@ -217,3 +217,19 @@ def test_nothing_is_applied_that_was_not_reviewed_for_this_head() -> None:
         if d.action is Action.RELEASE and event in (Event.CLOSE, Event.UNLOCK):
             assert lock is not None and not lock.diverged and lock.state not in (
                 S.APPLYING, S.APPLIED, S.APPLY_FAILED)
+
+
+def test_the_changes_digest_tells_plans_apart_by_their_output_values_too():
+    """The digest APPLY_FRESH compares: equal only for the same resource changes and the same output changes."""
+    from bot.lifecycle.runner import changes_digest
+
+    def plan(endpoint: str, unchanged: str = "same") -> dict:
+        create = {"actions": ["create"], "before": None, "after": {"input": "s1"}}
+        return {"resource_changes": [{"address": "terraform_data.subnet", "change": create}],
+                "output_changes": {"endpoint": {"actions": ["create"], "before": None, "after": endpoint},
+                                   "kept": {"actions": ["no-op"], "before": unchanged, "after": unchanged}}}
+
+    assert changes_digest(plan("v1")) == changes_digest(plan("v1")) != ""
+    assert changes_digest(plan("v1")) != changes_digest(plan("v2"))
+    assert changes_digest(plan("v1", unchanged="a")) == changes_digest(plan("v1", unchanged="b"))  # no-ops: nothing done
+    assert changes_digest(None) == ""

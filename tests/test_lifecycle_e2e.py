@@ -122,6 +122,28 @@ def test_stale_plan_at_merge_is_not_applied_blindly(make_scenario):
     assert lock_of(sc, "network") is None
 
 
+def test_a_fresh_plan_whose_outputs_differ_from_the_reviewed_plan_is_not_applied(make_scenario):
+    """Outputs are part of what a plan applies: a plan of the merge commit that sets another output value is not
+    the reviewed plan, even when its resource changes are the same."""
+    sc = make_scenario()
+    output = 'output "endpoint" {{\n  value = "{}"\n}}\n'
+    sc.init_main({"network/main.tf": sc.config_for("network", {"vpc": "10.0.0.0/16"}),
+                  "network/outputs.tf": output.format("v1")})
+    sc.fake.set_permission(REPO, "alice", "write")
+    sc.start()
+    a = sc.open_pr("a-subnet", {"network/subnet.tf": 'resource "terraform_data" "subnet" {\n  input = "s1"\n}\n'})
+    reviewed = sc.wait_comment(a, lambda b: "Plan:" in b)
+    assert "Plan: 2 to add" in reviewed and '"v1"' in reviewed
+    # Someone changes only the output's value straight on main after A's plan was reviewed.
+    sc.remote.push_direct("main", {"network/outputs.tf": output.format("v2")})
+    sc.merge(a)
+    stale = sc.wait_comment(a, lambda b: "Nothing was applied" in b, what="the stale-plan notice")
+    assert '"v2"' in stale  # the merge commit's plan is shown, with the output value it would set
+    assert sc.state_resources("network") == {}
+    lock = lock_of(sc, "network")
+    assert lock is not None and lock.pull == a and lock.state == LockState.PLAN_STALE
+
+
 def test_two_projects_plan_in_parallel(make_scenario, tmp_path):
     barrier = tmp_path / "barrier"
     barrier.mkdir()

@@ -37,15 +37,15 @@ def lock(state: LockState, dir: str = "network") -> LockInfo:
 
 def test_an_open_pr_keeps_its_locks_and_a_closed_one_releases_all():
     locks = [lock(LockState.PLANNED), lock(LockState.APPLY_FAILED, "dns")]
-    assert decide(pull_info("open"), locks) == (Action.KEEP, [])
-    assert decide(pull_info("closed"), locks) == (Action.RELEASE, locks)
+    assert decide(pull_info("open"), locks) == Action.KEEP
+    assert decide(pull_info("closed"), locks) == Action.RELEASE
 
 
-def test_a_merged_pr_applies_only_the_locks_that_never_saw_the_merge():
-    due = [lock(s, s.name) for s in (LockState.PLANNING, LockState.PLANNED, LockState.PLAN_FAILED, LockState.APPLIED)]
-    past = [lock(s, s.name) for s in (LockState.APPLYING, LockState.APPLY_FAILED, LockState.PLAN_STALE)]
-    assert decide(pull_info("closed", merged=True), due + past) == (Action.APPLY, due)
-    assert decide(pull_info("closed", merged=True), past) == (Action.WAIT, [])
+def test_a_merged_pr_is_handed_over_while_a_lock_never_saw_the_merge():
+    for state in (LockState.PLANNING, LockState.PLANNED, LockState.PLAN_FAILED, LockState.APPLIED):
+        past = [lock(s, s.name) for s in (LockState.APPLYING, LockState.APPLY_FAILED, LockState.PLAN_STALE)]
+        assert decide(pull_info("closed", merged=True), [lock(state, "due"), *past]) == Action.QUEUED
+    assert decide(pull_info("closed", merged=True), past) == Action.WAIT
 
 
 def test_the_missed_event_is_a_valid_closed_event_with_the_fingerprint_of_the_real_one(fake_github):
@@ -94,23 +94,44 @@ def test_a_pr_closed_unmerged_loses_its_lock_to_the_next_in_line(fake_github, sv
     assert (now.pull, now.action) == (2, Action.KEEP)  # #2 holds it now, and its PR is open
 
 
-def test_a_merged_pr_gets_its_merge_command_with_a_note_once(fake_github, svc):
-    open_pr(fake_github, svc, 1, NETWORK, DNS)
-    network = svc.locks.get(NETWORK)
-    svc.locks.set_state(NETWORK, 1, network.token, LockState.APPLY_FAILED)  # waits for a person: not retried
-    fake_github.update_pull(REPO, 1, merged=True, merge_commit_sha="c" * 40, merged_by="mo")
+def run_event_jobs(svc) -> list[int]:
+    """Run the queued event jobs as a worker would; how many handlers each ran."""
+    ran = []
+    jobs_module.set_services(svc)
+    try:
+        for job in svc.events_queue.jobs:
+            ran.append(jobs_module.handle_delivery(*job.args))
+            svc.events_queue.remove(job)
+    finally:
+        jobs_module.set_services(None)
+    return ran
+
+
+def test_a_merged_pr_goes_to_the_closed_handler_for_every_project_it_changed_once(fake_github, svc, services_remote):
+    head = services_remote.commit("b1", {"network/main.tf": "# n1\n", "dns/main.tf": "# d1\n"}, "both",
+                                  parent_branch="main")
+    services_remote.create_pull_ref(1, head)
+    fake_github.add_pull(REPO, 1, head_ref="b1", user="alice", head_sha=head)
+    svc.locks.try_acquire(NETWORK, 1, "alice", waiter={"installation": 99})  # dns was never planned (autoplan off)
+    svc.records.set_pull_field(REPO, 1, "installation", "99")
+    merge_sha = real_merge(fake_github, services_remote, 1)
 
     [result] = reconcile(svc)
-    assert (result.action, result.projects) == (Action.APPLY, ("dns",))
-    [(func, (command_id, project))] = jobs(svc.runs_queue)
-    assert func == "bot.jobs.run_project" and project["dir"] == "dns"
-    cmd = svc.records.command(command_id)
-    assert (cmd.kind, cmd.user, cmd.head_sha, cmd.info["merge_commit_sha"]) == ("merge", "mo", f"{1:040d}", "c" * 40)
-    assert "tfbot was down when this PR was merged" in cmd.note
-    assert fake_github.latest_status(REPO, f"{1:040d}", "tfbot/apply")["state"] == "pending"
+    assert (result.action, result.projects) == (Action.QUEUED, ("network",))
+    [job] = svc.events_queue.jobs
+    assert (job.func_name, job.args[1], job.args[2]["action"]) == ("bot.jobs.handle_delivery", "pull_request", "closed")
+    [pending] = reconcile(svc)  # another host's pass, or a restart, before a worker took it: not queued twice
+    assert pending.action == Action.PENDING and len(svc.events_queue.jobs) == 1
 
-    # A second pass (another host, a restart before the apply ran, `tfbot reconcile`) does not start it again,
-    # nor does the missed webhook when GitHub redelivers it.
+    assert run_event_jobs(svc) == [1]  # the router's closed handler, as for the event GitHub sent
+    run_jobs = jobs(svc.runs_queue)
+    assert sorted(args[1]["dir"] for _, args in run_jobs) == ["dns", "network"]
+    cmd = svc.records.command(run_jobs[0][1][0])
+    assert (cmd.kind, cmd.user, cmd.head_sha, cmd.info["merge_commit_sha"]) == ("merge", "mo", head, merge_sha)
+    assert "tfbot was down when this PR was merged" in cmd.note
+    assert fake_github.latest_status(REPO, head, "tfbot/apply")["state"] == "pending"
+
+    # A later pass does not start it again, nor does the missed webhook when GitHub redelivers it.
     [again] = reconcile(svc)
     assert again.action == Action.HANDLED
     real = wp.pull_request_event("closed", fake_github.repo_payload(REPO), fake_github.pull_payload(REPO, 1), 99, "mo")
@@ -119,7 +140,18 @@ def test_a_merged_pr_gets_its_merge_command_with_a_note_once(fake_github, svc):
         assert jobs_module.handle_delivery("redelivered-guid", "pull_request", real) == 0
     finally:
         jobs_module.set_services(None)
-    assert len(svc.runs_queue.jobs) == 1
+    assert len(svc.runs_queue.jobs) == 2 and svc.events_queue.jobs == []
+
+
+def test_a_merged_pr_whose_locks_are_past_the_merge_waits_for_a_person(fake_github, svc):
+    open_pr(fake_github, svc, 1, NETWORK)
+    network = svc.locks.get(NETWORK)
+    svc.locks.set_state(NETWORK, 1, network.token, LockState.APPLY_FAILED)
+    fake_github.update_pull(REPO, 1, merged=True, merge_commit_sha="c" * 40, merged_by="mo")
+
+    [result] = reconcile(svc)
+    assert (result.action, result.projects) == (Action.WAIT, ("network",))
+    assert svc.events_queue.jobs == [] and svc.runs_queue.jobs == []
 
 
 def test_a_closing_event_already_handled_is_left_to_its_handler(fake_github, svc, redis_conn):
@@ -141,10 +173,10 @@ def test_a_failure_leaves_the_pr_for_the_next_pass_and_the_others_proceed(fake_g
     fake_github.fail_next(1, 502, path_contains="/pulls/1")  # GitHub cannot tell about #1 now
 
     first = reconcile(svc)
-    assert [(r.pull, r.action) for r in first] == [(1, Action.ERROR), (2, Action.APPLY)]
+    assert [(r.pull, r.action) for r in first] == [(1, Action.ERROR), (2, Action.QUEUED)]
     assert "502" in first[0].detail
     [again] = [r for r in reconcile(svc) if r.pull == 1]
-    assert again.action == Action.APPLY  # so it is done in the next pass
+    assert again.action == Action.QUEUED  # so it is done in the next pass
 
 
 def test_serve_reconciles_at_start_and_each_period_until_a_pass_succeeds(fake_github, svc, redis_conn):

@@ -172,6 +172,21 @@ def test_check_config_and_help(tmp_path, app_private_key):
     assert version.returncode == 0 and version.stdout.startswith("tfbot ")
 
 
+def test_an_unknown_workflow_stops_check_config_and_serve(tmp_path, app_private_key):
+    settings = base_settings(tmp_path, app_private_key)
+    settings["repos"] = [{"name": "acme/*", "workflow": "terragrunt-typo",
+                          "projects": [{"dir": "a"}, {"dir": "b", "workflow": "defualt"}]}]
+    path = str(write_config(tmp_path, settings))
+    for command in ("check-config", "serve"):
+        result = subprocess.run([sys.executable, "-m", "bot", command, "--config", path], capture_output=True,
+                                text=True, timeout=60)
+        assert result.returncode == 2, (command, result.stderr)
+        lines = [line.strip() for line in result.stderr.splitlines() if line.startswith("  ")]
+        assert lines == ["repos[0].projects[1].workflow: unknown workflow 'defualt' (did you mean 'default'?)",
+                         "repos[0].workflow: unknown workflow 'terragrunt-typo' (the workflows are: default)"], \
+            (command, result.stderr)
+
+
 def test_check_config_checks_what_startup_needs(tmp_path, app_private_key):
     import socket
 

@@ -6,6 +6,8 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -71,6 +73,63 @@ def test_sigterm_during_an_apply_interrupts_it_after_the_grace_and_the_pr_is_tol
     assert sum("interrupted" in b for b in sc.bot_comments(pr)) == 1, "the PR is told once"
     lock = LockStore(sc.redis()).get(NETWORK)
     assert lock is not None and lock.pull == pr
+
+
+def slow_to_stop_workflow(tmp_path: Path, seconds: float) -> tuple[Path, Path, Path]:
+    """A workflow whose apply runs a stand-in for Terraform: on SIGTERM it needs `seconds` to finish what it
+    started and save its state, then says so (on its output, which must still be read) and exits 1, as
+    Terraform does. Returns (workflows dir, the file it touches once running, the file it touches once saved)."""
+    running, saved = tmp_path / "running", tmp_path / "saved"
+    script = tmp_path / "slow_terraform.py"
+    script.write_text(textwrap.dedent(f"""
+        import pathlib, signal, sys, time
+        def stop(*_):
+            time.sleep({seconds})  # in-flight operations end, the state is written
+            print("Stopped gracefully: state saved", flush=True)
+            pathlib.Path({str(saved)!r}).touch()
+            sys.exit(1)
+        signal.signal(signal.SIGTERM, stop)
+        print("Applying...", flush=True)
+        pathlib.Path({str(running)!r}).touch()
+        time.sleep({SLEEP})
+    """))
+    workflows = tmp_path / "workflows"
+    workflows.mkdir()
+    (workflows / "slow.yaml").write_text(
+        "plan:\n  steps: [init, workspace, plan, show]\n"
+        f"apply:\n  steps: [init, {{run: [{sys.executable!r}, {str(script)!r}]}}, apply]\n")
+    return workflows, running, saved
+
+
+@pytest.mark.timeout(240)
+def test_terraform_is_given_its_stop_grace_and_its_own_result_reaches_the_pr(make_scenario, tmp_path):
+    workflows, running, saved = slow_to_stop_workflow(tmp_path, seconds=4)
+    sc = make_scenario(workers=1, repo_settings={"workflow": "slow"},
+                       extra_settings={"shutdown_grace": 0, "terraform_stop_grace": 30,
+                                       "workflows_dir": str(workflows)})
+    sc.init_main({"network/main.tf": sc.config_for("network", {"vpc": "a"})})
+    sc.start()
+    pr = sc.open_pr("grow", {"network/main.tf": sc.config_for("network", {"vpc": "a", "subnet": "b"})})
+    sc.wait_comment(pr, lambda b: "Plan: 2 to add" in b)
+    sc.merge(pr)
+    wait_for(running.exists, message="the apply to be running")
+
+    began = time.monotonic()
+    assert sc.server.stop(timeout=90) == 0, sc.logs()[-4000:]
+    assert saved.exists(), "asked to stop, it was let finish: " + sc.logs()[-4000:]
+    assert time.monotonic() - began >= 4
+    assert leftovers(Path(sc.settings["data_dir"])) == [], sc.logs()[-4000:]
+    logs = sc.logs()
+    assert f"in the run of merge {REPO}#{pr} network; waiting up to 30 s (terraform_stop_grace)" in logs, logs[-4000:]
+    assert logs.count("Traceback") == 0, logs[-4000:]
+
+    sc.start()
+    body = sc.wait_comment(pr, lambda b: "interrupted" in b, what="the report of the stopped apply")
+    assert "Stopped gracefully: state saved" in body  # its own output: the run was read to its end
+    assert "did not finish within shutdown_grace (0 s)" in body and "lock stays with this PR" in body
+    sc.wait_idle()
+    assert sum("interrupted" in b for b in sc.bot_comments(pr)) == 1, "the PR is told once"
+    assert sc.lock("network").state == LockState.APPLY_FAILED
 
 
 @pytest.mark.timeout(180)

@@ -80,6 +80,16 @@ def children_of(pid: int) -> list[int]:
     return [child for child, (parent, zombie) in _processes().items() if parent == pid and not zombie]
 
 
+def command_line(pid: int) -> str:
+    """What `pid` runs, for a log line: its program's name and first argument ("" once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            argv = [a.decode(errors="replace") for a in cmdline.read().split(b"\0") if a]
+    except OSError:
+        return ""
+    return " ".join([os.path.basename(argv[0]), *argv[1:2]]) if argv else ""
+
+
 def alive(pid: int) -> bool:
     """Whether `pid` runs (a zombie, which only waits for its parent to collect it, does not)."""
     try:

@@ -140,9 +140,11 @@ def parse_config(
     _resolve_secrets(raw, report, resolve_secret or _default_secret_resolver, github_app)
     if github_app:
         _read_private_key(raw, base_dir, report)
+    workflows = _workflow_names(raw, base_dir, report)
     config: Config | None = None
     try:
-        config = Config.model_validate(raw, context={"base_dir": base_dir, "github_app": github_app})
+        config = Config.model_validate(raw, context={"base_dir": base_dir, "github_app": github_app,
+                                                     "workflows": workflows})
     except ValidationError as exc:
         for error in exc.errors(include_url=False):
             report.add(*_describe(error))
@@ -228,6 +230,30 @@ def _read_private_key(raw: dict[str, Any], base_dir: Path, report: _Problems) ->
                    "GitHub App settings)", also=("github.private_key",))
         return
     github["private_key"] = key
+
+
+def _workflow_names(raw: dict[str, Any], base_dir: Path, report: _Problems) -> frozenset[str] | None:
+    """The names of the built-in workflows and those in `workflows_dir`, which `workflow` keys must name.
+
+    None when the directory is not one (the model reports that) or a file in it is broken (reported here, at
+    workflows_dir): then names are not checked, rather than all reported unknown.
+    """
+    from bot.projects.workflows import WorkflowError, load_workflows
+
+    value = raw.get("workflows_dir")
+    directory: Path | None = None
+    if isinstance(value, str) and value.strip() not in ("", "."):
+        directory = Path(value.strip()).expanduser()
+        directory = directory if directory.is_absolute() else base_dir / directory
+        if not directory.is_dir():
+            return None
+    elif value not in (None, "", "."):
+        return None
+    try:
+        return frozenset(load_workflows(directory))
+    except WorkflowError as exc:
+        report.add("workflows_dir", str(exc))
+        return None
 
 
 def _check_terraform(raw: dict[str, Any], base_dir: Path, report: _Problems) -> None:

@@ -6,6 +6,7 @@ A field's environment variable is named in its `json_schema_extra` (`env`), so o
 """
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import re
 from pathlib import Path
@@ -34,6 +35,27 @@ SECRET: dict[str, Any] = {"secret": True}
 def at_key(key: str, reason: str) -> PydanticCustomError:
     """A problem a model-level check finds at one of the model's keys (`key` is relative to the model)."""
     return PydanticCustomError("at_key", "{key}: {reason}", {"key": key, "reason": reason})
+
+
+def unknown_workflow(name: str, known: frozenset[str]) -> str:
+    """Why `name` is not a workflow, with the nearest known name or else the list (pure)."""
+    close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]!r}?" if close else f"the workflows are: {', '.join(sorted(known))}"
+    return f"unknown workflow {name!r} ({hint})"
+
+
+def _workflows(info: ValidationInfo) -> frozenset[str] | None:
+    """The workflow names loading found (built-in and workflows_dir); None where none were looked for (a model
+    built in code, or a workflows_dir that cannot be read, which is reported at that key instead)."""
+    return (info.context or {}).get("workflows")
+
+
+def _check_workflow(value: str, info: ValidationInfo) -> str:
+    """A name that no workflow defines would fail every plan and merge of the project at run time: refuse it here."""
+    known = _workflows(info)
+    if known is not None and value not in known:
+        raise ValueError(unknown_workflow(value, known))
+    return value
 
 
 class _Model(BaseModel):
@@ -182,6 +204,7 @@ class ProjectConfig(_Model):
     workflow: str = Field("default", description="default: the repository's")
 
     _as_list = field_validator("when_modified", mode="before")(_one_or_many)
+    _known_workflow = field_validator("workflow")(_check_workflow)
 
     @field_validator("dir")
     @classmethod
@@ -228,6 +251,8 @@ class RepoConfig(_Model):
     apply_branches: tuple[str, ...] = Field((), description="branches besides the default branch whose merges apply")
     allow_draft_apply: bool = Field(False, description="allow `apply` on a draft PR")
 
+    _known_workflow = field_validator("workflow")(_check_workflow)
+
     @field_validator("name")
     @classmethod
     def _owner_and_repo(cls, value: str) -> str:
@@ -239,7 +264,7 @@ class RepoConfig(_Model):
 
     @model_validator(mode="before")
     @classmethod
-    def _inherit(cls, data: Any) -> Any:
+    def _inherit(cls, data: Any, info: ValidationInfo) -> Any:
         """Projects inherit the repository's apply_requirements and workflow unless they set their own."""
         if not isinstance(data, dict) or not isinstance(data.get("projects"), (list, tuple)):
             return data
@@ -247,6 +272,9 @@ class RepoConfig(_Model):
         requirements = inherited.get("apply_requirements")
         if not isinstance(requirements, (list, tuple)) or not set(requirements) <= set(APPLY_REQUIREMENTS):
             inherited.pop("apply_requirements", None)  # reported once, at the repository
+        workflow, known = inherited.get("workflow"), _workflows(info)
+        if not isinstance(workflow, str) or (known is not None and workflow.strip() not in known):
+            inherited.pop("workflow", None)  # reported once, at the repository
         projects = [p.model_dump(exclude_unset=True) if isinstance(p, ProjectConfig) else p for p in data["projects"]]
         return {**data, "projects": [{**inherited, **p} if isinstance(p, dict) else p for p in projects]}
 
@@ -317,7 +345,14 @@ class Config(_Model):
                          description="plan/apply jobs run at once on this host")
     shutdown_grace: float = Field(600.0, ge=0, json_schema_extra=env("TFBOT_SHUTDOWN_GRACE"),
                                   description="seconds a stopping `tfbot serve` waits for running Terraform runs "
-                                  "before it interrupts them (keep the orchestrator's stop timeout longer)")
+                                  "before it asks them to stop (keep the orchestrator's stop timeout above "
+                                  "shutdown_grace + terraform_stop_grace)")
+    # Terraform asked to stop finishes the resource operations it started and writes its state; killed, it loses
+    # them and leaves its state lock held. Provider operations can take minutes.
+    terraform_stop_grace: float = Field(300.0, ge=0, json_schema_extra=env("TFBOT_TERRAFORM_STOP_GRACE"),
+                                        description="seconds a stopping `tfbot serve` gives a Terraform run it asked "
+                                        "to stop (after shutdown_grace) to finish its in-flight operations and save "
+                                        "its state, before it kills the run")
     terraform: TerraformConfig = TerraformConfig()
     repos: tuple[RepoConfig, ...] = Field((), description="which repositories tfbot acts on; the first match wins")
     storage: StorageConfig = StorageConfig()

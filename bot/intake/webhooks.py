@@ -16,6 +16,9 @@ from typing import Any, Mapping
 HANDLED_EVENTS = frozenset({"pull_request", "issue_comment", "pull_request_review", "push", "installation"})
 _DELIVERY_RE = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 _EVENT_RE = re.compile(r"^[a-z_]{1,64}$")
+# The id of a delivery tfbot makes itself for an event it missed while down (bot.ops.reconcile) starts with this;
+# GitHub's ids are GUIDs, so the two never meet.
+MISSED_EVENT_PREFIX = "reconcile-"
 
 
 class WebhookRejected(Exception):
@@ -42,6 +45,11 @@ class Delivery:
     @property
     def repo(self) -> str:
         return str((self.payload.get("repository") or {}).get("full_name") or "")
+
+    @property
+    def missed(self) -> bool:
+        """Made by reconciliation for an event GitHub sent while tfbot was not listening."""
+        return self.id.startswith(MISSED_EVENT_PREFIX)
 
     @property
     def installation_id(self) -> int | None:

@@ -7,6 +7,7 @@ import logging
 import os
 import struct
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,17 @@ def report_interrupted(svc: Any, command_id: str, project_data: dict[str, Any], 
     mark_failed(svc, cmd, project, reason)
     if svc.records.add_interrupted_result(command_id, result):
         queue_report(svc.runs_queue, command_id)
+
+
+def stopped_result(svc: Any, cmd: Any, result: ProjectResult, reason: str) -> ProjectResult:
+    """The run's own result after a stopping `tfbot serve` asked its Terraform to stop: why it ended, and whether
+    Terraform's state lock is free, before what the result itself says to do."""
+    kind = "plan" if cmd.kind == "plan" else "apply"
+    lock_note = state_lock_note(svc, cmd, result.project)
+    log.warning("%s %s#%d %s interrupted: %s", cmd.kind, cmd.repo, cmd.pull, result.project.name, reason)
+    return replace(result, message=(
+        f"The {kind} was interrupted: {reason}. tfbot asked Terraform to stop and let it finish what it had "
+        f"started and save its state; its output is below. {lock_note.message} {result.message}").strip())
 
 
 def mark_failed(svc: Any, cmd: Command, project: Project, reason: str) -> None:

@@ -497,18 +497,24 @@ def _release(svc: Any, cmd: Command, project: Project, token: int, reason: str, 
 def changes_digest(plan_json: dict[str, Any] | None) -> str:
     """A hash of every planned change with its values, so two plans compare equal only if they do the same.
 
-    Empty when Terraform's JSON was too large to keep: such plans never count as equal.
+    Output changes count: applying a plan writes its output values to the state, where other projects and
+    tools read them, so a plan that sets another value is not the reviewed plan. Empty when Terraform's JSON
+    was too large to keep: such plans never count as equal.
     """
     import hashlib
     import json
 
     if not plan_json:
         return ""
-    changes = sorted(
+    resources = sorted(
         (rc.get("address", ""), json.dumps(rc.get("change", {}), sort_keys=True))
         for rc in plan_json.get("resource_changes", []) if rc.get("change", {}).get("actions") != ["no-op"]
     )
-    return hashlib.sha256(json.dumps(changes).encode()).hexdigest()
+    outputs = sorted(
+        (name, json.dumps(change, sort_keys=True))
+        for name, change in (plan_json.get("output_changes") or {}).items() if change.get("actions") != ["no-op"]
+    )
+    return hashlib.sha256(json.dumps({"resources": resources, "outputs": outputs}).encode()).hexdigest()
 
 
 def _set_state(svc: Any, project: Project, cmd: Command, token: int, state: LockState, **fields: str | bool) -> None:

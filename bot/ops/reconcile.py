@@ -4,23 +4,21 @@ For each PR holding a lock, GitHub is asked for the PR's state:
 - open: nothing to do.
 - closed without merging: handled exactly as the `pull_request.closed` event tfbot missed would have been
   (its handler releases the locks, hands each to the next PR in line, deletes plans and checkouts).
-- merged: the locks whose merge was never attempted get the `merge` command the closed handler starts
-  (apply the reviewed plan, or re-plan a stale one; an applied-before-merge lock is just released), with a
-  note on the PR that tfbot was down when it merged. Locks past that point (applying, apply failed, plan
-  stale) wait for a person, as they would have anyway.
-The missed event (redelivered, see bot.ops.redelivery) and this pass may both come. Releasing twice is harmless;
-applying twice is not, so before starting a merge this pass claims the event's replay fingerprint
-(bot.intake.replay): whichever comes second (the redelivered event, another host's pass, `tfbot reconcile` run by
-hand) does nothing.
+- merged, with a lock whose merge was never attempted: the merge is handed to the router as that missed
+  `pull_request.closed` event, so it is applied the one way every merge is (the closed handler: every project
+  the PR holds a lock of or changed, with a note that tfbot was down). Locks past that point (applying, apply
+  failed, plan stale) wait for a person, as they would have anyway.
 
 Merged PRs that hold no lock (opened and merged while tfbot was down, or whose closing event failed for good)
 are found too: every repository the App is installed on and tfbot is configured for is asked for the PRs
 merged in the last 6 days (never before the first pass of tfbot itself). That is one request per repository,
-so periodic passes do it at most every MERGE_SCAN_SECONDS; a start and `tfbot reconcile` always do. A merge whose closing event was
-never acted on (no replay fingerprint) is handed to the normal router as a synthetic `pull_request` `closed`
-delivery on the events queue, exactly as if GitHub had sent it, with a job id named after the merge: while
-that job is queued, retried or failed, later passes leave it alone (`tfbot reconcile` by hand re-queues a
-failed one). The closed handler decides whether the PR changed Terraform projects and what to do.
+so periodic passes do it at most every MERGE_SCAN_SECONDS; a start and `tfbot reconcile` always do.
+
+Either way a merge is handed over as a synthetic `closed` delivery on the events queue, exactly as if GitHub
+had sent it, with a job id named after the merge: while that job is queued, retried or failed, later passes
+leave it alone (`tfbot reconcile` by hand re-queues a failed one). The delivery claims the event's replay
+fingerprint when a worker handles it (bot.jobs), so the missed event, redelivered by GitHub (see
+bot.ops.redelivery), and this pass never both apply: whichever comes second does nothing.
 """
 from __future__ import annotations
 
@@ -38,10 +36,9 @@ from bot.config import Config
 from bot.adapters.github import PullInfo
 from bot.lifecycle.handlers.pull_requests import closed
 from bot.models import LockInfo, LockState
-from bot.lifecycle.planning import start_command
 from bot.queue import enqueue_delivery
-from bot.intake.replay import FINGERPRINT_TTL_SECONDS, fingerprint
-from bot.intake.webhooks import Delivery
+from bot.intake.replay import FINGERPRINT_TTL_SECONDS, closed_fingerprint
+from bot.intake.webhooks import MISSED_EVENT_PREFIX, Delivery
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +59,10 @@ _LIVE_JOB = frozenset({"queued", "started", "scheduled", "deferred"})
 class Action(str, Enum):
     KEEP = "kept: the PR is open"
     RELEASE = "released: the PR was closed without merging"
-    APPLY = "applying: the PR was merged"
     WAIT = "left for a person: the PR was merged and its locks are past the merge"
     HANDLED = "nothing: its closing event was already handled"
     QUEUED = "handed to tfbot: merged while tfbot was not listening"
+    PENDING = "nothing: its merge was already handed to tfbot"
     ERROR = "not reconciled"
 
 
@@ -85,14 +82,13 @@ class Reconciled:
         return f"{where}{what}: {self.action.value}" + (f" ({self.detail})" if self.detail else "")
 
 
-def decide(pull: PullInfo, locks: Sequence[LockInfo]) -> tuple[Action, list[LockInfo]]:
-    """What to do about the locks `pull` holds, and which of them it concerns (KEEP, RELEASE, APPLY or WAIT)."""
+def decide(pull: PullInfo, locks: Sequence[LockInfo]) -> Action:
+    """What to do about a PR holding `locks`: KEEP, RELEASE, WAIT, or QUEUED (hand its merge to the router)."""
     if pull.state == "open":
-        return Action.KEEP, []
+        return Action.KEEP
     if not pull.merged:
-        return Action.RELEASE, list(locks)
-    due = [lock for lock in locks if lock.state in MERGE_NOT_ATTEMPTED]
-    return (Action.APPLY, due) if due else (Action.WAIT, [])
+        return Action.RELEASE
+    return Action.QUEUED if any(lock.state in MERGE_NOT_ATTEMPTED for lock in locks) else Action.WAIT
 
 
 def closed_event(repo: str, installation: int, pull: PullInfo) -> dict[str, Any]:
@@ -134,31 +130,17 @@ def reconcile_locks(svc: Any, origin: str = AT_STARTUP) -> list[Reconciled]:
 def _reconcile_pull(svc: Any, repo: str, number: int, locks: list[LockInfo], origin: str) -> Reconciled:
     installation = _installation(svc, repo, number)
     pull = svc.github.repo(installation, repo).pull(number)
-    action, due = decide(pull, locks)
-    if action in (Action.KEEP, Action.WAIT):
-        return Reconciled(repo, number, action, _names(locks))
-    payload = closed_event(repo, installation, pull)
+    action = decide(pull, locks)
     if action is Action.RELEASE:
-        # Releasing twice is harmless (the second finds nothing), so no claim: act even if the event is in flight.
-        closed(Delivery(id=f"reconcile-{uuid.uuid4().hex[:12]}", event="pull_request", payload=payload), svc)
-    else:
-        # Applying twice is not: claim the closed event's replay fingerprint, so the missed event, redelivered
-        # later, does nothing; and do nothing if that event was handled first.
-        mark = fingerprint("pull_request", payload)
-        key, token = (keys.event_fingerprint(mark) if mark else None), f"reconcile-{uuid.uuid4().hex}"
-        if key and not svc.redis.set(key, token, nx=True, ex=FINGERPRINT_TTL_SECONDS):
-            log.info("reconcile: %s#%d is merged, but its closing event was already handled", repo, number)
-            return Reconciled(repo, number, Action.HANDLED, _names(locks))
-        try:
-            _start_merge(svc, repo, installation, pull, due, origin)
-        except Exception:
-            if key and svc.redis.get(key) == token.encode():
-                svc.redis.delete(key)  # not started after all: let the redelivered event, or the next pass, do it
-            raise
-    for lock in due:
-        log.info("reconcile: %s#%d %s (dir %s, workspace %s): %s", repo, number, lock.project, lock.dir,
-                 lock.workspace, action.value)
-    return Reconciled(repo, number, action, _names(due))
+        # Releasing twice is harmless (the second finds nothing): act at once, even if the event is in flight.
+        payload = closed_event(repo, installation, pull)
+        closed(Delivery(id=f"{MISSED_EVENT_PREFIX}{uuid.uuid4().hex[:12]}", event="pull_request", payload=payload),
+               svc)
+    elif action is Action.QUEUED:
+        action = hand_over_merge(svc, repo, installation, pull, origin)
+    if action in (Action.RELEASE, Action.QUEUED):
+        log.info("reconcile: %s#%d (%s): %s", repo, number, ", ".join(_names(locks)), action.value)
+    return Reconciled(repo, number, action, _names(locks))
 
 
 def reconcile_merges(svc: Any, origin: str = AT_STARTUP, now: float | None = None) -> list[Reconciled]:
@@ -185,39 +167,51 @@ def reconcile_merges(svc: Any, origin: str = AT_STARTUP, now: float | None = Non
 
 
 def _reconcile_repo_merges(svc: Any, installation: int, repo: str, since: float, origin: str) -> list[Reconciled]:
+    gh = svc.github.repo(installation, repo)
+    results = []
+    for number, merge_sha in gh.merged_since(since):
+        mark = closed_fingerprint(repo, number, True, merge_sha)
+        if svc.redis.exists(keys.event_fingerprint(mark)) or svc.locks.locks_of_pull(repo, number):
+            continue  # acted on (or being acted on) already, or a PR with locks: reconcile_locks has it
+        if _on_its_way(svc, _delivery_id(mark), origin):
+            continue  # asked before GitHub is asked for the PR: one request less per merge already handed over
+        if hand_over_merge(svc, repo, installation, gh.pull(number), origin) is Action.QUEUED:
+            log.warning("reconcile: %s#%d was merged (%s) but its merge was never handled: handed to tfbot", repo,
+                        number, merge_sha[:8])
+            results.append(Reconciled(repo, number, Action.QUEUED, (), f"merge {merge_sha[:8]}"))
+    return results
+
+
+def hand_over_merge(svc: Any, repo: str, installation: int, pull: PullInfo, origin: str) -> Action:
+    """Queue the `closed` event tfbot missed for the router (QUEUED), unless it was handled (HANDLED) or is on
+    its way (PENDING). The one way a merge is applied: its handler plans and applies what the merge brought."""
+    mark = closed_fingerprint(repo, pull.number, True, pull.merge_commit_sha)
+    if svc.redis.exists(keys.event_fingerprint(mark)):
+        return Action.HANDLED
+    delivery_id = _delivery_id(mark)
+    if _on_its_way(svc, delivery_id, origin):
+        return Action.PENDING
+    enqueue_delivery(svc.events_queue, delivery_id, "pull_request", closed_event(repo, installation, pull))
+    return Action.QUEUED
+
+
+def _delivery_id(mark: str) -> str:
+    """One id per merge, so every pass and host names the same job."""
+    return MISSED_EVENT_PREFIX + hashlib.sha256(mark.encode()).hexdigest()[:24]
+
+
+def _on_its_way(svc: Any, delivery_id: str, origin: str) -> bool:
+    """Whether the hand-over job is queued, running or waiting for a retry, or failed for good: the PR was told,
+    and only `tfbot reconcile` by hand tries again."""
     from rq.exceptions import NoSuchJobError
     from rq.job import Job
     from rq.serializers import JSONSerializer
 
-    gh = svc.github.repo(installation, repo)
-    results = []
-    for number, merge_sha in gh.merged_since(since):
-        mark = fingerprint("pull_request", {"action": "closed", "repository": {"full_name": repo},
-                                            "pull_request": {"number": number, "merged": True,
-                                                             "merge_commit_sha": merge_sha}})
-        if svc.redis.exists(keys.event_fingerprint(mark)) or svc.locks.locks_of_pull(repo, number):
-            continue  # acted on (or being acted on) already, or a PR with locks: reconcile_locks has it
-        delivery_id = "reconcile-" + hashlib.sha256(mark.encode()).hexdigest()[:24]
-        try:
-            status = Job.fetch(f"delivery-{delivery_id}", connection=svc.redis,
-                               serializer=JSONSerializer).get_status()
-        except NoSuchJobError:
-            status = None
-        if status is not None and (status in _LIVE_JOB or origin != BY_COMMAND):
-            continue  # on its way, or failed after its retries: the PR was told; `tfbot reconcile` tries again
-        payload = closed_event(repo, installation, gh.pull(number))
-        enqueue_delivery(svc.events_queue, delivery_id, "pull_request", payload)
-        log.warning("reconcile: %s#%d was merged (%s) but its merge was never handled: queued as %s", repo, number,
-                    merge_sha[:8], delivery_id)
-        results.append(Reconciled(repo, number, Action.QUEUED, (), f"merge {merge_sha[:8]}"))
-    return results
-
-
-def _start_merge(svc: Any, repo: str, installation: int, pull: PullInfo, due: list[LockInfo], origin: str) -> None:
-    note = (f"tfbot was down when this PR was merged, so it missed the merge; {origin} found the PR merged "
-            "with its lock still held and started the apply below.")
-    start_command(svc, "merge", repo, pull, installation, pull.merged_by or pull.author,
-                  [svc.project_of_lock(lock) for lock in due], head_sha=pull.head_sha, note=note)
+    try:
+        status = Job.fetch(f"delivery-{delivery_id}", connection=svc.redis, serializer=JSONSerializer).get_status()
+    except NoSuchJobError:
+        return False
+    return status is not None and (status in _LIVE_JOB or origin != BY_COMMAND)
 
 
 def _installation(svc: Any, repo: str, number: int) -> int:
@@ -251,6 +245,6 @@ def main(config: Config, out: TextIO | None = None) -> int:
         return 0
     for result in results:
         out.write(result.line() + "\n")
-    if any(r.action in (Action.APPLY, Action.QUEUED) for r in results):
+    if any(r.action is Action.QUEUED for r in results):
         out.write("A tfbot worker runs the applies (`tfbot serve` or `tfbot worker` must be running).\n")
     return 1 if any(r.action is Action.ERROR for r in results) else 0

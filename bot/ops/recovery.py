@@ -93,7 +93,7 @@ class Recovery:
         except Exception:  # noqa: BLE001 - a fault in tfbot: logged whole, and the next period tries again
             log.exception("reconciliation of locks failed; trying again in %.0f s", self.interval)
             return
-        acted = [r for r in results if r.action in (Action.RELEASE, Action.APPLY, Action.QUEUED)]
+        acted = [r for r in results if r.action in (Action.RELEASE, Action.QUEUED)]
         failed = [r for r in results if r.action is Action.ERROR]
         self.reconciled = not failed
         log.info("reconciliation: %d PR(s) looked at; %d acted on%s", len(results), len(acted),

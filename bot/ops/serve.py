@@ -7,10 +7,13 @@ child it has (SIGCHLD), which would hide how a worker died.
 Stopping (SIGTERM, or Ctrl-C) goes in this order, so that no run is lost and no process outlives serve:
 1. workers stop taking jobs (RQ's warm shutdown) and finish what they run;
 2. after `shutdown_grace` seconds, runs still going are recorded as interrupted (their PRs are told at the
-   next start) and every process under each worker, Terraform included, is signalled, then killed;
+   next start, unless the run reports itself) and Terraform is asked to stop (SIGTERM); it gets
+   `terraform_stop_grace` seconds to finish its in-flight operations and save its state, while the run
+   reads its output and records its result; then whatever is left under each worker is killed;
 3. the web server drains and stops;
 4. the embedded Redis saves and stops, last, so that everything above reached it.
-A second SIGTERM or Ctrl-C skips what is left of the grace.
+A second SIGTERM or Ctrl-C skips what is left of `shutdown_grace`, never Terraform's stop grace: cutting that
+short loses state (`kill -9` is there for whoever accepts that).
 """
 from __future__ import annotations
 
@@ -26,13 +29,17 @@ from typing import Any
 from bot.config import Config
 from bot.ops.logs import setup_logging
 from bot.ops.preflight import check_git
-from bot.adapters.procs import alive, become_subreaper, children_of, descendants, reap_orphans, signal_all, stop_with_parent
+from bot.adapters.procs import (
+    become_subreaper, children_of, command_line, descendants, reap_orphans, signal_all, stop_with_parent,
+)
 from bot.adapters.redis_server import EmbeddedRedis, EmbeddedRedisError
 from bot.web.server import EXIT_CANNOT_BIND, port_problem
 
 log = logging.getLogger("tfbot.serve")
 RESTART_BACKOFF_MAX = 30.0
-KILL_GRACE = 10.0  # seconds between SIGTERM and SIGKILL for what is left once the grace is over
+KILL_GRACE = 10.0  # seconds the web server has to drain after SIGTERM before it is killed
+# How long a job's record of why serve stopped its run is kept: the run reads it when Terraform has ended.
+STOPPING_TTL_SECONDS = 24 * 3600
 
 
 def serve(config: Config) -> int:
@@ -105,7 +112,7 @@ def serve(config: Config) -> int:
 
 
 def stop_workers(workers: list["Child"], config: Config, redis_url: str, hurry: threading.Event) -> None:
-    """Warm-stop the workers, wait for their runs up to shutdown_grace, then interrupt what still runs."""
+    """Warm-stop the workers, wait for their runs up to shutdown_grace, then ask what still runs to stop."""
     for child in workers:
         child.signal(signal.SIGTERM)
     deadline = time.monotonic() + config.shutdown_grace
@@ -116,39 +123,54 @@ def stop_workers(workers: list["Child"], config: Config, redis_url: str, hurry: 
         return
     why = ("tfbot was asked to stop at once" if hurry.is_set()
            else f"tfbot was stopping and the run did not finish within shutdown_grace ({config.shutdown_grace:.0f} s)")
-    record_interrupted(redis_url, [c.pid for c in busy if c.pid], why)
-    for child in busy:
-        interrupt_runs(child, why)
-    for child in busy:
-        # Already asked to stop: a second SIGTERM would be RQ's cold shutdown, which skips recording the
-        # failed job. It exits by itself once it has.
-        child.stop(KILL_GRACE, ask=False)
+    runs = record_interrupted(redis_url, [c.pid for c in busy if c.pid], why)
+    stop_runs(busy, runs, config.terraform_stop_grace)
 
 
-def interrupt_runs(child: "Child", why: str) -> None:
-    """Stop the run of a busy worker: its work horse gets SIGTERM, Terraform under it one SIGTERM too.
+def stop_runs(busy: list["Child"], runs: dict[int, str], grace: float) -> None:
+    """Ask the command each busy worker runs (Terraform, a `run` step) to stop, wait up to `grace` for the
+    workers to end their jobs, then kill what is left.
 
-    Terraform gets that SIGTERM from Linux when the horse dies (it is started with stop_with_parent), so it
-    stops gracefully, writes its state and releases its state lock; signalling it as well would be a second
-    interrupt, which makes Terraform exit at once. Whatever is still alive of the worker's tree after
-    KILL_GRACE (a provisioner's child, a `run` step's) is killed.
+    Only the command gets a signal, one SIGTERM: Terraform then finishes the resource operations it started,
+    writes its state and releases its state lock (a second signal makes it exit at once). A command the run
+    starts meanwhile (the signal came between two steps) gets its own. The work horse is left alone: it reads
+    Terraform's output, and Terraform writing to a pipe nobody reads dies of SIGPIPE in the middle of its
+    operations, losing state and leaving its lock held; alive, the horse also records the run's own result.
     """
+    asked: set[int] = set()
+    deadline = time.monotonic() + grace
+    while True:
+        pending = [c for c in busy if c.running()]
+        for child in pending:
+            asked |= ask_to_stop(child, runs.get(child.pid or 0, "an unknown run"), grace, asked)
+        if not pending or time.monotonic() >= deadline:
+            break
+        time.sleep(0.2)
+    for child in busy:
+        if child.running():
+            log.error("worker %s: %s did not end within terraform_stop_grace (%.0f s): killing it; its state may lack "
+                      "what it was doing, and a remote state lock may stay held", child.pid,
+                      runs.get(child.pid or 0, "its run"), grace)
+            child.kill()
+
+
+def ask_to_stop(child: "Child", run: str, grace: float, asked: set[int]) -> set[int]:
+    """SIGTERM the commands of `child`'s work horse not asked yet; return their pids."""
     if child.pid is None:
-        return
-    tree = descendants(child.pid)
-    horses = children_of(child.pid)  # the work horse (and RQ's scheduler)
-    commands = [pid for horse in horses for pid in children_of(horse)]  # Terraform, a `run` step
-    log.warning("worker %d: interrupting its run (%d process(es)): %s", child.pid, len(tree), why)
-    signal_all(horses, signal.SIGTERM)
-    deadline = time.monotonic() + KILL_GRACE
-    while time.monotonic() < deadline and any(alive(pid) for pid in commands):
-        time.sleep(0.1)
-    # Terraform is done (or out of time): what is left of the run, such as a provisioner's child, goes now.
-    signal_all([pid for pid in tree if alive(pid)], signal.SIGKILL)
+        return set()
+    # The worker's children are its work horse (and RQ's scheduler); theirs are Terraform or a `run` step.
+    commands = [pid for horse in children_of(child.pid) for pid in children_of(horse) if pid not in asked]
+    if commands:
+        what = ", ".join(f"{command_line(pid) or 'a command'} (pid {pid})" for pid in commands)
+        log.warning("worker %d: asked %s to stop in the run of %s; waiting up to %.0f s (terraform_stop_grace) for "
+                    "it to finish its in-flight operations and save its state", child.pid, what, run, grace)
+        signal_all(commands, signal.SIGTERM)
+    return set(commands)
 
 
-def record_interrupted(redis_url: str, worker_pids: list[int], reason: str) -> None:
-    """Queue the interrupted-run report of every project run these worker processes are running."""
+def record_interrupted(redis_url: str, worker_pids: list[int], reason: str) -> dict[int, str]:
+    """Queue the interrupted-run report of every project run these worker processes are running, and tell each
+    run why it is being stopped (its own result says so); return what each worker runs, by worker pid."""
     import socket
 
     from rq import Worker
@@ -156,7 +178,9 @@ def record_interrupted(redis_url: str, worker_pids: list[int], reason: str) -> N
 
     from bot.jobs import queue_interrupted_report
     from bot.adapters.redis_server import connect
+    from bot.state import keys
 
+    runs: dict[int, str] = {}
     try:
         conn = connect(redis_url)
         host = socket.gethostname()
@@ -165,10 +189,25 @@ def record_interrupted(redis_url: str, worker_pids: list[int], reason: str) -> N
                 continue
             job = worker.get_current_job()
             if job is not None and job.func_name == "bot.jobs.run_project":
-                log.warning("recording run job %s as interrupted: %s", job.id, reason)
+                runs[worker.pid] = describe_run(conn, job)
+                log.warning("recording run job %s (%s) as interrupted: %s", job.id, runs[worker.pid], reason)
+                conn.set(keys.run_stopping(job.id), reason, ex=STOPPING_TTL_SECONDS)
                 queue_interrupted_report(conn, job, reason)
     except Exception:  # noqa: BLE001 - the heartbeat reaper still reports the run at the next start
         log.exception("could not record the interrupted runs; they are reported when their heartbeat expires")
+    return runs
+
+
+def describe_run(conn: Any, job: Any) -> str:
+    """`merge acme/infra#12 network`: which command, PR and project a run job is."""
+    from bot.state.records import Records
+
+    command_id, project = job.args[:2]
+    try:
+        cmd = Records(conn).command(command_id)
+    except Exception:  # noqa: BLE001 - only for a log line
+        return job.description or job.id
+    return f"{cmd.kind} {cmd.repo}#{cmd.pull} {project.get('name', '')}".strip()
 
 
 class Child:
@@ -228,8 +267,13 @@ class Child:
         try:
             self.proc.wait(timeout=grace)
         except subprocess.TimeoutExpired:
-            tree = descendants(self.proc.pid)
             log.warning("%s process %d did not stop within %.0fs; killing it and %d process(es) under it",
-                        self.command, self.proc.pid, grace, len(tree))
-            signal_all([*tree, self.proc.pid], signal.SIGKILL)
-            self.proc.wait()
+                        self.command, self.proc.pid, grace, len(descendants(self.proc.pid)))
+            self.kill()
+
+    def kill(self) -> None:
+        """SIGKILL the process and everything under it."""
+        if self.proc is None:
+            return
+        signal_all([*descendants(self.proc.pid), self.proc.pid], signal.SIGKILL)
+        self.proc.wait()

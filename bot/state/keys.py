@@ -144,6 +144,11 @@ def run_alive(job_id: str) -> str:
     return f"{PREFIX}:alive:{job_id}"
 
 
+def run_stopping(job_id: str) -> str:
+    """Why a stopping `tfbot serve` asked this running job's Terraform to stop (string, TTL): its result says so."""
+    return f"{PREFIX}:stopping:{job_id}"
+
+
 def run_reaped(job_id: str) -> str:
     """Marks a run already reported as interrupted by the reaper (string, TTL)."""
     return f"{PREFIX}:reaped:{job_id}"

@@ -25,6 +25,10 @@ FORK_REFUSAL = (
     "sources) on tfbot's host with its credentials. An admin can allow it with `allow_fork_prs: true`."
 )
 FORK_APPROVED = "fork_approved_sha"  # pull record field: the fork head a writer's `plan` approved
+MISSED_MERGE_NOTE = (
+    "tfbot was down when this PR was merged (or its merge event was lost), so it missed the merge; its "
+    "reconciliation found the PR merged and started what the merge calls for below."
+)
 FORK_NEEDS_WRITER = (
     "This PR comes from a fork: tfbot does not plan it on every push, because a plan runs the PR's code on "
     "tfbot's host. Someone with write access can review the code and comment `plan`."
@@ -187,7 +191,8 @@ def merged(svc: Any, gh: RepoAPI, delivery: Delivery, number: int, pr: dict[str,
         log.info("%s: merged; no Terraform project to apply", delivery.describe())
         return
     start_command(svc, "merge", repo, pull, delivery.installation_id, str(delivery.payload["sender"]["login"]),
-                  list(projects.values()), head_sha=pr["head"]["sha"])
+                  list(projects.values()), head_sha=pr["head"]["sha"],
+                  note=MISSED_MERGE_NOTE if delivery.missed else "")
 
 
 def tell_kept(svc: Any, gh: RepoAPI, number: int, kept: list[Any]) -> None:

@@ -15,6 +15,9 @@ from tests.support import webhook_payloads as wp
 from tests.support.git_repos import ZERO_SHA, RemoteRepo
 from tests.support.octokit_examples import event_definition, load_examples
 
+# GitHub's examples are fetched with npm on first use (a process): these tests are io, never unit.
+pytestmark = pytest.mark.io
+
 HEAD = "a" * 40
 BASE = "b" * 40
 INSTALLATION = 4242

@@ -10,12 +10,18 @@ import hmac
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, Protocol
 
 # Events a worker acts on. Anything else is acknowledged (202) and dropped.
 HANDLED_EVENTS = frozenset({"pull_request", "issue_comment", "pull_request_review", "push", "installation"})
 _DELIVERY_RE = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 _EVENT_RE = re.compile(r"^[a-z_]{1,64}$")
+
+
+class HeaderLookup(Protocol):
+    """The request headers as parse_delivery reads them: a dict, or Flask's case-insensitive Headers."""
+
+    def get(self, key: str, default: str, /) -> str: ...
 
 
 class WebhookRejected(Exception):
@@ -68,9 +74,9 @@ def verify_signature(secret: str, body: bytes, header: str | None) -> bool:
     return hmac.compare_digest(signature_for(secret, body).encode(), header.strip().encode())
 
 
-def parse_delivery(headers: Mapping[str, str], body: bytes, secret: str) -> Delivery:
+def parse_delivery(headers: HeaderLookup, body: bytes, secret: str) -> Delivery:
     """Verify and parse one delivery; raise WebhookRejected(401|400) when it must not be processed."""
-    if not verify_signature(secret, body, headers.get("X-Hub-Signature-256")):
+    if not verify_signature(secret, body, headers.get("X-Hub-Signature-256", "")):
         raise WebhookRejected(401, "missing or invalid X-Hub-Signature-256")
     event = headers.get("X-GitHub-Event", "")
     delivery_id = headers.get("X-GitHub-Delivery", "")
@@ -153,15 +159,18 @@ def validate_payload(event: str, payload: Mapping[str, Any]) -> list[str]:
 
 
 def _type_name(kind: type | tuple[type, ...]) -> str:
-    return {int: "an integer", str: "a string"}.get(kind, "of another type")  # type: ignore[call-overload]
+    names: dict[type | tuple[type, ...], str] = {int: "an integer", str: "a string"}
+    return names.get(kind, "of another type")
 
 
 def _number(payload: Mapping[str, Any]) -> int | None:
     for key in ("number",):
-        if isinstance(payload.get(key), int):
-            return payload[key]
+        value = payload.get(key)
+        if isinstance(value, int):
+            return value
     for parent in ("pull_request", "issue"):
         node = payload.get(parent)
-        if isinstance(node, Mapping) and isinstance(node.get("number"), int):
-            return node["number"]
+        number = node.get("number") if isinstance(node, Mapping) else None
+        if isinstance(number, int):
+            return number
     return None

@@ -8,16 +8,19 @@ import os
 import struct
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.jobs import queue_report
-from bot.models import Outcome, ProjectResult
-from bot.state.records import project_from_dict
+from bot.models import Outcome, Project, ProjectResult
+from bot.state.records import Command, project_from_dict
+
+if TYPE_CHECKING:
+    from bot.services import WorkerServices
 
 log = logging.getLogger(__name__)
 
 
-def report_interrupted(svc: Any, command_id: str, project_data: dict[str, Any], reason: str) -> None:
+def report_interrupted(svc: WorkerServices, command_id: str, project_data: dict[str, Any], reason: str) -> None:
     """Record an ERROR result for the interrupted project (unless it reported after all) and report the command."""
     project = project_from_dict(project_data)
     cmd = svc.records.command(command_id)
@@ -43,7 +46,7 @@ def report_interrupted(svc: Any, command_id: str, project_data: dict[str, Any], 
         queue_report(svc.runs_queue, command_id)
 
 
-def mark_failed(svc: Any, pull: int, project: Any, reason: str) -> None:
+def mark_failed(svc: WorkerServices, pull: int, project: Project, reason: str) -> None:
     """The lock of a run whose worker died leaves "planning" / "applying" (bot/lifecycle/decision.py, worker died)."""
     from bot.lifecycle.decision import Action, Event, Facts, LockView, decide
     from bot.models import LockState
@@ -75,7 +78,7 @@ _REMOTE_ADVICE = (
     "error shows.")
 
 
-def state_lock_note(svc: Any, cmd: Any, project: Any) -> _LockNote:
+def state_lock_note(svc: WorkerServices, cmd: Command, project: Project) -> _LockNote:
     """Whether Terraform's state lock was left behind, from the evidence in the project's checkout (no Terraform)."""
     from bot.lifecycle.runner import project_slug
 

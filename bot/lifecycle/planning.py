@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rq import Callback
 
@@ -10,6 +10,9 @@ from bot.adapters.github import PullInfo
 from bot.models import Project, ProjectResult
 from bot.state.records import Command, project_to_dict
 from bot.render.comments import pending_status
+
+if TYPE_CHECKING:
+    from bot.services import WorkerServices
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +29,7 @@ def pull_info_dict(pull: PullInfo) -> dict[str, Any]:
 
 
 def start_command(
-    svc: Any,
+    svc: WorkerServices,
     kind: str,
     repo: str,
     pull: PullInfo,
@@ -70,7 +73,8 @@ def start_command(
     return cmd
 
 
-def _set_pending(svc: Any, cmd: Command, kind: str, repo: str, sha: str, installation: int, count: int) -> None:
+def _set_pending(svc: WorkerServices, cmd: Command, kind: str, repo: str, sha: str, installation: int,
+                 count: int) -> None:
     """Best effort: the final status comes with the report, which retries while GitHub is down."""
     from bot.adapters.github import GitHubError
     from bot.jobs import queue_report

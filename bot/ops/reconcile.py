@@ -31,7 +31,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Sequence, TextIO
+from typing import TYPE_CHECKING, Any, Sequence, TextIO
 
 from bot.state import keys
 from bot.config import Config
@@ -40,8 +40,11 @@ from bot.lifecycle.handlers.pull_requests import closed
 from bot.models import LockInfo, LockState
 from bot.lifecycle.planning import start_command
 from bot.queue import enqueue_delivery
-from bot.intake.replay import FINGERPRINT_TTL_SECONDS, fingerprint
+from bot.intake.replay import FINGERPRINT_TTL_SECONDS, closed_fingerprint, fingerprint
 from bot.intake.webhooks import Delivery
+
+if TYPE_CHECKING:
+    from bot.services import WorkerServices
 
 log = logging.getLogger(__name__)
 
@@ -111,12 +114,12 @@ def closed_event(repo: str, installation: int, pull: PullInfo) -> dict[str, Any]
     }
 
 
-def reconcile(svc: Any, origin: str = AT_STARTUP) -> list[Reconciled]:
+def reconcile(svc: WorkerServices, origin: str = AT_STARTUP) -> list[Reconciled]:
     """Act on the PRs holding a lock that closed, then on merges never handled; one result per PR acted on."""
     return reconcile_locks(svc, origin) + reconcile_merges(svc, origin)
 
 
-def reconcile_locks(svc: Any, origin: str = AT_STARTUP) -> list[Reconciled]:
+def reconcile_locks(svc: WorkerServices, origin: str = AT_STARTUP) -> list[Reconciled]:
     """Ask GitHub about every PR holding a lock and act on the closed ones; one result per PR, by repo and number."""
     held: dict[tuple[str, int], list[LockInfo]] = {}
     for lock in svc.locks.list():
@@ -131,7 +134,7 @@ def reconcile_locks(svc: Any, origin: str = AT_STARTUP) -> list[Reconciled]:
     return results
 
 
-def _reconcile_pull(svc: Any, repo: str, number: int, locks: list[LockInfo], origin: str) -> Reconciled:
+def _reconcile_pull(svc: WorkerServices, repo: str, number: int, locks: list[LockInfo], origin: str) -> Reconciled:
     installation = _installation(svc, repo, number)
     pull = svc.github.repo(installation, repo).pull(number)
     action, due = decide(pull, locks)
@@ -161,7 +164,7 @@ def _reconcile_pull(svc: Any, repo: str, number: int, locks: list[LockInfo], ori
     return Reconciled(repo, number, action, _names(due))
 
 
-def reconcile_merges(svc: Any, origin: str = AT_STARTUP, now: float | None = None) -> list[Reconciled]:
+def reconcile_merges(svc: WorkerServices, origin: str = AT_STARTUP, now: float | None = None) -> list[Reconciled]:
     """Hand every merge since the watch began whose closing event was never acted on to the router."""
     if origin == PERIODIC and not svc.redis.set(keys.merges_scan_due(), "1", nx=True, ex=MERGE_SCAN_SECONDS):
         return []  # looked recently
@@ -184,7 +187,8 @@ def reconcile_merges(svc: Any, origin: str = AT_STARTUP, now: float | None = Non
     return results
 
 
-def _reconcile_repo_merges(svc: Any, installation: int, repo: str, since: float, origin: str) -> list[Reconciled]:
+def _reconcile_repo_merges(svc: WorkerServices, installation: int, repo: str, since: float,
+                           origin: str) -> list[Reconciled]:
     from rq.exceptions import NoSuchJobError
     from rq.job import Job
     from rq.serializers import JSONSerializer
@@ -192,9 +196,7 @@ def _reconcile_repo_merges(svc: Any, installation: int, repo: str, since: float,
     gh = svc.github.repo(installation, repo)
     results = []
     for number, merge_sha in gh.merged_since(since):
-        mark = fingerprint("pull_request", {"action": "closed", "repository": {"full_name": repo},
-                                            "pull_request": {"number": number, "merged": True,
-                                                             "merge_commit_sha": merge_sha}})
+        mark = closed_fingerprint(repo, number, True, merge_sha)  # as fingerprint() names its closed event
         if svc.redis.exists(keys.event_fingerprint(mark)) or svc.locks.locks_of_pull(repo, number):
             continue  # acted on (or being acted on) already, or a PR with locks: reconcile_locks has it
         delivery_id = "reconcile-" + hashlib.sha256(mark.encode()).hexdigest()[:24]
@@ -213,14 +215,15 @@ def _reconcile_repo_merges(svc: Any, installation: int, repo: str, since: float,
     return results
 
 
-def _start_merge(svc: Any, repo: str, installation: int, pull: PullInfo, due: list[LockInfo], origin: str) -> None:
+def _start_merge(svc: WorkerServices, repo: str, installation: int, pull: PullInfo, due: list[LockInfo],
+                 origin: str) -> None:
     note = (f"tfbot was down when this PR was merged, so it missed the merge; {origin} found the PR merged "
             "with its lock still held and started the apply below.")
     start_command(svc, "merge", repo, pull, installation, pull.merged_by or pull.author,
                   [svc.project_of_lock(lock) for lock in due], head_sha=pull.head_sha, note=note)
 
 
-def _installation(svc: Any, repo: str, number: int) -> int:
+def _installation(svc: WorkerServices, repo: str, number: int) -> int:
     """The installation recorded with the PR, else the App's installation on the repository."""
     recorded = svc.records.pull_field(repo, number, "installation")
     if recorded and recorded.isdigit():

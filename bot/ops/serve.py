@@ -21,7 +21,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any
+from types import FrameType
 
 from bot.config import Config
 from bot.ops.logs import setup_logging
@@ -60,7 +60,7 @@ def serve(config: Config) -> int:
     stop = threading.Event()
     hurry = threading.Event()
 
-    def on_signal(*_: Any) -> None:
+    def on_signal(signum: int, frame: FrameType | None) -> None:
         (hurry if stop.is_set() else stop).set()
 
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -86,7 +86,8 @@ def serve(config: Config) -> int:
                 break
             for child in (web, *workers):
                 child.restart_if_dead()
-            reap_orphans({c.pid for c in (web, *workers) if c.pid} | ({embedded.pid} if embedded else set()))
+            reap_orphans({c.pid for c in (web, *workers) if c.pid}
+                         | ({embedded.pid} if embedded and embedded.pid else set()))
     finally:
         log.info("stopping: workers finish their runs (up to %.0f s), then the web server, then Redis",
                  config.shutdown_grace)

@@ -50,9 +50,12 @@ class Delivery:
         return str((self.payload.get("repository") or {}).get("full_name") or "")
 
     @property
-    def installation_id(self) -> int | None:
+    def installation_id(self) -> int:
+        """The GitHub App installation; every handled event carries it (`parse_delivery` checks)."""
         value = (self.payload.get("installation") or {}).get("id")
-        return value if isinstance(value, int) else None
+        if not isinstance(value, int):
+            raise ValueError(f"{self.describe()} carries no installation id")
+        return value
 
     def describe(self) -> str:
         """A short log label such as `pull_request.opened acme/infra#12 (delivery 72d3...)`."""

@@ -46,7 +46,10 @@ def start_command(
     from bot.jobs import queue_report
 
     sha = head_sha or pull.head_sha
-    applies = svc.config.repo_config(repo).applies_to(pull.base_ref, pull.default_branch or pull.base_ref)
+    repo_cfg = svc.config.repo_config(repo)
+    if repo_cfg is None:
+        raise ValueError(f"{repo} is not in config.repos: tfbot runs nothing there")
+    applies = repo_cfg.applies_to(pull.base_ref, pull.default_branch or pull.base_ref)
     info = {**pull_info_dict(pull), "applies": applies, **(extra_info or {})}
     cmd = svc.records.new_command(kind, repo, pull.number, sha, installation, user,
                                   total=len(projects) + len(prefilled), note=note, info=info)

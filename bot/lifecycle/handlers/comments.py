@@ -49,6 +49,9 @@ def on_comment(delivery: Delivery, svc: WorkerServices) -> None:
 
 def _plan(svc: WorkerServices, gh: RepoAPI, delivery: Delivery, number: int, author: str, cmd: CommentCommand) -> None:
     repo_cfg = svc.config.repo_config(delivery.repo)
+    if repo_cfg is None:  # taken off config.repos after the comment was queued: ignored, as the web process does
+        log.info("ignored %s: repository not in config.repos", delivery.describe())
+        return
     pull = gh.pull(number)
     if pull.state != "open":
         _say(svc, gh, pull, f"@{author}: #{number} is {'merged' if pull.merged else 'closed'}; there is nothing to plan.")
@@ -77,6 +80,10 @@ def _plan(svc: WorkerServices, gh: RepoAPI, delivery: Delivery, number: int, aut
 
 
 def _apply(svc: WorkerServices, gh: RepoAPI, delivery: Delivery, number: int, author: str, cmd: CommentCommand) -> None:
+    repo_cfg = svc.config.repo_config(delivery.repo)
+    if repo_cfg is None:  # taken off config.repos after the comment was queued: ignored, as the web process does
+        log.info("ignored %s: repository not in config.repos", delivery.describe())
+        return
     pull = gh.pull(number)
     if not _may(svc, gh, pull, "apply", author):
         return
@@ -92,7 +99,7 @@ def _apply(svc: WorkerServices, gh: RepoAPI, delivery: Delivery, number: int, au
     if pull.merged:
         extra["base_head_sha"] = base_head(svc, gh, delivery.repo, pull)
     refusals = {} if pull.merged else apply_refusals(
-        gh, pull, projects, allow_draft=svc.config.repo_config(delivery.repo).allow_draft_apply)
+        gh, pull, projects, allow_draft=repo_cfg.allow_draft_apply)
     prefilled = [ProjectResult(p, Outcome.REFUSED, head_sha=pull.head_sha, message=refusals[p.id])
                  for p in projects if p.id in refusals]
     # Everything else (head moved, base changed the project, already applied) is decided under the run guard.

@@ -46,6 +46,9 @@ def autoplan(delivery: Delivery, svc: WorkerServices) -> None:
 
     repo = delivery.repo
     repo_cfg = svc.config.repo_config(repo)
+    if repo_cfg is None:  # taken off config.repos after the event was queued: ignored, as the web process does
+        log.info("ignored %s: repository not in config.repos", delivery.describe())
+        return
     number = int(payload["number"])
     pr = payload["pull_request"]
     if pr.get("draft") and not repo_cfg.plan_drafts:
@@ -156,6 +159,9 @@ def merged(svc: WorkerServices, gh: RepoAPI, delivery: Delivery, number: int, pr
     """Apply what the merge brought, for every project the PR holds a lock of or changed (bot/lifecycle/decision.py)."""
     repo = delivery.repo
     repo_cfg = svc.config.repo_config(repo)
+    if repo_cfg is None:
+        log.info("%s: merged, but the repository is not in config.repos: nothing is applied", delivery.describe())
+        return
     pull = gh.pull(number)
     projects = {p.id: p for p in (svc.project_of_lock(lock) for lock in locks)}
     applies = repo_cfg.applies_to(pull.base_ref, pull.default_branch or pull.base_ref)

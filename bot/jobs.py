@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rq import get_current_job
 
@@ -12,18 +12,30 @@ from bot.state import keys
 from bot.intake.replay import FINGERPRINT_TTL_SECONDS, fingerprint
 from bot.intake.webhooks import Delivery
 
+if TYPE_CHECKING:
+    from resource import struct_rusage
+    from types import TracebackType
+
+    import redis
+    from rq import Queue
+    from rq.job import Job
+
+    from bot.models import ProjectResult
+    from bot.services import WorkerServices
+    from bot.state.records import Command
+
 log = logging.getLogger(__name__)
-_services: Any = None
+_services: WorkerServices | None = None
 RECENT_DELIVERIES = 1000
 
 
-def set_services(services: Any) -> None:
+def set_services(services: WorkerServices) -> None:
     """Called once by `tfbot worker` before it starts taking jobs."""
     global _services
     _services = services
 
 
-def services() -> Any:
+def services() -> WorkerServices:
     if _services is None:
         raise RuntimeError("tfbot job run outside a tfbot worker: services were not set")
     return _services
@@ -99,7 +111,7 @@ def run_project(command_id: str, project: dict[str, Any], attempt: int = 0) -> s
     return result.outcome.value
 
 
-def _say_why_stopped(svc: Any, job: Any, cmd: Any, result: Any) -> Any:
+def _say_why_stopped(svc: WorkerServices, job: Job | None, cmd: Command, result: ProjectResult) -> ProjectResult:
     """A run whose Terraform a stopping `tfbot serve` asked to stop reports its own result, saying why it ended."""
     from bot.lifecycle.interrupted import stopped_result
     from bot.models import Outcome
@@ -107,10 +119,10 @@ def _say_why_stopped(svc: Any, job: Any, cmd: Any, result: Any) -> Any:
     reason = svc.redis.get(keys.run_stopping(job.id)) if job is not None else None
     if not reason or result.outcome not in (Outcome.PLAN_FAILED, Outcome.APPLY_FAILED):
         return result
-    return stopped_result(svc, cmd, result, reason.decode())
+    return stopped_result(svc, cmd, result, keys.text(reason))
 
 
-def _defer_run(svc: Any, command_id: str, project: dict[str, Any], attempt: int) -> bool:
+def _defer_run(svc: WorkerServices, command_id: str, project: dict[str, Any], attempt: int) -> bool:
     """Queue `run_project` again later; False once it has waited longer than any run may last."""
     from datetime import timedelta
 
@@ -126,7 +138,7 @@ def _defer_run(svc: Any, command_id: str, project: dict[str, Any], attempt: int)
     return True
 
 
-def queue_report(queue: Any, command_id: str) -> None:
+def queue_report(queue: Queue, command_id: str) -> None:
     """Report a completed command in a job of its own, retried with backoff while GitHub is unreachable."""
     from rq import Retry
 
@@ -158,14 +170,15 @@ def plan_waiter(project: dict[str, Any], pull: int, installation: int, reason: s
     plan_handed_over(services(), project, pull, installation, reason)
 
 
-def run_failed(job: Any, connection: Any, exc_type: Any = None, exc_value: Any = None, tb: Any = None) -> None:
+def run_failed(job: Job, connection: redis.Redis, exc_type: type[BaseException] | None = None,
+               exc_value: BaseException | None = None, tb: TracebackType | None = None) -> None:
     """RQ failure callback of a project run: the job raised, timed out, or was abandoned by a dead worker."""
     reason = "its worker stopped without finishing it (killed or crashed)" if exc_type is None or \
         getattr(exc_type, "__name__", "") == "AbandonedJobError" else f"it failed inside tfbot ({exc_type.__name__})"
     _queue_interrupted_report(connection, job, reason)
 
 
-def horse_killed(job: Any, retpid: int, ret_val: int, rusage: Any) -> None:
+def horse_killed(job: Job, retpid: int, ret_val: int, rusage: struct_rusage) -> None:
     """Called in the worker when the process running a job died (SIGKILL, out of memory)."""
     import os
 
@@ -174,12 +187,12 @@ def horse_killed(job: Any, retpid: int, ret_val: int, rusage: Any) -> None:
         _queue_interrupted_report(services().redis, job, f"the process running it died ({signal_name})")
 
 
-def queue_interrupted_report(connection: Any, job: Any, reason: str) -> None:
+def queue_interrupted_report(connection: redis.Redis, job: Job, reason: str) -> None:
     """Queue the report of a run that will never finish (its process or worker died)."""
     _queue_interrupted_report(connection, job, reason)
 
 
-def _queue_interrupted_report(connection: Any, job: Any, reason: str) -> None:
+def _queue_interrupted_report(connection: redis.Redis, job: Job, reason: str) -> None:
     from bot.queue import runs_queue
 
     if job.func_name != "bot.jobs.run_project":
@@ -198,7 +211,8 @@ def report_interrupted(command_id: str, project: dict[str, Any], reason: str) ->
     report(services(), command_id, project, reason)
 
 
-def event_job_failed(job: Any, connection: Any, exc_type: Any = None, exc_value: Any = None, tb: Any = None) -> None:
+def event_job_failed(job: Job, connection: redis.Redis, exc_type: type[BaseException] | None = None,
+                     exc_value: BaseException | None = None, tb: TracebackType | None = None) -> None:
     """RQ failure callback of event jobs: tell the PR that tfbot could not handle what it asked for."""
     from bot.ops.events_failed import report_event_failure
 

@@ -2,16 +2,43 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
 import redis
 from rq import Queue
 
 from bot.config import Config
 from bot.adapters.github import GitHubApp
-from bot.models import Project
+from bot.models import LockInfo, Project
 from bot.ops.preflight import TerraformCheck
 from bot.queue import events_queue, runs_queue
+
+if TYPE_CHECKING:
+    from bot.state.locks import LockStore
+    from bot.state.records import Command
+
+
+class HasRedis(Protocol):
+    """Anything that carries the Redis connection: all a reader of Redis keys needs."""
+
+    @property
+    def redis(self) -> redis.Redis: ...
+
+
+class HasEventsQueue(Protocol):
+    """Anything that can queue an event job: web and worker services alike."""
+
+    @property
+    def events_queue(self) -> Queue: ...
+
+
+class UnlockServices(HasRedis, HasEventsQueue, Protocol):
+    """What releasing a lock and handing it on needs, in the web process (lock page) or a worker (CLI)."""
+
+    @property
+    def locks(self) -> LockStore: ...
+
+    def project_of_lock(self, lock: LockInfo) -> Project: ...
 
 
 @dataclass
@@ -36,12 +63,12 @@ class WebServices:
     def terraform_health(self) -> dict[str, object]:
         return self.terraform_check.as_dict()
 
-    def project_of_lock(self, lock: object) -> Project:
+    def project_of_lock(self, lock: LockInfo) -> Project:
         """The configured project a lock belongs to, for handing it over after an unlock from the page."""
         return project_of_lock(self.config, lock)
 
 
-def project_of_lock(config: Config, lock: Any) -> Project:
+def project_of_lock(config: Config, lock: LockInfo) -> Project:
     """The project a lock belongs to, under today's config (workflow and apply requirements included)."""
     from bot.projects.detection import project_at
 
@@ -83,7 +110,7 @@ class WorkerServices:
         self.bot_login = f"{config.github.app_slug}[bot]"
 
     @classmethod
-    def build(cls, config: Config, connection: redis.Redis) -> "WorkerServices":
+    def build(cls, config: Config, connection: redis.Redis) -> WorkerServices:
         return cls(config, connection)
 
     def mask(self, text: str) -> str:
@@ -94,7 +121,7 @@ class WorkerServices:
         base = self.config.server.public_url
         return f"{base}/runs/{run_id}" if base and run_id else ""
 
-    def status_url(self, cmd: object) -> str:
+    def status_url(self, cmd: Command) -> str:
         return self.config.server.public_url + "/locks" if self.config.server.public_url else ""
 
     def render_notice(self, kind: str, pull: int, sha: str, text: str) -> str:
@@ -102,6 +129,6 @@ class WorkerServices:
 
         return render_notice(kind, pull, sha, text)
 
-    def project_of_lock(self, lock: object) -> "Project":
+    def project_of_lock(self, lock: LockInfo) -> Project:
         """The configured project a lock belongs to (settings may have changed since it was taken)."""
         return project_of_lock(self.config, lock)

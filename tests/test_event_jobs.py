@@ -10,6 +10,8 @@ from rq.serializers import JSONSerializer
 from bot import jobs as jobs_module
 from bot.ops.events_failed import what_failed
 from bot.adapters.github import GitHubError
+from bot.intake.webhooks import Delivery
+from bot.lifecycle.handlers import router
 from bot.lifecycle.handover import plan_next
 from bot.models import Project
 from bot.lifecycle.planning import start_command
@@ -141,3 +143,29 @@ def test_a_command_is_queued_even_when_github_refuses_its_pending_status(fake_gi
     with pytest.raises(GitHubError):  # the fault injection itself is real: the same call raises without the fix
         fake_github.fail_next(1, 502, path_contains="/statuses/")
         svc.github.repo(INSTALLATION, REPO).set_status("a" * 40, "x", "pending", "d")
+
+
+# --- a repository taken off config.repos while its events were queued -------------------------------------------
+
+
+@pytest.mark.parametrize("what", ["opened", "merged", "plan comment", "apply comment"])
+def test_an_event_of_a_repository_not_in_the_config_is_ignored(fake_github, worker_services, what):
+    svc = worker_services  # configured for acme/* only
+    other = "other/infra"
+    fake_github.add_repo(other, "file:///nowhere", installation_id=INSTALLATION)
+    fake_github.add_pull(other, 1, head_ref="grow", user="alice", head_sha="a" * 40, base_sha="b" * 40)
+    if what == "merged":
+        fake_github.update_pull(other, 1, merged=True, merge_commit_sha="c" * 40, merged_by="mo")
+    repo = fake_github.repo_payload(other)
+    if what.endswith("comment"):
+        event = "issue_comment"
+        made = fake_github.add_comment(other, 1, "alice", what.split()[0])
+        payload = wp.issue_comment_event("created", repo, 1, made, INSTALLATION, "alice",
+                                         issue=fake_github.issue_payload(other, 1))
+    else:
+        event = "pull_request"
+        payload = wp.pull_request_event("closed" if what == "merged" else what, repo,
+                                        fake_github.pull_payload(other, 1), INSTALLATION, "alice")
+    assert router.dispatch(Delivery(id="guid-other", event=event, payload=payload), svc) == 1  # no exception
+    assert [c["body"] for c in fake_github.comments(other, 1)] == ([what.split()[0]] if event == "issue_comment" else [])
+    assert svc.runs_queue.jobs == [] and svc.events_queue.jobs == []

@@ -12,7 +12,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Callable, TypeVar
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import redis
@@ -23,8 +23,14 @@ from bot.state import keys
 from bot.config import GitHubConfig
 from bot.ops.logs import masker
 
+if TYPE_CHECKING:
+    from github.IssueComment import IssueComment
+    from github.PullRequestReview import PullRequestReview
+    from github.Repository import Repository
+
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 # Refresh an installation token this long before GitHub's expiry, so a long run never holds a dead one.
 TOKEN_MARGIN_SECONDS = 300
 
@@ -150,10 +156,16 @@ class GitHubApp:
     def _integration(self) -> GithubIntegration:
         if self._app_client is None:
             import jwt
+            from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
             from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
+            # Both are checked when the config is loaded for a command that talks to GitHub as the App.
+            if self.config.app_id is None:
+                raise GitHubError("github.app_id is not set: the App's own endpoints need it")
             # PyGithub given the PEM parses it again for every JWT (~50 ms): a pass may make hundreds of calls.
             key = load_pem_private_key(self.config.private_key.encode(), password=None)
+            if not isinstance(key, RSAPrivateKey):
+                raise GitHubError("github.private_key is not an RSA private key")
             self._app_client = GithubIntegration(
                 auth=Auth.AppAuth(self.config.app_id, sign_func=lambda claims: jwt.encode(claims, key, "RS256")),
                 base_url=self.config.api_url,
@@ -233,14 +245,14 @@ class RepoAPI:
         self._gh = client
         self.full_name = full_name
         self._token = token
-        self._repo: Any = None
+        self._repo: Repository | None = None
 
-    def _r(self) -> Any:
+    def _r(self) -> Repository:
         if self._repo is None:
             self._repo = self._call("get repository", lambda: self._gh.get_repo(self.full_name))
         return self._repo
 
-    def _call(self, what: str, fn: Any) -> Any:
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
         try:
             return fn()
         except GithubException as exc:
@@ -283,7 +295,7 @@ class RepoAPI:
         c = self._call(f"comment on #{number}", lambda: self._r().get_issue(number).create_comment(body))
         return int(c.id)
 
-    def _comment(self, number: int, comment_id: int) -> Any:
+    def _comment(self, number: int, comment_id: int) -> IssueComment:
         # PyGithub reaches an issue comment through its issue; the extra GET is lazy-free but cheap.
         return self._r().get_issue(number).get_comment(comment_id)
 
@@ -338,7 +350,7 @@ class RepoAPI:
     def approved_on(self, number: int, sha: str) -> list[str]:
         """Logins whose latest review of the PR approves commit `sha`."""
         reviews = self._call(f"list reviews of #{number}", lambda: list(self._r().get_pull(number).get_reviews()))
-        latest: dict[str, Any] = {}
+        latest: dict[str, PullRequestReview] = {}
         for review in reviews:
             if review.user and review.state in ("APPROVED", "CHANGES_REQUESTED", "DISMISSED"):
                 latest[review.user.login] = review

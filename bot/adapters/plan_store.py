@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Protocol
 from bot.models import Project
 
 if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
     from bot.config import Config, S3Config
 
 
@@ -89,7 +91,7 @@ class LocalPlanStore:
 class S3PlanStore:
     """Plans in S3 under `<prefix>/plans/<key>`, encrypted at rest, so any worker on any host can apply them."""
 
-    def __init__(self, bucket: str, prefix: str, client: object):
+    def __init__(self, bucket: str, prefix: str, client: S3Client):
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.client = client
@@ -98,10 +100,8 @@ class S3PlanStore:
     def from_config(cls, s3: "S3Config") -> "S3PlanStore":
         import boto3
 
-        kwargs = {"region_name": s3.region}
-        if s3.endpoint_url:
-            kwargs["endpoint_url"] = s3.endpoint_url
-        return cls(s3.bucket, s3.prefix, boto3.client("s3", **kwargs))
+        client = boto3.client("s3", region_name=s3.region, endpoint_url=s3.endpoint_url or None)
+        return cls(s3.bucket, s3.prefix, client)
 
     def _key(self, key: str) -> str:
         if ".." in key.split("/"):
@@ -111,7 +111,7 @@ class S3PlanStore:
     def put(self, key: str, source: Path) -> str:
         digest = file_sha256(source)
         with open(source, "rb") as body:
-            self.client.put_object(  # type: ignore[attr-defined]
+            self.client.put_object(
                 Bucket=self.bucket, Key=self._key(key), Body=body, ServerSideEncryption="AES256",
                 Metadata={"sha256": digest},
             )
@@ -121,7 +121,7 @@ class S3PlanStore:
         from botocore.exceptions import ClientError
 
         try:
-            self.client.download_file(self.bucket, self._key(key), str(dest))  # type: ignore[attr-defined]
+            self.client.download_file(self.bucket, self._key(key), str(dest))
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             raise PlanStoreError(f"no saved plan at s3://{self.bucket}/{self._key(key)} ({code})") from None
@@ -131,7 +131,7 @@ class S3PlanStore:
             raise PlanStoreError(f"saved plan {key} has SHA-256 {actual[:12]}…, recorded {sha256[:12]}…: refusing it")
 
     def delete(self, key: str) -> None:
-        self.client.delete_object(Bucket=self.bucket, Key=self._key(key))  # type: ignore[attr-defined]
+        self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
 
 
 def plan_store_for(config: "Config") -> PlanStore:

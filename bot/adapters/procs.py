@@ -11,7 +11,7 @@ _PR_SET_PDEATHSIG = 1
 
 def _load_prctl() -> Callable[..., Any] | None:
     try:
-        return ctypes.CDLL(None, use_errno=True).prctl  # type: ignore[no-any-return]
+        return ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
         return None  # not Linux
 

@@ -157,6 +157,7 @@ class EmbeddedRedis:
 
 def _owner_of(owner_file: Path, server_pid: int) -> int | None:
     """The pid of the live `tfbot serve` that runs this server, or None when its supervisor is gone."""
+    supervisor: int | None
     try:
         owner = json.loads(owner_file.read_text())
         supervisor = int(owner["supervisor"])

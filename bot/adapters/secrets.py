@@ -19,13 +19,8 @@ def resolve_secret(reference: str, aws: "AwsConfig") -> str:
     name = reference.removeprefix("ssm:").strip()
     if not name:
         raise SecretError("empty SSM parameter name")
-    kwargs = {}
-    if aws.region:
-        kwargs["region_name"] = aws.region
-    if aws.endpoint_url:
-        kwargs["endpoint_url"] = aws.endpoint_url
     try:
-        client = boto3.client("ssm", **kwargs)
+        client = boto3.client("ssm", region_name=aws.region or None, endpoint_url=aws.endpoint_url or None)
         response = client.get_parameter(Name=name, WithDecryption=True)
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "error")

@@ -44,7 +44,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import ijson
 
@@ -82,7 +82,7 @@ class TerraformResult:
     # plan only: True for -detailed-exitcode 2, False for 0, None when the plan failed.
     has_changes: bool | None = None
     # show_plan only: the plan JSON (None if larger than max_json_bytes) and its (action, address) list.
-    data: dict | None = None
+    data: dict[str, Any] | None = None
     resource_changes: list[tuple[str, str]] = field(default_factory=list)
 
     @property
@@ -125,7 +125,8 @@ def read_resource_changes(stream: IO[bytes]) -> list[tuple[str, str]]:
     part we need; memory stays near the largest single value.
     """
     changes: list[tuple[str, str]] = []
-    address, deposed, actions = "", "", []
+    address, deposed = "", ""
+    actions: list[str] = []
     for prefix, event, value in ijson.parse(stream, buf_size=1 << 20):
         if not prefix.startswith("resource_changes.item"):
             continue
@@ -312,7 +313,7 @@ class Terraform:
                 return replace(result, exit_code=1, output=result.output + f"\n[tfbot] unreadable plan JSON: {exc}")
         return replace(result, data=data, resource_changes=changes)
 
-    def show_json(self, workdir: Path, plan_file: Path) -> dict:
+    def show_json(self, workdir: Path, plan_file: Path) -> dict[str, Any]:
         """The plan JSON as a dict; raises TerraformError if show fails or the JSON is over max_json_bytes."""
         result = self.show_plan(workdir, plan_file)
         if not result.ok or result.data is None:
@@ -329,7 +330,7 @@ class Terraform:
         args = self._cmd("apply", str(_absolute(plan_file)), input=False, no_color=IsFlagged)
         return self._run(args, workdir, workspace=workspace)
 
-    def state_pull(self, workdir: Path, workspace: str) -> dict:
+    def state_pull(self, workdir: Path, workspace: str) -> dict[str, Any]:
         """The current state of `workspace` as a dict ({} when it has none yet); unmasked, for programs only."""
         args = self._cmd("state pull")
         with tempfile.TemporaryFile(dir=self.home) as spool:
@@ -350,7 +351,8 @@ class Terraform:
 
     def _cmd(self, command: str, *args: str, **options: object) -> list[str]:
         # Options we pass are flags and scalars only: a dict would make python-terraform write a temp file.
-        return self._argv.generate_cmd_string(command, *args, **options)
+        argv: list[str] = self._argv.generate_cmd_string(command, *args, **options)
+        return argv
 
     def _run(
         self,
@@ -407,7 +409,7 @@ class Terraform:
         return TerraformResult(self._mask_args(args), proc.returncode, output, duration, timed_out, omitted)
 
     def _pump(
-        self, proc: subprocess.Popen, pipe: IO[bytes], capture: _BoundedOutput, deadline: float
+        self, proc: subprocess.Popen[bytes], pipe: IO[bytes], capture: _BoundedOutput, deadline: float
     ) -> tuple[bool, bool, bool]:
         """Read output until EOF and exit, enforcing the deadline.
 

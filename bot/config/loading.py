@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterator, Mapping
 import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
+from pydantic_core import ErrorDetails
 
 from bot.config.models import AwsConfig, Config, is_rsa_private_key
 
@@ -97,6 +98,7 @@ def read_yaml(path: Path) -> tuple[dict[str, Any], list[str]]:
 
 def _yaml_problem(path: Path, exc: yaml.MarkedYAMLError) -> str:
     """One line: where the YAML goes wrong and what is wrong there."""
+    mark: yaml.Mark | None
     if exc.context and "quoted scalar" in exc.context and exc.context_mark is not None:
         mark, reason = exc.context_mark, "unclosed quoted string"
     else:
@@ -278,7 +280,7 @@ _TYPE_REASONS = {
 }
 
 
-def _describe(error: Any) -> tuple[str, str]:
+def _describe(error: ErrorDetails) -> tuple[str, str]:
     """(dotted key, reason) of one pydantic error."""
     loc = list(error["loc"])
     kind = error["type"]
@@ -343,7 +345,7 @@ def _model_at(loc: list[Any]) -> type[BaseModel] | None:
     return model
 
 
-def _inner_model(annotation: Any) -> type[BaseModel] | None:
+def _inner_model(annotation: object) -> type[BaseModel] | None:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
     for arg in getattr(annotation, "__args__", ()):

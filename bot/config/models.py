@@ -333,7 +333,7 @@ class AwsConfig(_Model):
 class Config(_Model):
     """tfbot's server configuration (config.yaml)."""
 
-    github: GitHubConfig = Field(default_factory=dict, validate_default=True)  # type: ignore[arg-type]
+    github: GitHubConfig = Field(default_factory=dict, validate_default=True)
     data_dir: Path = Field(Path("data"), validate_default=True, json_schema_extra=env("TFBOT_DATA_DIR"),
                            description="checkouts, plan files, Terraform's plugin cache and the embedded Redis; "
                            "relative to the config file")

@@ -10,7 +10,7 @@ import hmac
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, Protocol
 
 # Events a worker acts on. Anything else is acknowledged (202) and dropped.
 HANDLED_EVENTS = frozenset({"pull_request", "issue_comment", "pull_request_review", "push", "installation"})
@@ -19,6 +19,12 @@ _EVENT_RE = re.compile(r"^[a-z_]{1,64}$")
 # The id of a delivery tfbot makes itself for an event it missed while down (bot.ops.reconcile) starts with this;
 # GitHub's ids are GUIDs, so the two never meet.
 MISSED_EVENT_PREFIX = "reconcile-"
+
+
+class HeaderLookup(Protocol):
+    """The request headers as parse_delivery reads them: a dict, or Flask's case-insensitive Headers."""
+
+    def get(self, key: str, default: str, /) -> str: ...
 
 
 class WebhookRejected(Exception):
@@ -52,9 +58,12 @@ class Delivery:
         return self.id.startswith(MISSED_EVENT_PREFIX)
 
     @property
-    def installation_id(self) -> int | None:
+    def installation_id(self) -> int:
+        """The GitHub App installation; every handled event carries it (`parse_delivery` checks)."""
         value = (self.payload.get("installation") or {}).get("id")
-        return value if isinstance(value, int) else None
+        if not isinstance(value, int):
+            raise ValueError(f"{self.describe()} carries no installation id")
+        return value
 
     def describe(self) -> str:
         """A short log label such as `pull_request.opened acme/infra#12 (delivery 72d3...)`."""
@@ -76,9 +85,9 @@ def verify_signature(secret: str, body: bytes, header: str | None) -> bool:
     return hmac.compare_digest(signature_for(secret, body).encode(), header.strip().encode())
 
 
-def parse_delivery(headers: Mapping[str, str], body: bytes, secret: str) -> Delivery:
+def parse_delivery(headers: HeaderLookup, body: bytes, secret: str) -> Delivery:
     """Verify and parse one delivery; raise WebhookRejected(401|400) when it must not be processed."""
-    if not verify_signature(secret, body, headers.get("X-Hub-Signature-256")):
+    if not verify_signature(secret, body, headers.get("X-Hub-Signature-256", "")):
         raise WebhookRejected(401, "missing or invalid X-Hub-Signature-256")
     event = headers.get("X-GitHub-Event", "")
     delivery_id = headers.get("X-GitHub-Delivery", "")
@@ -161,15 +170,18 @@ def validate_payload(event: str, payload: Mapping[str, Any]) -> list[str]:
 
 
 def _type_name(kind: type | tuple[type, ...]) -> str:
-    return {int: "an integer", str: "a string"}.get(kind, "of another type")  # type: ignore[call-overload]
+    names: dict[type | tuple[type, ...], str] = {int: "an integer", str: "a string"}
+    return names.get(kind, "of another type")
 
 
 def _number(payload: Mapping[str, Any]) -> int | None:
     for key in ("number",):
-        if isinstance(payload.get(key), int):
-            return payload[key]
+        value = payload.get(key)
+        if isinstance(value, int):
+            return value
     for parent in ("pull_request", "issue"):
         node = payload.get(parent)
-        if isinstance(node, Mapping) and isinstance(node.get("number"), int):
-            return node["number"]
+        number = node.get("number") if isinstance(node, Mapping) else None
+        if isinstance(number, int):
+            return number
     return None

@@ -7,16 +7,19 @@ PR's saved plans of that project go with its lock.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.models import Project
 from bot.queue import enqueue_event
 from bot.state.records import project_to_dict
 
+if TYPE_CHECKING:
+    from bot.services import HasEventsQueue, WorkerServices
+
 log = logging.getLogger(__name__)
 
 
-def release_and_hand_over(svc: Any, project: Project, pull: int, token: int | None, reason: str,
+def release_and_hand_over(svc: WorkerServices, project: Project, pull: int, token: int | None, reason: str,
                           mode: str = "owner") -> bool:
     """Release `pull`'s lock (owner-checked; `mode` as in LockStore.release: "owner", "close" or "unlock"); if a PR
     waits for it, it now holds it: queue its plan. True if released."""
@@ -30,14 +33,14 @@ def release_and_hand_over(svc: Any, project: Project, pull: int, token: int | No
     return bool(result.released)
 
 
-def drop_plans(svc: Any, project: Project, pull: int) -> None:
+def drop_plans(svc: WorkerServices, project: Project, pull: int) -> None:
     """Forget `pull`'s saved plans of `project` and delete their files: without the lock they never apply."""
     from bot.lifecycle.reporting import drop_files
 
     drop_files(svc, svc.records.delete_plans(project, pull))
 
 
-def plan_next(svc: Any, project: Project, waiter: dict[str, Any] | None, reason: str) -> None:
+def plan_next(svc: HasEventsQueue, project: Project, waiter: dict[str, Any] | None, reason: str) -> None:
     """Queue the plan of the PR that was just handed the lock, if any."""
     if not waiter:
         return

@@ -9,17 +9,20 @@ import struct
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.jobs import queue_report
 from bot.lifecycle.runner import applies, pr_state, project_slug
 from bot.models import Outcome, Project, ProjectResult
 from bot.state.records import Command, project_from_dict
 
+if TYPE_CHECKING:
+    from bot.services import WorkerServices
+
 log = logging.getLogger(__name__)
 
 
-def report_interrupted(svc: Any, command_id: str, project_data: dict[str, Any], reason: str) -> None:
+def report_interrupted(svc: WorkerServices, command_id: str, project_data: dict[str, Any], reason: str) -> None:
     """Record an ERROR result for the interrupted project (unless it reported after all) and report the command."""
     project = project_from_dict(project_data)
     cmd = svc.records.command(command_id)
@@ -45,7 +48,7 @@ def report_interrupted(svc: Any, command_id: str, project_data: dict[str, Any], 
         queue_report(svc.runs_queue, command_id)
 
 
-def stopped_result(svc: Any, cmd: Any, result: ProjectResult, reason: str) -> ProjectResult:
+def stopped_result(svc: WorkerServices, cmd: Command, result: ProjectResult, reason: str) -> ProjectResult:
     """The run's own result after a stopping `tfbot serve` asked its Terraform to stop: why it ended, and whether
     Terraform's state lock is free, before what the result itself says to do."""
     kind = "plan" if cmd.kind == "plan" else "apply"
@@ -56,7 +59,7 @@ def stopped_result(svc: Any, cmd: Any, result: ProjectResult, reason: str) -> Pr
         f"started and save its state; its output is below. {lock_note.message} {result.message}").strip())
 
 
-def mark_failed(svc: Any, cmd: Command, project: Project, reason: str) -> None:
+def mark_failed(svc: WorkerServices, cmd: Command, project: Project, reason: str) -> None:
     """The lock of a run whose worker died leaves "planning" / "applying" (bot/lifecycle/decision.py, worker died),
     if that run set it: a dead job of the same PR that never ran the apply says nothing about it."""
     from bot.lifecycle.decision import Action, Event, Facts, LockView, decide
@@ -91,7 +94,7 @@ _REMOTE_ADVICE = (
     "error shows.")
 
 
-def state_lock_note(svc: Any, cmd: Any, project: Any) -> _LockNote:
+def state_lock_note(svc: WorkerServices, cmd: Command, project: Project) -> _LockNote:
     """Whether Terraform's state lock was left behind, from the evidence in the project's checkout (no Terraform)."""
     path = svc.checkouts.working_copy_path(cmd.repo, cmd.pull, project_slug(project))
     workdir = path / project.dir if project.dir != "." else path

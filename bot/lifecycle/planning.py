@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rq import Callback
 
@@ -12,14 +12,20 @@ from bot.models import Project, ProjectResult
 from bot.state.records import Command, project_to_dict
 from bot.render.comments import pending_status
 
+if TYPE_CHECKING:
+    from bot.services import WorkerServices
+
 log = logging.getLogger(__name__)
 
 STATUS_CONTEXT = {"plan": "tfbot/plan", "apply": "tfbot/apply", "merge": "tfbot/apply", "handover": "tfbot/apply"}
 
 
-def base_applies(svc: Any, repo: str, pull: PullInfo) -> bool:
+def base_applies(svc: WorkerServices, repo: str, pull: PullInfo) -> bool:
     """Whether the PR's base branch is one tfbot applies: the default branch, or one of the repo's apply_branches."""
-    return bool(svc.config.repo_config(repo).applies_to(pull.base_ref, pull.default_branch or pull.base_ref))
+    repo_cfg = svc.config.repo_config(repo)
+    if repo_cfg is None:
+        raise ValueError(f"{repo} is not in config.repos: tfbot runs nothing there")
+    return repo_cfg.applies_to(pull.base_ref, pull.default_branch or pull.base_ref)
 
 
 def pull_state(pull: PullInfo) -> PullState:
@@ -39,7 +45,7 @@ def pull_info_dict(pull: PullInfo) -> dict[str, Any]:
 
 
 def start_command(
-    svc: Any,
+    svc: WorkerServices,
     kind: str,
     repo: str,
     pull: PullInfo,
@@ -83,7 +89,8 @@ def start_command(
     return cmd
 
 
-def _set_pending(svc: Any, cmd: Command, kind: str, repo: str, sha: str, installation: int, count: int) -> None:
+def _set_pending(svc: WorkerServices, cmd: Command, kind: str, repo: str, sha: str, installation: int,
+                 count: int) -> None:
     """Best effort: the final status comes with the report, which retries while GitHub is down."""
     from bot.adapters.github import GitHubError
     from bot.jobs import queue_report

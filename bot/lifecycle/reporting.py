@@ -3,17 +3,21 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING
 
 from bot.models import Outcome
 from bot.lifecycle.planning import STATUS_CONTEXT
-from bot.state.records import Command
+from bot.state.records import Command, PlanRecord
 from bot.render.comments import mark_outdated, render_command_comment, split_comment, status_description
+
+if TYPE_CHECKING:
+    from bot.adapters.github import RepoAPI
+    from bot.services import WorkerServices
 
 log = logging.getLogger(__name__)
 
 
-def finish_command(svc: Any, cmd: Command) -> None:
+def finish_command(svc: WorkerServices, cmd: Command) -> None:
     """Render every project's result of `cmd` into the PR comment and set the commit status."""
     results = svc.records.results(cmd.id)
     gh = svc.github.repo(cmd.installation, cmd.repo)
@@ -47,7 +51,7 @@ def finish_command(svc: Any, cmd: Command) -> None:
              ", ".join(f"{r.project.name}={r.outcome.value}" for r in results))
 
 
-def drop_files(svc: Any, plans: list[Any]) -> None:
+def drop_files(svc: WorkerServices, plans: list[PlanRecord]) -> None:
     for plan in plans:
         try:
             svc.plans.delete(plan.key)
@@ -55,7 +59,7 @@ def drop_files(svc: Any, plans: list[Any]) -> None:
             log.warning("could not delete plan file %s: %s", plan.key, exc)
 
 
-def _mark_previous_outdated(svc: Any, gh: Any, cmd: Command) -> None:
+def _mark_previous_outdated(svc: WorkerServices, gh: RepoAPI, cmd: Command) -> None:
     previous = svc.records.pull_field(cmd.repo, cmd.pull, "plan_comments")
     for comment_id in json.loads(previous) if previous else []:
         try:

@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 from bot.intake.webhooks import Delivery
 
+if TYPE_CHECKING:
+    from bot.services import WorkerServices
+
 log = logging.getLogger(__name__)
-Handler = Callable[[Delivery, Any], None]
+Handler = Callable[[Delivery, "WorkerServices"], None]
 
 
 class Router:
@@ -30,7 +33,7 @@ class Router:
     def handlers_for(self, event: str, action: str) -> list[Handler]:
         return [*self._routes.get((event, None), []), *self._routes.get((event, action), [])]
 
-    def dispatch(self, delivery: Delivery, services: Any) -> int:
+    def dispatch(self, delivery: Delivery, services: WorkerServices) -> int:
         """Run every handler for the delivery; return how many ran."""
         handlers = self.handlers_for(delivery.event, delivery.action)
         if not handlers:

@@ -10,21 +10,26 @@ import tempfile
 import time
 import traceback
 import uuid
+from contextlib import AbstractContextManager
 from datetime import datetime, timezone
 from pathlib import Path
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.state import audit
 from bot.lifecycle.decision import Action, Decision, Event, Facts, LockView, PlanView, PullState, decide
 from bot.state.locks import GuardTimeout, RunGuard
-from bot.models import LockState, Outcome, Project, ProjectResult, ResourceChange
+from bot.models import LockInfo, LockState, Outcome, Project, ProjectResult, ResourceChange
 from bot.adapters.plan_store import PlanStoreError, plan_key
 from bot.queue import enqueue_event
 from bot.state.records import Command, PlanRecord, project_to_dict
 from bot.lifecycle.targets import Target, ensure_commit, merged_target, same_content
 from bot.projects.workflows import ApplyOutcome, PlanOutcome, run_apply_steps, run_plan_steps
+
+if TYPE_CHECKING:
+    from bot.adapters.terraform import TerraformResult
+    from bot.services import WorkerServices
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +62,7 @@ class ApplyInterrupted(Exception):
     """An apply stopped after a step that may change the infrastructure had begun; its lock is now `apply failed`."""
 
 
-def run_project(svc: Any, cmd: Command, project: Project) -> ProjectResult:
+def run_project(svc: WorkerServices, cmd: Command, project: Project) -> ProjectResult:
     """Run `project` for `cmd`; any failure of tfbot itself becomes an ERROR result on the PR."""
     try:
         if cmd.kind == "plan":
@@ -127,7 +132,7 @@ def applies(cmd: Command) -> bool:
 # --- plan -------------------------------------------------------------------------------------------
 
 
-def _plan(svc: Any, cmd: Command, project: Project) -> ProjectResult:
+def _plan(svc: WorkerServices, cmd: Command, project: Project) -> ProjectResult:
     _check_current(svc, cmd)
     first = decide(Event.PLAN, Facts(pull=cmd.pull, pr_state=pr_state(cmd), applies=applies(cmd),
                                      head_sha=cmd.head_sha))
@@ -180,7 +185,7 @@ def _plan(svc: Any, cmd: Command, project: Project) -> ProjectResult:
         return result
 
 
-def _plan_unlocked(svc: Any, cmd: Command, project: Project) -> ProjectResult:
+def _plan_unlocked(svc: WorkerServices, cmd: Command, project: Project) -> ProjectResult:
     """A PR into a branch tfbot does not apply: plan it (guarded, like any run) but take no lock."""
     base = cmd.info.get("base_ref") or "main"
     kept = _let_go(svc, cmd, project)
@@ -202,7 +207,7 @@ def _plan_unlocked(svc: Any, cmd: Command, project: Project) -> ProjectResult:
     return result
 
 
-def _let_go(svc: Any, cmd: Command, project: Project) -> bool:
+def _let_go(svc: WorkerServices, cmd: Command, project: Project) -> bool:
     """A PR that may take no lock lets go of the one it holds (retargeted after it took it, or handed it while in
     line) and leaves the waiting line; True when it keeps a lock the release script refuses (flagged by an apply)."""
     lock = svc.locks.get(project)
@@ -212,7 +217,7 @@ def _let_go(svc: Any, cmd: Command, project: Project) -> bool:
     return not _release(svc, cmd, project, lock.token, "its base branch is not one tfbot applies", mode="close")
 
 
-def _run_plan(svc: Any, cmd: Command, project: Project, target: Target,
+def _run_plan(svc: WorkerServices, cmd: Command, project: Project, target: Target,
               guard: RunGuard | None = None) -> tuple[PlanOutcome, str]:
     """Check out `target`, run the plan pipeline, store the plan file and its record; return outcome and run id."""
     run_id = new_run_id()
@@ -257,11 +262,11 @@ def _fence(guard: RunGuard | None) -> Callable[[str], None]:
 GUARD_WAIT = 3.0
 
 
-def _guard(svc: Any, cmd: Command, project: Project) -> Any:
+def _guard(svc: WorkerServices, cmd: Command, project: Project) -> AbstractContextManager[RunGuard]:
     return svc.locks.run_guard(project, holder=cmd.id, wait=GUARD_WAIT)
 
 
-def _execute(svc: Any, cmd: Command, project: Project, event: Event) -> ProjectResult:
+def _execute(svc: WorkerServices, cmd: Command, project: Project, event: Event) -> ProjectResult:
     """Decide, act, and decide again until the decision is final (at most: acquire, plan the target, apply)."""
     with _guard(svc, cmd, project) as guard:
         fresh: tuple[PlanOutcome, str] | None = None
@@ -271,7 +276,7 @@ def _execute(svc: Any, cmd: Command, project: Project, event: Event) -> ProjectR
             reviewed = svc.records.plan(project, cmd.pull)
             target = target or _target_sha(svc, cmd, event, lock, reviewed)
             matches = _matches(svc, cmd, project, lock, reviewed, target)
-            facts = Facts(pull=cmd.pull, pr_state=pr_state(cmd), applies=applies(cmd),  # type: ignore[arg-type]
+            facts = Facts(pull=cmd.pull, pr_state=pr_state(cmd), applies=applies(cmd),
                           head_sha=cmd.head_sha, lock=LockView.of(lock), reviewed=_record_view(reviewed),
                           matches=matches, fresh=_plan_view(fresh[0], cmd) if fresh else None)
             decision = decide(event, facts)
@@ -286,6 +291,7 @@ def _execute(svc: Any, cmd: Command, project: Project, event: Event) -> ProjectR
                 if acquired.acquired:
                     continue
                 return _queued(svc, cmd, project, acquired.lock, acquired.queue_position)
+            assert lock is not None  # every other action is decided only for the PR that holds the lock
             if action is Action.PLAN_TARGET:
                 fresh = _run_plan(svc, cmd, project, Target(target, cmd.head_sha, ""), guard)
                 if not fresh[0].ok:
@@ -299,6 +305,7 @@ def _execute(svc: Any, cmd: Command, project: Project, event: Event) -> ProjectR
             if action in (Action.APPLY_REVIEWED, Action.APPLY_FRESH):
                 plan = reviewed if action is Action.APPLY_REVIEWED else \
                     svc.records.plan_of_run(project, cmd.pull, fresh[1])  # type: ignore[index]
+                assert plan is not None  # reviewed: decided on it; fresh: saved by this run just now
                 return _apply(svc, cmd, project, plan, lock, decision, guard)
             if action is Action.ASK:
                 assert fresh is not None
@@ -328,7 +335,8 @@ def _execute(svc: Any, cmd: Command, project: Project, event: Event) -> ProjectR
         raise RuntimeError(f"{event.value} of {project.name}: no final decision")
 
 
-def _target_sha(svc: Any, cmd: Command, event: Event, lock: Any, reviewed: PlanRecord | None) -> str:
+def _target_sha(svc: WorkerServices, cmd: Command, event: Event, lock: LockInfo | None,
+                reviewed: PlanRecord | None) -> str:
     """The commit that must reach the infrastructure for this event (see bot/lifecycle/decision.py)."""
     if pr_state(cmd) != "merged":
         if lock is None or lock.pull != cmd.pull or reviewed is None:
@@ -340,7 +348,8 @@ def _target_sha(svc: Any, cmd: Command, event: Event, lock: Any, reviewed: PlanR
     return sha
 
 
-def _matches(svc: Any, cmd: Command, project: Project, lock: Any, reviewed: PlanRecord | None, target: str) -> bool:
+def _matches(svc: WorkerServices, cmd: Command, project: Project, lock: LockInfo | None, reviewed: PlanRecord | None,
+             target: str) -> bool:
     if reviewed is None or not target or lock is None or lock.pull != cmd.pull:
         return False
     planned = reviewed.plan_sha or reviewed.head_sha
@@ -348,7 +357,7 @@ def _matches(svc: Any, cmd: Command, project: Project, lock: Any, reviewed: Plan
     return same_content(svc, cmd.repo, project, target, planned)
 
 
-def _apply(svc: Any, cmd: Command, project: Project, plan: PlanRecord, lock: Any, decision: Decision,
+def _apply(svc: WorkerServices, cmd: Command, project: Project, plan: PlanRecord, lock: LockInfo, decision: Decision,
            guard: RunGuard) -> ProjectResult:
     run_id = new_run_id()
     with _unfinished_apply_fails(svc, cmd, project, lock.token, run_id):
@@ -369,7 +378,7 @@ def _apply(svc: Any, cmd: Command, project: Project, plan: PlanRecord, lock: Any
 
 
 @contextmanager
-def _unfinished_apply_fails(svc: Any, cmd: Command, project: Project, token: int, run_id: str) -> Iterator[None]:
+def _unfinished_apply_fails(svc: WorkerServices, cmd: Command, project: Project, token: int, run_id: str) -> Iterator[None]:
     """Whatever ends an apply before it records its own end (a lost guard, an exception, a signal) turns the lock
     from `applying` into `apply failed`, so `apply` can be commented again; nothing else could ever move it on.
 
@@ -387,7 +396,7 @@ def _unfinished_apply_fails(svc: Any, cmd: Command, project: Project, token: int
         raise
 
 
-def _mark_unfinished(svc: Any, cmd: Command, project: Project, token: int, run_id: str, exc: BaseException) -> bool:
+def _mark_unfinished(svc: WorkerServices, cmd: Command, project: Project, token: int, run_id: str, exc: BaseException) -> bool:
     why = _why_stopped(exc)
     marked = svc.locks.set_state(project, cmd.pull, token, LockState.APPLY_FAILED, summary=f"interrupted: {why}"[:200],
                                  expect={"state": LockState.APPLYING.value, "run_id": run_id, "command_id": cmd.id})
@@ -404,7 +413,7 @@ def _why_stopped(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-def _queued(svc: Any, cmd: Command, project: Project, lock: Any, position: int | None) -> ProjectResult:
+def _queued(svc: WorkerServices, cmd: Command, project: Project, lock: LockInfo, position: int | None) -> ProjectResult:
     return ProjectResult(project, Outcome.LOCKED, head_sha=cmd.head_sha, message=(
         f"This PR was merged while #{lock.pull} holds the lock of `{project.name}`: nothing was applied yet. It "
         f"is number {position or '?'} in line; when the lock comes to it, tfbot plans what `{_base(cmd)}` holds "
@@ -425,7 +434,7 @@ def _plan_view(outcome: PlanOutcome, cmd: Command) -> PlanView:
                     digest=changes_digest(outcome.plan_json))
 
 
-def _apply_saved(svc: Any, cmd: Command, project: Project, plan: PlanRecord, token: int, run_id: str,
+def _apply_saved(svc: WorkerServices, cmd: Command, project: Project, plan: PlanRecord, token: int, run_id: str,
                  guard: RunGuard | None = None) -> ApplyOutcome:
     started = time.time()
     target = Target(plan.plan_sha or plan.head_sha, plan.head_sha, plan.base_sha)
@@ -456,7 +465,7 @@ def _apply_saved(svc: Any, cmd: Command, project: Project, plan: PlanRecord, tok
 _HARMLESS_APPLY_STEPS = frozenset({"init", "workspace"})
 
 
-def _apply_fence(svc: Any, cmd: Command, project: Project, token: int, run_id: str,
+def _apply_fence(svc: WorkerServices, cmd: Command, project: Project, token: int, run_id: str,
                  guard: RunGuard | None) -> Callable[[str], None]:
     """Before every step: the guard check; then, before the first step that may change the infrastructure, the lock
     turns `applying` and flagged. Not earlier: a run stopped during `init` changed nothing, and its lock stays as it
@@ -474,7 +483,7 @@ def _apply_fence(svc: Any, cmd: Command, project: Project, token: int, run_id: s
     return before
 
 
-def _apply_failed(svc: Any, cmd: Command, project: Project, token: int, outcome: ApplyOutcome,
+def _apply_failed(svc: WorkerServices, cmd: Command, project: Project, token: int, outcome: ApplyOutcome,
                   run_id: str) -> ProjectResult:
     # The apply ran: its failure is reported even if the lock was taken from this PR meanwhile.
     svc.locks.set_state(project, cmd.pull, token, LockState.APPLY_FAILED, summary=outcome.summary, run_id=run_id,
@@ -485,7 +494,7 @@ def _apply_failed(svc: Any, cmd: Command, project: Project, token: int, outcome:
                    "writer's `unlock` does not release it; an admin can, with a reason, from the lock page.")
 
 
-def _release(svc: Any, cmd: Command, project: Project, token: int, reason: str, mode: str = "owner") -> bool:
+def _release(svc: WorkerServices, cmd: Command, project: Project, token: int, reason: str, mode: str = "owner") -> bool:
     from bot.lifecycle.handover import release_and_hand_over
 
     return release_and_hand_over(svc, project, cmd.pull, token, reason=f"#{cmd.pull}: {reason}", mode=mode)
@@ -517,14 +526,16 @@ def changes_digest(plan_json: dict[str, Any] | None) -> str:
     return hashlib.sha256(json.dumps({"resources": resources, "outputs": outputs}).encode()).hexdigest()
 
 
-def _set_state(svc: Any, project: Project, cmd: Command, token: int, state: LockState, **fields: str | bool) -> None:
+def _set_state(svc: WorkerServices, project: Project, cmd: Command, token: int, state: LockState,
+               **fields: str | bool) -> None:
     """Record the lock's new state, set by this command's run; LockLost if this PR no longer holds it under `token`
     (fencing)."""
-    if not svc.locks.set_state(project, cmd.pull, token, state, command_id=cmd.id, **fields):
+    # `fields` are lock fields (summary, run_id, ...), never `expect`: mypy cannot tell the two apart.
+    if not svc.locks.set_state(project, cmd.pull, token, state, command_id=cmd.id, **fields):  # type: ignore[arg-type]
         raise LockLost()
 
 
-def _check_current(svc: Any, cmd: Command) -> None:
+def _check_current(svc: WorkerServices, cmd: Command) -> None:
     """A plan for an older head is dropped: a newer push has queued its own."""
     if cmd.kind == "plan":
         head = svc.records.head(cmd.repo, cmd.pull)
@@ -533,17 +544,17 @@ def _check_current(svc: Any, cmd: Command) -> None:
             raise Superseded()
 
 
-def _working_dir(svc: Any, cmd: Command, project: Project, target: Target) -> Path:
+def _working_dir(svc: WorkerServices, cmd: Command, project: Project, target: Target) -> Path:
     ensure_commit(svc, cmd, target.sha, target.head_sha, target.base_sha)
     copy = svc.checkouts.working_copy(cmd.repo, cmd.pull, project_slug(project), target.sha)
     return copy / project.dir if project.dir != "." else copy
 
 
-def _pull_is_open(svc: Any, cmd: Command) -> bool:
+def _pull_is_open(svc: WorkerServices, cmd: Command) -> bool:
     return bool(svc.github.repo(cmd.installation, cmd.repo).pull(cmd.pull).state == "open")
 
 
-def _replan(svc: Any, cmd: Command, project: Project, why: str) -> None:
+def _replan(svc: WorkerServices, cmd: Command, project: Project, why: str) -> None:
     """Queue a fresh plan of one project of the PR, on its head merged into its base."""
     enqueue_event(svc.events_queue, "bot.jobs.replan", (project_to_dict(project), cmd.pull, cmd.installation, why),
                   f"replan {cmd.repo}#{cmd.pull} {project.name}")
@@ -561,8 +572,8 @@ def new_run_id() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S") + "-" + uuid.uuid4().hex[:8]
 
 
-def _save_run(svc: Any, run_id: str, kind: str, cmd: Command, project: Project, target: Target, started: float,
-              ok: bool, summary: str, steps: list[Any]) -> None:
+def _save_run(svc: WorkerServices, run_id: str, kind: str, cmd: Command, project: Project, target: Target,
+              started: float, ok: bool, summary: str, steps: list[TerraformResult]) -> None:
     # `sha` is the commit people know (the PR's head, or main's); `planned_sha` the one tfbot checked out.
     sha = target.head_sha
     output = "\n".join(f"$ {s.command}\n{s.output}" for s in steps)
@@ -609,7 +620,7 @@ def _failed(project: Project, kind: Outcome, outcome: PlanOutcome | ApplyOutcome
                          run_id=run_id, head_sha=sha, message=message)
 
 
-def locked_message(project: Project, lock: Any, position: int | None) -> str:
+def locked_message(project: Project, lock: LockInfo, position: int | None) -> str:
     """Who holds the lock, since when, how it will be released, and this PR's place in line."""
     since = datetime.fromtimestamp(lock.locked_at, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     place = f" This PR is number {position} in line" if position else " This PR is in line"

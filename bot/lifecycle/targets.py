@@ -8,9 +8,13 @@ with its base is planned on its head alone, and the comment says so.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from bot.models import Project
+
+if TYPE_CHECKING:
+    from bot.services import WorkerServices
+    from bot.state.records import Command
 
 
 @dataclass(frozen=True)
@@ -30,11 +34,11 @@ class Target:
                 "plan of what the merge would apply.")
 
 
-def _clone_url(svc: Any, cmd: Any) -> str:
+def _clone_url(svc: WorkerServices, cmd: Command) -> str:
     return str(svc.github.repo(cmd.installation, cmd.repo).authenticated_clone_url(cmd.info["clone_url"]))
 
 
-def merged_target(svc: Any, cmd: Any, head_sha: str) -> Target:
+def merged_target(svc: WorkerServices, cmd: Command, head_sha: str) -> Target:
     """Fetch the PR's head and base branch, and merge them the way the merge button will."""
     base_ref = cmd.info.get("base_ref") or "main"
     base_dest = f"refs/tfbot/heads/{base_ref}"
@@ -46,7 +50,7 @@ def merged_target(svc: Any, cmd: Any, head_sha: str) -> Target:
     return Target(sha=merge or head_sha, head_sha=head_sha, base_sha=base_tip if merge else "")
 
 
-def ensure_commit(svc: Any, cmd: Any, sha: str, head_sha: str = "", base_sha: str = "") -> None:
+def ensure_commit(svc: WorkerServices, cmd: Command, sha: str, head_sha: str = "", base_sha: str = "") -> None:
     """Make `sha` present in this host's mirror: fetched, or re-made when it is tfbot's own merge commit."""
     if svc.checkouts.has_commit(cmd.repo, sha):
         return
@@ -58,7 +62,7 @@ def ensure_commit(svc: Any, cmd: Any, sha: str, head_sha: str = "", base_sha: st
     svc.checkouts.ensure_commit(cmd.repo, _clone_url(svc, cmd), sha, cmd.pull)
 
 
-def same_content(svc: Any, repo: str, project: Project, a: str, b: str) -> bool:
+def same_content(svc: WorkerServices, repo: str, project: Project, a: str, b: str) -> bool:
     """True when commits `a` and `b` hold the same project dir and the same local modules it uses."""
     from bot.adapters.git import CheckoutError
 

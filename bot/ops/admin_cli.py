@@ -9,17 +9,22 @@ import getpass
 import json
 import sys
 import time
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from bot.config import Config
 from bot.web import present, unlocking
+
+if TYPE_CHECKING:
+    import argparse
+
+    import redis
 
 
 class AdminError(Exception):
     """Something the admin must fix before the command can run; the message says what."""
 
 
-def connect_store(config: Config) -> Any:
+def connect_store(config: Config) -> redis.Redis:
     """A Redis client for the server's store, or AdminError when there is none to reach."""
     import redis
 
@@ -38,7 +43,7 @@ def connect_store(config: Config) -> Any:
     return conn
 
 
-def list_locks(config: Config, conn: Any, repo: str | None, as_json: bool, out: TextIO) -> int:
+def list_locks(config: Config, conn: redis.Redis, repo: str | None, as_json: bool, out: TextIO) -> int:
     """Print every lock (of `repo`), oldest first, as a table or as the JSON of /api/locks."""
     from bot.state.locks import LockStore
     from bot.web.locks import waiting_counts
@@ -66,7 +71,7 @@ def list_locks(config: Config, conn: Any, repo: str | None, as_json: bool, out: 
     return 0
 
 
-def unlock(config: Config, conn: Any, repo: str, dir: str, workspace: str, by: str, mention: bool,
+def unlock(config: Config, conn: redis.Redis, repo: str, dir: str, workspace: str, by: str, mention: bool,
            out: TextIO, reason: str = "") -> int:
     """Release one lock, hand it to the next PR in line, and comment on the PR that held it."""
     from bot.models import Project
@@ -127,7 +132,7 @@ def default_admin_name() -> str:
 class _Store:
     """The one attribute `waiting_counts` needs."""
 
-    def __init__(self, conn: Any):
+    def __init__(self, conn: redis.Redis):
         self.redis = conn
 
 
@@ -136,7 +141,7 @@ def _clean(text: str) -> str:
     return "".join(c if c.isprintable() else " " for c in str(text))
 
 
-def run(command: str, config: Config, args: Any, out: TextIO | None = None) -> int:
+def run(command: str, config: Config, args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Entry point from bot.cli for `locks` and `unlock`."""
     out = out or sys.stdout
     conn = connect_store(config)

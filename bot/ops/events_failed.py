@@ -7,14 +7,19 @@ merged PR is not told to comment `plan` (a plan of a merged PR does nothing).
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
+
+if TYPE_CHECKING:
+    from rq.job import Job
+
+    from bot.services import WorkerServices
 
 log = logging.getLogger(__name__)
 
 PLAN_AGAIN = "Comment `plan` to try again."
 
 
-def _target(job: Any) -> tuple[str, int, int] | None:
+def _target(job: Job) -> tuple[str, int, int] | None:
     """(repo, PR number, installation) the failed job was about, when it was about a PR."""
     if job.func_name == "bot.jobs.handle_delivery":
         _, event, payload = job.args
@@ -53,7 +58,8 @@ def what_failed(func_name: str, event: str = "", payload: Mapping[str, Any] | No
     return "handle the last event of this PR", PLAN_AGAIN
 
 
-def report_event_failure(svc: Any, job: Any, exc_type: Any, exc_value: Any) -> None:
+def report_event_failure(svc: WorkerServices, job: Job, exc_type: type[BaseException] | None,
+                         exc_value: BaseException | None) -> None:
     """Comment on the PR with what failed and what to do next, once its last retry has failed."""
     if getattr(job, "retries_left", None):
         log.warning("event job %s failed (%s); %d retries left", job.id, getattr(exc_type, "__name__", "error"),
@@ -64,7 +70,7 @@ def report_event_failure(svc: Any, job: Any, exc_type: Any, exc_value: Any) -> N
         return
     repo, number, installation = target
     event, payload = (job.args[1], job.args[2]) if job.func_name == "bot.jobs.handle_delivery" else ("", None)
-    what, advice = what_failed(job.func_name, event, payload)
+    what, advice = what_failed(job.func_name or "", event, payload)
     reason = svc.mask(f"{getattr(exc_type, '__name__', 'error')}: {exc_value}")[:500]
     text = (f"tfbot could not {what}: `{reason}`. This is a fault in tfbot or its surroundings (GitHub, git, "
             f"Redis), not in your Terraform code; the details are in tfbot's log. {advice}")

@@ -19,7 +19,7 @@ import socket
 import threading
 import time
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Callable, Iterator
 
 import redis
 from rq.job import Job
@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 BEAT_SECONDS = 5.0
 TTL_SECONDS = 20
 REAP_EVERY_SECONDS = 5.0
+# Called with the connection, the dead run's job and why it is taken for dead (bot.jobs.queue_interrupted_report).
+ReportDead = Callable[[redis.Redis, Job, str], None]
 
 
 @contextmanager
@@ -59,7 +61,8 @@ def heartbeat(conn: redis.Redis, job_id: str) -> Iterator[None]:
         conn.delete(keys.run_alive(job_id))
 
 
-def death_verdict(worker: dict[str, str] | None, this_host: str, alive: Any = pid_alive) -> str | None:
+def death_verdict(worker: dict[str, str] | None, this_host: str,
+                  alive: Callable[[int], bool] = pid_alive) -> str | None:
     """Pure: why the worker that took a run is confirmed dead, or None while it may still be running it.
 
     `worker` is its RQ registration (hostname, pid), None when that expired or never existed.
@@ -79,10 +82,10 @@ def worker_registration(conn: redis.Redis, worker_name: str | None) -> dict[str,
     raw = conn.hgetall(Worker.redis_worker_namespace_prefix + worker_name)
     if not raw:
         return None
-    return {k.decode(): v.decode() for k, v in raw.items() if k in (b"hostname", b"pid")}
+    return {keys.text(k): keys.text(v) for k, v in raw.items() if k in (b"hostname", b"pid")}
 
 
-def reap_once(conn: redis.Redis, queue_name: str, report: Any, this_host: str | None = None) -> int:
+def reap_once(conn: redis.Redis, queue_name: str, report: ReportDead, this_host: str | None = None) -> int:
     """Report every started project run of `queue_name` whose heartbeat expired and whose worker is confirmed
     dead; return how many."""
     this_host = this_host or socket.gethostname()
@@ -114,7 +117,7 @@ def reap_once(conn: redis.Redis, queue_name: str, report: Any, this_host: str | 
     return reaped
 
 
-def start_reaper(conn: redis.Redis, queue_name: str, report: Any) -> threading.Thread:
+def start_reaper(conn: redis.Redis, queue_name: str, report: ReportDead) -> threading.Thread:
     """A daemon thread of a worker process that reaps dead runs every few seconds."""
 
     def loop() -> None:

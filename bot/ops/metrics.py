@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import redis
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -19,6 +19,9 @@ from rq.registry import FailedJobRegistry, StartedJobRegistry
 
 from bot.state import keys
 from bot.queue import EVENTS_QUEUE, RUNS_QUEUE
+
+if TYPE_CHECKING:
+    from bot.services import WebServices
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +40,7 @@ def event_label(event: str | None) -> str:
 class Metrics:
     """A registry of its own (never the global one), so two apps in one process never share counters."""
 
-    def __init__(self, services: Any):
+    def __init__(self, services: WebServices):
         self.registry = CollectorRegistry(auto_describe=True)
         self.webhooks = Counter("tfbot_webhooks_received", "Webhook deliveries received, by event and outcome",
                                 ["event", "outcome"], registry=self.registry)
@@ -58,10 +61,10 @@ class Metrics:
 class StoreCollector:
     """Gauges read from Redis on each scrape: jobs, locks, recent run durations."""
 
-    def __init__(self, services: Any):
+    def __init__(self, services: WebServices):
         self.svc = services
 
-    def describe(self) -> list[Any]:
+    def describe(self) -> list[GaugeMetricFamily]:
         return []  # read on scrape only: describing would hit Redis at registration
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
@@ -107,7 +110,7 @@ class StoreCollector:
         ids = conn.lrange(keys.runs(), 0, RECENT_RUNS - 1)
         pipe = conn.pipeline(transaction=False)
         for run_id in ids:
-            pipe.hget(keys.run(run_id.decode()), "meta")
+            pipe.hget(keys.run(keys.text(run_id)), "meta")
         durations: dict[str, list[float]] = {}
         outcomes: dict[tuple[str, str], int] = {}
         for raw in pipe.execute() if ids else []:

@@ -29,7 +29,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Sequence, TextIO
+from typing import TYPE_CHECKING, Any, Sequence, TextIO
 
 from bot.state import keys
 from bot.config import Config
@@ -39,6 +39,9 @@ from bot.models import LockInfo, LockState
 from bot.queue import enqueue_delivery
 from bot.intake.replay import FINGERPRINT_TTL_SECONDS, closed_fingerprint
 from bot.intake.webhooks import MISSED_EVENT_PREFIX, Delivery
+
+if TYPE_CHECKING:
+    from bot.services import WorkerServices
 
 log = logging.getLogger(__name__)
 
@@ -107,12 +110,12 @@ def closed_event(repo: str, installation: int, pull: PullInfo) -> dict[str, Any]
     }
 
 
-def reconcile(svc: Any, origin: str = AT_STARTUP) -> list[Reconciled]:
+def reconcile(svc: WorkerServices, origin: str = AT_STARTUP) -> list[Reconciled]:
     """Act on the PRs holding a lock that closed, then on merges never handled; one result per PR acted on."""
     return reconcile_locks(svc, origin) + reconcile_merges(svc, origin)
 
 
-def reconcile_locks(svc: Any, origin: str = AT_STARTUP) -> list[Reconciled]:
+def reconcile_locks(svc: WorkerServices, origin: str = AT_STARTUP) -> list[Reconciled]:
     """Ask GitHub about every PR holding a lock and act on the closed ones; one result per PR, by repo and number."""
     held: dict[tuple[str, int], list[LockInfo]] = {}
     for lock in svc.locks.list():
@@ -127,7 +130,7 @@ def reconcile_locks(svc: Any, origin: str = AT_STARTUP) -> list[Reconciled]:
     return results
 
 
-def _reconcile_pull(svc: Any, repo: str, number: int, locks: list[LockInfo], origin: str) -> Reconciled:
+def _reconcile_pull(svc: WorkerServices, repo: str, number: int, locks: list[LockInfo], origin: str) -> Reconciled:
     installation = _installation(svc, repo, number)
     pull = svc.github.repo(installation, repo).pull(number)
     action = decide(pull, locks)
@@ -143,7 +146,7 @@ def _reconcile_pull(svc: Any, repo: str, number: int, locks: list[LockInfo], ori
     return Reconciled(repo, number, action, _names(locks))
 
 
-def reconcile_merges(svc: Any, origin: str = AT_STARTUP, now: float | None = None) -> list[Reconciled]:
+def reconcile_merges(svc: WorkerServices, origin: str = AT_STARTUP, now: float | None = None) -> list[Reconciled]:
     """Hand every merge since the watch began whose closing event was never acted on to the router."""
     if origin == PERIODIC and not svc.redis.set(keys.merges_scan_due(), "1", nx=True, ex=MERGE_SCAN_SECONDS):
         return []  # looked recently
@@ -166,7 +169,7 @@ def reconcile_merges(svc: Any, origin: str = AT_STARTUP, now: float | None = Non
     return results
 
 
-def _reconcile_repo_merges(svc: Any, installation: int, repo: str, since: float, origin: str) -> list[Reconciled]:
+def _reconcile_repo_merges(svc: WorkerServices, installation: int, repo: str, since: float, origin: str) -> list[Reconciled]:
     gh = svc.github.repo(installation, repo)
     results = []
     for number, merge_sha in gh.merged_since(since):
@@ -182,7 +185,7 @@ def _reconcile_repo_merges(svc: Any, installation: int, repo: str, since: float,
     return results
 
 
-def hand_over_merge(svc: Any, repo: str, installation: int, pull: PullInfo, origin: str) -> Action:
+def hand_over_merge(svc: WorkerServices, repo: str, installation: int, pull: PullInfo, origin: str) -> Action:
     """Queue the `closed` event tfbot missed for the router (QUEUED), unless it was handled (HANDLED) or is on
     its way (PENDING). The one way a merge is applied: its handler plans and applies what the merge brought."""
     mark = closed_fingerprint(repo, pull.number, True, pull.merge_commit_sha)
@@ -200,7 +203,7 @@ def _delivery_id(mark: str) -> str:
     return MISSED_EVENT_PREFIX + hashlib.sha256(mark.encode()).hexdigest()[:24]
 
 
-def _on_its_way(svc: Any, delivery_id: str, origin: str) -> bool:
+def _on_its_way(svc: WorkerServices, delivery_id: str, origin: str) -> bool:
     """Whether the hand-over job is queued, running or waiting for a retry, or failed for good: the PR was told,
     and only `tfbot reconcile` by hand tries again."""
     from rq.exceptions import NoSuchJobError
@@ -214,7 +217,7 @@ def _on_its_way(svc: Any, delivery_id: str, origin: str) -> bool:
     return status is not None and (status in _LIVE_JOB or origin != BY_COMMAND)
 
 
-def _installation(svc: Any, repo: str, number: int) -> int:
+def _installation(svc: WorkerServices, repo: str, number: int) -> int:
     """The installation recorded with the PR, else the App's installation on the repository."""
     recorded = svc.records.pull_field(repo, number, "installation")
     if recorded and recorded.isdigit():

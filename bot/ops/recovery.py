@@ -18,14 +18,14 @@ import random
 import socket
 import threading
 import time
-from typing import Any, Callable
+from typing import Callable
 
 import redis
 
 from bot.state import keys
 from bot.config import Config
 from bot.adapters.github import GitHubApp, GitHubError
-from bot.ops.reconcile import AT_STARTUP, PERIODIC, Action, reconcile
+from bot.ops.reconcile import AT_STARTUP, PERIODIC, Action, Reconciled, reconcile
 from bot.ops.redelivery import redeliver_missed
 from bot.adapters.redis_server import connect
 from bot.services import WorkerServices
@@ -40,15 +40,15 @@ class Recovery:
     """Runs recovery passes for one `tfbot serve` against one Redis."""
 
     def __init__(self, config: Config, conn: redis.Redis, interval: float = INTERVAL_SECONDS,
-                 services: Callable[[], Any] | None = None,
-                 reconcile_pass: Callable[..., list[Any]] = reconcile):
+                 services: Callable[[], WorkerServices] | None = None,
+                 reconcile_pass: Callable[..., list[Reconciled]] = reconcile):
         self.config = config
         self.conn = conn
         self.interval = interval
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
         self.github = GitHubApp(config.github, conn)
         self._services_factory = services
-        self._services: Any = None
+        self._services: WorkerServices | None = None
         self.reconcile_pass = reconcile_pass
         self.reconciled = False  # a reconciliation pass since this start asked GitHub without an error
 
@@ -99,7 +99,7 @@ class Recovery:
         log.info("reconciliation: %d PR(s) looked at; %d acted on%s", len(results), len(acted),
                  f"; {len(failed)} could not be checked, trying again in {self.interval:.0f} s" if failed else "")
 
-    def services(self) -> Any:
+    def services(self) -> WorkerServices:
         """What the closed handler and the merge command need: the worker's services, built once."""
         if self._services is None:
             if self._services_factory is not None:

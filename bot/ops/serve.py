@@ -24,7 +24,8 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any
+from types import FrameType
+from typing import TYPE_CHECKING
 
 from bot.config import Config
 from bot.ops.logs import setup_logging
@@ -34,6 +35,10 @@ from bot.adapters.procs import (
 )
 from bot.adapters.redis_server import EmbeddedRedis, EmbeddedRedisError
 from bot.web.server import EXIT_CANNOT_BIND, port_problem
+
+if TYPE_CHECKING:
+    import redis
+    from rq.job import Job
 
 log = logging.getLogger("tfbot.serve")
 RESTART_BACKOFF_MAX = 30.0
@@ -67,7 +72,7 @@ def serve(config: Config) -> int:
     stop = threading.Event()
     hurry = threading.Event()
 
-    def on_signal(*_: Any) -> None:
+    def on_signal(signum: int, frame: FrameType | None) -> None:
         (hurry if stop.is_set() else stop).set()
 
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -93,7 +98,8 @@ def serve(config: Config) -> int:
                 break
             for child in (web, *workers):
                 child.restart_if_dead()
-            reap_orphans({c.pid for c in (web, *workers) if c.pid} | ({embedded.pid} if embedded else set()))
+            reap_orphans({c.pid for c in (web, *workers) if c.pid}
+                         | ({embedded.pid} if embedded and embedded.pid else set()))
     finally:
         log.info("stopping: workers finish their runs (up to %.0f s), then the web server, then Redis",
                  config.shutdown_grace)
@@ -198,7 +204,7 @@ def record_interrupted(redis_url: str, worker_pids: list[int], reason: str) -> d
     return runs
 
 
-def describe_run(conn: Any, job: Any) -> str:
+def describe_run(conn: redis.Redis, job: Job) -> str:
     """`merge acme/infra#12 network`: which command, PR and project a run job is."""
     from bot.state.records import Records
 
@@ -206,7 +212,7 @@ def describe_run(conn: Any, job: Any) -> str:
     try:
         cmd = Records(conn).command(command_id)
     except Exception:  # noqa: BLE001 - only for a log line
-        return job.description or job.id
+        return str(job.description or job.id)
     return f"{cmd.kind} {cmd.repo}#{cmd.pull} {project.get('name', '')}".strip()
 
 

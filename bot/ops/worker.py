@@ -12,10 +12,11 @@ import random
 import time
 import traceback
 from functools import lru_cache
-from typing import Any
+from types import TracebackType
+from typing import Unpack
 
 import redis
-from rq import Worker
+from rq import Queue, Worker
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
@@ -62,7 +63,7 @@ def refusal(job: Job) -> str | None:
 class TfbotWorker(Worker):
     """An RQ worker that runs only tfbot's jobs and writes one traceback per failure."""
 
-    def execute_job(self, job: Job, queue: Any) -> None:
+    def execute_job(self, job: Job, queue: Queue) -> None:
         reason = refusal(job)
         if reason is None:
             super().execute_job(job, queue)
@@ -74,9 +75,10 @@ class TfbotWorker(Worker):
 
     def handle_warm_shutdown_request(self) -> None:
         log.info("worker %s asked to stop: it takes no more jobs and finishes the one it runs", self.name)
-        super().handle_warm_shutdown_request()
+        super().handle_warm_shutdown_request()  # type: ignore[no-untyped-call]  # rq leaves it unannotated
 
-    def handle_exception(self, job: Job, *exc_info: Any) -> None:
+    def handle_exception(self, job: Job,
+                         *exc_info: Unpack[tuple[type[BaseException], BaseException, TracebackType | None]]) -> None:
         """One line per failed try, saying whether RQ tries it again; the traceback once: on the last try, if nobody
         wrote it."""
         from rq.job_lifecycle import call_exception_handlers

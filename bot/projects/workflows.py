@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -61,7 +62,7 @@ class PlanOutcome:
     ok: bool
     steps: list[TerraformResult]
     summary: str
-    plan_json: dict | None = None
+    plan_json: dict[str, Any] | None = None
     resource_changes: list[tuple[str, str]] = field(default_factory=list)
     has_changes: bool | None = None
     failed_step: str | None = None
@@ -251,7 +252,7 @@ def failure_summary(result: TerraformResult) -> str:
         match = _TIMEOUT_LINE.search(result.output)
         if match:
             return match.group(0).strip()
-    errors = [e.strip() for e in _ERROR_LINE.findall(result.output) if not e.startswith(_INIT_PREAMBLE)]
+    errors: list[str] = [e.strip() for e in _ERROR_LINE.findall(result.output) if not e.startswith(_INIT_PREAMBLE)]
     if errors:
         return errors[0]
     return f"{result.command} failed with exit code {result.exit_code}"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from functools import lru_cache
+from typing import Any
 
 import jinja2
 
@@ -70,7 +71,7 @@ def marker(kind: str, pull: int, sha: str) -> str:
     return f"<!-- tfbot:{kind} pr={int(pull)} sha={sha.lower()} -->"
 
 
-def marker_of(body: str) -> dict | None:
+def marker_of(body: str) -> dict[str, Any] | None:
     """{"kind", "pr", "sha"} from a comment's first line, or None when it is not a tfbot comment."""
     first = body.split("\n", 1)[0].strip()
     m = _MARKER_RE.fullmatch(first)
@@ -220,7 +221,7 @@ def _env() -> jinja2.Environment:
     )
 
 
-def _change_groups(result: ProjectResult) -> list[dict]:
+def _change_groups(result: ProjectResult) -> list[dict[str, Any]]:
     by_action: dict[str, list[str]] = {}
     for change in result.changes:
         by_action.setdefault(change.action, []).append(change.address)
@@ -257,7 +258,7 @@ def cut_output(output: str, limit: int = OUTPUT_LIMIT, where: str = "the run log
 
 
 def _project_view(result: ProjectResult, run_url: Callable[[str], str] | None,
-                  output_limit: int = OUTPUT_LIMIT) -> dict:
+                  output_limit: int = OUTPUT_LIMIT) -> dict[str, Any]:
     project = result.project
     url = run_url(result.run_id) if run_url and result.run_id else ""
     where = url or (f"run log {result.run_id} on tfbot's /runs page" if result.run_id else "tfbot's log")
@@ -460,7 +461,8 @@ _OPEN_TILDE_RE = re.compile(r" {0,3}(~{3,}).*")
 _DETAILS_OPEN_RE = re.compile(r"<details\b[^>]*>")
 _DETAILS_CLOSE_RE = re.compile(r"</details>\s*")
 
-_State = tuple  # (fence: (run, opening line) | None, details: tuple of opening lines)
+# (fence: (run, opening line) | None, details: tuple of opening lines)
+_State = tuple[tuple[str, str] | None, tuple[str, ...]]
 
 
 def _step(state: _State, line: str) -> _State:

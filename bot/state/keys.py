@@ -19,6 +19,11 @@ from __future__ import annotations
 PREFIX = "tfbot"
 
 
+def text(value: bytes | str) -> str:
+    """A key or value as Redis answered it: bytes (tfbot's clients never decode), though redis-py types it either."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def delivery(delivery_id: str) -> str:
     return f"{PREFIX}:delivery:{delivery_id}"
 

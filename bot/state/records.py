@@ -176,7 +176,7 @@ class Records:
 
     def head(self, repo: str, pull: int) -> str | None:
         raw = self.r.hget(keys.pull(repo, pull), "head_sha")
-        return raw.decode() if raw else None
+        return keys.text(raw) if raw else None
 
     # --- the latest head and when it arrived, for approving a fork's head ---
     # One record per PR, overwritten by every push (never one per commit: a commit pushed again arrives again).
@@ -187,11 +187,11 @@ class Records:
     def latest_head(self, repo: str, pull: int) -> HeadSeen | None:
         """The newest head recorded by `note_head`, or None."""
         sha, at = self.r.hmget(keys.pull(repo, pull), ["latest_head_sha", "latest_head_at"])
-        return HeadSeen(sha.decode(), at.decode()) if sha and at else None
+        return HeadSeen(keys.text(sha), keys.text(at)) if sha and at else None
 
     def pull_field(self, repo: str, pull: int, name: str) -> str | None:
         raw = self.r.hget(keys.pull(repo, pull), name)
-        return raw.decode() if raw else None
+        return keys.text(raw) if raw else None
 
     def set_pull_field(self, repo: str, pull: int, name: str, value: str) -> None:
         self.r.hset(keys.pull(repo, pull), name, value)
@@ -216,13 +216,13 @@ class Records:
         posted = self.r.hget(key, "posted")
         if posted is None:
             return None
-        raw = self.r.hget(key, f"run:{posted.decode()}")
+        raw = self.r.hget(key, f"run:{keys.text(posted)}")
         return PlanRecord(**json.loads(raw)) if raw else None
 
     def plans(self, project: Project, pull: int) -> list[PlanRecord]:
         """Every saved plan of `project` of PR `pull`, oldest first (posted or not)."""
         raw = self.r.hgetall(keys.plan_records(project.repo, pull, project.id))
-        found = [PlanRecord(**json.loads(v)) for k, v in raw.items() if k.startswith(b"run:")]
+        found = [PlanRecord(**json.loads(v)) for k, v in raw.items() if keys.text(k).startswith("run:")]
         return sorted(found, key=lambda p: p.created_at)
 
     def plan_of_run(self, project: Project, pull: int, run_id: str) -> PlanRecord | None:
@@ -324,4 +324,4 @@ class Records:
         if meta is None:
             return None
         output = self.r.get(keys.run_log(run_id)) or b""
-        return json.loads(meta), output.decode(errors="replace")
+        return json.loads(meta), output.decode(errors="replace") if isinstance(output, bytes) else output

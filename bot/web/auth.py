@@ -23,7 +23,8 @@ bp = Blueprint("auth", __name__)
 
 
 def _admins() -> tuple[AdminConfig, ...]:
-    return current_app.extensions["tfbot"].config.server.admins
+    admins: tuple[AdminConfig, ...] = current_app.extensions["tfbot"].config.server.admins
+    return admins
 
 
 def admins_configured() -> bool:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request
 
@@ -11,6 +11,9 @@ from bot.state import keys
 from bot.models import LockInfo
 from bot.web import present, unlocking
 from bot.web.auth import csrf_ok, current_admin, safe_next
+
+if TYPE_CHECKING:
+    from bot.services import HasRedis
 
 bp = Blueprint("locks", __name__)
 MAX_FILTER_CHARS = 200
@@ -27,7 +30,7 @@ return out
 _CHUNK = 1000
 
 
-def waiting_counts(svc: Any, locks: list[LockInfo]) -> dict[tuple[str, str, str], int]:
+def waiting_counts(svc: HasRedis, locks: list[LockInfo]) -> dict[tuple[str, str, str], int]:
     """How many PRs wait behind each lock (only the ones that have a line)."""
     script = svc.redis.register_script(_LENGTHS)
     where = [(lk.repo, lk.dir, lk.workspace) for lk in locks]

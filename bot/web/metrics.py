@@ -1,12 +1,16 @@
 """`GET /metrics` in Prometheus' text format, and the hooks that time and count webhook deliveries."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 import time
 
 from flask import Blueprint, Flask, Response, current_app, g, request
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from bot.ops.metrics import Metrics
+
+if TYPE_CHECKING:
+    from bot.services import WebServices
 
 bp = Blueprint("metrics", __name__)
 WEBHOOK_ENDPOINT = "events.receive_event"
@@ -18,7 +22,7 @@ def metrics():  # type: ignore[no-untyped-def]
     return Response(current_app.extensions["tfbot_metrics"].exposition(), content_type=CONTENT_TYPE_LATEST)
 
 
-def init_app(app: Flask, services: object) -> None:
+def init_app(app: Flask, services: WebServices) -> None:
     """Create the app's metrics and count every answer of `POST /events` (the view names its outcome in g)."""
     app.extensions["tfbot_metrics"] = Metrics(services)
 

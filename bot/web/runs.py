@@ -1,22 +1,25 @@
 """`GET /runs/<id>`: one plan or apply run with its full Terraform output (for those allowed to read it)."""
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, abort, current_app, render_template, request
 
 from bot.web import present
 from bot.web.auth import current_admin
 
+if TYPE_CHECKING:
+    from bot.services import WebServices
+
 bp = Blueprint("runs", __name__)
 
 
-def may_read_output(svc: Any) -> bool:
+def may_read_output(svc: WebServices) -> bool:
     """Terraform output can hold values people should not see: signed-in admins only, unless server.public_logs."""
     return bool(svc.config.server.public_logs or current_admin())
 
 
-def load_run(svc: Any, run_id: str) -> tuple[dict[str, Any], str]:
+def load_run(svc: WebServices, run_id: str) -> tuple[dict[str, Any], str]:
     """(meta, output) of a run, or a 404 when the id is malformed, unknown or expired."""
     if not present.RUN_ID_RE.match(run_id):
         abort(404, "No such run.")
@@ -26,7 +29,7 @@ def load_run(svc: Any, run_id: str) -> tuple[dict[str, Any], str]:
     return found
 
 
-def run_json(svc: Any, meta: dict[str, Any], output: str, show_output: bool) -> dict[str, Any]:
+def run_json(svc: WebServices, meta: dict[str, Any], output: str, show_output: bool) -> dict[str, Any]:
     """One run as `/api/runs/<id>` shows it."""
     api_url = svc.config.github.api_url
     started = meta.get("started_at")

@@ -32,7 +32,7 @@ SESSION_HOURS = 12
 class _SessionInterface(SecureCookieSessionInterface):
     """Flask's signed cookie session, marked Secure whenever this request came over https."""
 
-    def get_cookie_secure(self, app: Flask) -> bool:  # type: ignore[override]
+    def get_cookie_secure(self, app: Flask) -> bool:
         return bool(app.config["SESSION_COOKIE_SECURE"]) or request.is_secure
 
 

@@ -40,7 +40,7 @@ def run_web(config: Config, redis_url: str) -> int:
     from gunicorn.app.base import BaseApplication
     from gunicorn.glogging import Logger
 
-    class _Logs(Logger):  # type: ignore[misc]
+    class _Logs(Logger):
         """gunicorn's own lines go through tfbot's handler: same format (text or json), secrets masked."""
 
         def setup(self, cfg):  # type: ignore[no-untyped-def]
@@ -58,7 +58,7 @@ def run_web(config: Config, redis_url: str) -> int:
         return EXIT_CANNOT_BIND
     check = check_terraform(config.terraform.binary, config.data_dir)
 
-    class _App(BaseApplication):  # type: ignore[misc]
+    class _App(BaseApplication):
         def load_config(self) -> None:
             self.cfg.set("bind", f"{config.server.host}:{config.server.port}")
             # Threads, not processes: intake is I/O-bound (one Redis round trip) and must answer in milliseconds.

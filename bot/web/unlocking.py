@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.state import audit
 from bot.lifecycle.decision import Action, Event, Facts, LockView, decide
@@ -15,6 +15,9 @@ from bot.lifecycle.handover import drop_plans, plan_next
 from bot.models import LockInfo, LockState, Project
 from bot.queue import enqueue_event
 from bot.render.comments import code_span, escape_text
+
+if TYPE_CHECKING:
+    from bot.services import HasEventsQueue, UnlockServices, WorkerServices
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +29,7 @@ class UnlockRefused(Exception):
     """The lock was not released; the message says why and what to do (shown to the admin as is)."""
 
 
-def release(svc: Any, repo: str, dir: str, workspace: str, by: str, via: str,
+def release(svc: UnlockServices, repo: str, dir: str, workspace: str, by: str, via: str,
             token: int | None = None, reason: str = "") -> tuple[LockInfo | None, dict[str, Any] | None]:
     """Force-release the lock (only the one under `token` when given); hand it to the next PR in line.
 
@@ -86,7 +89,7 @@ def unlock_message(by: str, project: str, via: str, next_pull: int | None, menti
             f"{after} Comment `plan` to take the lock again.")
 
 
-def installation_of(svc: Any, lock: LockInfo) -> int | None:
+def installation_of(svc: WorkerServices, lock: LockInfo) -> int | None:
     """The GitHub App installation of the lock's repository: from the PR record, else from its latest run."""
     recorded = svc.records.pull_field(lock.repo, lock.pull, "installation")
     if recorded:
@@ -100,7 +103,7 @@ def installation_of(svc: Any, lock: LockInfo) -> int | None:
     return None
 
 
-def announce(svc: Any, lock: LockInfo, by: str, via: str, next_pull: int | None, mention: bool) -> bool:
+def announce(svc: WorkerServices, lock: LockInfo, by: str, via: str, next_pull: int | None, mention: bool) -> bool:
     """Discard the PR's saved plan of that project and comment on the PR; False when the PR cannot be told.
 
     `svc` is a WorkerServices (GitHub App, records, plan store).
@@ -134,7 +137,7 @@ def lock_from_dict(data: dict[str, Any]) -> LockInfo:
     return LockInfo(**{**values, "state": LockState(values["state"])})
 
 
-def queue_announcement(svc: Any, lock: LockInfo, by: str, via: str, waiter: dict[str, Any] | None) -> None:
+def queue_announcement(svc: HasEventsQueue, lock: LockInfo, by: str, via: str, waiter: dict[str, Any] | None) -> None:
     """Queue `announce_job` on the events queue (JSON arguments only, like every tfbot job)."""
     enqueue_event(svc.events_queue, "bot.web.unlocking.announce_job",
                   (lock_to_dict(lock), by, via, int(waiter["pull"]) if waiter else None),

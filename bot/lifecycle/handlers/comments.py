@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.lifecycle.commands import Command as CommentCommand
 from bot.lifecycle.commands import Ignore, Reply, describe_flags, parse_comment
@@ -18,12 +18,15 @@ from bot.projects.detection import select
 from bot.lifecycle.routing import Router
 from bot.intake.webhooks import Delivery
 
+if TYPE_CHECKING:
+    from bot.services import WorkerServices
+
 log = logging.getLogger(__name__)
 router = Router()
 
 
 @router.register("issue_comment", "created")
-def on_comment(delivery: Delivery, svc: Any) -> None:
+def on_comment(delivery: Delivery, svc: WorkerServices) -> None:
     payload = delivery.payload
     if not payload["issue"].get("pull_request"):
         return  # a comment on an issue, not a PR
@@ -44,8 +47,11 @@ def on_comment(delivery: Delivery, svc: Any) -> None:
     handler(svc, gh, delivery, number, author, parsed)
 
 
-def _plan(svc: Any, gh: RepoAPI, delivery: Delivery, number: int, author: str, cmd: CommentCommand) -> None:
+def _plan(svc: WorkerServices, gh: RepoAPI, delivery: Delivery, number: int, author: str, cmd: CommentCommand) -> None:
     repo_cfg = svc.config.repo_config(delivery.repo)
+    if repo_cfg is None:  # taken off config.repos after the comment was queued: ignored, as the web process does
+        log.info("ignored %s: repository not in config.repos", delivery.describe())
+        return
     pull = gh.pull(number)
     if pull.state != "open":
         _say(svc, gh, pull, f"@{author}: #{number} is {'merged' if pull.merged else 'closed'}; there is nothing to plan.")
@@ -73,7 +79,11 @@ def _plan(svc: Any, gh: RepoAPI, delivery: Delivery, number: int, author: str, c
     start_command(svc, "plan", delivery.repo, pull, delivery.installation_id, author, projects)
 
 
-def _apply(svc: Any, gh: RepoAPI, delivery: Delivery, number: int, author: str, cmd: CommentCommand) -> None:
+def _apply(svc: WorkerServices, gh: RepoAPI, delivery: Delivery, number: int, author: str, cmd: CommentCommand) -> None:
+    repo_cfg = svc.config.repo_config(delivery.repo)
+    if repo_cfg is None:  # taken off config.repos after the comment was queued: ignored, as the web process does
+        log.info("ignored %s: repository not in config.repos", delivery.describe())
+        return
     pull = gh.pull(number)
     if not _may(svc, gh, pull, "apply", author):
         return
@@ -89,7 +99,7 @@ def _apply(svc: Any, gh: RepoAPI, delivery: Delivery, number: int, author: str, 
     if pull.merged:
         extra["base_head_sha"] = base_head(svc, gh, delivery.repo, pull)
     refusals = {} if pull.merged else apply_refusals(
-        gh, pull, projects, allow_draft=svc.config.repo_config(delivery.repo).allow_draft_apply)
+        gh, pull, projects, allow_draft=repo_cfg.allow_draft_apply)
     prefilled = [ProjectResult(p, Outcome.REFUSED, head_sha=pull.head_sha, message=refusals[p.id])
                  for p in projects if p.id in refusals]
     # Everything else (head moved, base changed the project, already applied) is decided under the run guard.
@@ -98,7 +108,7 @@ def _apply(svc: Any, gh: RepoAPI, delivery: Delivery, number: int, author: str, 
                   extra_info=extra)
 
 
-def _head_predates(svc: Any, delivery: Delivery, pull: PullInfo) -> bool:
+def _head_predates(svc: WorkerServices, delivery: Delivery, pull: PullInfo) -> bool:
     """Whether the PR's head is the latest head tfbot heard of and arrived strictly before the comment was written
     (GitHub's clock, both ISO 8601 UTC).
 
@@ -111,7 +121,7 @@ def _head_predates(svc: Any, delivery: Delivery, pull: PullInfo) -> bool:
     return bool(seen and written and seen.sha == pull.head_sha and seen.at < written)
 
 
-def _may(svc: Any, gh: RepoAPI, pull: PullInfo, verb: str, author: str) -> bool:
+def _may(svc: WorkerServices, gh: RepoAPI, pull: PullInfo, verb: str, author: str) -> bool:
     """Asked of GitHub on every command: write, maintain or admin may apply and unlock; others are told why not."""
     permission = gh.permission(author)
     if permission in WRITE_PERMISSIONS:
@@ -121,7 +131,8 @@ def _may(svc: Any, gh: RepoAPI, pull: PullInfo, verb: str, author: str) -> bool:
     return False
 
 
-def _unlock(svc: Any, gh: RepoAPI, delivery: Delivery, number: int, author: str, cmd: CommentCommand) -> None:
+def _unlock(svc: WorkerServices, gh: RepoAPI, delivery: Delivery, number: int, author: str,
+            cmd: CommentCommand) -> None:
     pull = gh.pull(number)
     if not _may(svc, gh, pull, "unlock", author):
         return
@@ -154,11 +165,11 @@ def _unlock(svc: Any, gh: RepoAPI, delivery: Delivery, number: int, author: str,
         _say(svc, gh, pull, f"@{author}: this PR holds no lock matching {_flags(cmd)}.")
 
 
-def _say(svc: Any, gh: RepoAPI, pull: PullInfo, text: str) -> None:
+def _say(svc: WorkerServices, gh: RepoAPI, pull: PullInfo, text: str) -> None:
     gh.create_comment(pull.number, svc.render_notice("notice", pull.number, pull.head_sha, text))
 
 
-def _refuse(svc: Any, gh: RepoAPI, pull: PullInfo, what: str, author: str, why: str) -> None:
+def _refuse(svc: WorkerServices, gh: RepoAPI, pull: PullInfo, what: str, author: str, why: str) -> None:
     log.warning("%s#%d: %s by %s refused: %s", gh.full_name, pull.number, what, author, why)
     gh.create_comment(pull.number, svc.render_notice("refused", pull.number, pull.head_sha,
                                                      f"**{what} refused.** {why}"))

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.config import RepoConfig
 from bot.adapters.github import PullInfo, RepoAPI
@@ -10,12 +10,15 @@ from bot.state import keys
 from bot.lifecycle.decision import Action, Event, Facts, LockView, decide
 from bot.intake.replay import closed_fingerprint
 from bot.lifecycle.handover import drop_plans, plan_next, release_and_hand_over
-from bot.models import Project
+from bot.models import LockInfo, Project
 from bot.lifecycle.planning import base_applies, pull_state, start_command
 from bot.projects.detection import affected_projects, deleted_roots
 from bot.state.records import project_from_dict
 from bot.lifecycle.routing import Router
 from bot.intake.webhooks import Delivery
+
+if TYPE_CHECKING:
+    from bot.services import WorkerServices
 
 log = logging.getLogger(__name__)
 router = Router()
@@ -40,13 +43,16 @@ FORK_NEEDS_WRITER = (
 @router.register("pull_request", "synchronize")
 @router.register("pull_request", "ready_for_review")
 @router.register("pull_request", "edited")
-def autoplan(delivery: Delivery, svc: Any) -> None:
+def autoplan(delivery: Delivery, svc: WorkerServices) -> None:
     payload = delivery.payload
     if delivery.action == "edited" and "base" not in (payload.get("changes") or {}):
         return  # a new title or body: nothing to plan
 
     repo = delivery.repo
     repo_cfg = svc.config.repo_config(repo)
+    if repo_cfg is None:  # taken off config.repos after the event was queued: ignored, as the web process does
+        log.info("ignored %s: repository not in config.repos", delivery.describe())
+        return
     number = int(payload["number"])
     pr = payload["pull_request"]
     note_head(svc, delivery)
@@ -93,7 +99,7 @@ def autoplan(delivery: Delivery, svc: Any) -> None:
                   note=note)
 
 
-def note_head(svc: Any, delivery: Delivery) -> None:
+def note_head(svc: WorkerServices, delivery: Delivery) -> None:
     """Record the head this event brought and when GitHub says it arrived, first thing, before any slow call.
 
     A writer's `plan` on a fork approves the head only if it is this record's head and arrived before the comment.
@@ -105,7 +111,7 @@ def note_head(svc: Any, delivery: Delivery) -> None:
                               str(pr["updated_at"]))
 
 
-def release_untouched(svc: Any, repo: str, number: int, keep: set[str], why: str) -> str:
+def release_untouched(svc: WorkerServices, repo: str, number: int, keep: set[str], why: str) -> str:
     """Let go of the projects not in `keep` (ids) that `number` locks or waits for; return a line for the PR ("" if
     none).
 
@@ -142,7 +148,7 @@ def _names(names: list[str]) -> str:
 
 
 @router.register("pull_request", "closed")
-def closed(delivery: Delivery, svc: Any) -> None:
+def closed(delivery: Delivery, svc: WorkerServices) -> None:
     repo = delivery.repo
     number = int(delivery.payload["number"])
     pr = delivery.payload["pull_request"]
@@ -176,10 +182,14 @@ def closed(delivery: Delivery, svc: Any) -> None:
              len(kept))
 
 
-def merged(svc: Any, gh: RepoAPI, delivery: Delivery, number: int, pr: dict[str, Any], locks: list[Any]) -> None:
+def merged(svc: WorkerServices, gh: RepoAPI, delivery: Delivery, number: int, pr: dict[str, Any],
+           locks: list[LockInfo]) -> None:
     """Apply what the merge brought, for every project the PR holds a lock of or changed (bot/lifecycle/decision.py)."""
     repo = delivery.repo
     repo_cfg = svc.config.repo_config(repo)
+    if repo_cfg is None:
+        log.info("%s: merged, but the repository is not in config.repos: nothing is applied", delivery.describe())
+        return
     pull = gh.pull(number)
     projects = {p.id: p for p in (svc.project_of_lock(lock) for lock in locks)}
     applies = base_applies(svc, repo, pull)
@@ -195,7 +205,7 @@ def merged(svc: Any, gh: RepoAPI, delivery: Delivery, number: int, pr: dict[str,
                   note=MISSED_MERGE_NOTE if delivery.missed else "")
 
 
-def tell_kept(svc: Any, gh: RepoAPI, number: int, kept: list[Any]) -> None:
+def tell_kept(svc: WorkerServices, gh: RepoAPI, number: int, kept: list[LockInfo]) -> None:
     """A closed PR keeps the locks of projects it applied: say so on it, and on the PRs waiting for them."""
     names = ", ".join(f"`{lock.project}`" for lock in kept)
     gh.create_comment(number, svc.render_notice("notice", number, "", (
@@ -213,7 +223,8 @@ def tell_kept(svc: Any, gh: RepoAPI, number: int, kept: list[Any]) -> None:
     log.info("%s#%d: closed, kept flagged lock(s) %s", gh.full_name, number, names)
 
 
-def projects_of_pull(svc: Any, gh: RepoAPI, repo: str, repo_cfg: RepoConfig, pull: PullInfo) -> list[Project]:
+def projects_of_pull(svc: WorkerServices, gh: RepoAPI, repo: str, repo_cfg: RepoConfig,
+                     pull: PullInfo) -> list[Project]:
     """The projects the PR's changes touch, from `git diff` on our own mirror (no 3,000-file API cap)."""
     clone_url = gh.authenticated_clone_url(pull.clone_url)
     svc.checkouts.fetch(repo, clone_url, pull_refs(pull))
@@ -222,7 +233,7 @@ def projects_of_pull(svc: Any, gh: RepoAPI, repo: str, repo_cfg: RepoConfig, pul
     return affected_projects(repo, repo_cfg, changed, tf_dirs)
 
 
-def tell_deleted_roots(svc: Any, gh: RepoAPI, repo: str, pull: PullInfo) -> None:
+def tell_deleted_roots(svc: WorkerServices, gh: RepoAPI, repo: str, pull: PullInfo) -> None:
     """A PR that deletes a whole Terraform root is told, once per head, that this destroys nothing."""
     changed = svc.checkouts.changed_files(repo, pull.base_sha, pull.head_sha)
     gone = deleted_roots(changed, svc.checkouts.tf_dirs(repo, pull.base_sha), svc.checkouts.tf_dirs(repo, pull.head_sha))
@@ -246,7 +257,7 @@ def pull_refs(pull: PullInfo) -> list[str]:
     ]
 
 
-def too_many(svc: Any, gh: RepoAPI, pull: PullInfo, projects: list[Project]) -> bool:
+def too_many(svc: WorkerServices, gh: RepoAPI, pull: PullInfo, projects: list[Project]) -> bool:
     limit = svc.config.max_projects_per_pr
     if len(projects) <= limit:
         return False
@@ -258,7 +269,7 @@ def too_many(svc: Any, gh: RepoAPI, pull: PullInfo, projects: list[Project]) -> 
     return True
 
 
-def refuse_fork(svc: Any, gh: RepoAPI, repo: str, pull: PullInfo, text: str) -> None:
+def refuse_fork(svc: WorkerServices, gh: RepoAPI, repo: str, pull: PullInfo, text: str) -> None:
     """Say once per PR why its pushes are not planned."""
     if svc.records.pull_field(repo, pull.number, "fork_refused"):
         return
@@ -267,7 +278,7 @@ def refuse_fork(svc: Any, gh: RepoAPI, repo: str, pull: PullInfo, text: str) -> 
     log.info("%s#%d: fork PR refused", repo, pull.number)
 
 
-def plan_handed_over(svc: Any, project_data: dict[str, Any], number: int, installation: int, reason: str) -> None:
+def plan_handed_over(svc: WorkerServices, project_data: dict[str, Any], number: int, installation: int, reason: str) -> None:
     """The lock was handed to PR `number`: plan it, pass it on if it may not hold it (closed, or its base is not a
     branch tfbot applies), or apply what a merged one brought."""
     project = project_from_dict(project_data)
@@ -295,13 +306,13 @@ def plan_handed_over(svc: Any, project_data: dict[str, Any], number: int, instal
                     "tfbot planned it automatically on its current head.")
 
 
-def base_head(svc: Any, gh: RepoAPI, repo: str, pull: PullInfo) -> str:
+def base_head(svc: WorkerServices, gh: RepoAPI, repo: str, pull: PullInfo) -> str:
     """The tip of the PR's base branch now, fetched into tfbot's mirror."""
     svc.checkouts.fetch(repo, gh.authenticated_clone_url(pull.clone_url), pull_refs(pull))
     return str(svc.checkouts.resolve(repo, f"refs/tfbot/heads/{pull.base_ref}"))
 
 
-def plan_again(svc: Any, project_data: dict[str, Any], number: int, installation: int, note: str,
+def plan_again(svc: WorkerServices, project_data: dict[str, Any], number: int, installation: int, note: str,
                pull: PullInfo | None = None) -> None:
     """Plan one project of an open PR on its current head, with `note` on the comment."""
     project = project_from_dict(project_data)

@@ -30,7 +30,9 @@ def slow_resource(marker: Path) -> str:
 
 
 def leftovers(data_dir: Path) -> list[str]:
-    """Processes still running a run of this test: the provisioner's sleep, or anything working in data_dir."""
+    """Processes still running a run of this test: the provisioner's sleep, or anything working in data_dir.
+
+    Only this test's: other test runs on the machine may be in the middle of the same scenario."""
     found = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit() or int(proc.name) == os.getpid():
@@ -40,7 +42,8 @@ def leftovers(data_dir: Path) -> list[str]:
             cwd = os.readlink(proc / "cwd")
         except OSError:
             continue
-        if alive(int(proc.name)) and (SLEEP in cmdline or cwd.startswith(str(data_dir))):
+        ours = cwd.startswith(str(data_dir)) or (SLEEP in cmdline and str(data_dir.parent) in cmdline)
+        if alive(int(proc.name)) and ours:
             found.append(f"{proc.name}: {cmdline.strip()} (in {cwd})")
     return found
 

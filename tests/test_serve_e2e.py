@@ -12,7 +12,7 @@ import requests
 
 from bot.adapters.redis_server import EmbeddedRedis, connect
 from tests.support import webhook_payloads as wp
-from tests.support.tfbot_process import TfbotServer, free_port, wait_for, write_config
+from tests.support.tfbot_process import TfbotProcess, TfbotServer, free_port, wait_for, write_config
 
 pytestmark = pytest.mark.e2e
 SECRET = "e2e-webhook-secret"
@@ -279,3 +279,15 @@ def test_a_failed_delivery_is_one_traceback_and_an_idle_worker_is_quiet(server, 
     # RQ's own bookkeeping (registry clean-up at start and every few seconds, "Job OK") stays at DEBUG.
     logs = "\n".join(lines)
     assert "cleaning registries" not in logs and "Job OK" not in logs and "Listening on" not in logs
+
+
+def test_serve_says_where_it_serves_once_those_urls_answer(tmp_path, app_private_key):
+    """A user who tries the printed URLs at once is not refused: the line comes after the web server listens."""
+    settings = base_settings(tmp_path, app_private_key)
+    srv = TfbotServer(write_config(tmp_path, settings), settings["server"]["port"])
+    TfbotProcess.start(srv)  # the process only: TfbotServer.start() would wait for /healthz itself
+    try:
+        wait_for(lambda: "tfbot serving on" in srv.logs(), timeout=60, message="the serving line")
+        assert requests.get(srv.url + "/healthz", timeout=5).status_code in (200, 503)
+    finally:
+        assert srv.stop() == 0, srv.logs()

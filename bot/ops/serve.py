@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -84,13 +85,17 @@ def serve(config: Config) -> int:
         for child in (web, *workers):
             child.start()
         base = f"http://{config.server.host}:{config.server.port}"
-        log.info("tfbot serving on %s: webhooks %s/events, locks %s/locks, health %s/healthz; %d worker(s); "
-                 "GitHub API %s", base, base, base, base, config.workers, config.github.api_url)
+        announced = False
         # Webhooks GitHub could not deliver while tfbot was down are asked for again; stale locks reconciled.
         from bot.ops.recovery import start_recovery
 
         start_recovery(config, redis_url, stop)
-        while not stop.wait(1.0):
+        while not stop.wait(0.2 if not announced else 1.0):
+            if not announced and listening(config.server.host, config.server.port):
+                # Said once the URLs answer, so a user who tries them at once is not refused.
+                log.info("tfbot serving on %s: webhooks %s/events, locks %s/locks, health %s/healthz; %d worker(s); "
+                         "GitHub API %s", base, base, base, base, config.workers, config.github.api_url)
+                announced = True
             if web.exit_code() == EXIT_CANNOT_BIND:
                 log.error("%s", port_problem(config) or f"server.port {config.server.port} cannot be bound "
                           "(TFBOT_SERVER_PORT)")
@@ -115,6 +120,16 @@ def serve(config: Config) -> int:
         reap_orphans(set())
         log.info("stopped")
     return code
+
+
+def listening(host: str, port: int) -> bool:
+    """Whether something accepts TCP connections at host:port (0.0.0.0 and :: are asked on loopback)."""
+    target = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    try:
+        with socket.create_connection((target, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
 
 
 def stop_workers(workers: list["Child"], config: Config, redis_url: str, hurry: threading.Event) -> None:

@@ -9,7 +9,7 @@ from bot.state import keys
 from bot.adapters.github import PullInfo
 from bot.models import LockInfo, LockState, Project
 from bot.queue import EVENT_RETRY_INTERVALS
-from bot.ops.reconcile import BY_COMMAND, Action, closed_event, decide, reconcile
+from bot.ops.reconcile import BY_COMMAND, Action, Reconciled, closed_event, decide, reconcile
 from bot.intake.replay import fingerprint
 from bot.services import WorkerServices
 from bot.intake.webhooks import validate_payload
@@ -293,3 +293,17 @@ def test_periodic_passes_look_for_missed_merges_at_most_every_half_hour(fake_git
     open_pr(fake_github, svc, 8)
     merge(fake_github, 8, "d" * 40)
     assert [r.pull for r in reconcile(svc, origin=PERIODIC)] == [8]
+
+
+def test_the_pass_summary_counts_prs_and_names_what_github_could_not_list():
+    from bot.ops.recovery import reconciliation_summary
+
+    nothing_listed = [Reconciled("*", 0, Action.ERROR, (), "listing repositories: refused")]
+    assert reconciliation_summary(nothing_listed, 300) == (
+        "reconciliation: 0 PR(s) looked at; 0 acted on; could not list the App's repositories; trying again in 300 s")
+    mixed = [Reconciled(REPO, 4, Action.RELEASE, (), ""), Reconciled(REPO, 5, Action.ERROR, (), "502"),
+             Reconciled(REPO, 6, Action.HANDLED, (), ""), Reconciled("acme/dns", 0, Action.ERROR, (), "502")]
+    assert reconciliation_summary(mixed, 60) == (
+        "reconciliation: 3 PR(s) looked at; 1 acted on; 1 PR(s) could not be checked; could not list the merged PRs "
+        "of acme/dns; trying again in 60 s")
+    assert reconciliation_summary([], 60) == "reconciliation: 0 PR(s) looked at; 0 acted on"

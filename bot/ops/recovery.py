@@ -18,7 +18,7 @@ import random
 import socket
 import threading
 import time
-from typing import Callable
+from typing import Callable, Sequence
 
 import redis
 
@@ -93,11 +93,8 @@ class Recovery:
         except Exception:  # noqa: BLE001 - a fault in tfbot: logged whole, and the next period tries again
             log.exception("reconciliation of locks failed; trying again in %.0f s", self.interval)
             return
-        acted = [r for r in results if r.action in (Action.RELEASE, Action.QUEUED)]
-        failed = [r for r in results if r.action is Action.ERROR]
-        self.reconciled = not failed
-        log.info("reconciliation: %d PR(s) looked at; %d acted on%s", len(results), len(acted),
-                 f"; {len(failed)} could not be checked, trying again in {self.interval:.0f} s" if failed else "")
+        self.reconciled = not any(r.action is Action.ERROR for r in results)
+        log.info("%s", reconciliation_summary(results, self.interval))
 
     def services(self) -> WorkerServices:
         """What the closed handler and the merge command need: the worker's services, built once."""
@@ -144,3 +141,21 @@ def _wait_for_web(host: str, port: int, stop: threading.Event) -> None:
         except OSError:
             stop.wait(0.2)
     log.warning("the web server did not answer on %s:%d; recovery runs anyway", target, port)
+
+
+def reconciliation_summary(results: Sequence[Reconciled], interval: float) -> str:
+    """Pure: the one log line of a reconciliation pass. A result of PR 0 is a repository (or the App's list of
+    repositories) GitHub could not tell about, not a PR."""
+    pulls = [r for r in results if r.pull]
+    acted = [r for r in pulls if r.action in (Action.RELEASE, Action.QUEUED)]
+    unchecked = [r for r in pulls if r.action is Action.ERROR]
+    unlisted = [r for r in results if not r.pull and r.action is Action.ERROR]
+    line = f"reconciliation: {len(pulls)} PR(s) looked at; {len(acted)} acted on"
+    if unchecked:
+        line += f"; {len(unchecked)} PR(s) could not be checked"
+    if unlisted:
+        line += "; could not list " + ", ".join(
+            "the App's repositories" if r.repo == "*" else f"the merged PRs of {r.repo}" for r in unlisted)
+    if unchecked or unlisted:
+        line += f"; trying again in {interval:.0f} s"
+    return line

@@ -1,13 +1,25 @@
 """`GET /healthz`: the state of Redis, the workers and Terraform, for load balancers and humans."""
 from __future__ import annotations
 
+import socket
+
 import redis
 from flask import Blueprint, current_app, jsonify
 from rq import Worker
+from rq.worker import BaseWorker
 
+from bot.ops.liveness import death_verdict
 from bot.queue import EVENTS_QUEUE
 
+THIS_HOST = socket.gethostname()
+
 bp = Blueprint("health", __name__)
+
+
+def _known_dead(worker: BaseWorker) -> bool:
+    """A worker of this host whose process is gone (killed with its `tfbot serve`): RQ keeps its registration until
+    it expires (minutes), but it takes no job."""
+    return death_verdict({"hostname": worker.hostname or "", "pid": str(worker.pid or "")}, THIS_HOST) is not None
 
 
 @bp.get("/healthz")
@@ -21,7 +33,8 @@ def healthz():  # type: ignore[no-untyped-def]
         checks["redis"] = {"ok": False, "error": f"unreachable: {exc}"}
     if checks["redis"]["ok"]:
         try:
-            workers = [w for w in Worker.all(connection=services.redis) if EVENTS_QUEUE in w.queue_names()]
+            workers = [w for w in Worker.all(connection=services.redis)
+                       if EVENTS_QUEUE in w.queue_names() and not _known_dead(w)]
             checks["workers"] = {"ok": bool(workers), "count": len(workers)}
             if not workers:
                 checks["workers"]["error"] = "no worker is listening: start `tfbot worker`"

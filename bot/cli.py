@@ -229,7 +229,7 @@ def _print_problems(path: str, problems: list[str]) -> None:
 
 def _check_config(path: str) -> int:
     """Everything startup will need, all problems in one round."""
-    from bot.ops.preflight import check_git, check_terraform
+    from bot.adapters.preflight import check_git, check_terraform
     from bot.adapters.redis_server import redis_problem
     from bot.web.server import port_problem
 

@@ -1,6 +1,7 @@
 """Plain values shared across modules: what a project is, what a run produced, what a lock says."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -96,3 +97,17 @@ class ProjectResult:
     head_sha: str = ""
     has_changes: bool | None = None  # a plan that changes resources or outputs (None: not a plan)
     applicable: bool = True  # False for a plan of a PR into a branch tfbot does not apply: no `apply` offered
+
+
+# Terraform's own rule, narrowed: no path separators, and not `.` or `..` (a path under terraform.tfstate.d/).
+_WORKSPACE_RE = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.-]{0,89}")
+
+
+def validate_workspace(name: str) -> str:
+    """Return `name` if it is a workspace name we pass to Terraform, else raise ValueError."""
+    if not isinstance(name, str) or not _WORKSPACE_RE.fullmatch(name) or set(name) == {"."}:
+        raise ValueError(
+            f"invalid workspace name {name!r}: 1-90 letters, digits, '-', '_' or '.', "
+            "not starting with '-' and not only dots"
+        )
+    return name

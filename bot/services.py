@@ -10,8 +10,9 @@ from rq import Queue
 from bot.config import Config
 from bot.adapters.github import GitHubApp
 from bot.models import LockInfo, Project
-from bot.ops.preflight import TerraformCheck
+from bot.adapters.preflight import TerraformCheck
 from bot.queue import events_queue, runs_queue
+from bot.state import keys
 
 if TYPE_CHECKING:
     from bot.state.locks import LockStore
@@ -84,7 +85,7 @@ class WorkerServices:
     def __init__(self, config: Config, connection: redis.Redis):
         from bot.adapters.git import Checkouts
         from bot.state.locks import LockStore
-        from bot.ops.logs import masker
+        from bot.adapters.logs import masker
         from bot.adapters.plan_store import plan_store_for
         from bot.state.records import Records
         from bot.adapters.terraform import Terraform
@@ -92,7 +93,7 @@ class WorkerServices:
 
         self.config = config
         self.redis = connection
-        self.github = GitHubApp(config.github, connection)
+        self.github = GitHubApp(config.github, connection, keys.installation_token)
         self.events_queue = events_queue(connection)
         self.runs_queue = runs_queue(connection)
         self.locks = LockStore(connection)

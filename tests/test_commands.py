@@ -21,7 +21,7 @@ from bot.lifecycle.commands import (
     dir_problem,
     parse_comment,
 )
-from bot.adapters.terraform import validate_workspace
+from bot.models import validate_workspace
 
 BOT = "tfbot-app[bot]"
 

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from bot.ops.logs import setup_logging, was_logged
+from bot.adapters.logs import setup_logging, was_logged
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.ops.preflight import MIN_GIT, check_git, judge_git_version
+from bot.adapters.preflight import MIN_GIT, check_git, judge_git_version
 from tests.support.tfbot_process import free_port, write_config
 
 

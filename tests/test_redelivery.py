@@ -88,7 +88,7 @@ def test_events_are_redelivered_oldest_first():
 def app(fake_github, app_keys, redis_conn) -> GitHubApp:
     config = GitHubConfig(api_url=fake_github.base_url, app_id=fake_github.app_id,
                           private_key=app_keys[0].decode(), webhook_secret="s", retries=0, write_interval=0)
-    return GitHubApp(config, redis_conn)
+    return GitHubApp(config, redis_conn, keys.installation_token)
 
 
 def failed(fake, status: int = 502, event: str = "pull_request", guid: str | None = None) -> dict:

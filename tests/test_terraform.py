@@ -14,7 +14,8 @@ import pytest
 import python_terraform
 from python_terraform import IsFlagged
 
-from bot.adapters.terraform import Terraform, validate_workspace
+from bot.adapters.terraform import Terraform
+from bot.models import validate_workspace
 from bot.projects.workflows import Workflow, failure_summary, load_workflows, run_apply_steps, run_plan_steps
 from tests.support.tf_configs import (
     write_big_plan_config,

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from bot.web.app import create_app
 from bot.config import parse_config
-from bot.ops.preflight import TerraformCheck
+from bot.adapters.preflight import TerraformCheck
 from bot.services import WebServices
 from tests.support import webhook_payloads as wp
 

@@ -39,7 +39,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from bot.ops.logs import MASK
+from bot.adapters.logs import MASK
 from bot.projects.detection import is_tf_file, local_module_dirs, tf_dir_of
 
 _REPO_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")

@@ -19,11 +19,10 @@ import redis
 from cryptography.fernet import Fernet, InvalidToken
 from github import Auth, Github, GithubException, GithubIntegration, GithubRetry
 
-from bot.state import keys
-from bot.config import GitHubConfig
-from bot.ops.logs import masker
+from bot.adapters.logs import masker
 
 if TYPE_CHECKING:
+    from bot.config import GitHubConfig
     from github.IssueComment import IssueComment
     from github.PullRequestReview import PullRequestReview
     from github.Repository import Repository
@@ -84,9 +83,14 @@ class HookDelivery:
 class GitHubApp:
     """Authenticates as the App and hands out per-installation clients with cached tokens."""
 
-    def __init__(self, config: GitHubConfig, store: redis.Redis | None = None):
+    def __init__(self, config: GitHubConfig, store: redis.Redis | None = None,
+                 token_key: Callable[[int], str] | None = None):
+        """`store` shares installation tokens (sealed) between processes under `token_key(installation)`."""
+        if store is not None and token_key is None:
+            raise ValueError("a token store needs its key names (bot.state.keys.installation_token)")
         self.config = config
         self.store = store
+        self._token_key = token_key or (lambda installation: "")
         self._tokens: dict[int, tuple[str, float]] = {}
         self._app_client: GithubIntegration | None = None  # authenticated as the App (JWT), built on first use
 
@@ -108,7 +112,7 @@ class GitHubApp:
         """A token for the installation, minted with the App's JWT and reused until shortly before it expires."""
         cached = self._tokens.get(installation_id)
         if cached is None and self.store is not None:
-            raw = self.store.get(keys.installation_token(installation_id))
+            raw = self.store.get(self._token_key(installation_id))
             if raw:
                 try:
                     token, expires = json.loads(self._cipher().decrypt(raw))
@@ -129,7 +133,7 @@ class GitHubApp:
             # Work horses are forked per job; Redis lets them share a token instead of minting one per job.
             ttl = max(1, int(expires - time.time() - TOKEN_MARGIN_SECONDS))
             sealed = self._cipher().encrypt(json.dumps([auth.token, expires]).encode())
-            self.store.set(keys.installation_token(installation_id), sealed, ex=ttl)
+            self.store.set(self._token_key(installation_id), sealed, ex=ttl)
         return auth.token
 
     def _cipher(self) -> Fernet:

@@ -52,12 +52,12 @@ from bot.adapters.procs import stop_with_parent
 from python_terraform import IsFlagged
 from python_terraform import Terraform as _ArgvBuilder
 
-from bot.ops.logs import MASK, SecretMasker
+from bot.adapters.logs import MASK, SecretMasker
+from bot.models import validate_workspace
 
 # Terraform itself accepts any URL-safe name, including "..": with the local backend's workspace_dir
 # that name resolves to `<workspace_dir>/../terraform.tfstate`, which is the default workspace's state
 # (seen with 1.11.4). So: Terraform's characters, no leading '-' (it would read as a flag), not all dots.
-_WORKSPACE_RE = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.-]{0,89}")
 _STRIPPED_PREFIXES = ("TF_CLI_ARGS", "TF_LOG")
 _STRIPPED = {"TF_WORKSPACE", "TF_DATA_DIR"}
 _READ_CHUNK = 64 * 1024
@@ -96,16 +96,6 @@ class TerraformResult:
     def command(self) -> str:
         """What ran, as a user would name it: `terraform plan`, or a custom command's program."""
         return _describe(self.args) if self.args else ""
-
-
-def validate_workspace(name: str) -> str:
-    """Return `name` if it is a workspace name we pass to Terraform, else raise ValueError."""
-    if not isinstance(name, str) or not _WORKSPACE_RE.fullmatch(name) or set(name) == {"."}:
-        raise ValueError(
-            f"invalid workspace name {name!r}: 1-90 letters, digits, '-', '_' or '.', "
-            "not starting with '-' and not only dots"
-        )
-    return name
 
 
 def action_name(actions: Sequence[str]) -> str:

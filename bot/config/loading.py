@@ -261,7 +261,7 @@ def _workflow_names(raw: dict[str, Any], base_dir: Path, report: _Problems) -> f
 def _check_terraform(raw: dict[str, Any], base_dir: Path, report: _Problems) -> None:
     import tempfile
 
-    from bot.ops.preflight import check_terraform
+    from bot.adapters.preflight import check_terraform
 
     binary = _get(raw, "terraform.binary")
     binary = binary.strip() if isinstance(binary, str) and binary.strip() else "terraform"

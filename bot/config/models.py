@@ -218,7 +218,7 @@ class ProjectConfig(_Model):
     @field_validator("workspace")
     @classmethod
     def _workspace(cls, value: str) -> str:
-        from bot.adapters.terraform import validate_workspace
+        from bot.models import validate_workspace
 
         try:
             validate_workspace(value)

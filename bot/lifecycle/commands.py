@@ -230,7 +230,7 @@ def _valid_dir(value: str) -> str:
 
 
 def _valid_workspace(value: str) -> str:
-    # Same rule as bot.adapters.terraform.validate_workspace: '..' would be a path under terraform.tfstate.d/.
+    # Same rule as bot.models.validate_workspace: '..' would be a path under terraform.tfstate.d/.
     if value.startswith("-") or not WORKSPACE_RE.match(value) or set(value) == {"."}:
         raise _Invalid("-w allows letters, digits, `-`, `_` and `.` only (Terraform's rule), at most 90 characters.")
     return value

@@ -232,7 +232,7 @@ def _names(locks: Sequence[LockInfo]) -> tuple[str, ...]:
 def main(config: Config, out: TextIO | None = None) -> int:
     """`tfbot reconcile`: one pass against the server's Redis and the GitHub App; print one line per PR."""
     from bot.ops.admin_cli import AdminError, connect_store
-    from bot.ops.logs import setup_logging
+    from bot.adapters.logs import setup_logging
     from bot.services import WorkerServices
 
     out = out or sys.stdout

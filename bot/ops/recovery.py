@@ -46,7 +46,7 @@ class Recovery:
         self.conn = conn
         self.interval = interval
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
-        self.github = GitHubApp(config.github, conn)
+        self.github = GitHubApp(config.github, conn, keys.installation_token)
         self._services_factory = services
         self._services: WorkerServices | None = None
         self.reconcile_pass = reconcile_pass

@@ -29,8 +29,8 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from bot.config import Config
-from bot.ops.logs import setup_logging
-from bot.ops.preflight import check_git
+from bot.adapters.logs import setup_logging
+from bot.adapters.preflight import check_git
 from bot.adapters.procs import (
     become_subreaper, children_of, command_line, descendants, reap_orphans, signal_all, stop_with_parent,
 )

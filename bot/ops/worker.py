@@ -22,8 +22,8 @@ from rq.serializers import JSONSerializer
 
 from bot import jobs
 from bot.config import Config
-from bot.ops.logs import library_level, setup_logging, was_logged
-from bot.ops.preflight import check_git
+from bot.adapters.logs import library_level, setup_logging, was_logged
+from bot.adapters.preflight import check_git
 from bot.ops.liveness import start_reaper
 from bot.queue import RUNS_QUEUE, events_queue, runs_queue
 from bot.adapters.redis_server import EmbeddedRedis, connect

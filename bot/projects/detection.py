@@ -20,7 +20,7 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
-from bot.config import ProjectConfig, RepoConfig
+from bot.config.models import ProjectConfig, RepoConfig
 from bot.models import Project
 
 # Terraform reads *.tf and *.tf.json; variable files and the provider lock change a plan too.

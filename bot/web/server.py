@@ -6,8 +6,8 @@ import logging
 import socket
 
 from bot.config import Config
-from bot.ops.logs import setup_logging
-from bot.ops.preflight import check_terraform
+from bot.adapters.logs import setup_logging
+from bot.adapters.preflight import check_terraform
 from bot.adapters.redis_server import connect
 
 log = logging.getLogger("tfbot.web")

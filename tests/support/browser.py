@@ -17,7 +17,7 @@ from werkzeug.security import generate_password_hash
 from bot.state import keys
 from bot.config import parse_config
 from bot.models import LockInfo, LockState
-from bot.ops.preflight import TerraformCheck
+from bot.adapters.preflight import TerraformCheck
 from bot.services import WebServices
 from tests.support.tfbot_process import REPO_ROOT
 

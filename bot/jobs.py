@@ -11,13 +11,13 @@ from rq import get_current_job
 from bot.state import keys
 from bot.intake.replay import FINGERPRINT_TTL_SECONDS, fingerprint
 from bot.intake.webhooks import Delivery
+from bot.queue import queue_report
 
 if TYPE_CHECKING:
     from resource import struct_rusage
     from types import TracebackType
 
     import redis
-    from rq import Queue
     from rq.job import Job
 
     from bot.models import ProjectResult
@@ -88,7 +88,7 @@ def run_project(command_id: str, project: dict[str, Any], attempt: int = 0) -> s
 
     from rq import get_current_job
 
-    from bot.ops.liveness import heartbeat
+    from bot.state.liveness import heartbeat
 
     svc = services()
     cmd = svc.records.command(command_id)
@@ -136,16 +136,6 @@ def _defer_run(svc: WorkerServices, command_id: str, project: dict[str, Any], at
         job_timeout=int(svc.config.terraform.timeout * 3 + 600), on_failure=Callback("bot.jobs.run_failed"),
         result_ttl=3600, failure_ttl=7 * 24 * 3600, description=f"run {command_id} {project.get('name')} (deferred)")
     return True
-
-
-def queue_report(queue: Queue, command_id: str) -> None:
-    """Report a completed command in a job of its own, retried with backoff while GitHub is unreachable."""
-    from rq import Retry
-
-    queue.enqueue_call(
-        "bot.jobs.report_command", args=(command_id,), retry=Retry(max=5, interval=[5, 15, 60, 180, 600]),
-        result_ttl=3600, failure_ttl=7 * 24 * 3600, description=f"report command {command_id}",
-    )
 
 
 def report_command(command_id: str) -> None:
@@ -214,7 +204,7 @@ def report_interrupted(command_id: str, project: dict[str, Any], reason: str) ->
 def event_job_failed(job: Job, connection: redis.Redis, exc_type: type[BaseException] | None = None,
                      exc_value: BaseException | None = None, tb: TracebackType | None = None) -> None:
     """RQ failure callback of event jobs: tell the PR that tfbot could not handle what it asked for."""
-    from bot.ops.events_failed import report_event_failure
+    from bot.lifecycle.events_failed import report_event_failure
 
     try:
         report_event_failure(services(), job, exc_type, exc_value)

@@ -17,7 +17,7 @@ RESULT_TTL_SECONDS = 3600
 FAILURE_TTL_SECONDS = 7 * 24 * 3600
 # An event job (a webhook, a hand-over, a re-plan) that raises is tried again after each of these waits:
 # 8 retries over 74 minutes, so an hour-long GitHub outage loses no merge. The worker's scheduler moves a
-# job back to its queue when its wait is over. Only after the last retry is the PR told (bot.ops.events_failed).
+# job back to its queue when its wait is over. Only after the last retry is the PR told (bot.lifecycle.events_failed).
 EVENT_RETRY_INTERVALS = (15, 60, 180, 600, 900, 900, 900, 900)
 # Operators (and tests) may choose other waits: comma-separated seconds, e.g. "1,1" for two quick retries.
 RETRY_ENV = "TFBOT_EVENT_RETRY_INTERVALS"
@@ -76,3 +76,11 @@ def enqueue_delivery(queue: Queue, delivery_id: str, event: str, payload: dict[s
     """Queue one verified delivery for a worker; return the job id (the delivery id, for tracing)."""
     return enqueue_event(queue, "bot.jobs.handle_delivery", (delivery_id, event, payload),
                          f"{event} delivery {delivery_id}", job_id=f"delivery-{delivery_id}")
+
+
+def queue_report(queue: Queue, command_id: str) -> None:
+    """Report a completed command in a job of its own, retried with backoff while GitHub is unreachable."""
+    queue.enqueue_call(
+        "bot.jobs.report_command", args=(command_id,), retry=Retry(max=5, interval=[5, 15, 60, 180, 600]),
+        result_ttl=RESULT_TTL_SECONDS, failure_ttl=FAILURE_TTL_SECONDS, description=f"report command {command_id}",
+    )

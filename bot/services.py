@@ -89,7 +89,7 @@ class WorkerServices:
         from bot.adapters.plan_store import plan_store_for
         from bot.state.records import Records
         from bot.adapters.terraform import Terraform
-        from bot.projects.workflows import load_workflows
+        from bot.config.workflows import load_workflows
 
         self.config = config
         self.redis = connection

@@ -176,8 +176,8 @@ def test_serves_with_the_baked_in_config(final: list[tuple[str, str]]) -> None:
     assert not any("workflows" in c for c in copies)
     import tomllib
 
-    package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["bot.projects"]
-    assert "builtin_workflows/*.yaml" in package_data and (ROOT / "bot/projects/builtin_workflows/default.yaml").is_file()
+    package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["bot.config"]
+    assert "builtin_workflows/*.yaml" in package_data and (ROOT / "bot/config/builtin_workflows/default.yaml").is_file()
 
 
 def dockerignore_excludes(path: str, patterns: list[str]) -> bool:

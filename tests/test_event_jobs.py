@@ -8,7 +8,7 @@ from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 
 from bot import jobs as jobs_module
-from bot.ops.events_failed import what_failed
+from bot.lifecycle.events_failed import what_failed
 from bot.adapters.github import GitHubError
 from bot.intake.webhooks import Delivery
 from bot.lifecycle.handlers import router

@@ -23,7 +23,7 @@ from bot.lifecycle import runner
 from bot.lifecycle.interrupted import report_interrupted
 from bot.models import LockState, Outcome, Project
 from bot.lifecycle.targets import Target
-from bot.projects.workflows import ApplyOutcome, PlanOutcome
+from bot.lifecycle.steps import ApplyOutcome, PlanOutcome
 from bot.services import WorkerServices
 from bot.state.records import PlanRecord, project_to_dict
 from bot.web.unlocking import UnlockRefused, release

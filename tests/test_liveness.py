@@ -10,7 +10,7 @@ from rq.registry import StartedJobRegistry
 from rq.serializers import JSONSerializer
 
 from bot.state import keys
-from bot.ops import liveness
+from bot.state import liveness
 
 
 def started_job(conn, started_ago: float):

@@ -16,7 +16,8 @@ from python_terraform import IsFlagged
 
 from bot.adapters.terraform import Terraform
 from bot.models import validate_workspace
-from bot.projects.workflows import Workflow, failure_summary, load_workflows, run_apply_steps, run_plan_steps
+from bot.config.workflows import Workflow, load_workflows
+from bot.lifecycle.steps import failure_summary, run_apply_steps, run_plan_steps
 from tests.support.tf_configs import (
     write_big_plan_config,
     write_config,

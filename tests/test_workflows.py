@@ -8,17 +8,8 @@ from pathlib import Path
 import pytest
 
 from bot.adapters.terraform import TerraformResult, action_name, read_resource_changes
-from bot.projects.workflows import (
-    Step,
-    Workflow,
-    WorkflowError,
-    apply_summary,
-    failure_summary,
-    load_workflows,
-    plan_summary,
-    run_apply_steps,
-    run_plan_steps,
-)
+from bot.config.workflows import Step, Workflow, WorkflowError, load_workflows
+from bot.lifecycle.steps import apply_summary, failure_summary, plan_summary, run_apply_steps, run_plan_steps
 from tests.support.tf_configs import write_config
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -240,7 +240,7 @@ def _workflow_names(raw: dict[str, Any], base_dir: Path, report: _Problems) -> f
     None when the directory is not one (the model reports that) or a file in it is broken (reported here, at
     workflows_dir): then names are not checked, rather than all reported unknown.
     """
-    from bot.projects.workflows import WorkflowError, load_workflows
+    from bot.config.workflows import WorkflowError, load_workflows
 
     value = raw.get("workflows_dir")
     directory: Path | None = None

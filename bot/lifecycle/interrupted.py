@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot.jobs import queue_report
+from bot.queue import queue_report
 from bot.lifecycle.runner import applies, pr_state, project_slug
 from bot.models import Outcome, Project, ProjectResult
 from bot.state.records import Command, project_from_dict

@@ -11,6 +11,7 @@ from bot.lifecycle.decision import PullState
 from bot.models import Project, ProjectResult
 from bot.state.records import Command, project_to_dict
 from bot.render.comments import pending_status
+from bot.queue import queue_report
 
 if TYPE_CHECKING:
     from bot.services import WorkerServices
@@ -59,8 +60,6 @@ def start_command(
     extra_info: dict[str, Any] | None = None,
 ) -> Command:
     """Queue `kind` (plan, apply, merge) for each project; results already known (refusals) are recorded at once."""
-    from bot.jobs import queue_report
-
     sha = head_sha or pull.head_sha
     applies = base_applies(svc, repo, pull)
     info = {**pull_info_dict(pull), "applies": applies, **(extra_info or {})}
@@ -93,8 +92,6 @@ def _set_pending(svc: WorkerServices, cmd: Command, kind: str, repo: str, sha: s
                  count: int) -> None:
     """Best effort: the final status comes with the report, which retries while GitHub is down."""
     from bot.adapters.github import GitHubError
-    from bot.jobs import queue_report
-
     state, description = pending_status(count, "plan" if kind == "plan" else "apply")
     try:
         svc.github.repo(installation, repo).set_status(sha, STATUS_CONTEXT[kind], state, description,

@@ -25,7 +25,7 @@ from bot.adapters.plan_store import PlanStoreError, plan_key
 from bot.queue import enqueue_event
 from bot.state.records import Command, PlanRecord, project_to_dict
 from bot.lifecycle.targets import Target, ensure_commit, merged_target, same_content
-from bot.projects.workflows import ApplyOutcome, PlanOutcome, run_apply_steps, run_plan_steps
+from bot.lifecycle.steps import ApplyOutcome, PlanOutcome, run_apply_steps, run_plan_steps
 
 if TYPE_CHECKING:
     from bot.adapters.terraform import TerraformResult

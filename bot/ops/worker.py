@@ -24,7 +24,7 @@ from bot import jobs
 from bot.config import Config
 from bot.adapters.logs import library_level, setup_logging, was_logged
 from bot.adapters.preflight import check_git
-from bot.ops.liveness import start_reaper
+from bot.state.liveness import start_reaper
 from bot.queue import RUNS_QUEUE, events_queue, runs_queue
 from bot.adapters.redis_server import EmbeddedRedis, connect
 
@@ -32,7 +32,7 @@ log = logging.getLogger("tfbot.worker")
 # Job functions that live outside bot.jobs.
 OTHER_JOB_FUNCTIONS = ("bot.web.unlocking.announce_job",)
 # Public functions of bot.jobs that are not jobs: what a worker calls on itself.
-NOT_JOBS = ("set_services", "services", "queue_report", "queue_interrupted_report")
+NOT_JOBS = ("set_services", "services", "queue_interrupted_report")
 
 
 @lru_cache(maxsize=1)

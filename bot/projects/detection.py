@@ -19,9 +19,12 @@ import re
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from bot.config.models import ProjectConfig, RepoConfig
 from bot.models import Project
+
+if TYPE_CHECKING:  # detection reads config values; it needs the models only to name their types
+    from bot.config.models import ProjectConfig, RepoConfig
 
 # Terraform reads *.tf and *.tf.json; variable files and the provider lock change a plan too.
 _TF_SUFFIXES = (".tf", ".tf.json")

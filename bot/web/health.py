@@ -8,7 +8,7 @@ from flask import Blueprint, current_app, jsonify
 from rq import Worker
 from rq.worker import BaseWorker
 
-from bot.ops.liveness import death_verdict
+from bot.state.liveness import death_verdict
 from bot.queue import EVENTS_QUEUE
 
 THIS_HOST = socket.gethostname()

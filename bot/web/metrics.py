@@ -7,7 +7,7 @@ import time
 from flask import Blueprint, Flask, Response, current_app, g, request
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from bot.ops.metrics import Metrics
+from bot.state.metrics import Metrics
 
 if TYPE_CHECKING:
     from bot.services import WebServices

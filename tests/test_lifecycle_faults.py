@@ -327,3 +327,42 @@ def test_a_plan_without_a_lock_lets_go_of_a_lock_the_pr_holds(two_prs_in_line, f
     result = runner.run_project(svc, cmd, NET)
     assert result.outcome is Outcome.PLANNED and "takes no lock" in result.message
     assert svc.locks.get(NET) is None
+
+
+# --- an admin's unlock: a lock flagged between the page's read and the release needs a reason ------------------
+
+
+def test_a_lock_flagged_after_the_read_is_not_unlocked_without_a_reason(worker_services, monkeypatch):
+    svc = worker_services
+    token = planned_lock(svc)
+    real = svc.locks.force_release
+
+    def apply_ends_meanwhile(target, by, **kw):
+        # #1's apply (its guard already let go) records its end between the read and the release script
+        assert svc.locks.set_state(NET, 1, token, LockState.APPLIED, diverged=True, run_id="r-apply")
+        return real(target, by, **kw)
+
+    monkeypatch.setattr(svc.locks, "force_release", apply_ends_meanwhile)
+    with pytest.raises(UnlockRefused, match="reason"):
+        release(svc, REPO, "network", "default", by="admin", via="from the lock page", token=token, reason="")
+    kept = svc.locks.get(NET)
+    assert kept.pull == 1 and kept.state is LockState.APPLIED and kept.diverged
+
+
+def test_the_unlock_audit_names_the_state_of_the_lock_released(worker_services, monkeypatch):
+    from bot.state import audit
+
+    svc = worker_services
+    token = planned_lock(svc)
+    real = svc.locks.force_release
+
+    def apply_ends_meanwhile(target, by, **kw):
+        assert svc.locks.set_state(NET, 1, token, LockState.APPLIED, diverged=True, run_id="r-apply")
+        return real(target, by, **kw)
+
+    monkeypatch.setattr(svc.locks, "force_release", apply_ends_meanwhile)
+    held, _ = release(svc, REPO, "network", "default", by="admin", via="from the lock page", token=token,
+                      reason="rolled back by hand")
+    assert held is not None and held.state is LockState.APPLIED and held.diverged
+    details = [e.detail for e in audit.entries(svc.redis)]
+    assert any("state: applied, awaiting merge" in d for d in details), details

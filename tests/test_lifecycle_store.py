@@ -97,7 +97,7 @@ def test_an_admin_unlock_of_a_running_apply_waits_for_its_death(redis_conn: redi
     locks.try_acquire(NET, 8, "bob")
     locks.set_state(NET, 7, lock.token, LockState.APPLYING, diverged=True)
     assert locks.force_release(NET, "admin").refused == "applying"
-    done = locks.force_release(NET, "admin", run_dead=True)
+    done = locks.force_release(NET, "admin", run_dead=True, with_reason=True)
     assert done.released and done.lock.pull == 8 and not done.lock.diverged  # handed over clean
 
 
@@ -109,7 +109,7 @@ def test_no_unlock_while_a_run_holds_the_guard_whatever_the_state(redis_conn: re
         assert locks.force_release(NET, "admin", run_dead=True).refused == "running"
         assert locks.release(NET, 7, lock.token, mode="unlock").refused == "running"
         assert locks.get(NET).pull == 7
-    assert locks.force_release(NET, "admin", run_dead=True).released
+    assert locks.force_release(NET, "admin", run_dead=True, with_reason=True).released
 
 
 def test_a_close_while_a_plan_runs_releases_and_the_run_is_fenced_out(redis_conn: redis.Redis) -> None:
@@ -149,3 +149,45 @@ def test_a_lost_run_guard_stops_the_run_before_its_next_step(redis_conn: redis.R
             time.sleep(0.05)
         with pytest.raises(GuardLost):
             _fence(guard)("apply")
+
+
+@pytest.mark.parametrize("state,flag,by,refused", [
+    (LockState.APPLYING, True, "merge-1", "applying"),   # the PR's merge job is applying with this very lock
+    (LockState.PLAN_STALE, True, "merge-1", "moved"),    # its merge left it flagged: what the branch holds is unapplied
+    (LockState.PLANNING, False, "plan-2", "moved"),      # another plan of the PR runs with it now
+    (LockState.PLANNED, False, "plan-1", "moved"),
+])
+def test_a_plan_job_lets_go_only_of_the_lock_exactly_as_it_took_it(
+        redis_conn: redis.Redis, state: LockState, flag: bool, by: str, refused: str) -> None:
+    locks = LockStore(redis_conn)
+    lock = locks.try_acquire(NET, 7, "alice", command_id="plan-1").lock
+    locks.try_acquire(NET, 8, "bob")
+    assert locks.set_state(NET, 7, lock.token, state, diverged=flag, command_id=by)
+    result = locks.release(NET, 7, lock.token, mode="taken", command_id="plan-1")
+    assert result.refused == refused and not result.released
+    assert locks.get(NET).pull == 7 and locks.get(NET).state is state
+
+
+def test_a_plan_job_lets_go_of_its_untouched_lock_unless_a_run_holds_the_guard(redis_conn: redis.Redis) -> None:
+    locks = LockStore(redis_conn)
+    lock = locks.try_acquire(NET, 7, "alice", command_id="plan-1").lock
+    locks.try_acquire(NET, 8, "bob")
+    with locks.run_guard(NET, holder="merge-1"):
+        assert locks.release(NET, 7, lock.token, mode="taken", command_id="plan-1").refused == "running"
+    assert locks.release(NET, 7, lock.token, mode="taken", command_id="").refused == "moved"
+    done = locks.release(NET, 7, lock.token, mode="taken", command_id="plan-1")
+    assert done.released and done.lock.pull == 8
+
+
+@pytest.mark.parametrize("state,flag", [
+    (LockState.APPLIED, True), (LockState.APPLY_FAILED, True), (LockState.PLAN_STALE, True),
+])
+def test_an_admin_unlock_of_a_flagged_lock_needs_a_reason_inside_the_release_script(
+        redis_conn: redis.Redis, state: LockState, flag: bool) -> None:
+    locks = LockStore(redis_conn)
+    lock = locks.try_acquire(NET, 7, "alice").lock
+    assert locks.set_state(NET, 7, lock.token, state, diverged=flag)
+    refused = locks.force_release(NET, "admin", token=lock.token)
+    assert refused.refused == "flagged" and not refused.released and refused.lock.state is state
+    done = locks.force_release(NET, "admin", token=lock.token, with_reason=True)
+    assert done.released and done.previous.state is state and done.previous.diverged is flag

@@ -20,10 +20,11 @@ log = logging.getLogger(__name__)
 
 
 def release_and_hand_over(svc: WorkerServices, project: Project, pull: int, token: int | None, reason: str,
-                          mode: str = "owner") -> bool:
-    """Release `pull`'s lock (owner-checked; `mode` as in LockStore.release: "owner", "close" or "unlock"); if a PR
-    waits for it, it now holds it: queue its plan. True if released."""
-    result = svc.locks.release(project, pull, token, mode=mode)
+                          mode: str = "owner", command_id: str = "") -> bool:
+    """Release `pull`'s lock (owner-checked; `mode` as in LockStore.release: "owner", "close", "unlock" or "taken",
+    the last with the `command_id` that took it); if a PR waits for it, it now holds it: queue its plan. True if
+    released."""
+    result = svc.locks.release(project, pull, token, mode=mode, command_id=command_id)
     if result.released:
         log.info("lock of %s released by #%d (%s)", project.name, pull, reason)
         drop_plans(svc, project, pull)

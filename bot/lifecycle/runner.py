@@ -138,6 +138,10 @@ def _plan(svc: WorkerServices, cmd: Command, project: Project) -> ProjectResult:
                                      head_sha=cmd.head_sha))
     if first.action is Action.PLAN_UNLOCKED:
         return _plan_unlocked(svc, cmd, project)
+    held = svc.locks.get(project)
+    if (held is None or held.pull != cmd.pull) and not _pull_is_open(svc, cmd):
+        # Closed or merged between the event and this run: it must not take the lock (nor join its line).
+        return _no_longer_open(cmd, project)
     acquired = svc.locks.try_acquire(
         project,
         cmd.pull,
@@ -151,11 +155,12 @@ def _plan(svc: WorkerServices, cmd: Command, project: Project) -> ProjectResult:
         return ProjectResult(project, Outcome.LOCKED, message=locked_message(project, acquired.lock,
                              acquired.queue_position), head_sha=cmd.head_sha)
     lock = acquired.lock
-    if not acquired.already_held and not _pull_is_open(svc, cmd):
-        # Closed or merged between the event and this run: it must not hold a lock.
-        _release(svc, cmd, project, lock.token, "it is no longer open")
-        return ProjectResult(project, Outcome.REFUSED, head_sha=cmd.head_sha,
-                             message=f"#{cmd.pull} is no longer open; it does not take the lock of `{project.name}`.")
+    if not acquired.already_held and held is not None and held.pull == cmd.pull and not _pull_is_open(svc, cmd):
+        # It held the lock when asked above but lost it before taking it again: ask now. Only the lock exactly as
+        # this job took it is let go: once another command of the PR moved it on (a merge applying it, a plan of the
+        # default branch gone stale), it is that command's, whatever this job read.
+        _release(svc, cmd, project, lock.token, "it is no longer open", mode="taken")
+        return _no_longer_open(cmd, project)
     with _guard(svc, cmd, project) as guard:
         _check_current(svc, cmd)
         lock = svc.locks.get(project) or lock
@@ -183,6 +188,11 @@ def _plan(svc: WorkerServices, cmd: Command, project: Project) -> ProjectResult:
             result.message += (" This plan changes nothing, so the lock is not kept: other PRs may plan this "
                                "project. Merging this PR still plans the default branch and applies it if needed.")
         return result
+
+
+def _no_longer_open(cmd: Command, project: Project) -> ProjectResult:
+    return ProjectResult(project, Outcome.REFUSED, head_sha=cmd.head_sha,
+                         message=f"#{cmd.pull} is no longer open; it does not take the lock of `{project.name}`.")
 
 
 def _plan_unlocked(svc: WorkerServices, cmd: Command, project: Project) -> ProjectResult:
@@ -497,7 +507,8 @@ def _apply_failed(svc: WorkerServices, cmd: Command, project: Project, token: in
 def _release(svc: WorkerServices, cmd: Command, project: Project, token: int, reason: str, mode: str = "owner") -> bool:
     from bot.lifecycle.handover import release_and_hand_over
 
-    return release_and_hand_over(svc, project, cmd.pull, token, reason=f"#{cmd.pull}: {reason}", mode=mode)
+    return release_and_hand_over(svc, project, cmd.pull, token, reason=f"#{cmd.pull}: {reason}", mode=mode,
+                                 command_id=cmd.id if mode == "taken" else "")
 
 
 # --- helpers ----------------------------------------------------------------------------------------

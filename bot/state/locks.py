@@ -120,8 +120,13 @@ return {'queued', current, redis.call('RPUSH', KEYS[3], ARGV[3])}
 # ARGV[5] mode: "owner" (the holder's own run releases it: token checks only), "close" (a close, or tfbot letting
 #         go of a lock the PR no longer needs: refused while applying or flagged; a run of the PR under way finds
 #         the lock gone at its next fenced write), "unlock" (a writer's unlock: as "close", and refused while a
-#         run holds the run guard), "admin" (refused while a run holds the run guard, and while applying unless
-#         ARGV[6] is "dead")
+#         run holds the run guard), "admin" (refused while a run holds the run guard, while applying unless
+#         ARGV[6] is "dead", and while flagged unless ARGV[8] is "reason": the admin gave one), "taken" (a plan job lets go of the lock it has just taken, before its run: only while
+#         the lock is still exactly what it took - state ARGV[4] "planning" set by command ARGV[7] - and no run holds
+#         the run guard; refused ("moved") once another command of the PR has moved it on: applying, plan stale,
+#         flagged)
+# ARGV[7] for "taken": the id of the command that took the lock
+# ARGV[8] for "admin": "reason" when the admin gave a reason (needed to release a flagged lock), else ""
 # Returns {"free"} | {"refused", lock, why} | {"released", old lock} | {"handed", old lock, new lock, waiter entry}
 _RELEASE = _LUA_HELPERS + """
 local current = redis.call('GET', KEYS[1])
@@ -137,10 +142,18 @@ local flagged = lock['diverged'] == true or applying or lock['state'] == 'applie
 local unlocking = ARGV[5] == 'unlock' or ARGV[5] == 'admin'
 -- The guard, not the state, says whether a run is going: a state can be wrong, a live run renews its guard.
 if unlocking and redis.call('EXISTS', KEYS[5]) == 1 then return {'refused', current, 'running'} end
+if ARGV[5] == 'taken' then
+  if applying then return {'refused', current, 'applying'} end
+  if flagged or lock['state'] ~= ARGV[4] or ARGV[7] == '' or (lock['command_id'] or '') ~= ARGV[7] then
+    return {'refused', current, 'moved'}
+  end
+  if redis.call('EXISTS', KEYS[5]) == 1 then return {'refused', current, 'running'} end
+end
 if (ARGV[5] == 'close' or ARGV[5] == 'unlock') and flagged then
   return {'refused', current, applying and 'applying' or 'flagged'}
 end
 if ARGV[5] == 'admin' and applying and ARGV[6] ~= 'dead' then return {'refused', current, 'applying'} end
+if ARGV[5] == 'admin' and flagged and ARGV[8] ~= 'reason' then return {'refused', current, 'flagged'} end
 local value, entry = hand_over(KEYS[1], KEYS[2], KEYS[3], KEYS[4], lock, tonumber(ARGV[3]), ARGV[4])
 if value then return {'handed', current, value, entry} end
 return {'released', current}
@@ -341,26 +354,31 @@ class LockStore:
         return bool(self._set_state(keys=[lock_key], args=[pull, token, json.dumps(update),
                                                            json.dumps(expect or {})]))
 
-    def release(self, project: LockTarget, pull: int, token: int | None, *, mode: str = "owner") -> ReleaseResult:
+    def release(self, project: LockTarget, pull: int, token: int | None, *, mode: str = "owner",
+                command_id: str = "") -> ReleaseResult:
         """Release the lock if `pull` holds it (under `token`, or any token when None) and hand it to the next in line.
 
         `mode` "owner": the holder's own run (after the merge's apply); "close": a close, or tfbot letting go of a lock
         the PR no longer needs, refused (`refused="applying"` / `"flagged"`) while an apply runs or after an apply
         the default branch lacks; "unlock": a writer's unlock, refused as "close" and (`refused="running"`) while a
-        run holds the workspace's run guard.
+        run holds the workspace's run guard; "taken": a plan job letting go of the lock it has just taken (its PR is
+        no longer open), only while the lock is still `planning` by `command_id` and no run holds the run guard, else
+        refused (`"moved"`, `"applying"` or `"running"`).
         """
-        return self._run_release(project, str(pull), "" if token is None else str(token), mode)
+        return self._run_release(project, str(pull), "" if token is None else str(token), mode, command_id=command_id)
 
     def force_release(self, project: LockTarget, by: str, *, token: int | None = None,
-                      run_dead: bool = False) -> ReleaseResult:
+                      run_dead: bool = False, with_reason: bool = False) -> ReleaseResult:
         """Release whoever holds the lock (an admin's unlock with a reason) and hand it on.
 
         With `token`, only the lock the unlocking user saw is released: if it changed hands since, nothing happens.
         Refused (`refused="running"`) while a run holds the workspace's run guard, whatever the lock's state; a lock
-        whose apply is running is refused (`refused="applying"`) unless `run_dead`: its run is confirmed dead.
+        whose apply is running is refused (`refused="applying"`) unless `run_dead`: its run is confirmed dead. A
+        flagged lock (applying, applied or failed unmerged, diverged) is refused (`refused="flagged"`) unless
+        `with_reason`: the admin gave a reason. The script decides on the lock as it is then, not on a read before.
         """
         result = self._run_release(project, "", "" if token is None else str(token), "admin",
-                                   "dead" if run_dead else "")
+                                   "dead" if run_dead else "", with_reason=with_reason)
         if result.released and result.previous is not None:
             log.info("lock %s of #%d unlocked by %s", _name(project), result.previous.pull, by)
         return result
@@ -394,13 +412,15 @@ class LockStore:
         where = (project.repo, project.dir, project.workspace)
         return [keys.lock(*where), keys.lock_index(), keys.lock_queue(*where)]
 
-    def _run_release(self, project: LockTarget, pull: str, token: str, mode: str, dead: str = "") -> ReleaseResult:
-        if mode not in ("owner", "close", "unlock", "admin"):
+    def _run_release(self, project: LockTarget, pull: str, token: str, mode: str, dead: str = "",
+                     command_id: str = "", with_reason: bool = False) -> ReleaseResult:
+        if mode not in ("owner", "close", "unlock", "admin", "taken"):
             raise ValueError(f"unknown release mode {mode!r}")
         reply = self._release(
             keys=[*self._lock_keys(project), keys.fence(),
                   keys.run_guard(project.repo, project.dir, project.workspace)],
-            args=[pull, token, time.time(), LockState.PLANNING.value, mode, dead],
+            args=[pull, token, time.time(), LockState.PLANNING.value, mode, dead, command_id,
+                  "reason" if with_reason else ""],
         )
         status = _text(reply[0])
         if status == "free":

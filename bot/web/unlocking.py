@@ -52,21 +52,20 @@ def release(svc: UnlockServices, repo: str, dir: str, workspace: str, by: str, v
     if decision.action is not Action.RELEASE:
         log.warning("%s could not unlock %s of %s: %s", by, current.project, repo, decision.reason)
         raise UnlockRefused(f"Nothing was unlocked: {decision.reason}.")
-    flagged = current.diverged or current.state in (LockState.APPLYING, LockState.APPLIED,
-                                                          LockState.APPLY_FAILED)
+    flagged = _flagged(current)
     if flagged and not reason.strip():
-        raise UnlockRefused(
-            f"Nothing was unlocked: the infrastructure and the default branch differ because of #{current.pull} "
-            f"(state: {current.state.value}). Releasing it lets the next PR plan against infrastructure that "
-            "differs from the default branch. Give a reason to unlock it anyway; it goes to the audit trail.")
-    result = svc.locks.force_release(target, by, token=token, run_dead=not run_alive)
+        raise UnlockRefused(_needs_reason(current))
+    # Checked again inside the release script, on the lock as it is then: it may have changed since the read above.
+    result = svc.locks.force_release(target, by, token=token, run_dead=not run_alive, with_reason=bool(reason.strip()))
     if result.refused in ("applying", "running"):
-        # Checked again inside the release script: a run may have started since the read above.
         raise UnlockRefused("Nothing was unlocked: a run of this project started meanwhile; unlock it once it has "
                             "ended.")
+    if result.refused == "flagged" and result.lock is not None:
+        raise UnlockRefused(_needs_reason(result.lock))
     if not result.released or result.previous is None:
         return None, None
     held = result.previous
+    flagged = _flagged(held)  # the lock the script released, not the one read before it
     project = svc.project_of_lock(held)
     audit.record(svc.redis, audit.AuditEntry(
         action="unlock", repo=held.repo, pull=held.pull, project=held.project, user=by,
@@ -78,6 +77,16 @@ def release(svc: UnlockServices, repo: str, dir: str, workspace: str, by: str, v
     log.info("%s unlocked %s of %s#%d %s", by, held.project, held.repo, held.pull, via)
     plan_next(svc, project, result.next_waiter, reason=f"{by} unlocked it {via}")
     return held, result.next_waiter
+
+
+def _flagged(lock: LockInfo) -> bool:
+    return lock.diverged or lock.state in (LockState.APPLYING, LockState.APPLIED, LockState.APPLY_FAILED)
+
+
+def _needs_reason(lock: LockInfo) -> str:
+    return (f"Nothing was unlocked: the infrastructure and the default branch differ because of #{lock.pull} "
+            f"(state: {lock.state.value}). Releasing it lets the next PR plan against infrastructure that "
+            "differs from the default branch. Give a reason to unlock it anyway; it goes to the audit trail.")
 
 
 def unlock_message(by: str, project: str, via: str, next_pull: int | None, mention: bool) -> str:

@@ -327,3 +327,25 @@ def test_a_plan_without_a_lock_lets_go_of_a_lock_the_pr_holds(two_prs_in_line, f
     result = runner.run_project(svc, cmd, NET)
     assert result.outcome is Outcome.PLANNED and "takes no lock" in result.message
     assert svc.locks.get(NET) is None
+
+
+# --- a fork PR retargeted off an applying branch lets go of its locks and places -----------------------------------
+
+
+def test_fork_pr_retargeted_off_applying_branch_releases_its_lock(fake_github, worker_services, services_remote):
+    svc = worker_services
+    net = Project(repo=REPO, name="network", dir="network")
+    services_remote.commit("release", {"network/main.tf": "# network\n", "dns/main.tf": "# dns\n"}, "release",
+                           parent_branch="main")
+    head = services_remote.commit("f1", {"network/main.tf": "# fork\n"}, "fork change", parent_branch="main")
+    services_remote.create_pull_ref(1, head)
+    fake_github.add_pull(REPO, 1, head_ref="f1", user="mallory", head_sha=head, fork=True)
+    svc.locks.try_acquire(net, 1, "mallory", waiter={"installation": 99})   # a writer's `plan` took it
+    svc.locks.try_acquire(net, 2, "bob", waiter={"installation": 99})       # #2 waits
+    fake_github.update_pull(REPO, 1, base_ref="release", base_sha=services_remote.branch_sha("release"))
+    ev = wp.pull_request_event("edited", fake_github.repo_payload(REPO), fake_github.pull_payload(REPO, 1), 99,
+                               "mallory", changes={"base": {"ref": {"from": "main"}, "sha": {"from": "0" * 40}}})
+    autoplan(Delivery("e1", "pull_request", ev), svc)
+    lock = svc.locks.get(net)
+    assert lock is None or lock.pull != 1
+

@@ -349,3 +349,22 @@ def test_fork_pr_retargeted_off_applying_branch_releases_its_lock(fake_github, w
     lock = svc.locks.get(net)
     assert lock is None or lock.pull != 1
 
+
+# --- an apply whose `init` fails changed nothing: the lock is not flagged -----------------------------------------
+
+
+def test_an_apply_whose_init_fails_leaves_the_lock_planned(worker_services, tmp_path, monkeypatch,
+                                                           apply_without_terraform):
+    svc = worker_services
+    token = reviewed_plan(svc, tmp_path)
+
+    def steps(tf, workflow, workdir, workspace, plan_file, before_step):
+        before_step("init")
+        return ApplyOutcome(False, [], "Error: Failed to query available provider packages", failed_step="init")
+
+    monkeypatch.setattr(runner, "run_apply_steps", steps)
+    result = runner.run_project(svc, apply_command(svc), NET)
+    lock = svc.locks.get(NET)
+    assert (lock.state, lock.diverged) == (LockState.PLANNED, False)
+    assert "did not start" in result.message
+    assert svc.locks.release(NET, 1, token, mode="unlock").released  # nothing changed: a writer may unlock

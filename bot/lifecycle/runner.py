@@ -485,9 +485,18 @@ def _apply_fence(svc: WorkerServices, cmd: Command, project: Project, token: int
 
 def _apply_failed(svc: WorkerServices, cmd: Command, project: Project, token: int, outcome: ApplyOutcome,
                   run_id: str) -> ProjectResult:
+    # Flagged only if the fence marked the lock `applying` for this run: a step that may change the infrastructure
+    # started. A failure before it (`init`, `workspace`) changed nothing, and the lock stays as it was (planned).
+    flagged = svc.locks.set_state(project, cmd.pull, token, LockState.APPLY_FAILED, summary=outcome.summary,
+                                  run_id=run_id, command_id=cmd.id,
+                                  expect={"state": LockState.APPLYING.value, "run_id": run_id, "command_id": cmd.id})
+    if not flagged:
+        step = outcome.failed_step or "init"
+        return _failed(project, Outcome.APPLY_FAILED, outcome, run_id, cmd.head_sha,
+                       f"The apply did not start: the step `{step}` failed before any step that can change the "
+                       "infrastructure, so nothing was changed. The lock is as it was; fix the cause and comment "
+                       "`apply` again.")
     # The apply ran: its failure is reported even if the lock was taken from this PR meanwhile.
-    svc.locks.set_state(project, cmd.pull, token, LockState.APPLY_FAILED, summary=outcome.summary, run_id=run_id,
-                        command_id=cmd.id)
     return _failed(project, Outcome.APPLY_FAILED, outcome, run_id, cmd.head_sha,
                    "The lock stays with this PR, so nobody else plans on a half-applied state. Fix the cause "
                    "(push a fix and merge it, or fix it outside), then comment `apply` here. Closing the PR or a "

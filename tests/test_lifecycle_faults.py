@@ -368,3 +368,29 @@ def test_an_apply_whose_init_fails_leaves_the_lock_planned(worker_services, tmp_
     assert (lock.state, lock.diverged) == (LockState.PLANNED, False)
     assert "did not start" in result.message
     assert svc.locks.release(NET, 1, token, mode="unlock").released  # nothing changed: a writer may unlock
+
+
+# --- a merged PR whose lock an open-PR apply left `apply failed` still has its merge handled ---------------------
+
+
+def test_a_merge_missed_after_a_failed_open_apply_is_handed_to_tfbot(fake_github, worker_services, redis_conn,
+                                                                     services_remote):
+    import time
+
+    from bot.ops.reconcile import Action, reconcile
+    from bot.state import keys
+
+    svc = worker_services
+    redis_conn.set(keys.merges_watched_since(), str(time.time() - 3600))
+    head = services_remote.commit("b1", {"network/main.tf": "# n1\n"}, "network", parent_branch="main")
+    services_remote.create_pull_ref(1, head)
+    fake_github.add_pull(REPO, 1, head_ref="b1", user="alice", head_sha=head)
+    acq = svc.locks.try_acquire(NET, 1, "alice", waiter={"installation": INSTALLATION}, command_id="c-apply")
+    assert svc.locks.set_state(NET, 1, acq.lock.token, LockState.APPLY_FAILED, command_id="c-apply")
+    svc.records.set_pull_field(REPO, 1, "installation", str(INSTALLATION))
+    sha = services_remote.merge("b1")
+    fake_github.update_pull(REPO, 1, merged=True, merge_commit_sha=sha, merged_by="mo")
+
+    results = reconcile(svc)
+    assert [r.action for r in results if r.pull == 1] == [Action.QUEUED]
+    assert [j.func_name for j in svc.events_queue.jobs]  # the missed closing event, for the closed handler

@@ -394,3 +394,34 @@ def test_a_merge_missed_after_a_failed_open_apply_is_handed_to_tfbot(fake_github
     results = reconcile(svc)
     assert [r.action for r in results if r.pull == 1] == [Action.QUEUED]
     assert [j.func_name for j in svc.events_queue.jobs]  # the missed closing event, for the closed handler
+
+
+# --- a lock a merge took is diverged until the merge is applied: a writer's `unlock` is refused -------------------
+
+
+def test_a_lock_taken_by_a_merge_whose_run_dies_refuses_a_writers_unlock(fake_github, worker_services, tmp_path,
+                                                                        monkeypatch, apply_without_terraform):
+    svc = worker_services
+    fake_github.add_pull(REPO, 1, head_ref="b1", user="alice", head_sha="a" * 40)
+    fake_github.update_pull(REPO, 1, merged=True, merge_commit_sha="m" * 40, merged_by="mo")
+    merge = svc.records.new_command("merge", REPO, 1, "a" * 40, INSTALLATION, "mo", total=1,
+                                    info={"state": "closed", "merged": True, "applies": True, "base_ref": "main",
+                                          "author": "alice"})
+
+    def dies(*a, **k):
+        raise RuntimeError("the worker was killed while planning the merge")
+
+    monkeypatch.setattr(runner, "_run_plan", dies)
+    result = runner.run_project(svc, merge, NET)  # merged without the lock: taken, then the run fails
+    assert result.outcome is Outcome.ERROR
+    lock = svc.locks.get(NET)
+    assert (lock.pull, lock.diverged) == (1, True)
+
+    fake_github.set_permission(REPO, "mo", "write")
+    comment = fake_github.add_comment(REPO, 1, "mo", "tfbot unlock")
+    event = wp.issue_comment_event("created", fake_github.repo_payload(REPO), 1,
+                                   {"body": "tfbot unlock", "id": comment["id"]}, INSTALLATION, "mo")
+    on_comment(Delivery("u1", "issue_comment", event), svc)
+    assert svc.locks.get(NET).pull == 1  # kept: the merge was never applied
+    said = " ".join(c["body"] for c in fake_github.comments(REPO, 1))
+    assert "not unlocked" in said and "differ" in said

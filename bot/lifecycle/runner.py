@@ -273,6 +273,7 @@ def _execute(svc: WorkerServices, cmd: Command, project: Project, event: Event) 
         target = ""
         for _ in range(4):
             lock = svc.locks.get(project)
+            lock = _mark_merge_diverged(svc, cmd, project, lock)
             reviewed = svc.records.plan(project, cmd.pull)
             target = target or _target_sha(svc, cmd, event, lock, reviewed)
             matches = _matches(svc, cmd, project, lock, reviewed, target)
@@ -333,6 +334,21 @@ def _execute(svc: WorkerServices, cmd: Command, project: Project, event: Event) 
                                      message=f"Nothing was applied to `{project.name}`: {decision.reason}.")
             raise ValueError(f"{event.value}: no executor for {action.value}")
         raise RuntimeError(f"{event.value} of {project.name}: no final decision")
+
+
+def _mark_merge_diverged(svc: WorkerServices, cmd: Command, project: Project,
+                         lock: LockInfo | None) -> LockInfo | None:
+    """A lock taken or held by a merged PR (into a branch tfbot applies) is diverged: the infrastructure differs from
+    the default branch until the merge is applied, so if this run dies or gives up, no writer's `unlock` or close
+    lets it go unnoticed. Only the flag changes (compare-and-set on the state read): the state and the run that set
+    it stay, so a dead run is still recognised as its own."""
+    if (lock is None or lock.pull != cmd.pull or lock.diverged or pr_state(cmd) != "merged"
+            or not applies(cmd)):
+        return lock
+    if svc.locks.set_state(project, cmd.pull, lock.token, lock.state, diverged=True,
+                           expect={"state": lock.state.value}):
+        return svc.locks.get(project)
+    return lock
 
 
 def _target_sha(svc: WorkerServices, cmd: Command, event: Event, lock: LockInfo | None,

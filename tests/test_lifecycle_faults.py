@@ -366,3 +366,101 @@ def test_the_unlock_audit_names_the_state_of_the_lock_released(worker_services, 
     assert held is not None and held.state is LockState.APPLIED and held.diverged
     details = [e.detail for e in audit.entries(svc.redis)]
     assert any("state: applied, awaiting merge" in d for d in details), details
+
+
+# --- a fork PR retargeted off an applying branch lets go of its locks and places -----------------------------------
+
+
+def test_fork_pr_retargeted_off_applying_branch_releases_its_lock(fake_github, worker_services, services_remote):
+    svc = worker_services
+    net = Project(repo=REPO, name="network", dir="network")
+    services_remote.commit("release", {"network/main.tf": "# network\n", "dns/main.tf": "# dns\n"}, "release",
+                           parent_branch="main")
+    head = services_remote.commit("f1", {"network/main.tf": "# fork\n"}, "fork change", parent_branch="main")
+    services_remote.create_pull_ref(1, head)
+    fake_github.add_pull(REPO, 1, head_ref="f1", user="mallory", head_sha=head, fork=True)
+    svc.locks.try_acquire(net, 1, "mallory", waiter={"installation": 99})   # a writer's `plan` took it
+    svc.locks.try_acquire(net, 2, "bob", waiter={"installation": 99})       # #2 waits
+    fake_github.update_pull(REPO, 1, base_ref="release", base_sha=services_remote.branch_sha("release"))
+    ev = wp.pull_request_event("edited", fake_github.repo_payload(REPO), fake_github.pull_payload(REPO, 1), 99,
+                               "mallory", changes={"base": {"ref": {"from": "main"}, "sha": {"from": "0" * 40}}})
+    autoplan(Delivery("e1", "pull_request", ev), svc)
+    lock = svc.locks.get(net)
+    assert lock is None or lock.pull != 1
+
+
+# --- an apply whose `init` fails changed nothing: the lock is not flagged -----------------------------------------
+
+
+def test_an_apply_whose_init_fails_leaves_the_lock_planned(worker_services, tmp_path, monkeypatch,
+                                                           apply_without_terraform):
+    svc = worker_services
+    token = reviewed_plan(svc, tmp_path)
+
+    def steps(tf, workflow, workdir, workspace, plan_file, before_step):
+        before_step("init")
+        return ApplyOutcome(False, [], "Error: Failed to query available provider packages", failed_step="init")
+
+    monkeypatch.setattr(runner, "run_apply_steps", steps)
+    result = runner.run_project(svc, apply_command(svc), NET)
+    lock = svc.locks.get(NET)
+    assert (lock.state, lock.diverged) == (LockState.PLANNED, False)
+    assert "did not start" in result.message
+    assert svc.locks.release(NET, 1, token, mode="unlock").released  # nothing changed: a writer may unlock
+
+
+# --- a merged PR whose lock an open-PR apply left `apply failed` still has its merge handled ---------------------
+
+
+def test_a_merge_missed_after_a_failed_open_apply_is_handed_to_tfbot(fake_github, worker_services, redis_conn,
+                                                                     services_remote):
+    import time
+
+    from bot.ops.reconcile import Action, reconcile
+    from bot.state import keys
+
+    svc = worker_services
+    redis_conn.set(keys.merges_watched_since(), str(time.time() - 3600))
+    head = services_remote.commit("b1", {"network/main.tf": "# n1\n"}, "network", parent_branch="main")
+    services_remote.create_pull_ref(1, head)
+    fake_github.add_pull(REPO, 1, head_ref="b1", user="alice", head_sha=head)
+    acq = svc.locks.try_acquire(NET, 1, "alice", waiter={"installation": INSTALLATION}, command_id="c-apply")
+    assert svc.locks.set_state(NET, 1, acq.lock.token, LockState.APPLY_FAILED, command_id="c-apply")
+    svc.records.set_pull_field(REPO, 1, "installation", str(INSTALLATION))
+    sha = services_remote.merge("b1")
+    fake_github.update_pull(REPO, 1, merged=True, merge_commit_sha=sha, merged_by="mo")
+
+    results = reconcile(svc)
+    assert [r.action for r in results if r.pull == 1] == [Action.QUEUED]
+    assert [j.func_name for j in svc.events_queue.jobs]  # the missed closing event, for the closed handler
+
+
+# --- a lock a merge took is diverged until the merge is applied: a writer's `unlock` is refused -------------------
+
+
+def test_a_lock_taken_by_a_merge_whose_run_dies_refuses_a_writers_unlock(fake_github, worker_services, tmp_path,
+                                                                        monkeypatch, apply_without_terraform):
+    svc = worker_services
+    fake_github.add_pull(REPO, 1, head_ref="b1", user="alice", head_sha="a" * 40)
+    fake_github.update_pull(REPO, 1, merged=True, merge_commit_sha="m" * 40, merged_by="mo")
+    merge = svc.records.new_command("merge", REPO, 1, "a" * 40, INSTALLATION, "mo", total=1,
+                                    info={"state": "closed", "merged": True, "applies": True, "base_ref": "main",
+                                          "author": "alice"})
+
+    def dies(*a, **k):
+        raise RuntimeError("the worker was killed while planning the merge")
+
+    monkeypatch.setattr(runner, "_run_plan", dies)
+    result = runner.run_project(svc, merge, NET)  # merged without the lock: taken, then the run fails
+    assert result.outcome is Outcome.ERROR
+    lock = svc.locks.get(NET)
+    assert (lock.pull, lock.diverged) == (1, True)
+
+    fake_github.set_permission(REPO, "mo", "write")
+    comment = fake_github.add_comment(REPO, 1, "mo", "tfbot unlock")
+    event = wp.issue_comment_event("created", fake_github.repo_payload(REPO), 1,
+                                   {"body": "tfbot unlock", "id": comment["id"]}, INSTALLATION, "mo")
+    on_comment(Delivery("u1", "issue_comment", event), svc)
+    assert svc.locks.get(NET).pull == 1  # kept: the merge was never applied
+    said = " ".join(c["body"] for c in fake_github.comments(REPO, 1))
+    assert "not unlocked" in said and "differ" in said

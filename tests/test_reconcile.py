@@ -10,7 +10,7 @@ from bot.adapters.github import PullInfo
 from bot.models import LockInfo, LockState, Project
 from bot.queue import EVENT_RETRY_INTERVALS
 from bot.ops.reconcile import BY_COMMAND, Action, Reconciled, closed_event, decide, reconcile
-from bot.intake.replay import fingerprint
+from bot.intake.replay import closed_fingerprint, fingerprint
 from bot.services import WorkerServices
 from bot.intake.webhooks import validate_payload
 from tests.support import webhook_payloads as wp
@@ -45,7 +45,7 @@ def test_a_merged_pr_is_handed_over_while_a_lock_never_saw_the_merge():
     for state in (LockState.PLANNING, LockState.PLANNED, LockState.PLAN_FAILED, LockState.APPLIED):
         past = [lock(s, s.name) for s in (LockState.APPLYING, LockState.APPLY_FAILED, LockState.PLAN_STALE)]
         assert decide(pull_info("closed", merged=True), [lock(state, "due"), *past]) == Action.QUEUED
-    assert decide(pull_info("closed", merged=True), past) == Action.WAIT
+    assert decide(pull_info("closed", merged=True), past) == Action.QUEUED  # WAIT only once its merge was handled
 
 
 def test_the_missed_event_is_a_valid_closed_event_with_the_fingerprint_of_the_real_one(fake_github):
@@ -148,6 +148,7 @@ def test_a_merged_pr_whose_locks_are_past_the_merge_waits_for_a_person(fake_gith
     network = svc.locks.get(NETWORK)
     svc.locks.set_state(NETWORK, 1, network.token, LockState.APPLY_FAILED)
     fake_github.update_pull(REPO, 1, merged=True, merge_commit_sha="c" * 40, merged_by="mo")
+    svc.redis.set(keys.event_fingerprint(closed_fingerprint(REPO, 1, True, "c" * 40)), "1")  # its merge was handled
 
     [result] = reconcile(svc)
     assert (result.action, result.projects) == (Action.WAIT, ("network",))

@@ -283,6 +283,7 @@ def _execute(svc: WorkerServices, cmd: Command, project: Project, event: Event) 
         target = ""
         for _ in range(4):
             lock = svc.locks.get(project)
+            lock = _mark_merge_diverged(svc, cmd, project, lock)
             reviewed = svc.records.plan(project, cmd.pull)
             target = target or _target_sha(svc, cmd, event, lock, reviewed)
             matches = _matches(svc, cmd, project, lock, reviewed, target)
@@ -343,6 +344,21 @@ def _execute(svc: WorkerServices, cmd: Command, project: Project, event: Event) 
                                      message=f"Nothing was applied to `{project.name}`: {decision.reason}.")
             raise ValueError(f"{event.value}: no executor for {action.value}")
         raise RuntimeError(f"{event.value} of {project.name}: no final decision")
+
+
+def _mark_merge_diverged(svc: WorkerServices, cmd: Command, project: Project,
+                         lock: LockInfo | None) -> LockInfo | None:
+    """A lock taken or held by a merged PR (into a branch tfbot applies) is diverged: the infrastructure differs from
+    the default branch until the merge is applied, so if this run dies or gives up, no writer's `unlock` or close
+    lets it go unnoticed. Only the flag changes (compare-and-set on the state read): the state and the run that set
+    it stay, so a dead run is still recognised as its own."""
+    if (lock is None or lock.pull != cmd.pull or lock.diverged or pr_state(cmd) != "merged"
+            or not applies(cmd)):
+        return lock
+    if svc.locks.set_state(project, cmd.pull, lock.token, lock.state, diverged=True,
+                           expect={"state": lock.state.value}):
+        return svc.locks.get(project)
+    return lock
 
 
 def _target_sha(svc: WorkerServices, cmd: Command, event: Event, lock: LockInfo | None,
@@ -495,9 +511,18 @@ def _apply_fence(svc: WorkerServices, cmd: Command, project: Project, token: int
 
 def _apply_failed(svc: WorkerServices, cmd: Command, project: Project, token: int, outcome: ApplyOutcome,
                   run_id: str) -> ProjectResult:
+    # Flagged only if the fence marked the lock `applying` for this run: a step that may change the infrastructure
+    # started. A failure before it (`init`, `workspace`) changed nothing, and the lock stays as it was (planned).
+    flagged = svc.locks.set_state(project, cmd.pull, token, LockState.APPLY_FAILED, summary=outcome.summary,
+                                  run_id=run_id, command_id=cmd.id,
+                                  expect={"state": LockState.APPLYING.value, "run_id": run_id, "command_id": cmd.id})
+    if not flagged:
+        step = outcome.failed_step or "init"
+        return _failed(project, Outcome.APPLY_FAILED, outcome, run_id, cmd.head_sha,
+                       f"The apply did not start: the step `{step}` failed before any step that can change the "
+                       "infrastructure, so nothing was changed. The lock is as it was; fix the cause and comment "
+                       "`apply` again.")
     # The apply ran: its failure is reported even if the lock was taken from this PR meanwhile.
-    svc.locks.set_state(project, cmd.pull, token, LockState.APPLY_FAILED, summary=outcome.summary, run_id=run_id,
-                        command_id=cmd.id)
     return _failed(project, Outcome.APPLY_FAILED, outcome, run_id, cmd.head_sha,
                    "The lock stays with this PR, so nobody else plans on a half-applied state. Fix the cause "
                    "(push a fix and merge it, or fix it outside), then comment `apply` here. Closing the PR or a "

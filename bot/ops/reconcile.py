@@ -4,10 +4,11 @@ For each PR holding a lock, GitHub is asked for the PR's state:
 - open: nothing to do.
 - closed without merging: handled exactly as the `pull_request.closed` event tfbot missed would have been
   (its handler releases the locks, hands each to the next PR in line, deletes plans and checkouts).
-- merged, with a lock whose merge was never attempted: the merge is handed to the router as that missed
-  `pull_request.closed` event, so it is applied the one way every merge is (the closed handler: every project
-  the PR holds a lock of or changed, with a note that tfbot was down). Locks past that point (applying, apply
-  failed, plan stale) wait for a person, as they would have anyway.
+- merged, and its merge never handled (no replay fingerprint of its closing event), whatever its locks' states
+  (a lock `apply failed` by an apply on the open PR never saw the merge either): the merge is handed to the
+  router as that missed `pull_request.closed` event, so it is applied, or the PR told why not, the one way every
+  merge is (the closed handler: every project the PR holds a lock of or changed, with a note that tfbot was
+  down). A handled merge whose locks are past it (applying, apply failed, plan stale) waits for a person.
 
 Merged PRs that hold no lock (opened and merged while tfbot was down, or whose closing event failed for good)
 are found too: every repository the App is installed on and tfbot is configured for is asked for the PRs
@@ -86,12 +87,13 @@ class Reconciled:
 
 
 def decide(pull: PullInfo, locks: Sequence[LockInfo]) -> Action:
-    """What to do about a PR holding `locks`: KEEP, RELEASE, WAIT, or QUEUED (hand its merge to the router)."""
+    """What to do about a PR holding `locks`: KEEP, RELEASE, or QUEUED (hand its merge to the router, which says
+    HANDLED if its merge was handled already: see hand_over_merge and _reconcile_pull)."""
     if pull.state == "open":
         return Action.KEEP
     if not pull.merged:
         return Action.RELEASE
-    return Action.QUEUED if any(lock.state in MERGE_NOT_ATTEMPTED for lock in locks) else Action.WAIT
+    return Action.QUEUED
 
 
 def closed_event(repo: str, installation: int, pull: PullInfo) -> dict[str, Any]:
@@ -141,6 +143,8 @@ def _reconcile_pull(svc: WorkerServices, repo: str, number: int, locks: list[Loc
                svc)
     elif action is Action.QUEUED:
         action = hand_over_merge(svc, repo, installation, pull, origin)
+        if action is Action.HANDLED and not any(lock.state in MERGE_NOT_ATTEMPTED for lock in locks):
+            action = Action.WAIT  # its merge was handled, and its locks are past it: for a person
     if action in (Action.RELEASE, Action.QUEUED):
         log.info("reconcile: %s#%d (%s): %s", repo, number, ", ".join(_names(locks)), action.value)
     return Reconciled(repo, number, action, _names(locks))

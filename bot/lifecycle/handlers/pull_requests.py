@@ -71,19 +71,23 @@ def autoplan(delivery: Delivery, svc: WorkerServices) -> None:
         log.info("%s: head moved to %s since this event; its own event plans it", delivery.describe(),
                  pull.head_sha[:8])
         return
+    changed = projects_of_pull(svc, gh, repo, repo_cfg, pull)
+    applies = base_applies(svc, repo, pull)
+    # Letting go of what the PR no longer changes (or of everything, off an applying base) runs none of its code:
+    # done for forks too, before they are refused, so a fork PR does not keep locks and places it has no use for.
+    note = release_untouched(svc, repo, number, {p.id for p in changed} if applies else set(),
+                             "this PR no longer changes it" if applies else
+                             f"this PR's base `{pull.base_ref}` is not a branch tfbot applies")
     if pull.is_fork:
         # Even where forks are allowed, their code runs on our host only after a person with write access asks,
         # and only the head that existed when they asked (see note_head).
         refuse_fork(svc, gh, repo, pull, FORK_REFUSAL if not repo_cfg.allow_fork_prs else FORK_NEEDS_WRITER)
+        if note:
+            gh.create_comment(number, svc.render_notice("notice", number, pull.head_sha, note))
         return
     svc.records.set_head(repo, number, pull.head_sha)
     svc.records.set_pull_field(repo, number, "installation", str(delivery.installation_id))  # for unlocks from the page
-    changed = projects_of_pull(svc, gh, repo, repo_cfg, pull)
     tell_deleted_roots(svc, gh, repo, pull)
-    applies = base_applies(svc, repo, pull)
-    note = release_untouched(svc, repo, number, {p.id for p in changed} if applies else set(),
-                             "this PR no longer changes it" if applies else
-                             f"this PR's base `{pull.base_ref}` is not a branch tfbot applies")
     if delivery.action == "edited":
         note = f"The base branch changed to `{pull.base_ref}`: planned again against it. {note}".strip()
     projects = [p for p in changed if p.autoplan]

@@ -332,7 +332,9 @@ def test_a_plan_without_a_lock_lets_go_of_a_lock_the_pr_holds(two_prs_in_line, f
 # --- an admin's unlock: a lock flagged between the page's read and the release needs a reason ------------------
 
 
-def test_a_lock_flagged_after_the_read_is_not_unlocked_without_a_reason(worker_services, monkeypatch):
+@pytest.fixture
+def flagged_after_the_read(worker_services, monkeypatch) -> int:
+    """A planned lock of #1 whose apply records its end between the page's read and the release script."""
     svc = worker_services
     token = planned_lock(svc)
     real = svc.locks.force_release
@@ -343,24 +345,21 @@ def test_a_lock_flagged_after_the_read_is_not_unlocked_without_a_reason(worker_s
         return real(target, by, **kw)
 
     monkeypatch.setattr(svc.locks, "force_release", apply_ends_meanwhile)
+    return token
+
+
+def test_a_lock_flagged_after_the_read_is_not_unlocked_without_a_reason(worker_services, flagged_after_the_read):
+    svc, token = worker_services, flagged_after_the_read
     with pytest.raises(UnlockRefused, match="reason"):
         release(svc, REPO, "network", "default", by="admin", via="from the lock page", token=token, reason="")
     kept = svc.locks.get(NET)
     assert kept.pull == 1 and kept.state is LockState.APPLIED and kept.diverged
 
 
-def test_the_unlock_audit_names_the_state_of_the_lock_released(worker_services, monkeypatch):
+def test_the_unlock_audit_names_the_state_of_the_lock_released(worker_services, flagged_after_the_read):
     from bot.state import audit
 
-    svc = worker_services
-    token = planned_lock(svc)
-    real = svc.locks.force_release
-
-    def apply_ends_meanwhile(target, by, **kw):
-        assert svc.locks.set_state(NET, 1, token, LockState.APPLIED, diverged=True, run_id="r-apply")
-        return real(target, by, **kw)
-
-    monkeypatch.setattr(svc.locks, "force_release", apply_ends_meanwhile)
+    svc, token = worker_services, flagged_after_the_read
     held, _ = release(svc, REPO, "network", "default", by="admin", via="from the lock page", token=token,
                       reason="rolled back by hand")
     assert held is not None and held.state is LockState.APPLIED and held.diverged

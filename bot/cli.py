@@ -172,15 +172,17 @@ def _run(args: argparse.Namespace) -> int:
 
         return run_worker(config)
     if args.command == "web":  # started by `tfbot serve`, which passes the Redis URL in the environment
-        from bot.web.server import run_web
+        from bot.adapters.redis_server import connect
+        from bot.compose import web_services
         from bot.ops.worker import resolve_redis_url
+        from bot.web.server import run_web
 
         url = resolve_redis_url(config)
         if url is None:
             print("tfbot web: redis_url is empty and no embedded Redis runs under data_dir: start `tfbot serve` "
                   "on this host, or set redis_url", file=sys.stderr)
             return 2
-        return run_web(config, url)
+        return run_web(config, lambda: web_services(config, connect(url)))
     return 2
 
 

@@ -1,51 +1,56 @@
-"""RQ job entry points. A worker process sets its services once; each job looks them up here."""
+"""Every job a tfbot worker may run, the callbacks RQ calls around them, and the one place that queues them.
+
+A job is named in Redis by its function's dotted path (`bot.jobs.run_project`); those names are stable, so
+jobs queued before an upgrade still run after it. `ALLOWED` is the allowlist a worker checks before importing
+anything a job names (bot/ops/worker.py). Jobs are queued through `RQJobs`, which references the functions
+themselves: a renamed job breaks the import, not a run.
+
+A job function takes the services of the worker that runs it as its first argument: the worker binds them
+(`ServicedJob`), so nothing here looks services up. Callbacks get only the job and the Redis connection (RQ
+may call them from a registry clean-up in any process); what needs GitHub they queue as a job of its own.
+"""
 from __future__ import annotations
 
 import json
 import logging
+import os
 import time
+from collections.abc import Callable
+from datetime import timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from rq import get_current_job
+import redis
+from rq import Callback, Queue, Retry, get_current_job
+from rq.job import Job
 
-from bot.state import keys
 from bot.intake.replay import FINGERPRINT_TTL_SECONDS, fingerprint
 from bot.intake.webhooks import Delivery
-from bot.queue import queue_report
+from bot.queue import (FAILURE_TTL_SECONDS, RESULT_TTL_SECONDS, event_retry, events_queue, function_name,
+                       runs_queue)
+from bot.state import keys
+from bot.state.records import lock_from_dict, lock_to_dict, project_from_dict, project_to_dict
 
 if TYPE_CHECKING:
     from resource import struct_rusage
     from types import TracebackType
 
-    import redis
-    from rq.job import Job
-
-    from bot.models import ProjectResult
+    from bot.models import LockInfo, Project, ProjectResult
     from bot.services import WorkerServices
     from bot.state.records import Command
 
 log = logging.getLogger(__name__)
-_services: WorkerServices | None = None
 RECENT_DELIVERIES = 1000
+# A report waits out a GitHub outage of up to about 15 minutes.
+REPORT_RETRY = (5, 15, 60, 180, 600)
 
 
-def set_services(services: WorkerServices) -> None:
-    """Called once by `tfbot worker` before it starts taking jobs."""
-    global _services
-    _services = services
+# ---- the jobs -------------------------------------------------------------------------------------------------
 
-
-def services() -> WorkerServices:
-    if _services is None:
-        raise RuntimeError("tfbot job run outside a tfbot worker: services were not set")
-    return _services
-
-
-def handle_delivery(delivery_id: str, event: str, payload: dict[str, Any]) -> int:
+def handle_delivery(svc: WorkerServices, delivery_id: str, event: str, payload: dict[str, Any]) -> int:
     """Route one webhook delivery to its handlers; return how many ran."""
     from bot.lifecycle.handlers import router
 
-    svc = services()
     delivery = Delivery(id=delivery_id, event=event, payload=payload)
     log.info("processing %s", delivery.describe())
     record = json.dumps({"delivery": delivery_id, "event": event, "action": delivery.action, "repo": delivery.repo,
@@ -74,7 +79,7 @@ def handle_delivery(delivery_id: str, event: str, payload: dict[str, Any]) -> in
         raise
 
 
-def run_project(command_id: str, project: dict[str, Any], attempt: int = 0) -> str:
+def run_project(svc: WorkerServices, command_id: str, project: dict[str, Any], attempt: int = 0) -> str:
     """Run one project of a command; the job that completes the command reports it on the PR.
 
     A project busy with another run is not waited for here: the job is queued again after a delay (5 s, doubling,
@@ -82,15 +87,10 @@ def run_project(command_id: str, project: dict[str, Any], attempt: int = 0) -> s
     After that it gives up with a result of its own ("could not start"): it never ran, so it is not reported as
     an interrupted run, which would mark the lock of the run that kept the project busy as failed.
     """
-    from bot.state.records import project_from_dict
     from bot.lifecycle.runner import ProjectBusy, could_not_start
     from bot.lifecycle.runner import run_project as run
-
-    from rq import get_current_job
-
     from bot.state.liveness import heartbeat
 
-    svc = services()
     cmd = svc.records.command(command_id)
     job = get_current_job()
     with heartbeat(svc.redis, job.id if job else f"{command_id}-{project.get('name')}"):
@@ -107,7 +107,7 @@ def run_project(command_id: str, project: dict[str, Any], attempt: int = 0) -> s
         result = _say_why_stopped(svc, job, cmd, result)
         # Inside the heartbeat: the reaper must never take a finished run for a dead one.
         if svc.records.add_result(cmd.id, result) or svc.records.replace_interrupted_result(cmd.id, result):
-            queue_report(svc.runs_queue, cmd.id)
+            svc.jobs.report_command(cmd.id)
     return result.outcome.value
 
 
@@ -124,90 +124,191 @@ def _say_why_stopped(svc: WorkerServices, job: Job | None, cmd: Command, result:
 
 def _defer_run(svc: WorkerServices, command_id: str, project: dict[str, Any], attempt: int) -> bool:
     """Queue `run_project` again later; False once it has waited longer than any run may last."""
-    from datetime import timedelta
-
-    from rq import Callback
-
     delays = [min(5 * 2 ** i, 60) for i in range(attempt + 1)]
     if sum(delays) > svc.config.terraform.timeout + 120:
         return False
     svc.runs_queue.enqueue_in(
-        timedelta(seconds=delays[-1]), "bot.jobs.run_project", command_id, project, attempt + 1,
-        job_timeout=int(svc.config.terraform.timeout * 3 + 600), on_failure=Callback("bot.jobs.run_failed"),
-        result_ttl=3600, failure_ttl=7 * 24 * 3600, description=f"run {command_id} {project.get('name')} (deferred)")
+        timedelta(seconds=delays[-1]), run_project, command_id, project, attempt + 1,
+        job_timeout=run_timeout(svc.config.terraform.timeout), on_failure=Callback(run_failed),
+        result_ttl=RESULT_TTL_SECONDS, failure_ttl=FAILURE_TTL_SECONDS,
+        description=f"run {command_id} {project.get('name')} (deferred)")
     return True
 
 
-def report_command(command_id: str) -> None:
+def report_command(svc: WorkerServices, command_id: str) -> None:
     """Post the comment and status of a completed command (idempotent across retries)."""
     from bot.lifecycle.reporting import finish_command
 
-    svc = services()
     finish_command(svc, svc.records.command(command_id))
 
 
-def replan(project: dict[str, Any], pull: int, installation: int, why: str) -> None:
+def replan(svc: WorkerServices, project: dict[str, Any], pull: int, installation: int, why: str) -> None:
     """Plan one project of a PR again on its current head, because `why`."""
     from bot.lifecycle.handlers.pull_requests import plan_again
 
-    plan_again(services(), project, pull, installation, note=f"tfbot planned this again because {why}.")
+    plan_again(svc, project, pull, installation, note=f"tfbot planned this again because {why}.")
 
 
-def plan_waiter(project: dict[str, Any], pull: int, installation: int, reason: str) -> None:
+def plan_waiter(svc: WorkerServices, project: dict[str, Any], pull: int, installation: int, reason: str) -> None:
     """A PR that waited in line now holds the lock: plan it on its current head."""
     from bot.lifecycle.handlers.pull_requests import plan_handed_over
 
-    plan_handed_over(services(), project, pull, installation, reason)
+    plan_handed_over(svc, project, pull, installation, reason)
 
+
+def announce_unlock(svc: WorkerServices, lock: dict[str, Any], by: str, via: str, next_pull: int | None) -> bool:
+    """An admin unlocked from the lock page: drop the PR's saved plan of that project and tell the PR."""
+    from bot.lifecycle.handover import announce_unlock as announce
+
+    return announce(svc, lock_from_dict(lock), by, via, next_pull, mention=True)
+
+
+def report_interrupted(svc: WorkerServices, command_id: str, project: dict[str, Any], reason: str) -> None:
+    """Tell the PR that a run was interrupted, whether Terraform left its state lock behind, and what to do."""
+    from bot.lifecycle.interrupted import report_interrupted as report
+
+    report(svc, command_id, project, reason)
+
+
+def report_event_failure(svc: WorkerServices, kind: str, args: list[Any], error: str) -> None:
+    """Tell the PR that an event job (`kind`: a key of EVENT_KINDS' values) failed for good, and what helps."""
+    from bot.lifecycle.events_failed import report_event_failure as report
+
+    report(svc, kind, args, error)
+
+
+# ---- the callbacks: RQ calls them with the job and the connection only ----------------------------------------
 
 def run_failed(job: Job, connection: redis.Redis, exc_type: type[BaseException] | None = None,
                exc_value: BaseException | None = None, tb: TracebackType | None = None) -> None:
     """RQ failure callback of a project run: the job raised, timed out, or was abandoned by a dead worker."""
     reason = "its worker stopped without finishing it (killed or crashed)" if exc_type is None or \
         getattr(exc_type, "__name__", "") == "AbandonedJobError" else f"it failed inside tfbot ({exc_type.__name__})"
-    _queue_interrupted_report(connection, job, reason)
-
-
-def horse_killed(job: Job, retpid: int, ret_val: int, rusage: struct_rusage) -> None:
-    """Called in the worker when the process running a job died (SIGKILL, out of memory)."""
-    import os
-
-    signal_name = f"signal {os.WTERMSIG(ret_val)}" if ret_val and os.WIFSIGNALED(ret_val) else f"status {ret_val}"
-    if job.func_name == "bot.jobs.run_project":
-        _queue_interrupted_report(services().redis, job, f"the process running it died ({signal_name})")
-
-
-def queue_interrupted_report(connection: redis.Redis, job: Job, reason: str) -> None:
-    """Queue the report of a run that will never finish (its process or worker died)."""
-    _queue_interrupted_report(connection, job, reason)
-
-
-def _queue_interrupted_report(connection: redis.Redis, job: Job, reason: str) -> None:
-    from bot.queue import runs_queue
-
-    if job.func_name != "bot.jobs.run_project":
-        return
-    command_id, project = job.args[:2]
-    runs_queue(connection).enqueue_call(
-        "bot.jobs.report_interrupted", args=(command_id, project, reason), result_ttl=3600,
-        failure_ttl=7 * 24 * 3600, description=f"report interrupted run of command {command_id}",
-    )
-
-
-def report_interrupted(command_id: str, project: dict[str, Any], reason: str) -> None:
-    """Tell the PR that a run was interrupted, whether Terraform left its state lock behind, and what to do."""
-    from bot.lifecycle.interrupted import report_interrupted as report
-
-    report(services(), command_id, project, reason)
+    queue_interrupted_report(connection, job, reason)
 
 
 def event_job_failed(job: Job, connection: redis.Redis, exc_type: type[BaseException] | None = None,
                      exc_value: BaseException | None = None, tb: TracebackType | None = None) -> None:
-    """RQ failure callback of event jobs: tell the PR that tfbot could not handle what it asked for."""
-    from bot.lifecycle.events_failed import report_event_failure
+    """RQ failure callback of event jobs: once the last try failed, queue the report that tells the PR."""
+    kind = EVENT_KINDS.get(job.func_name or "")
+    if getattr(job, "retries_left", None):
+        log.warning("event job %s failed (%s); %d retries left", job.id, getattr(exc_type, "__name__", "error"),
+                    job.retries_left)
+        return
+    if kind is None:
+        return
+    error = f"{getattr(exc_type, '__name__', 'error')}: {exc_value}"
+    # Not an event job itself: a report that fails is logged, never reported about in turn.
+    events_queue(connection).enqueue_call(
+        report_event_failure, args=(kind, list(job.args), error), retry=Retry(max=len(REPORT_RETRY),
+                                                                                interval=list(REPORT_RETRY)),
+        result_ttl=RESULT_TTL_SECONDS, failure_ttl=FAILURE_TTL_SECONDS,
+        description=f"report the failure of job {job.id}")
 
-    try:
-        report_event_failure(services(), job, exc_type, exc_value)
-    except Exception as exc:  # noqa: BLE001 - a failure report must not fail the worker
-        # The job's own failure was logged with its traceback; this is most often the same outage.
-        log.error("could not report the failure of job %s on its PR: %s: %s", job.id, type(exc).__name__, exc)
+
+def horse_killed(connection: redis.Redis, job: Job, retpid: int, ret_val: int, rusage: struct_rusage) -> None:
+    """Called in the worker (bound to its connection) when the process running a job died (SIGKILL, out of memory)."""
+    signal_name = f"signal {os.WTERMSIG(ret_val)}" if ret_val and os.WIFSIGNALED(ret_val) else f"status {ret_val}"
+    queue_interrupted_report(connection, job, f"the process running it died ({signal_name})")
+
+
+def queue_interrupted_report(connection: redis.Redis, job: Job, reason: str) -> None:
+    """Queue the report of a run that will never finish (its process or worker died); other jobs are ignored."""
+    if not is_run(job):
+        return
+    command_id, project = job.args[:2]
+    runs_queue(connection).enqueue_call(
+        report_interrupted, args=(command_id, project, reason), result_ttl=RESULT_TTL_SECONDS,
+        failure_ttl=FAILURE_TTL_SECONDS, description=f"report interrupted run of command {command_id}",
+    )
+
+
+def is_run(job: Job) -> bool:
+    """True for a project run (the jobs that run Terraform)."""
+    return job.func_name == _RUN
+
+
+# ---- what a worker may run -------------------------------------------------------------------------------------
+
+JOBS: tuple[Callable[..., Any], ...] = (
+    handle_delivery, run_project, report_command, replan, plan_waiter, announce_unlock, report_interrupted,
+    report_event_failure)
+CALLBACKS: tuple[Callable[..., Any], ...] = (run_failed, event_job_failed)
+ALLOWED: frozenset[str] = frozenset(function_name(f) for f in JOBS + CALLBACKS)
+_RUN = function_name(run_project)
+# The event jobs whose last failure the PR hears of, by the kind bot.lifecycle.events_failed knows them by.
+EVENT_KINDS: dict[str, str] = {function_name(handle_delivery): "delivery", function_name(plan_waiter): "handover",
+                               function_name(replan): "replan"}
+
+
+class ServicedJob(Job):
+    """An RQ job whose function is called with the worker's services first (bound by the worker before it runs)."""
+
+    services: WorkerServices | None = None
+
+    @property
+    def func(self) -> Callable[..., Any] | None:
+        function = super().func
+        if function is None:
+            return None
+        if self.services is None:
+            raise RuntimeError(f"tfbot job {self.func_name} run without services: only a tfbot worker runs it")
+        return partial(function, self.services)
+
+
+def run_timeout(terraform_timeout: float) -> int:
+    """Seconds a project run may take before RQ kills it: init, plan and apply each up to the Terraform timeout."""
+    return int(terraform_timeout * 3 + 600)
+
+
+# ---- queueing --------------------------------------------------------------------------------------------------
+
+class RQJobs:
+    """Queues tfbot's jobs on the one Redis (bot.services.JobQueue). Arguments are JSON only, never pickles."""
+
+    def __init__(self, connection: redis.Redis, run_timeout_seconds: int) -> None:
+        self.events: Queue = events_queue(connection)
+        self.runs: Queue = runs_queue(connection)
+        self._run_timeout = run_timeout_seconds
+
+    def _event(self, func: Callable[..., Any], args: tuple[Any, ...], description: str, *,
+               job_id: str | None = None, report_failure: bool = True) -> str:
+        """An event job: retried with backoff (bot.queue.event_retry); after its last try the PR is told."""
+        job = self.events.enqueue_call(
+            func, args=args, job_id=job_id, result_ttl=RESULT_TTL_SECONDS, failure_ttl=FAILURE_TTL_SECONDS,
+            description=description, retry=event_retry(),
+            on_failure=Callback(event_job_failed) if report_failure else None)
+        return str(job.id)
+
+    def handle_delivery(self, delivery_id: str, event: str, payload: dict[str, Any]) -> str:
+        """Queue one verified delivery; return its job id (`delivery-<id>`, for tracing)."""
+        return self._event(handle_delivery, (delivery_id, event, payload), f"{event} delivery {delivery_id}",
+                           job_id=f"delivery-{delivery_id}")
+
+    def run_project(self, cmd: Command, project: Project) -> None:
+        """Queue the run of one project of a command."""
+        self.runs.enqueue_call(
+            run_project, args=(cmd.id, project_to_dict(project)), timeout=self._run_timeout,
+            on_failure=Callback(run_failed), result_ttl=RESULT_TTL_SECONDS, failure_ttl=FAILURE_TTL_SECONDS,
+            description=f"{cmd.kind} {cmd.repo}#{cmd.pull} {project.name}")
+
+    def report_command(self, command_id: str) -> None:
+        """Report a completed command in a job of its own, retried with backoff while GitHub is unreachable."""
+        self.runs.enqueue_call(
+            report_command, args=(command_id,), retry=Retry(max=len(REPORT_RETRY), interval=list(REPORT_RETRY)),
+            result_ttl=RESULT_TTL_SECONDS, failure_ttl=FAILURE_TTL_SECONDS, description=f"report command {command_id}")
+
+    def replan(self, project: Project, pull: int, installation: int, why: str) -> None:
+        """Plan one project of a PR again, on its head merged into its base."""
+        self._event(replan, (project_to_dict(project), pull, installation, why),
+                    f"replan {project.repo}#{pull} {project.name}")
+
+    def plan_waiter(self, project: Project, pull: int, installation: int, reason: str) -> None:
+        """Plan the PR that was just handed the lock of `project`."""
+        self._event(plan_waiter, (project_to_dict(project), pull, installation, reason),
+                    f"plan {project.repo}#{pull} {project.name} after the lock was handed over")
+
+    def announce_unlock(self, lock: LockInfo, by: str, via: str, next_pull: int | None) -> None:
+        """Tell the PR that held `lock` that `by` unlocked it (`via`: where), and who holds it now."""
+        self._event(announce_unlock, (lock_to_dict(lock), by, via, next_pull),
+                    f"tell {lock.repo}#{lock.pull} that {by} unlocked {lock.project}", report_failure=False)

@@ -1,18 +1,17 @@
-"""The job queue: RQ on the one Redis. Jobs carry only JSON (no pickles), so a shared Redis cannot run code."""
+"""The two queues on the one Redis and their retry policy. Jobs carry only JSON (no pickles), so a shared Redis
+cannot run code; which jobs exist, and the queueing of them, is bot/jobs.py."""
 from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping
 
 import redis
-from rq import Callback, Queue, Retry
+from rq import Queue, Retry
 from rq.serializers import JSONSerializer
 
 EVENTS_QUEUE = "tfbot-events"
 RUNS_QUEUE = "tfbot-runs"
-# A webhook that waits longer than this in the queue is still processed: GitHub will not resend it.
-JOB_TTL_SECONDS = None
 RESULT_TTL_SECONDS = 3600
 FAILURE_TTL_SECONDS = 7 * 24 * 3600
 # An event job (a webhook, a hand-over, a re-plan) that raises is tried again after each of these waits:
@@ -53,34 +52,6 @@ def event_retry() -> Retry:
     return Retry(max=len(intervals), interval=list(intervals))
 
 
-def enqueue_event(queue: Queue, func: str, args: Sequence[Any], description: str, *, job_id: str | None = None,
-                  report_failure: bool = True) -> str:
-    """Queue an event job (`bot.jobs.*` on the events queue) with the retry policy; return the job id.
-
-    `report_failure`: when the last retry fails, `bot.jobs.event_job_failed` tells the PR what to do.
-    """
-    job = queue.enqueue_call(
-        func,
-        args=tuple(args),
-        job_id=job_id,
-        result_ttl=RESULT_TTL_SECONDS,
-        failure_ttl=FAILURE_TTL_SECONDS,
-        description=description,
-        retry=event_retry(),
-        on_failure=Callback("bot.jobs.event_job_failed") if report_failure else None,
-    )
-    return job.id
-
-
-def enqueue_delivery(queue: Queue, delivery_id: str, event: str, payload: dict[str, Any]) -> str:
-    """Queue one verified delivery for a worker; return the job id (the delivery id, for tracing)."""
-    return enqueue_event(queue, "bot.jobs.handle_delivery", (delivery_id, event, payload),
-                         f"{event} delivery {delivery_id}", job_id=f"delivery-{delivery_id}")
-
-
-def queue_report(queue: Queue, command_id: str) -> None:
-    """Report a completed command in a job of its own, retried with backoff while GitHub is unreachable."""
-    queue.enqueue_call(
-        "bot.jobs.report_command", args=(command_id,), retry=Retry(max=5, interval=[5, 15, 60, 180, 600]),
-        result_ttl=RESULT_TTL_SECONDS, failure_ttl=FAILURE_TTL_SECONDS, description=f"report command {command_id}",
-    )
+def function_name(func: Callable[..., Any]) -> str:
+    """The dotted name RQ stores for a job function (`bot.jobs.run_project`)."""
+    return f"{func.__module__}.{func.__qualname__}"

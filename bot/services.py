@@ -1,22 +1,60 @@
-"""The long-lived objects a process needs, built once from the config and passed in (never global)."""
+"""What each kind of tfbot process holds: typed bundles of long-lived objects, built once by bot/compose.py and
+passed down explicitly (there is no global to look them up in).
+
+The flow names what it touches through these types: a function taking `HasJobs` can queue jobs and nothing
+else; one taking `WorkerServices` may talk to GitHub and run Terraform. `JobQueue` is the seam between the
+flow and RQ: the flow asks for a job by meaning, bot/jobs.py decides how it is queued.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 import redis
 from rq import Queue
 
 from bot.config import Config
-from bot.adapters.github import GitHubApp
 from bot.models import LockInfo, Project
-from bot.adapters.preflight import TerraformCheck
-from bot.queue import events_queue, runs_queue
-from bot.state import keys
 
 if TYPE_CHECKING:
+    from bot.adapters.git import Checkouts
+    from bot.adapters.github import GitHubApp
+    from bot.adapters.logs import SecretMasker
+    from bot.adapters.plan_store import PlanStore
+    from bot.adapters.preflight import TerraformCheck
+    from bot.adapters.terraform import Terraform
+    from bot.config.workflows import Workflow
     from bot.state.locks import LockStore
-    from bot.state.records import Command
+    from bot.state.records import Command, Records
+
+
+class JobQueue(Protocol):
+    """Queues the jobs of bot/jobs.py; each runs later in a worker. Every argument must be JSON-serializable."""
+
+    def handle_delivery(self, delivery_id: str, event: str, payload: dict[str, Any]) -> str:
+        """A verified webhook delivery; returns the job id."""
+        ...
+
+    def run_project(self, cmd: Command, project: Project) -> None:
+        """One project of a command (plan, apply or merge)."""
+        ...
+
+    def report_command(self, command_id: str) -> None:
+        """The comment and status of a command whose projects all have results."""
+        ...
+
+    def replan(self, project: Project, pull: int, installation: int, why: str) -> None:
+        """A fresh plan of one project of a PR on its current head."""
+        ...
+
+    def plan_waiter(self, project: Project, pull: int, installation: int, reason: str) -> None:
+        """The plan of a PR that was just handed the lock of `project`."""
+        ...
+
+    def announce_unlock(self, lock: LockInfo, by: str, via: str, next_pull: int | None) -> None:
+        """The comment telling the PR that held `lock` that `by` unlocked it."""
+        ...
 
 
 class HasRedis(Protocol):
@@ -26,47 +64,20 @@ class HasRedis(Protocol):
     def redis(self) -> redis.Redis: ...
 
 
-class HasEventsQueue(Protocol):
-    """Anything that can queue an event job: web and worker services alike."""
+class HasJobs(Protocol):
+    """Anything that can queue jobs: web and worker services alike."""
 
     @property
-    def events_queue(self) -> Queue: ...
+    def jobs(self) -> JobQueue: ...
 
 
-class UnlockServices(HasRedis, HasEventsQueue, Protocol):
+class UnlockServices(HasRedis, HasJobs, Protocol):
     """What releasing a lock and handing it on needs, in the web process (lock page) or a worker (CLI)."""
 
     @property
     def locks(self) -> LockStore: ...
 
     def project_of_lock(self, lock: LockInfo) -> Project: ...
-
-
-@dataclass
-class WebServices:
-    """What the web process needs: config, Redis and the queue. Nothing that talks to GitHub or Terraform."""
-
-    config: Config
-    redis: redis.Redis
-    terraform_check: TerraformCheck
-    events_queue: Queue = field(init=False)
-    runs_queue: Queue = field(init=False)
-
-    def __post_init__(self) -> None:
-        from bot.state.locks import LockStore
-        from bot.state.records import Records
-
-        self.events_queue = events_queue(self.redis)
-        self.runs_queue = runs_queue(self.redis)
-        self.locks = LockStore(self.redis)  # the lock page reads and (for admins) force-releases locks
-        self.records = Records(self.redis)  # run logs for /runs/<id>
-
-    def terraform_health(self) -> dict[str, object]:
-        return self.terraform_check.as_dict()
-
-    def project_of_lock(self, lock: LockInfo) -> Project:
-        """The configured project a lock belongs to, for handing it over after an unlock from the page."""
-        return project_of_lock(self.config, lock)
 
 
 def project_of_lock(config: Config, lock: LockInfo) -> Project:
@@ -76,47 +87,58 @@ def project_of_lock(config: Config, lock: LockInfo) -> Project:
     return project_at(lock.repo, config.repo_config(lock.repo), lock.dir, lock.workspace, lock.project)
 
 
+@dataclass
+class WebServices:
+    """What the web process holds: config, Redis, the lock and run stores, the queues. Nothing that talks to GitHub
+    or runs Terraform: a request reads state, releases a lock or queues a job, and answers."""
+
+    config: Config
+    redis: redis.Redis
+    jobs: JobQueue
+    locks: LockStore
+    records: Records
+    events_queue: Queue  # read for /metrics
+    runs_queue: Queue
+    terraform_check: TerraformCheck
+
+    def terraform_health(self) -> dict[str, object]:
+        return self.terraform_check.as_dict()
+
+    def project_of_lock(self, lock: LockInfo) -> Project:
+        """The configured project a lock belongs to, for handing it over after an unlock from the page."""
+        return project_of_lock(self.config, lock)
+
+
+@dataclass
 class WorkerServices:
-    """What a worker needs: Redis stores, the GitHub App, git checkouts, plan storage and Terraform.
+    """What a worker holds: Redis stores, the GitHub App, git checkouts, plan storage and Terraform.
 
     Built once per worker process; RQ forks a work horse per job, which inherits it.
     """
 
-    def __init__(self, config: Config, connection: redis.Redis):
-        from bot.adapters.git import Checkouts
-        from bot.state.locks import LockStore
-        from bot.adapters.logs import masker
-        from bot.adapters.plan_store import plan_store_for
-        from bot.state.records import Records
-        from bot.adapters.terraform import Terraform
-        from bot.config.workflows import load_workflows
+    config: Config
+    redis: redis.Redis
+    jobs: JobQueue
+    locks: LockStore
+    records: Records
+    events_queue: Queue
+    runs_queue: Queue
+    github: GitHubApp
+    checkouts: Checkouts
+    plans: PlanStore
+    terraform: Terraform
+    workflows: dict[str, Workflow]
+    masker: SecretMasker
+    tmp_dir: Path  # private scratch space under data_dir
 
-        self.config = config
-        self.redis = connection
-        self.github = GitHubApp(config.github, connection, keys.installation_token)
-        self.events_queue = events_queue(connection)
-        self.runs_queue = runs_queue(connection)
-        self.locks = LockStore(connection)
-        self.records = Records(connection)
-        self.checkouts = Checkouts(config.data_dir)
-        self.plans = plan_store_for(config)
-        self.tmp_dir = config.data_dir / "tmp"
-        self.tmp_dir.mkdir(parents=True, exist_ok=True)
-        self._masker = masker()
-        self.terraform = Terraform(
-            binary=config.terraform.binary, data_dir=config.data_dir, timeout=config.terraform.timeout,
-            mask_values=config.secrets(), mask_env=config.terraform.mask_env,
-        )
-        self.workflows = load_workflows(config.workflows_dir)
-        self.bot_login = f"{config.github.app_slug}[bot]"
-
-    @classmethod
-    def build(cls, config: Config, connection: redis.Redis) -> WorkerServices:
-        return cls(config, connection)
+    @property
+    def bot_login(self) -> str:
+        """The App's user on GitHub (`<slug>[bot]`), whose comments tfbot recognises as its own."""
+        return f"{self.config.github.app_slug}[bot]"
 
     def mask(self, text: str) -> str:
         """Remove every known secret (config secrets, installation tokens) from text bound for a PR or log."""
-        return self.terraform.mask(self._masker.mask(text))
+        return self.terraform.mask(self.masker.mask(text))
 
     def run_url(self, run_id: str) -> str:
         base = self.config.server.public_url

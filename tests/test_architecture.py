@@ -21,7 +21,7 @@ def lint_imports(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def test_bot_keeps_its_import_contracts():
     result = lint_imports(ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "4 kept, 0 broken" in result.stdout, result.stdout
+    assert "5 kept, 0 broken" in result.stdout, result.stdout
 
 
 def test_a_forbidden_import_breaks_the_build_with_its_chain(tmp_path):
@@ -37,3 +37,15 @@ def test_a_forbidden_import_breaks_the_build_with_its_chain(tmp_path):
     result = lint_imports(tmp_path, "--config", str(tmp_path / ".importlinter"))
     assert result.returncode == 1, result.stdout + result.stderr
     assert "BROKEN" in result.stdout and "shop.adapters.db -> shop.flow" in result.stdout
+
+
+def test_job_code_imported_by_the_web_breaks_the_web_contract(tmp_path):
+    """The web's contract bites on the real tree: one import of the job module from a page fails the build."""
+    shutil.copytree(ROOT / "bot", tmp_path / "bot", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    health = tmp_path / "bot" / "web" / "health.py"
+    health.write_text(health.read_text() + "\nfrom bot import jobs  # noqa: E402\n")
+    result = lint_imports(tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Web reads state and never runs a pipeline" in result.stdout and "BROKEN" in result.stdout
+    assert "bot.web.health -> bot.jobs" in result.stdout, result.stdout

@@ -4,10 +4,6 @@ worker, the fake GitHub."""
 from __future__ import annotations
 
 import pytest
-from rq import SimpleWorker
-from rq.serializers import JSONSerializer
-
-from bot import jobs as jobs_module
 from bot.lifecycle.events_failed import what_failed
 from bot.adapters.github import GitHubError
 from bot.intake.webhooks import Delivery
@@ -15,12 +11,12 @@ from bot.lifecycle.handlers import router
 from bot.lifecycle.handover import plan_next
 from bot.models import Project
 from bot.lifecycle.planning import start_command
-from bot.queue import EVENT_RETRY_INTERVALS, RETRY_ENV, enqueue_delivery, retry_intervals
+from bot.queue import EVENT_RETRY_INTERVALS, RETRY_ENV, retry_intervals
 from bot.state.records import Command
 from bot.lifecycle.runner import _replan
 from bot.web.unlocking import queue_announcement
 from tests.support import webhook_payloads as wp
-from tests.support.services_fixtures import INSTALLATION, REPO, real_merge, real_pull
+from tests.support.services_fixtures import INSTALLATION, REPO, real_merge, real_pull, run_jobs
 
 NETWORK = Project(repo=REPO, name="network", dir="network")
 
@@ -41,7 +37,7 @@ def test_the_policy_can_be_chosen_by_environment(raw, expected):
 
 def test_every_event_job_is_queued_with_the_policy(worker_services):
     svc = worker_services
-    enqueue_delivery(svc.events_queue, "guid-1", "pull_request", {"action": "opened"})
+    svc.jobs.handle_delivery("guid-1", "pull_request", {"action": "opened"})
     plan_next(svc, NETWORK, {"pull": 2, "installation": INSTALLATION}, "#1 was closed")
     cmd = Command(id="c1", kind="plan", repo=REPO, pull=1, head_sha="a" * 40, installation=INSTALLATION,
                   user="alice", total=1)
@@ -51,7 +47,7 @@ def test_every_event_job_is_queued_with_the_policy(worker_services):
     assert lock is not None
     queued = svc.events_queue.jobs
     assert [j.func_name for j in queued] == ["bot.jobs.handle_delivery", "bot.jobs.plan_waiter", "bot.jobs.replan",
-                                             "bot.web.unlocking.announce_job"]
+                                             "bot.jobs.announce_unlock"]
     for job in queued:
         assert job.retries_left == len(EVENT_RETRY_INTERVALS) and job.retry_intervals == list(EVENT_RETRY_INTERVALS)
 
@@ -68,12 +64,7 @@ def merged_with_lock(fake, svc, remote, number: int = 1) -> dict:
 
 
 def work_events(svc) -> None:
-    worker = SimpleWorker([svc.events_queue], connection=svc.redis, serializer=JSONSerializer)
-    jobs_module.set_services(svc)
-    try:
-        worker.work(burst=True)
-    finally:
-        jobs_module.set_services(None)
+    run_jobs(svc)
 
 
 def failure_comments(fake, number: int = 1) -> list[str]:
@@ -86,7 +77,7 @@ def test_a_merge_event_that_fails_while_github_is_down_is_retried_and_applied(fa
     svc = worker_services
     payload = merged_with_lock(fake_github, svc, services_remote)
     fake_github.fail_next(2, 502, path_contains="/pulls/1")  # GitHub fails the handler's first two tries
-    enqueue_delivery(svc.events_queue, "guid-merge", "pull_request", payload)
+    svc.jobs.handle_delivery("guid-merge", "pull_request", payload)
     work_events(svc)
     assert failure_comments(fake_github) == []  # the failed tries were not told: the third one worked
     [run] = svc.runs_queue.jobs
@@ -99,7 +90,7 @@ def test_the_pr_is_told_once_after_the_last_try_with_advice_for_a_merge(fake_git
     svc = worker_services
     payload = merged_with_lock(fake_github, svc, services_remote)
     fake_github.fail_next(3, 502, path_contains="/pulls/1")
-    enqueue_delivery(svc.events_queue, "guid-merge", "pull_request", payload)
+    svc.jobs.handle_delivery("guid-merge", "pull_request", payload)
     work_events(svc)
     [told] = failure_comments(fake_github)
     assert "could not handle the merge of this PR" in told and "Nothing was applied for this merge" in told
@@ -108,20 +99,18 @@ def test_the_pr_is_told_once_after_the_last_try_with_advice_for_a_merge(fake_git
 
 
 @pytest.mark.parametrize(
-    "func, event, payload, says, never",
+    "kind, event, payload, says, never",
     [
-        ("bot.jobs.handle_delivery", "pull_request", {"action": "closed", "pull_request": {"merged": True}},
-         "`apply`", "`plan`"),
-        ("bot.jobs.handle_delivery", "pull_request", {"action": "closed", "pull_request": {"merged": False}},
-         "lock page", "`plan`"),
-        ("bot.jobs.handle_delivery", "pull_request", {"action": "synchronize"}, "`plan`", "reconcile"),
-        ("bot.jobs.handle_delivery", "issue_comment", {"action": "created"}, "new comment", "`plan`"),
-        ("bot.jobs.replan", "", None, "`plan`", "reconcile"),
-        ("bot.jobs.plan_waiter", "", None, "`plan`", "reconcile"),
+        ("delivery", "pull_request", {"action": "closed", "pull_request": {"merged": True}}, "`apply`", "`plan`"),
+        ("delivery", "pull_request", {"action": "closed", "pull_request": {"merged": False}}, "lock page", "`plan`"),
+        ("delivery", "pull_request", {"action": "synchronize"}, "`plan`", "reconcile"),
+        ("delivery", "issue_comment", {"action": "created"}, "new comment", "`plan`"),
+        ("replan", "", None, "`plan`", "reconcile"),
+        ("handover", "", None, "`plan`", "reconcile"),
     ],
 )
-def test_the_advice_fits_the_event(func, event, payload, says, never):
-    what, advice = what_failed(func, event, payload)
+def test_the_advice_fits_the_event(kind, event, payload, says, never):
+    what, advice = what_failed(kind, event, payload)
     assert says in advice and never not in advice
 
 

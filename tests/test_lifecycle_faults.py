@@ -10,11 +10,11 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 import pytest
-from rq import Callback, SimpleWorker
-from rq.serializers import JSONSerializer
+from rq import Callback
 
 from bot import jobs as jobs_module
 from bot.adapters.plan_store import plan_key
+from bot.compose import worker_services
 from bot.config import parse_config
 from bot.intake.webhooks import Delivery
 from bot.lifecycle.handlers.comments import on_comment
@@ -28,7 +28,7 @@ from bot.services import WorkerServices
 from bot.state.records import PlanRecord, project_to_dict
 from bot.web.unlocking import UnlockRefused, release
 from tests.support import webhook_payloads as wp
-from tests.support.services_fixtures import INSTALLATION, REPO, real_pull
+from tests.support.services_fixtures import INSTALLATION, REPO, real_pull, run_jobs
 
 pytestmark = pytest.mark.redis
 
@@ -46,7 +46,7 @@ def fork_services(fake_github, app_keys, redis_conn, tmp_path, services_remote) 
     }, base_dir=tmp_path)
     fake_github.add_repo(REPO, services_remote.clone_url, installation_id=INSTALLATION)
     fake_github.set_permission(REPO, "mo", "write")
-    return WorkerServices(config, redis_conn)
+    return worker_services(config, redis_conn)
 
 
 def _push(svc, fake, remote, number: int, sha: str, at: str) -> None:
@@ -109,12 +109,7 @@ def planned_lock(svc, number: int = 1) -> int:
 
 def work_runs(svc) -> None:
     """Run every job on the runs queue in this process, as a worker would (callbacks included)."""
-    worker = SimpleWorker([svc.runs_queue], connection=svc.redis, serializer=JSONSerializer)
-    jobs_module.set_services(svc)
-    try:
-        worker.work(burst=True)
-    finally:
-        jobs_module.set_services(None)
+    run_jobs(svc, svc.runs_queue)
 
 
 def test_a_job_that_gives_up_on_a_busy_project_leaves_the_running_apply_alone(worker_services, fake_github,
@@ -129,8 +124,8 @@ def test_a_job_that_gives_up_on_a_busy_project_leaves_the_running_apply_alone(wo
         plan = svc.records.new_command("plan", REPO, 1, head, INSTALLATION, "mo", total=1,
                                        info={"state": "open", "applies": True, "base_ref": "main"})
         svc.records.set_head(REPO, 1, head)
-        svc.runs_queue.enqueue_call("bot.jobs.run_project", args=(plan.id, project_to_dict(NET), 1000),
-                                    on_failure=Callback("bot.jobs.run_failed"))
+        svc.runs_queue.enqueue_call(jobs_module.run_project, args=(plan.id, project_to_dict(NET), 1000),
+                                    on_failure=Callback(jobs_module.run_failed))
         work_runs(svc)
         lock = svc.locks.get(NET)
         assert (lock.state, lock.run_id, lock.diverged) == (LockState.APPLYING, "run-apply", True)
@@ -270,13 +265,9 @@ def close(svc, fake, number: int) -> None:
 
 
 def run_events(svc) -> None:
-    jobs_module.set_services(svc)
-    try:
-        for job in svc.events_queue.jobs:
-            job.func(*job.args)
-            job.delete()
-    finally:
-        jobs_module.set_services(None)
+    for job in svc.events_queue.jobs:
+        job.func(svc, *job.args)
+        job.delete()
 
 
 @pytest.fixture

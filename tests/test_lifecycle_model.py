@@ -62,13 +62,16 @@ from hypothesis import HealthCheck, Phase, Verbosity, seed, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (RuleBasedStateMachine, get_state_machine_test, initialize, invariant,
                                  precondition, rule)
-from rq import Queue, SimpleWorker, get_current_job
+from rq import Queue, get_current_job
 from rq.job import Job
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 from rq.serializers import JSONSerializer
 from rq.timeouts import TimerDeathPenalty
 
 from bot.adapters.redis_server import connect
+from bot.compose import worker_services
+from bot.jobs import ServicedJob
+from bot.ops.worker import TfbotSimpleWorker
 from bot.render.comments import marker_of
 from tests.support import webhook_payloads as wp
 from tests.support.git_repos import GitError, RemoteRepo
@@ -160,20 +163,7 @@ class World:
 
 # --- workers: what one RQ worker process owns ------------------------------------------------------------
 
-_CURRENT = threading.local()
-
-
-class ThreadServices:
-    """What `bot.jobs.services()` returns here: the services of the worker running in this thread."""
-
-    def __init__(self, default: Any):
-        self._default = default
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(getattr(_CURRENT, "svc", None) or self._default, name)
-
-
-class ThreadWorker(SimpleWorker):
+class ThreadWorker(TfbotSimpleWorker):
     """An RQ worker that runs in a thread: no signal handlers, job timeouts by timer."""
 
     death_penalty_class = TimerDeathPenalty
@@ -188,12 +178,10 @@ class Worker:
 
     def __init__(self, machine: "Lifecycle", name: str, conn: Any, pause_at: int | None = None,
                  pause_on: str = "terraform"):
-        from bot.services import WorkerServices
-
         self.name, self.conn, self.pause_at, self.pause_on = name, conn, pause_at, pause_on
         self.calls: Counter[str] = Counter()
         self.paused, self.resume = threading.Event(), threading.Event()
-        self.svc = WorkerServices(machine.config, conn)
+        self.svc = worker_services(machine.config, conn)
         self.svc.terraform = RecordingTerraform(self.svc.terraform, self, "terraform", machine)
         self.svc.checkouts = PausingAdapter(self.svc.checkouts, self, "git")
 
@@ -258,7 +246,6 @@ class Lifecycle(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        from bot import jobs
         from bot.config import load_config
 
         w = self.world
@@ -287,7 +274,6 @@ class Lifecycle(RuleBasedStateMachine):
         self.applies_seen: list[dict[str, Any]] = []  # every `terraform apply`: PR, project, plans shown before it
         self.main = Worker(self, "main", w.conn)  # runs the jobs run one at a time; never pauses
         self.svc = self.main.svc
-        jobs.set_services(ThreadServices(self.svc))
         self.queues = [Queue(name, connection=w.conn, serializer=JSONSerializer) for name in ("tfbot-events",
                                                                                                "tfbot-runs")]
         self.pulls: dict[int, dict[str, Any]] = {}  # number -> branch, base, state, touched projects
@@ -564,7 +550,7 @@ class Lifecycle(RuleBasedStateMachine):
         queue.push_job_id(job_id, at_front=True)
         others = [q for q in self.queues if q is not queue]
         before, mark = self.states_now(), len(self.applies_seen)
-        SimpleWorker([queue, *others], connection=self.world.conn, serializer=JSONSerializer).work(
+        TfbotSimpleWorker([queue, *others], self.svc, connection=self.world.conn, serializer=JSONSerializer).work(
             burst=True, max_jobs=1, logging_level="WARNING")
         STATS["jobs"] += 1
         self.applied_what_was_shown(before, mark)
@@ -624,11 +610,10 @@ class Lifecycle(RuleBasedStateMachine):
         self.applied_what_was_shown(before, mark)
 
     def work_in_thread(self, worker: Worker, queue_name: str, job_id: str, errors: list[BaseException]) -> None:
-        _CURRENT.svc = worker.svc
         try:
             queue = Queue(queue_name, connection=worker.conn, serializer=JSONSerializer)
-            job = Job.fetch(job_id, connection=worker.conn, serializer=JSONSerializer)
-            rq_worker = ThreadWorker([queue], connection=worker.conn, serializer=JSONSerializer)
+            job = ServicedJob.fetch(job_id, connection=worker.conn, serializer=JSONSerializer)
+            rq_worker = ThreadWorker([queue], worker.svc, connection=worker.conn, serializer=JSONSerializer)
             rq_worker.register_birth()
             try:
                 rq_worker.execute_job(job, queue)
@@ -636,8 +621,6 @@ class Lifecycle(RuleBasedStateMachine):
                 rq_worker.register_death()
         except BaseException as exc:  # noqa: BLE001 - re-raised by the main thread
             errors.append(exc)
-        finally:
-            _CURRENT.svc = None
 
     def drain(self, two_workers: bool = False, pause: int = 0) -> None:
         for _ in range(400):
@@ -771,24 +754,19 @@ class Lifecycle(RuleBasedStateMachine):
     def teardown(self) -> None:
         from bot.state import audit
 
-        try:
-            self.drain()
-            self.no_job_failed()
-            self.check_quiescent()
-            STATS["examples"] += 1
-            STATS["comments"] += sum(len(self.bot_comments(n)) for n in self.pulls)
-            STATS["merges"] += self.merges
-            STATS["applies"] += sum(1 for e in audit.entries(self.world.conn, self.repo)
-                                    if e.action == "apply" and e.outcome == "ok")
-            if os.environ.get("TFBOT_MODEL_DEBUG"):
-                for n, pull in self.pulls.items():
-                    print(f"#{n} {pull['state']} into {pull['base']} touched {sorted(pull['touched'])}")
-                    for b in self.bot_comments(n):
-                        print("    ", " | ".join(line for line in b.splitlines()[1:6] if line.strip())[:300])
-        finally:
-            from bot import jobs
-
-            jobs.set_services(None)
+        self.drain()
+        self.no_job_failed()
+        self.check_quiescent()
+        STATS["examples"] += 1
+        STATS["comments"] += sum(len(self.bot_comments(n)) for n in self.pulls)
+        STATS["merges"] += self.merges
+        STATS["applies"] += sum(1 for e in audit.entries(self.world.conn, self.repo)
+                                if e.action == "apply" and e.outcome == "ok")
+        if os.environ.get("TFBOT_MODEL_DEBUG"):
+            for n, pull in self.pulls.items():
+                print(f"#{n} {pull['state']} into {pull['base']} touched {sorted(pull['touched'])}")
+                for b in self.bot_comments(n):
+                    print("    ", " | ".join(line for line in b.splitlines()[1:6] if line.strip())[:300])
 
     def check_quiescent(self) -> None:
         self.every_value_in_the_state_was_shown()

@@ -9,13 +9,14 @@ from rq import Queue
 from rq.registry import StartedJobRegistry
 from rq.serializers import JSONSerializer
 
+from bot.jobs import is_run, run_project
 from bot.state import keys
 from bot.state import liveness
 
 
 def started_job(conn, started_ago: float):
     queue = Queue("tfbot-runs", connection=conn, serializer=JSONSerializer)
-    job = queue.enqueue_call("bot.jobs.run_project", args=("cmd", {"name": "net"}))
+    job = queue.enqueue_call(run_project, args=("cmd", {"name": "net"}))
     job.started_at = datetime.fromtimestamp(time.time() - started_ago, timezone.utc)
     job.save()
     # What RQ 3 writes when a worker starts a job: `<job id>:<execution id>` scored by its expiry.
@@ -27,9 +28,9 @@ def started_job(conn, started_ago: float):
 def test_a_run_without_heartbeat_is_reported_once(redis_conn):
     reported = []
     job = started_job(redis_conn, started_ago=120)
-    assert liveness.reap_once(redis_conn, "tfbot-runs", lambda c, j, why: reported.append((j.id, why))) == 1
+    assert liveness.reap_once(redis_conn, "tfbot-runs", lambda c, j, why: reported.append((j.id, why)), is_run) == 1
     assert reported[0][0] == job.id and "no heartbeat" in reported[0][1]
-    assert liveness.reap_once(redis_conn, "tfbot-runs", lambda c, j, why: reported.append(j.id)) == 0
+    assert liveness.reap_once(redis_conn, "tfbot-runs", lambda c, j, why: reported.append(j.id), is_run) == 0
 
 
 def test_a_beating_or_young_run_is_left_alone(redis_conn):
@@ -39,7 +40,7 @@ def test_a_beating_or_young_run_is_left_alone(redis_conn):
     with liveness.heartbeat(redis_conn, beating.id):
         time.sleep(0.2)
         assert redis_conn.exists(keys.run_alive(beating.id))
-        assert liveness.reap_once(redis_conn, "tfbot-runs", lambda c, j, why: reported.append(j.id)) == 0
+        assert liveness.reap_once(redis_conn, "tfbot-runs", lambda c, j, why: reported.append(j.id), is_run) == 0
     assert not redis_conn.exists(keys.run_alive(beating.id))  # a finished run stops beating
     assert young.id not in reported and reported == []
 
@@ -72,7 +73,7 @@ def test_a_stalled_run_whose_worker_lives_is_not_reported(redis_conn):
     taken_by(redis_conn, here, "w-here", "this-host", os.getpid())  # alive on this host
     elsewhere = started_job(redis_conn, started_ago=120)
     taken_by(redis_conn, elsewhere, "w-there", "other-host", dead_pid())  # a pid elsewhere says nothing here
-    assert liveness.reap_once(redis_conn, "tfbot-runs", lambda c, j, why: reported.append(j.id),
+    assert liveness.reap_once(redis_conn, "tfbot-runs", lambda c, j, why: reported.append(j.id), is_run,
                               this_host="this-host") == 0
     assert reported == []
     # The stalled run beats again later and finishes: nothing was ever claimed for it.
@@ -85,7 +86,7 @@ def test_a_run_is_reported_once_its_worker_is_confirmed_dead(redis_conn):
     taken_by(redis_conn, gone_here, "w-dead", "this-host", dead_pid())
     expired = started_job(redis_conn, started_ago=120)
     taken_by(redis_conn, expired, "w-expired", None, 0)  # its registration expired (no heartbeat of the worker)
-    assert liveness.reap_once(redis_conn, "tfbot-runs", lambda c, j, why: reported.append((j.id, why)),
+    assert liveness.reap_once(redis_conn, "tfbot-runs", lambda c, j, why: reported.append((j.id, why)), is_run,
                               this_host="this-host") == 2
     why = dict(reported)
     assert "pid" in why[gone_here.id] and "gone" in why[gone_here.id]

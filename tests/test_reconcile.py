@@ -97,13 +97,9 @@ def test_a_pr_closed_unmerged_loses_its_lock_to_the_next_in_line(fake_github, sv
 def run_event_jobs(svc) -> list[int]:
     """Run the queued event jobs as a worker would; how many handlers each ran."""
     ran = []
-    jobs_module.set_services(svc)
-    try:
-        for job in svc.events_queue.jobs:
-            ran.append(jobs_module.handle_delivery(*job.args))
-            svc.events_queue.remove(job)
-    finally:
-        jobs_module.set_services(None)
+    for job in svc.events_queue.jobs:
+        ran.append(jobs_module.handle_delivery(svc, *job.args))
+        svc.events_queue.remove(job)
     return ran
 
 
@@ -135,11 +131,7 @@ def test_a_merged_pr_goes_to_the_closed_handler_for_every_project_it_changed_onc
     [again] = reconcile(svc)
     assert again.action == Action.HANDLED
     real = wp.pull_request_event("closed", fake_github.repo_payload(REPO), fake_github.pull_payload(REPO, 1), 99, "mo")
-    jobs_module.set_services(svc)
-    try:
-        assert jobs_module.handle_delivery("redelivered-guid", "pull_request", real) == 0
-    finally:
-        jobs_module.set_services(None)
+    assert jobs_module.handle_delivery(svc, "redelivered-guid", "pull_request", real) == 0
     assert len(svc.runs_queue.jobs) == 2 and svc.events_queue.jobs == []
 
 
@@ -230,12 +222,8 @@ def test_a_pr_opened_and_merged_while_down_is_handed_to_the_router_once(fake_git
     assert job.retries_left == len(EVENT_RETRY_INTERVALS)  # an outage of GitHub does not lose it either
 
     assert reconcile(svc) == []  # queued already: not again
-    jobs_module.set_services(svc)
-    try:
-        assert jobs_module.handle_delivery(delivery_id, event, payload) == 1  # the router's closed handler ran
-        assert jobs_module.handle_delivery("the-real-one-redelivered", "pull_request", real) == 0
-    finally:
-        jobs_module.set_services(None)
+    assert jobs_module.handle_delivery(svc, delivery_id, event, payload) == 1  # the router's closed handler ran
+    assert jobs_module.handle_delivery(svc, "the-real-one-redelivered", "pull_request", real) == 0
     svc.events_queue.empty()
     assert reconcile(svc) == []  # handled: its fingerprint is known
 

@@ -10,11 +10,10 @@ from rq.serializers import JSONSerializer
 from werkzeug.security import generate_password_hash
 
 from bot.state import audit
-from bot import jobs
 from bot.state.locks import LockStore
 from bot.models import Project
 from bot.queue import EVENTS_QUEUE
-from bot.services import WorkerServices
+from bot.compose import worker_services
 from bot.web.auth import safe_next
 from tests.support.browser import ADMIN, csrf_of, make_web_app, sign_in, web_config
 
@@ -122,7 +121,7 @@ def test_unlock_releases_audits_and_queues_the_pr_comment(web, redis_conn):
     assert (entry.action, entry.pull, entry.project, entry.user) == ("unlock", 1, "network", ADMIN)
     assert "from the lock page" in entry.detail
     [job] = events(redis_conn)
-    assert job.func_name == "bot.web.unlocking.announce_job"
+    assert job.func_name == "bot.jobs.announce_unlock"
     lock, by, via, next_pull = job.args
     assert (lock["pull"], lock["project"], by, via, next_pull) == (1, "network", ADMIN, "from the lock page", None)
 
@@ -137,7 +136,7 @@ def test_unlock_hands_the_lock_to_the_next_pr_and_plans_it(web, redis_conn):
     assert services.locks.get(NETWORK).pull == 5
     by_name = {job.func_name: job for job in events(redis_conn)}
     assert by_name["bot.jobs.plan_waiter"].args[1:3] == [5, 99]
-    assert by_name["bot.web.unlocking.announce_job"].args[3] == 5
+    assert by_name["bot.jobs.announce_unlock"].args[3] == 5
     assert "handed to #5" in next(audit.entries(redis_conn)).detail
 
 
@@ -224,11 +223,7 @@ def test_the_queued_announcement_comments_on_the_pr(web, redis_conn, tmp_path, f
     config = web_config(tmp_path, app_keys[0].decode(), github={
         "api_url": fake_github.base_url, "app_id": fake_github.app_id, "private_key": app_keys[0].decode(),
         "webhook_secret": "x", "app_slug": fake_github.app_slug, "retries": 0, "write_interval": 0})
-    jobs.set_services(WorkerServices(config, redis_conn))
-    try:
-        assert job.perform() is True
-    finally:
-        jobs.set_services(None)
+    assert job.func(worker_services(config, redis_conn), *job.args) is True
     [comment] = fake_github.comments("acme/infra", 1)
     assert f"@{ADMIN} unlocked `network` from the lock page." in comment["body"]
     assert comment["body"].startswith("<!-- tfbot:unlocked pr=1 sha= -->")

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from bot.web.app import create_app
 from bot.config import parse_config
 from bot.adapters.preflight import TerraformCheck
-from bot.services import WebServices
+from bot.compose import web_services
 from tests.support import webhook_payloads as wp
 
 SECRET = "fuzz-secret"
@@ -28,7 +28,7 @@ def client(redis_conn, app_private_key, tmp_path):
         "data_dir": str(tmp_path),
         "repos": [{"name": "acme/*"}], "server": {"max_body_bytes": 64 * 1024},
     }, base_dir=tmp_path)
-    app = create_app(WebServices(config=config, redis=redis_conn, terraform_check=TerraformCheck(True, "1.11.4")))
+    app = create_app(web_services(config, redis_conn, TerraformCheck(True, "1.11.4")))
     return app.test_client()
 
 

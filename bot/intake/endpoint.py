@@ -8,7 +8,6 @@ from flask import Blueprint, current_app, g, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from bot.state import keys
-from bot.queue import enqueue_delivery
 from bot.intake.webhooks import HANDLED_EVENTS, WebhookRejected, parse_delivery
 
 log = logging.getLogger(__name__)
@@ -45,7 +44,7 @@ def receive_event():  # type: ignore[no-untyped-def]
             log.info("duplicate %s acknowledged, not processed again", delivery.describe())
             return _answer(200, "duplicate delivery; already processed", "duplicate")
         try:
-            enqueue_delivery(services.events_queue, delivery.id, delivery.event, delivery.payload)
+            services.jobs.handle_delivery(delivery.id, delivery.event, delivery.payload)
         except Exception:
             # Forget the id so GitHub's redelivery of this event is not mistaken for a duplicate.
             services.redis.delete(keys.delivery(delivery.id))

@@ -1,28 +1,28 @@
 """An event job (a webhook, a hand-over) that failed inside tfbot: the PR is told, never left guessing.
 
-Event jobs are retried with backoff (bot.queue.EVENT_RETRY_INTERVALS); RQ calls the failure callback on
-every failed try, so the PR hears only of the last one. The advice names what helps for that event: a
+Event jobs are retried with backoff (bot.queue.EVENT_RETRY_INTERVALS); RQ calls the failure callback
+(bot.jobs.event_job_failed) on every failed try, which queues this report after the last one only. The advice names what helps for that event: a
 merged PR is not told to comment `plan` (a plan of a merged PR does nothing).
 """
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 if TYPE_CHECKING:
-    from rq.job import Job
-
     from bot.services import WorkerServices
 
 log = logging.getLogger(__name__)
 
 PLAN_AGAIN = "Comment `plan` to try again."
+# The event jobs whose failure a PR hears of: a webhook delivery, the plan of a PR handed a lock, a re-plan.
+KINDS = ("delivery", "handover", "replan")
 
 
-def _target(job: Job) -> tuple[str, int, int] | None:
+def _target(kind: str, args: Sequence[Any]) -> tuple[str, int, int] | None:
     """(repo, PR number, installation) the failed job was about, when it was about a PR."""
-    if job.func_name == "bot.jobs.handle_delivery":
-        _, event, payload = job.args
+    if kind == "delivery":
+        _, event, payload = args
         repo = (payload.get("repository") or {}).get("full_name")
         number = payload.get("number") or (payload.get("issue") or {}).get("number") \
             or (payload.get("pull_request") or {}).get("number")
@@ -30,17 +30,17 @@ def _target(job: Job) -> tuple[str, int, int] | None:
         if event in ("pull_request", "issue_comment") and repo and number and installation:
             return str(repo), int(number), int(installation)
         return None
-    if job.func_name in ("bot.jobs.plan_waiter", "bot.jobs.replan"):
-        project, pull, installation, _ = job.args
+    if kind in ("handover", "replan"):
+        project, pull, installation, _ = args
         return str(project["repo"]), int(pull), int(installation)
     return None
 
 
-def what_failed(func_name: str, event: str = "", payload: Mapping[str, Any] | None = None) -> tuple[str, str]:
-    """Pure: (what tfbot could not do, what helps now) for a failed event job."""
-    if func_name == "bot.jobs.plan_waiter":
+def what_failed(kind: str, event: str = "", payload: Mapping[str, Any] | None = None) -> tuple[str, str]:
+    """Pure: (what tfbot could not do, what helps now) for a failed event job of `kind` (KINDS)."""
+    if kind == "handover":
         return "plan it after the lock was handed to it", PLAN_AGAIN + " (If it was merged meanwhile: `apply`.)"
-    if func_name == "bot.jobs.replan":
+    if kind == "replan":
         return "plan it again", PLAN_AGAIN
     payload = payload or {}
     if event == "issue_comment":
@@ -58,22 +58,20 @@ def what_failed(func_name: str, event: str = "", payload: Mapping[str, Any] | No
     return "handle the last event of this PR", PLAN_AGAIN
 
 
-def report_event_failure(svc: WorkerServices, job: Job, exc_type: type[BaseException] | None,
-                         exc_value: BaseException | None) -> None:
-    """Comment on the PR with what failed and what to do next, once its last retry has failed."""
-    if getattr(job, "retries_left", None):
-        log.warning("event job %s failed (%s); %d retries left", job.id, getattr(exc_type, "__name__", "error"),
-                    job.retries_left)
-        return
-    target = _target(job)
+def report_event_failure(svc: WorkerServices, kind: str, args: Sequence[Any], error: str) -> None:
+    """Comment on the PR with what failed and what to do next; called once the job's last retry failed.
+
+    `kind` is one of KINDS, `args` the failed job's arguments, `error` its exception as "Type: text".
+    """
+    target = _target(kind, args)
     if target is None:
         return
     repo, number, installation = target
-    event, payload = (job.args[1], job.args[2]) if job.func_name == "bot.jobs.handle_delivery" else ("", None)
-    what, advice = what_failed(job.func_name or "", event, payload)
-    reason = svc.mask(f"{getattr(exc_type, '__name__', 'error')}: {exc_value}")[:500]
+    event, payload = (args[1], args[2]) if kind == "delivery" else ("", None)
+    what, advice = what_failed(kind, event, payload)
+    reason = svc.mask(error)[:500]
     text = (f"tfbot could not {what}: `{reason}`. This is a fault in tfbot or its surroundings (GitHub, git, "
             f"Redis), not in your Terraform code; the details are in tfbot's log. {advice}")
     gh = svc.github.repo(installation, repo)
     gh.create_comment(number, svc.render_notice("error", number, "", text))
-    log.warning("told %s#%d that %s failed: %s", repo, number, job.func_name, reason)
+    log.warning("told %s#%d that its %s job failed: %s", repo, number, kind, reason)

@@ -9,12 +9,11 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from bot.models import Project
-from bot.queue import enqueue_event
-from bot.state.records import project_to_dict
+from bot.models import LockInfo, Project
+from bot.render.comments import code_span, escape_text
 
 if TYPE_CHECKING:
-    from bot.services import HasEventsQueue, WorkerServices
+    from bot.services import HasJobs, WorkerServices
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +40,46 @@ def drop_plans(svc: WorkerServices, project: Project, pull: int) -> None:
     drop_files(svc, svc.records.delete_plans(project, pull))
 
 
-def plan_next(svc: HasEventsQueue, project: Project, waiter: dict[str, Any] | None, reason: str) -> None:
+def plan_next(svc: HasJobs, project: Project, waiter: dict[str, Any] | None, reason: str) -> None:
     """Queue the plan of the PR that was just handed the lock, if any."""
-    if not waiter:
-        return
-    enqueue_event(svc.events_queue, "bot.jobs.plan_waiter",
-                  (project_to_dict(project), int(waiter["pull"]), int(waiter["installation"]), reason),
-                  f"plan {project.repo}#{waiter['pull']} {project.name} after the lock was handed over")
+    if waiter:
+        svc.jobs.plan_waiter(project, int(waiter["pull"]), int(waiter["installation"]), reason)
+
+
+def unlock_message(by: str, project: str, via: str, next_pull: int | None, mention: bool) -> str:
+    """The PR comment's text after an admin's unlock (markdown, values escaped)."""
+    who = f"@{escape_text(by)}" if mention else code_span(by)
+    after = (f"The lock goes to #{int(next_pull)}, which tfbot plans now." if next_pull
+             else "Nobody was waiting for it.")
+    return (f"{who} unlocked {code_span(project)} {via}. The saved plan of this PR for it is discarded; "
+            f"{after} Comment `plan` to take the lock again.")
+
+
+def installation_of(svc: WorkerServices, lock: LockInfo) -> int | None:
+    """The GitHub App installation of the lock's repository: from the PR record, else from its latest run."""
+    recorded = svc.records.pull_field(lock.repo, lock.pull, "installation")
+    if recorded:
+        return int(recorded)
+    found = svc.records.run(lock.run_id) if lock.run_id else None
+    if found and found[0].get("command_id"):
+        try:
+            return int(svc.records.command(found[0]["command_id"]).installation)
+        except KeyError:
+            return None
+    return None
+
+
+def announce_unlock(svc: WorkerServices, lock: LockInfo, by: str, via: str, next_pull: int | None,
+                    mention: bool) -> bool:
+    """After an admin's unlock (bot/web/unlocking.py): discard the PR's saved plan of that project and comment on
+    the PR; False when the PR cannot be told (its installation is unknown)."""
+    drop_plans(svc, svc.project_of_lock(lock), lock.pull)
+    installation = installation_of(svc, lock)
+    if installation is None:
+        log.warning("cannot comment on %s#%d about the unlock: its installation id is not recorded",
+                    lock.repo, lock.pull)
+        return False
+    text = unlock_message(by, lock.project, via, next_pull, mention)
+    gh = svc.github.repo(installation, lock.repo)
+    gh.create_comment(lock.pull, svc.render_notice("unlocked", lock.pull, "", text))
+    return True

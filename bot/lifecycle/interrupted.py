@@ -11,7 +11,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot.queue import queue_report
 from bot.lifecycle.runner import applies, pr_state, project_slug
 from bot.models import Outcome, Project, ProjectResult
 from bot.state.records import Command, project_from_dict
@@ -45,7 +44,7 @@ def report_interrupted(svc: WorkerServices, command_id: str, project_data: dict[
     log.warning("%s %s#%d %s interrupted: %s", cmd.kind, cmd.repo, cmd.pull, project.name, reason)
     mark_failed(svc, cmd, project, reason)
     if svc.records.add_interrupted_result(command_id, result):
-        queue_report(svc.runs_queue, command_id)
+        svc.jobs.report_command(command_id)
 
 
 def stopped_result(svc: WorkerServices, cmd: Command, result: ProjectResult, reason: str) -> ProjectResult:

@@ -4,14 +4,11 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from rq import Callback
-
 from bot.adapters.github import PullInfo
 from bot.lifecycle.decision import PullState
 from bot.models import Project, ProjectResult
-from bot.state.records import Command, project_to_dict
+from bot.state.records import Command
 from bot.render.comments import pending_status
-from bot.queue import queue_report
 
 if TYPE_CHECKING:
     from bot.services import WorkerServices
@@ -71,17 +68,9 @@ def start_command(
     for result in prefilled:
         complete = svc.records.add_result(cmd.id, result) or complete
     if complete:
-        queue_report(svc.runs_queue, cmd.id)
+        svc.jobs.report_command(cmd.id)
     for project in projects:
-        svc.runs_queue.enqueue_call(
-            "bot.jobs.run_project",
-            args=(cmd.id, project_to_dict(project)),
-            timeout=int(svc.config.terraform.timeout * 3 + 600),
-            on_failure=Callback("bot.jobs.run_failed"),
-            result_ttl=3600,
-            failure_ttl=7 * 24 * 3600,
-            description=f"{kind} {repo}#{pull.number} {project.name}",
-        )
+        svc.jobs.run_project(cmd, project)
     # Only now GitHub: the jobs are queued whatever it answers, so a failure here cannot lose them.
     if projects:
         _set_pending(svc, cmd, kind, repo, sha, installation, len(projects))
@@ -101,4 +90,4 @@ def _set_pending(svc: WorkerServices, cmd: Command, kind: str, repo: str, sha: s
         return
     # A fast run may have been reported before this pending status landed: report again so the final one wins.
     if len(svc.records.results(cmd.id)) >= cmd.total:
-        queue_report(svc.runs_queue, cmd.id)
+        svc.jobs.report_command(cmd.id)

@@ -22,7 +22,6 @@ from bot.lifecycle.decision import Action, Decision, Event, Facts, LockView, Pla
 from bot.state.locks import GuardTimeout, RunGuard
 from bot.models import LockInfo, LockState, Outcome, Project, ProjectResult, ResourceChange
 from bot.adapters.plan_store import PlanStoreError, plan_key
-from bot.queue import enqueue_event
 from bot.state.records import Command, PlanRecord, project_to_dict
 from bot.lifecycle.targets import Target, ensure_commit, merged_target, same_content
 from bot.lifecycle.steps import ApplyOutcome, PlanOutcome, run_apply_steps, run_plan_steps
@@ -592,8 +591,7 @@ def _pull_is_open(svc: WorkerServices, cmd: Command) -> bool:
 
 def _replan(svc: WorkerServices, cmd: Command, project: Project, why: str) -> None:
     """Queue a fresh plan of one project of the PR, on its head merged into its base."""
-    enqueue_event(svc.events_queue, "bot.jobs.replan", (project_to_dict(project), cmd.pull, cmd.installation, why),
-                  f"replan {cmd.repo}#{cmd.pull} {project.name}")
+    svc.jobs.replan(project, cmd.pull, cmd.installation, why)
 
 
 def project_slug(project: Project) -> str:

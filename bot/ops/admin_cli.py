@@ -75,9 +75,10 @@ def unlock(config: Config, conn: redis.Redis, repo: str, dir: str, workspace: st
            out: TextIO, reason: str = "") -> int:
     """Release one lock, hand it to the next PR in line, and comment on the PR that held it."""
     from bot.models import Project
-    from bot.services import WorkerServices
+    from bot.compose import worker_services
+    from bot.lifecycle.handover import announce_unlock
 
-    svc = WorkerServices(config, conn)
+    svc = worker_services(config, conn)
     lock = svc.locks.get(Project(repo=repo, name=dir, dir=dir, workspace=workspace))
     if lock is None:
         raise AdminError(f"{repo} {dir} (workspace {workspace}) is not locked; `tfbot locks --repo {repo}` lists "
@@ -95,7 +96,7 @@ def unlock(config: Config, conn: redis.Redis, repo: str, dir: str, workspace: st
     if next_pull:
         out.write(f"The lock goes to #{next_pull}; a worker plans it now.\n")
     try:
-        told = unlocking.announce(svc, held, by, unlocking.FROM_CLI, next_pull, mention=mention)
+        told = announce_unlock(svc, held, by, unlocking.FROM_CLI, next_pull, mention=mention)
     except Exception as exc:  # noqa: BLE001 - the unlock stands; say why the PR was not told
         out.write(f"Could not comment on {held.repo}#{held.pull}: {exc}\n")
         return 1

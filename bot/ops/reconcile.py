@@ -37,7 +37,6 @@ from bot.config import Config
 from bot.adapters.github import PullInfo
 from bot.lifecycle.handlers.pull_requests import closed
 from bot.models import LockInfo, LockState
-from bot.queue import enqueue_delivery
 from bot.intake.replay import FINGERPRINT_TTL_SECONDS, closed_fingerprint
 from bot.intake.webhooks import MISSED_EVENT_PREFIX, Delivery
 
@@ -198,7 +197,7 @@ def hand_over_merge(svc: WorkerServices, repo: str, installation: int, pull: Pul
     delivery_id = _delivery_id(mark)
     if _on_its_way(svc, delivery_id, origin):
         return Action.PENDING
-    enqueue_delivery(svc.events_queue, delivery_id, "pull_request", closed_event(repo, installation, pull))
+    svc.jobs.handle_delivery(delivery_id, "pull_request", closed_event(repo, installation, pull))
     return Action.QUEUED
 
 
@@ -237,7 +236,7 @@ def main(config: Config, out: TextIO | None = None) -> int:
     """`tfbot reconcile`: one pass against the server's Redis and the GitHub App; print one line per PR."""
     from bot.ops.admin_cli import AdminError, connect_store
     from bot.adapters.logs import setup_logging
-    from bot.services import WorkerServices
+    from bot.compose import worker_services
 
     out = out or sys.stdout
     setup_logging("WARNING", config.secrets(), "reconcile")
@@ -246,7 +245,7 @@ def main(config: Config, out: TextIO | None = None) -> int:
     except AdminError as exc:
         print(f"tfbot: {exc}", file=sys.stderr)
         return 2
-    results = reconcile(WorkerServices(config, conn), origin=BY_COMMAND)
+    results = reconcile(worker_services(config, conn), origin=BY_COMMAND)
     if not results:
         out.write("No locks are held and no merge was missed: nothing to reconcile.\n")
         return 0

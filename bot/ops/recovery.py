@@ -28,6 +28,7 @@ from bot.adapters.github import GitHubApp, GitHubError
 from bot.ops.reconcile import AT_STARTUP, PERIODIC, Action, Reconciled, reconcile
 from bot.ops.redelivery import redeliver_missed
 from bot.adapters.redis_server import connect
+from bot.compose import worker_services
 from bot.services import WorkerServices
 
 log = logging.getLogger("tfbot.recovery")
@@ -102,7 +103,7 @@ class Recovery:
             if self._services_factory is not None:
                 self._services = self._services_factory()
             else:
-                self._services = WorkerServices.build(self.config, self.conn)
+                self._services = worker_services(self.config, self.conn)
         return self._services
 
 

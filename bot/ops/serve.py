@@ -197,7 +197,7 @@ def record_interrupted(redis_url: str, worker_pids: list[int], reason: str) -> d
     from rq import Worker
     from rq.serializers import JSONSerializer
 
-    from bot.jobs import queue_interrupted_report
+    from bot.jobs import is_run, queue_interrupted_report
     from bot.adapters.redis_server import connect
     from bot.state import keys
 
@@ -209,7 +209,7 @@ def record_interrupted(redis_url: str, worker_pids: list[int], reason: str) -> d
             if worker.pid not in worker_pids or worker.hostname != host:
                 continue
             job = worker.get_current_job()
-            if job is not None and job.func_name == "bot.jobs.run_project":
+            if job is not None and is_run(job):
                 runs[worker.pid] = describe_run(conn, job)
                 log.warning("recording run job %s (%s) as interrupted: %s", job.id, runs[worker.pid], reason)
                 conn.set(keys.run_stopping(job.id), reason, ex=STOPPING_TTL_SECONDS)

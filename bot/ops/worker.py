@@ -1,22 +1,23 @@
 """`tfbot worker`: one RQ worker taking webhook deliveries and project runs from Redis.
 
 Redis is an execution surface: an RQ job names a dotted function and RQ imports and calls it. A tfbot
-worker runs only tfbot's own job functions and callbacks (`allowed_functions`) and refuses any other
-job before importing anything it names.
+worker runs only tfbot's own job functions and callbacks (`bot.jobs.ALLOWED`) and refuses any other
+job before importing anything it names. It hands each job the services it built at start (bot/compose.py).
 """
 from __future__ import annotations
 
-import inspect
 import logging
 import random
 import time
 import traceback
-from functools import lru_cache
+from functools import partial
 from types import TracebackType
-from typing import Unpack
+from typing import Any, Unpack
 
 import redis
-from rq import Queue, Worker
+from rq import Queue, SimpleWorker, Worker
+from rq.worker import BaseWorker
+from rq.executions import Execution
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
@@ -25,26 +26,12 @@ from bot.config import Config
 from bot.adapters.logs import library_level, setup_logging, was_logged
 from bot.adapters.preflight import check_git
 from bot.state.liveness import start_reaper
-from bot.queue import RUNS_QUEUE, events_queue, runs_queue
+from bot.queue import RUNS_QUEUE
 from bot.adapters.redis_server import EmbeddedRedis, connect
+from bot.compose import worker_services
+from bot.services import WorkerServices
 
 log = logging.getLogger("tfbot.worker")
-# Job functions that live outside bot.jobs.
-OTHER_JOB_FUNCTIONS = ("bot.web.unlocking.announce_job",)
-# Public functions of bot.jobs that are not jobs: what a worker calls on itself.
-NOT_JOBS = ("set_services", "services", "queue_interrupted_report")
-
-
-@lru_cache(maxsize=1)
-def allowed_functions() -> frozenset[str]:
-    """Every function a tfbot job or callback may name: the public functions defined in bot.jobs, and a few more.
-
-    Read from the module, so a job function added to bot.jobs is allowed without a list to keep.
-    """
-    names = {f"bot.jobs.{name}" for name, obj in vars(jobs).items()
-             if inspect.isfunction(obj) and obj.__module__ == jobs.__name__ and not name.startswith("_")
-             and name not in NOT_JOBS}
-    return frozenset(names | set(OTHER_JOB_FUNCTIONS))
 
 
 def refusal(job: Job) -> str | None:
@@ -55,13 +42,23 @@ def refusal(job: Job) -> str | None:
     except Exception as exc:  # noqa: BLE001 - a job that cannot even be decoded is refused too
         return f"its data cannot be read as a tfbot job ({type(exc).__name__})"
     for what, name in names.items():
-        if name is not None and name not in allowed_functions():
+        if name is not None and name not in jobs.ALLOWED:
             return f"its {what} {name!r} is not a tfbot job function"
     return None
 
 
-class TfbotWorker(Worker):
-    """An RQ worker that runs only tfbot's jobs and writes one traceback per failure."""
+class _TfbotWorkerBase(BaseWorker):
+    """An RQ worker that runs only tfbot's jobs, each with the services it was given, and writes one traceback per
+    failure. `services` is the WorkerServices of this process (bot/compose.py)."""
+
+    def __init__(self, queues: list[Queue], services: WorkerServices, **options: Any) -> None:
+        super().__init__(queues, job_class=jobs.ServicedJob, **options)
+        self.services = services
+
+    def perform_job(self, job: Job, queue: Queue, execution: Execution) -> bool:
+        if isinstance(job, jobs.ServicedJob):
+            job.services = self.services
+        return bool(super().perform_job(job, queue, execution))
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         reason = refusal(job)
@@ -90,6 +87,14 @@ class TfbotWorker(Worker):
         else:
             log.error("job %s (%s) failed%s", job.id, job.description, retried, exc_info=exc_info)
         call_exception_handlers(self._exc_handlers, job, *exc_info)
+
+
+class TfbotWorker(_TfbotWorkerBase, Worker):
+    """`tfbot worker`: forks a work horse per job (a job that dies takes only its horse)."""
+
+
+class TfbotSimpleWorker(_TfbotWorkerBase, SimpleWorker):
+    """Runs each job in this process: for tests and tools that drive jobs one by one."""
 
 
 def resolve_redis_url(config: Config) -> str | None:
@@ -130,16 +135,15 @@ def run_worker(config: Config) -> int:
         return 2
     connection = connect(url)
     wait_for_redis(connection)
-    from bot.services import WorkerServices
-
-    jobs.set_services(WorkerServices.build(config, connection))
+    services = worker_services(config, connection)
     # RQ forks a process per job: import what jobs run now, once, instead of in every fork.
     import bot.lifecycle.handlers  # noqa: F401
     import bot.lifecycle.interrupted  # noqa: F401
     import bot.lifecycle.reporting  # noqa: F401
     import bot.lifecycle.runner  # noqa: F401
     worker = TfbotWorker(
-        [events_queue(connection), runs_queue(connection)],
+        [services.events_queue, services.runs_queue],
+        services,
         connection=connection,
         serializer=JSONSerializer,
         log_job_description=True,
@@ -149,9 +153,9 @@ def run_worker(config: Config) -> int:
         job_monitoring_interval=10,
         worker_ttl=35,
         maintenance_interval=15,
-        work_horse_killed_handler=jobs.horse_killed,
+        work_horse_killed_handler=partial(jobs.horse_killed, connection),
     )
-    start_reaper(connection, RUNS_QUEUE, jobs.queue_interrupted_report)
+    start_reaper(connection, RUNS_QUEUE, jobs.queue_interrupted_report, jobs.is_run)
     log.info("worker %s taking jobs", worker.name)
     # The scheduler moves retried jobs (a report waiting out a GitHub outage) back to their queue when due.
     # RQ's own lines (registry clean-up every few seconds, "Job OK") show at DEBUG only.

@@ -36,6 +36,8 @@ TTL_SECONDS = 20
 REAP_EVERY_SECONDS = 5.0
 # Called with the connection, the dead run's job and why it is taken for dead (bot.jobs.queue_interrupted_report).
 ReportDead = Callable[[redis.Redis, Job, str], None]
+# Whether a job is a project run, which beats (bot.jobs.is_run); other jobs on the runs queue do not.
+IsRun = Callable[[Job], bool]
 
 
 @contextmanager
@@ -85,7 +87,8 @@ def worker_registration(conn: redis.Redis, worker_name: str | None) -> dict[str,
     return {keys.text(k): keys.text(v) for k, v in raw.items() if k in (b"hostname", b"pid")}
 
 
-def reap_once(conn: redis.Redis, queue_name: str, report: ReportDead, this_host: str | None = None) -> int:
+def reap_once(conn: redis.Redis, queue_name: str, report: ReportDead, is_run: IsRun,
+              this_host: str | None = None) -> int:
     """Report every started project run of `queue_name` whose heartbeat expired and whose worker is confirmed
     dead; return how many."""
     this_host = this_host or socket.gethostname()
@@ -99,7 +102,7 @@ def reap_once(conn: redis.Redis, queue_name: str, report: ReportDead, this_host:
             job = Job.fetch(job_id, connection=conn, serializer=JSONSerializer)
         except Exception:  # noqa: BLE001 - finished and expired meanwhile
             continue
-        if job.func_name != "bot.jobs.run_project" or job.started_at is None:
+        if not is_run(job) or job.started_at is None:
             continue
         started = job.started_at.timestamp()
         if time.time() - started < TTL_SECONDS + BEAT_SECONDS:
@@ -117,14 +120,14 @@ def reap_once(conn: redis.Redis, queue_name: str, report: ReportDead, this_host:
     return reaped
 
 
-def start_reaper(conn: redis.Redis, queue_name: str, report: ReportDead) -> threading.Thread:
+def start_reaper(conn: redis.Redis, queue_name: str, report: ReportDead, is_run: IsRun) -> threading.Thread:
     """A daemon thread of a worker process that reaps dead runs every few seconds."""
 
     def loop() -> None:
         while True:
             time.sleep(REAP_EVERY_SECONDS)
             try:
-                reap_once(conn, queue_name, report)
+                reap_once(conn, queue_name, report, is_run)
             except Exception:  # noqa: BLE001 - the reaper must outlive a Redis outage
                 log.debug("reaper pass failed", exc_info=True)
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import redis
 
 from bot.state import keys
-from bot.models import Outcome, Project, ProjectResult, ResourceChange
+from bot.models import LockInfo, LockState, Outcome, Project, ProjectResult, ResourceChange
 
 # Records of finished commands and runs are kept this long for the status page, then expire.
 RETENTION_SECONDS = 30 * 24 * 3600
@@ -76,6 +76,18 @@ def project_to_dict(project: Project) -> dict[str, Any]:
 
 def project_from_dict(data: dict[str, Any]) -> Project:
     return Project(**{**data, "apply_requirements": tuple(data.get("apply_requirements", ()))})
+
+
+def lock_to_dict(lock: LockInfo) -> dict[str, Any]:
+    """A lock as job arguments (JSON)."""
+    return {**asdict(lock), "state": lock.state.value}
+
+
+def lock_from_dict(data: dict[str, Any]) -> LockInfo:
+    """The lock `lock_to_dict` wrote; keys a newer tfbot added are ignored."""
+    known = {f.name for f in fields(LockInfo)}
+    values = {k: v for k, v in data.items() if k in known}
+    return LockInfo(**{**values, "state": LockState(values["state"])})
 
 
 def result_to_json(result: ProjectResult) -> str:

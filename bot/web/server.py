@@ -4,11 +4,13 @@ from __future__ import annotations
 import errno
 import logging
 import socket
+from typing import TYPE_CHECKING, Callable
 
 from bot.config import Config
 from bot.adapters.logs import setup_logging
-from bot.adapters.preflight import check_terraform
-from bot.adapters.redis_server import connect
+
+if TYPE_CHECKING:
+    from bot.services import WebServices
 
 log = logging.getLogger("tfbot.web")
 # The web process's exit code when it cannot bind: `tfbot serve` then stops instead of restarting it.
@@ -36,7 +38,8 @@ def port_problem(config: Config) -> str | None:
     return None
 
 
-def run_web(config: Config, redis_url: str) -> int:
+def run_web(config: Config, services: Callable[[], WebServices]) -> int:
+    """Serve the web app until stopped; `services` builds the app's services (bot/compose.py) once logging is set up."""
     from gunicorn.app.base import BaseApplication
     from gunicorn.glogging import Logger
 
@@ -49,14 +52,12 @@ def run_web(config: Config, redis_url: str) -> int:
             self.error_log.propagate = True
 
     from bot.web.app import create_app
-    from bot.services import WebServices
 
     setup_logging(config.log_level, config.secrets(), "web", config.log_format)
     problem = port_problem(config)
     if problem:
         log.error("%s", problem)
         return EXIT_CANNOT_BIND
-    check = check_terraform(config.terraform.binary, config.data_dir)
 
     class _App(BaseApplication):
         def load_config(self) -> None:
@@ -75,7 +76,7 @@ def run_web(config: Config, redis_url: str) -> int:
                 self.cfg.set("control_socket_disable", True)
 
         def load(self):  # type: ignore[no-untyped-def]
-            return create_app(WebServices(config=config, redis=connect(redis_url), terraform_check=check))
+            return create_app(services())
 
     try:
         _App().run()

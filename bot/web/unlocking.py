@@ -1,23 +1,20 @@
 """An admin unlocks a workspace from the lock page or with `tfbot unlock`: release, hand over, audit, tell the PR.
 
 Releasing is immediate and needs only Redis (`release`). Telling the PR needs GitHub: the page queues
-`announce_job` for a worker (nothing slow happens in a web request), the CLI calls `announce` itself.
+`bot.jobs.announce_unlock` for a worker (nothing slow happens in a web request), the CLI calls
+`bot.lifecycle.handover.announce_unlock` itself.
 """
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, fields
 from typing import TYPE_CHECKING, Any
 
 from bot.state import audit
 from bot.lifecycle.decision import Action, Event, Facts, LockView, decide
-from bot.lifecycle.handover import drop_plans, plan_next
 from bot.models import LockInfo, LockState, Project
-from bot.queue import enqueue_event
-from bot.render.comments import code_span, escape_text
 
 if TYPE_CHECKING:
-    from bot.services import HasEventsQueue, UnlockServices, WorkerServices
+    from bot.services import HasJobs, UnlockServices
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +33,8 @@ def release(svc: UnlockServices, repo: str, dir: str, workspace: str, by: str, v
     Returns (the released lock, the waiter it was handed to) or (None, None) when nothing was released:
     the workspace was free, or its lock changed hands since `token` was read. Raises UnlockRefused when
     bot/lifecycle/decision.py refuses: a run holds the workspace's run guard (whatever the lock's state), or the PR
-    applied what the default branch lacks and no `reason` was given. `svc` needs `locks`, `redis`, `events_queue`
-    and `project_of_lock`.
+    applied what the default branch lacks and no `reason` was given. `svc` needs `locks`, `redis`, `jobs` and
+    `project_of_lock`.
     """
     target = Project(repo=repo, name=dir, dir=dir, workspace=workspace)
     current = svc.locks.get(target)
@@ -75,7 +72,9 @@ def release(svc: UnlockServices, repo: str, dir: str, workspace: str, by: str, v
         + (f"; handed to #{result.next_waiter['pull']}" if result.next_waiter else ""),
         run_id=held.run_id))
     log.info("%s unlocked %s of %s#%d %s", by, held.project, held.repo, held.pull, via)
-    plan_next(svc, project, result.next_waiter, reason=f"{by} unlocked it {via}")
+    if result.next_waiter:  # it holds the lock now: plan it
+        svc.jobs.plan_waiter(project, int(result.next_waiter["pull"]), int(result.next_waiter["installation"]),
+                             reason=f"{by} unlocked it {via}")
     return held, result.next_waiter
 
 
@@ -89,65 +88,6 @@ def _needs_reason(lock: LockInfo) -> str:
             "differs from the default branch. Give a reason to unlock it anyway; it goes to the audit trail.")
 
 
-def unlock_message(by: str, project: str, via: str, next_pull: int | None, mention: bool) -> str:
-    """The PR comment's text (markdown, values escaped)."""
-    who = f"@{escape_text(by)}" if mention else code_span(by)
-    after = (f"The lock goes to #{int(next_pull)}, which tfbot plans now." if next_pull
-             else "Nobody was waiting for it.")
-    return (f"{who} unlocked {code_span(project)} {via}. The saved plan of this PR for it is discarded; "
-            f"{after} Comment `plan` to take the lock again.")
-
-
-def installation_of(svc: WorkerServices, lock: LockInfo) -> int | None:
-    """The GitHub App installation of the lock's repository: from the PR record, else from its latest run."""
-    recorded = svc.records.pull_field(lock.repo, lock.pull, "installation")
-    if recorded:
-        return int(recorded)
-    found = svc.records.run(lock.run_id) if lock.run_id else None
-    if found and found[0].get("command_id"):
-        try:
-            return int(svc.records.command(found[0]["command_id"]).installation)
-        except KeyError:
-            return None
-    return None
-
-
-def announce(svc: WorkerServices, lock: LockInfo, by: str, via: str, next_pull: int | None, mention: bool) -> bool:
-    """Discard the PR's saved plan of that project and comment on the PR; False when the PR cannot be told.
-
-    `svc` is a WorkerServices (GitHub App, records, plan store).
-    """
-    drop_plans(svc, svc.project_of_lock(lock), lock.pull)
-    installation = installation_of(svc, lock)
-    if installation is None:
-        log.warning("cannot comment on %s#%d about the unlock: its installation id is not recorded",
-                    lock.repo, lock.pull)
-        return False
-    text = unlock_message(by, lock.project, via, next_pull, mention)
-    gh = svc.github.repo(installation, lock.repo)
-    gh.create_comment(lock.pull, svc.render_notice("unlocked", lock.pull, "", text))
-    return True
-
-
-def announce_job(lock: dict[str, Any], by: str, via: str, next_pull: int | None) -> bool:
-    """RQ job queued by the lock page: `announce` in a worker, with the worker's services."""
-    from bot.jobs import services
-
-    return announce(services(), lock_from_dict(lock), by, via, next_pull, mention=True)
-
-
-def lock_to_dict(lock: LockInfo) -> dict[str, Any]:
-    return {**asdict(lock), "state": lock.state.value}
-
-
-def lock_from_dict(data: dict[str, Any]) -> LockInfo:
-    known = {f.name for f in fields(LockInfo)}
-    values = {k: v for k, v in data.items() if k in known}
-    return LockInfo(**{**values, "state": LockState(values["state"])})
-
-
-def queue_announcement(svc: HasEventsQueue, lock: LockInfo, by: str, via: str, waiter: dict[str, Any] | None) -> None:
-    """Queue `announce_job` on the events queue (JSON arguments only, like every tfbot job)."""
-    enqueue_event(svc.events_queue, "bot.web.unlocking.announce_job",
-                  (lock_to_dict(lock), by, via, int(waiter["pull"]) if waiter else None),
-                  f"tell {lock.repo}#{lock.pull} that {by} unlocked {lock.project}", report_failure=False)
+def queue_announcement(svc: HasJobs, lock: LockInfo, by: str, via: str, waiter: dict[str, Any] | None) -> None:
+    """Queue the job that tells the PR (bot.jobs.announce_unlock): the page never talks to GitHub in a request."""
+    svc.jobs.announce_unlock(lock, by, via, int(waiter["pull"]) if waiter else None)

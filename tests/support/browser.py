@@ -18,7 +18,7 @@ from bot.state import keys
 from bot.config import parse_config
 from bot.models import LockInfo, LockState
 from bot.adapters.preflight import TerraformCheck
-from bot.services import WebServices
+from bot.compose import web_services
 from tests.support.tfbot_process import REPO_ROOT
 
 CHROMIUM = "/usr/bin/chromium"
@@ -48,8 +48,8 @@ def make_web_app(conn: redis_lib.Redis, tmp_path: Path, private_key: str, server
     """(Flask app, WebServices) as `tfbot serve` builds them, over `conn`."""
     from bot.web.app import create_app
 
-    services = WebServices(config=web_config(tmp_path, private_key, server, **top), redis=conn,
-                           terraform_check=TerraformCheck(True, "1.11.4", "/usr/bin/terraform"))
+    services = web_services(web_config(tmp_path, private_key, server, **top), conn,
+                            TerraformCheck(True, "1.11.4", "/usr/bin/terraform"))
     app = create_app(services)
     app.config["TESTING"] = True
     return app, services

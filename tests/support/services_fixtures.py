@@ -3,8 +3,12 @@ call handlers, jobs and passes directly instead of through a tfbot process."""
 from __future__ import annotations
 
 import pytest
+from rq import Queue
+from rq.serializers import JSONSerializer
 
+from bot.compose import worker_services as build_worker_services
 from bot.config import parse_config
+from bot.ops.worker import TfbotSimpleWorker
 from bot.services import WorkerServices
 from tests.support.git_repos import RemoteRepo
 
@@ -47,4 +51,12 @@ def worker_services(fake_github, app_keys, redis_conn, tmp_path, services_remote
         "repos": [{"name": "acme/*", "projects": [{"dir": "network"}, {"dir": "dns"}]}],
     }, base_dir=tmp_path)
     fake_github.add_repo(REPO, services_remote.clone_url, installation_id=INSTALLATION)
-    return WorkerServices(config, redis_conn)
+    return build_worker_services(config, redis_conn)
+
+
+def run_jobs(svc: WorkerServices, *queues: Queue, **work: object) -> None:
+    """Run the jobs queued on `queues` (default: the events queue) in this process, as a tfbot worker runs them:
+    with `svc`, the allowlist, and RQ's retries and callbacks; `work` goes to RQ's `work(burst=True, ...)`."""
+    worker = TfbotSimpleWorker(list(queues) or [svc.events_queue], svc, connection=svc.redis,
+                               serializer=JSONSerializer)
+    worker.work(burst=True, **work)  # type: ignore[arg-type]

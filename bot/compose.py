@@ -1,0 +1,58 @@
+"""The composition root: every tfbot process builds its services here, once, from the config.
+
+`tfbot worker` calls `worker_services`, the web process `web_services`, the admin commands (`tfbot unlock`,
+`tfbot reconcile`) and `tfbot serve`'s recovery `worker_services`. Nothing below builds an adapter of its own
+or looks services up: it is handed what it needs.
+"""
+from __future__ import annotations
+
+import redis
+
+from bot.adapters.git import Checkouts
+from bot.adapters.github import GitHubApp
+from bot.adapters.logs import masker
+from bot.adapters.plan_store import plan_store_for
+from bot.adapters.preflight import TerraformCheck, check_terraform
+from bot.adapters.terraform import Terraform
+from bot.config import Config
+from bot.config.workflows import load_workflows
+from bot.jobs import RQJobs, run_timeout
+from bot.queue import events_queue, runs_queue
+from bot.services import WebServices, WorkerServices
+from bot.state import keys
+from bot.state.locks import LockStore
+from bot.state.records import Records
+
+
+def job_queue(config: Config, connection: redis.Redis) -> RQJobs:
+    """The queue of tfbot's jobs on `connection`."""
+    return RQJobs(connection, run_timeout(config.terraform.timeout))
+
+
+def web_services(config: Config, connection: redis.Redis, terraform_check: TerraformCheck | None = None) -> WebServices:
+    """The web process's services: stores and queues on `connection`. `terraform_check` (for /healthz) is made
+    here, running `terraform version` once, unless given."""
+    if terraform_check is None:
+        terraform_check = check_terraform(config.terraform.binary, config.data_dir)
+    return WebServices(
+        config=config, redis=connection, jobs=job_queue(config, connection), locks=LockStore(connection),
+        records=Records(connection), events_queue=events_queue(connection), runs_queue=runs_queue(connection),
+        terraform_check=terraform_check)
+
+
+def worker_services(config: Config, connection: redis.Redis) -> WorkerServices:
+    """A worker's services. Raises WorkflowError for a bad workflow file, PlanStoreError for a bad plan store."""
+    tmp_dir = config.data_dir / "tmp"
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    return WorkerServices(
+        config=config, redis=connection, jobs=job_queue(config, connection), locks=LockStore(connection),
+        records=Records(connection), events_queue=events_queue(connection), runs_queue=runs_queue(connection),
+        github=GitHubApp(config.github, connection, keys.installation_token),
+        checkouts=Checkouts(config.data_dir),
+        plans=plan_store_for(config),
+        terraform=Terraform(
+            binary=config.terraform.binary, data_dir=config.data_dir, timeout=config.terraform.timeout,
+            mask_values=config.secrets(), mask_env=config.terraform.mask_env),
+        workflows=load_workflows(config.workflows_dir),
+        masker=masker(),
+        tmp_dir=tmp_dir)

@@ -171,10 +171,20 @@ def report_interrupted(svc: WorkerServices, command_id: str, project: dict[str, 
 
 
 def report_event_failure(svc: WorkerServices, kind: str, args: list[Any], error: str) -> None:
-    """Tell the PR that an event job (`kind`: a key of EVENT_KINDS' values) failed for good, and what helps."""
+    """Tell the PR that an event job (`kind`: one of EVENT_KINDS' values) failed for good, and what helps.
+
+    Tried as often as the event job was; a last failure is one log line: the event job's own failure was
+    logged with its traceback, and this is most often the same outage.
+    """
     from bot.lifecycle.events_failed import report_event_failure as report
 
-    report(svc, kind, args, error)
+    try:
+        report(svc, kind, args, error)
+    except Exception as exc:
+        job = get_current_job()
+        if job is not None and job.retries_left:
+            raise
+        log.error("could not report the failure of a %s job on its PR: %s: %s", kind, type(exc).__name__, exc)
 
 
 # ---- the callbacks: RQ calls them with the job and the connection only ----------------------------------------
@@ -198,10 +208,9 @@ def event_job_failed(job: Job, connection: redis.Redis, exc_type: type[BaseExcep
     if kind is None:
         return
     error = f"{getattr(exc_type, '__name__', 'error')}: {exc_value}"
-    # Not an event job itself: a report that fails is logged, never reported about in turn.
+    # Retried like the event job, but with no failure callback: a report that fails is logged, never reported.
     events_queue(connection).enqueue_call(
-        report_event_failure, args=(kind, list(job.args), error), retry=Retry(max=len(REPORT_RETRY),
-                                                                                interval=list(REPORT_RETRY)),
+        report_event_failure, args=(kind, list(job.args), error), retry=event_retry(),
         result_ttl=RESULT_TTL_SECONDS, failure_ttl=FAILURE_TTL_SECONDS,
         description=f"report the failure of job {job.id}")
 

@@ -66,11 +66,14 @@ def build_parser() -> argparse.ArgumentParser:
         "what startup needs: Terraform >= 1.4, git >= 2.38, server.port free to bind, and an external\n"
         "redis_url answering. Prints one line per problem; exits 0 when all is well, 2 otherwise.",
     )
-    sub.add_parser(
+    schema = sub.add_parser(
         "schema",
-        help="print the JSON Schema of config.yaml",
-        description="Print the JSON Schema of the config file, for editors that validate config.yaml.",
+        help="print the JSON Schema of config.yaml (or, with --repo, of a repository's tfbot.yaml)",
+        description="Print the JSON Schema of the server's config file, for editors that validate config.yaml;\n"
+                    "with --repo, of the tfbot.yaml a repository keeps at its root.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    schema.add_argument("--repo", action="store_true", help="the schema of a repository's tfbot.yaml")
     locks = add(
         "locks",
         "list the workspace locks",
@@ -149,7 +152,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "schema":
         import json
 
-        print(json.dumps(Config.model_json_schema(), indent=2))
+        from bot.config.repo_file import schema as repo_schema
+
+        print(json.dumps(repo_schema() if args.repo else Config.model_json_schema(), indent=2))
         return 0
     if args.command == "check-config":
         return _check_config(args.config)

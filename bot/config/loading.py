@@ -149,7 +149,7 @@ def parse_config(
                                                      "workflows": workflows})
     except ValidationError as exc:
         for error in exc.errors(include_url=False):
-            report.add(*_describe(error))
+            report.add(*describe_error(error))
     if check_terraform:
         _check_terraform(raw, base_dir, report)
     if report.lines or config is None:
@@ -280,15 +280,15 @@ _TYPE_REASONS = {
 }
 
 
-def _describe(error: ErrorDetails) -> tuple[str, str]:
-    """(dotted key, reason) of one pydantic error."""
+def describe_error(error: ErrorDetails, root: type[BaseModel] = Config) -> tuple[str, str]:
+    """(dotted key, reason) of one pydantic error from validating `root` (the server config, or tfbot.yaml)."""
     loc = list(error["loc"])
     kind = error["type"]
     ctx = error.get("ctx") or {}
     if kind == "at_key":
         loc += _split_key(ctx["key"])
     key = _dotted(loc)
-    field = _field_at(loc)
+    field = _field_at(loc, root)
     secret = field is not None and _extra(field).get("secret")
     value = error.get("input")
     if kind == "missing":
@@ -296,7 +296,7 @@ def _describe(error: ErrorDetails) -> tuple[str, str]:
         variable = _extra(field).get("env") if field is not None else None
         return key, f"missing: {hint}" + (f" (or {variable})" if variable else "")
     if kind == "extra_forbidden":
-        return key, "unknown key" + _suggestion(loc)
+        return key, "unknown key" + _suggestion(loc, root)
     if kind == "at_key":
         return key, str(ctx["reason"])
     if kind in ("value_error", "assertion_error"):
@@ -334,9 +334,9 @@ def _dotted(loc: list[Any]) -> str:
     return out
 
 
-def _model_at(loc: list[Any]) -> type[BaseModel] | None:
+def _model_at(loc: list[Any], root: type[BaseModel]) -> type[BaseModel] | None:
     """The model class that holds the last key of `loc`."""
-    model: type[BaseModel] | None = Config
+    model: type[BaseModel] | None = root
     for part in loc[:-1]:
         if isinstance(part, int) or model is None:
             continue
@@ -355,16 +355,16 @@ def _inner_model(annotation: object) -> type[BaseModel] | None:
     return None
 
 
-def _field_at(loc: list[Any]) -> FieldInfo | None:
+def _field_at(loc: list[Any], root: type[BaseModel]) -> FieldInfo | None:
     names = [p for p in loc if not isinstance(p, int)]
     if not names or isinstance(loc[-1], int):
         return None
-    model = _model_at(loc)
+    model = _model_at(loc, root)
     return model.model_fields.get(names[-1]) if model is not None else None
 
 
-def _suggestion(loc: list[Any]) -> str:
-    model = _model_at(loc)
+def _suggestion(loc: list[Any], root: type[BaseModel]) -> str:
+    model = _model_at(loc, root)
     if model is None:
         return ""
     if loc[-1] == "password" and "password_hash" in model.model_fields:

@@ -22,6 +22,9 @@ ADMIN_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # Hash formats werkzeug.security.check_password_hash understands: "method$salt$hash".
 _PASSWORD_HASH_RE = re.compile(r"^(scrypt|pbkdf2)(:[A-Za-z0-9:]*)?\$[^$]+\$[0-9a-f]+$")
 Requirement = Literal["approved", "mergeable"]
+# What a repository's tfbot.yaml may set, when the server allows it (repos[].allowed_overrides).
+Override = Literal["projects", "when_modified", "autoplan", "workflow", "apply_requirements", "autodiscover"]
+DEFAULT_OVERRIDES: tuple[Override, ...] = ("projects", "when_modified", "autoplan", "workflow")
 
 
 def env(name: str, secret: bool = False) -> dict[str, Any]:
@@ -239,6 +242,31 @@ class ProjectConfig(_Model):
         return value
 
 
+class AutodiscoverConfig(_Model):
+    """Finding projects when none are declared: every changed dir holding Terraform files is one."""
+
+    enabled: bool = Field(True, description="plan the changed dirs holding Terraform files; false: plan nothing "
+                                            "unless projects are declared")
+    ignore_paths: tuple[str, ...] = Field((), description="globs of dirs never taken for projects (`**` crosses "
+                                                          "dirs), e.g. examples/**")
+
+    _as_list = field_validator("ignore_paths", mode="before")(_one_or_many)
+
+
+def check_unique_projects(projects: tuple[ProjectConfig, ...]) -> None:
+    """Project names and (dir, workspace) pairs are unique: one state, one lock, one project. Raises at_key."""
+    names: set[str] = set()
+    states: set[tuple[str, str]] = set()
+    for j, project in enumerate(projects):
+        if project.name in names:
+            raise at_key(f"projects[{j}].name", f"duplicate project name {project.name!r}")
+        if (project.dir, project.workspace) in states:
+            raise at_key(f"projects[{j}]", f"another project already uses dir {project.dir!r} with workspace "
+                         f"{project.workspace!r}: one state, one lock, one project")
+        names.add(project.name)
+        states.add((project.dir, project.workspace))
+
+
 class RepoConfig(_Model):
     """Settings of the repositories one `name` pattern matches."""
 
@@ -250,8 +278,22 @@ class RepoConfig(_Model):
     workflow: str = Field("default", description="workflow of the repository's projects")
     apply_branches: tuple[str, ...] = Field((), description="branches besides the default branch whose merges apply")
     allow_draft_apply: bool = Field(False, description="allow `apply` on a draft PR")
+    autodiscover: AutodiscoverConfig = Field(default_factory=AutodiscoverConfig,
+                                             description="finding projects when none are declared")
+    allowed_overrides: tuple[Override, ...] = Field(
+        DEFAULT_OVERRIDES, description="what the repository's own tfbot.yaml may set; [] ignores nothing but "
+                                       "refuses every key")
+    allowed_workflows: tuple[str, ...] = Field((), description="workflows tfbot.yaml may name besides `workflow`")
+    read_repo_config: bool = Field(True, description="read the repository's tfbot.yaml; false: it is ignored")
 
     _known_workflow = field_validator("workflow")(_check_workflow)
+
+    @field_validator("allowed_workflows")
+    @classmethod
+    def _known_workflows(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        for name in value:
+            _check_workflow(name, info)
+        return value
 
     @field_validator("name")
     @classmethod
@@ -280,17 +322,7 @@ class RepoConfig(_Model):
 
     @model_validator(mode="after")
     def _unique_projects(self) -> "RepoConfig":
-        """Project names and (dir, workspace) pairs are unique: one state, one lock, one project."""
-        names: set[str] = set()
-        states: set[tuple[str, str]] = set()
-        for j, project in enumerate(self.projects):
-            if project.name in names:
-                raise at_key(f"projects[{j}].name", f"duplicate project name {project.name!r}")
-            if (project.dir, project.workspace) in states:
-                raise at_key(f"projects[{j}]", f"another project already uses dir {project.dir!r} with workspace "
-                             f"{project.workspace!r}: one state, one lock, one project")
-            names.add(project.name)
-            states.add((project.dir, project.workspace))
+        check_unique_projects(self.projects)
         return self
 
     def applies_to(self, base_ref: str, default_branch: str) -> bool:

@@ -350,3 +350,26 @@ def _matcher_for(projects: tuple[ProjectConfig, ...]) -> _Matcher:
 
 
 _MATCHERS: dict[tuple[ProjectConfig, ...], _Matcher] = {}
+
+
+def autodiscovered(projects: Iterable[Project], repo_config: RepoConfig) -> list[Project]:
+    """Default mode only (no declared projects): `projects` less those `autodiscover` rules out: all of them when it
+    is off, and those whose dir matches one of its `ignore_paths` globs (relative to the repository root)."""
+    projects = list(projects)
+    if repo_config.projects:
+        return projects
+    if not repo_config.autodiscover.enabled:
+        return []
+    globs = [g for g in (_compile_glob(p) for p in repo_config.autodiscover.ignore_paths) if g is not None]
+    return [p for p in projects if not any(_dir_matches(g, p.dir) for g in globs)]
+
+
+def _dir_matches(glob: _Glob, dir: str) -> bool:
+    """Whether the dir, or a dir above it, matches (`examples/**` and `examples` both rule out `examples/a`)."""
+    parts = dir.split("/")
+    for end in range(1, len(parts) + 1):
+        path = "/".join(parts[:end])
+        prefix = f"{glob.prefix}/" if glob.prefix else ""
+        if path.startswith(prefix) and glob.regex.fullmatch(path[len(prefix):]):
+            return True
+    return False

@@ -9,7 +9,9 @@ from bot.lifecycle.commands import Ignore, Reply, describe_flags, parse_comment
 from bot.adapters.github import PullInfo, RepoAPI
 from bot.state import audit
 from bot.lifecycle.decision import Action, Event, Facts, LockView, decide
-from bot.lifecycle.handlers.pull_requests import FORK_APPROVED, FORK_REFUSAL, base_head, projects_of_pull, too_many
+from bot.lifecycle.handlers.pull_requests import (FORK_APPROVED, FORK_REFUSAL, base_head, projects_of_pull,
+                                                  settings_of_pull, tell_problems, too_many)
+from bot.lifecycle.repo_settings import changed_note, resolved
 from bot.lifecycle.handover import release_and_hand_over
 from bot.models import Outcome, ProjectResult
 from bot.lifecycle.permissions import WRITE_PERMISSIONS, apply_refusals, may_write
@@ -70,13 +72,18 @@ def _plan(svc: WorkerServices, gh: RepoAPI, delivery: Delivery, number: int, aut
     if pull.is_fork:
         svc.records.set_pull_field(delivery.repo, number, FORK_APPROVED, pull.head_sha)
     svc.records.set_head(delivery.repo, number, pull.head_sha)
-    projects = select(projects_of_pull(svc, gh, delivery.repo, repo_cfg, pull), cmd.project, cmd.dir, cmd.workspace)
+    changed, found = projects_of_pull(svc, gh, delivery.repo, repo_cfg, pull)
+    if found.problems:
+        tell_problems(svc, gh, pull, found)
+        return
+    projects = select(changed, cmd.project, cmd.dir, cmd.workspace)
     if not projects:
         _say(svc, gh, pull, f"@{author}: no Terraform project of this PR matches {_flags(cmd)}: nothing to plan.")
         return
     if too_many(svc, gh, pull, projects):
         return
-    start_command(svc, "plan", delivery.repo, pull, delivery.installation_id, author, projects)
+    start_command(svc, "plan", delivery.repo, pull, delivery.installation_id, author, projects,
+                  note=changed_note(found))
 
 
 def _apply(svc: WorkerServices, gh: RepoAPI, delivery: Delivery, number: int, author: str, cmd: CommentCommand) -> None:
@@ -95,6 +102,11 @@ def _apply(svc: WorkerServices, gh: RepoAPI, delivery: Delivery, number: int, au
     if not projects:
         _say(svc, gh, pull, f"@{author}: this PR holds no lock matching {_flags(cmd)}; comment `plan` first.")
         return
+    found = settings_of_pull(svc, gh, delivery.repo, repo_cfg, pull)
+    if found.problems:
+        tell_problems(svc, gh, pull, found, advice="Nothing was applied: fix the file, push, and `apply` the new plan.")
+        return
+    projects = resolved(projects, found.config)  # the workflow and requirements its plan was made with
     extra: dict[str, Any] = {}
     if pull.merged:
         extra["base_head_sha"] = base_head(svc, gh, delivery.repo, pull)

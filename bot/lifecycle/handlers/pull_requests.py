@@ -12,7 +12,9 @@ from bot.intake.replay import closed_fingerprint
 from bot.lifecycle.handover import drop_plans, plan_next, release_and_hand_over
 from bot.models import LockInfo, Project
 from bot.lifecycle.planning import base_applies, pull_state, start_command
-from bot.projects.detection import affected_projects, deleted_roots
+from bot.config.repo_file import RepoSettings
+from bot.lifecycle.repo_settings import changed_note, problems_text, pull_settings, resolved
+from bot.projects.detection import affected_projects, autodiscovered, deleted_roots
 from bot.state.records import project_from_dict
 from bot.lifecycle.routing import Router
 from bot.intake.webhooks import Delivery
@@ -71,7 +73,14 @@ def autoplan(delivery: Delivery, svc: WorkerServices) -> None:
         log.info("%s: head moved to %s since this event; its own event plans it", delivery.describe(),
                  pull.head_sha[:8])
         return
-    changed = projects_of_pull(svc, gh, repo, repo_cfg, pull)
+    changed, found = projects_of_pull(svc, gh, repo, repo_cfg, pull)
+    if found.problems:
+        # Nothing is planned, locked or released on a config tfbot cannot read: the PR keeps what it holds.
+        if pull.is_fork:
+            refuse_fork(svc, gh, repo, pull, FORK_REFUSAL if not repo_cfg.allow_fork_prs else FORK_NEEDS_WRITER)
+        else:
+            tell_problems(svc, gh, pull, found)
+        return
     applies = base_applies(svc, repo, pull)
     # Letting go of what the PR no longer changes (or of everything, off an applying base) runs none of its code:
     # done for forks too, before they are refused, so a fork PR does not keep locks and places it has no use for.
@@ -100,7 +109,15 @@ def autoplan(delivery: Delivery, svc: WorkerServices) -> None:
     if too_many(svc, gh, pull, projects):
         return
     start_command(svc, "plan", repo, pull, delivery.installation_id, str(payload["sender"]["login"]), projects,
-                  note=note)
+                  note=f"{changed_note(found)} {note}".strip())
+
+
+def tell_problems(svc: WorkerServices, gh: RepoAPI, pull: PullInfo, found: RepoSettings,
+                  advice: str | None = None) -> None:
+    """Comment every problem of the PR's tfbot.yaml and fail its plan status."""
+    text = problems_text(found, advice) if advice else problems_text(found)
+    gh.create_comment(pull.number, svc.render_notice("config", pull.number, pull.head_sha, text))
+    gh.set_status(pull.head_sha, "tfbot/plan", "failure", f"tfbot.yaml has {len(found.problems)} problem(s)")
 
 
 def note_head(svc: WorkerServices, delivery: Delivery) -> None:
@@ -195,11 +212,19 @@ def merged(svc: WorkerServices, gh: RepoAPI, delivery: Delivery, number: int, pr
         log.info("%s: merged, but the repository is not in config.repos: nothing is applied", delivery.describe())
         return
     pull = gh.pull(number)
-    projects = {p.id: p for p in (svc.project_of_lock(lock) for lock in locks)}
+    held = [svc.project_of_lock(lock) for lock in locks]
+    projects = {p.id: p for p in held}
     applies = base_applies(svc, repo, pull)
     if applies:
         # Merged before its plan took a lock, or while in line: its changes are on the default branch all the same.
-        for project in projects_of_pull(svc, gh, repo, repo_cfg, pull):
+        changed, found = projects_of_pull(svc, gh, repo, repo_cfg, pull)
+        if found.problems:
+            tell_problems(svc, gh, pull, found, advice=(
+                "tfbot applies only the projects this PR holds a lock of, with their saved settings; other projects "
+                "this merge changed are not applied until a PR fixes the file."))
+        else:
+            projects = {p.id: p for p in resolved(held, found.config)}
+        for project in changed:
             projects.setdefault(project.id, project)
     if not projects:
         log.info("%s: merged; no Terraform project to apply", delivery.describe())
@@ -228,13 +253,26 @@ def tell_kept(svc: WorkerServices, gh: RepoAPI, number: int, kept: list[LockInfo
 
 
 def projects_of_pull(svc: WorkerServices, gh: RepoAPI, repo: str, repo_cfg: RepoConfig,
-                     pull: PullInfo) -> list[Project]:
-    """The projects the PR's changes touch, from `git diff` on our own mirror (no 3,000-file API cap)."""
-    clone_url = gh.authenticated_clone_url(pull.clone_url)
-    svc.checkouts.fetch(repo, clone_url, pull_refs(pull))
-    changed = svc.checkouts.changed_files(repo, pull.base_sha, pull.head_sha)
+                     pull: PullInfo) -> tuple[list[Project], RepoSettings]:
+    """The projects the PR's changes touch, from `git diff` on our own mirror (no 3,000-file API cap), under the
+    PR's settings (the server's entry and tfbot.yaml as merged). A tfbot.yaml with problems: no projects."""
+    changed = _fetch_changes(svc, gh, repo, pull)
+    found = pull_settings(svc, repo, repo_cfg, pull, changed)
+    if found.problems:
+        return [], found
     tf_dirs = svc.checkouts.tf_dirs(repo, pull.head_sha)
-    return affected_projects(repo, repo_cfg, changed, tf_dirs)
+    return autodiscovered(affected_projects(repo, found.config, changed, tf_dirs), found.config), found
+
+
+def settings_of_pull(svc: WorkerServices, gh: RepoAPI, repo: str, repo_cfg: RepoConfig,
+                     pull: PullInfo) -> RepoSettings:
+    """The PR's settings (the server's entry and tfbot.yaml as merged), its commits fetched first."""
+    return pull_settings(svc, repo, repo_cfg, pull, _fetch_changes(svc, gh, repo, pull))
+
+
+def _fetch_changes(svc: WorkerServices, gh: RepoAPI, repo: str, pull: PullInfo) -> list[str]:
+    svc.checkouts.fetch(repo, gh.authenticated_clone_url(pull.clone_url), pull_refs(pull))
+    return svc.checkouts.changed_files(repo, pull.base_sha, pull.head_sha)
 
 
 def tell_deleted_roots(svc: WorkerServices, gh: RepoAPI, repo: str, pull: PullInfo) -> None:
@@ -300,6 +338,10 @@ def plan_handed_over(svc: WorkerServices, project_data: dict[str, Any], number: 
         # Merged while waiting: its change is on the default branch but was never applied. The executor plans
         # what the branch holds now and applies only what was reviewed; otherwise it asks here.
         base_tip = base_head(svc, gh, project.repo, pull)
+        repo_cfg = svc.config.repo_config(project.repo)
+        found = settings_of_pull(svc, gh, project.repo, repo_cfg, pull) if repo_cfg is not None else None
+        if found is not None and not found.problems:
+            [project] = resolved([project], found.config)  # the merge's tfbot.yaml: its workflow
         start_command(svc, "handover", project.repo, pull, installation, "tfbot", [project], head_sha=pull.head_sha,
                       note=f"#{number} was merged while it waited for the lock of `{project.name}`, so nothing was "
                            f"applied then. The lock came to it because {reason}.",
@@ -324,11 +366,20 @@ def plan_again(svc: WorkerServices, project_data: dict[str, Any], number: int, i
     pull = pull or gh.pull(number)
     if pull.state != "open":
         return
+    repo_cfg = svc.config.repo_config(project.repo)
+    if repo_cfg is None:
+        return
+    found = settings_of_pull(svc, gh, project.repo, repo_cfg, pull)
     if pull.is_fork and svc.records.pull_field(project.repo, number, FORK_APPROVED) != pull.head_sha:
         gh.create_comment(number, svc.render_notice("fork", number, pull.head_sha, (
             f"`{project.name}` was not planned: this PR comes from a fork, and its head {pull.head_sha[:8]} is not "
             "the commit a writer approved with `plan`. Someone with write access reviews the new commits and "
             "comments `plan` again.")))
         return
+    if found.problems:
+        tell_problems(svc, gh, pull, found)
+        return
+    [project] = resolved([project], found.config)  # as the PR's tfbot.yaml makes it (workflow, requirements)
     svc.records.set_head(project.repo, number, pull.head_sha)
-    start_command(svc, "plan", project.repo, pull, installation, "tfbot", [project], note=note)
+    start_command(svc, "plan", project.repo, pull, installation, "tfbot", [project],
+                  note=f"{changed_note(found)} {note}".strip())

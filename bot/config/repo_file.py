@@ -1,0 +1,198 @@
+"""`tfbot.yaml`: what a repository says about its own projects, and what the server lets it say. Pure.
+
+The file sits at the repository root and is read from the commit being planned (the PR's version when the PR
+changes it, else the base branch's). The server's `repos[]` entry is the starting point; the file replaces the
+keys the server allows (`allowed_overrides`). A key the server does not allow, an unknown key, a bad value or
+broken YAML is a `Problem` with the file's line, and the PR is planned with nothing until the file is fixed.
+
+Why the server decides: the file is PR code. A PR that could drop `apply_requirements` could apply without the
+approval the team asked for; one that could name any workflow could pick one with weaker steps. So by default
+a repository may set only `projects`, `when_modified`, `autoplan` and `workflow` (among `allowed_workflows`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterator, Literal
+
+import yaml
+from pydantic import Field, ValidationError, model_validator
+
+from bot.config.loading import describe_error
+from bot.config.models import AutodiscoverConfig, ProjectConfig, RepoConfig, _Model, check_unique_projects
+
+REPO_FILE = "tfbot.yaml"
+# Keys of a project that come with declaring it: without them there is no project to speak of.
+_IDENTITY = frozenset({"name", "dir", "workspace"})
+
+
+class RepoFile(_Model):
+    """The schema of `tfbot.yaml` (`tfbot schema --repo` prints it as JSON Schema)."""
+
+    version: Literal[1] = Field(1, description="the file format; 1")
+    projects: tuple[ProjectConfig, ...] = Field((), description="the repository's projects; replaces the server's "
+                                                                "list and turns autodiscovery off")
+    autodiscover: AutodiscoverConfig = Field(default_factory=AutodiscoverConfig,
+                                             description="finding projects when none are declared")
+
+    @model_validator(mode="after")
+    def _unique(self) -> "RepoFile":
+        check_unique_projects(self.projects)
+        return self
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a repository's `tfbot.yaml`: where (line, dotted key) and why."""
+
+    line: int | None
+    key: str
+    reason: str
+
+    def text(self) -> str:
+        """`tfbot.yaml:12: projects[0].autoplan: must be true or false`."""
+        where = f"{REPO_FILE}:{self.line}" if self.line else REPO_FILE
+        return f"{where}: {self.key}: {self.reason}" if self.key else f"{where}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class RepoSettings:
+    """The settings a PR is planned with: `config` (server entry with the file's overrides), whether the file
+    exists and whether the PR changes it, and its problems (none: `config` is usable)."""
+
+    config: RepoConfig
+    present: bool = False
+    changed: bool = False
+    problems: tuple[Problem, ...] = ()
+
+
+def settings(server: RepoConfig, text: str | None, *, changed: bool = False,
+             workflows: frozenset[str] | None = None) -> RepoSettings:
+    """The settings of a repository whose `tfbot.yaml` holds `text` (None: no file) under its server entry.
+
+    `workflows`: the names the server knows, for checking `workflow`. Never raises: what is wrong is in
+    `problems`, and then `config` is the server entry unchanged (which the caller must not plan with).
+    """
+    if text is None:
+        return RepoSettings(server)
+    parsed = _parse(text)
+    if isinstance(parsed, list):
+        return RepoSettings(server, True, changed, tuple(parsed))
+    raw, root = parsed
+    problems = list(_not_allowed(server, raw, root))
+    try:
+        repo_file = RepoFile.model_validate(raw, context={"workflows": workflows})
+    except ValidationError as exc:
+        for error in exc.errors():
+            key, reason = describe_error(error, RepoFile)
+            problems.append(Problem(_line_of(root, _loc(error["loc"], error)), key, reason))
+    if problems:
+        return RepoSettings(server, True, changed, tuple(sorted(problems, key=lambda p: (p.line or 0, p.key))))
+    return RepoSettings(_overridden(server, repo_file), True, changed)
+
+
+def _parse(text: str) -> tuple[dict[str, Any], yaml.Node | None] | list[Problem]:
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        raw = loader.construct_document(node) if node is not None else None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        reason = " ".join(p for p in (exc.problem, exc.context) if p) or "invalid YAML"
+        return [Problem(mark.line + 1 if mark is not None else None, "", f"not valid YAML: {reason}")]
+    finally:
+        loader.dispose()
+    if raw is None:
+        return {}, node
+    if not isinstance(raw, dict):
+        return [Problem(1, "", f"the top level must be a mapping of keys, got {type(raw).__name__}")]
+    duplicates = list(_duplicates(node))
+    if duplicates:
+        return duplicates
+    return raw, node
+
+
+def _duplicates(node: yaml.Node | None, key: str = "") -> Iterator[Problem]:
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[Any, int] = {}
+        for key_node, value_node in node.value:
+            name = key_node.value
+            dotted = f"{key}.{name}" if key else str(name)
+            if name in seen:
+                yield Problem(key_node.start_mark.line + 1, dotted, f"duplicate key (first on line {seen[name]})")
+            else:
+                seen[name] = key_node.start_mark.line + 1
+            yield from _duplicates(value_node, dotted)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            yield from _duplicates(item, f"{key}[{i}]")
+
+
+def _loc(loc: tuple[int | str, ...], error: Any) -> list[int | str]:
+    parts = list(loc)
+    if error["type"] == "at_key":  # a model validator named the key it is about: `projects[1].name`
+        from bot.config.loading import _split_key
+
+        parts += _split_key(error["ctx"]["key"])
+    return parts
+
+
+def _line_of(node: yaml.Node | None, loc: list[int | str]) -> int | None:
+    """The 1-based line of the deepest node `loc` reaches in the YAML tree (a key's own line for mapping keys)."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode) and isinstance(part, str):
+            found = next(((k, v) for k, v in node.value if k.value == part), None)
+            if found is None:
+                break
+            line, node = found[0].start_mark.line + 1, found[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+def _not_allowed(server: RepoConfig, raw: dict[str, Any], root: yaml.Node | None) -> Iterator[Problem]:
+    """A Problem for every key the file sets that the server's entry does not let a repository set (read from the
+    raw mapping, so they are reported in the same round as bad values; unknown keys are left to validation)."""
+    allowed = set(server.allowed_overrides)
+    why = f"the server does not let a repository set this (repos[].allowed_overrides of {server.name}: " \
+          f"{', '.join(server.allowed_overrides) or 'nothing'})"
+    for key in raw:
+        if key in RepoFile.model_fields and key != "version" and key not in allowed:
+            yield Problem(_line_of(root, [key]), str(key), why)
+    projects = raw.get("projects")
+    if "projects" not in allowed or not isinstance(projects, list):
+        return
+    workflows = {server.workflow, *server.allowed_workflows}
+    for i, project in enumerate(projects):
+        if not isinstance(project, dict):
+            continue
+        for key in project:
+            if key in ProjectConfig.model_fields and key not in _IDENTITY and key not in allowed:
+                yield Problem(_line_of(root, ["projects", i, key]), f"projects[{i}].{key}", why)
+        workflow = project.get("workflow")
+        if "workflow" in allowed and isinstance(workflow, str) and workflow not in workflows:
+            yield Problem(_line_of(root, ["projects", i, "workflow"]), f"projects[{i}].workflow",
+                          f"workflow {workflow!r} is not one this repository may use "
+                          f"(repos[].allowed_workflows of {server.name}: {', '.join(sorted(workflows))})")
+
+
+def _overridden(server: RepoConfig, repo_file: RepoFile) -> RepoConfig:
+    """The server entry with the file's keys in place of its own; projects inherit the entry's defaults."""
+    data = server.model_dump(exclude={"projects"})
+    if "projects" in repo_file.model_fields_set:
+        data["projects"] = [p.model_dump(exclude_unset=True) for p in repo_file.projects]
+    else:
+        data["projects"] = [p.model_dump(exclude_unset=True) for p in server.projects]
+    if "autodiscover" in repo_file.model_fields_set:
+        data["autodiscover"] = repo_file.autodiscover.model_dump()
+    # Validated again so projects inherit the entry's apply_requirements and workflow, as the server's own do;
+    # the file's values were checked above, so this cannot fail on them.
+    return RepoConfig.model_validate(data)
+
+
+def schema() -> dict[str, Any]:
+    """The JSON Schema of `tfbot.yaml`, for editors (`tfbot schema --repo`)."""
+    return RepoFile.model_json_schema()

@@ -1,0 +1,125 @@
+"""`tfbot.yaml` as values: every problem with its line and key, the server's override policy, inheritance of the
+server entry's defaults, autodiscovery, and the schema editors read."""
+from __future__ import annotations
+
+import json
+import pytest
+
+from bot.cli import main
+from bot.config.models import RepoConfig
+from bot.config.repo_file import REPO_FILE, settings
+from bot.models import Project
+from bot.projects.detection import affected_projects, autodiscovered
+
+WORKFLOWS = frozenset({"default", "gated", "strict"})
+SERVER = RepoConfig(name="acme/*", apply_requirements=("approved",), workflow="default")
+
+
+def problems(text: str, server: RepoConfig = SERVER) -> list[str]:
+    return [p.text() for p in settings(server, text, workflows=WORKFLOWS).problems]
+
+
+def test_no_file_and_an_empty_file_leave_the_server_entry_as_it_is():
+    assert settings(SERVER, None).config is SERVER and not settings(SERVER, None).present
+    empty = settings(SERVER, "", workflows=WORKFLOWS)
+    assert empty.present and empty.problems == () and empty.config.projects == ()
+
+
+def test_projects_replace_the_servers_and_inherit_its_requirements_and_workflow():
+    server = RepoConfig(name="acme/*", apply_requirements=("approved",), projects=({"dir": "old"},))
+    found = settings(server, "projects:\n  - dir: network\n    autoplan: false\n  - name: zone\n    dir: dns\n"
+                             "    when_modified: ['*.tf', '../shared/**']\n", workflows=WORKFLOWS)
+    assert found.problems == ()
+    [net, dns] = found.config.projects
+    assert (net.name, net.autoplan, net.apply_requirements, net.workflow) == ("network", False, ("approved",),
+                                                                               "default")
+    assert (dns.name, dns.when_modified) == ("zone", ("*.tf", "../shared/**"))
+    assert found.config.allow_fork_prs is server.allow_fork_prs  # the rest of the entry stays the server's
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("projects: [\n", ["tfbot.yaml:2: not valid YAML: expected the node content, but found '<stream end>' while "
+                      "parsing a flow node"]),
+    ("- dir: a\n", ["tfbot.yaml:1: the top level must be a mapping of keys, got list"]),
+    ("projects:\n  - dir: a\n    dir: b\n", ["tfbot.yaml:3: projects[0].dir: duplicate key (first on line 2)"]),
+    ("projects:\n  - dir: a\n    autoplan: sometimes\n",
+     ["tfbot.yaml:3: projects[0].autoplan: must be true or false, got 'sometimes'"]),
+    ("projects:\n  - dir: ../outside\n",
+     ["tfbot.yaml:2: projects[0].dir: must be a path inside the repository, got '../outside'"]),
+    ("projects:\n  - dir: a\n  - dir: b\n    name: a\n",
+     ["tfbot.yaml:4: projects[1].name: duplicate project name 'a'"]),
+    ("projcts: []\n", ["tfbot.yaml:1: projcts: unknown key; did you mean 'projects'?"]),
+    ("version: 2\n", ["tfbot.yaml:1: version: must be 1, got 2"]),
+    ("projects:\n  - dir: a\n    workflow: gatd\n",
+     ["tfbot.yaml:3: projects[0].workflow: unknown workflow 'gatd' (did you mean 'gated'?)",
+      "tfbot.yaml:3: projects[0].workflow: workflow 'gatd' is not one this repository may use "
+      "(repos[].allowed_workflows of acme/*: default)"]),
+])
+def test_each_problem_names_its_line_and_key(text, expected):
+    assert sorted(problems(text)) == sorted(expected)
+
+
+def test_keys_the_server_does_not_allow_are_refused_with_bad_values_in_the_same_round():
+    text = ("projects:\n"
+            "  - dir: network\n"
+            "    apply_requirements: []\n"
+            "    autoplan: maybe\n"
+            "autodiscover:\n"
+            "  enabled: false\n")
+    allowed = "(repos[].allowed_overrides of acme/*: projects, when_modified, autoplan, workflow)"
+    assert problems(text) == [
+        f"tfbot.yaml:3: projects[0].apply_requirements: the server does not let a repository set this {allowed}",
+        "tfbot.yaml:4: projects[0].autoplan: must be true or false, got 'maybe'",
+        f"tfbot.yaml:5: autodiscover: the server does not let a repository set this {allowed}",
+    ]
+
+
+def test_the_server_chooses_what_a_repository_may_set_and_which_workflows_it_may_name():
+    strict = RepoConfig(name="acme/*", allowed_overrides=())
+    assert problems("projects:\n  - dir: a\n", strict) == [
+        "tfbot.yaml:1: projects: the server does not let a repository set this (repos[].allowed_overrides of "
+        "acme/*: nothing)"]
+    open_ = RepoConfig(name="acme/*", allowed_overrides=("projects", "apply_requirements", "workflow",
+                                                         "autodiscover"), allowed_workflows=("gated",))
+    found = settings(open_, "projects:\n  - dir: a\n    apply_requirements: []\n    workflow: gated\n"
+                            "autodiscover: {enabled: false}\n", workflows=WORKFLOWS)
+    assert found.problems == ()
+    assert (found.config.projects[0].apply_requirements, found.config.projects[0].workflow) == ((), "gated")
+    assert problems("projects:\n  - dir: a\n    workflow: strict\n", open_) == [
+        "tfbot.yaml:3: projects[0].workflow: workflow 'strict' is not one this repository may use "
+        "(repos[].allowed_workflows of acme/*: default, gated)"]
+
+
+def test_a_problem_reads_as_file_line_key_and_reason():
+    [problem] = settings(SERVER, "projects:\n  - dir: a\n    autoplan: 3\n", workflows=WORKFLOWS).problems
+    assert (problem.line, problem.key) == (3, "projects[0].autoplan")
+    assert problem.text().startswith(f"{REPO_FILE}:3: projects[0].autoplan: ")
+
+
+def project(dir: str) -> Project:
+    return Project(repo="acme/infra", name=dir, dir=dir)
+
+
+def test_autodiscovery_can_be_turned_off_or_told_to_ignore_paths():
+    found = [project("network"), project("examples/basic"), project("examples/full/eu"), project("sandbox")]
+    assert autodiscovered(found, SERVER) == found
+    ignoring = RepoConfig(name="acme/*", autodiscover={"ignore_paths": ["examples/**", "sand*"]})
+    assert [p.dir for p in autodiscovered(found, ignoring)] == ["network"]
+    assert autodiscovered(found, RepoConfig(name="acme/*", autodiscover={"enabled": False})) == []
+    declared = RepoConfig(name="acme/*", projects=({"dir": "sandbox"},), autodiscover={"enabled": False})
+    assert autodiscovered([project("sandbox")], declared) == [project("sandbox")]  # declared projects stay
+
+
+def test_a_declared_project_matches_files_outside_its_dir_by_its_pattern():
+    config = settings(SERVER, "projects:\n  - dir: network\n    when_modified: ['../shared/*.txt']\n",
+                      workflows=WORKFLOWS).config
+    assert [p.name for p in affected_projects("acme/infra", config, ["shared/cidrs.txt"], {"network"})] == \
+        ["network"]
+
+
+def test_the_schema_of_tfbot_yaml_is_printed_for_editors(capsys):
+    assert main(["schema", "--repo"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert set(schema["properties"]) == {"version", "projects", "autodiscover"}
+    assert schema["additionalProperties"] is False
+    assert "when_modified" in schema["$defs"]["ProjectConfig"]["properties"]

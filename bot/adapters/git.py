@@ -40,14 +40,14 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from bot.adapters.logs import MASK
-from bot.projects.detection import is_tf_file, local_module_dirs, tf_dir_of
+from bot.projects.modules import TreeEntry
+from bot.projects.paths import is_tf_file, tf_dir_of
 
 _REPO_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _SHA_RE = re.compile(r"^[0-9a-f]{40}(?:[0-9a-f]{24})?$")
 _REF_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
 _URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^/@\s:]*)(?::(?P<pw>[^/@\s]*))?@")
 _SCHEMES = ("https", "http", "file")
-_MAX_MODULE_DIRS = 200
 
 
 class CheckoutError(Exception):
@@ -300,18 +300,44 @@ class Checkouts:
             return None
         return result.stdout.decode().strip() or None
 
-    def module_dirs(self, repo: str, sha: str, project_dir: str) -> set[str]:
-        """Dirs of the local modules a project uses at `sha`, followed through modules calling modules."""
-        start = _repo_path(project_dir)
-        seen, todo = {start}, [start]
-        while todo and len(seen) < _MAX_MODULE_DIRS:
-            current = todo.pop()
-            for found in local_module_dirs(self.read_tf_files(repo, sha, current), current):
-                if found not in seen:
-                    seen.add(found)
-                    todo.append(found)
-        seen.discard(start)
-        return seen
+    def tree_entries(self, repo: str, sha: str) -> list[TreeEntry]:
+        """Every file and symlink of commit `sha` (`git ls-tree -r`), with its mode and blob id; submodules are
+        left out."""
+        _check_sha(sha)
+        out = self._run(["ls-tree", "-r", "-z", "--full-tree", sha], git_dir=self.mirror_path(repo)).stdout
+        entries = []
+        for record in out.split(b"\0"):
+            if not record:
+                continue
+            meta, _, path = record.partition(b"\t")
+            mode, kind, oid = meta.decode().split()
+            if kind == "blob":
+                entries.append(TreeEntry(path=path.decode(errors="replace"), mode=mode, oid=oid))
+        return entries
+
+    def read_blobs(self, repo: str, oids: Iterable[str], max_bytes: int = 1024 * 1024) -> dict[str, str]:
+        """The text of each blob in `oids` (one `git cat-file --batch`): {oid: text}; missing blobs and blobs
+        larger than `max_bytes` are left out, bytes that are not UTF-8 are replaced."""
+        wanted = list(dict.fromkeys(oids))
+        for oid in wanted:
+            _check_sha(oid)
+        if not wanted:
+            return {}
+        out = self._run(["cat-file", "--batch"], git_dir=self.mirror_path(repo),
+                        input="".join(f"{oid}\n" for oid in wanted).encode()).stdout
+        texts: dict[str, str] = {}
+        pos = 0
+        for oid in wanted:
+            end = out.index(b"\n", pos)
+            header = out[pos:end].decode(errors="replace").split()
+            pos = end + 1
+            if len(header) != 3:  # "<oid> missing"
+                continue
+            size = int(header[2])
+            if header[1] == "blob" and size <= max_bytes:
+                texts[oid] = out[pos:pos + size].decode(errors="replace")
+            pos += size + 1
+        return texts
 
     # -- internals ---------------------------------------------------------------------------------
 

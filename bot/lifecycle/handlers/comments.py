@@ -9,7 +9,7 @@ from bot.lifecycle.commands import Ignore, Reply, describe_flags, parse_comment
 from bot.adapters.github import PullInfo, RepoAPI
 from bot.state import audit
 from bot.lifecycle.decision import Action, Event, Facts, LockView, decide
-from bot.lifecycle.handlers.pull_requests import FORK_APPROVED, FORK_REFUSAL, base_head, projects_of_pull, too_many
+from bot.lifecycle.handlers.pull_requests import FORK_APPROVED, FORK_REFUSAL, base_head, detect_pull, too_many
 from bot.lifecycle.handover import release_and_hand_over
 from bot.models import Outcome, ProjectResult
 from bot.lifecycle.permissions import WRITE_PERMISSIONS, apply_refusals, may_write
@@ -70,13 +70,14 @@ def _plan(svc: WorkerServices, gh: RepoAPI, delivery: Delivery, number: int, aut
     if pull.is_fork:
         svc.records.set_pull_field(delivery.repo, number, FORK_APPROVED, pull.head_sha)
     svc.records.set_head(delivery.repo, number, pull.head_sha)
-    projects = select(projects_of_pull(svc, gh, delivery.repo, repo_cfg, pull), cmd.project, cmd.dir, cmd.workspace)
+    detected = detect_pull(svc, gh, delivery.repo, repo_cfg, pull)
+    projects = select(detected.projects, cmd.project, cmd.dir, cmd.workspace)
     if not projects:
         _say(svc, gh, pull, f"@{author}: no Terraform project of this PR matches {_flags(cmd)}: nothing to plan.")
         return
     if too_many(svc, gh, pull, projects):
         return
-    start_command(svc, "plan", delivery.repo, pull, delivery.installation_id, author, projects)
+    start_command(svc, "plan", delivery.repo, pull, delivery.installation_id, author, projects, note=detected.note)
 
 
 def _apply(svc: WorkerServices, gh: RepoAPI, delivery: Delivery, number: int, author: str, cmd: CommentCommand) -> None:

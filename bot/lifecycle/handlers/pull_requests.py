@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bot.config import RepoConfig
@@ -11,6 +12,7 @@ from bot.lifecycle.decision import Action, Event, Facts, LockView, decide
 from bot.intake.replay import closed_fingerprint
 from bot.lifecycle.handover import drop_plans, plan_next, release_and_hand_over
 from bot.models import LockInfo, Project
+from bot.lifecycle.module_graphs import module_graph
 from bot.lifecycle.planning import base_applies, pull_state, start_command
 from bot.projects.detection import affected_projects, deleted_roots
 from bot.state.records import project_from_dict
@@ -71,7 +73,8 @@ def autoplan(delivery: Delivery, svc: WorkerServices) -> None:
         log.info("%s: head moved to %s since this event; its own event plans it", delivery.describe(),
                  pull.head_sha[:8])
         return
-    changed = projects_of_pull(svc, gh, repo, repo_cfg, pull)
+    detected = detect_pull(svc, gh, repo, repo_cfg, pull)
+    changed = detected.projects
     applies = base_applies(svc, repo, pull)
     # Letting go of what the PR no longer changes (or of everything, off an applying base) runs none of its code:
     # done for forks too, before they are refused, so a fork PR does not keep locks and places it has no use for.
@@ -90,6 +93,7 @@ def autoplan(delivery: Delivery, svc: WorkerServices) -> None:
     tell_deleted_roots(svc, gh, repo, pull)
     if delivery.action == "edited":
         note = f"The base branch changed to `{pull.base_ref}`: planned again against it. {note}".strip()
+    note = join_notes(note, detected.note)
     projects = [p for p in changed if p.autoplan]
     if not projects:
         gh.set_status(pull.head_sha, "tfbot/plan", "success", "No Terraform project changed")
@@ -197,16 +201,19 @@ def merged(svc: WorkerServices, gh: RepoAPI, delivery: Delivery, number: int, pr
     pull = gh.pull(number)
     projects = {p.id: p for p in (svc.project_of_lock(lock) for lock in locks)}
     applies = base_applies(svc, repo, pull)
+    warnings = ""
     if applies:
         # Merged before its plan took a lock, or while in line: its changes are on the default branch all the same.
-        for project in projects_of_pull(svc, gh, repo, repo_cfg, pull):
+        detected = detect_pull(svc, gh, repo, repo_cfg, pull)
+        warnings = detected.note
+        for project in detected.projects:
             projects.setdefault(project.id, project)
     if not projects:
         log.info("%s: merged; no Terraform project to apply", delivery.describe())
         return
     start_command(svc, "merge", repo, pull, delivery.installation_id, str(delivery.payload["sender"]["login"]),
                   list(projects.values()), head_sha=pr["head"]["sha"],
-                  note=MISSED_MERGE_NOTE if delivery.missed else "")
+                  note=join_notes(MISSED_MERGE_NOTE if delivery.missed else "", warnings))
 
 
 def tell_kept(svc: WorkerServices, gh: RepoAPI, number: int, kept: list[LockInfo]) -> None:
@@ -227,20 +234,42 @@ def tell_kept(svc: WorkerServices, gh: RepoAPI, number: int, kept: list[LockInfo
     log.info("%s#%d: closed, kept flagged lock(s) %s", gh.full_name, number, names)
 
 
-def projects_of_pull(svc: WorkerServices, gh: RepoAPI, repo: str, repo_cfg: RepoConfig,
-                     pull: PullInfo) -> list[Project]:
-    """The projects the PR's changes touch, from `git diff` on our own mirror (no 3,000-file API cap)."""
+@dataclass(frozen=True)
+class PullProjects:
+    """The projects a PR touches, and what its comment should say about the module graph ("" for nothing)."""
+
+    projects: list[Project]
+    note: str = ""
+
+
+def detect_pull(svc: WorkerServices, gh: RepoAPI, repo: str, repo_cfg: RepoConfig, pull: PullInfo) -> PullProjects:
+    """The projects the PR's changes touch, from `git diff` on our own mirror (no 3,000-file API cap) and the
+    head's module graph: a changed local module plans the roots that call it, never itself
+    (bot/projects/modules.py). Unparsable files and module cycles that bear on the PR become its `note`."""
     clone_url = gh.authenticated_clone_url(pull.clone_url)
     svc.checkouts.fetch(repo, clone_url, pull_refs(pull))
     changed = svc.checkouts.changed_files(repo, pull.base_sha, pull.head_sha)
-    tf_dirs = svc.checkouts.tf_dirs(repo, pull.head_sha)
-    return affected_projects(repo, repo_cfg, changed, tf_dirs)
+    graph = module_graph(svc, repo, pull.head_sha)
+    projects = affected_projects(repo, repo_cfg, changed, graph.tf_dirs, graph)
+    warnings = graph.warnings_for(changed, [p.dir for p in projects])
+    if warnings:
+        log.warning("%s#%d at %s: module graph: %s", repo, pull.number, pull.head_sha[:8], " | ".join(warnings))
+    note = ("Which roots this PR touches may be incomplete:\n" + "\n".join(f"- {w}" for w in warnings)
+            if warnings else "")
+    return PullProjects(projects, note)
+
+
+def join_notes(*notes: str) -> str:
+    """Paragraphs of a comment's note, the empty ones left out."""
+    return "\n\n".join(n.strip() for n in notes if n.strip())
 
 
 def tell_deleted_roots(svc: WorkerServices, gh: RepoAPI, repo: str, pull: PullInfo) -> None:
-    """A PR that deletes a whole Terraform root is told, once per head, that this destroys nothing."""
+    """A PR that deletes a whole Terraform root is told, once per head, that this destroys nothing; a module it
+    deletes is no root (its callers' plans show what that does)."""
     changed = svc.checkouts.changed_files(repo, pull.base_sha, pull.head_sha)
-    gone = deleted_roots(changed, svc.checkouts.tf_dirs(repo, pull.base_sha), svc.checkouts.tf_dirs(repo, pull.head_sha))
+    gone = deleted_roots(changed, module_graph(svc, repo, pull.base_sha).roots,
+                         module_graph(svc, repo, pull.head_sha).tf_dirs)
     if not gone or svc.records.pull_field(repo, pull.number, "deleted_roots_told") == pull.head_sha:
         return
     names = ", ".join(f"`{d}`" for d in gone)

@@ -240,3 +240,17 @@ def test_a_large_graph_answers_quickly() -> None:
     print(f"graph of {len(files)} dirs built and walked in {elapsed * 1000:.0f} ms")
     assert len(projects) == 200  # roots calling the head of each chain: r % 200 in (0, 10, ..., 190)
     assert elapsed < 2.0
+
+
+def test_callers_the_base_branch_added_since_the_pr_branched_are_planned_too() -> None:
+    # The PR changes net and deletes envs/dev; since it branched, main added envs/stage, which calls net.
+    head = graph_of({p: t for p, t in MONOREPO.items() if not p.startswith("envs/dev/")})
+    base = graph_of({**MONOREPO, "envs/stage/main.tf": NET})
+
+    def planned(*changed: str) -> list[str]:
+        return dirs(affected_projects(REPO, DEFAULT, changed, head.tf_dirs, head, base))
+
+    changes = ("modules/net/main.tf", "envs/dev/main.tf", "envs/dev/dns/main.tf")
+    assert dirs(affected_projects(REPO, DEFAULT, changes, head.tf_dirs, head)) == ["envs/prod"]
+    assert planned(*changes) == ["envs/prod", "envs/stage"]  # not envs/dev: the PR deletes it
+    assert planned("envs/solo/main.tf") == ["envs/solo"]

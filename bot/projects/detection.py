@@ -51,9 +51,13 @@ def affected_projects(
     changed_files: Iterable[str],
     tf_dirs: Collection[str],
     graph: ModuleGraph | None = None,
+    base_graph: ModuleGraph | None = None,
 ) -> list[Project]:
     """The projects a PR changing `changed_files` touches; `tf_dirs` are the dirs holding .tf files at its head,
-    `graph` the head's module graph (None: no local modules or links, every dir in `tf_dirs` is a root).
+    `graph` the head's module graph (None: no local modules or links, every dir in `tf_dirs` is a root), and
+    `base_graph` the graph of its base branch's tip, if known: the PR is merged into that tip, so a root the
+    base added or changed since the PR branched that calls a changed module is affected too (unless the PR
+    deletes it).
 
     Default mode: a changed `*.tf`, `*.tf.json`, `*.tfvars`, `*.tfvars.json` or `.terraform.lock.hcl` touches
     its own directory, if that directory still holds Terraform files at the head; a changed symlink or link
@@ -73,12 +77,20 @@ def affected_projects(
     direct, reached = graph.touched(changed_files)
     if not repo_config.projects:
         roots = graph.roots
-        return _sorted(_default_project(repo, repo_config, d) for d in (direct | reached)
-                       if d in tf_dirs and d in roots)
-    matcher = _matcher_for(repo_config.projects)
-    hit = matcher.match(changed_files)
-    return _sorted(_declared_project(repo, config) for i, config in enumerate(repo_config.projects)
-                   if (i in hit or config.dir in reached) and config.dir in tf_dirs)
+        found = [_default_project(repo, repo_config, d) for d in (direct | reached) if d in tf_dirs and d in roots]
+    else:
+        hit = _matcher_for(repo_config.projects).match(changed_files)
+        found = [_declared_project(repo, config) for i, config in enumerate(repo_config.projects)
+                 if (i in hit or config.dir in reached) and config.dir in tf_dirs]
+    if base_graph is not None:
+        _, reached_at_base = base_graph.touched(changed_files)
+        deleted = set(deleted_roots(changed_files, base_graph.roots, tf_dirs))
+        later = reached_at_base - deleted
+        if not repo_config.projects:
+            found += [_default_project(repo, repo_config, d) for d in later if d in base_graph.roots]
+        else:
+            found += [_declared_project(repo, c) for c in repo_config.projects if c.dir in later]
+    return _sorted(found)
 
 
 def all_projects(repo: str, repo_config: RepoConfig, tf_dirs: Collection[str],

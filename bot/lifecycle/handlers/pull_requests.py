@@ -244,13 +244,15 @@ class PullProjects:
 
 def detect_pull(svc: WorkerServices, gh: RepoAPI, repo: str, repo_cfg: RepoConfig, pull: PullInfo) -> PullProjects:
     """The projects the PR's changes touch, from `git diff` on our own mirror (no 3,000-file API cap) and the
-    head's module graph: a changed local module plans the roots that call it, never itself
-    (bot/projects/modules.py). Unparsable files and module cycles that bear on the PR become its `note`."""
+    module graphs of its head and its base's tip: a changed local module plans the roots that call it, never
+    itself (bot/projects/modules.py). Unparsable files and module cycles that bear on the PR become its `note`."""
     clone_url = gh.authenticated_clone_url(pull.clone_url)
-    svc.checkouts.fetch(repo, clone_url, pull_refs(pull))
+    refs = pull_refs(pull)
+    base_tip = svc.checkouts.fetch(repo, clone_url, refs)[refs[1]]
     changed = svc.checkouts.changed_files(repo, pull.base_sha, pull.head_sha)
     graph = module_graph(svc, repo, pull.head_sha)
-    projects = affected_projects(repo, repo_cfg, changed, graph.tf_dirs, graph)
+    # The PR is planned and merged on top of its base's tip, which may hold callers its head does not know of.
+    projects = affected_projects(repo, repo_cfg, changed, graph.tf_dirs, graph, module_graph(svc, repo, base_tip))
     warnings = graph.warnings_for(changed, [p.dir for p in projects])
     if warnings:
         log.warning("%s#%d at %s: module graph: %s", repo, pull.number, pull.head_sha[:8], " | ".join(warnings))

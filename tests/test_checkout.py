@@ -273,17 +273,13 @@ def test_tree_hash_changes_only_when_the_dir_changes(remote_repo: RemoteRepo, ch
     assert tree(head, "README.md") is not None  # a file's blob id works too
 
 
-def test_read_files_and_tf_files(remote_repo: RemoteRepo, checkouts: Checkouts) -> None:
+def test_read_files(remote_repo: RemoteRepo, checkouts: Checkouts) -> None:
     base, head = seed(remote_repo)
     checkouts.fetch(REPO, remote_repo.clone_url, ["refs/pull/12/head"])
 
     texts = checkouts.read_files(REPO, head, ["envs/dev/main.tf", "README.md", "missing.tf", "envs", "a\nb"])
 
     assert texts == {"envs/dev/main.tf": "# dev\n", "README.md": "infra\n"}
-    assert checkouts.read_tf_files(REPO, head, "modules/net") == {
-        "modules/net/main.tf": 'module "sub" { source = "./sub" }\n',
-    }
-    assert checkouts.read_tf_files(REPO, head, "nope") == {}
 
 
 def test_tree_entries_list_files_and_symlinks_with_their_blobs(remote_repo: RemoteRepo, checkouts: Checkouts) -> None:

@@ -262,33 +262,8 @@ class Checkouts:
         wanted = [p for p in dict.fromkeys(_repo_path(p) for p in paths) if "\n" not in p and p != "."]
         if not wanted:
             return {}
-        request = "".join(f"{sha}:{p}\n" for p in wanted).encode()
-        out = self._run(["cat-file", "--batch"], git_dir=self.mirror_path(repo), input=request).stdout
-        texts: dict[str, str] = {}
-        pos = 0
-        for path in wanted:
-            end = out.index(b"\n", pos)
-            header = out[pos:end].decode(errors="replace").split()
-            pos = end + 1
-            if len(header) != 3 or not _SHA_RE.match(header[0]):  # "<name> missing" / "ambiguous"
-                continue
-            size = int(header[2])
-            if header[1] == "blob" and size <= max_bytes:
-                texts[path] = out[pos:pos + size].decode(errors="replace")
-            pos += size + 1  # content, then a newline
-        return texts
-
-    def read_tf_files(self, repo: str, sha: str, dir: str) -> dict[str, str]:
-        """The Terraform files directly in `dir` at `sha` (what Terraform loads there): {path: text}."""
-        tree = self.tree_hash(repo, sha, dir)
-        if tree is None:
-            return {}
-        listing = self._run(["ls-tree", "--name-only", "-z", tree], git_dir=self.mirror_path(repo), check=False)
-        if listing.returncode != 0:  # a file, not a dir
-            return {}
-        dir = _repo_path(dir)
-        names = [n for n in _nul_split(listing.stdout) if is_tf_file(n)]
-        return self.read_files(repo, sha, [n if dir == "." else f"{dir}/{n}" for n in names])
+        texts = self._cat_blobs(repo, [f"{sha}:{p}" for p in wanted], max_bytes)
+        return {path: texts[f"{sha}:{path}"] for path in wanted if f"{sha}:{path}" in texts}
 
     def tree_hash(self, repo: str, sha: str, path: str) -> str | None:
         """The object id of `path` (a dir's tree, or a file's blob) at `sha`; None if absent there."""
@@ -321,25 +296,30 @@ class Checkouts:
         wanted = list(dict.fromkeys(oids))
         for oid in wanted:
             _check_sha(oid)
-        if not wanted:
+        return self._cat_blobs(repo, wanted, max_bytes)
+
+    # -- internals ---------------------------------------------------------------------------------
+
+    def _cat_blobs(self, repo: str, names: list[str], max_bytes: int) -> dict[str, str]:
+        """{name: text} for each object name (`<sha>:<path>` or a blob id) that is a blob of at most `max_bytes`;
+        one `git cat-file --batch`, bytes that are not UTF-8 replaced."""
+        if not names:
             return {}
-        out = self._run(["cat-file", "--batch"], git_dir=self.mirror_path(repo),
-                        input="".join(f"{oid}\n" for oid in wanted).encode()).stdout
+        request = "".join(f"{name}\n" for name in names).encode()
+        out = self._run(["cat-file", "--batch"], git_dir=self.mirror_path(repo), input=request).stdout
         texts: dict[str, str] = {}
         pos = 0
-        for oid in wanted:
+        for name in names:
             end = out.index(b"\n", pos)
             header = out[pos:end].decode(errors="replace").split()
             pos = end + 1
-            if len(header) != 3:  # "<oid> missing"
+            if len(header) != 3 or not _SHA_RE.match(header[0]):  # "<name> missing" / "ambiguous"
                 continue
             size = int(header[2])
             if header[1] == "blob" and size <= max_bytes:
-                texts[oid] = out[pos:pos + size].decode(errors="replace")
-            pos += size + 1
+                texts[name] = out[pos:pos + size].decode(errors="replace")
+            pos += size + 1  # content, then a newline
         return texts
-
-    # -- internals ---------------------------------------------------------------------------------
 
     def _pull_dir(self, owner: str, name: str, pull: int) -> Path:
         if isinstance(pull, bool) or not isinstance(pull, int) or pull <= 0:

@@ -87,7 +87,8 @@ def affected_projects(
         deleted = set(deleted_roots(changed_files, base_graph.roots, tf_dirs))
         later = reached_at_base - deleted
         if not repo_config.projects:
-            found += [_default_project(repo, repo_config, d) for d in later if d in base_graph.roots]
+            found += [_default_project(repo, repo_config, d) for d in later
+                      if d in base_graph.roots and d not in graph.modules]
         else:
             found += [_declared_project(repo, c) for c in repo_config.projects if c.dir in later]
     return _sorted(found)

@@ -14,7 +14,7 @@ import pytest
 
 import bot.adapters.git
 from bot.adapters.git import CheckoutError, Checkouts, mask_credentials
-from tests.support.git_repos import RemoteRepo, git_env
+from tests.support.git_repos import RemoteRepo, Symlink, git_env
 
 REPO = "acme/infra"
 
@@ -273,22 +273,26 @@ def test_tree_hash_changes_only_when_the_dir_changes(remote_repo: RemoteRepo, ch
     assert tree(head, "README.md") is not None  # a file's blob id works too
 
 
-def test_read_files_and_module_dirs(remote_repo: RemoteRepo, checkouts: Checkouts) -> None:
+def test_read_files(remote_repo: RemoteRepo, checkouts: Checkouts) -> None:
     base, head = seed(remote_repo)
     checkouts.fetch(REPO, remote_repo.clone_url, ["refs/pull/12/head"])
 
     texts = checkouts.read_files(REPO, head, ["envs/dev/main.tf", "README.md", "missing.tf", "envs", "a\nb"])
 
     assert texts == {"envs/dev/main.tf": "# dev\n", "README.md": "infra\n"}
-    assert checkouts.read_tf_files(REPO, head, "modules/net") == {
-        "modules/net/main.tf": 'module "sub" { source = "./sub" }\n',
-    }
-    assert checkouts.read_tf_files(REPO, head, "nope") == {}
-    # A provisioner's file source is counted too (harmless: its blob id changes when the file does).
-    assert checkouts.module_dirs(REPO, head, "envs/prod") == {
-        "modules/net", "modules/net/sub", "modules/net/sub/files/app.conf",
-    }
-    assert checkouts.module_dirs(REPO, head, "envs/dev") == set()
+
+
+def test_tree_entries_list_files_and_symlinks_with_their_blobs(remote_repo: RemoteRepo, checkouts: Checkouts) -> None:
+    base, head = seed(remote_repo)
+    sha = remote_repo.commit("feature", {"envs/dev/net": Symlink("../../modules/net"), "sp ace/ü.tf": "# x\n"})
+    checkouts.fetch(REPO, remote_repo.clone_url, ["refs/heads/feature"])
+
+    entries = {e.path: e for e in checkouts.tree_entries(REPO, sha)}
+
+    assert entries["envs/dev/net"].is_link and not entries["envs/prod/main.tf"].is_link
+    assert "sp ace/ü.tf" in entries and len(entries) == 9
+    blobs = checkouts.read_blobs(REPO, [entries["envs/dev/net"].oid, entries["README.md"].oid, "0" * 40])
+    assert blobs == {entries["envs/dev/net"].oid: "../../modules/net", entries["README.md"].oid: "infra\n"}
 
 
 # --- credentials ------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from bot.config import ProjectConfig, RepoConfig
 from bot.models import Project
-from bot.projects.detection import affected_projects, all_projects, is_tf_file, local_module_dirs, select
+from bot.projects.detection import affected_projects, all_projects, is_tf_file, select
 
 REPO = "acme/infra"
 DEFAULT = RepoConfig(name="acme/*", workflow="custom", apply_requirements=("approved",))
@@ -199,38 +199,6 @@ def test_select_filters_by_comment_flags() -> None:
     assert names(select(projects, workspace="default")) == ["app"]
     assert select(projects, project="nope") == []
     assert names(select(all_projects(REPO, DEFAULT, {"."}), dir="")) == ["."]
-
-
-# --- local modules ----------------------------------------------------------------------------------
-
-
-def test_local_module_dirs_resolve_against_the_project_dir() -> None:
-    texts = {
-        "envs/prod/main.tf": '''
-module "network" {
-  source = "../../modules/network"
-}
-module "dns" { source = "./dns" }
-module "pkg" {
-  source = "./packages//sub"  # a subdir of a package: the package dir counts
-}
-# module "old" { source = "../../modules/old" }
-module "registry" {
-  source  = "hashicorp/consul/aws"
-  version = "0.1.0"
-}
-module "git" { source = "git::https://example.com/vpc.git?ref=v1.2.0" }
-module "outside" { source = "../../../elsewhere" }
-module "self" { source = "./" }
-''',
-        "envs/prod/extra.tf.json": '{"module":{"cache":{"source":"../../modules/cache"}}}',
-    }
-
-    assert local_module_dirs(texts, "envs/prod") == {
-        "modules/network", "envs/prod/dns", "envs/prod/packages", "modules/cache",
-    }
-    assert local_module_dirs({"main.tf": 'module "m" { source = "./modules/m" }'}, ".") == {"modules/m"}
-    assert local_module_dirs({}, "x") == set()
 
 
 # --- performance ------------------------------------------------------------------------------------

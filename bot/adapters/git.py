@@ -40,14 +40,14 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from bot.adapters.logs import MASK
-from bot.projects.detection import is_tf_file, local_module_dirs, tf_dir_of
+from bot.projects.modules import TreeEntry
+from bot.projects.paths import is_tf_file, tf_dir_of
 
 _REPO_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _SHA_RE = re.compile(r"^[0-9a-f]{40}(?:[0-9a-f]{24})?$")
 _REF_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
 _URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^/@\s:]*)(?::(?P<pw>[^/@\s]*))?@")
 _SCHEMES = ("https", "http", "file")
-_MAX_MODULE_DIRS = 200
 
 
 class CheckoutError(Exception):
@@ -262,33 +262,8 @@ class Checkouts:
         wanted = [p for p in dict.fromkeys(_repo_path(p) for p in paths) if "\n" not in p and p != "."]
         if not wanted:
             return {}
-        request = "".join(f"{sha}:{p}\n" for p in wanted).encode()
-        out = self._run(["cat-file", "--batch"], git_dir=self.mirror_path(repo), input=request).stdout
-        texts: dict[str, str] = {}
-        pos = 0
-        for path in wanted:
-            end = out.index(b"\n", pos)
-            header = out[pos:end].decode(errors="replace").split()
-            pos = end + 1
-            if len(header) != 3 or not _SHA_RE.match(header[0]):  # "<name> missing" / "ambiguous"
-                continue
-            size = int(header[2])
-            if header[1] == "blob" and size <= max_bytes:
-                texts[path] = out[pos:pos + size].decode(errors="replace")
-            pos += size + 1  # content, then a newline
-        return texts
-
-    def read_tf_files(self, repo: str, sha: str, dir: str) -> dict[str, str]:
-        """The Terraform files directly in `dir` at `sha` (what Terraform loads there): {path: text}."""
-        tree = self.tree_hash(repo, sha, dir)
-        if tree is None:
-            return {}
-        listing = self._run(["ls-tree", "--name-only", "-z", tree], git_dir=self.mirror_path(repo), check=False)
-        if listing.returncode != 0:  # a file, not a dir
-            return {}
-        dir = _repo_path(dir)
-        names = [n for n in _nul_split(listing.stdout) if is_tf_file(n)]
-        return self.read_files(repo, sha, [n if dir == "." else f"{dir}/{n}" for n in names])
+        texts = self._cat_blobs(repo, [f"{sha}:{p}" for p in wanted], max_bytes)
+        return {path: texts[f"{sha}:{path}"] for path in wanted if f"{sha}:{path}" in texts}
 
     def tree_hash(self, repo: str, sha: str, path: str) -> str | None:
         """The object id of `path` (a dir's tree, or a file's blob) at `sha`; None if absent there."""
@@ -300,20 +275,51 @@ class Checkouts:
             return None
         return result.stdout.decode().strip() or None
 
-    def module_dirs(self, repo: str, sha: str, project_dir: str) -> set[str]:
-        """Dirs of the local modules a project uses at `sha`, followed through modules calling modules."""
-        start = _repo_path(project_dir)
-        seen, todo = {start}, [start]
-        while todo and len(seen) < _MAX_MODULE_DIRS:
-            current = todo.pop()
-            for found in local_module_dirs(self.read_tf_files(repo, sha, current), current):
-                if found not in seen:
-                    seen.add(found)
-                    todo.append(found)
-        seen.discard(start)
-        return seen
+    def tree_entries(self, repo: str, sha: str) -> list[TreeEntry]:
+        """Every file and symlink of commit `sha` (`git ls-tree -r`), with its mode and blob id; submodules are
+        left out."""
+        _check_sha(sha)
+        out = self._run(["ls-tree", "-r", "-z", "--full-tree", sha], git_dir=self.mirror_path(repo)).stdout
+        entries = []
+        for record in out.split(b"\0"):
+            if not record:
+                continue
+            meta, _, path = record.partition(b"\t")
+            mode, kind, oid = meta.decode().split()
+            if kind == "blob":
+                entries.append(TreeEntry(path=path.decode(errors="replace"), mode=mode, oid=oid))
+        return entries
+
+    def read_blobs(self, repo: str, oids: Iterable[str], max_bytes: int = 1024 * 1024) -> dict[str, str]:
+        """The text of each blob in `oids` (one `git cat-file --batch`): {oid: text}; missing blobs and blobs
+        larger than `max_bytes` are left out, bytes that are not UTF-8 are replaced."""
+        wanted = list(dict.fromkeys(oids))
+        for oid in wanted:
+            _check_sha(oid)
+        return self._cat_blobs(repo, wanted, max_bytes)
 
     # -- internals ---------------------------------------------------------------------------------
+
+    def _cat_blobs(self, repo: str, names: list[str], max_bytes: int) -> dict[str, str]:
+        """{name: text} for each object name (`<sha>:<path>` or a blob id) that is a blob of at most `max_bytes`;
+        one `git cat-file --batch`, bytes that are not UTF-8 replaced."""
+        if not names:
+            return {}
+        request = "".join(f"{name}\n" for name in names).encode()
+        out = self._run(["cat-file", "--batch"], git_dir=self.mirror_path(repo), input=request).stdout
+        texts: dict[str, str] = {}
+        pos = 0
+        for name in names:
+            end = out.index(b"\n", pos)
+            header = out[pos:end].decode(errors="replace").split()
+            pos = end + 1
+            if len(header) != 3 or not _SHA_RE.match(header[0]):  # "<name> missing" / "ambiguous"
+                continue
+            size = int(header[2])
+            if header[1] == "blob" and size <= max_bytes:
+                texts[name] = out[pos:pos + size].decode(errors="replace")
+            pos += size + 1  # content, then a newline
+        return texts
 
     def _pull_dir(self, owner: str, name: str, pull: int) -> Path:
         if isinstance(pull, bool) or not isinstance(pull, int) or pull <= 0:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from bot.lifecycle.module_graphs import module_graph
 from bot.models import Project
 
 if TYPE_CHECKING:
@@ -63,12 +64,12 @@ def ensure_commit(svc: WorkerServices, cmd: Command, sha: str, head_sha: str = "
 
 
 def same_content(svc: WorkerServices, repo: str, project: Project, a: str, b: str) -> bool:
-    """True when commits `a` and `b` hold the same project dir and the same local modules it uses."""
+    """True when commits `a` and `b` hold the same project dir and the same paths it reads: the local modules it
+    calls, transitively, and the targets of its symlinks and theirs, as either commit's module graph has them."""
     from bot.adapters.git import CheckoutError
 
     for sha in (a, b):
         if not svc.checkouts.has_commit(repo, sha):  # a missing commit must not read as "changed"
             raise CheckoutError(f"commit {sha} is not in this host's mirror of {repo}")
-    dirs = {project.dir} | set(svc.checkouts.module_dirs(repo, a, project.dir)) \
-        | set(svc.checkouts.module_dirs(repo, b, project.dir))
+    dirs = {project.dir} | module_graph(svc, repo, a).reads(project.dir) | module_graph(svc, repo, b).reads(project.dir)
     return all(svc.checkouts.tree_hash(repo, a, d) == svc.checkouts.tree_hash(repo, b, d) for d in sorted(dirs))

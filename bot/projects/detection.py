@@ -1,10 +1,13 @@
 """Which projects a pull request touches: changed files + repository config -> projects. Pure, no I/O.
 
 A project is (repository, dir, workspace). Two modes, chosen per repository:
-- Default mode (the repository's config declares no projects): every directory holding Terraform files at
-  the PR head whose Terraform files the PR changed is a project in workspace `default`, named after its dir.
+- Default mode (the repository's config declares no projects): every root at the PR head (a dir holding
+  Terraform files that no other configuration calls as a local module, see bot/projects/modules.py) that
+  reads a changed file is a project in workspace `default`, named after its dir: its own Terraform files,
+  the local modules it calls (transitively) and the targets of its symlinks. A module is never a project.
 - Declared mode (`repos[].projects[]`): only the declared projects exist; one is affected when a changed
-  file, taken relative to the project's dir, matches one of its `when_modified` globs.
+  file, taken relative to the project's dir, matches one of its `when_modified` globs, or when its dir reads a
+  changed module or symlink target (the same reading as in default mode).
 
 Globs are matched segment by segment on '/'-separated paths: `*`, `?` and `[...]` stay inside one path
 segment, a `**` segment matches any number of segments (including none), and `..` reaches up from the
@@ -17,38 +20,21 @@ from __future__ import annotations
 import functools
 import re
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bot.models import Project
+from bot.projects.modules import ModuleGraph
+from bot.projects.paths import is_tf_file, is_trigger, join_path, normalise_dir, tf_dir_of
+
+__all__ = ["affected_projects", "all_projects", "deleted_roots", "is_tf_file", "normalise_dir", "project_at",
+           "select", "tf_dir_of"]
 
 if TYPE_CHECKING:  # detection reads config values; it needs the models only to name their types
     from bot.config.models import ProjectConfig, RepoConfig
 
-# Terraform reads *.tf and *.tf.json; variable files and the provider lock change a plan too.
-_TF_SUFFIXES = (".tf", ".tf.json")
-_TRIGGER_SUFFIXES = _TF_SUFFIXES + (".tfvars", ".tfvars.json")
-_TRIGGER_NAMES = (".terraform.lock.hcl",)
 _GLOB_CHARS = re.compile(r"[*?\[]")
-
-
-def is_tf_file(path: str) -> bool:
-    """True for a file Terraform loads as configuration (`*.tf`, `*.tf.json`, not ignored names)."""
-    name = path.rsplit("/", 1)[-1]
-    return name.endswith(_TF_SUFFIXES) and not _ignored_by_terraform(name)
-
-
-def tf_dir_of(path: str) -> str:
-    """The repo-relative directory of a file path, '.' for the root."""
-    cut = path.rfind("/")
-    return path[:cut] if cut > 0 else "."
-
-
-def normalise_dir(value: str) -> str:
-    """A repo-relative dir as config and comment flags spell it: './a/b/' -> 'a/b', '' -> '.'."""
-    parts = [p for p in value.split("/") if p not in ("", ".")]
-    return "/".join(parts) or "."
 
 
 def deleted_roots(changed_files: Iterable[str], base_dirs: Collection[str], head_dirs: Collection[str]) -> list[str]:
@@ -56,7 +42,7 @@ def deleted_roots(changed_files: Iterable[str], base_dirs: Collection[str], head
     PR deletes. Deleting a root's code destroys nothing (its resources stay in the state and in the cloud), so
     the PR is told instead of silently not planned."""
     base, head = _as_set(base_dirs), _as_set(head_dirs)
-    return sorted({tf_dir_of(path) for path in changed_files if _is_trigger(path)} & (base - head))
+    return sorted({tf_dir_of(path) for path in changed_files if is_trigger(path)} & (base - head))
 
 
 def affected_projects(
@@ -64,41 +50,62 @@ def affected_projects(
     repo_config: RepoConfig,
     changed_files: Iterable[str],
     tf_dirs: Collection[str],
+    graph: ModuleGraph | None = None,
+    base_graph: ModuleGraph | None = None,
 ) -> list[Project]:
-    """The projects a PR changing `changed_files` touches; `tf_dirs` are the dirs holding .tf files at its head.
+    """The projects a PR changing `changed_files` touches; `tf_dirs` are the dirs holding .tf files at its head,
+    `graph` the head's module graph (None: no local modules or links, every dir in `tf_dirs` is a root), and
+    `base_graph` the graph of its base branch's tip, if known: the PR is merged into that tip, so a root the
+    base added or changed since the PR branched that calls a changed module is affected too (unless the PR
+    deletes it).
 
-    Default mode: a changed `*.tf`, `*.tf.json`, `*.tfvars`, `*.tfvars.json` or `.terraform.lock.hcl` makes
-    its own directory a project, if that directory still holds Terraform files at the head. A project dir
-    the PR deletes is therefore not planned (there is nothing left to plan; destroying what it managed is a
-    deliberate act, not something a deleted directory should trigger).
+    Default mode: a changed `*.tf`, `*.tf.json`, `*.tfvars`, `*.tfvars.json` or `.terraform.lock.hcl` touches
+    its own directory, if that directory still holds Terraform files at the head; a changed symlink or link
+    target touches the configuration holding the link. Every root among the touched dirs and every root that
+    calls a touched dir, directly or through other local modules, is a project; a module never is. A project
+    dir the PR deletes is therefore not planned (there is nothing left to plan; destroying what it managed is
+    a deliberate act, not something a deleted directory should trigger).
     Declared mode: a declared project is affected when any changed file matches one of its `when_modified`
-    globs (relative to its dir); a declared project whose dir holds no Terraform files at the head is left
+    globs (relative to its dir), or when its dir reads a touched dir through local module calls or a changed
+    path through its links; a declared project whose dir holds no Terraform files at the head is left
     out for the same reason. Projects with `autoplan: false` are included (the caller filters on
     `Project.autoplan` for autoplan; a `plan` comment plans them).
     """
     tf_dirs = _as_set(tf_dirs)
+    changed_files = list(changed_files)
+    graph = graph if graph is not None else ModuleGraph.flat(tf_dirs)
+    direct, reached = graph.touched(changed_files)
     if not repo_config.projects:
-        found: set[str] = set()
-        for path in changed_files:
-            dir = tf_dir_of(path)
-            if dir not in found and dir in tf_dirs and _is_trigger(path):
-                found.add(dir)
-        return _sorted(_default_project(repo, repo_config, d) for d in found)
-    matcher = _matcher_for(repo_config.projects)
-    hit = matcher.match(changed_files)
-    return _sorted(_declared_project(repo, repo_config.projects[i]) for i in hit
-                   if repo_config.projects[i].dir in tf_dirs)
+        roots = graph.roots
+        found = [_default_project(repo, repo_config, d) for d in (direct | reached) if d in tf_dirs and d in roots]
+    else:
+        hit = _matcher_for(repo_config.projects).match(changed_files)
+        found = [_declared_project(repo, config) for i, config in enumerate(repo_config.projects)
+                 if (i in hit or config.dir in reached) and config.dir in tf_dirs]
+    if base_graph is not None:
+        _, reached_at_base = base_graph.touched(changed_files)
+        deleted = set(deleted_roots(changed_files, base_graph.roots, tf_dirs))
+        later = reached_at_base - deleted
+        if not repo_config.projects:
+            found += [_default_project(repo, repo_config, d) for d in later
+                      if d in base_graph.roots and d not in graph.modules]
+        else:
+            found += [_declared_project(repo, c) for c in repo_config.projects if c.dir in later]
+    return _sorted(found)
 
 
-def all_projects(repo: str, repo_config: RepoConfig, tf_dirs: Collection[str]) -> list[Project]:
-    """Every project of the repository at a head with `tf_dirs`: for comment flags naming untouched projects.
+def all_projects(repo: str, repo_config: RepoConfig, tf_dirs: Collection[str],
+                 graph: ModuleGraph | None = None) -> list[Project]:
+    """Every project of the repository at a head with `tf_dirs` and module `graph`: for comment flags naming
+    untouched projects.
 
-    Default mode: one project per dir in `tf_dirs` (workspace `default`). Declared mode: the declared
-    projects whose dir holds Terraform files.
+    Default mode: one project per root in `tf_dirs` (workspace `default`); module dirs are not projects.
+    Declared mode: the declared projects whose dir holds Terraform files.
     """
     tf_dirs = _as_set(tf_dirs)
     if not repo_config.projects:
-        return _sorted(_default_project(repo, repo_config, normalise_dir(d)) for d in tf_dirs)
+        roots = graph.roots if graph is not None else tf_dirs
+        return _sorted(_default_project(repo, repo_config, normalise_dir(d)) for d in tf_dirs if d in roots)
     return _sorted(_declared_project(repo, p) for p in repo_config.projects if p.dir in tf_dirs)
 
 
@@ -118,48 +125,7 @@ def select(
     )
 
 
-# Module sources are local when they start with ./ or ../ (Terraform's rule); registry and git sources
-# are versioned elsewhere and out of scope for "did this project's code change".
-_HCL_SOURCE = re.compile(r"""(?<![\w.-])source\s*=\s*"(\.{1,2}/[^"]*)\"""")
-_JSON_SOURCE = re.compile(r""""source"\s*:\s*"(\.{1,2}/[^"]*)\"""")
-_LINE_COMMENT = re.compile(r"^\s*(#|//).*$", re.MULTILINE)
-
-
-def local_module_dirs(tf_texts: Mapping[str, str], project_dir: str) -> set[str]:
-    """Repo-relative dirs of the local modules the .tf texts of `project_dir` call (one level, not transitive).
-
-    `tf_texts` maps file names (or paths) of the dir's .tf/.tf.json files to their text; sources are resolved
-    against `project_dir`. Sources that leave the repository, and the dir itself, are dropped. A regex, not
-    an HCL parser: a `source = "./x"` outside a module block (say, a file provisioner) or inside a /* */
-    comment is counted too. That errs on the safe side: an extra dir can only make a plan look stale.
-    """
-    base = normalise_dir(project_dir)
-    found: set[str] = set()
-    for name, text in tf_texts.items():
-        if name.endswith(".json"):
-            sources = _JSON_SOURCE.findall(text)
-        else:
-            sources = _HCL_SOURCE.findall(_LINE_COMMENT.sub("", text))
-        for source in sources:
-            resolved = _join(base, source.split("//", 1)[0])  # `./mod//sub` is a subdir of a package
-            if resolved is not None and resolved != base:
-                found.add(resolved)
-    return found
-
-
 # --- internals ----------------------------------------------------------------------------------------
-
-
-def _ignored_by_terraform(name: str) -> bool:
-    # Terraform skips editor droppings and hidden files when it loads a dir.
-    return name.startswith(".") or name.endswith("~") or (name.startswith("#") and name.endswith("#"))
-
-
-def _is_trigger(path: str) -> bool:
-    name = path[path.rfind("/") + 1:]
-    if name in _TRIGGER_NAMES:
-        return True
-    return name.endswith(_TRIGGER_SUFFIXES) and not _ignored_by_terraform(name)
 
 
 def _as_set(dirs: Collection[str]) -> set[str] | frozenset[str]:
@@ -198,21 +164,6 @@ def _declared_project(repo: str, config: ProjectConfig) -> Project:
                    apply_requirements=config.apply_requirements)
 
 
-def _join(base: str, relative: str) -> str | None:
-    """`base`/`relative` with `.` and `..` resolved lexically; None if it leaves the repository."""
-    parts: list[str] = [] if base == "." else base.split("/")
-    for part in relative.split("/"):
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if not parts:
-                return None
-            parts.pop()
-        else:
-            parts.append(part)
-    return "/".join(parts) or "."
-
-
 @dataclass(frozen=True)
 class _Glob:
     """A glob rooted at the repository, split into a literal dir prefix and a compiled remainder."""
@@ -223,7 +174,7 @@ class _Glob:
 
 def _compile_glob(pattern: str, project_dir: str = ".") -> _Glob | None:
     """Compile a `when_modified` glob relative to `project_dir`; None if it reaches above the repository."""
-    rooted = _join(normalise_dir(project_dir), pattern)
+    rooted = join_path(normalise_dir(project_dir), pattern)
     if rooted is None or rooted == ".":
         return None
     segments = rooted.split("/")

@@ -12,6 +12,8 @@ Layout (all under the `tfbot:` prefix; RQ keeps its own `rq:` keys):
   tfbot:audit                                   audit trail (list, bounded)
   tfbot:redeliver:asked:<guid>                  delivery attempts asked to be redelivered (set, TTL)
   tfbot:redeliver:checked ; tfbot:recovery:due  redelivery high-water mark ; this period's recovery host
+  tfbot:modgraph:<format>:<repo>:<sha>          a commit's module graph (string: JSON, TTL), bot.state.module_cache
+  tfbot:modcalls:<format>:<kind>:<blob id>      the module sources one Terraform file names (string: JSON, TTL)
 Repository names and dirs are case-preserving; dir comes last because it may contain ':'.
 """
 from __future__ import annotations
@@ -157,3 +159,13 @@ def run_stopping(job_id: str) -> str:
 def run_reaped(job_id: str) -> str:
     """Marks a run already reported as interrupted by the reaper (string, TTL)."""
     return f"{PREFIX}:reaped:{job_id}"
+
+
+def module_graph(format: int, repo: str, sha: str) -> str:
+    """The module graph of commit `sha` of `repo` (string: JSON, TTL); a commit never changes, so neither does it."""
+    return f"{PREFIX}:modgraph:{format}:{repo}:{sha}"
+
+
+def module_calls(format: int, kind: str, oid: str) -> str:
+    """What one Terraform file's `module` blocks call, by the blob id of its text and `kind` (`tf` or `tf.json`)."""
+    return f"{PREFIX}:modcalls:{format}:{kind}:{oid}"

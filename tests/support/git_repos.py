@@ -11,12 +11,21 @@ from __future__ import annotations
 import itertools
 import os
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Union
 
 ZERO_SHA = "0" * 40
 
-FileContent = Union[str, bytes, None]
+
+@dataclass(frozen=True)
+class Symlink:
+    """A file value for `commit`: a symbolic link to `target` (git mode 120000), relative to the link's dir."""
+
+    target: str
+
+
+FileContent = Union[str, bytes, Symlink, None]
 
 # Commit dates advance one second per commit from a fixed point: shas are the
 # same on every run, and two commits with the same tree and parent (say, two
@@ -245,8 +254,11 @@ class RemoteRepo:
             if content is None:
                 stream += f"D {_quote_path(path)}\n".encode()
                 continue
+            mode = "120000" if isinstance(content, Symlink) else "100644"
+            if isinstance(content, Symlink):
+                content = content.target
             data = content.encode() if isinstance(content, str) else content
-            stream += f"M 100644 inline {_quote_path(path)}\ndata {len(data)}\n".encode() + data + b"\n"
+            stream += f"M {mode} inline {_quote_path(path)}\ndata {len(data)}\n".encode() + data + b"\n"
         # get-mark answers on stdout once the commit exists, saving a rev-parse.
         stream += b"get-mark :1\n"
         sha = self._run(["fast-import", "--quiet", "--done"], stdin=bytes(stream) + b"done\n").stdout

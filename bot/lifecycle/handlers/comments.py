@@ -9,7 +9,7 @@ from bot.lifecycle.commands import Ignore, Reply, describe_flags, parse_comment
 from bot.adapters.github import PullInfo, RepoAPI
 from bot.state import audit
 from bot.lifecycle.decision import Action, Event, Facts, LockView, decide
-from bot.lifecycle.handlers.pull_requests import (FORK_APPROVED, FORK_REFUSAL, base_head, projects_of_pull,
+from bot.lifecycle.handlers.pull_requests import (FORK_APPROVED, FORK_REFUSAL, base_head, detect_pull, join_notes,
                                                   settings_of_pull, tell_problems, too_many)
 from bot.lifecycle.repo_settings import changed_note, resolved
 from bot.lifecycle.handover import release_and_hand_over
@@ -72,18 +72,18 @@ def _plan(svc: WorkerServices, gh: RepoAPI, delivery: Delivery, number: int, aut
     if pull.is_fork:
         svc.records.set_pull_field(delivery.repo, number, FORK_APPROVED, pull.head_sha)
     svc.records.set_head(delivery.repo, number, pull.head_sha)
-    changed, found = projects_of_pull(svc, gh, delivery.repo, repo_cfg, pull)
-    if found.problems:
-        tell_problems(svc, gh, pull, found)
+    detected = detect_pull(svc, gh, delivery.repo, repo_cfg, pull)
+    if detected.settings.problems:
+        tell_problems(svc, gh, pull, detected.settings)
         return
-    projects = select(changed, cmd.project, cmd.dir, cmd.workspace)
+    projects = select(detected.projects, cmd.project, cmd.dir, cmd.workspace)
     if not projects:
         _say(svc, gh, pull, f"@{author}: no Terraform project of this PR matches {_flags(cmd)}: nothing to plan.")
         return
     if too_many(svc, gh, pull, projects):
         return
     start_command(svc, "plan", delivery.repo, pull, delivery.installation_id, author, projects,
-                  note=changed_note(found))
+                  note=join_notes(changed_note(detected.settings), detected.note))
 
 
 def _apply(svc: WorkerServices, gh: RepoAPI, delivery: Delivery, number: int, author: str, cmd: CommentCommand) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bot.config import RepoConfig
@@ -11,6 +12,7 @@ from bot.lifecycle.decision import Action, Event, Facts, LockView, decide
 from bot.intake.replay import closed_fingerprint
 from bot.lifecycle.handover import drop_plans, plan_next, release_and_hand_over
 from bot.models import LockInfo, Project
+from bot.lifecycle.module_graphs import module_graph
 from bot.lifecycle.planning import base_applies, pull_state, start_command
 from bot.config.repo_file import RepoSettings
 from bot.lifecycle.repo_settings import changed_note, problems_text, pull_settings, resolved
@@ -73,7 +75,8 @@ def autoplan(delivery: Delivery, svc: WorkerServices) -> None:
         log.info("%s: head moved to %s since this event; its own event plans it", delivery.describe(),
                  pull.head_sha[:8])
         return
-    changed, found = projects_of_pull(svc, gh, repo, repo_cfg, pull)
+    detected = detect_pull(svc, gh, repo, repo_cfg, pull)
+    changed, found = detected.projects, detected.settings
     if found.problems:
         # Nothing is planned, locked or released on a config tfbot cannot read: the PR keeps what it holds.
         if pull.is_fork:
@@ -99,6 +102,7 @@ def autoplan(delivery: Delivery, svc: WorkerServices) -> None:
     tell_deleted_roots(svc, gh, repo, pull)
     if delivery.action == "edited":
         note = f"The base branch changed to `{pull.base_ref}`: planned again against it. {note}".strip()
+    note = join_notes(note, detected.note)
     projects = [p for p in changed if p.autoplan]
     if not projects:
         gh.set_status(pull.head_sha, "tfbot/plan", "success", "No Terraform project changed")
@@ -109,7 +113,7 @@ def autoplan(delivery: Delivery, svc: WorkerServices) -> None:
     if too_many(svc, gh, pull, projects):
         return
     start_command(svc, "plan", repo, pull, delivery.installation_id, str(payload["sender"]["login"]), projects,
-                  note=f"{changed_note(found)} {note}".strip())
+                  note=join_notes(changed_note(found), note))
 
 
 def tell_problems(svc: WorkerServices, gh: RepoAPI, pull: PullInfo, found: RepoSettings,
@@ -215,23 +219,25 @@ def merged(svc: WorkerServices, gh: RepoAPI, delivery: Delivery, number: int, pr
     held = [svc.project_of_lock(lock) for lock in locks]
     projects = {p.id: p for p in held}
     applies = base_applies(svc, repo, pull)
+    warnings = ""
     if applies:
         # Merged before its plan took a lock, or while in line: its changes are on the default branch all the same.
-        changed, found = projects_of_pull(svc, gh, repo, repo_cfg, pull)
-        if found.problems:
-            tell_problems(svc, gh, pull, found, advice=(
+        detected = detect_pull(svc, gh, repo, repo_cfg, pull)
+        warnings = detected.note
+        if detected.settings.problems:
+            tell_problems(svc, gh, pull, detected.settings, advice=(
                 "tfbot applies only the projects this PR holds a lock of, with their saved settings; other projects "
                 "this merge changed are not applied until a PR fixes the file."))
         else:
-            projects = {p.id: p for p in resolved(held, found.config)}
-        for project in changed:
+            projects = {p.id: p for p in resolved(held, detected.settings.config)}
+        for project in detected.projects:
             projects.setdefault(project.id, project)
     if not projects:
         log.info("%s: merged; no Terraform project to apply", delivery.describe())
         return
     start_command(svc, "merge", repo, pull, delivery.installation_id, str(delivery.payload["sender"]["login"]),
                   list(projects.values()), head_sha=pr["head"]["sha"],
-                  note=MISSED_MERGE_NOTE if delivery.missed else "")
+                  note=join_notes(MISSED_MERGE_NOTE if delivery.missed else "", warnings))
 
 
 def tell_kept(svc: WorkerServices, gh: RepoAPI, number: int, kept: list[LockInfo]) -> None:
@@ -252,33 +258,58 @@ def tell_kept(svc: WorkerServices, gh: RepoAPI, number: int, kept: list[LockInfo
     log.info("%s#%d: closed, kept flagged lock(s) %s", gh.full_name, number, names)
 
 
-def projects_of_pull(svc: WorkerServices, gh: RepoAPI, repo: str, repo_cfg: RepoConfig,
-                     pull: PullInfo) -> tuple[list[Project], RepoSettings]:
+@dataclass(frozen=True)
+class PullProjects:
+    """The projects a PR touches, the settings they were found under (the server's entry and tfbot.yaml as
+    merged; with problems, no projects), and what its comment should say about the module graph ("" for nothing)."""
+
+    projects: list[Project]
+    settings: RepoSettings
+    note: str = ""
+
+
+def detect_pull(svc: WorkerServices, gh: RepoAPI, repo: str, repo_cfg: RepoConfig, pull: PullInfo) -> PullProjects:
     """The projects the PR's changes touch, from `git diff` on our own mirror (no 3,000-file API cap), under the
-    PR's settings (the server's entry and tfbot.yaml as merged). A tfbot.yaml with problems: no projects."""
-    changed = _fetch_changes(svc, gh, repo, pull)
+    PR's settings (bot/lifecycle/repo_settings.py), and the module graphs of its head and its base's tip: a changed
+    local module plans the roots that call it, never itself (bot/projects/modules.py). Unparsable files and module
+    cycles that bear on the PR become its `note`."""
+    clone_url = gh.authenticated_clone_url(pull.clone_url)
+    refs = pull_refs(pull)
+    base_tip = svc.checkouts.fetch(repo, clone_url, refs)[refs[1]]
+    changed = svc.checkouts.changed_files(repo, pull.base_sha, pull.head_sha)
     found = pull_settings(svc, repo, repo_cfg, pull, changed)
     if found.problems:
-        return [], found
-    tf_dirs = svc.checkouts.tf_dirs(repo, pull.head_sha)
-    return autodiscovered(affected_projects(repo, found.config, changed, tf_dirs), found.config), found
+        return PullProjects([], found)
+    graph = module_graph(svc, repo, pull.head_sha)
+    # The PR is planned and merged on top of its base's tip, which may hold callers its head does not know of.
+    projects = autodiscovered(affected_projects(repo, found.config, changed, graph.tf_dirs, graph,
+                                                module_graph(svc, repo, base_tip)), found.config)
+    warnings = graph.warnings_for(changed, [p.dir for p in projects])
+    if warnings:
+        log.warning("%s#%d at %s: module graph: %s", repo, pull.number, pull.head_sha[:8], " | ".join(warnings))
+    note = ("Which roots this PR touches may be incomplete:\n" + "\n".join(f"- {w}" for w in warnings)
+            if warnings else "")
+    return PullProjects(projects, found, note)
 
 
 def settings_of_pull(svc: WorkerServices, gh: RepoAPI, repo: str, repo_cfg: RepoConfig,
                      pull: PullInfo) -> RepoSettings:
     """The PR's settings (the server's entry and tfbot.yaml as merged), its commits fetched first."""
-    return pull_settings(svc, repo, repo_cfg, pull, _fetch_changes(svc, gh, repo, pull))
-
-
-def _fetch_changes(svc: WorkerServices, gh: RepoAPI, repo: str, pull: PullInfo) -> list[str]:
     svc.checkouts.fetch(repo, gh.authenticated_clone_url(pull.clone_url), pull_refs(pull))
-    return svc.checkouts.changed_files(repo, pull.base_sha, pull.head_sha)
+    return pull_settings(svc, repo, repo_cfg, pull, svc.checkouts.changed_files(repo, pull.base_sha, pull.head_sha))
+
+
+def join_notes(*notes: str) -> str:
+    """Paragraphs of a comment's note, the empty ones left out."""
+    return "\n\n".join(n.strip() for n in notes if n.strip())
 
 
 def tell_deleted_roots(svc: WorkerServices, gh: RepoAPI, repo: str, pull: PullInfo) -> None:
-    """A PR that deletes a whole Terraform root is told, once per head, that this destroys nothing."""
+    """A PR that deletes a whole Terraform root is told, once per head, that this destroys nothing; a module it
+    deletes is no root (its callers' plans show what that does)."""
     changed = svc.checkouts.changed_files(repo, pull.base_sha, pull.head_sha)
-    gone = deleted_roots(changed, svc.checkouts.tf_dirs(repo, pull.base_sha), svc.checkouts.tf_dirs(repo, pull.head_sha))
+    gone = deleted_roots(changed, module_graph(svc, repo, pull.base_sha).roots,
+                         module_graph(svc, repo, pull.head_sha).tf_dirs)
     if not gone or svc.records.pull_field(repo, pull.number, "deleted_roots_told") == pull.head_sha:
         return
     names = ", ".join(f"`{d}`" for d in gone)

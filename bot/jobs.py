@@ -87,6 +87,7 @@ def run_project(svc: WorkerServices, command_id: str, project: dict[str, Any], a
     After that it gives up with a result of its own ("could not start"): it never ran, so it is not reported as
     an interrupted run, which would mark the lock of the run that kept the project busy as failed.
     """
+    from bot.lifecycle.planning import advance_command
     from bot.lifecycle.runner import ProjectBusy, could_not_start
     from bot.lifecycle.runner import run_project as run
     from bot.state.liveness import heartbeat
@@ -108,6 +109,7 @@ def run_project(svc: WorkerServices, command_id: str, project: dict[str, Any], a
         # Inside the heartbeat: the reaper must never take a finished run for a dead one.
         if svc.records.add_result(cmd.id, result) or svc.records.replace_interrupted_result(cmd.id, result):
             svc.jobs.report_command(cmd.id)
+        advance_command(svc, cmd)  # an apply in order: what waited for this project may start now
     return result.outcome.value
 
 

@@ -17,6 +17,8 @@ class Project:
     workflow: str = "default"
     autoplan: bool = True
     apply_requirements: tuple[str, ...] = ()
+    depends_on: tuple[str, ...] = ()  # names of projects whose apply must succeed before this one's
+    execution_order_group: int = 0  # applies of lower groups come first
 
     @property
     def id(self) -> str:
@@ -81,6 +83,7 @@ class Outcome(str, Enum):
     ERROR = "error"  # tfbot itself failed (checkout, GitHub, storage)
     SUPERSEDED = "superseded"  # a newer push queued its own plan; not reported
     NOTHING_TO_APPLY = "nothing to apply"  # merged, and the infrastructure already matches: lock released
+    NOT_APPLIED = "not applied"  # a project it depends on did not apply (bot/lifecycle/ordering.py)
 
 
 @dataclass

@@ -23,8 +23,11 @@ ADMIN_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _PASSWORD_HASH_RE = re.compile(r"^(scrypt|pbkdf2)(:[A-Za-z0-9:]*)?\$[^$]+\$[0-9a-f]+$")
 Requirement = Literal["approved", "mergeable"]
 # What a repository's tfbot.yaml may set, when the server allows it (repos[].allowed_overrides).
-Override = Literal["projects", "when_modified", "autoplan", "workflow", "apply_requirements", "autodiscover"]
-DEFAULT_OVERRIDES: tuple[Override, ...] = ("projects", "when_modified", "autoplan", "workflow")
+Override = Literal["projects", "when_modified", "autoplan", "workflow", "depends_on", "execution_order_group",
+                   "apply_requirements", "autodiscover"]
+# Ordering is the repository's business (it changes when, not whether, an apply runs); requirements are not.
+DEFAULT_OVERRIDES: tuple[Override, ...] = ("projects", "when_modified", "autoplan", "workflow", "depends_on",
+                                           "execution_order_group")
 
 
 def env(name: str, secret: bool = False) -> dict[str, Any]:
@@ -205,8 +208,11 @@ class ProjectConfig(_Model):
     autoplan: bool = Field(True, description="plan on every push that changes a when_modified file")
     apply_requirements: tuple[Requirement, ...] = Field((), description="default: the repository's")
     workflow: str = Field("default", description="default: the repository's")
+    depends_on: tuple[str, ...] = Field((), description="names of projects whose apply must succeed before this "
+                                                        "one's, when one apply holds both")
+    execution_order_group: int = Field(0, ge=0, le=1000, description="applies of lower groups run first")
 
-    _as_list = field_validator("when_modified", mode="before")(_one_or_many)
+    _as_list = field_validator("when_modified", "depends_on", mode="before")(_one_or_many)
     _known_workflow = field_validator("workflow")(_check_workflow)
 
     @field_validator("dir")
@@ -265,6 +271,39 @@ def check_unique_projects(projects: tuple[ProjectConfig, ...]) -> None:
                          f"{project.workspace!r}: one state, one lock, one project")
         names.add(project.name)
         states.add((project.dir, project.workspace))
+    _check_dependencies(projects)
+
+
+def _check_dependencies(projects: tuple[ProjectConfig, ...]) -> None:
+    """`depends_on` names declared projects, of the same or a lower group, without a cycle. Raises at_key."""
+    by_name = {p.name: p for p in projects}
+    for j, project in enumerate(projects):
+        for name in project.depends_on:
+            other = by_name.get(name)
+            if other is None:
+                raise at_key(f"projects[{j}].depends_on", f"no project is named {name!r}")
+            if other is project:
+                raise at_key(f"projects[{j}].depends_on", "a project cannot depend on itself")
+            if other.execution_order_group > project.execution_order_group:
+                raise at_key(f"projects[{j}].depends_on", (
+                    f"{name!r} is in a later execution_order_group ({other.execution_order_group} > "
+                    f"{project.execution_order_group}): it could never apply first"))
+    state: dict[str, int] = {}  # 1: being visited, 2: done
+
+    def visit(name: str, path: list[str]) -> None:
+        if state.get(name) == 2:
+            return
+        if state.get(name) == 1:
+            cycle = path[path.index(name):] + [name]
+            j = next(i for i, p in enumerate(projects) if p.name == cycle[0])
+            raise at_key(f"projects[{j}].depends_on", "a cycle: " + " -> ".join(cycle))
+        state[name] = 1
+        for dependency in by_name[name].depends_on:
+            visit(dependency, path + [name])
+        state[name] = 2
+
+    for project in projects:
+        visit(project.name, [])
 
 
 class RepoConfig(_Model):

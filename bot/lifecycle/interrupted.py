@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bot.lifecycle.planning import advance_command
 from bot.lifecycle.runner import applies, pr_state, project_slug
 from bot.models import Outcome, Project, ProjectResult
 from bot.state.records import Command, project_from_dict
@@ -45,6 +46,7 @@ def report_interrupted(svc: WorkerServices, command_id: str, project_data: dict[
     mark_failed(svc, cmd, project, reason)
     if svc.records.add_interrupted_result(command_id, result):
         svc.jobs.report_command(command_id)
+    advance_command(svc, cmd)  # what waited for it is not applied
 
 
 def stopped_result(svc: WorkerServices, cmd: Command, result: ProjectResult, reason: str) -> ProjectResult:

@@ -6,8 +6,9 @@ from typing import TYPE_CHECKING, Any
 
 from bot.adapters.github import PullInfo
 from bot.lifecycle.decision import PullState
-from bot.models import Project, ProjectResult
-from bot.state.records import Command
+from bot.models import Outcome, Project, ProjectResult
+from bot.lifecycle import ordering
+from bot.state.records import Command, project_from_dict, project_to_dict
 from bot.render.comments import pending_status
 
 if TYPE_CHECKING:
@@ -60,6 +61,11 @@ def start_command(
     sha = head_sha or pull.head_sha
     applies = base_applies(svc, repo, pull)
     info = {**pull_info_dict(pull), "applies": applies, **(extra_info or {})}
+    if kind != "plan" and ordering.ordered(projects):
+        # Applies in order: the command keeps what waits for what; advance_command starts each when it may.
+        info["order"] = {pid: sorted(before) for pid, before in ordering.waits(projects).items()}
+        info["projects"] = {p.id: project_to_dict(p) for p in projects}
+        note = f"{note} {ordering.describe(projects)}".strip()
     cmd = svc.records.new_command(kind, repo, pull.number, sha, installation, user,
                                   total=len(projects) + len(prefilled), note=note, info=info)
     log.info("%s %s#%d at %s: %d project(s) queued (%s), by %s", kind, repo, pull.number, sha[:8], len(projects),
@@ -69,8 +75,11 @@ def start_command(
         complete = svc.records.add_result(cmd.id, result) or complete
     if complete:
         svc.jobs.report_command(cmd.id)
-    for project in projects:
-        svc.jobs.run_project(cmd, project)
+    if "order" in cmd.info:
+        advance_command(svc, cmd)  # the projects that wait for nothing; each result starts the next
+    else:
+        for project in projects:
+            svc.jobs.run_project(cmd, project)
     # Only now GitHub: the jobs are queued whatever it answers, so a failure here cannot lose them.
     if projects:
         _set_pending(svc, cmd, kind, repo, sha, installation, len(projects))
@@ -91,3 +100,34 @@ def _set_pending(svc: WorkerServices, cmd: Command, kind: str, repo: str, sha: s
     # A fast run may have been reported before this pending status landed: report again so the final one wins.
     if len(svc.records.results(cmd.id)) >= cmd.total:
         svc.jobs.report_command(cmd.id)
+
+
+def advance_command(svc: WorkerServices, cmd: Command) -> None:
+    """For a command that applies in order: queue every project whose waits have applied, and report as not applied
+    every project a wait of which did not (then their own dependents, in turn). Safe to call from every job that
+    adds a result, at once: each project is claimed once (`Records.mark_started`)."""
+    order = {pid: frozenset(before) for pid, before in (cmd.info.get("order") or {}).items()}
+    if not order:
+        return
+    projects = {pid: project_from_dict(data) for pid, data in cmd.info["projects"].items()}
+    while True:
+        outcomes = {r.project.id: r.outcome for r in svc.records.results(cmd.id)}
+        ready, blocked = ordering.next_steps(order, svc.records.started(cmd.id), outcomes)
+        for pid in ready:
+            if svc.records.mark_started(cmd.id, pid):
+                svc.jobs.run_project(cmd, projects[pid])
+        if not blocked:
+            return
+        for pid, dependency in blocked.items():
+            if svc.records.mark_started(cmd.id, pid) and svc.records.add_result(
+                    cmd.id, not_applied(cmd, projects[pid], projects[dependency], outcomes[dependency])):
+                svc.jobs.report_command(cmd.id)
+
+
+def not_applied(cmd: Command, project: Project, dependency: Project, outcome: Outcome) -> ProjectResult:
+    """The result of a project left out because `dependency` (of the same command) did not apply."""
+    return ProjectResult(project, Outcome.NOT_APPLIED, head_sha=cmd.head_sha,
+                         summary=f"not applied: {dependency.name} {outcome.value}", message=(
+        f"Not applied: `{project.name}` depends on `{dependency.name}`, whose result was \"{outcome.value}\". "
+        f"Nothing of `{project.name}` was run; its lock is as it was. Comment `apply` once `{dependency.name}` "
+        "is applied."))

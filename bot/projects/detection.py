@@ -161,7 +161,8 @@ def _default_project(repo: str, repo_config: RepoConfig, dir: str) -> Project:
 def _declared_project(repo: str, config: ProjectConfig) -> Project:
     return Project(repo=repo, name=config.name, dir=config.dir, workspace=config.workspace,
                    workflow=config.workflow, autoplan=config.autoplan,
-                   apply_requirements=config.apply_requirements)
+                   apply_requirements=config.apply_requirements, depends_on=config.depends_on,
+                   execution_order_group=config.execution_order_group)
 
 
 @dataclass(frozen=True)

@@ -46,10 +46,11 @@ _TITLE = {
     Outcome.STALE: "Plan is stale",
     Outcome.SUPERSEDED: "Superseded",
     Outcome.NOTHING_TO_APPLY: "Nothing to apply",
+    Outcome.NOT_APPLIED: "Not applied",
 }
 _OK_OUTCOMES = {"plan": {Outcome.PLANNED}, "apply": {Outcome.APPLIED, Outcome.NOTHING_TO_APPLY}}
 _STATUS_TAG = {Outcome.LOCKED: " (locked)", Outcome.REFUSED: " (refused)", Outcome.STALE: " (stale)",
-               Outcome.ERROR: " (error)", Outcome.SUPERSEDED: " (superseded)"}
+               Outcome.ERROR: " (error)", Outcome.SUPERSEDED: " (superseded)", Outcome.NOT_APPLIED: " (not applied)"}
 
 _MARKER_RE = re.compile(r"<!-- tfbot:([a-z][a-z0-9-]*) pr=(\d+) sha=([0-9a-f]*) -->")
 _KIND_RE = re.compile(r"[a-z][a-z0-9-]*")

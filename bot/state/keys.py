@@ -101,6 +101,11 @@ def command(command_id: str) -> str:
     return f"{PREFIX}:cmd:{command_id}"
 
 
+def command_started(command_id: str) -> str:
+    """Project ids of an ordered command whose run was queued or reported (set; bot/lifecycle/ordering.py)."""
+    return f"{PREFIX}:cmd:{command_id}:started"
+
+
 def command_results(command_id: str) -> str:
     """Per-project results of a command (hash: project id -> JSON)."""
     return f"{PREFIX}:cmd:{command_id}:results"

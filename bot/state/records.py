@@ -71,11 +71,13 @@ class Command:
 def project_to_dict(project: Project) -> dict[str, Any]:
     data = asdict(project)
     data["apply_requirements"] = list(project.apply_requirements)
+    data["depends_on"] = list(project.depends_on)
     return data
 
 
 def project_from_dict(data: dict[str, Any]) -> Project:
-    return Project(**{**data, "apply_requirements": tuple(data.get("apply_requirements", ()))})
+    return Project(**{**data, "apply_requirements": tuple(data.get("apply_requirements", ())),
+                      "depends_on": tuple(data.get("depends_on", ()))})
 
 
 def lock_to_dict(lock: LockInfo) -> dict[str, Any]:
@@ -276,6 +278,19 @@ class Records:
         pipe.expire(key, RETENTION_SECONDS)
         pipe.execute()
         return cmd
+
+    def mark_started(self, command_id: str, project_id: str) -> bool:
+        """Claim the start of one project of an ordered command; True for exactly one caller."""
+        key = keys.command_started(command_id)
+        pipe = self.r.pipeline()
+        pipe.sadd(key, project_id)
+        pipe.expire(key, RETENTION_SECONDS)
+        added, _ = pipe.execute()
+        return bool(added)
+
+    def started(self, command_id: str) -> set[str]:
+        """The project ids `mark_started` claimed for the command."""
+        return {keys.text(m) for m in self.r.smembers(keys.command_started(command_id))}
 
     def command(self, command_id: str) -> Command:
         raw = self.r.hget(keys.command(command_id), "data")

@@ -1,0 +1,74 @@
+"""The order of applies as values: what waits for what, what starts next, what is left out, and how the comment
+says it. Config validation of `depends_on` too."""
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from bot.config.models import RepoConfig
+from bot.lifecycle.ordering import describe, next_steps, ordered, stages, waits
+from bot.models import Outcome, Project
+
+
+def p(name: str, *depends_on: str, group: int = 0) -> Project:
+    return Project(repo="acme/infra", name=name, dir=name, depends_on=depends_on, execution_order_group=group)
+
+
+NET, DNS, APP = p("network"), p("dns", "network"), p("app", "dns", group=1)
+OTHER = p("other", group=1)
+
+
+def ids(*projects: Project) -> frozenset[str]:
+    return frozenset(x.id for x in projects)
+
+
+def test_a_project_waits_for_what_it_names_and_for_every_lower_group():
+    order = waits([NET, DNS, APP, OTHER])
+    assert order[NET.id] == frozenset() and order[DNS.id] == ids(NET)
+    assert order[APP.id] == ids(NET, DNS) and order[OTHER.id] == ids(NET, DNS)
+    assert waits([DNS]) == {DNS.id: frozenset()}  # its dependency is not part of this apply: nothing to wait for
+    assert not ordered([DNS]) and not ordered([p("a"), p("b")]) and ordered([NET, DNS])
+
+
+def test_each_project_starts_once_what_it_waits_for_applied():
+    order = waits([NET, DNS, APP])
+    assert next_steps(order, set(), {}) == ([NET.id], {})
+    assert next_steps(order, {NET.id}, {}) == ([], {})  # started, not finished: dns waits
+    assert next_steps(order, {NET.id}, {NET.id: Outcome.APPLIED}) == ([DNS.id], {})
+    assert next_steps(order, {NET.id, DNS.id}, {NET.id: Outcome.APPLIED, DNS.id: Outcome.NOTHING_TO_APPLY}) == \
+        ([APP.id], {})
+
+
+@pytest.mark.parametrize("outcome", [Outcome.APPLY_FAILED, Outcome.REFUSED, Outcome.STALE, Outcome.LOCKED,
+                                     Outcome.ERROR, Outcome.NOT_APPLIED])
+def test_what_waits_for_a_project_that_did_not_apply_is_left_out_in_turn(outcome):
+    # app waits for network too (a lower group): both are left out at once.
+    assert next_steps(waits([NET, DNS, APP]), {NET.id}, {NET.id: outcome}) == ([], {DNS.id: NET.id, APP.id: NET.id})
+    # A chain in one group: web waits only for dns, so it is left out once dns is reported as not applied.
+    web = p("web", "dns")
+    order = waits([NET, DNS, web])
+    assert next_steps(order, {NET.id}, {NET.id: outcome}) == ([], {DNS.id: NET.id})
+    assert next_steps(order, {NET.id, DNS.id}, {NET.id: outcome, DNS.id: Outcome.NOT_APPLIED}) == \
+        ([], {web.id: DNS.id})
+
+
+def test_the_comment_names_the_order():
+    assert [[x.name for x in stage] for stage in stages([APP, OTHER, DNS, NET])] == \
+        [["network"], ["dns"], ["app", "other"]]
+    assert describe([NET, DNS, APP, OTHER]) == ("Applied in order: `network`, then `dns`, then `app` and `other`; "
+                                                "a project is applied only after what it depends on.")
+    assert describe([p("a"), p("b")]) == ""
+
+
+@pytest.mark.parametrize("projects, reason", [
+    ([{"dir": "a", "depends_on": "b"}], "projects[0].depends_on: no project is named 'b'"),
+    ([{"dir": "a", "depends_on": ["a"]}], "projects[0].depends_on: a project cannot depend on itself"),
+    ([{"dir": "a", "depends_on": ["b"]}, {"dir": "b", "depends_on": ["a"]}],
+     "projects[0].depends_on: a cycle: a -> b -> a"),
+    ([{"dir": "a", "depends_on": ["b"]}, {"dir": "b", "execution_order_group": 2}],
+     "projects[0].depends_on: 'b' is in a later execution_order_group (2 > 0): it could never apply first"),
+])
+def test_dependencies_that_could_never_be_met_stop_the_config(projects, reason):
+    with pytest.raises(ValidationError) as caught:
+        RepoConfig(name="acme/*", projects=projects)
+    assert reason in str(caught.value)

@@ -103,9 +103,12 @@ class WorkerServices:
         self.tmp_dir = config.data_dir / "tmp"
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         self._masker = masker()
+        from bot.adapters.runners import runner_for
+
+        runs = runner_for(config)  # logs auto's fallback; SandboxError when bubblewrap was asked for and cannot run
         self.terraform = Terraform(
             binary=config.terraform.binary, data_dir=config.data_dir, timeout=config.terraform.timeout,
-            mask_values=config.secrets(), mask_env=config.terraform.mask_env,
+            mask_values=config.secrets(), mask_env=config.terraform.mask_env, runner=runs.runner,
         )
         self.workflows = load_workflows(config.workflows_dir)
         self.bot_login = f"{config.github.app_slug}[bot]"

@@ -56,7 +56,7 @@ def run_web(config: Config, redis_url: str) -> int:
     if problem:
         log.error("%s", problem)
         return EXIT_CANNOT_BIND
-    check = check_terraform(config.terraform.binary, config.data_dir)
+    check = check_terraform(config.terraform.binary, config.data_dir, config.terraform.sandbox.mode)
 
     class _App(BaseApplication):
         def load_config(self) -> None:

@@ -184,8 +184,6 @@ ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 _RESERVED_ENV = frozenset({"PATH", "HOME", "TMPDIR", "TF_CLI_CONFIG_FILE", "TF_PLUGIN_CACHE_DIR", "TF_WORKSPACE",
                            "TF_DATA_DIR", "TF_IN_AUTOMATION", "TF_INPUT", "CHECKPOINT_DISABLE", "WORKSPACE", "PLANFILE",
                            "TF_PLUGIN_CACHE_MAY_BREAK_DEPENDENCY_LOCK_FILE"})
-# Set from `credentials:` when a role is assumed; a literal or passed-through value would be ambiguous.
-AWS_CREDENTIAL_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 # An IAM role ARN: partition, 12-digit account, role path and name (STS's own rules).
 _ROLE_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 
@@ -199,8 +197,6 @@ def _check_env_name(name: str) -> str | None:
         return f"{name}: tfbot's own settings and secrets never reach a run"
     if upper in _RESERVED_ENV or upper.startswith(("TF_CLI_ARGS", "TF_LOG")):
         return f"{name} is set by tfbot (or would change what it asks of Terraform)"
-    if upper in AWS_CREDENTIAL_ENV:
-        return f"{name} comes from `credentials:` (an assumed role's short-lived keys), never from env"
     return None
 
 

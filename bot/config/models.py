@@ -250,6 +250,11 @@ class RunEnvConfig(_Model):
     env_passthrough: tuple[str, ...] = Field((), description="names passed on from tfbot's own environment")
     credentials: CredentialsConfig | None = Field(None, description="AWS roles assumed per phase")
 
+    def __hash__(self) -> int:
+        # Frozen configs are dictionary keys (compiled project matchers); `env` is a dict, so hash its items.
+        return hash((type(self), tuple((k, tuple(sorted(v.items())) if isinstance(v, dict) else v)
+                                       for k, v in self.__dict__.items())))
+
     @field_validator("env")
     @classmethod
     def _env_names(cls, value: dict[str, str]) -> dict[str, str]:

@@ -168,13 +168,13 @@ def test_terraform_plans_and_applies_in_the_sandbox(terraform_binary, host):
 
 def test_a_timeout_stops_terraform_gracefully_inside_the_sandbox(terraform_binary, host):
     pid_file = host["work"] / "sleep.pid"
-    tf = Terraform(terraform_binary, host["data"], 120, runner=_bwrap(host), kill_grace=20)
+    tf = Terraform(terraform_binary, host["data"], 120, runner=_bwrap(host), kill_grace=25)
     write_slow_apply_config(host["work"], host["state"], pid_file)
     plan_file = host["data"] / "tmp" / "r" / "plan.tfplan"
     assert tf.init(host["work"]).ok and tf.plan(host["work"], plan_file, "default").ok
-    tf.timeout = 4
+    tf.timeout = 12  # the provisioner sleeps 30 s: the timeout comes during it, also on a loaded machine
     result = tf.apply(host["work"], plan_file, "default")
-    assert result.timed_out and "SIGKILL" not in result.output.split("[tfbot]")[-1]
+    assert result.timed_out and "SIGKILL after" not in result.output  # it stopped within the grace
     # Terraform itself got the SIGTERM (not bwrap's SIGKILL): it stopped and saved its state.
     assert "Interrupt received" in result.output or "Stopping operation" in result.output, result.output
     assert (host["state"] / "terraform.tfstate").exists()

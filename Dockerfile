@@ -52,12 +52,15 @@ LABEL org.opencontainers.image.title="tfbot" \
       org.opencontainers.image.description="Terraform plans and applies from GitHub pull requests" \
       org.opencontainers.image.licenses="Apache-2.0"
 
-# git checks out the pull requests; tini reaps the terraform and git processes the workers leave behind.
+# git checks out the pull requests; tini reaps the terraform and git processes the workers leave behind;
+# bubblewrap sandboxes every Terraform run (terraform.sandbox.mode; it needs user namespaces, which Docker's default
+# seccomp profile refuses: run with --security-opt seccomp=unconfined or a profile allowing clone(CLONE_NEWUSER),
+# or tfbot falls back to unsandboxed runs with a warning on /healthz).
 # Versions are not pinned: Debian's security archive drops superseded versions, which would break the
 # build, and the base image tag already fixes the Debian release.
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends git tini \
+    && apt-get install -y --no-install-recommends bubblewrap git tini \
     && rm -rf /var/lib/apt/lists/*
 
 RUN groupadd --system --gid 10001 tfbot \

@@ -13,6 +13,7 @@ from bot.adapters.github import GitHubApp
 from bot.adapters.logs import masker
 from bot.adapters.plan_store import plan_store_for
 from bot.adapters.preflight import TerraformCheck, check_terraform
+from bot.adapters.runners import runner_for
 from bot.adapters.terraform import Terraform
 from bot.config import Config
 from bot.config.workflows import load_workflows
@@ -33,7 +34,7 @@ def web_services(config: Config, connection: redis.Redis, terraform_check: Terra
     """The web process's services: stores and queues on `connection`. `terraform_check` (for /healthz) is made
     here, running `terraform version` once, unless given."""
     if terraform_check is None:
-        terraform_check = check_terraform(config.terraform.binary, config.data_dir)
+        terraform_check = check_terraform(config.terraform.binary, config.data_dir, config.terraform.sandbox.mode)
     return WebServices(
         config=config, redis=connection, jobs=job_queue(config, connection), locks=LockStore(connection),
         records=Records(connection), events_queue=events_queue(connection), runs_queue=runs_queue(connection),
@@ -41,7 +42,9 @@ def web_services(config: Config, connection: redis.Redis, terraform_check: Terra
 
 
 def worker_services(config: Config, connection: redis.Redis) -> WorkerServices:
-    """A worker's services. Raises WorkflowError for a bad workflow file, PlanStoreError for a bad plan store."""
+    """A worker's services. Raises WorkflowError for a bad workflow file, PlanStoreError for a bad plan store,
+    SandboxError when `terraform.sandbox.mode: bubblewrap` cannot run here (`auto` falls back with a warning)."""
+    runs = runner_for(config)
     tmp_dir = config.data_dir / "tmp"
     tmp_dir.mkdir(parents=True, exist_ok=True)
     return WorkerServices(
@@ -52,7 +55,7 @@ def worker_services(config: Config, connection: redis.Redis) -> WorkerServices:
         plans=plan_store_for(config),
         terraform=Terraform(
             binary=config.terraform.binary, data_dir=config.data_dir, timeout=config.terraform.timeout,
-            mask_values=config.secrets(), mask_env=config.terraform.mask_env),
+            mask_values=config.secrets(), mask_env=config.terraform.mask_env, runner=runs.runner),
         workflows=load_workflows(config.workflows_dir),
         masker=masker(),
         tmp_dir=tmp_dir)

@@ -145,9 +145,9 @@ def test_a_fresh_plan_whose_outputs_differ_from_the_reviewed_plan_is_not_applied
 
 
 def test_two_projects_plan_in_parallel(make_scenario, tmp_path):
-    barrier = tmp_path / "barrier"
-    barrier.mkdir()
-    rendezvous = tmp_path / "rendezvous.py"
+    barrier = tmp_path / "host" / "barrier"  # the Scenario's directory that sandboxed runs may write
+    barrier.mkdir(parents=True)
+    rendezvous = tmp_path / "host" / "rendezvous.py"
     rendezvous.write_text(textwrap.dedent(f"""
         import os, pathlib, sys, time
         here = pathlib.Path({str(barrier)!r})

@@ -256,6 +256,7 @@ class Lifecycle(RuleBasedStateMachine):
         w.conn.flushdb()
         self.remote = RemoteRepo(self.tmp / "remote", self.repo)
         self.states = {p: self.tmp / "state" / p for p in PROJECTS}
+        (self.tmp / "state").mkdir(parents=True, exist_ok=True)
         self.values: dict[str, dict[str, str]] = {p: {"base": f"seed-{p}"} for p in PROJECTS}
         self.remote.commit("main", {f"{p}/main.tf": tf(self.states[p], self.values[p]) for p in PROJECTS}, "seed")
         self.remote.commit("dev", {"README.md": "dev\n"}, "dev", parent_branch="main")
@@ -265,7 +266,8 @@ class Lifecycle(RuleBasedStateMachine):
         path = write_config(self.tmp, {
             "github": {"api_url": w.fake.base_url, "app_id": w.fake.app_id, "private_key": w.key.decode(),
                        "webhook_secret": "s", "app_slug": w.fake.app_slug, "retries": 0, "write_interval": 0},
-            "data_dir": str(self.tmp / "data"), "redis_url": "redis://unused", "terraform": {"timeout": 120},
+            "data_dir": str(self.tmp / "data"), "redis_url": "redis://unused",
+            "terraform": {"timeout": 120, "sandbox": {"writable_paths": [str(self.tmp / "state")]}},
             "repos": [{"name": "acme/*"}],
         })
         self.config = load_config(path)

@@ -124,3 +124,13 @@ def test_the_schema_of_tfbot_yaml_is_printed_for_editors(capsys):
     assert set(schema["properties"]) == {"version", "projects", "autodiscover"}
     assert schema["additionalProperties"] is False
     assert "when_modified" in schema["$defs"]["ProjectConfig"]["properties"]
+
+
+@pytest.mark.parametrize("key, value", [("credentials", "{apply: {aws_role_arn: 'arn:aws:iam::123456789012:role/admin'}}"),
+                                        ("env_passthrough", "[AWS_SECRET_ACCESS_KEY]"), ("env", "{A: b}")])
+def test_a_repository_cannot_give_its_runs_credentials_or_tfbots_environment(key, value):
+    """What a run is given is the server's alone: a PR naming a role or a variable of tfbot's would take it."""
+    text = f"projects:\n  - dir: network\n    {key}: {value}\n"
+    assert problems(text, RepoConfig(name="acme/*", allowed_overrides=("projects", "autoplan"))) == [
+        f"tfbot.yaml:3: projects[0].{key}: the server does not let a repository set this (repos[].allowed_overrides "
+        "of acme/*: projects, autoplan)"]

@@ -121,7 +121,7 @@ class Driver:
 
 @pytest.mark.timeout(330)
 def test_runs_of_one_project_never_overlap_across_hosts(make_cluster, tmp_path):
-    workflows, witness_log = witness_workflows(tmp_path / "workflows")
+    workflows, witness_log = witness_workflows(tmp_path / "host" / "workflows")
     cl = make_cluster(repo_settings={"projects": [{"dir": p, "workflow": "witness"} for p in PROJECTS]},
                       extra_settings={"workflows_dir": str(workflows)})
     cl.init_main({f"{p}/main.tf": cl.config_for(p, {"base": p}) for p in PROJECTS})
@@ -245,7 +245,7 @@ def test_a_plan_made_on_one_host_is_applied_on_another(make_cluster):
 def test_runs_started_from_a_lock_use_the_repos_workflow(make_cluster, tmp_path):
     """A repo-level `workflow` applies to auto-detected projects in every run: the autoplan, and also the
     apply on merge and the plan of the next PR in line, which start from the lock rather than from the diff."""
-    workflows, witness_log = witness_workflows(tmp_path / "workflows")
+    workflows, witness_log = witness_workflows(tmp_path / "host" / "workflows")
     cl = make_cluster(repo_settings={"workflow": "witness"}, extra_settings={"workflows_dir": str(workflows)})
     cl.init_main({"network/main.tf": cl.config_for("network", {"vpc": "a"})})
     cl.add_host("a")

@@ -124,7 +124,8 @@ def test_secrets_never_reach_comments_logs_or_records(make_scenario, monkeypatch
     db_password = "correct-horse-battery-staple-42"
     monkeypatch.setenv("TF_VAR_db_password", db_password)
     monkeypatch.setenv("TF_VAR_api_key", "sensitive-api-key-value-77")
-    sc = make_scenario(extra_settings={"terraform": {"timeout": 300, "mask_env": ["TF_VAR_db_password"]}})
+    sc = make_scenario(repo_settings={"env_passthrough": ["TF_VAR_db_password", "TF_VAR_api_key"]},
+                       extra_settings={"terraform": {"timeout": 300, "mask_env": ["TF_VAR_db_password"]}})
     extra = (
         'variable "db_password" {}\n'
         'variable "api_key" {\n  sensitive = true\n}\n'

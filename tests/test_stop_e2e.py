@@ -50,7 +50,7 @@ def leftovers(data_dir: Path) -> list[str]:
 
 @pytest.mark.timeout(240)
 def test_sigterm_during_an_apply_interrupts_it_after_the_grace_and_the_pr_is_told(make_scenario, tmp_path):
-    marker = tmp_path / "applying"
+    marker = tmp_path / "host" / "applying"  # the Scenario's directory runs may write
     sc = make_scenario(workers=1, extra_settings={"shutdown_grace": 2})
     sc.init_main({"network/main.tf": sc.config_for("network", {"vpc": "a"})})
     sc.fake.set_permission(REPO, "alice", "write")
@@ -82,8 +82,10 @@ def slow_to_stop_workflow(tmp_path: Path, seconds: float) -> tuple[Path, Path, P
     """A workflow whose apply runs a stand-in for Terraform: on SIGTERM it needs `seconds` to finish what it
     started and save its state, then says so (on its output, which must still be read) and exits 1, as
     Terraform does. Returns (workflows dir, the file it touches once running, the file it touches once saved)."""
-    running, saved = tmp_path / "running", tmp_path / "saved"
-    script = tmp_path / "slow_terraform.py"
+    shared = tmp_path / "host"  # a Scenario's directory that sandboxed runs may write
+    shared.mkdir(exist_ok=True)
+    running, saved = shared / "running", shared / "saved"
+    script = shared / "slow_terraform.py"
     script.write_text(textwrap.dedent(f"""
         import pathlib, signal, sys, time
         def stop(*_):

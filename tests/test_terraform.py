@@ -14,7 +14,7 @@ import pytest
 import python_terraform
 from python_terraform import IsFlagged
 
-from bot.adapters.terraform import Terraform
+from bot.adapters.terraform import RunEnv, Terraform
 from bot.models import validate_workspace
 from bot.config.workflows import Workflow, load_workflows
 from bot.lifecycle.steps import failure_summary, run_apply_steps, run_plan_steps
@@ -362,7 +362,8 @@ def test_masking_of_configured_values(terraform_binary, tf_data_dir, tf_workdir,
 
     plan = tf.plan(tf_workdir, tmp_path / "p.tfplan", "default")
     show = tf.show_plan(tf_workdir, tmp_path / "p.tfplan")
-    echo = tf.run_custom(tf_workdir, ["printenv", "DEPLOY_TOKEN"])
+    # tfbot's environment is never inherited: the run's own env (the project's config) passes it on.
+    echo = tf.run_custom(tf_workdir, ["printenv", "DEPLOY_TOKEN"], run=RunEnv({"DEPLOY_TOKEN": "tok-0123456789"}))
 
     assert 'input  = "***"' in plan.output
     for text in (plan.output, repr(show.data), echo.output):

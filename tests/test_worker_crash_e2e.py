@@ -37,7 +37,8 @@ def hanging_workflow(tmp_path):
 
 def start(make_scenario, tmp_path):
     workflows, pid_file = hanging_workflow(tmp_path)
-    sc = make_scenario(workers=1, extra_settings={"workflows_dir": str(workflows)},
+    # Unsandboxed: the hanging step records its parent's pid, which a sandbox's fresh PID namespace hides.
+    sc = make_scenario(workers=1, extra_settings={"workflows_dir": str(workflows), "terraform": {"sandbox": {"mode": "none"}}},
                        repo_settings={"projects": [{"dir": "network", "workflow": "hang"}]})
     sc.init_main({"network/main.tf": sc.config_for("network", {"vpc": "a"})})
     sc.start()

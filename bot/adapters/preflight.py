@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeAlias
 
@@ -23,9 +23,11 @@ class ToolCheck:
     version: str = ""
     path: str = ""
     error: str = ""
+    # More facts for /healthz, such as how runs are sandboxed: {"sandbox": "bubblewrap", "mode": "auto"}.
+    notes: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
-        out: dict[str, object] = {"ok": self.ok, "version": self.version, "path": self.path}
+        out: dict[str, object] = {"ok": self.ok, "version": self.version, "path": self.path, **self.notes}
         if self.error:
             out["error"] = self.error
         return out
@@ -35,8 +37,35 @@ TerraformCheck: TypeAlias = ToolCheck
 GitCheck: TypeAlias = ToolCheck
 
 
-def check_terraform(binary: str, data_dir: Path) -> TerraformCheck:
-    """Run `terraform version` through our adapter and compare with the minimum we support."""
+def check_terraform(binary: str, data_dir: Path, sandbox_mode: str = "") -> TerraformCheck:
+    """Run `terraform version` through our adapter and compare with the minimum we support.
+
+    With `sandbox_mode` (`terraform.sandbox.mode`), also whether bubblewrap runs here: the check's notes say
+    which sandbox runs get (and auto's fallback warning); `bubblewrap` that cannot run fails the check.
+    """
+    notes = sandbox_notes(sandbox_mode) if sandbox_mode else {}
+    if sandbox_mode == "bubblewrap" and notes.get("error"):
+        return TerraformCheck(False, error=notes["error"], notes=notes)
+    check = _check_terraform_binary(binary, data_dir)
+    return TerraformCheck(check.ok, check.version, check.path, check.error, notes)
+
+
+def sandbox_notes(mode: str) -> dict[str, str]:
+    """{"sandbox": what runs get, "mode": mode} and, when bubblewrap cannot run, "warning" (auto) or "error"."""
+    from bot.adapters.runners import probe_bubblewrap
+
+    if mode == "none":
+        return {"sandbox": "none", "mode": mode}
+    problem = probe_bubblewrap()
+    if not problem:
+        return {"sandbox": "bubblewrap", "mode": mode}
+    if mode == "bubblewrap":
+        return {"sandbox": "none", "mode": mode, "error": f"terraform.sandbox.mode is bubblewrap and {problem}"}
+    return {"sandbox": "none", "mode": mode, "warning": f"bubblewrap cannot run here ({problem}): Terraform and run "
+            "steps run unsandboxed"}
+
+
+def _check_terraform_binary(binary: str, data_dir: Path) -> TerraformCheck:
     from bot.adapters.terraform import Terraform, TerraformError
 
     path = shutil.which(binary)

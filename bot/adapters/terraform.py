@@ -19,12 +19,17 @@ Why not python-terraform's own runner (evidence from the installed python_terraf
 tests/test_terraform.py runs each of these quirks against the real binary.
 
 Contract of `Terraform`:
-- Every run inherits os.environ minus settings that would change what we asked for (TF_CLI_ARGS*,
-  TF_WORKSPACE, TF_DATA_DIR, TF_LOG*), then `extra_env`, then our own TF_CLI_CONFIG_FILE (a machine may
-  point it at a missing file), TF_PLUGIN_CACHE_DIR, TF_IN_AUTOMATION=1, CHECKPOINT_DISABLE=1, TF_INPUT=0.
-  Every command gets `-input=false` and `-no-color` where Terraform accepts them.
-- Each run has `timeout` seconds; then its process group gets SIGTERM (Terraform stops gracefully and
-  writes its state), and SIGKILL `kill_grace` seconds later. The result says `timed_out=True`.
+- A command's environment is scrubbed: tfbot's own environment is never inherited. It gets PATH, then
+  `extra_env`, then the run's `RunEnv.env` (the project's `env`, `ssm:` values, passed-through names and
+  short-lived cloud credentials), minus settings that would change what we asked for (TF_CLI_ARGS*,
+  TF_WORKSPACE, TF_DATA_DIR, TF_LOG*), then our own TF_CLI_CONFIG_FILE (a machine may point it at a
+  missing file), TF_PLUGIN_CACHE_DIR, TF_IN_AUTOMATION=1, CHECKPOINT_DISABLE=1, TF_INPUT=0; the runner
+  adds a private HOME and TMPDIR. Every command gets `-input=false` and `-no-color` where Terraform accepts
+  them.
+- Every command is started by a `Runner` (bot/adapters/runners.py): unsandboxed, or in bubblewrap with only
+  its working copy and its plan file's directory writable.
+- Each run has `timeout` seconds; then it is asked to stop (SIGTERM to its process group: Terraform stops
+  gracefully and writes its state), and killed `kill_grace` seconds later. The result says `timed_out=True`.
 - Output is stdout and stderr interleaved through one pipe, kept in bounded memory (the first
   `output_head_bytes` and the last `output_tail_bytes`, with a note of what was cut), and masked.
 - Results are values; a failed command is not an exception. `version`, `show_json` and `state_pull`,
@@ -37,8 +42,6 @@ import json
 import os
 import re
 import select
-import signal
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -48,7 +51,7 @@ from typing import IO, Any
 
 import ijson
 
-from bot.adapters.procs import stop_with_parent
+from bot.adapters.runners import PlainRunner, Runner, RunSpec, Started
 from python_terraform import IsFlagged
 from python_terraform import Terraform as _ArgvBuilder
 
@@ -61,6 +64,23 @@ from bot.models import validate_workspace
 _STRIPPED_PREFIXES = ("TF_CLI_ARGS", "TF_LOG")
 _STRIPPED = {"TF_WORKSPACE", "TF_DATA_DIR"}
 _READ_CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True)
+class RunEnv:
+    """What one run (a project's plan or apply) adds to every command's scrubbed environment.
+
+    `env`: names and values (the project's `env`, `ssm:` values, passed-through names, short-lived cloud
+    credentials); `secrets`: values masked in the run's output besides the adapter's own; `error`: why the run
+    cannot start (its credentials could not be had), said on the PR as the failed step's error.
+    """
+
+    env: Mapping[str, str] = field(default_factory=dict)
+    secrets: tuple[str, ...] = ()
+    error: str = ""
+
+
+NO_RUN_ENV = RunEnv()
 
 
 class TerraformError(Exception):
@@ -180,6 +200,7 @@ class Terraform:
         output_head_bytes: int = 256 * 1024,
         output_tail_bytes: int = 256 * 1024,
         max_json_bytes: int = 16 * 1024 * 1024,
+        runner: Runner | None = None,
     ):
         self.binary = binary
         self.timeout = float(timeout)
@@ -192,10 +213,13 @@ class Terraform:
         self.cli_config_file = self.home / "cli.tfrc"
         self._init_lock_file = self.home / "plugin-cache.lock"
         self._write_cli_config()
-        base_env = self._base_env()
-        secrets = [v for v in mask_values if v] + [base_env[n] for n in mask_env if base_env.get(n)]
-        self._masker = SecretMasker(secrets)
-        self._longest_secret = max((len(s.encode()) for s in secrets), default=0)
+        self.runner: Runner = runner if runner is not None else PlainRunner(self.home / "runs")
+        # mask_env names tfbot's own environment as well: a value it holds stays masked wherever it turns up.
+        known = {**os.environ, **self._extra_env}
+        self._mask_env = tuple(mask_env)
+        self._secrets = [v for v in mask_values if v] + [known[n] for n in self._mask_env if known.get(n)]
+        self._masker = SecretMasker(self._secrets)
+        self._longest_secret = max((len(s.encode()) for s in self._secrets), default=0)
         # python-terraform's argv builder only; its constructor reads a state file, so aim it at our dir.
         self._argv = _ArgvBuilder(working_dir=str(self.home), terraform_bin_path=binary)
 
@@ -220,10 +244,12 @@ class Terraform:
             f.write(content)
         os.replace(tmp, self.cli_config_file)
 
-    def _base_env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not _stripped(k)}
+    def _base_env(self, run: RunEnv = NO_RUN_ENV) -> dict[str, str]:
+        """The whole environment of a command of `run` (HOME and TMPDIR are the runner's)."""
+        env = {"PATH": os.environ.get("PATH", os.defpath)}
         # A deliberate TF_LOG in extra_env is kept; the rest would undo what the adapter asks for.
         env.update({k: v for k, v in self._extra_env.items() if not _stripped(k) or k.startswith("TF_LOG")})
+        env.update({k: v for k, v in run.env.items() if not _stripped(k)})
         env.update(
             TF_CLI_CONFIG_FILE=str(self.cli_config_file),
             TF_PLUGIN_CACHE_DIR=str(self.plugin_cache_dir),
@@ -253,7 +279,15 @@ class Terraform:
             raise TerraformError(message, result) from exc
         return int(major), int(minor), int(patch)
 
-    def init(self, workdir: Path) -> TerraformResult:
+    def _masker_for(self, run: RunEnv) -> tuple[SecretMasker, int]:
+        """The masker of a command of `run`, and the length in bytes of its longest secret."""
+        extra = [v for v in run.secrets if v] + [run.env[n] for n in self._mask_env if run.env.get(n)]
+        if not extra:
+            return self._masker, self._longest_secret
+        secrets = [*self._secrets, *extra]
+        return SecretMasker(secrets), max(len(s.encode()) for s in secrets)
+
+    def init(self, workdir: Path, run: RunEnv = NO_RUN_ENV) -> TerraformResult:
         """`terraform init -reconfigure`: the checkout's backend block is the truth, never a migration prompt."""
         args = self._cmd("init", input=False, no_color=IsFlagged, reconfigure=IsFlagged)
         # Terraform's docs: "the plugin cache directory is not guaranteed to be concurrency safe. The
@@ -268,28 +302,33 @@ class Terraform:
                 return TerraformResult(
                     args, -1, f"[tfbot] timed out after {waited:.0f} s waiting for another terraform init "
                     f"to release the plugin cache lock {self._init_lock_file}", waited, timed_out=True)
-            return self._run(args, workdir)
+            # Only init, under this lock, may write the shared plugin cache; every other command sees it read-only.
+            return self._run(args, workdir, run=run, cache_writable=True)
 
-    def select_workspace(self, workdir: Path, name: str) -> TerraformResult:
+    def select_workspace(self, workdir: Path, name: str, run: RunEnv = NO_RUN_ENV) -> TerraformResult:
         """Select workspace `name`, creating it if missing (`-or-create`, Terraform >= 1.4)."""
         args = self._cmd("workspace select", validate_workspace(name), or_create=True, no_color=IsFlagged)
-        return self._run(args, workdir)
+        return self._run(args, workdir, run=run)
 
-    def plan(self, workdir: Path, plan_file: Path, workspace: str) -> TerraformResult:
-        """Plan into `plan_file`; exit 2 (changes) is success with `has_changes=True`."""
+    def plan(self, workdir: Path, plan_file: Path, workspace: str, run: RunEnv = NO_RUN_ENV) -> TerraformResult:
+        """Plan into `plan_file`; exit 2 (changes) is success with `has_changes=True`.
+
+        The plan file's directory (one run's own temporary directory) is writable in a sandbox.
+        """
         plan_file = _absolute(plan_file)
         plan_file.parent.mkdir(parents=True, exist_ok=True)
         args = self._cmd("plan", input=False, no_color=IsFlagged, detailed_exitcode=IsFlagged, out=str(plan_file))
-        result = self._run(args, workdir, workspace=workspace)
+        result = self._run(args, workdir, workspace=workspace, run=run, writable=(plan_file.parent,))
         if result.timed_out or result.exit_code not in (0, 2):
             return result
         return replace(result, has_changes=result.exit_code == 2)
 
-    def show_plan(self, workdir: Path, plan_file: Path) -> TerraformResult:
+    def show_plan(self, workdir: Path, plan_file: Path, run: RunEnv = NO_RUN_ENV) -> TerraformResult:
         """`terraform show -json` of a saved plan: `resource_changes` always, `data` if small enough."""
-        args = self._cmd("show", str(_absolute(plan_file)), json=IsFlagged, no_color=IsFlagged)
+        plan_file = _absolute(plan_file)
+        args = self._cmd("show", str(plan_file), json=IsFlagged, no_color=IsFlagged)
         with tempfile.TemporaryFile(dir=self.home) as spool:
-            result = self._run(args, workdir, stdout=spool)
+            result = self._run(args, workdir, stdout=spool, run=run, writable=(plan_file.parent,))
             if not result.ok:
                 return result
             spool.seek(0)
@@ -311,14 +350,15 @@ class Terraform:
             raise TerraformError(message, result)
         return result.data
 
-    def apply(self, workdir: Path, plan_file: Path, workspace: str) -> TerraformResult:
+    def apply(self, workdir: Path, plan_file: Path, workspace: str, run: RunEnv = NO_RUN_ENV) -> TerraformResult:
         """Apply a saved plan in `workspace` (Terraform refuses a plan made before the state changed).
 
         The workspace is required: `terraform apply PLANFILE` writes to whichever workspace is selected
         in the working directory, not the one the plan was made in (seen with 1.11.4).
         """
-        args = self._cmd("apply", str(_absolute(plan_file)), input=False, no_color=IsFlagged)
-        return self._run(args, workdir, workspace=workspace)
+        plan_file = _absolute(plan_file)
+        args = self._cmd("apply", str(plan_file), input=False, no_color=IsFlagged)
+        return self._run(args, workdir, workspace=workspace, run=run, writable=(plan_file.parent,))
 
     def state_pull(self, workdir: Path, workspace: str) -> dict[str, Any]:
         """The current state of `workspace` as a dict ({} when it has none yet); unmasked, for programs only."""
@@ -331,11 +371,15 @@ class Terraform:
             raw = spool.read()
         return json.loads(raw) if raw.strip() else {}
 
-    def run_custom(self, workdir: Path, argv: Sequence[str], env: Mapping[str, str] | None = None) -> TerraformResult:
-        """Run a workflow's own command (an argv list, never a shell string) under the same rules."""
+    def run_custom(self, workdir: Path, argv: Sequence[str], env: Mapping[str, str] | None = None,
+                   run: RunEnv = NO_RUN_ENV, writable: Sequence[Path] = ()) -> TerraformResult:
+        """Run a workflow's own command (an argv list, never a shell string) under the same rules.
+
+        `env` is added to the run's environment; `writable` are extra paths it may write (the plan's directory).
+        """
         if not argv or not all(isinstance(a, str) and a for a in argv):
             raise ValueError(f"a custom command is a non-empty list of non-empty strings, not {argv!r}")
-        return self._run(list(argv), workdir, env=env)
+        return self._run(list(argv), workdir, env=env, run=run, writable=tuple(_absolute(p) for p in writable))
 
     # -- process handling ------------------------------------------------------------------------
 
@@ -352,40 +396,40 @@ class Terraform:
         workspace: str | None = None,
         stdout: IO[bytes] | None = None,
         env: Mapping[str, str] | None = None,
+        run: RunEnv = NO_RUN_ENV,
+        writable: Sequence[Path] = (),
+        cache_writable: bool = False,
     ) -> TerraformResult:
-        """Run `args` in its own session; with `stdout` given, only stderr is captured as output."""
-        run_env = self._base_env()
+        """Run `args` through the runner; with `stdout` given, only stderr is captured as output."""
+        masker, longest = self._masker_for(run)
+        if run.error:  # the run could not get its credentials: nothing is started
+            return TerraformResult([masker.mask(a) for a in args], 1, masker.mask(f"Error: {run.error}\n"), 0.0)
+        run_env = self._base_env(run)
         run_env.update(env or {})
         if workspace is not None:
             run_env["TF_WORKSPACE"] = validate_workspace(workspace)
         capture = _BoundedOutput(self._head_bytes, self._tail_bytes)
         started = time.monotonic()
+        spec = RunSpec(args, Path(cwd), run_env, tuple(writable), cache_writable, stdout)
         try:
-            proc = subprocess.Popen(
-                args, cwd=cwd, env=run_env, stdin=subprocess.DEVNULL,
-                stdout=stdout if stdout is not None else subprocess.PIPE,
-                stderr=subprocess.PIPE if stdout is not None else subprocess.STDOUT,
-                start_new_session=True,  # its own process group, so a timeout reaches provisioners too
-                preexec_fn=stop_with_parent,
-            )
+            proc = self.runner.start(spec)
         except OSError as exc:
-            return TerraformResult(self._mask_args(args), 127, self.mask(f"[tfbot] cannot run {args[0]}: {exc}"), 0.0)
-        pipe = proc.stderr if stdout is not None else proc.stdout
-        assert pipe is not None
+            return TerraformResult([masker.mask(a) for a in args], 127,
+                                   masker.mask(f"[tfbot] cannot run {args[0]}: {exc}"), 0.0)
         timed_out = killed = leftovers = False
         try:
-            timed_out, killed, leftovers = self._pump(proc, pipe, capture, started + self.timeout)
+            timed_out, killed, leftovers = self._pump(proc, capture, started + self.timeout)
         finally:
-            pipe.close()
+            proc.output.close()
             if proc.poll() is None:  # only on an exception in our own code
-                _signal_group(proc.pid, signal.SIGKILL)
-                proc.wait()
+                proc.kill()
             # Terraform does not wait for a provisioner's own children (`cmd &`), which keep its process
             # group alive after it exits: leave nothing of this run behind.
-            leftovers = bool(_live_members(proc.pid)) or leftovers
-            _signal_group(proc.pid, signal.SIGKILL)
+            leftovers = proc.leftovers() or leftovers
+            proc.kill()
+            proc.close()
         duration = time.monotonic() - started
-        output, omitted = self._render(capture)
+        output, omitted = self._render(capture, masker, longest)
         if timed_out:
             how = "SIGTERM"
             if killed:
@@ -396,16 +440,16 @@ class Terraform:
                        f"its process group was stopped with {how}.\n")
         elif leftovers:
             output += f"\n[tfbot] {_describe(args)} left processes running in its process group; they were killed.\n"
-        return TerraformResult(self._mask_args(args), proc.returncode, output, duration, timed_out, omitted)
+        code = proc.poll()
+        return TerraformResult([masker.mask(a) for a in args], -9 if code is None else code, output, duration,
+                               timed_out, omitted)
 
-    def _pump(
-        self, proc: subprocess.Popen[bytes], pipe: IO[bytes], capture: _BoundedOutput, deadline: float
-    ) -> tuple[bool, bool, bool]:
+    def _pump(self, proc: Started, capture: _BoundedOutput, deadline: float) -> tuple[bool, bool, bool]:
         """Read output until EOF and exit, enforcing the deadline.
 
         Returns (timed_out, SIGKILL sent after the grace period, leftovers killed after the command exited).
         """
-        fd = pipe.fileno()
+        fd = proc.output.fileno()
         eof = timed_out = killed = leftovers = drained = False
         term_at = exited_at = 0.0
         while True:
@@ -415,24 +459,21 @@ class Terraform:
             now = time.monotonic()
             if not timed_out and now >= deadline:
                 timed_out, term_at = True, now
-                _signal_group(proc.pid, signal.SIGTERM)
+                proc.stop()
             elif timed_out and not killed and now >= term_at + self.kill_grace:
                 killed = True
-                _signal_group(proc.pid, signal.SIGKILL)
+                proc.kill()
             if exited and not eof:
                 # The command is gone but something it started still holds the output pipe open.
                 exited_at = exited_at or now
                 if not drained and now >= exited_at + self.drain_after_exit:
-                    drained, leftovers = True, bool(_live_members(proc.pid))
-                    _signal_group(proc.pid, signal.SIGKILL)
+                    drained, leftovers = True, proc.leftovers()
+                    proc.kill()
                 if now >= exited_at + 2 * self.drain_after_exit:
                     break  # a process outside the group holds the pipe: stop reading
             wait = min(max(deadline - now, 0.01), 0.5) if not timed_out else 0.1
             if eof:
-                try:
-                    proc.wait(timeout=wait)
-                except subprocess.TimeoutExpired:
-                    pass
+                proc.wait(wait)
                 continue
             ready, _, _ = select.select([fd], [], [], wait)
             if ready:
@@ -443,17 +484,17 @@ class Terraform:
                     eof = True
         return timed_out, killed, leftovers
 
-    def _render(self, capture: _BoundedOutput) -> tuple[str, int]:
+    def _render(self, capture: _BoundedOutput, masker: SecretMasker, longest: int) -> tuple[str, int]:
         head, tail, omitted = capture.finish()
         if omitted <= 0:
-            return self.mask((head + tail).decode("utf-8", "replace")), 0
+            return masker.mask((head + tail).decode("utf-8", "replace")), 0
         # A secret cut by the gap would survive masking as a fragment: drop what could be one.
-        edge = max(self._longest_secret - 1, 0)
+        edge = max(longest - 1, 0)
         if edge:
             head, tail = head[: max(len(head) - edge, 0)], tail[edge:]
             omitted += 2 * edge
         note = f"\n\n[... tfbot: {omitted} bytes of output omitted ...]\n\n"
-        return self.mask(head.decode("utf-8", "replace")) + note + self.mask(tail.decode("utf-8", "replace")), omitted
+        return masker.mask(head.decode("utf-8", "replace")) + note + masker.mask(tail.decode("utf-8", "replace")), omitted
 
     def _mask_args(self, args: list[str]) -> list[str]:
         return [self.mask(a) for a in args]
@@ -486,40 +527,8 @@ def _flock(lock: IO[str], deadline: float) -> bool:
             time.sleep(0.05)
 
 
-def _live_members(pgid: int) -> list[int]:
-    """Pids of running (not zombie) processes in group `pgid`, from /proc."""
-    try:
-        os.killpg(pgid, 0)  # cheap: an empty group (the usual case) needs no scan of every process on the host
-    except ProcessLookupError:
-        return []
-    except PermissionError:
-        pass
-    members = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        # After the command name: state, ppid, pgrp, ...
-        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
-            members.append(int(entry.name))
-    return members
-
-
-def _signal_group(pgid: int, sig: int) -> bool:
-    """Signal process group `pgid`; False if no process was left in it."""
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
-
-
 __all__ = [
-    "MASK", "Terraform", "TerraformError", "TerraformResult", "action_name", "read_resource_changes",
+    "MASK", "NO_RUN_ENV", "RunEnv", "Terraform", "TerraformError", "TerraformResult", "action_name", "read_resource_changes",
     "validate_workspace",
 ]
 

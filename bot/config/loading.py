@@ -152,6 +152,7 @@ def parse_config(
             report.add(*describe_error(error))
     if check_terraform:
         _check_terraform(raw, base_dir, report)
+    _check_sandbox(raw, report)
     if report.lines or config is None:
         raise ConfigError(report.lines)
     config._source = source
@@ -256,6 +257,17 @@ def _workflow_names(raw: dict[str, Any], base_dir: Path, report: _Problems) -> f
     except WorkflowError as exc:
         report.add("workflows_dir", str(exc))
         return None
+
+
+def _check_sandbox(raw: dict[str, Any], report: _Problems) -> None:
+    """`terraform.sandbox.mode: bubblewrap` on a host where bubblewrap cannot run stops every command that loads it."""
+    if _get(raw, "terraform.sandbox.mode") != "bubblewrap":
+        return
+    from bot.adapters.runners import probe_bubblewrap
+
+    problem = probe_bubblewrap()
+    if problem:
+        report.add("terraform.sandbox.mode", f"bubblewrap cannot run here: {problem} (or set mode: auto or none)")
 
 
 def _check_terraform(raw: dict[str, Any], base_dir: Path, report: _Problems) -> None:

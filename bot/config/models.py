@@ -185,11 +185,107 @@ class ServerConfig(_Model):
         return self
 
 
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+# Names a run's environment gets from tfbot itself, or that would undo what tfbot asks of Terraform.
+_RESERVED_ENV = frozenset({"PATH", "HOME", "TMPDIR", "TF_CLI_CONFIG_FILE", "TF_PLUGIN_CACHE_DIR", "TF_WORKSPACE",
+                           "TF_DATA_DIR", "TF_IN_AUTOMATION", "TF_INPUT", "CHECKPOINT_DISABLE", "WORKSPACE", "PLANFILE",
+                           "TF_PLUGIN_CACHE_MAY_BREAK_DEPENDENCY_LOCK_FILE"})
+# An IAM role ARN: partition, 12-digit account, role path and name (STS's own rules).
+_ROLE_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+
+
+def _check_env_name(name: str) -> str | None:
+    """Why `name` may not be set in a run's environment, or None."""
+    if not ENV_NAME_RE.match(name):
+        return f"{name!r} is not an environment variable name (letters, digits, '_', not starting with a digit)"
+    upper = name.upper()
+    if upper.startswith("TFBOT_"):
+        return f"{name}: tfbot's own settings and secrets never reach a run"
+    if upper in _RESERVED_ENV or upper.startswith(("TF_CLI_ARGS", "TF_LOG")):
+        return f"{name} is set by tfbot (or would change what it asks of Terraform)"
+    return None
+
+
+class SandboxConfig(_Model):
+    """How runs are isolated from tfbot (server config only: a repository can never widen it)."""
+
+    mode: Literal["auto", "bubblewrap", "none"] = Field(
+        "auto", description="bubblewrap: every Terraform command and run step in a bubblewrap sandbox (startup fails "
+        "when it cannot run); auto: bubblewrap when it works here, else none with a warning; none: unsandboxed")
+    writable_paths: tuple[Path, ...] = Field((), description="extra directories a run may write, such as a local "
+                                             "backend's state directory; relative to the config file")
+    readable_paths: tuple[Path, ...] = Field((), description="directories a run may read even inside data_dir or "
+                                             "another hidden path; relative to the config file")
+
+    @field_validator("writable_paths", "readable_paths")
+    @classmethod
+    def _existing_dirs(cls, value: tuple[Path, ...], info: ValidationInfo) -> tuple[Path, ...]:
+        paths = tuple(_resolve(Path(p), info) for p in value)
+        for path in paths:
+            if not path.is_dir():
+                raise ValueError(f"no such directory: {path}")
+        return paths
+
+
+class AwsPhaseCredentials(_Model):
+    """The AWS role one phase (plan or apply) of a project's runs assumes."""
+
+    aws_role_arn: str = Field(description="IAM role tfbot assumes with STS for the run: arn:aws:iam::ACCOUNT:role/NAME")
+    duration_seconds: int = Field(3600, ge=900, le=43200,
+                                  description="lifetime of the short-lived keys (the role's maximum session bounds it)")
+
+    @field_validator("aws_role_arn")
+    @classmethod
+    def _arn(cls, value: str) -> str:
+        if not _ROLE_ARN_RE.match(value):
+            raise ValueError(f"not an IAM role ARN (arn:aws:iam::123456789012:role/NAME), got {value!r}")
+        return value
+
+
+class CredentialsConfig(_Model):
+    """Short-lived cloud credentials per phase: a read-only role for plan, a write role for apply."""
+
+    plan: AwsPhaseCredentials | None = Field(None, description="role assumed for plan runs (and their run steps)")
+    apply: AwsPhaseCredentials | None = Field(None, description="role assumed for apply runs (and their run steps)")
+
+
+class RunEnvConfig(_Model):
+    """What a project's runs get besides PATH, a private HOME and tfbot's TF_* settings."""
+
+    env: dict[str, str] = Field(default_factory=dict, description="NAME: value, or NAME: ssm:/path (read at each run)")
+    env_passthrough: tuple[str, ...] = Field((), description="names passed on from tfbot's own environment")
+    credentials: CredentialsConfig | None = Field(None, description="AWS roles assumed per phase")
+
+    def __hash__(self) -> int:
+        # Frozen configs are dictionary keys (compiled project matchers); `env` is a dict, so hash its items.
+        return hash((type(self), tuple((k, tuple(sorted(v.items())) if isinstance(v, dict) else v)
+                                       for k, v in self.__dict__.items())))
+
+    @field_validator("env")
+    @classmethod
+    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            problem = _check_env_name(name)
+            if problem:
+                raise ValueError(problem)
+        return value
+
+    @field_validator("env_passthrough")
+    @classmethod
+    def _passthrough_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            problem = _check_env_name(name)
+            if problem:
+                raise ValueError(problem)
+        return value
+
+
 class TerraformConfig(_Model):
     binary: str = Field("terraform", json_schema_extra=env("TFBOT_TERRAFORM_BINARY"),
                         description="a path, or a name on PATH; must be >= 1.4")
     timeout: float = Field(3600.0, ge=1, description="seconds; a run over this is killed and reported on the PR")
     mask_env: tuple[str, ...] = Field((), description="environment variables whose values are masked in all output")
+    sandbox: SandboxConfig = SandboxConfig()
 
     @field_validator("binary")
     @classmethod
@@ -197,7 +293,7 @@ class TerraformConfig(_Model):
         return value or "terraform"
 
 
-class ProjectConfig(_Model):
+class ProjectConfig(RunEnvConfig):
     """One Terraform root module and workspace: one state, one lock."""
 
     dir: str = Field(description="the project's directory, relative to the repository root")
@@ -306,7 +402,7 @@ def _check_dependencies(projects: tuple[ProjectConfig, ...]) -> None:
         visit(project.name, [])
 
 
-class RepoConfig(_Model):
+class RepoConfig(RunEnvConfig):
     """Settings of the repositories one `name` pattern matches."""
 
     name: str = Field(description="a repository such as acme/infra, or a pattern such as acme/*")
@@ -368,6 +464,18 @@ class RepoConfig(_Model):
         """Whether merges into `base_ref` are applied (PRs into it take locks): the default branch, or listed."""
         return base_ref == default_branch or base_ref in self.apply_branches
 
+    def run_settings(self, dir: str, workspace: str) -> RunEnvConfig:
+        """What the runs of project (dir, workspace) get (pure): the repository's `env` with the project's on top,
+        both passthrough lists, and per phase the project's role, else the repository's."""
+        project = next((p for p in self.projects if (p.dir, p.workspace) == (dir, workspace)), None)
+        if project is None:
+            return RunEnvConfig(env=dict(self.env), env_passthrough=self.env_passthrough, credentials=self.credentials)
+        own, default = project.credentials or CredentialsConfig(), self.credentials or CredentialsConfig()
+        credentials = CredentialsConfig(plan=own.plan or default.plan, apply=own.apply or default.apply)
+        return RunEnvConfig(env={**self.env, **project.env},
+                            env_passthrough=tuple(dict.fromkeys((*self.env_passthrough, *project.env_passthrough))),
+                            credentials=credentials if credentials.plan or credentials.apply else None)
+
     def matches(self, full_name: str) -> bool:
         """True when this entry's pattern (e.g. `acme/*`) covers the repository."""
         return fnmatch.fnmatchcase(full_name.lower(), self.name.lower())
@@ -399,6 +507,7 @@ class StorageConfig(_Model):
 class AwsConfig(_Model):
     region: str = Field("", description="AWS region for reading ssm: secrets; empty: boto3's default")
     endpoint_url: str = Field("", description="SSM endpoint for reading ssm: secrets; empty: AWS's")
+    sts_endpoint_url: str = Field("", description="STS endpoint for assuming the roles of `credentials`; empty: AWS's")
 
 
 class Config(_Model):

@@ -7,7 +7,9 @@ broken YAML is a `Problem` with the file's line, and the PR is planned with noth
 
 Why the server decides: the file is PR code. A PR that could drop `apply_requirements` could apply without the
 approval the team asked for; one that could name any workflow could pick one with weaker steps. So by default
-a repository may set only `projects`, `when_modified`, `autoplan` and `workflow` (among `allowed_workflows`).
+a repository may set only `projects`, `when_modified`, `autoplan`, `workflow` (among `allowed_workflows`) and the
+ordering keys. What a run is given (`env`, `env_passthrough`, `credentials`) is never the file's: no override
+names it, and runs take it from the server's entry by (dir, workspace) (bot/lifecycle/run_env.py).
 """
 from __future__ import annotations
 

@@ -25,6 +25,7 @@ from bot.adapters.plan_store import PlanStoreError, plan_key
 from bot.state.records import Command, PlanRecord, project_to_dict
 from bot.lifecycle.targets import Target, ensure_commit, merged_target, same_content
 from bot.lifecycle.steps import ApplyOutcome, PlanOutcome, run_apply_steps, run_plan_steps
+from bot.lifecycle.run_env import run_environment
 
 if TYPE_CHECKING:
     from bot.adapters.terraform import TerraformResult
@@ -237,7 +238,8 @@ def _run_plan(svc: WorkerServices, cmd: Command, project: Project, target: Targe
     with tempfile.TemporaryDirectory(dir=svc.tmp_dir) as tmp:
         plan_file = Path(tmp) / "plan.tfplan"
         outcome = run_plan_steps(svc.terraform, workflow, workdir, project.workspace, plan_file,
-                                 before_step=_fence(guard))
+                                 before_step=_fence(guard),
+                                 run_env=run_environment(svc, cmd.repo, cmd.pull, project, "plan", run_id))
         if outcome.ok:
             key = plan_key(project, cmd.pull, target.head_sha, run_id)
             digest = svc.plans.put(key, plan_file)
@@ -473,7 +475,8 @@ def _apply_saved(svc: WorkerServices, cmd: Command, project: Project, plan: Plan
             raise PlanRefused(str(exc)) from None
         workdir = _working_dir(svc, cmd, project, target)
         outcome = run_apply_steps(svc.terraform, svc.workflows[project.workflow], workdir, project.workspace, plan_file,
-                                  before_step=_apply_fence(svc, cmd, project, token, run_id, guard))
+                                  before_step=_apply_fence(svc, cmd, project, token, run_id, guard),
+                                  run_env=run_environment(svc, cmd.repo, cmd.pull, project, "apply", run_id))
     # The run and its audit entry first: they say what happened to the infrastructure, whatever fails next.
     _save_run(svc, run_id, "apply", cmd, project, target, started, outcome.ok, outcome.summary, outcome.steps)
     if outcome.ok:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.adapters.terraform import Terraform, TerraformResult
+from bot.adapters.terraform import NO_RUN_ENV, RunEnv, Terraform, TerraformResult
 from bot.config.workflows import Step, Workflow, WorkflowError
 
 _PLAN_LINE = re.compile(r"^Plan: \d+ to add\b.*$", re.MULTILINE)
@@ -43,12 +43,13 @@ class ApplyOutcome:
 # -- running --------------------------------------------------------------------------------------
 
 def run_plan_steps(tf: Terraform, workflow: Workflow, workdir: Path, workspace: str, plan_file: Path,
-                   before_step: Callable[[str], None] | None = None) -> PlanOutcome:
+                   before_step: Callable[[str], None] | None = None, run_env: RunEnv = NO_RUN_ENV) -> PlanOutcome:
     """Run the plan pipeline, stopping at the first failing step.
 
-    `before_step(step)` runs before every step and may raise to stop the run (a lost run guard).
+    `before_step(step)` runs before every step and may raise to stop the run (a lost run guard). Every step
+    gets `run_env` (the project's env and the plan credentials); one with an `error` fails its first step.
     """
-    results, failed = _run_steps(tf, workflow.plan_steps, workdir, workspace, plan_file, before_step)
+    results, failed = _run_steps(tf, workflow.plan_steps, workdir, workspace, plan_file, before_step, run_env)
     by_step = {s.name: r for s, r in zip(workflow.plan_steps[: len(results)], results, strict=True)}
     plan, show = by_step.get("plan"), by_step.get("show")
     if failed is not None:
@@ -68,9 +69,9 @@ def run_plan_steps(tf: Terraform, workflow: Workflow, workdir: Path, workspace: 
 
 
 def run_apply_steps(tf: Terraform, workflow: Workflow, workdir: Path, workspace: str, plan_file: Path,
-                    before_step: Callable[[str], None] | None = None) -> ApplyOutcome:
+                    before_step: Callable[[str], None] | None = None, run_env: RunEnv = NO_RUN_ENV) -> ApplyOutcome:
     """Run the apply pipeline over a saved plan, stopping at the first failing step (see run_plan_steps)."""
-    results, failed = _run_steps(tf, workflow.apply_steps, workdir, workspace, plan_file, before_step)
+    results, failed = _run_steps(tf, workflow.apply_steps, workdir, workspace, plan_file, before_step, run_env)
     apply = {s.name: r for s, r in zip(workflow.apply_steps[: len(results)], results, strict=True)}.get("apply")
     summary = failure_summary(results[-1]) if failed is not None else apply_summary(apply.output if apply else "")
     return ApplyOutcome(failed is None, results, summary, failed, apply.output if apply else "")
@@ -78,32 +79,34 @@ def run_apply_steps(tf: Terraform, workflow: Workflow, workdir: Path, workspace:
 
 def _run_steps(
     tf: Terraform, steps: Sequence[Step], workdir: Path, workspace: str, plan_file: Path,
-    before_step: Callable[[str], None] | None = None,
+    before_step: Callable[[str], None] | None = None, run_env: RunEnv = NO_RUN_ENV,
 ) -> tuple[list[TerraformResult], str | None]:
     results: list[TerraformResult] = []
     for step in steps:
         if before_step is not None:
             before_step(str(step))
-        result = _run_step(tf, step, workdir, workspace, plan_file)
+        result = _run_step(tf, step, workdir, workspace, plan_file, run_env)
         results.append(result)
         if not result.ok:
             return results, str(step)
     return results, None
 
 
-def _run_step(tf: Terraform, step: Step, workdir: Path, workspace: str, plan_file: Path) -> TerraformResult:
+def _run_step(tf: Terraform, step: Step, workdir: Path, workspace: str, plan_file: Path,
+              run: RunEnv) -> TerraformResult:
     if step.name == "init":
-        return tf.init(workdir)
+        return tf.init(workdir, run=run)
     if step.name == "workspace":
-        return tf.select_workspace(workdir, workspace)
+        return tf.select_workspace(workdir, workspace, run=run)
     if step.name == "plan":
-        return tf.plan(workdir, plan_file, workspace)
+        return tf.plan(workdir, plan_file, workspace, run=run)
     if step.name == "show":
-        return tf.show_plan(workdir, plan_file)
+        return tf.show_plan(workdir, plan_file, run=run)
     if step.name == "apply":
-        return tf.apply(workdir, plan_file, workspace)
+        return tf.apply(workdir, plan_file, workspace, run=run)
     if step.name == "run":
-        return tf.run_custom(workdir, step.argv, env={"WORKSPACE": workspace, "PLANFILE": str(plan_file)})
+        return tf.run_custom(workdir, step.argv, env={"WORKSPACE": workspace, "PLANFILE": str(plan_file)}, run=run,
+                             writable=(plan_file.parent,))
     raise WorkflowError(f"unknown step {step.name!r}")  # load_workflow never lets one through
 
 

@@ -10,8 +10,10 @@ from pathlib import Path
 def gated_workflow(tmp_path: Path) -> tuple[Path, Path, Path]:
     """A `gated` workflow whose plan waits, after saying so, until the test opens the gate.
     Returns (workflows dir, the file that says a run waits, the gate file)."""
-    waiting, gate = tmp_path / "waiting", tmp_path / "gate-open"
-    script = tmp_path / "gate.py"
+    shared = tmp_path / "host"  # a Scenario's directory that sandboxed runs may write
+    shared.mkdir(exist_ok=True)
+    waiting, gate = shared / "waiting", shared / "gate-open"
+    script = shared / "gate.py"
     script.write_text(textwrap.dedent(f"""
         import pathlib, sys, time
         pathlib.Path({str(waiting)!r}).touch()

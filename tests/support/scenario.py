@@ -39,7 +39,14 @@ class Scenario:
         self.fake = fake
         self.remote = RemoteRepo(tmp_path / "remote", REPO)
         self.state_root = tmp_path / "state"
+        self.state_root.mkdir(exist_ok=True)
+        # Files a test's run steps and provisioners share with the test (gates, markers): runs may write here.
+        self.host_dir = tmp_path / "host"
+        self.host_dir.mkdir(exist_ok=True)
         self.port = free_port()
+        extra = dict(extra_settings or {})
+        # State lives outside the checkout, like a remote backend's: the one directory runs may write besides it.
+        terraform = {"timeout": 300, "sandbox": {"writable_paths": [str(self.state_root), str(self.host_dir)]}, **extra.pop("terraform", {})}
         self.settings = {
             "github": {"api_url": fake.base_url, "app_id": fake.app_id, "private_key": private_key_pem.decode(),
                        "webhook_secret": SECRET, "app_slug": fake.app_slug, "retries": 0, "write_interval": 0,
@@ -47,10 +54,10 @@ class Scenario:
             "server": {"host": "127.0.0.1", "port": self.port},
             "data_dir": str(tmp_path / "data"),
             "workers": workers,
-            "terraform": {"timeout": 300},
+            "terraform": terraform,
             "repos": [{"name": "acme/*", **(repo_settings or {})}],
             "log_level": "INFO",
-            **(extra_settings or {}),
+            **extra,
         }
         self.server: TfbotServer | None = None
         self._branches: dict[int, str] = {}

@@ -254,3 +254,10 @@ def test_callers_the_base_branch_added_since_the_pr_branched_are_planned_too() -
     assert dirs(affected_projects(REPO, DEFAULT, changes, head.tf_dirs, head)) == ["envs/prod"]
     assert planned(*changes) == ["envs/prod", "envs/stage"]  # not envs/dev: the PR deletes it
     assert planned("envs/solo/main.tf") == ["envs/solo"]
+
+
+def test_a_json_file_nested_past_the_parser_is_a_warning_not_a_crash():
+    from bot.projects.modules import parse_module_sources
+
+    parsed = parse_module_sources("deep.tf.json", '{"module": ' + "[" * 100000 + "]" * 100000 + "}")
+    assert parsed.error == "nested too deeply to read" and parsed.sources == ()

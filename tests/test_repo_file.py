@@ -25,16 +25,37 @@ def test_no_file_and_an_empty_file_leave_the_server_entry_as_it_is():
     assert empty.present and empty.problems == () and empty.config.projects == ()
 
 
-def test_projects_replace_the_servers_and_inherit_its_requirements_and_workflow():
+def test_the_files_projects_inherit_the_entrys_requirements_and_workflow_and_the_servers_own_stay():
     server = RepoConfig(name="acme/*", apply_requirements=("approved",), projects=({"dir": "old"},))
     found = settings(server, "projects:\n  - dir: network\n    autoplan: false\n  - name: zone\n    dir: dns\n"
                              "    when_modified: ['*.tf', '../shared/**']\n", workflows=WORKFLOWS)
     assert found.problems == ()
-    [net, dns] = found.config.projects
+    [net, dns, old] = found.config.projects
     assert (net.name, net.autoplan, net.apply_requirements, net.workflow) == ("network", False, ("approved",),
                                                                                "default")
     assert (dns.name, dns.when_modified) == ("zone", ("*.tf", "../shared/**"))
+    assert old.dir == "old"  # a project the server declares is not dropped by leaving it out of the file
     assert found.config.allow_fork_prs is server.allow_fork_prs  # the rest of the entry stays the server's
+
+
+def test_a_project_the_server_declares_keeps_what_the_file_may_not_change():
+    """A PR cannot drop the approval the server asks of one project by declaring that project again."""
+    server = RepoConfig(name="acme/*", projects=(
+        {"dir": "prod", "apply_requirements": ["approved"], "workflow": "strict",
+         "credentials": {"apply": {"aws_role_arn": "arn:aws:iam::123456789012:role/prod-apply"}}},
+        {"dir": "staging"}))
+    found = settings(server, "projects:\n  - dir: prod\n    autoplan: false\n", workflows=WORKFLOWS)
+    assert found.problems == ()
+    prod = next(p for p in found.config.projects if p.dir == "prod")
+    assert (prod.autoplan, prod.apply_requirements, prod.workflow) == (False, ("approved",), "strict")
+    assert prod.credentials is not None and prod.credentials.apply.aws_role_arn.endswith("role/prod-apply")
+    assert [p.dir for p in found.config.projects] == ["prod", "staging"]
+
+
+def test_a_file_project_that_clashes_with_the_servers_is_a_problem_not_a_crash():
+    server = RepoConfig(name="acme/*", projects=({"dir": "prod"},))
+    [problem] = settings(server, "projects:\n  - dir: other\n    name: prod\n", workflows=WORKFLOWS).problems
+    assert "duplicate project name 'prod'" in problem.text() and "the projects the server declares" in problem.text()
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -134,3 +155,25 @@ def test_a_repository_cannot_give_its_runs_credentials_or_tfbots_environment(key
     assert problems(text, RepoConfig(name="acme/*", allowed_overrides=("projects", "autoplan"))) == [
         f"tfbot.yaml:3: projects[0].{key}: the server does not let a repository set this (repos[].allowed_overrides "
         "of acme/*: projects, autoplan)"]
+
+
+def test_a_hostile_file_costs_a_worker_nothing():
+    """The file is PR code, read before anyone approved a fork's: an alias bomb, a deep nest or a huge file is a
+    problem at once, never minutes of work or a crash."""
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n"
+        for i in range(12))
+    assert problems(bomb) == ["tfbot.yaml:1: anchors and aliases (& and *) are not supported here"]
+    assert problems("[" * 5000) == ["tfbot.yaml: nested more than 20 levels deep"]
+    assert problems("projects:" + " [" * 30 + "]" * 30) == ["tfbot.yaml:1: nested more than 20 levels deep"]
+    assert problems("# x\n" * 70000) == ["tfbot.yaml: larger than 256 KiB"]
+
+
+def test_patterns_cannot_make_matching_slow():
+    assert problems("projects:\n  - dir: a\n    when_modified: ['**/a/**/b/**/c/**/x.tf']\n") == [
+        "tfbot.yaml:3: projects[0].when_modified: '**/a/**/b/**/c/**/x.tf' has more than 3 `**` segments"]
+    # Repeated `**` collapse to one: a deep path is matched at once, whatever it holds.
+    config = settings(SERVER, "projects:\n  - dir: a\n    when_modified: ['**/**/**/x.tf']\n",
+                      workflows=WORKFLOWS).config
+    deep = "/".join(["d"] * 40) + "/y.tf"
+    assert affected_projects("acme/infra", config, [deep], {"a"}) == []

@@ -73,6 +73,20 @@ def _one_or_many(value: Any) -> Any:
     return [value] if isinstance(value, str) else value
 
 
+MAX_GLOB_STARS = 3  # `**` segments in one glob: each multiplies what a match may try on a deep path
+
+
+def _bounded_globs(value: tuple[str, ...]) -> tuple[str, ...]:
+    """Globs a changed path is matched against, from a config a PR may write (tfbot.yaml): bounded in length and in
+    `**` segments, so no pattern can make a match take seconds."""
+    for pattern in value:
+        if len(pattern) > 256:
+            raise ValueError(f"a pattern is longer than 256 characters: {pattern[:40]!r}...")
+        if pattern.split("/").count("**") > MAX_GLOB_STARS:
+            raise ValueError(f"{pattern!r} has more than {MAX_GLOB_STARS} `**` segments")
+    return value
+
+
 class GitHubConfig(_Model):
     """The GitHub App tfbot acts as."""
 
@@ -309,6 +323,7 @@ class ProjectConfig(RunEnvConfig):
     execution_order_group: int = Field(0, ge=0, le=1000, description="applies of lower groups run first")
 
     _as_list = field_validator("when_modified", "depends_on", mode="before")(_one_or_many)
+    _bounded = field_validator("when_modified")(_bounded_globs)
     _known_workflow = field_validator("workflow")(_check_workflow)
 
     @field_validator("dir")
@@ -353,6 +368,7 @@ class AutodiscoverConfig(_Model):
                                                           "dirs), e.g. examples/**")
 
     _as_list = field_validator("ignore_paths", mode="before")(_one_or_many)
+    _bounded = field_validator("ignore_paths")(_bounded_globs)
 
 
 def check_unique_projects(projects: tuple[ProjectConfig, ...]) -> None:

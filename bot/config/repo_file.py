@@ -23,6 +23,8 @@ from bot.config.loading import describe_error
 from bot.config.models import AutodiscoverConfig, ProjectConfig, RepoConfig, _Model, check_unique_projects
 
 REPO_FILE = "tfbot.yaml"
+MAX_BYTES = 256 * 1024
+MAX_DEPTH = 20
 # Keys of a project that come with declaring it: without them there is no project to speak of.
 _IDENTITY = frozenset({"name", "dir", "workspace"})
 
@@ -87,20 +89,32 @@ def settings(server: RepoConfig, text: str | None, *, changed: bool = False,
         for error in exc.errors():
             key, reason = describe_error(error, RepoFile)
             problems.append(Problem(_line_of(root, _loc(error["loc"], error)), key, reason))
-    if problems:
-        return RepoSettings(server, True, changed, tuple(sorted(problems, key=lambda p: (p.line or 0, p.key))))
-    return RepoSettings(_overridden(server, repo_file), True, changed)
+    if not problems:
+        merged = _overridden(server, repo_file)
+        if isinstance(merged, RepoConfig):
+            return RepoSettings(merged, True, changed)
+        problems = merged
+    return RepoSettings(server, True, changed, tuple(sorted(problems, key=lambda p: (p.line or 0, p.key))))
 
 
 def _parse(text: str) -> tuple[dict[str, Any], yaml.Node | None] | list[Problem]:
+    """The file's mapping and its node tree, or its problems. The file is PR code: its size, depth and aliases are
+    bounded before anything walks or builds it (an alias bomb or a deep nest must cost a worker nothing)."""
+    if len(text) > MAX_BYTES:
+        return [Problem(None, "", f"larger than {MAX_BYTES // 1024} KiB")]
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
+        shape = _shape_problem(node)
+        if shape:
+            return [shape]
         raw = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         reason = " ".join(p for p in (exc.problem, exc.context) if p) or "invalid YAML"
         return [Problem(mark.line + 1 if mark is not None else None, "", f"not valid YAML: {reason}")]
+    except RecursionError:
+        return [Problem(None, "", f"nested more than {MAX_DEPTH} levels deep")]
     finally:
         loader.dispose()
     if raw is None:
@@ -111,6 +125,24 @@ def _parse(text: str) -> tuple[dict[str, Any], yaml.Node | None] | list[Problem]
     if duplicates:
         return duplicates
     return raw, node
+
+
+def _shape_problem(root: yaml.Node | None) -> Problem | None:
+    """A Problem when the tree uses an alias (a node reached twice) or nests deeper than MAX_DEPTH; else None."""
+    seen: set[int] = set()
+    stack = [(root, 1)] if root is not None else []
+    while stack:
+        node, depth = stack.pop()
+        if id(node) in seen:
+            return Problem(node.start_mark.line + 1, "", "anchors and aliases (& and *) are not supported here")
+        seen.add(id(node))
+        if depth > MAX_DEPTH:
+            return Problem(node.start_mark.line + 1, "", f"nested more than {MAX_DEPTH} levels deep")
+        if isinstance(node, yaml.MappingNode):
+            stack.extend((child, depth + 1) for pair in node.value for child in pair)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((child, depth + 1) for child in node.value)
+    return None
 
 
 def _duplicates(node: yaml.Node | None, key: str = "") -> Iterator[Problem]:
@@ -181,18 +213,30 @@ def _not_allowed(server: RepoConfig, raw: dict[str, Any], root: yaml.Node | None
                           f"(repos[].allowed_workflows of {server.name}: {', '.join(sorted(workflows))})")
 
 
-def _overridden(server: RepoConfig, repo_file: RepoFile) -> RepoConfig:
-    """The server entry with the file's keys in place of its own; projects inherit the entry's defaults."""
+def _overridden(server: RepoConfig, repo_file: RepoFile) -> RepoConfig | list[Problem]:
+    """The server entry with the file's keys in place of its own; projects inherit the entry's defaults.
+
+    The server's own projects stay projects: the file adds projects and, for one the server declares (same dir and
+    workspace), changes only the keys it sets (which are allowed, or it would not get here); every other key of it
+    stays the server's (its apply requirements, its workflow, what its runs are given).
+    """
     data = server.model_dump(exclude={"projects"})
-    if "projects" in repo_file.model_fields_set:
-        data["projects"] = [p.model_dump(exclude_unset=True) for p in repo_file.projects]
-    else:
-        data["projects"] = [p.model_dump(exclude_unset=True) for p in server.projects]
+    remaining = {(p.dir, p.workspace): p for p in server.projects}
+    projects = []
+    for project in repo_file.projects:
+        own = remaining.pop((project.dir, project.workspace), None)
+        # The file's keys (only allowed ones get this far) over the server's project, key by key.
+        base = own.model_dump(exclude_unset=True) if own is not None else {}
+        projects.append({**base, **project.model_dump(exclude_unset=True)})
+    data["projects"] = projects + [p.model_dump(exclude_unset=True) for p in remaining.values()]
     if "autodiscover" in repo_file.model_fields_set:
         data["autodiscover"] = repo_file.autodiscover.model_dump()
-    # Validated again so projects inherit the entry's apply_requirements and workflow, as the server's own do;
-    # the file's values were checked above, so this cannot fail on them.
-    return RepoConfig.model_validate(data)
+    # Validated again so projects inherit the entry's apply_requirements and workflow, as the server's own do.
+    try:
+        return RepoConfig.model_validate(data)
+    except ValidationError as exc:  # the file's projects clash with the server's (a name, a dependency)
+        return [Problem(None, key, f"{reason} (with the projects the server declares for {server.name})")
+                for key, reason in (describe_error(error, RepoConfig) for error in exc.errors())]
 
 
 def schema() -> dict[str, Any]:

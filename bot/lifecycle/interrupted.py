@@ -27,6 +27,8 @@ def report_interrupted(svc: WorkerServices, command_id: str, project_data: dict[
     project = project_from_dict(project_data)
     cmd = svc.records.command(command_id)
     if svc.records.has_result(command_id, project):
+        # It reported before it died: what waits for it may not have been started yet (idempotent).
+        advance_command(svc, cmd)
         return
     lock_note = state_lock_note(svc, cmd, project)
     kind = "plan" if cmd.kind == "plan" else "apply"

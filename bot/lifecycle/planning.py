@@ -61,11 +61,12 @@ def start_command(
     sha = head_sha or pull.head_sha
     applies = base_applies(svc, repo, pull)
     info = {**pull_info_dict(pull), "applies": applies, **(extra_info or {})}
-    if kind != "plan" and ordering.ordered(projects):
+    every = [*projects, *(r.project for r in prefilled)]  # a refused project still holds back what depends on it
+    if kind != "plan" and ordering.ordered(every):
         # Applies in order: the command keeps what waits for what; advance_command starts each when it may.
-        info["order"] = {pid: sorted(before) for pid, before in ordering.waits(projects).items()}
-        info["projects"] = {p.id: project_to_dict(p) for p in projects}
-        note = f"{note} {ordering.describe(projects)}".strip()
+        info["order"] = {pid: sorted(before) for pid, before in ordering.waits(every).items()}
+        info["projects"] = {p.id: project_to_dict(p) for p in every}
+        note = f"{note} {ordering.describe(every)}".strip()
     cmd = svc.records.new_command(kind, repo, pull.number, sha, installation, user,
                                   total=len(projects) + len(prefilled), note=note, info=info)
     log.info("%s %s#%d at %s: %d project(s) queued (%s), by %s", kind, repo, pull.number, sha[:8], len(projects),

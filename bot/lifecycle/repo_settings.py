@@ -24,11 +24,12 @@ log = logging.getLogger(__name__)
 
 
 def pull_settings(svc: WorkerServices, repo: str, server: RepoConfig, pull: PullInfo,
-                  changed_files: Iterable[str]) -> RepoSettings:
-    """The PR's settings; its head and base must be in tfbot's mirror (`Checkouts.fetch`)."""
+                  changed_files: Iterable[str], *, trust_head: bool = True) -> RepoSettings:
+    """The PR's settings; its head and base must be in tfbot's mirror (`Checkouts.fetch`). Without `trust_head`
+    (a fork's push nobody approved) the base branch's file is read, whatever the PR changed."""
     if not server.read_repo_config:
         return RepoSettings(server)
-    changed = REPO_FILE in set(changed_files)
+    changed = trust_head and REPO_FILE in set(changed_files)
     sha = pull.head_sha if changed else pull.base_sha
     if pull.merged and pull.merge_commit_sha and svc.checkouts.has_commit(repo, pull.merge_commit_sha):
         sha = pull.merge_commit_sha

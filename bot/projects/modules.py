@@ -435,6 +435,8 @@ def _parse_json(text: str) -> ParsedFile:
     except ValueError as exc:
         line, column = getattr(exc, "lineno", 0), getattr(exc, "colno", 0)
         return ParsedFile(error=f"line {line}, column {column}: {getattr(exc, 'msg', str(exc))}")
+    except RecursionError:  # a PR's file nested past what json parses: a warning, never a failed event
+        return ParsedFile(error="nested too deeply to read")
     if not isinstance(tree, dict):
         return ParsedFile(error="line 1, column 1: a Terraform JSON file must hold one object")
     sources = []

@@ -75,7 +75,9 @@ def autoplan(delivery: Delivery, svc: WorkerServices) -> None:
         log.info("%s: head moved to %s since this event; its own event plans it", delivery.describe(),
                  pull.head_sha[:8])
         return
-    detected = detect_pull(svc, gh, repo, repo_cfg, pull)
+    # A fork's push is not approved code: its projects (to let go of locks it no longer needs) are found under the
+    # base branch's tfbot.yaml, never under a file the fork wrote.
+    detected = detect_pull(svc, gh, repo, repo_cfg, pull, trust_head=not pull.is_fork)
     changed, found = detected.projects, detected.settings
     if found.problems:
         # Nothing is planned, locked or released on a config tfbot cannot read: the PR keeps what it holds.
@@ -226,8 +228,9 @@ def merged(svc: WorkerServices, gh: RepoAPI, delivery: Delivery, number: int, pr
         warnings = detected.note
         if detected.settings.problems:
             tell_problems(svc, gh, pull, detected.settings, advice=(
-                "tfbot applies only the projects this PR holds a lock of, with their saved settings; other projects "
-                "this merge changed are not applied until a PR fixes the file."))
+                "tfbot applies only the projects this PR holds a lock of, under the server's settings; other "
+                "projects this merge changed are not applied: fix the file in a new PR, and comment `plan` there "
+                "for each of them (`plan -d DIR`)."))
         else:
             projects = {p.id: p for p in resolved(held, detected.settings.config)}
         for project in detected.projects:
@@ -268,16 +271,18 @@ class PullProjects:
     note: str = ""
 
 
-def detect_pull(svc: WorkerServices, gh: RepoAPI, repo: str, repo_cfg: RepoConfig, pull: PullInfo) -> PullProjects:
+def detect_pull(svc: WorkerServices, gh: RepoAPI, repo: str, repo_cfg: RepoConfig, pull: PullInfo, *,
+                trust_head: bool = True) -> PullProjects:
     """The projects the PR's changes touch, from `git diff` on our own mirror (no 3,000-file API cap), under the
     PR's settings (bot/lifecycle/repo_settings.py), and the module graphs of its head and its base's tip: a changed
     local module plans the roots that call it, never itself (bot/projects/modules.py). Unparsable files and module
-    cycles that bear on the PR become its `note`."""
+    cycles that bear on the PR become its `note`. Without `trust_head` (a fork's push nobody approved), its
+    tfbot.yaml is the base branch's."""
     clone_url = gh.authenticated_clone_url(pull.clone_url)
     refs = pull_refs(pull)
     base_tip = svc.checkouts.fetch(repo, clone_url, refs)[refs[1]]
     changed = svc.checkouts.changed_files(repo, pull.base_sha, pull.head_sha)
-    found = pull_settings(svc, repo, repo_cfg, pull, changed)
+    found = pull_settings(svc, repo, repo_cfg, pull, changed, trust_head=trust_head)
     if found.problems:
         return PullProjects([], found)
     graph = module_graph(svc, repo, pull.head_sha)
@@ -409,6 +414,9 @@ def plan_again(svc: WorkerServices, project_data: dict[str, Any], number: int, i
         return
     if found.problems:
         tell_problems(svc, gh, pull, found)
+        # It cannot be planned until a push fixes the file: it must not sit on a lock others wait for meanwhile.
+        release_and_hand_over(svc, project, number, None, reason=f"#{number}'s tfbot.yaml has problems",
+                              mode="close")
         return
     [project] = resolved([project], found.config)  # as the PR's tfbot.yaml makes it (workflow, requirements)
     svc.records.set_head(project.repo, number, pull.head_sha)

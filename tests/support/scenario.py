@@ -209,15 +209,17 @@ class Scenario:
         return connect(EmbeddedRedis(Path(self.settings["data_dir"])).url)
 
     def wait_idle(self, timeout: float = 120) -> None:
-        """Until no job is queued or running: tests that check that nothing happened wait for this first."""
+        """Until no job is queued, running or waiting to run again (a run deferred behind a busy project, a retry):
+        tests that check that nothing happened wait for this first."""
         from rq import Queue
-        from rq.registry import StartedJobRegistry
+        from rq.registry import ScheduledJobRegistry, StartedJobRegistry
 
         conn = self.redis()
 
         def idle() -> bool:
             for name in ("tfbot-events", "tfbot-runs"):
-                if Queue(name, connection=conn).count or StartedJobRegistry(name, connection=conn).count:
+                if Queue(name, connection=conn).count or StartedJobRegistry(name, connection=conn).count \
+                        or ScheduledJobRegistry(name, connection=conn).count:
                     return False
             return True
 

@@ -245,7 +245,9 @@ JOBS: tuple[Callable[..., Any], ...] = (
     handle_delivery, run_project, report_command, replan, plan_waiter, announce_unlock, report_interrupted,
     report_event_failure)
 CALLBACKS: tuple[Callable[..., Any], ...] = (run_failed, event_job_failed)
-ALLOWED: frozenset[str] = frozenset(function_name(f) for f in JOBS + CALLBACKS)
+ALLOWED_JOBS: frozenset[str] = frozenset(function_name(f) for f in JOBS)
+ALLOWED_CALLBACKS: frozenset[str] = frozenset(function_name(f) for f in CALLBACKS)
+ALLOWED: frozenset[str] = ALLOWED_JOBS | ALLOWED_CALLBACKS
 _RUN = function_name(run_project)
 # The event jobs whose last failure the PR hears of, by the kind bot.lifecycle.events_failed knows them by.
 EVENT_KINDS: dict[str, str] = {function_name(handle_delivery): "delivery", function_name(plan_waiter): "handover",

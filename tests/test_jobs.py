@@ -7,6 +7,7 @@ import inspect
 from pathlib import Path
 
 import pytest
+from rq import Callback
 from rq.serializers import JSONSerializer
 from rq.utils import import_attribute
 
@@ -76,3 +77,8 @@ def test_jobs_queued_by_the_queue_are_allowed_and_others_refused(redis_conn):
     assert delivery.id == "delivery-d1" and delivery.func_name == "bot.jobs.handle_delivery"
     stranger = queue.events.enqueue_call("os.system", args=("true",))
     assert "'os.system' is not a tfbot job function" in (refusal(stranger) or "")
+    # A callback is not a job, nor a job a callback.
+    callback_as_job = queue.events.enqueue_call(jobs.run_failed, args=())
+    assert "'bot.jobs.run_failed' is not a tfbot job function" in (refusal(callback_as_job) or "")
+    job_as_callback = queue.events.enqueue_call(jobs.replan, args=(), on_failure=Callback(jobs.report_command))
+    assert "'bot.jobs.report_command' is not a tfbot callback function" in (refusal(job_as_callback) or "")

@@ -298,7 +298,7 @@ def describe_error(error: ErrorDetails, root: type[BaseModel] = Config) -> tuple
     kind = error["type"]
     ctx = error.get("ctx") or {}
     if kind == "at_key":
-        loc += _split_key(ctx["key"])
+        loc += split_key(ctx["key"])
     key = _dotted(loc)
     field = _field_at(loc, root)
     secret = field is not None and _extra(field).get("secret")
@@ -329,7 +329,7 @@ def describe_error(error: ErrorDetails, root: type[BaseModel] = Config) -> tuple
     return key, reason
 
 
-def _split_key(key: str) -> list[Any]:
+def split_key(key: str) -> list[Any]:
     """`projects[2].name` as loc parts: ['projects', 2, 'name']."""
     parts: list[Any] = []
     for part in key.split("."):

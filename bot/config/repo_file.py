@@ -19,7 +19,7 @@ from typing import Any, Iterator, Literal
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
-from bot.config.loading import describe_error
+from bot.config.loading import describe_error, split_key
 from bot.config.models import AutodiscoverConfig, ProjectConfig, RepoConfig, _Model, check_unique_projects
 
 REPO_FILE = "tfbot.yaml"
@@ -164,9 +164,7 @@ def _duplicates(node: yaml.Node | None, key: str = "") -> Iterator[Problem]:
 def _loc(loc: tuple[int | str, ...], error: Any) -> list[int | str]:
     parts = list(loc)
     if error["type"] == "at_key":  # a model validator named the key it is about: `projects[1].name`
-        from bot.config.loading import _split_key
-
-        parts += _split_key(error["ctx"]["key"])
+        parts += split_key(error["ctx"]["key"])
     return parts
 
 

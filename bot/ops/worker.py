@@ -42,8 +42,10 @@ def refusal(job: Job) -> str | None:
     except Exception as exc:  # noqa: BLE001 - a job that cannot even be decoded is refused too
         return f"its data cannot be read as a tfbot job ({type(exc).__name__})"
     for what, name in names.items():
-        if name is not None and name not in jobs.ALLOWED:
-            return f"its {what} {name!r} is not a tfbot job function"
+        # A job names a job function; a callback names a callback: neither may stand in for the other.
+        allowed = jobs.ALLOWED_JOBS if what == "function" else jobs.ALLOWED_CALLBACKS
+        if name is not None and name not in allowed:
+            return f"its {what} {name!r} is not a tfbot {'job' if what == 'function' else 'callback'} function"
     return None
 
 

@@ -454,3 +454,25 @@ def test_a_lock_taken_by_a_merge_whose_run_dies_refuses_a_writers_unlock(fake_gi
     assert svc.locks.get(NET).pull == 1  # kept: the merge was never applied
     said = " ".join(c["body"] for c in fake_github.comments(REPO, 1))
     assert "not unlocked" in said and "differ" in said
+
+
+def test_a_plan_is_applied_with_the_workflow_it_was_made_with(worker_services, tmp_path, monkeypatch,
+                                                               apply_without_terraform):
+    """A tfbot.yaml merged after the plan switched the project's workflow: the reviewed plan still applies with
+    the apply steps of the workflow that made it."""
+    from dataclasses import replace
+
+    svc = worker_services
+    svc.workflows["gated"] = replace(svc.workflows["default"], name="gated")
+    reviewed_plan(svc, tmp_path)
+    record = svc.records.plan(NET, 1)
+    svc.records.save_plan(replace(record, project={**record.project, "workflow": "gated"}))
+    used = []
+
+    def steps(tf, workflow, workdir, workspace, plan_file, before_step, run_env=None):
+        used.append(workflow.name)
+        return ApplyOutcome(True, [], "Apply complete!")
+
+    monkeypatch.setattr(runner, "run_apply_steps", steps)
+    assert runner.run_project(svc, apply_command(svc), NET).outcome is Outcome.APPLIED  # NET's workflow: default
+    assert used == ["gated"]

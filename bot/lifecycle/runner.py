@@ -43,7 +43,8 @@ class Refused(Exception):
 
 
 class PlanRefused(Exception):
-    """The saved plan file is missing or does not match its recorded SHA-256."""
+    """The saved plan cannot be applied: its file is missing or does not match its recorded SHA-256, or the workflow
+    it was made with is gone."""
 
 
 class LockLost(Exception):
@@ -473,8 +474,14 @@ def _apply_saved(svc: WorkerServices, cmd: Command, project: Project, plan: Plan
             audit.record(svc.redis, audit.AuditEntry(action="apply", repo=cmd.repo, pull=cmd.pull, project=project.name,
                                                      user=cmd.user, sha=target.sha, outcome="refused", detail=str(exc)))
             raise PlanRefused(str(exc)) from None
+        # The apply steps of the workflow the plan was made with: the reviewed plan, applied as it was planned, even
+        # if the project's workflow changed since (a tfbot.yaml merged meanwhile).
+        workflow = svc.workflows.get(str(plan.project.get("workflow") or project.workflow))
+        if workflow is None:
+            raise PlanRefused(f"the workflow {plan.project.get('workflow')!r} this plan was made with is no longer "
+                              "configured; comment `plan` to plan it again")
         workdir = _working_dir(svc, cmd, project, target)
-        outcome = run_apply_steps(svc.terraform, svc.workflows[project.workflow], workdir, project.workspace, plan_file,
+        outcome = run_apply_steps(svc.terraform, workflow, workdir, project.workspace, plan_file,
                                   before_step=_apply_fence(svc, cmd, project, token, run_id, guard),
                                   run_env=run_environment(svc, cmd.repo, cmd.pull, project, "apply", run_id))
     # The run and its audit entry first: they say what happened to the infrastructure, whatever fails next.

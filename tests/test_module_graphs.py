@@ -113,3 +113,14 @@ def test_reading_a_large_repository(remote_repo: RemoteRepo, svc: Any, redis_con
     print(f"graph of {len(files)} files: first {times[0]:.2f} s, next commit {times[1]:.2f} s, "
           f"cached {times[2] * 1000:.0f} ms")
     assert len(graph.roots) == 500 and len(graph.modules) == 50
+
+
+def test_a_file_too_large_to_read_is_said_not_skipped(remote_repo: RemoteRepo, svc: Any) -> None:
+    sha = remote_repo.commit("main", {
+        "envs/prod/main.tf": NET + "# " + "x" * (1024 * 1024) + "\n",  # generated, over 1 MiB
+        "modules/net/main.tf": "",
+    }, "Initial")
+    svc.checkouts.fetch(REPO, remote_repo.clone_url, ["refs/heads/main"])
+    graph = module_graphs.module_graph(svc, REPO, sha)
+    [warning] = graph.warnings
+    assert "envs/prod/main.tf" in warning.text and "larger than 1 MiB" in warning.text

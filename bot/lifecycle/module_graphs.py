@@ -72,6 +72,8 @@ def read_graph(checkouts: Checkouts, cache: ModuleCache, repo: str, sha: str) ->
         elif item[1] in texts:
             parsed[path] = result = parse_module_sources(path, texts[item[1]])
             new[item] = (result.sources, result.error)
+        else:  # larger than read_blobs reads (1 MiB): said, since the calls it may hold are not known
+            parsed[path] = ParsedFile(error="larger than 1 MiB: not read, so the modules it calls are not known")
     cache.put_calls(new)
     return build_graph(entries, link_targets, parsed)
 

@@ -82,7 +82,10 @@ def _bounded_globs(value: tuple[str, ...]) -> tuple[str, ...]:
     for pattern in value:
         if len(pattern) > 256:
             raise ValueError(f"a pattern is longer than 256 characters: {pattern[:40]!r}...")
-        if pattern.split("/").count("**") > MAX_GLOB_STARS:
+        segments = pattern.split("/")
+        # Consecutive `**` count once: they match what one does (detection collapses them).
+        runs = sum(1 for i, seg in enumerate(segments) if seg == "**" and (i == 0 or segments[i - 1] != "**"))
+        if runs > MAX_GLOB_STARS:
             raise ValueError(f"{pattern!r} has more than {MAX_GLOB_STARS} `**` segments")
     return value
 

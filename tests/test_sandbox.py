@@ -14,7 +14,7 @@ import pytest
 
 from bot.adapters.credentials import SESSION_NAME_MAX, session_name
 from bot.adapters.runners import (BubblewrapRunner, PlainRunner, RunSpec, SandboxPolicy, bwrap_argv, choose_runner,
-                                  probe_bubblewrap)
+                                  probe_bubblewrap, tools_under_tmp)
 from bot.adapters.terraform import RunEnv, Terraform
 from bot.config import ConfigError, parse_config
 from bot.config.models import AwsConfig, RepoConfig, RunEnvConfig
@@ -273,3 +273,25 @@ def test_credentials_that_cannot_be_had_fail_the_run_with_the_reason(aws, terraf
         in missing.error
     result = Terraform(terraform_binary, tf_data_dir, 60).init(tf_workdir, run=run)
     assert not result.ok and failure_summary(result).startswith("Error: tfbot could not get the plan credentials")
+
+
+def test_tools_under_tmp_stay_runnable_and_what_is_hidden_inside_them_stays_hidden(terraform_binary, host, tmp_path):
+    """A checkout under /tmp (as CI's may be): its virtualenv, the Terraform binary's folder and PATH's entries are
+    shown again over the sandbox's private /tmp; data_dir, the config and the key are not, even inside them."""
+    assert str(tmp_path).startswith("/tmp/")
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    (venv / "lib-marker").write_text("venv lib\n")
+    tool = venv / "bin" / "tool"
+    tool.write_text(f"#!/bin/sh\ncat {venv / 'lib-marker'}\n")
+    tool.chmod(0o755)
+    hidden = (host["data"], host["config"], host["key"], venv / "lib-marker-hidden")
+    tools = tools_under_tmp(terraform_binary, f"{venv / 'bin'}:/usr/bin:/bin:/tmp", hidden)
+    assert venv in tools and Path("/tmp") not in tools  # the virtualenv around its bin; never /tmp itself
+    policy = SandboxPolicy(hidden, tools=tools + (host["config"].parent,))
+    tf = Terraform(terraform_binary, host["data"], 60, runner=BubblewrapRunner(policy))
+    result = tf.run_custom(host["work"], [str(tool)])
+    assert result.ok and "venv lib" in result.output, result.output
+    snoop = tf.run_custom(host["work"], ["cat", str(host["config"]), str(host["key"])])
+    assert SECRET not in snoop.output  # shown folder, hidden files: the files stay hidden

@@ -131,7 +131,9 @@ class SandboxPolicy:
 
     `hidden`: directories replaced by an empty tmpfs and files by /dev/null. `plugin_cache` and `tf_config`
     are re-mounted (read-only, the cache writable for init) after `hidden`. `readable` and `writable` are the
-    server's extra paths (`terraform.sandbox.readable_paths` / `writable_paths`).
+    server's extra paths (`terraform.sandbox.readable_paths` / `writable_paths`). `tools`: directories under `/tmp`
+    a run executes from (the Terraform binary's, PATH's, the Python tfbot runs on), shown again read-only
+    over the private `/tmp` before anything is hidden, so nothing hidden inside them shows.
     """
 
     hidden: tuple[Path, ...] = ()
@@ -139,6 +141,7 @@ class SandboxPolicy:
     tf_config: Path | None = None
     readable: tuple[Path, ...] = ()
     writable: tuple[Path, ...] = ()
+    tools: tuple[Path, ...] = ()
 
 
 class _Process:
@@ -268,6 +271,8 @@ def bwrap_argv(bwrap: str, policy: SandboxPolicy, spec: RunSpec) -> list[str]:
     resolver = Path("/run/systemd/resolve")
     if resolver.is_dir():
         argv += ["--ro-bind", str(resolver), str(resolver)]
+    for path in policy.tools:
+        argv += ["--ro-bind-try", str(path), str(path)]
     for path in policy.hidden:
         if path.is_file():
             argv += ["--ro-bind", "/dev/null", str(path)]
@@ -310,7 +315,31 @@ def sandbox_policy(config: Config, home: Path | None = None) -> SandboxPolicy:
     hidden += [home / name for name in HOME_CREDENTIALS]
     terraform_home = config.data_dir / "terraform"
     return SandboxPolicy(tuple(hidden), terraform_home / "plugin-cache", terraform_home / "cli.tfrc",
-                         tuple(config.terraform.sandbox.readable_paths), tuple(config.terraform.sandbox.writable_paths))
+                         tuple(config.terraform.sandbox.readable_paths), tuple(config.terraform.sandbox.writable_paths),
+                         tools_under_tmp(config.terraform.binary, os.environ.get("PATH", ""), hidden))
+
+
+def tools_under_tmp(binary: str, path: str, hidden: Sequence[Path]) -> tuple[Path, ...]:
+    """Directories under /tmp that runs execute from and the sandbox's private /tmp would take away: the Terraform
+    binary's (and its link target's), each PATH entry (a virtualenv's `bin` with the virtualenv around it), and the
+    Python tfbot runs on. Never /tmp itself nor a hidden directory."""
+    import sys
+
+    found = shutil.which(binary)
+    wanted = [Path(found).parent, Path(os.path.realpath(found)).parent] if found else []
+    for entry in filter(None, path.split(os.pathsep)):
+        folder = Path(os.path.abspath(entry))
+        wanted.append(folder.parent if (folder.parent / "pyvenv.cfg").is_file() else folder)
+    wanted += [Path(sys.prefix), Path(sys.base_prefix), Path(os.path.realpath(sys.executable)).parent]
+    tmp = Path("/tmp")
+    out: list[Path] = []
+    for folder in (Path(os.path.abspath(w)) for w in wanted):
+        if folder == tmp or tmp not in folder.parents or folder in out:
+            continue
+        if any(folder == Path(os.path.abspath(h)) for h in hidden):
+            continue
+        out.append(folder)  # what is hidden inside it is mounted over it afterwards
+    return tuple(out)
 
 
 def runner_for(config: Config) -> RunnerChoice:

@@ -145,6 +145,7 @@ def test_the_schema_of_tfbot_yaml_is_printed_for_editors(capsys):
     assert set(schema["properties"]) == {"version", "projects", "autodiscover"}
     assert schema["additionalProperties"] is False
     assert "when_modified" in schema["$defs"]["ProjectConfig"]["properties"]
+    assert not {"env", "env_passthrough", "credentials"} & set(schema["$defs"]["ProjectConfig"]["properties"])
 
 
 @pytest.mark.parametrize("key, value", [("credentials", "{apply: {aws_role_arn: 'arn:aws:iam::123456789012:role/admin'}}"),
@@ -153,8 +154,14 @@ def test_a_repository_cannot_give_its_runs_credentials_or_tfbots_environment(key
     """What a run is given is the server's alone: a PR naming a role or a variable of tfbot's would take it."""
     text = f"projects:\n  - dir: network\n    {key}: {value}\n"
     assert problems(text, RepoConfig(name="acme/*", allowed_overrides=("projects", "autoplan"))) == [
-        f"tfbot.yaml:3: projects[0].{key}: the server does not let a repository set this (repos[].allowed_overrides "
-        "of acme/*: projects, autoplan)"]
+        f"tfbot.yaml:3: projects[0].{key}: a repository never sets what its runs are given: env, env_passthrough "
+        "and credentials come from the server's config (repos[] entry acme/*)"]
+
+
+def test_a_refused_key_is_said_once_even_when_its_value_is_bad_too():
+    assert problems("projects:\n  - dir: network\n    env_passthrough: [TFBOT_WEBHOOK_SECRET]\n") == [
+        "tfbot.yaml:3: projects[0].env_passthrough: a repository never sets what its runs are given: env, "
+        "env_passthrough and credentials come from the server's config (repos[] entry acme/*)"]
 
 
 def test_a_hostile_file_costs_a_worker_nothing():

@@ -27,6 +27,8 @@ MAX_BYTES = 256 * 1024
 MAX_DEPTH = 20
 # Keys of a project that come with declaring it: without them there is no project to speak of.
 _IDENTITY = frozenset({"name", "dir", "workspace"})
+# What a run is given: the server's alone, whatever allowed_overrides says (a PR naming a role would take it).
+_RUN_KEYS = frozenset({"env", "env_passthrough", "credentials"})
 
 
 class RepoFile(_Model):
@@ -83,12 +85,14 @@ def settings(server: RepoConfig, text: str | None, *, changed: bool = False,
         return RepoSettings(server, True, changed, tuple(parsed))
     raw, root = parsed
     problems = list(_not_allowed(server, raw, root))
+    refused = {p.key for p in problems if not p.key.endswith(".workflow")}  # keys refused whole, not a value
     try:
         repo_file = RepoFile.model_validate(raw, context={"workflows": workflows})
     except ValidationError as exc:
         for error in exc.errors():
             key, reason = describe_error(error, RepoFile)
-            problems.append(Problem(_line_of(root, _loc(error["loc"], error)), key, reason))
+            if not any(key == k or key.startswith((f"{k}.", f"{k}[")) for k in refused):  # said once, as refused
+                problems.append(Problem(_line_of(root, _loc(error["loc"], error)), key, reason))
     if not problems:
         merged = _overridden(server, repo_file)
         if isinstance(merged, RepoConfig):
@@ -202,7 +206,11 @@ def _not_allowed(server: RepoConfig, raw: dict[str, Any], root: yaml.Node | None
         if not isinstance(project, dict):
             continue
         for key in project:
-            if key in ProjectConfig.model_fields and key not in _IDENTITY and key not in allowed:
+            if key in _RUN_KEYS:
+                yield Problem(_line_of(root, ["projects", i, key]), f"projects[{i}].{key}",
+                              "a repository never sets what its runs are given: env, env_passthrough and credentials "
+                              f"come from the server's config (repos[] entry {server.name})")
+            elif key in ProjectConfig.model_fields and key not in _IDENTITY and key not in allowed:
                 yield Problem(_line_of(root, ["projects", i, key]), f"projects[{i}].{key}", why)
         workflow = project.get("workflow")
         if "workflow" in allowed and isinstance(workflow, str) and workflow not in workflows:
@@ -238,5 +246,10 @@ def _overridden(server: RepoConfig, repo_file: RepoFile) -> RepoConfig | list[Pr
 
 
 def schema() -> dict[str, Any]:
-    """The JSON Schema of `tfbot.yaml`, for editors (`tfbot schema --repo`)."""
-    return RepoFile.model_json_schema()
+    """The JSON Schema of `tfbot.yaml`, for editors (`tfbot schema --repo`): without the keys a repository never
+    sets (what runs are given)."""
+    found = RepoFile.model_json_schema()
+    for definition in found.get("$defs", {}).values():
+        for key in _RUN_KEYS:
+            definition.get("properties", {}).pop(key, None)
+    return found

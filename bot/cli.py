@@ -249,7 +249,8 @@ def _check_config(path: str) -> int:
             problems.append(f"git: {git.error}")
         _print_problems(path, problems)
         return 2
-    terraform, git = check_terraform(config.terraform.binary, config.data_dir), check_git()
+    terraform = check_terraform(config.terraform.binary, config.data_dir, config.terraform.sandbox.mode)
+    git = check_git()
     problems = [p for p in (port_problem(config), redis_problem(config.redis_url)) if p]
     if not git.ok:
         problems.append(f"git: {git.error}")
@@ -261,10 +262,19 @@ def _check_config(path: str) -> int:
     print(f"  github:    {config.github.api_url} (app {config.github.app_id})")
     print(f"  redis:     {_without_password(redis)}")
     print(f"  terraform: {terraform.version} at {terraform.path}")
+    print(f"  runs:      {_sandbox_line(terraform.notes)}")
     print(f"  git:       {git.version} at {git.path}")
     print(f"  listen:    {config.server.host}:{config.server.port} (free)")
     print(f"  repos:     {', '.join(r.name for r in config.repos) or 'none: every event will be ignored'}")
     return 0
+
+
+def _sandbox_line(notes: dict[str, str]) -> str:
+    """How Terraform runs are isolated, for `check-config` (from the sandbox probe's notes)."""
+    if notes.get("sandbox") == "bubblewrap":
+        return f"sandboxed with bubblewrap (terraform.sandbox.mode: {notes.get('mode')})"
+    why = notes.get("warning") or "terraform.sandbox.mode: none"
+    return f"NOT sandboxed: {why}; a PR's code can read tfbot's secrets (docs/security.md)"
 
 
 def _without_password(url: str) -> str:

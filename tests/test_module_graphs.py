@@ -124,3 +124,23 @@ def test_a_file_too_large_to_read_is_said_not_skipped(remote_repo: RemoteRepo, s
     graph = module_graphs.module_graph(svc, REPO, sha)
     [warning] = graph.warnings
     assert "envs/prod/main.tf" in warning.text and "larger than 1 MiB" in warning.text
+
+
+def test_parses_are_kept_as_they_come_so_an_interrupted_build_does_not_start_over(
+        remote_repo: RemoteRepo, svc: Any, redis_conn: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    files = {f"envs/e{i}/main.tf": f'module "m" {{\n  source = "../../modules/m{i}"\n}}\n' for i in range(5)}
+    sha = remote_repo.commit("main", files, "Initial")
+    svc.checkouts.fetch(REPO, remote_repo.clone_url, ["refs/heads/main"])
+    monkeypatch.setattr(module_graphs, "PARSES_PER_WRITE", 2)
+    real, seen = module_graphs.parse_module_sources, []
+
+    def parse_then_die(path: str, text: str) -> Any:
+        seen.append(path)
+        if len(seen) == 5:
+            raise TimeoutError("the job's time ran out")  # as RQ's timeout would interrupt it
+        return real(path, text)
+
+    monkeypatch.setattr(module_graphs, "parse_module_sources", parse_then_die)
+    with pytest.raises(TimeoutError):
+        module_graphs.module_graph(svc, REPO, sha)
+    assert len(list(redis_conn.scan_iter("tfbot:modcalls:*"))) == 4  # two batches of two reached Redis

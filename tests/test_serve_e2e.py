@@ -165,6 +165,12 @@ def test_check_config_and_help(tmp_path, app_private_key):
     assert "config OK" in ok.stdout and "terraform: 1." in ok.stdout
     assert app_private_key.splitlines()[1] not in ok.stdout + ok.stderr
     assert "git:       2." in ok.stdout and f"listen:    127.0.0.1:{settings['server']['port']} (free)" in ok.stdout
+    assert "runs:      sandboxed with bubblewrap (terraform.sandbox.mode: auto)" in ok.stdout
+    (tmp_path / "none").mkdir()
+    unsandboxed = write_config(tmp_path / "none", {**settings, "terraform": {"sandbox": {"mode": "none"}}})
+    said = subprocess.run([sys.executable, "-m", "bot", "check-config", "--config", str(unsandboxed)],
+                          capture_output=True, text=True, timeout=60).stdout
+    assert "runs:      NOT sandboxed: terraform.sandbox.mode: none; a PR's code can read tfbot's secrets" in said
     for command in ("serve", "worker", "check-config"):
         helped = subprocess.run([sys.executable, "-m", "bot", command, "--help"], capture_output=True, text=True)
         assert helped.returncode == 0 and "--config" in helped.stdout

@@ -55,6 +55,9 @@ def module_graph(svc: WorkerServices, repo: str, sha: str) -> ModuleGraph:
     return graph
 
 
+PARSES_PER_WRITE = 50  # file parses stored in Redis per round trip while a graph is built
+
+
 def read_graph(checkouts: Checkouts, cache: ModuleCache, repo: str, sha: str) -> ModuleGraph:
     """Build the graph of `sha` from its tree: links read, Terraform files parsed unless `cache` knows them."""
     entries = checkouts.tree_entries(repo, sha)
@@ -72,6 +75,10 @@ def read_graph(checkouts: Checkouts, cache: ModuleCache, repo: str, sha: str) ->
         elif item[1] in texts:
             parsed[path] = result = parse_module_sources(path, texts[item[1]])
             new[item] = (result.sources, result.error)
+            if len(new) >= PARSES_PER_WRITE:
+                # Kept as they come: a graph whose parsing outlasts its job is not begun again from nothing.
+                cache.put_calls(new)
+                new = {}
         else:  # larger than read_blobs reads (1 MiB): said, since the calls it may hold are not known
             parsed[path] = ParsedFile(error="larger than 1 MiB: not read, so the modules it calls are not known")
     cache.put_calls(new)

@@ -72,3 +72,13 @@ def test_dependencies_that_could_never_be_met_stop_the_config(projects, reason):
     with pytest.raises(ValidationError) as caught:
         RepoConfig(name="acme/*", projects=projects)
     assert reason in str(caught.value)
+
+
+def test_a_project_chosen_alone_is_held_back_by_an_unapplied_dependency_of_the_same_pr():
+    from bot.lifecycle.ordering import held_back
+
+    assert list(held_back([DNS], [NET, DNS], applied=set())) == [DNS.id]
+    assert "apply `network` first, or comment `apply` without `-p`" in held_back([DNS], [NET, DNS], set())[DNS.id]
+    assert held_back([DNS], [NET, DNS], applied={NET.id}) == {}  # applied already: dns may go
+    assert held_back([NET, DNS], [NET, DNS], applied=set()) == {}  # both chosen: the apply orders them
+    assert held_back([DNS], [DNS], applied=set()) == {}  # network is not this PR's: nothing to wait for

@@ -4,7 +4,8 @@ Plans run in parallel. An apply, a merge's apply and a hand-over's apply run a p
 the same command it waits for has applied: those named in its `depends_on` and every project of a lower
 `execution_order_group`. A project whose wait ended in anything but an apply (failed, refused, stale, locked, not
 applied itself) is not applied: "not applied: <dependency> failed". A dependency that the command does not hold
-(the PR did not change it) is not waited for.
+(the PR did not change it) is not waited for. `apply -p dns` alone is refused while the PR's own plan of a
+project dns waits for is not applied (`held_back`).
 """
 from __future__ import annotations
 
@@ -72,3 +73,20 @@ def describe(projects: Sequence[Project]) -> str:
         return ""
     parts = [" and ".join(f"`{p.name}`" for p in stage) for stage in stages(projects)]
     return "Applied in order: " + ", then ".join(parts) + "; a project is applied only after what it depends on."
+
+
+def held_back(chosen: Sequence[Project], held: Sequence[Project], applied: set[str]) -> dict[str, str]:
+    """Project id -> why not, for each of `chosen` (an `apply -p ...`) that waits for a project of the same PR
+    (`held`: the projects it holds locks of) that is neither chosen nor applied (`applied`: ids): applying it
+    alone would apply it before what it depends on."""
+    chosen_ids = {p.id for p in chosen}
+    everything = list({p.id: p for p in (*held, *chosen)}.values())
+    order, by_id = waits(everything), {p.id: p for p in everything}
+    out = {}
+    for project in chosen:
+        missing = sorted(by_id[w].name for w in order[project.id] if w not in chosen_ids and w not in applied)
+        if missing:
+            names = ", ".join(f"`{n}`" for n in missing)
+            out[project.id] = (f"`{project.name}` is applied after {names}, whose plan on this PR is not applied yet: "
+                               f"apply {names} first, or comment `apply` without `-p` to apply them in order.")
+    return out

@@ -13,7 +13,8 @@ from bot.lifecycle.handlers.pull_requests import (FORK_APPROVED, FORK_REFUSAL, b
                                                   settings_of_pull, tell_problems, too_many)
 from bot.lifecycle.repo_settings import changed_note, resolved
 from bot.lifecycle.handover import release_and_hand_over
-from bot.models import Outcome, ProjectResult
+from bot.lifecycle import ordering
+from bot.models import LockState, Outcome, ProjectResult
 from bot.lifecycle.permissions import WRITE_PERMISSIONS, apply_refusals, may_write
 from bot.lifecycle.planning import base_applies, pull_state, start_command
 from bot.projects.detection import select
@@ -112,6 +113,10 @@ def _apply(svc: WorkerServices, gh: RepoAPI, delivery: Delivery, number: int, au
         extra["base_head_sha"] = base_head(svc, gh, delivery.repo, pull)
     refusals = {} if pull.merged else apply_refusals(
         gh, pull, projects, allow_draft=repo_cfg.allow_draft_apply)
+    # `apply -p dns` must not apply dns before this PR's plan of what it depends on.
+    held = resolved([svc.project_of_lock(lock) for lock in locks], found.config)
+    applied = {p.id for p, lock in zip(held, locks) if lock.state is LockState.APPLIED}
+    refusals = {**ordering.held_back(projects, held, applied), **refusals}
     prefilled = [ProjectResult(p, Outcome.REFUSED, head_sha=pull.head_sha, message=refusals[p.id])
                  for p in projects if p.id in refusals]
     # Everything else (head moved, base changed the project, already applied) is decided under the run guard.

@@ -9,7 +9,7 @@ from bot.cli import main
 from bot.config.models import RepoConfig
 from bot.config.repo_file import REPO_FILE, settings
 from bot.models import Project
-from bot.projects.detection import affected_projects, autodiscovered
+from bot.projects.detection import _compile_glob, affected_projects, autodiscovered
 
 WORKFLOWS = frozenset({"default", "gated", "strict"})
 SERVER = RepoConfig(name="acme/*", apply_requirements=("approved",), workflow="default")
@@ -179,8 +179,12 @@ def test_a_hostile_file_costs_a_worker_nothing():
 def test_patterns_cannot_make_matching_slow():
     assert problems("projects:\n  - dir: a\n    when_modified: ['**/a/**/b/**/c/**/x.tf']\n") == [
         "tfbot.yaml:3: projects[0].when_modified: '**/a/**/b/**/c/**/x.tf' has more than 3 `**` segments"]
-    # Repeated `**` collapse to one: a deep path is matched at once, whatever it holds.
-    config = settings(SERVER, "projects:\n  - dir: a\n    when_modified: ['**/**/**/x.tf']\n",
+    # Repeated `**` count once and are compiled as one: ten uncompressed `(?:[^/]+/)*` against a deep path that does
+    # not match would backtrack for hours.
+    stars = "/".join(["**"] * 10)
+    config = settings(SERVER, f"projects:\n  - dir: a\n    when_modified: ['{stars}/x.tf']\n",
                       workflows=WORKFLOWS).config
-    deep = "/".join(["d"] * 40) + "/y.tf"
+    assert _compile_glob(f"{stars}/x.tf").regex.pattern.count("(?:[^/]+/)*") == 1
+    deep = "a/" + "/".join(["d"] * 40) + "/y.tf"  # patterns are relative to the project's dir
     assert affected_projects("acme/infra", config, [deep], {"a"}) == []
+    assert affected_projects("acme/infra", config, ["a/d/d/x.tf"], {"a"}) != []

@@ -106,17 +106,7 @@ def secrets_of(sc, key_file: Path) -> dict[str, str]:
 def everything_written(sc) -> dict[str, str]:
     """Where a leak would land: the comments, the tfbot log, every Redis value, every file in the state directory."""
     written = {"comments": "\n".join(c["body"] for c in sc.fake.comments(REPO, 2)),
-               "tfbot log": sc.logs()}
-    conn = sc.redis()
-    for key in conn.scan_iter("tfbot:*"):
-        kind = conn.type(key).decode()
-        if kind == "string":
-            written[key.decode()] = conn.get(key).decode(errors="replace")
-        elif kind == "hash":
-            written[key.decode()] = json.dumps({k.decode(): v.decode(errors="replace")
-                                                for k, v in conn.hgetall(key).items()})
-        elif kind == "list":
-            written[key.decode()] = "\n".join(v.decode(errors="replace") for v in conn.lrange(key, 0, -1))
+               "tfbot log": sc.logs(), **sc.redis_texts()}
     for path in sc.state_root.rglob("*"):
         if path.is_file():
             written[str(path)] = path.read_text(errors="replace")

@@ -35,6 +35,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -323,8 +324,6 @@ def tools_under_tmp(binary: str, path: str, hidden: Sequence[Path]) -> tuple[Pat
     """Directories under /tmp that runs execute from and the sandbox's private /tmp would take away: the Terraform
     binary's (and its link target's), each PATH entry (a virtualenv's `bin` with the virtualenv around it), and the
     Python tfbot runs on. Never /tmp itself nor a hidden directory."""
-    import sys
-
     found = shutil.which(binary)
     wanted = [Path(found).parent, Path(os.path.realpath(found)).parent] if found else []
     for entry in filter(None, path.split(os.pathsep)):

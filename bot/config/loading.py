@@ -83,7 +83,7 @@ def read_yaml(path: Path) -> tuple[dict[str, Any], list[str]]:
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
-        problems = [f"{path}:{line}: {key}: {reason}" for key, line, reason in _duplicates(node)]
+        problems = [f"{path}:{line}: {key}: {reason}" for key, line, reason in duplicate_keys(node)]
         raw = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as exc:
         raise ConfigError([_yaml_problem(path, exc)]) from None
@@ -96,19 +96,21 @@ def read_yaml(path: Path) -> tuple[dict[str, Any], list[str]]:
     return raw, problems
 
 
+def yaml_error_at(exc: yaml.MarkedYAMLError) -> tuple[yaml.Mark | None, str]:
+    """Where the YAML goes wrong (None: unknown) and what is wrong there."""
+    if exc.context and "quoted scalar" in exc.context and exc.context_mark is not None:
+        return exc.context_mark, "unclosed quoted string"
+    return exc.problem_mark or exc.context_mark, " ".join(p for p in (exc.problem, exc.context) if p) or "invalid YAML"
+
+
 def _yaml_problem(path: Path, exc: yaml.MarkedYAMLError) -> str:
     """One line: where the YAML goes wrong and what is wrong there."""
-    mark: yaml.Mark | None
-    if exc.context and "quoted scalar" in exc.context and exc.context_mark is not None:
-        mark, reason = exc.context_mark, "unclosed quoted string"
-    else:
-        mark = exc.problem_mark or exc.context_mark
-        reason = " ".join(p for p in (exc.problem, exc.context) if p) or "invalid YAML"
+    mark, reason = yaml_error_at(exc)
     where = f"{mark.line + 1}:{mark.column + 1}" if mark is not None else "1:1"
     return f"{path}:{where}: {reason}"
 
 
-def _duplicates(node: yaml.Node | None, key: str = "") -> Iterator[tuple[str, str, str]]:
+def duplicate_keys(node: yaml.Node | None, key: str = "") -> Iterator[tuple[str, str, str]]:
     """(dotted key, 'line:col', reason) for every key set twice in one mapping: YAML would keep the last silently."""
     if isinstance(node, yaml.MappingNode):
         first: dict[Any, int] = {}
@@ -120,10 +122,10 @@ def _duplicates(node: yaml.Node | None, key: str = "") -> Iterator[tuple[str, st
                 yield dotted, f"{mark.line + 1}:{mark.column + 1}", f"duplicate key (first on line {first[name]})"
             else:
                 first[name] = mark.line + 1
-            yield from _duplicates(value_node, dotted)
+            yield from duplicate_keys(value_node, dotted)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            yield from _duplicates(item, f"{key}[{i}]")
+            yield from duplicate_keys(item, f"{key}[{i}]")
 
 
 def parse_config(

@@ -19,7 +19,7 @@ from typing import Any, Iterator, Literal
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
-from bot.config.loading import describe_error, split_key
+from bot.config.loading import describe_error, duplicate_keys, split_key, yaml_error_at
 from bot.config.models import AutodiscoverConfig, ProjectConfig, RepoConfig, _Model, check_unique_projects
 
 REPO_FILE = "tfbot.yaml"
@@ -114,8 +114,7 @@ def _parse(text: str) -> tuple[dict[str, Any], yaml.Node | None] | list[Problem]
             return [shape]
         raw = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        reason = " ".join(p for p in (exc.problem, exc.context) if p) or "invalid YAML"
+        mark, reason = yaml_error_at(exc)
         return [Problem(mark.line + 1 if mark is not None else None, "", f"not valid YAML: {reason}")]
     except RecursionError:
         return [Problem(None, "", f"nested more than {MAX_DEPTH} levels deep")]
@@ -125,7 +124,7 @@ def _parse(text: str) -> tuple[dict[str, Any], yaml.Node | None] | list[Problem]
         return {}, node
     if not isinstance(raw, dict):
         return [Problem(1, "", f"the top level must be a mapping of keys, got {type(raw).__name__}")]
-    duplicates = list(_duplicates(node))
+    duplicates = [Problem(int(at.split(":")[0]), key, reason) for key, at, reason in duplicate_keys(node)]
     if duplicates:
         return duplicates
     return raw, node
@@ -147,22 +146,6 @@ def _shape_problem(root: yaml.Node | None) -> Problem | None:
         elif isinstance(node, yaml.SequenceNode):
             stack.extend((child, depth + 1) for child in node.value)
     return None
-
-
-def _duplicates(node: yaml.Node | None, key: str = "") -> Iterator[Problem]:
-    if isinstance(node, yaml.MappingNode):
-        seen: dict[Any, int] = {}
-        for key_node, value_node in node.value:
-            name = key_node.value
-            dotted = f"{key}.{name}" if key else str(name)
-            if name in seen:
-                yield Problem(key_node.start_mark.line + 1, dotted, f"duplicate key (first on line {seen[name]})")
-            else:
-                seen[name] = key_node.start_mark.line + 1
-            yield from _duplicates(value_node, dotted)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            yield from _duplicates(item, f"{key}[{i}]")
 
 
 def _loc(loc: tuple[int | str, ...], error: Any) -> list[int | str]:

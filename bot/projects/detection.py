@@ -179,8 +179,8 @@ def _compile_glob(pattern: str, project_dir: str = ".") -> _Glob | None:
     if rooted is None or rooted == ".":
         return None
     # `**/**` matches what one `**` does, with a backtracking cost that grows with each: keep one.
-    segments = [seg for i, seg in enumerate(rooted.split("/")) if not (seg == "**" and i and
-                                                                          rooted.split("/")[i - 1] == "**")]
+    parts = rooted.split("/")
+    segments = [seg for i, seg in enumerate(parts) if not (seg == "**" and i and parts[i - 1] == "**")]
     # The literal leading dirs index the glob, so a file is only tried against globs under its own dirs.
     # The last segment always stays in the regex, so even a literal file name has a prefix dir to live in.
     split = 0

@@ -208,6 +208,21 @@ class Scenario:
 
         return connect(EmbeddedRedis(Path(self.settings["data_dir"])).url)
 
+    def redis_texts(self) -> dict[str, str]:
+        """Every tfbot key in Redis and its value as text (strings, hashes as JSON, lists line by line): where a leaked
+        secret would land."""
+        conn, texts = self.redis(), {}
+        for key in conn.scan_iter("tfbot:*"):
+            kind = conn.type(key).decode()
+            if kind == "string":
+                texts[key.decode()] = conn.get(key).decode(errors="replace")
+            elif kind == "hash":
+                texts[key.decode()] = json.dumps({k.decode(): v.decode(errors="replace")
+                                                  for k, v in conn.hgetall(key).items()})
+            elif kind == "list":
+                texts[key.decode()] = "\n".join(v.decode(errors="replace") for v in conn.lrange(key, 0, -1))
+        return texts
+
     def wait_idle(self, timeout: float = 120) -> None:
         """Until no job is queued, running or waiting to run again (a run deferred behind a busy project, a retry):
         tests that check that nothing happened wait for this first."""

@@ -99,7 +99,8 @@ def _apply(svc: WorkerServices, gh: RepoAPI, delivery: Delivery, number: int, au
         _say(svc, gh, pull, f"@{author}: #{number} was closed without merging; its locks are released.")
         return
     locks = svc.locks.locks_of_pull(delivery.repo, number)
-    projects = select([svc.project_of_lock(lock) for lock in locks], cmd.project, cmd.dir, cmd.workspace)
+    held = [svc.project_of_lock(lock) for lock in locks]
+    projects = select(held, cmd.project, cmd.dir, cmd.workspace)
     if not projects:
         _say(svc, gh, pull, f"@{author}: this PR holds no lock matching {_flags(cmd)}; comment `plan` first.")
         return
@@ -107,14 +108,14 @@ def _apply(svc: WorkerServices, gh: RepoAPI, delivery: Delivery, number: int, au
     if found.problems:
         tell_problems(svc, gh, pull, found, advice="Nothing was applied: fix the file, push, and `apply` the new plan.")
         return
-    projects = resolved(projects, found.config)  # the workflow and requirements its plan was made with
+    projects = resolved(projects, found.config)  # the PR's workflow and requirements
+    held = resolved(held, found.config)
     extra: dict[str, Any] = {}
     if pull.merged:
         extra["base_head_sha"] = base_head(svc, gh, delivery.repo, pull)
     refusals = {} if pull.merged else apply_refusals(
         gh, pull, projects, allow_draft=repo_cfg.allow_draft_apply)
     # `apply -p dns` must not apply dns before this PR's plan of what it depends on.
-    held = resolved([svc.project_of_lock(lock) for lock in locks], found.config)
     applied = {p.id for p, lock in zip(held, locks) if lock.state is LockState.APPLIED}
     refusals = {**ordering.held_back(projects, held, applied), **refusals}
     prefilled = [ProjectResult(p, Outcome.REFUSED, head_sha=pull.head_sha, message=refusals[p.id])

@@ -373,11 +373,13 @@ def plan_handed_over(svc: WorkerServices, project_data: dict[str, Any], number: 
     if state == "merged":
         # Merged while waiting: its change is on the default branch but was never applied. The executor plans
         # what the branch holds now and applies only what was reviewed; otherwise it asks here.
-        base_tip = base_head(svc, gh, project.repo, pull)
         repo_cfg = svc.config.repo_config(project.repo)
         found = settings_of_pull(svc, gh, project.repo, repo_cfg, pull) if repo_cfg is not None else None
         if found is not None and not found.problems:
             [project] = resolved([project], found.config)  # the merge's tfbot.yaml: its workflow
+        # settings_of_pull fetched the base already; without it, base_head fetches.
+        base_tip = str(svc.checkouts.resolve(project.repo, f"refs/tfbot/heads/{pull.base_ref}")) \
+            if found is not None else base_head(svc, gh, project.repo, pull)
         start_command(svc, "handover", project.repo, pull, installation, "tfbot", [project], head_sha=pull.head_sha,
                       note=f"#{number} was merged while it waited for the lock of `{project.name}`, so nothing was "
                            f"applied then. The lock came to it because {reason}.",

@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from bot.config.models import RepoConfig
-from bot.lifecycle.ordering import describe, next_steps, ordered, stages, waits
+from bot.lifecycle.ordering import describe, next_steps, one_at_a_time, ordered, stages, waits
 from bot.models import Outcome, Project
 
 
@@ -50,6 +50,23 @@ def test_what_waits_for_a_project_that_did_not_apply_is_left_out_in_turn(outcome
     assert next_steps(order, {NET.id}, {NET.id: outcome}) == ([], {DNS.id: NET.id})
     assert next_steps(order, {NET.id, DNS.id}, {NET.id: outcome, DNS.id: Outcome.NOT_APPLIED}) == \
         ([], {web.id: DNS.id})
+
+
+def test_one_at_a_time_runs_each_project_after_the_one_before_it_whatever_it_did():
+    zone = p("zone")
+    everything = [APP, OTHER, DNS, NET, zone]
+    after = one_at_a_time(everything)
+    # In the apply order, by name within a stage: network and zone, then dns, then app and other (group 1).
+    assert after == {NET.id: frozenset(), zone.id: ids(NET), DNS.id: ids(zone), APP.id: ids(DNS),
+                     OTHER.id: ids(APP)}
+    plans = {x.id: frozenset[str]() for x in everything}  # plans wait for nothing but their turn
+    assert next_steps(plans, set(), {}, after) == ([NET.id], {})
+    assert next_steps(plans, {NET.id}, {}, after) == ([], {})  # network still running: zone waits its turn
+    # network failed: the plan after it still runs (one at a time is not a dependency).
+    assert next_steps(plans, {NET.id}, {NET.id: Outcome.PLAN_FAILED}, after) == ([zone.id], {})
+    # In an apply, a real dependency still leaves its dependents out, and the turn passes to zone.
+    assert next_steps(waits(everything), {NET.id}, {NET.id: Outcome.APPLY_FAILED}, after) == \
+        ([zone.id], {DNS.id: NET.id, APP.id: NET.id, OTHER.id: NET.id})
 
 
 def test_the_comment_names_the_order():

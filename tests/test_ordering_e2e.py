@@ -58,3 +58,25 @@ def test_a_failed_apply_leaves_what_depends_on_it_unapplied_and_says_why(sc):
     assert [p for p, _ in applies(sc)] == ["network"]  # dns never ran
     assert sc.state_resources("dns").get("zone") != "c"
     assert sc.lock("dns").pull == pr  # kept: the merge is not applied there yet
+
+
+def test_one_at_a_time_applies_each_project_after_the_one_before_it_even_when_that_one_failed(make_scenario):
+    """tfbot.yaml says `parallel_apply: false`: `a` (slow, then failing) applies before `b` (instant), which does
+    not depend on it and so is applied all the same. Run at once, `b` would finish first."""
+    sc = make_scenario(repo_settings={"projects": [{"dir": "a"}, {"dir": "b"}]})
+
+    def both(command: str, value: str) -> dict[str, str]:
+        step = PROVISIONER.format(input=value, command=command).replace("'", '"')
+        return {"a/main.tf": sc.config_for("a", {"x": value}, extra=step), "b/main.tf": sc.config_for("b", {"y": value})}
+
+    sc.init_main({**both("true", "seed"), "tfbot.yaml": "parallel_plan: false\nparallel_apply: false\n"})
+    sc.fake.set_permission(REPO, "alice", "write")
+    sc.start()
+    pr = sc.open_pr("both", both("sleep 2; exit 3", "new"))
+    plan = sc.wait_comment(pr, lambda b: "Planned: `a`" in b and "Planned: `b`" in b)
+    assert "Planned one at a time (`parallel_plan: false`)" in plan
+    sc.merge(pr)
+    body = sc.wait_comment(pr, lambda b: "Apply failed: `a`" in b and "Applied: `b`" in b)
+    assert "Applied one at a time (`parallel_apply: false`)" in body
+    assert applies(sc) == [("a", "failed"), ("b", "ok")]
+    assert sc.state_resources("b")["y"] == "new"

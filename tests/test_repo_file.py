@@ -88,7 +88,7 @@ def test_keys_the_server_does_not_allow_are_refused_with_bad_values_in_the_same_
             "autodiscover:\n"
             "  enabled: false\n")
     allowed = ("(repos[].allowed_overrides of acme/*: projects, when_modified, autoplan, workflow, depends_on, "
-               "execution_order_group)")
+               "execution_order_group, parallel_plan, parallel_apply)")
     assert problems(text) == [
         f"tfbot.yaml:3: projects[0].apply_requirements: the server does not let a repository set this {allowed}",
         "tfbot.yaml:4: projects[0].autoplan: must be true or false, got 'maybe'",
@@ -110,6 +110,17 @@ def test_the_server_chooses_what_a_repository_may_set_and_which_workflows_it_may
     assert problems("projects:\n  - dir: a\n    workflow: strict\n", open_) == [
         "tfbot.yaml:3: projects[0].workflow: workflow 'strict' is not one this repository may use "
         "(repos[].allowed_workflows of acme/*: default, gated)"]
+
+
+def test_a_repository_may_run_its_projects_one_at_a_time_unless_the_server_says_otherwise():
+    found = settings(SERVER, "parallel_apply: false\n", workflows=WORKFLOWS)
+    assert found.problems == () and not found.config.parallel_apply and found.config.parallel_plan
+    assert not settings(SERVER, "parallel_plan: false\n").config.parallel_plan
+    assert problems("parallel_plan: false\n", RepoConfig(name="acme/*", allowed_overrides=("projects",))) == [
+        "tfbot.yaml:1: parallel_plan: the server does not let a repository set this (repos[].allowed_overrides of "
+        "acme/*: projects)"]
+    assert problems("parallel_apply: sometimes\n") == ["tfbot.yaml:1: parallel_apply: must be true or false, got "
+                                                         "'sometimes'"]
 
 
 def test_a_problem_reads_as_file_line_key_and_reason():
@@ -142,7 +153,7 @@ def test_a_declared_project_matches_files_outside_its_dir_by_its_pattern():
 def test_the_schema_of_tfbot_yaml_is_printed_for_editors(capsys):
     assert main(["schema", "--repo"]) == 0
     schema = json.loads(capsys.readouterr().out)
-    assert set(schema["properties"]) == {"version", "projects", "autodiscover"}
+    assert set(schema["properties"]) == {"version", "projects", "autodiscover", "parallel_plan", "parallel_apply"}
     assert schema["additionalProperties"] is False
     assert "when_modified" in schema["$defs"]["ProjectConfig"]["properties"]
     assert not {"env", "env_passthrough", "credentials"} & set(schema["$defs"]["ProjectConfig"]["properties"])

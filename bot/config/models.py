@@ -24,10 +24,10 @@ _PASSWORD_HASH_RE = re.compile(r"^(scrypt|pbkdf2)(:[A-Za-z0-9:]*)?\$[^$]+\$[0-9a
 Requirement = Literal["approved", "mergeable"]
 # What a repository's tfbot.yaml may set, when the server allows it (repos[].allowed_overrides).
 Override = Literal["projects", "when_modified", "autoplan", "workflow", "depends_on", "execution_order_group",
-                   "apply_requirements", "autodiscover"]
+                   "apply_requirements", "autodiscover", "parallel_plan", "parallel_apply"]
 # Ordering is the repository's business (it changes when, not whether, an apply runs); requirements are not.
 DEFAULT_OVERRIDES: tuple[Override, ...] = ("projects", "when_modified", "autoplan", "workflow", "depends_on",
-                                           "execution_order_group")
+                                           "execution_order_group", "parallel_plan", "parallel_apply")
 
 
 def env(name: str, secret: bool = False) -> dict[str, Any]:
@@ -434,6 +434,11 @@ class RepoConfig(RunEnvConfig):
     allow_draft_apply: bool = Field(False, description="allow `apply` on a draft PR")
     autodiscover: AutodiscoverConfig = Field(default_factory=AutodiscoverConfig,
                                              description="finding projects when none are declared")
+    parallel_plan: bool = Field(True, description="plan the projects of one PR at once (up to the workers); false: "
+                                                  "one at a time, in the apply order")
+    parallel_apply: bool = Field(True, description="apply the projects of one apply at once where their order "
+                                                   "allows; false: one at a time, in order, each whatever the "
+                                                   "one before it did")
     allowed_overrides: tuple[Override, ...] = Field(
         DEFAULT_OVERRIDES, description="what the repository's own tfbot.yaml may set; [] ignores nothing but "
                                        "refuses every key")

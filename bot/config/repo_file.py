@@ -8,8 +8,9 @@ broken YAML is a `Problem` with the file's line, and the PR is planned with noth
 Why the server decides: the file is PR code. A PR that could drop `apply_requirements` could apply without the
 approval the team asked for; one that could name any workflow could pick one with weaker steps. So by default
 a repository may set only `projects`, `when_modified`, `autoplan`, `workflow` (among `allowed_workflows`) and the
-ordering keys. What a run is given (`env`, `env_passthrough`, `credentials`) is never the file's: no override
-names it, and runs take it from the server's entry by (dir, workspace) (bot/lifecycle/run_env.py).
+ordering keys (`depends_on`, `execution_order_group`, `parallel_plan`, `parallel_apply`). What a run is given
+(`env`, `env_passthrough`, `credentials`) is never the file's: no override names it, and runs take it from the
+server's entry by (dir, workspace) (bot/lifecycle/run_env.py).
 """
 from __future__ import annotations
 
@@ -39,6 +40,9 @@ class RepoFile(_Model):
                                                                 "list and turns autodiscovery off")
     autodiscover: AutodiscoverConfig = Field(default_factory=AutodiscoverConfig,
                                              description="finding projects when none are declared")
+    parallel_plan: bool = Field(True, description="plan the projects of one PR at once; false: one at a time")
+    parallel_apply: bool = Field(True, description="apply the projects of one apply at once where their order "
+                                                   "allows; false: one at a time, in order")
 
     @model_validator(mode="after")
     def _unique(self) -> "RepoFile":
@@ -220,6 +224,9 @@ def _overridden(server: RepoConfig, repo_file: RepoFile) -> RepoConfig | list[Pr
     data["projects"] = projects + [p.model_dump(exclude_unset=True) for p in remaining.values()]
     if "autodiscover" in repo_file.model_fields_set:
         data["autodiscover"] = repo_file.autodiscover.model_dump()
+    for key in ("parallel_plan", "parallel_apply"):
+        if key in repo_file.model_fields_set:
+            data[key] = getattr(repo_file, key)
     # Validated again so projects inherit the entry's apply_requirements and workflow, as the server's own do.
     try:
         return RepoConfig.model_validate(data)

@@ -4,7 +4,9 @@ Plans run in parallel. An apply, a merge's apply and a hand-over's apply run a p
 the same command it waits for has applied: those named in its `depends_on` and every project of a lower
 `execution_order_group`. A project whose wait ended in anything but an apply (failed, refused, stale, locked, not
 applied itself) is not applied: "not applied: <dependency> failed". A dependency that the command does not hold
-(the PR did not change it) is not waited for. `apply -p dns` alone is refused while the PR's own plan of a
+(the PR did not change it) is not waited for. A repository that runs one project at a time (`parallel_plan` or
+`parallel_apply` false) adds a second, weaker wait (`one_at_a_time`): each project starts after the one before it
+in that order has ended, however it ended. `apply -p dns` alone is refused while the PR's own plan of a
 project dns waits for is not applied (`held_back`).
 """
 from __future__ import annotations
@@ -33,11 +35,20 @@ def ordered(projects: Sequence[Project]) -> bool:
     return any(waits(projects).values())
 
 
-def next_steps(order: Mapping[str, frozenset[str]], started: set[str],
-               outcomes: Mapping[str, Outcome]) -> tuple[list[str], dict[str, str]]:
+def one_at_a_time(projects: Sequence[Project]) -> dict[str, frozenset[str]]:
+    """Project id -> the id of the project that runs just before it when a command runs one project at a time (in
+    the order of `stages`, by name within a stage); the first waits for nothing."""
+    line = [p.id for stage in stages(projects) for p in stage]
+    return {pid: frozenset(line[i - 1:i]) for i, pid in enumerate(line)}
+
+
+def next_steps(order: Mapping[str, frozenset[str]], started: set[str], outcomes: Mapping[str, Outcome],
+               after: Mapping[str, frozenset[str]] | None = None) -> tuple[list[str], dict[str, str]]:
     """(ids to start now, {id: id of the dependency that did not apply} to report as not applied).
 
-    `started`: ids already queued or reported; `outcomes`: the results so far. Each id is in one list at most.
+    `order`: id -> ids that must apply first; `after`: id -> ids that must have ended first, however they ended
+    (one at a time). `started`: ids already queued or reported; `outcomes`: the results so far. Each id is in one
+    list at most.
     """
     ready, blocked = [], {}
     for project, before in sorted(order.items()):
@@ -46,7 +57,7 @@ def next_steps(order: Mapping[str, frozenset[str]], started: set[str],
         failed = sorted(b for b in before if b in outcomes and outcomes[b] not in APPLIED)
         if failed:
             blocked[project] = failed[0]
-        elif all(b in outcomes for b in before):
+        elif all(b in outcomes for b in before | (after or {}).get(project, frozenset())):
             ready.append(project)
     return ready, blocked
 

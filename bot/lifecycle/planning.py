@@ -56,16 +56,28 @@ def start_command(
     note: str = "",
     prefilled: list[ProjectResult] = (),  # type: ignore[assignment]
     extra_info: dict[str, Any] | None = None,
+    parallel: bool = True,
 ) -> Command:
-    """Queue `kind` (plan, apply, merge) for each project; results already known (refusals) are recorded at once."""
+    """Queue `kind` (plan, apply, merge) for each project; results already known (refusals) are recorded at once.
+
+    `parallel` false (the repository's `parallel_plan`/`parallel_apply`): one project at a time, in order.
+    """
     sha = head_sha or pull.head_sha
     applies = base_applies(svc, repo, pull)
     info = {**pull_info_dict(pull), "applies": applies, **(extra_info or {})}
     every = [*projects, *(r.project for r in prefilled)]  # a refused project still holds back what depends on it
-    if kind != "plan" and ordering.ordered(every):
-        # Applies in order: the command keeps what waits for what; advance_command starts each when it may.
-        info["order"] = {pid: sorted(before) for pid, before in ordering.waits(every).items()}
+    in_order = kind != "plan" and ordering.ordered(every)
+    one_at_a_time = not parallel and len(every) > 1
+    if in_order or one_at_a_time:
+        # The command keeps what waits for what; advance_command starts each project when it may.
+        waits = ordering.waits(every) if kind != "plan" else {p.id: frozenset[str]() for p in every}
+        info["order"] = {pid: sorted(before) for pid, before in waits.items()}
         info["projects"] = {p.id: project_to_dict(p) for p in every}
+    if one_at_a_time:
+        info["after"] = {pid: sorted(before) for pid, before in ordering.one_at_a_time(every).items()}
+        key = "parallel_plan" if kind == "plan" else "parallel_apply"
+        note = f"{note} {'Planned' if kind == 'plan' else 'Applied'} one at a time (`{key}: false`).".strip()
+    if in_order:
         note = f"{note} {ordering.describe(every)}".strip()
     cmd = svc.records.new_command(kind, repo, pull.number, sha, installation, user,
                                   total=len(projects) + len(prefilled), note=note, info=info)
@@ -110,10 +122,11 @@ def advance_command(svc: WorkerServices, cmd: Command) -> None:
     order = {pid: frozenset(before) for pid, before in (cmd.info.get("order") or {}).items()}
     if not order:
         return
+    after = {pid: frozenset(before) for pid, before in (cmd.info.get("after") or {}).items()}
     projects = {pid: project_from_dict(data) for pid, data in cmd.info["projects"].items()}
     while True:
         outcomes = {r.project.id: r.outcome for r in svc.records.results(cmd.id)}
-        ready, blocked = ordering.next_steps(order, svc.records.started(cmd.id), outcomes)
+        ready, blocked = ordering.next_steps(order, svc.records.started(cmd.id), outcomes, after)
         for pid in ready:
             if svc.records.mark_started(cmd.id, pid):
                 svc.jobs.run_project(cmd, projects[pid])

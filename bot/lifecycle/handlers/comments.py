@@ -84,7 +84,8 @@ def _plan(svc: WorkerServices, gh: RepoAPI, delivery: Delivery, number: int, aut
     if too_many(svc, gh, pull, projects):
         return
     start_command(svc, "plan", delivery.repo, pull, delivery.installation_id, author, projects,
-                  note=join_notes(changed_note(detected.settings), detected.note))
+                  note=join_notes(changed_note(detected.settings), detected.note),
+                  parallel=detected.settings.config.parallel_plan)
 
 
 def _apply(svc: WorkerServices, gh: RepoAPI, delivery: Delivery, number: int, author: str, cmd: CommentCommand) -> None:
@@ -123,7 +124,7 @@ def _apply(svc: WorkerServices, gh: RepoAPI, delivery: Delivery, number: int, au
     # Everything else (head moved, base changed the project, already applied) is decided under the run guard.
     runnable = [p for p in projects if p.id not in refusals]
     start_command(svc, "apply", delivery.repo, pull, delivery.installation_id, author, runnable, prefilled=prefilled,
-                  extra_info=extra)
+                  extra_info=extra, parallel=found.config.parallel_apply)
 
 
 def _head_predates(svc: WorkerServices, delivery: Delivery, pull: PullInfo) -> bool:

@@ -115,7 +115,7 @@ def autoplan(delivery: Delivery, svc: WorkerServices) -> None:
     if too_many(svc, gh, pull, projects):
         return
     start_command(svc, "plan", repo, pull, delivery.installation_id, str(payload["sender"]["login"]), projects,
-                  note=join_notes(changed_note(found), note))
+                  note=join_notes(changed_note(found), note), parallel=found.config.parallel_plan)
 
 
 def tell_problems(svc: WorkerServices, gh: RepoAPI, pull: PullInfo, found: RepoSettings,
@@ -222,6 +222,7 @@ def merged(svc: WorkerServices, gh: RepoAPI, delivery: Delivery, number: int, pr
     projects = {p.id: p for p in held}
     applies = base_applies(svc, repo, pull)
     warnings = ""
+    settings = repo_cfg
     if applies:
         # Merged before its plan took a lock, or while in line: its changes are on the default branch all the same.
         detected = detect_pull(svc, gh, repo, repo_cfg, pull)
@@ -232,7 +233,8 @@ def merged(svc: WorkerServices, gh: RepoAPI, delivery: Delivery, number: int, pr
                 "projects this merge changed are not applied: fix the file in a new PR, and comment `plan` there "
                 "for each of them (`plan -d DIR`)."))
         else:
-            projects = {p.id: p for p in resolved(held, detected.settings.config)}
+            settings = detected.settings.config
+            projects = {p.id: p for p in resolved(held, settings)}
         for project in detected.projects:
             projects.setdefault(project.id, project)
     if not projects:
@@ -240,7 +242,8 @@ def merged(svc: WorkerServices, gh: RepoAPI, delivery: Delivery, number: int, pr
         return
     start_command(svc, "merge", repo, pull, delivery.installation_id, str(delivery.payload["sender"]["login"]),
                   list(projects.values()), head_sha=pr["head"]["sha"],
-                  note=join_notes(MISSED_MERGE_NOTE if delivery.missed else "", warnings))
+                  note=join_notes(MISSED_MERGE_NOTE if delivery.missed else "", warnings),
+                  parallel=settings.parallel_apply)
 
 
 def tell_kept(svc: WorkerServices, gh: RepoAPI, number: int, kept: list[LockInfo]) -> None:

@@ -165,6 +165,13 @@ def announce_unlock(svc: WorkerServices, lock: dict[str, Any], by: str, via: str
     return announce(svc, lock_from_dict(lock), by, via, next_pull, mention=True)
 
 
+def announce_expiry(svc: WorkerServices, lock: dict[str, Any], after: float, next_pull: int | None) -> bool:
+    """A lock expired (`locks.expire_after`): drop the PR's saved plan of that project and tell the PR why."""
+    from bot.lifecycle.handover import announce_expiry as announce
+
+    return announce(svc, lock_from_dict(lock), after, next_pull)
+
+
 def report_interrupted(svc: WorkerServices, command_id: str, project: dict[str, Any], reason: str) -> None:
     """Tell the PR that a run was interrupted, whether Terraform left its state lock behind, and what to do."""
     from bot.lifecycle.interrupted import report_interrupted as report
@@ -242,8 +249,8 @@ def is_run(job: Job) -> bool:
 # ---- what a worker may run -------------------------------------------------------------------------------------
 
 JOBS: tuple[Callable[..., Any], ...] = (
-    handle_delivery, run_project, report_command, replan, plan_waiter, announce_unlock, report_interrupted,
-    report_event_failure)
+    handle_delivery, run_project, report_command, replan, plan_waiter, announce_unlock, announce_expiry,
+    report_interrupted, report_event_failure)
 CALLBACKS: tuple[Callable[..., Any], ...] = (run_failed, event_job_failed)
 ALLOWED_JOBS: frozenset[str] = frozenset(function_name(f) for f in JOBS)
 ALLOWED_CALLBACKS: frozenset[str] = frozenset(function_name(f) for f in CALLBACKS)
@@ -325,3 +332,8 @@ class RQJobs:
         """Tell the PR that held `lock` that `by` unlocked it (`via`: where), and who holds it now."""
         self._event(announce_unlock, (lock_to_dict(lock), by, via, next_pull),
                     f"tell {lock.repo}#{lock.pull} that {by} unlocked {lock.project}", report_failure=False)
+
+    def announce_expiry(self, lock: LockInfo, after: float, next_pull: int | None) -> None:
+        """Tell the PR that held `lock` that it expired after `after` idle seconds, and who holds it now."""
+        self._event(announce_expiry, (lock_to_dict(lock), after, next_pull),
+                    f"tell {lock.repo}#{lock.pull} that its lock of {lock.project} expired", report_failure=False)

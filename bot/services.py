@@ -56,6 +56,10 @@ class JobQueue(Protocol):
         """The comment telling the PR that held `lock` that `by` unlocked it."""
         ...
 
+    def announce_expiry(self, lock: LockInfo, after: float, next_pull: int | None) -> None:
+        """The comment telling the PR that held `lock` that it expired after `after` idle seconds."""
+        ...
+
 
 class HasRedis(Protocol):
     """Anything that carries the Redis connection: all a reader of Redis keys needs."""

@@ -15,6 +15,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from bot.config.durations import Duration
+
 DEFAULT_WHEN_MODIFIED = ("*.tf", "*.tfvars")
 APPLY_REQUIREMENTS = ("approved", "mergeable")
 PROJECT_NAME_RE = re.compile(r"^[A-Za-z0-9_.:/-]{1,100}$")
@@ -534,6 +536,13 @@ class AwsConfig(_Model):
     sts_endpoint_url: str = Field("", description="STS endpoint for assuming the roles of `credentials`; empty: AWS's")
 
 
+class LocksConfig(_Model):
+    expire_after: Duration = Field(None, json_schema_extra=env("TFBOT_LOCKS_EXPIRE_AFTER"),
+                                   description="release a lock whose PR only planned and then had no push, comment "
+                                               "or run for this long (e.g. 7d); off by default. Locks of PRs that "
+                                               "applied, are applying or failed an apply never expire")
+
+
 class Config(_Model):
     """tfbot's server configuration (config.yaml)."""
 
@@ -558,6 +567,7 @@ class Config(_Model):
                                         "to stop (after shutdown_grace) to finish its in-flight operations and save "
                                         "its state, before it kills the run")
     terraform: TerraformConfig = TerraformConfig()
+    locks: LocksConfig = LocksConfig()
     repos: tuple[RepoConfig, ...] = Field((), description="which repositories tfbot acts on; the first match wins")
     storage: StorageConfig = StorageConfig()
     aws: AwsConfig = AwsConfig()

@@ -73,13 +73,23 @@ def announce_unlock(svc: WorkerServices, lock: LockInfo, by: str, via: str, next
                     mention: bool) -> bool:
     """After an admin's unlock (bot/web/unlocking.py): discard the PR's saved plan of that project and comment on
     the PR; False when the PR cannot be told (its installation is unknown)."""
+    return _announce_release(svc, lock, unlock_message(by, lock.project, via, next_pull, mention))
+
+
+def announce_expiry(svc: WorkerServices, lock: LockInfo, after: float, next_pull: int | None) -> bool:
+    """After the lock expired (bot/ops/expiry.py): as `announce_unlock`, with why it expired."""
+    from bot.lifecycle.expiry import expiry_message
+
+    return _announce_release(svc, lock, expiry_message(code_span(lock.project), after, next_pull))
+
+
+def _announce_release(svc: WorkerServices, lock: LockInfo, text: str) -> bool:
     drop_plans(svc, svc.project_of_lock(lock), lock.pull)
     installation = installation_of(svc, lock)
     if installation is None:
-        log.warning("cannot comment on %s#%d about the unlock: its installation id is not recorded",
+        log.warning("cannot comment on %s#%d about the release of its lock: its installation id is not recorded",
                     lock.repo, lock.pull)
         return False
-    text = unlock_message(by, lock.project, via, next_pull, mention)
     gh = svc.github.repo(installation, lock.repo)
     gh.create_comment(lock.pull, svc.render_notice("unlocked", lock.pull, "", text))
     return True

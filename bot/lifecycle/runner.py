@@ -65,6 +65,7 @@ class ApplyInterrupted(Exception):
 
 def run_project(svc: WorkerServices, cmd: Command, project: Project) -> ProjectResult:
     """Run `project` for `cmd`; any failure of tfbot itself becomes an ERROR result on the PR."""
+    svc.records.touch(cmd.repo, cmd.pull)  # a run: the PR's locks are not idle (bot/lifecycle/expiry.py)
     try:
         if cmd.kind == "plan":
             return _plan(svc, cmd, project)

@@ -8,7 +8,8 @@ redelivery and each reconciled PR is claimed in Redis before it is acted on.
 
 Reconciliation (bot.ops.reconcile: locks of closed PRs, merges never handled) runs after a start and then every
 period on the host that has the period; a host that started also goes on each period until one of its passes
-asked GitHub without an error. A failure of either part is logged and retried next period; it never stops serve.
+asked GitHub without an error. Lock expiry (bot.ops.expiry, when `locks.expire_after` is set) runs on the host
+that has the period. A failure of either part is logged and retried next period; it never stops serve.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ import redis
 from bot.state import keys
 from bot.config import Config
 from bot.adapters.github import GitHubApp, GitHubError
+from bot.ops.expiry import expire_idle_locks
 from bot.ops.reconcile import AT_STARTUP, PERIODIC, Action, Reconciled, reconcile
 from bot.ops.redelivery import redeliver_missed
 from bot.adapters.redis_server import connect
@@ -71,7 +73,19 @@ class Recovery:
             self._redeliver()
         if leader or not self.reconciled:
             self._reconcile(AT_STARTUP if startup else PERIODIC)
+        if leader:
+            self._expire()
         return leader
+
+    def _expire(self) -> None:
+        if not self.config.locks.expire_after:
+            return
+        try:
+            expire_idle_locks(self.services())
+        except (redis.RedisError, OSError) as exc:
+            log.error("lock expiry failed: %s; trying again in %.0f s", exc, self.interval)
+        except Exception:  # noqa: BLE001 - a fault in tfbot: logged whole, and the next period tries again
+            log.exception("lock expiry failed; trying again in %.0f s", self.interval)
 
     def _redeliver(self) -> None:
         try:

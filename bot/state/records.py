@@ -150,6 +150,13 @@ redis.call('HSET', KEYS[1], 'latest_head_sha', ARGV[1], 'latest_head_at', ARGV[2
 return 1
 """
 
+# KEYS[1] a PR's record (hash); ARGV[1] unix seconds. Keeps the later of the two moments.
+_TOUCH = """
+local seen = tonumber(redis.call('HGET', KEYS[1], 'activity') or '0')
+if seen < tonumber(ARGV[1]) then redis.call('HSET', KEYS[1], 'activity', ARGV[1]) end
+return 1
+"""
+
 # KEYS[1] a project's plans (hash); ARGV[1] run id of the plan now shown on the PR
 # Returns 1 when it is the reviewed plan now, 0 when it is unknown or a newer plan was posted first.
 _MARK_POSTED = """
@@ -180,6 +187,7 @@ class Records:
         self._add_result = conn.register_script(_ADD_RESULT)
         self._mark_posted = conn.register_script(_MARK_POSTED)
         self._note_head = conn.register_script(_NOTE_HEAD)
+        self._touch = conn.register_script(_TOUCH)
         self._forget_plan = conn.register_script(_FORGET_PLAN)
         self._add_interrupted = conn.register_script(_ADD_INTERRUPTED)
         self._replace_interrupted = conn.register_script(_REPLACE_INTERRUPTED)
@@ -209,6 +217,16 @@ class Records:
 
     def set_pull_field(self, repo: str, pull: int, name: str, value: str) -> None:
         self.r.hset(keys.pull(repo, pull), name, value)
+
+    def touch(self, repo: str, pull: int, at: float | None = None) -> None:
+        """Something happened on the PR (a push, a comment, a run) at `at` (unix seconds, default now): an idle lock
+        is measured from the latest such moment (bot/lifecycle/expiry.py). Never moves backwards."""
+        self._touch(keys=[keys.pull(repo, pull)], args=[repr(time.time() if at is None else float(at))])
+
+    def last_activity(self, repo: str, pull: int) -> float | None:
+        """The latest moment `touch` recorded for the PR (unix seconds), or None."""
+        raw = self.r.hget(keys.pull(repo, pull), "activity")
+        return float(keys.text(raw)) if raw else None
 
     def forget_pull(self, repo: str, pull: int) -> None:
         self.r.expire(keys.pull(repo, pull), RETENTION_SECONDS)

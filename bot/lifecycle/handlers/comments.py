@@ -35,10 +35,12 @@ def on_comment(delivery: Delivery, svc: WorkerServices) -> None:
         return  # a comment on an issue, not a PR
     comment = payload["comment"]
     author = str(comment["user"]["login"])
+    number = int(payload["issue"]["number"])
+    if comment["user"].get("type") != "Bot" and author.lower() != svc.bot_login.lower():
+        svc.records.touch(delivery.repo, number)  # people talking on the PR: its locks are not idle
     parsed = parse_comment(str(comment["body"]), author, bot_login=svc.bot_login)
     if isinstance(parsed, Ignore):
         return
-    number = int(payload["issue"]["number"])
     svc.records.set_pull_field(delivery.repo, number, "installation", str(delivery.installation_id))  # for unlocks
     gh = svc.github.repo(delivery.installation_id, delivery.repo)
     if isinstance(parsed, Reply):

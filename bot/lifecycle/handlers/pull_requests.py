@@ -133,7 +133,10 @@ def note_head(svc: WorkerServices, delivery: Delivery) -> None:
     Ordered by the event's time, so an old event redelivered late cannot pass an old head for the newest one.
     """
     pr = delivery.payload["pull_request"]
-    if delivery.action in ("opened", "synchronize", "reopened") and pr.get("updated_at"):
+    if delivery.action not in ("opened", "synchronize", "reopened"):
+        return
+    svc.records.touch(delivery.repo, int(delivery.payload["number"]))  # a push: its locks are not idle
+    if pr.get("updated_at"):
         svc.records.note_head(delivery.repo, int(delivery.payload["number"]), str(pr["head"]["sha"]),
                               str(pr["updated_at"]))
 

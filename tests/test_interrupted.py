@@ -36,7 +36,7 @@ def test_a_real_result_replaces_the_interrupted_report_and_is_reported_anew(redi
     records = Records(redis_conn)
     cmd = command(records, NET)
     assert records.add_interrupted_result(cmd.id, result(NET, Outcome.ERROR, "interrupted")) is True
-    records.set_posted_comments(cmd.id, [11])
+    records.set_posted_comments(cmd.id, [(11, "IC_11")])
     assert records.add_result(cmd.id, result(NET, Outcome.PLANNED, "Plan: 1 to add")) is False  # first one stays
     assert records.replace_interrupted_result(cmd.id, result(NET, Outcome.PLANNED, "Plan: 1 to add")) is True
     [now] = records.results(cmd.id)

@@ -30,19 +30,31 @@ def sc(make_scenario):
     return scenario
 
 
-def test_a_push_replans_and_marks_the_previous_plan_outdated(sc):
+def test_a_push_replans_and_hides_the_previous_plan_as_outdated(sc):
     sc.start()
     pr = sc.open_pr("grow", net(sc, subnet="a"))
-    first_sha = sc.head(pr)
     sc.wait_comment(pr, lambda b: "Plan: 2 to add" in b)
     second_sha = sc.push(pr, net(sc, subnet="a", nat="b"))
     sc.wait_comment(pr, lambda b: "Plan: 3 to add" in b)
     assert sc.wait_status(second_sha, "tfbot/plan")["state"] == "success"
+    ours = [c for c in sc.fake.comments(REPO, pr) if c["user"] == sc.fake.bot_login]
+    assert [(c["minimized"], c["minimized_reason"]) for c in ours] == [(True, "OUTDATED"), (False, None)]
+    assert "Plan: 2 to add" in ours[0]["body"]  # hidden as it was, not rewritten
+
+
+def test_with_hide_previous_off_the_previous_plan_stays_open_under_a_banner(make_scenario):
+    sc = make_scenario(extra_settings={"comments": {"hide_previous": False}})
+    sc.init_main(net(sc))
+    sc.start()
+    pr = sc.open_pr("grow", net(sc, subnet="a"))
+    sc.wait_comment(pr, lambda b: "Plan: 2 to add" in b)
+    second_sha = sc.push(pr, net(sc, subnet="a", nat="b"))
+    sc.wait_comment(pr, lambda b: "Plan: 3 to add" in b)
     comments = sc.bot_comments(pr)
     kinds = [(marker_of(b) or {}).get("kind") for b in comments]
     assert kinds == ["plan-outdated", "plan"], kinds
     assert second_sha[:7] in comments[0]  # the outdated note points at the newer plan
-    assert first_sha != second_sha
+    assert not any(c["minimized"] for c in sc.fake.comments(REPO, pr))
 
 
 def test_apply_before_merge_keeps_the_lock_until_merge(sc):

@@ -625,3 +625,31 @@ def test_a_plan_of_a_pr_into_a_branch_that_does_not_apply_offers_no_apply():
     result = planned()
     result.applicable = False
     assert "tfbot apply" not in render_command_comment("plan", [result], 7, "a" * 40)
+
+
+# ---- the table of a comment over several projects ------------------------------------------------------------
+
+def test_a_comment_over_several_projects_opens_with_a_table_of_results_counts_and_locks():
+    from bot.models import LockInfo, LockState
+
+    def lock(pull: int, state: LockState = LockState.PLANNED) -> LockInfo:
+        return LockInfo(repo="acme/infra", dir="d", workspace="default", project="p", pull=pull, user="alice",
+                        locked_at=0.0, token=1, state=state)
+
+    results = mixed_plan_results()
+    locks = {results[0].project.id: lock(12), results[1].project.id: None,
+             results[2].project.id: lock(12, LockState.PLAN_FAILED), results[3].project.id: lock(7)}
+    body = render_command_comment("plan", results, 12, SHA, locks=locks)
+    table = body[body.index("| Project"):body.index("\n\n", body.index("| Project"))].split("\n")
+    assert table[2:] == [
+        "| `network` | Planned | 4 | 1 | 3 | held (planned) |",  # Terraform's own counts
+        "| `dns` | Planned | 0 | 0 | 0 | free |",  # no changes: planned without a lock kept
+        "| `db` | Plan failed |  |  |  | held (plan failed) |",
+        "| `edge` | Locked |  |  |  | #7 holds it |",
+    ]
+    assert body.index("| Project") < body.index("#### Planned: `network`")  # the table first, sections below
+    assert "| Project" not in render_command_comment("plan", results[:1], 12, SHA, locks=locks)  # one project: none
+    applied = ProjectResult(project(), Outcome.APPLIED, summary="Apply complete! Resources: 2 added, 0 changed, "
+                                                                "1 destroyed.")
+    two = render_command_comment("apply", [applied, results[3]], 12, SHA, locks={})
+    assert "| `network` | Applied | 2 | 0 | 1 | free |" in two

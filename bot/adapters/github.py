@@ -299,6 +299,23 @@ class RepoAPI:
         c = self._call(f"comment on #{number}", lambda: self._r().get_issue(number).create_comment(body))
         return int(c.id)
 
+    def post_comment(self, number: int, body: str) -> tuple[int, str]:
+        """Comment on #`number`; returns the comment's (REST id, GraphQL node id)."""
+        c = self._call(f"comment on #{number}", lambda: self._r().get_issue(number).create_comment(body))
+        return int(c.id), str(c.node_id)
+
+    def minimize_comment(self, node_id: str, classifier: str = "OUTDATED") -> None:
+        """Hide a comment as GitHub's "Hide" menu does (GraphQL `minimizeComment`; `classifier` one of GitHub's
+        ReportedContentClassifiers, such as OUTDATED). Raises GitHubError if GitHub refuses."""
+        def minimize() -> None:
+            _, data = self._gh.requester.graphql_named_mutation(
+                mutation_name="minimizeComment", mutation_input={"subjectId": node_id, "classifier": classifier},
+                output_schema="minimizedComment { isMinimized }")
+            if not (data.get("minimizedComment") or {}).get("isMinimized"):
+                raise GithubException(422, {"message": f"comment {node_id} was not minimized"}, None)
+
+        self._call(f"minimize comment {node_id}", minimize)
+
     def _comment(self, number: int, comment_id: int) -> IssueComment:
         # PyGithub reaches an issue comment through its issue; the extra GET is lazy-free but cheap.
         return self._r().get_issue(number).get_comment(comment_id)

@@ -536,6 +536,11 @@ class AwsConfig(_Model):
     sts_endpoint_url: str = Field("", description="STS endpoint for assuming the roles of `credentials`; empty: AWS's")
 
 
+class CommentsConfig(_Model):
+    hide_previous: bool = Field(True, description="hide a PR's earlier plan comments as outdated (GitHub's Hide, "
+                                                  "folded); false: leave them open under an Outdated banner")
+
+
 class LocksConfig(_Model):
     expire_after: Duration = Field(None, json_schema_extra=env("TFBOT_LOCKS_EXPIRE_AFTER"),
                                    description="release a lock whose PR only planned and then had no push, comment "
@@ -568,6 +573,7 @@ class Config(_Model):
                                         "its state, before it kills the run")
     terraform: TerraformConfig = TerraformConfig()
     locks: LocksConfig = LocksConfig()
+    comments: CommentsConfig = CommentsConfig()
     repos: tuple[RepoConfig, ...] = Field((), description="which repositories tfbot acts on; the first match wins")
     storage: StorageConfig = StorageConfig()
     aws: AwsConfig = AwsConfig()

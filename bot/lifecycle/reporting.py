@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from bot.models import Outcome
 from bot.lifecycle.planning import STATUS_CONTEXT
-from bot.state.records import Command, PlanRecord
+from bot.state.records import Command, PlanRecord, comment_refs
 from bot.render.comments import mark_outdated, render_command_comment, split_comment, status_description
 
 if TYPE_CHECKING:
@@ -30,20 +30,23 @@ def finish_command(svc: WorkerServices, cmd: Command) -> None:
                       svc.status_url(cmd))
         return
     kind = "plan" if cmd.kind == "plan" else "apply"
-    body = render_command_comment(kind, results, cmd.pull, cmd.head_sha, run_url=svc.run_url, note=cmd.note)
+    # The table of a comment over several projects says where each lock is as the comment is written.
+    locks = {r.project.id: svc.locks.get(r.project) for r in results} if len(results) > 1 else None
+    body = render_command_comment(kind, results, cmd.pull, cmd.head_sha, run_url=svc.run_url, note=cmd.note,
+                                  locks=locks)
     if kind == "plan" and not svc.records.posted_comments(cmd.id):
-        _mark_previous_outdated(svc, gh, cmd)
+        _hide_previous(svc, gh, cmd)
     # A retry after a partial failure posts only the parts GitHub has not got yet.
-    ids = svc.records.posted_comments(cmd.id)
-    for part in split_comment(body)[len(ids):]:
-        ids.append(gh.create_comment(cmd.pull, part))
-        svc.records.set_posted_comments(cmd.id, ids)
+    refs = svc.records.posted_comments(cmd.id)
+    for part in split_comment(body)[len(refs):]:
+        refs.append(gh.post_comment(cmd.pull, part))
+        svc.records.set_posted_comments(cmd.id, refs)
     for result in results:
         if result.run_id and result.outcome in (Outcome.PLANNED, Outcome.STALE):
             # Now reviewed; the plans it replaces are forgotten and their files deleted.
             drop_files(svc, svc.records.mark_plan_posted(result.project, cmd.pull, result.run_id))
     if kind == "plan":
-        svc.records.set_pull_field(cmd.repo, cmd.pull, "plan_comments", json.dumps(ids))
+        svc.records.set_pull_field(cmd.repo, cmd.pull, "plan_comments", json.dumps(refs))
     if results:
         state, description = status_description(results, kind)
         gh.set_status(cmd.head_sha, STATUS_CONTEXT[cmd.kind], state, description, svc.status_url(cmd))
@@ -59,9 +62,21 @@ def drop_files(svc: WorkerServices, plans: list[PlanRecord]) -> None:
             log.warning("could not delete plan file %s: %s", plan.key, exc)
 
 
-def _mark_previous_outdated(svc: WorkerServices, gh: RepoAPI, cmd: Command) -> None:
+def _hide_previous(svc: WorkerServices, gh: RepoAPI, cmd: Command) -> None:
+    """The PR's earlier plan comments give way to this one: hidden as outdated (GitHub's own "Hide", which folds
+    them), or with `comments.hide_previous: false`, left open under an "Outdated" banner. A comment GitHub will not
+    hide (no node id recorded, an older GitHub Enterprise) gets the banner."""
+    from bot.adapters.github import GitHubError
+
     previous = svc.records.pull_field(cmd.repo, cmd.pull, "plan_comments")
-    for comment_id in json.loads(previous) if previous else []:
+    for comment_id, node_id in comment_refs(previous) if previous else []:
+        if svc.config.comments.hide_previous and node_id:
+            try:
+                gh.minimize_comment(node_id)
+                continue
+            except GitHubError as exc:
+                log.warning("could not hide comment %s on %s#%d (%s): marking it outdated instead", comment_id,
+                            cmd.repo, cmd.pull, exc)
         try:
             gh.edit_comment(cmd.pull, comment_id, mark_outdated(gh.comment_body(cmd.pull, comment_id), cmd.head_sha))
         except Exception as exc:  # noqa: BLE001 - an old comment that cannot be edited must not stop the new one

@@ -11,13 +11,13 @@ text quoted further down cannot pass for one.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 from typing import Any
 
 import jinja2
 
-from bot.models import Outcome, ProjectResult
+from bot.models import LockInfo, Outcome, ProjectResult
 
 COMMENT_LIMIT = 65536  # GitHub's limit on a comment body, in characters
 SPLIT_MARGIN = 500  # room left in every part for mark_outdated's wrapper and the part header
@@ -315,6 +315,38 @@ def _kind_of(command: str) -> str:
     return kind if _KIND_RE.fullmatch(kind) else "command"
 
 
+# Counts phrases of Terraform's summary line, by the table's column: a plan's and an apply's.
+_COLUMNS = (("to add", "added"), ("to change", "changed"), ("to destroy", "destroyed"))
+
+
+def lock_cell(lock: LockInfo | None, pull: int) -> str:
+    """What the table says of a project's lock as the comment is written: held by this PR (and its state), by
+    another PR, or free (plain text; escaped by the caller)."""
+    if lock is None:
+        return "free"
+    if lock.pull == pull:
+        return f"held ({lock.state.value})"
+    return f"#{lock.pull} holds it"
+
+
+def _summary_table(results: list[ProjectResult], locks: Mapping[str, LockInfo | None] | None,
+                   pull: int) -> str:
+    """One row per project (result, resources to add / change / destroy, lock): the PR's projects at a glance, with
+    each project's section and folded output below. Empty for a single project."""
+    if len(results) < 2:
+        return ""
+    rows = ["| Project | Result | + | ~ | − | Lock |", "|---|---|---:|---:|---:|---|"]
+    for result in results:
+        counts = _counts(result)
+        # A plan or apply with no count ("No changes.") changes nothing; other outcomes have no figures to show.
+        known = bool(counts) or result.outcome in (Outcome.PLANNED, Outcome.APPLIED)
+        cells = [str(counts.get(plan, counts.get(apply, 0))) if known else "" for plan, apply in _COLUMNS]
+        lock = escape_text(lock_cell(locks.get(result.project.id), pull)) if locks is not None else "—"
+        title = _TITLE.get(result.outcome, result.outcome.value.capitalize())
+        rows.append(f"| {code_span(result.project.name)} | {title} | {' | '.join(cells)} | {lock} |")
+    return "\n".join(rows)
+
+
 def render_command_comment(
     command: str,
     results: list[ProjectResult],
@@ -325,11 +357,13 @@ def render_command_comment(
     *,
     command_prefix: str = COMMAND_PREFIX,
     output_limit: int = OUTPUT_LIMIT,
+    locks: Mapping[str, LockInfo | None] | None = None,
 ) -> str:
     """The whole comment for one command over its projects; may exceed GitHub's limit (see split_comment).
 
     `run_url(run_id)` links each project to its run log; `note` is a paragraph under the heading
-    (plain text, escaped here).
+    (plain text, escaped here); `locks` (project id -> its lock as the comment is written, None when free) fills
+    the Lock column of the table a comment over several projects opens with.
     """
     env = _env()
     # Template files end in newlines of their own; a section ends with a fence or text, never inside one.
@@ -341,6 +375,7 @@ def render_command_comment(
         pull=int(pull),
         sha=escape_text(short_sha(head_sha)),
         note=escape_text((note or "").strip()),
+        table=_summary_table(results, locks, pull),
         sections=sections,
         steps=_next_steps(results),
         cmd=lambda verb: code_span(f"{command_prefix} {verb}"),

@@ -45,6 +45,12 @@ class PlanRecord:
         return {(a, b) for a, b in self.changes}
 
 
+def comment_refs(text: str) -> list[tuple[int, str]]:
+    """Posted comments as stored: a JSON list of [id, node id] pairs, or of bare ids (before node ids were kept:
+    their node id reads as "")."""
+    return [(int(item[0]), str(item[1])) if isinstance(item, list) else (int(item), "") for item in json.loads(text)]
+
+
 @dataclass(frozen=True)
 class HeadSeen:
     """The newest head of a PR tfbot heard of, and when GitHub says it arrived (ISO 8601 UTC)."""
@@ -340,12 +346,13 @@ class Records:
             args=[result.project.id, result_to_json(result)])
         return int(done) == self.command(command_id).total
 
-    def posted_comments(self, command_id: str) -> list[int]:
+    def posted_comments(self, command_id: str) -> list[tuple[int, str]]:
+        """(REST id, GraphQL node id) of each comment the command's report has posted so far, in order."""
         raw = self.r.hget(keys.command(command_id), "comments")
-        return list(json.loads(raw)) if raw else []
+        return comment_refs(keys.text(raw)) if raw else []
 
-    def set_posted_comments(self, command_id: str, ids: list[int]) -> None:
-        self.r.hset(keys.command(command_id), "comments", json.dumps(ids))
+    def set_posted_comments(self, command_id: str, refs: list[tuple[int, str]]) -> None:
+        self.r.hset(keys.command(command_id), "comments", json.dumps(refs))
 
     def has_result(self, command_id: str, project: Project) -> bool:
         return bool(self.r.hexists(keys.command_results(command_id), project.id))

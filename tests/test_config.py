@@ -267,7 +267,7 @@ def test_the_configuration_reference_documents_every_key_and_its_variable():
     reference = (REPO_ROOT / page).read_text()
     rows = {line.split("|")[1].strip().strip("`"): line for line in reference.splitlines() if line.startswith("| `")}
     for key, info in _fields(Config):
-        if key in ("github", "server", "terraform", "terraform.sandbox", "storage", "storage.s3", "aws"):
+        if key in ("github", "server", "terraform", "terraform.sandbox", "tofu", "storage", "storage.s3", "aws"):
             continue  # sections, not keys
         assert key in rows, f"{page} has no row for {key}"
         variable = _extra(info).get("env")

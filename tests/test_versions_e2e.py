@@ -119,3 +119,20 @@ def test_engine_opentofu_runs_the_tofu_binary_for_plan_and_apply(sc):
     ran = [argv[0] for argv in recorded(sc.tofu_record) if argv[:1] != ["version"]]
     assert ran == ["init", "workspace", "plan", "show", "init", "apply"]
     assert sc.state_resources("tofu") == {"vpc": "v2"}
+
+
+def test_a_plan_whose_version_the_server_no_longer_has_is_refused_at_apply(sc):
+    pr = sc.open_pr("legacy", {"legacy/main.tf": outputs(sc, "legacy", "v2")})
+    sc.wait_comment(pr, lambda b: "Terraform 1.0.3" in b, what="the plan")
+    sc.wait_idle()
+    assert sc.server.stop() == 0, sc.logs()[-4000:]
+    sc.settings["terraform"].pop("binaries")  # 1.0.3 is uninstalled; the default stays
+    sc.start()
+    sc.comment(pr, "alice", "apply")
+    refused = sc.wait_comment(pr, lambda b: b.startswith("<!-- tfbot:apply "), what="the apply's comment")
+    assert "#### Refused: `legacy`" in refused, refused
+    assert ("The plan of `legacy` was made with Terraform 1.0.3, which this server no longer has (it has Terraform "
+            "1.11.4), and a plan file applies only with the version that made it. Nothing was applied; comment "
+            "`plan` to plan it again.") in refused
+    assert not (sc.state_dir("legacy") / "terraform.tfstate").exists()
+    assert sc.lock("legacy").state.value == "planned"

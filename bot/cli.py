@@ -262,11 +262,21 @@ def _check_config(path: str) -> int:
     print(f"  github:    {config.github.api_url} (app {config.github.app_id})")
     print(f"  redis:     {_without_password(redis)}")
     print(f"  terraform: {terraform.version} at {terraform.path}")
+    print(f"  versions:  {_versions_line(config, terraform.version)}")
     print(f"  runs:      {_sandbox_line(terraform.notes)}")
     print(f"  git:       {git.version} at {git.path}")
     print(f"  listen:    {config.server.host}:{config.server.port} (free)")
     print(f"  repos:     {', '.join(r.name for r in config.repos) or 'none: every event will be ignored'}")
     return 0
+
+
+def _versions_line(config: Config, default_version: str) -> str:
+    """What projects can run with, per engine, for `check-config` (the listed binaries were run by the check)."""
+    from bot.compose import installed_binaries
+
+    binaries = installed_binaries(config, default_version)
+    engines = ["terraform", *(["opentofu"] if config.tofu.binaries else [])]
+    return "; ".join(binaries.describe(engine) for engine in engines)
 
 
 def _sandbox_line(notes: dict[str, str]) -> str:

@@ -12,12 +12,13 @@ from bot.adapters.git import Checkouts
 from bot.adapters.github import GitHubApp
 from bot.adapters.logs import masker
 from bot.adapters.plan_store import plan_store_for
-from bot.adapters.preflight import TerraformCheck, check_terraform
+from bot.adapters.preflight import TerraformCheck, check_terraform, reported_version
 from bot.adapters.runners import runner_for
 from bot.adapters.terraform import Terraform
 from bot.config import Config
 from bot.config.workflows import load_workflows
 from bot.jobs import RQJobs, run_timeout
+from bot.projects.versions import Binaries, Binary
 from bot.queue import events_queue, runs_queue
 from bot.services import WebServices, WorkerServices
 from bot.state import keys
@@ -41,12 +42,22 @@ def web_services(config: Config, connection: redis.Redis, terraform_check: Terra
         terraform_check=terraform_check)
 
 
+def installed_binaries(config: Config, default_version: str) -> Binaries:
+    """The binaries projects run with: `terraform.binary` (which reported `default_version`; "" when it could not)
+    and those of `terraform.binaries` and `tofu.binaries`, whose keys startup checked against what they report."""
+    extra = [Binary("terraform", version, path) for version, path in config.terraform.binaries.items()]
+    extra += [Binary("opentofu", version, path) for version, path in config.tofu.binaries.items()]
+    return Binaries(Binary("terraform", default_version, config.terraform.binary), tuple(extra))
+
+
 def worker_services(config: Config, connection: redis.Redis) -> WorkerServices:
     """A worker's services. Raises WorkflowError for a bad workflow file, PlanStoreError for a bad plan store,
     SandboxError when `terraform.sandbox.mode: bubblewrap` cannot run here (`auto` falls back with a warning)."""
     runs = runner_for(config)
     tmp_dir = config.data_dir / "tmp"
     tmp_dir.mkdir(parents=True, exist_ok=True)
+    # The default binary's version, once per worker: it joins the installed versions projects choose from.
+    version = reported_version(config.terraform.binary, config.data_dir)
     return WorkerServices(
         config=config, redis=connection, jobs=job_queue(config, connection), locks=LockStore(connection),
         records=Records(connection), events_queue=events_queue(connection), runs_queue=runs_queue(connection),
@@ -55,7 +66,8 @@ def worker_services(config: Config, connection: redis.Redis) -> WorkerServices:
         plans=plan_store_for(config),
         terraform=Terraform(
             binary=config.terraform.binary, data_dir=config.data_dir, timeout=config.terraform.timeout,
-            mask_values=config.secrets(), mask_env=config.terraform.mask_env, runner=runs.runner),
+            mask_values=config.secrets(), mask_env=config.terraform.mask_env, runner=runs.runner, version=version),
         workflows=load_workflows(config.workflows_dir),
         masker=masker(),
-        tmp_dir=tmp_dir)
+        tmp_dir=tmp_dir,
+        binaries=installed_binaries(config, version))

@@ -19,6 +19,8 @@ class Project:
     apply_requirements: tuple[str, ...] = ()
     depends_on: tuple[str, ...] = ()  # names of projects whose apply must succeed before this one's
     execution_order_group: int = 0  # applies of lower groups come first
+    terraform_version: str = ""  # a constraint the binary must meet (bot/projects/versions.py); "": the root's alone
+    engine: str = "terraform"  # or "opentofu"
 
     @property
     def id(self) -> str:
@@ -100,6 +102,7 @@ class ProjectResult:
     head_sha: str = ""
     has_changes: bool | None = None  # a plan that changes resources or outputs (None: not a plan)
     applicable: bool = True  # False for a plan of a PR into a branch tfbot does not apply: no `apply` offered
+    binary: str = ""  # what ran it, as the PR reads it: `Terraform 1.0.3`, `OpenTofu 1.8.5`; "": not known
 
 
 # Terraform's own rule, narrowed: no path separators, and not `.` or `..` (a path under terraform.tfstate.d/).

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from bot.adapters.preflight import TerraformCheck
     from bot.adapters.terraform import Terraform
     from bot.config.workflows import Workflow
+    from bot.projects.versions import Binaries
     from bot.state.locks import LockStore
     from bot.state.records import Command, Records
 
@@ -115,7 +116,8 @@ class WebServices:
 
 @dataclass
 class WorkerServices:
-    """What a worker holds: Redis stores, the GitHub App, git checkouts, plan storage and Terraform.
+    """What a worker holds: Redis stores, the GitHub App, git checkouts, plan storage and Terraform (`terraform` runs
+    the default binary; `binaries` lists every binary a project may be run with).
 
     Built once per worker process; RQ forks a work horse per job, which inherits it.
     """
@@ -134,6 +136,7 @@ class WorkerServices:
     workflows: dict[str, Workflow]
     masker: SecretMasker
     tmp_dir: Path  # private scratch space under data_dir
+    binaries: Binaries
 
     @property
     def bot_login(self) -> str:

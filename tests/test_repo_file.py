@@ -88,7 +88,7 @@ def test_keys_the_server_does_not_allow_are_refused_with_bad_values_in_the_same_
             "autodiscover:\n"
             "  enabled: false\n")
     allowed = ("(repos[].allowed_overrides of acme/*: projects, when_modified, autoplan, workflow, depends_on, "
-               "execution_order_group, parallel_plan, parallel_apply)")
+               "execution_order_group, parallel_plan, parallel_apply, terraform_version, engine)")
     assert problems(text) == [
         f"tfbot.yaml:3: projects[0].apply_requirements: the server does not let a repository set this {allowed}",
         "tfbot.yaml:4: projects[0].autoplan: must be true or false, got 'maybe'",

@@ -1,9 +1,10 @@
-"""Startup checks that say exactly what to fix: the Terraform binary, git, and their versions."""
+"""Startup checks that say exactly what to fix: the Terraform binaries, git, and their versions."""
 from __future__ import annotations
 
 import re
 import shutil
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeAlias
@@ -79,6 +80,56 @@ def _check_terraform_binary(binary: str, data_dir: Path) -> TerraformCheck:
     if tuple(version) < MIN_TERRAFORM:
         return TerraformCheck(False, text, path, f"Terraform {text} at {path} is older than 1.4: {INSTALL_HINT}")
     return TerraformCheck(True, text, path)
+
+
+# Binaries a project picks (terraform.binaries, tofu.binaries): older than 1.0, Terraform's plan JSON and state are
+# not what tfbot reads. The default binary stays >= 1.4 (MIN_TERRAFORM): it runs every project that asks for nothing.
+MIN_LISTED = (1, 0, 0)
+_PROGRAMS = {"terraform": "terraform", "opentofu": "tofu"}
+
+
+def check_listed_binaries(listed: Mapping[str, str], engine: str, data_dir: Path) -> list[tuple[str, str]]:
+    """(version key, problem) for each `version: path` entry of `terraform.binaries` (engine terraform) or
+    `tofu.binaries` (opentofu) whose binary is missing, does not run, reports another version than its key, or is
+    older than 1.0. Each is run once (`version -json`)."""
+    from bot.adapters.terraform import Terraform, TerraformError
+
+    program = _PROGRAMS.get(engine, engine)
+    problems = []
+    for key, binary in listed.items():
+        path = shutil.which(binary)
+        if path is None:
+            problems.append((key, f"{binary!r} not found: a path to the {program} binary, or a name on PATH"))
+            continue
+        try:
+            reported = Terraform(binary=path, data_dir=data_dir, timeout=30).reported_version()
+        except (TerraformError, OSError, ValueError) as exc:
+            problems.append((key, f"{path} did not report a version: {exc}"))
+            continue
+        if reported.lstrip("v") != key.lstrip("v"):
+            problems.append((key, f"{path} reports {program} {reported}, not {key}: the key is the version of the "
+                                  "binary it names"))
+        elif _release(reported) < MIN_LISTED:
+            problems.append((key, f"{path} is {program} {reported}, older than 1.0, which tfbot does not run"))
+    return problems
+
+
+def _release(version: str) -> tuple[int, ...]:
+    match = re.match(r"v?(\d+)\.(\d+)\.(\d+)", version)
+    return tuple(int(n) for n in match.groups()) if match else (0, 0, 0)
+
+
+def reported_version(binary: str, data_dir: Path) -> str:
+    """The version `binary version -json` reports, or "" when it cannot be run or read (its runs then say why)."""
+    from bot.adapters.terraform import Terraform, TerraformError
+
+    path = shutil.which(binary)
+    if path is None:
+        return ""
+    try:
+        return Terraform(binary=path, data_dir=data_dir, timeout=30).reported_version()
+    except (TerraformError, OSError, ValueError):
+        return ""
 
 
 # `git merge-tree --write-tree` (2.38) plans a PR as merged into its base without a working copy; older git

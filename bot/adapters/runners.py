@@ -134,7 +134,8 @@ class SandboxPolicy:
     are re-mounted (read-only, the cache writable for init) after `hidden`. `readable` and `writable` are the
     server's extra paths (`terraform.sandbox.readable_paths` / `writable_paths`). `tools`: directories under `/tmp`
     a run executes from (the Terraform binary's, PATH's, the Python tfbot runs on), shown again read-only
-    over the private `/tmp` before anything is hidden, so nothing hidden inside them shows.
+    over the private `/tmp` before anything is hidden, so nothing hidden inside them shows. `bin_dir`: the links to
+    each binary a run may be given (`<data_dir>/terraform/bin`, first on its PATH), shown again read-only.
     """
 
     hidden: tuple[Path, ...] = ()
@@ -143,6 +144,7 @@ class SandboxPolicy:
     readable: tuple[Path, ...] = ()
     writable: tuple[Path, ...] = ()
     tools: tuple[Path, ...] = ()
+    bin_dir: Path | None = None
 
 
 class _Process:
@@ -283,6 +285,8 @@ def bwrap_argv(bwrap: str, policy: SandboxPolicy, spec: RunSpec) -> list[str]:
         argv += ["--ro-bind-try", str(path), str(path)]
     if policy.tf_config is not None:
         argv += ["--ro-bind-try", str(policy.tf_config), str(policy.tf_config)]
+    if policy.bin_dir is not None:
+        argv += ["--ro-bind-try", str(policy.bin_dir), str(policy.bin_dir)]
     if policy.plugin_cache is not None:
         mount = "--bind" if spec.cache_writable else "--ro-bind"
         argv += [mount, str(policy.plugin_cache), str(policy.plugin_cache)]
@@ -315,17 +319,21 @@ def sandbox_policy(config: Config, home: Path | None = None) -> SandboxPolicy:
     home = home if home is not None else Path.home()
     hidden += [home / name for name in HOME_CREDENTIALS]
     terraform_home = config.data_dir / "terraform"
+    binaries = (*config.terraform.binaries.values(), *config.tofu.binaries.values())
     return SandboxPolicy(tuple(hidden), terraform_home / "plugin-cache", terraform_home / "cli.tfrc",
                          tuple(config.terraform.sandbox.readable_paths), tuple(config.terraform.sandbox.writable_paths),
-                         tools_under_tmp(config.terraform.binary, os.environ.get("PATH", ""), hidden))
+                         tools_under_tmp(config.terraform.binary, os.environ.get("PATH", ""), hidden, binaries),
+                         terraform_home / "bin")
 
 
-def tools_under_tmp(binary: str, path: str, hidden: Sequence[Path]) -> tuple[Path, ...]:
+def tools_under_tmp(binary: str, path: str, hidden: Sequence[Path], more: Sequence[str] = ()) -> tuple[Path, ...]:
     """Directories under /tmp that runs execute from and the sandbox's private /tmp would take away: the Terraform
-    binary's (and its link target's), each PATH entry (a virtualenv's `bin` with the virtualenv around it), and the
-    Python tfbot runs on. Never /tmp itself nor a hidden directory."""
-    found = shutil.which(binary)
-    wanted = [Path(found).parent, Path(os.path.realpath(found)).parent] if found else []
+    binary's and each of `more` (`terraform.binaries`, `tofu.binaries`), with their link targets', each PATH entry (a
+    virtualenv's `bin` with the virtualenv around it), and the Python tfbot runs on. Never /tmp itself nor a hidden
+    directory."""
+    wanted: list[Path] = []
+    for found in filter(None, (shutil.which(b) for b in (binary, *more))):
+        wanted += [Path(found).parent, Path(os.path.realpath(found)).parent]
     for entry in filter(None, path.split(os.pathsep)):
         folder = Path(os.path.abspath(entry))
         wanted.append(folder.parent if (folder.parent / "pyvenv.cfg").is_file() else folder)

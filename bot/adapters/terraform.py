@@ -37,11 +37,14 @@ Contract of `Terraform`:
 """
 from __future__ import annotations
 
+import copy
 import fcntl
+import hashlib
 import json
 import os
 import re
 import select
+import shutil
 import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -201,8 +204,11 @@ class Terraform:
         output_tail_bytes: int = 256 * 1024,
         max_json_bytes: int = 16 * 1024 * 1024,
         runner: Runner | None = None,
+        engine: str = "terraform",
+        version: str = "",
     ):
         self.binary = binary
+        self.engine, self.version_text = engine, version
         self.timeout = float(timeout)
         self.kill_grace = float(kill_grace)
         self._head_bytes, self._tail_bytes = output_head_bytes, output_tail_bytes
@@ -222,6 +228,24 @@ class Terraform:
         self._longest_secret = max((len(s.encode()) for s in self._secrets), default=0)
         # python-terraform's argv builder only; its constructor reads a state file, so aim it at our dir.
         self._argv = _ArgvBuilder(working_dir=str(self.home), terraform_bin_path=binary)
+        self._siblings: dict[tuple[str, str, str], Terraform] = {(engine, version, binary): self}
+        self.bin_dir = self._write_shims()
+
+    def using(self, binary: str, version: str, engine: str = "terraform") -> Terraform:
+        """The adapter of another binary (`engine` terraform or opentofu, `version` as it reports it): the same
+        data_dir, runner, masking, timeouts and plugin cache; made once per binary and kept.
+
+        Its commands run `binary`, and a workflow's `run` steps find it first on PATH as `terraform` (and `tofu`).
+        """
+        key = (engine, version, binary)
+        sibling = self._siblings.get(key)
+        if sibling is None:
+            sibling = copy.copy(self)
+            sibling.binary, sibling.engine, sibling.version_text = binary, engine, version
+            sibling._argv = _ArgvBuilder(working_dir=str(self.home), terraform_bin_path=binary)
+            sibling.bin_dir = sibling._write_shims()
+            self._siblings[key] = sibling
+        return sibling
 
     # -- setup -----------------------------------------------------------------------------------
 
@@ -244,9 +268,40 @@ class Terraform:
             f.write(content)
         os.replace(tmp, self.cli_config_file)
 
+    def _write_shims(self) -> Path | None:
+        """`<home>/bin/<engine>-<version>-<hash of the path>/` holding `terraform` (and `tofu` for OpenTofu), links
+        to this binary: first on a run's PATH, so a `run` step calling `terraform` runs the project's binary. None
+        for an adapter whose version is not known (a startup probe), or whose binary cannot be found (its commands
+        then fail, and say so)."""
+        found = shutil.which(self.binary) if self.version_text else None
+        if found is None:
+            return None
+        target = os.path.abspath(found)
+        tag = re.sub(r"[^0-9A-Za-z.+-]", "_", self.version_text)[:40]
+        folder = self.home / "bin" / f"{self.engine}-{tag}-{hashlib.sha256(target.encode()).hexdigest()[:8]}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in ("terraform", "tofu") if self.engine == "opentofu" else ("terraform",):
+            link = folder / name
+            if os.path.islink(link) and os.readlink(link) == target:
+                continue
+            # Several workers may make it at once: link aside, then rename over, so none sees it half made.
+            aside = folder / f".{name}.{os.getpid()}.{time.monotonic_ns()}"
+            os.symlink(target, aside)
+            os.replace(aside, link)
+        return folder
+
+    @property
+    def or_create(self) -> bool:
+        """Whether `workspace select -or-create` exists: Terraform 1.4 added it (OpenTofu forked from 1.6)."""
+        if self.engine != "terraform" or not self.version_text:
+            return True
+        match = re.match(r"(\d+)\.(\d+)", self.version_text)
+        return match is None or (int(match[1]), int(match[2])) >= (1, 4)
+
     def _base_env(self, run: RunEnv = NO_RUN_ENV) -> dict[str, str]:
         """The whole environment of a command of `run` (HOME and TMPDIR are the runner's)."""
-        env = {"PATH": os.environ.get("PATH", os.defpath)}
+        path = os.environ.get("PATH", os.defpath)
+        env = {"PATH": f"{self.bin_dir}{os.pathsep}{path}" if self.bin_dir is not None else path}
         # A deliberate TF_LOG in extra_env is kept; the rest would undo what the adapter asks for.
         env.update({k: v for k, v in self._extra_env.items() if not _stripped(k) or k.startswith("TF_LOG")})
         env.update({k: v for k, v in run.env.items() if not _stripped(k)})
@@ -268,16 +323,24 @@ class Terraform:
 
     def version(self) -> tuple[int, int, int]:
         """The binary's version from `terraform version -json`."""
+        text = self.reported_version()
+        major, minor, patch = re.match(r"(\d+)\.(\d+)\.(\d+)", text).groups()  # type: ignore[union-attr]
+        return int(major), int(minor), int(patch)
+
+    def reported_version(self) -> str:
+        """The version `version -json` reports, whole (`1.11.4`, `1.12.0-alpha20250101`); OpenTofu's `tofu` reports
+        its own under the same key. TerraformError when it fails or says something else."""
         result = self._run(self._cmd("version", json=IsFlagged), self.home)
         if not result.ok:
-            raise TerraformError(f"terraform version failed: {result.output.strip()}", result)
+            raise TerraformError(f"{_describe(result.args)} failed: {result.output.strip()}", result)
         try:
             text = json.loads(result.output)["terraform_version"]
-            major, minor, patch = re.match(r"(\d+)\.(\d+)\.(\d+)", text).groups()  # type: ignore[union-attr]
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            message = f"unexpected `terraform version -json` output: {result.output[:200]!r}"
+            if not isinstance(text, str) or not re.match(r"\d+\.\d+\.\d+", text):
+                raise ValueError(text)
+        except (ValueError, KeyError, TypeError) as exc:
+            message = f"unexpected `{_describe(result.args)} -json` output: {result.output[:200]!r}"
             raise TerraformError(message, result) from exc
-        return int(major), int(minor), int(patch)
+        return text
 
     def _masker_for(self, run: RunEnv) -> tuple[SecretMasker, int]:
         """The masker of a command of `run`, and the length in bytes of its longest secret."""
@@ -306,9 +369,19 @@ class Terraform:
             return self._run(args, workdir, run=run, cache_writable=True)
 
     def select_workspace(self, workdir: Path, name: str, run: RunEnv = NO_RUN_ENV) -> TerraformResult:
-        """Select workspace `name`, creating it if missing (`-or-create`, Terraform >= 1.4)."""
-        args = self._cmd("workspace select", validate_workspace(name), or_create=True, no_color=IsFlagged)
-        return self._run(args, workdir, run=run)
+        """Select workspace `name`, creating it if missing: `-or-create` (Terraform >= 1.4), else `workspace select`
+        and, when that fails, `workspace new` (whose result is returned, after the select's output)."""
+        if self.or_create:
+            args = self._cmd("workspace select", validate_workspace(name), or_create=True, no_color=IsFlagged)
+            return self._run(args, workdir, run=run)
+        selected = self._run(self._cmd("workspace select", validate_workspace(name), no_color=IsFlagged), workdir,
+                             run=run)
+        if selected.ok or selected.timed_out:
+            return selected
+        created = self._run(self._cmd("workspace new", validate_workspace(name), no_color=IsFlagged), workdir, run=run)
+        if created.ok:
+            return replace(created, duration=selected.duration + created.duration)
+        return replace(created, output=selected.output + created.output, duration=selected.duration + created.duration)
 
     def plan(self, workdir: Path, plan_file: Path, workspace: str, run: RunEnv = NO_RUN_ENV) -> TerraformResult:
         """Plan into `plan_file`; exit 2 (changes) is success with `has_changes=True`.
@@ -501,9 +574,13 @@ class Terraform:
 
 
 def _describe(args: Sequence[str]) -> str:
-    """`terraform plan` for a terraform argv, the program's name for a custom command."""
+    """`terraform plan` (`tofu plan`) for a terraform (tofu) argv, the program's name for a custom command."""
     words = [a for a in args[1:3] if not a.startswith("-")]
-    return f"terraform {words[0]}" if words and Path(args[0]).name.startswith("terraform") else Path(args[0]).name
+    program = Path(args[0]).name
+    for engine in ("terraform", "tofu"):
+        if words and program.startswith(engine):
+            return f"{engine} {words[0]}"
+    return program
 
 
 def _stripped(name: str) -> bool:

@@ -281,8 +281,30 @@ def _check_terraform(raw: dict[str, Any], base_dir: Path, report: _Problems) -> 
     binary = binary.strip() if isinstance(binary, str) and binary.strip() else "terraform"
     with tempfile.TemporaryDirectory(prefix="tfbot-check-") as scratch:
         check = check_terraform(binary, Path(scratch))
+        for section, engine in (("terraform", "terraform"), ("tofu", "opentofu")):
+            _check_listed(raw, section, engine, Path(scratch), report)
     if not check.ok:
         report.add("terraform.binary", check.error)
+
+
+def _check_listed(raw: dict[str, Any], section: str, engine: str, scratch: Path, report: _Problems) -> None:
+    """Each `<section>.binaries` entry runs and reports its key (what the model cannot see: it never runs them)."""
+    from bot.adapters.preflight import check_listed_binaries
+    from bot.projects.versions import ConstraintError, parse_version
+
+    listed = _get(raw, f"{section}.binaries")
+    if not isinstance(listed, dict):
+        return  # not a mapping: the model says so
+    usable = {}
+    for key, value in listed.items():
+        try:
+            parse_version(str(key))
+        except ConstraintError:
+            continue  # a key that is not a version: the model says so
+        if isinstance(value, str) and value.strip():
+            usable[str(key).strip().removeprefix("v")] = value.strip()
+    for key, problem in check_listed_binaries(usable, engine, scratch):
+        report.add(f'{section}.binaries."{key}"', problem)
 
 
 # -- pydantic's errors as tfbot's lines ---------------------------------------------------------------

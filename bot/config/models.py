@@ -26,10 +26,13 @@ _PASSWORD_HASH_RE = re.compile(r"^(scrypt|pbkdf2)(:[A-Za-z0-9:]*)?\$[^$]+\$[0-9a
 Requirement = Literal["approved", "mergeable"]
 # What a repository's tfbot.yaml may set, when the server allows it (repos[].allowed_overrides).
 Override = Literal["projects", "when_modified", "autoplan", "workflow", "depends_on", "execution_order_group",
-                   "apply_requirements", "autodiscover", "parallel_plan", "parallel_apply"]
+                   "apply_requirements", "autodiscover", "parallel_plan", "parallel_apply", "terraform_version",
+                   "engine"]
 # Ordering is the repository's business (it changes when, not whether, an apply runs); requirements are not.
+# terraform_version and engine only choose among the binaries the server installed, as required_version does.
 DEFAULT_OVERRIDES: tuple[Override, ...] = ("projects", "when_modified", "autoplan", "workflow", "depends_on",
-                                           "execution_order_group", "parallel_plan", "parallel_apply")
+                                           "execution_order_group", "parallel_plan", "parallel_apply",
+                                           "terraform_version", "engine")
 
 
 def env(name: str, secret: bool = False) -> dict[str, Any]:
@@ -299,17 +302,45 @@ class RunEnvConfig(_Model):
         return value
 
 
+def _check_binaries(value: dict[str, str]) -> dict[str, str]:
+    """`version: path` entries: each key an exact version, each path non-empty (startup runs them: see loading)."""
+    from bot.projects.versions import ConstraintError, parse_version
+
+    for version, path in value.items():
+        try:
+            parse_version(version)
+        except ConstraintError as exc:
+            raise ValueError(f"{version!r}: the key is the version the binary reports: {exc}") from None
+        if not isinstance(path, str) or not path.strip():
+            raise ValueError(f"{version!r}: a path, or a name on PATH, is required")
+    return {version.strip().removeprefix("v"): path.strip() for version, path in value.items()}
+
+
 class TerraformConfig(_Model):
     binary: str = Field("terraform", json_schema_extra=env("TFBOT_TERRAFORM_BINARY"),
                         description="a path, or a name on PATH; must be >= 1.4")
+    binaries: dict[str, str] = Field(default_factory=dict, description="more Terraform versions projects may pick: "
+                                     "version -> a path or a name on PATH (each >= 1.0; startup runs each and checks "
+                                     "that it reports its key)")
     timeout: float = Field(3600.0, ge=1, description="seconds; a run over this is killed and reported on the PR")
     mask_env: tuple[str, ...] = Field((), description="environment variables whose values are masked in all output")
     sandbox: SandboxConfig = SandboxConfig()
+
+    _binaries = field_validator("binaries")(_check_binaries)
 
     @field_validator("binary")
     @classmethod
     def _default_binary(cls, value: str) -> str:
         return value or "terraform"
+
+
+class TofuConfig(_Model):
+    """OpenTofu binaries, for projects with `engine: opentofu`."""
+
+    binaries: dict[str, str] = Field(default_factory=dict, description="version -> a path or a name on PATH of "
+                                     "`tofu` (startup runs each and checks that it reports its key)")
+
+    _binaries = field_validator("binaries")(_check_binaries)
 
 
 class ProjectConfig(RunEnvConfig):
@@ -326,10 +357,26 @@ class ProjectConfig(RunEnvConfig):
     depends_on: tuple[str, ...] = Field((), description="names of projects whose apply must succeed before this "
                                                         "one's, when one apply holds both")
     execution_order_group: int = Field(0, ge=0, le=1000, description="applies of lower groups run first")
+    terraform_version: str = Field("", description="a version (1.9.8) or a constraint (~> 1.9, >= 1.0, < 1.5) the "
+                                   "binary must meet, with the root's required_version; empty: the root's alone")
+    engine: Literal["terraform", "opentofu"] = Field("terraform", description="opentofu runs `tofu`, from the "
+                                                     "server's tofu.binaries")
 
     _as_list = field_validator("when_modified", "depends_on", mode="before")(_one_or_many)
     _bounded = field_validator("when_modified")(_bounded_globs)
     _known_workflow = field_validator("workflow")(_check_workflow)
+
+    @field_validator("terraform_version")
+    @classmethod
+    def _constraint(cls, value: str) -> str:
+        from bot.projects.versions import ConstraintError, parse_constraint
+
+        if value:
+            try:
+                parse_constraint(value)
+            except ConstraintError as exc:
+                raise ValueError(str(exc)) from None
+        return value
 
     @field_validator("dir")
     @classmethod
@@ -574,6 +621,7 @@ class Config(_Model):
     terraform: TerraformConfig = TerraformConfig()
     locks: LocksConfig = LocksConfig()
     comments: CommentsConfig = CommentsConfig()
+    tofu: TofuConfig = Field(default_factory=TofuConfig, description="OpenTofu, for projects with engine: opentofu")
     repos: tuple[RepoConfig, ...] = Field((), description="which repositories tfbot acts on; the first match wins")
     storage: StorageConfig = StorageConfig()
     aws: AwsConfig = AwsConfig()

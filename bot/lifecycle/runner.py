@@ -26,6 +26,8 @@ from bot.state.records import Command, PlanRecord, project_to_dict
 from bot.lifecycle.targets import Target, ensure_commit, merged_target, same_content
 from bot.lifecycle.steps import ApplyOutcome, PlanOutcome, run_apply_steps, run_plan_steps
 from bot.lifecycle.run_env import run_environment
+from bot.lifecycle.binaries import adapter, choose_binary, plan_binary
+from bot.projects.versions import NoFit
 
 if TYPE_CHECKING:
     from bot.adapters.terraform import TerraformResult
@@ -237,11 +239,17 @@ def _run_plan(svc: WorkerServices, cmd: Command, project: Project, target: Targe
     sha = target.sha
     workdir = _working_dir(svc, cmd, project, target)
     workflow = svc.workflows[project.workflow]
+    binary = choose_binary(svc, project, workdir)
+    if isinstance(binary, NoFit):  # failed before anything ran: nothing is stored but the run's log
+        outcome = _no_fit(binary)
+        _save_run(svc, run_id, "plan", cmd, project, target, started, False, outcome.summary, outcome.steps)
+        return outcome, run_id
     with tempfile.TemporaryDirectory(dir=svc.tmp_dir) as tmp:
         plan_file = Path(tmp) / "plan.tfplan"
-        outcome = run_plan_steps(svc.terraform, workflow, workdir, project.workspace, plan_file,
+        outcome = run_plan_steps(adapter(svc, binary), workflow, workdir, project.workspace, plan_file,
                                  before_step=_fence(guard),
                                  run_env=run_environment(svc, cmd.repo, cmd.pull, project, "plan", run_id))
+        outcome.binary = binary.label
         if outcome.ok:
             key = plan_key(project, cmd.pull, target.head_sha, run_id)
             digest = svc.plans.put(key, plan_file)
@@ -250,10 +258,19 @@ def _run_plan(svc: WorkerServices, cmd: Command, project: Project, target: Targe
                 plan_sha=sha,
                 key=key, sha256=digest, summary=outcome.summary, changes=[list(c) for c in outcome.resource_changes],
                 digest=changes_digest(outcome.plan_json), has_changes=bool(outcome.has_changes),
-                run_id=run_id, user=cmd.user,
+                run_id=run_id, user=cmd.user, engine=binary.engine, engine_version=binary.version,
             ))
-    _save_run(svc, run_id, "plan", cmd, project, target, started, outcome.ok, outcome.summary, outcome.steps)
+    _save_run(svc, run_id, "plan", cmd, project, target, started, outcome.ok, outcome.summary, outcome.steps,
+              binary.label)
     return outcome, run_id
+
+
+def _no_fit(no_fit: NoFit) -> PlanOutcome:
+    """A plan that could not start: no installed binary fits the project. Its one "step" says so, verbatim."""
+    from bot.adapters.terraform import TerraformResult
+
+    said = TerraformResult(args=[], exit_code=1, output=no_fit.message + "\n", duration=0.0)
+    return PlanOutcome(ok=False, steps=[said], summary=no_fit.message, failed_step="choose the binary")
 
 
 def _fence(guard: RunGuard | None) -> Callable[[str], None]:
@@ -467,6 +484,9 @@ def _apply_saved(svc: WorkerServices, cmd: Command, project: Project, plan: Plan
                  guard: RunGuard | None = None) -> ApplyOutcome:
     started = time.time()
     target = Target(plan.plan_sha or plan.head_sha, plan.head_sha, plan.base_sha)
+    binary = plan_binary(svc, project, plan)
+    if isinstance(binary, str):
+        raise Refused(binary[:1].upper() + binary[1:] + ".")
     with tempfile.TemporaryDirectory(dir=svc.tmp_dir) as tmp:
         plan_file = Path(tmp) / "plan.tfplan"
         try:
@@ -482,11 +502,13 @@ def _apply_saved(svc: WorkerServices, cmd: Command, project: Project, plan: Plan
             raise PlanRefused(f"the workflow {plan.project.get('workflow')!r} this plan was made with is no longer "
                               "configured; comment `plan` to plan it again")
         workdir = _working_dir(svc, cmd, project, target)
-        outcome = run_apply_steps(svc.terraform, workflow, workdir, project.workspace, plan_file,
+        outcome = run_apply_steps(adapter(svc, binary), workflow, workdir, project.workspace, plan_file,
                                   before_step=_apply_fence(svc, cmd, project, token, run_id, guard),
                                   run_env=run_environment(svc, cmd.repo, cmd.pull, project, "apply", run_id))
+        outcome.binary = binary.label
     # The run and its audit entry first: they say what happened to the infrastructure, whatever fails next.
-    _save_run(svc, run_id, "apply", cmd, project, target, started, outcome.ok, outcome.summary, outcome.steps)
+    _save_run(svc, run_id, "apply", cmd, project, target, started, outcome.ok, outcome.summary, outcome.steps,
+              binary.label)
     if outcome.ok:
         svc.records.delete_plan(project, cmd.pull, plan.run_id)
         try:
@@ -618,15 +640,15 @@ def new_run_id() -> str:
 
 
 def _save_run(svc: WorkerServices, run_id: str, kind: str, cmd: Command, project: Project, target: Target,
-              started: float, ok: bool, summary: str, steps: list[TerraformResult]) -> None:
+              started: float, ok: bool, summary: str, steps: list[TerraformResult], binary: str = "") -> None:
     # `sha` is the commit people know (the PR's head, or main's); `planned_sha` the one tfbot checked out.
     sha = target.head_sha
-    output = "\n".join(f"$ {s.command}\n{s.output}" for s in steps)
+    output = "\n".join((f"$ {s.command}\n" if s.command else "") + s.output for s in steps)
     svc.records.save_run(run_id, {
         "id": run_id, "kind": kind, "repo": cmd.repo, "pull": cmd.pull, "project": project.name, "dir": project.dir,
         "workspace": project.workspace, "sha": sha, "planned_sha": target.sha, "base_sha": target.base_sha,
         "user": cmd.user, "started_at": started, "duration": time.time() - started, "ok": ok, "summary": summary,
-        "command_id": cmd.id,
+        "command_id": cmd.id, "binary": binary,
     }, output)
     audit.record(svc.redis, audit.AuditEntry(
         action=kind, repo=cmd.repo, pull=cmd.pull, project=project.name, user=cmd.user, sha=sha,
@@ -640,12 +662,13 @@ def _planned(project: Project, outcome: PlanOutcome, run_id: str, sha: str) -> P
         project, Outcome.PLANNED, summary=outcome.summary,
         changes=[ResourceChange(a, addr) for a, addr in outcome.resource_changes],
         output=outcome.plan_output, run_id=run_id, head_sha=sha, has_changes=bool(outcome.has_changes),
+        binary=outcome.binary,
     )
 
 
 def _applied(project: Project, outcome: ApplyOutcome, run_id: str, sha: str, message: str) -> ProjectResult:
     return ProjectResult(project, Outcome.APPLIED, summary=outcome.summary, output=outcome.apply_output,
-                         run_id=run_id, head_sha=sha, message=message)
+                         run_id=run_id, head_sha=sha, message=message, binary=outcome.binary)
 
 
 def could_not_start(cmd: Command, project: Project, why: str) -> ProjectResult:
@@ -662,7 +685,7 @@ def _failed(project: Project, kind: Outcome, outcome: PlanOutcome | ApplyOutcome
             message: str) -> ProjectResult:
     failed = outcome.steps[-1] if outcome.steps else None
     return ProjectResult(project, kind, summary=outcome.summary, output=failed.output if failed else "",
-                         run_id=run_id, head_sha=sha, message=message)
+                         run_id=run_id, head_sha=sha, message=message, binary=outcome.binary)
 
 
 def locked_message(project: Project, lock: LockInfo, position: int | None) -> str:

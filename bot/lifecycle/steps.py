@@ -29,6 +29,7 @@ class PlanOutcome:
     has_changes: bool | None = None
     failed_step: str | None = None
     plan_output: str = ""
+    binary: str = ""  # what ran it, as the PR reads it: `Terraform 1.0.3`
 
 
 @dataclass
@@ -38,6 +39,7 @@ class ApplyOutcome:
     summary: str
     failed_step: str | None = None
     apply_output: str = ""
+    binary: str = ""
 
 
 # -- running --------------------------------------------------------------------------------------

@@ -162,7 +162,8 @@ def _declared_project(repo: str, config: ProjectConfig) -> Project:
     return Project(repo=repo, name=config.name, dir=config.dir, workspace=config.workspace,
                    workflow=config.workflow, autoplan=config.autoplan,
                    apply_requirements=config.apply_requirements, depends_on=config.depends_on,
-                   execution_order_group=config.execution_order_group)
+                   execution_order_group=config.execution_order_group, terraform_version=config.terraform_version,
+                   engine=config.engine)
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ from bot.projects.paths import is_tf_file, is_trigger, join_path, tf_dir_of
 GRAPH_FORMAT = 1  # bump when the cached shape or what it means changes: older cached graphs are then rebuilt
 _MAX_LINK_HOPS = 40  # Linux's own limit on links followed while resolving one path
 _MAX_WARNINGS = 10
-_HCL_OPTIONS = SerializationOptions(with_comments=False, explicit_blocks=False)
+HCL_OPTIONS = SerializationOptions(with_comments=False, explicit_blocks=False)
 
 
 @dataclass(frozen=True)
@@ -62,13 +62,13 @@ def parse_module_sources(name: str, text: str) -> ParsedFile:
     if name.endswith(".json"):
         return _parse_json(text)
     try:
-        tree = hcl2.loads(text, serialization_options=_HCL_OPTIONS)
+        tree = hcl2.loads(text, serialization_options=HCL_OPTIONS)
     except Exception as exc:  # lark raises many kinds; all mean "not valid HCL" (or a parser limit)
-        return ParsedFile(error=_hcl_error(exc))
+        return ParsedFile(error=hcl_error(exc))
     sources = []
-    for block in _as_list(tree.get("module")):
+    for block in as_list(tree.get("module")):
         for body in (block.values() if isinstance(block, dict) else ()):
-            source = _hcl_literal(body.get("source")) if isinstance(body, dict) else None
+            source = hcl_literal(body.get("source")) if isinstance(body, dict) else None
             if source is not None:
                 sources.append(source)
     return ParsedFile(sources=tuple(sources))
@@ -397,13 +397,14 @@ def _shown(path: str) -> str:
     return path.replace("`", "'")  # inside a code span in the comment
 
 
-def _as_list(value: Any) -> list[Any]:
+def as_list(value: Any) -> list[Any]:
+    """A parsed block or attribute as a list: python-hcl2 and Terraform JSON give one item or a list of them."""
     if value is None:
         return []
     return value if isinstance(value, list) else [value]
 
 
-def _hcl_literal(value: Any) -> str | None:
+def hcl_literal(value: Any) -> str | None:
     """The text of an HCL string literal as python-hcl2 serialises it (`'"../net"'`); None for an expression
     or a template (Terraform accepts neither as a module source)."""
     if not isinstance(value, str) or len(value) < 2 or not (value.startswith('"') and value.endswith('"')):
@@ -440,16 +441,16 @@ def _parse_json(text: str) -> ParsedFile:
     if not isinstance(tree, dict):
         return ParsedFile(error="line 1, column 1: a Terraform JSON file must hold one object")
     sources = []
-    for block in _as_list(tree.get("module")):  # {"name": {...}} or a list of such objects
+    for block in as_list(tree.get("module")):  # {"name": {...}} or a list of such objects
         for body in (block.values() if isinstance(block, dict) else ()):
-            for one in _as_list(body):
+            for one in as_list(body):
                 source = one.get("source") if isinstance(one, dict) else None
                 if isinstance(source, str):
                     sources.append(source)
     return ParsedFile(sources=tuple(sources))
 
 
-def _hcl_error(exc: Exception) -> str:
+def hcl_error(exc: Exception) -> str:
     """Where and what, without echoing the file's text (which a PR writes: it could mention people)."""
     line, column = getattr(exc, "line", None), getattr(exc, "column", None)
     what = {"UnexpectedToken": "unexpected token", "UnexpectedCharacters": "unexpected character",

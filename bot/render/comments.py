@@ -279,6 +279,7 @@ def _project_view(result: ProjectResult, run_url: Callable[[str], str] | None,
         "error": "",
         "full_output": "",
         "run_link": "",
+        "binary": escape_text(result.binary),
     }
     if url:  # "" when tfbot has no public address
         view["run_link"] = _link("run log", url)

@@ -40,6 +40,10 @@ class PlanRecord:
     plan_sha: str = ""  # the commit planned: the head merged into base_sha, or the head itself
     digest: str = ""  # hash of the planned changes with their values (see runner.changes_digest)
     has_changes: bool = True  # resource or output changes (an outputs-only plan is a change too)
+    # The binary the plan was made with: a plan file applies only with the same version. "": made before tfbot chose
+    # binaries, with the default one.
+    engine: str = ""
+    engine_version: str = ""
 
     def change_set(self) -> set[tuple[str, str]]:
         return {(a, b) for a, b in self.changes}

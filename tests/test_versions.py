@@ -100,8 +100,9 @@ def test_an_extra_binary_listed_at_the_default_version_does_not_replace_the_defa
         == DEFAULT
 
 
-def test_a_default_whose_version_is_unknown_runs_only_projects_that_ask_for_nothing():
-    server = Binaries(Binary("terraform", "", "terraform"), (OLD,))
+@pytest.mark.parametrize("reported", ["", "1.11.4-acme.build"])
+def test_a_default_whose_version_is_unknown_runs_only_projects_that_ask_for_nothing(reported):
+    server = Binaries(Binary("terraform", reported, "terraform"), (OLD,))
     assert choose("terraform", [], server) == server.default
     assert choose("terraform", [Constraint(">= 1.4", "x")], server) == NoFit(
         "No installed Terraform fits `>= 1.4` (x): this server has Terraform 1.0.3. Nothing was run; change the "

@@ -28,6 +28,11 @@ Contract of `Terraform`:
   them.
 - Every command is started by a `Runner` (bot/adapters/runners.py): unsandboxed, or in bubblewrap with only
   its working copy and its plan file's directory writable.
+- One adapter runs one binary. `using(binary, version, engine)` gives the sibling of another (a Terraform version,
+  OpenTofu's `tofu`), sharing data_dir, runner, masking and timeouts. An adapter that knows its version leads its
+  commands' PATH with `<data_dir>/terraform/bin/<engine>-<version>-<hash>/`, links named `terraform` (and `tofu`)
+  to its binary, so a workflow's `run` step calling `terraform` runs the project's binary. Below Terraform 1.4,
+  `workspace select -or-create` does not exist: select, then `workspace new` when that fails.
 - Each run has `timeout` seconds; then it is asked to stop (SIGTERM to its process group: Terraform stops
   gracefully and writes its state), and killed `kill_grace` seconds later. The result says `timed_out=True`.
 - Output is stdout and stderr interleaved through one pipe, kept in bounded memory (the first

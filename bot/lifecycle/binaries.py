@@ -44,17 +44,17 @@ def adapter(svc: WorkerServices, binary: Binary) -> Terraform:
 
 
 def plan_binary(svc: WorkerServices, project: Project, plan: PlanRecord) -> Binary | str:
-    """The binary a saved plan must be applied with (a plan file applies only with the version that made it), or why
-    it cannot be: that version is no longer installed."""
+    """The binary a saved plan must be applied with (a plan file applies only with the version that made it), or the
+    sentence saying why it cannot be: that version is no longer installed."""
     if not plan.engine or not plan.engine_version:  # made with the default binary, whose version was not known
         return svc.binaries.default
     found = svc.binaries.find(plan.engine, plan.engine_version)
     if found is not None:
         return found
     made_with = Binary(plan.engine, plan.engine_version, "").label
-    return (f"the plan of `{project.name}` was made with {made_with}, which this server no longer has (it has "
+    return (f"The plan of `{project.name}` was made with {made_with}, which this server no longer has (it has "
             f"{svc.binaries.describe(plan.engine)}), and a plan file applies only with the version that made it. "
-            "Nothing was applied; comment `plan` to plan it again")
+            "Nothing was applied; comment `plan` to plan it again.")
 
 
 def root_files(workdir: Path) -> tuple[dict[str, str], list[str]]:

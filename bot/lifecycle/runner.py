@@ -486,7 +486,7 @@ def _apply_saved(svc: WorkerServices, cmd: Command, project: Project, plan: Plan
     target = Target(plan.plan_sha or plan.head_sha, plan.head_sha, plan.base_sha)
     binary = plan_binary(svc, project, plan)
     if isinstance(binary, str):
-        raise Refused(binary[:1].upper() + binary[1:] + ".")
+        raise Refused(binary)
     with tempfile.TemporaryDirectory(dir=svc.tmp_dir) as tmp:
         plan_file = Path(tmp) / "plan.tfplan"
         try:

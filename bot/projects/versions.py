@@ -156,12 +156,20 @@ class Binaries:
     extra: tuple[Binary, ...] = ()
 
     def installed(self, engine: str) -> list[Binary]:
-        """The binaries of `engine` with a known version, oldest first; the default wins a version listed twice."""
-        found: dict[str, Binary] = {}
+        """The binaries of `engine` with a known version, oldest first; the default wins a version listed twice. A
+        default reporting a version tfbot cannot compare (a custom build's `1.11.4-acme`) serves only projects that
+        ask for nothing."""
+        found: dict[str, Version] = {}
+        chosen: dict[str, Binary] = {}
         for binary in (*self.extra, self.default):
-            if binary.engine == engine and binary.version:
-                found[binary.version] = binary
-        return sorted(found.values(), key=lambda b: _sort_key(b.version))
+            if binary.engine != engine or not binary.version:
+                continue
+            try:
+                found[binary.version] = parse_version(binary.version)
+            except ConstraintError:
+                continue
+            chosen[binary.version] = binary
+        return sorted(chosen.values(), key=lambda b: found[b.version])
 
     def find(self, engine: str, version: str) -> Binary | None:
         """The installed binary of exactly `engine` and `version`, or None."""
@@ -175,13 +183,6 @@ class Binaries:
             return f"no {name} ({ENGINE_KEYS.get(engine, engine)} is empty)"
         listed = versions[0] if len(versions) == 1 else f"{', '.join(versions[:-1])} and {versions[-1]}"
         return f"{name} {listed}"
-
-
-def _sort_key(version: str) -> Version:
-    try:
-        return parse_version(version)
-    except ConstraintError:
-        return Version("0")
 
 
 # -- choosing --------------------------------------------------------------------------------------------------

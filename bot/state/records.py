@@ -40,6 +40,7 @@ class PlanRecord:
     plan_sha: str = ""  # the commit planned: the head merged into base_sha, or the head itself
     digest: str = ""  # hash of the planned changes with their values (see runner.changes_digest)
     has_changes: bool = True  # resource or output changes (an outputs-only plan is a change too)
+    extra_args: list[str] = field(default_factory=list)  # argv items a `plan -- ...` comment added, as passed
 
     def change_set(self) -> set[tuple[str, str]]:
         return {(a, b) for a, b in self.changes}

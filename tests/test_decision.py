@@ -246,6 +246,10 @@ def test_a_merge_that_will_not_apply_a_plan_made_with_extra_arguments_says_so() 
     assert "made with extra arguments" in planning.reason
     asking = decide(Event.MERGE, facts(pr="merged", lock=mine(), reviewed=EXTRA, matches=True, fresh=OTHER_FRESH))
     assert "the reviewed plan was made with extra arguments" in asking.reason
+    # `apply` of a targeted plan, then the merge: the applied plan is gone, and the branch holds more.
+    after_apply = decide(Event.MERGE, facts(pr="merged", lock=mine(S.APPLIED, True), fresh=OTHER_FRESH))
+    assert after_apply.action is Action.ASK
+    assert after_apply.reason == "the default branch holds more than what this PR applied"
 
 
 def test_the_changes_digest_tells_plans_apart_by_their_output_values_too():

@@ -257,10 +257,10 @@ def _merged(event: Event, facts: Facts, mine: bool) -> Decision:
     if same and not applied_already:
         return Decision(Action.APPLY_FRESH, "the plan of the default branch makes exactly the reviewed changes",
                         release_after=True)
-    if reviewed is None or (event is Event.MERGE and reviewed.head_sha != facts.head_sha):
-        why = "no plan of this PR's final head was shown on it"
-    elif applied_already:
+    if applied_already:  # its applied plan is gone: "no plan shown" would hide that it applied part of the branch
         why = "the default branch holds more than what this PR applied"
+    elif reviewed is None or (event is Event.MERGE and reviewed.head_sha != facts.head_sha):
+        why = "no plan of this PR's final head was shown on it"
     elif reviewed.extra_args:
         why = "the reviewed plan was made with extra arguments, and the plan of the default branch without them " \
               "differs from it"

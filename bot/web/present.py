@@ -144,6 +144,15 @@ def extra_args(lock: LockInfo) -> list[str]:
         return [lock.extra_args]
 
 
+def summary_line(lock: LockInfo) -> str:
+    """The plan's summary with what it was made with, for one line of text (`tfbot locks`)."""
+    args = extra_args(lock)
+    if not args:
+        return lock.summary
+    mark = "DESTROY plan: " if is_destroy(args) else ""
+    return f"{mark}{lock.summary} (with {lock.extra_args})".strip()
+
+
 @dataclass(frozen=True)
 class LockRow:
     """One lock prepared for the HTML table: every value plain text, escaped by the template."""

@@ -175,6 +175,16 @@ def test_a_plan_made_with_extra_arguments_is_shown_with_them_and_a_destroy_plan_
     assert rows_of(client.get("/locks?q=-target").get_data(as_text=True)) == [("acme/infra", "network", "default")]
 
 
+def test_a_run_made_with_extra_arguments_lists_them(web):
+    app, services = web
+    seed_run(services.records, "r-t", "$ terraform plan\n", extra_args=["-target=terraform_data.a", f"-var=x={XSS}"])
+    seed_run(services.records, "r-p", "$ terraform plan\n")
+    html = app.test_client().get("/runs/r-t").get_data(as_text=True)
+    assert "<dt>Extra arguments</dt><dd><code>-target=terraform_data.a</code> <code>-var=x=&lt;script&gt;" in html
+    assert XSS not in html
+    assert "Extra arguments" not in app.test_client().get("/runs/r-p").get_data(as_text=True)
+
+
 def test_run_urls_are_absolute_under_public_url(redis_conn, tmp_path, app_private_key):
     app, _ = make_web_app(redis_conn, tmp_path, app_private_key, server={"public_url": "https://tfbot.example.com"})
     seed_lock(redis_conn, run_id="r-9")

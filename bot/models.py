@@ -64,6 +64,9 @@ class LockInfo:
     # by itself (a hand-over). A report that a run died changes the lock only if that run set its state: any
     # other run of the same PR (one that never started, or gave up waiting) leaves it alone.
     command_id: str = ""
+    # The extra arguments of the lock's current plan (`plan -- ...`), shell-quoted as bot.plan_args.shown writes
+    # them; "" for a plain plan. Set with `summary`, so the page says what the plan it summarises was made with.
+    extra_args: str = ""
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,7 @@ class ProjectResult:
     has_changes: bool | None = None  # a plan that changes resources or outputs (None: not a plan)
     applicable: bool = True  # False for a plan of a PR into a branch tfbot does not apply: no `apply` offered
     binary: str = ""  # what ran it, as the PR reads it: `Terraform 1.0.3`, `OpenTofu 1.8.5`; "": not known
+    extra_args: list[str] = field(default_factory=list)  # of the plan made or applied, from a `plan -- ...` comment
 
 
 # Terraform's own rule, narrowed: no path separators, and not `.` or `..` (a path under terraform.tfstate.d/).

@@ -57,8 +57,19 @@ def test_locks_lists_oldest_first_and_filters_by_repo(capsys, config_path, redis
     assert [line.split()[0] for line in out.splitlines()[1:]] == ["acme/apps"]
 
 
+def test_locks_say_what_a_plan_was_made_with(capsys, config_path, redis_conn):
+    seed_lock(redis_conn, dir="network", pull=3, age=60, extra_args="-target=terraform_data.a")
+    seed_lock(redis_conn, dir="dns", pull=4, age=30, extra_args="-destroy",
+              summary="Plan: 0 to add, 0 to change, 2 to destroy.")
+    seed_lock(redis_conn, dir="db", pull=5, age=10)
+    lines = tfbot(capsys, "locks", "-c", str(config_path))[1].splitlines()
+    assert lines[1].endswith("Plan: 1 to add, 0 to change, 0 to destroy. (with -target=terraform_data.a)")
+    assert lines[2].endswith("DESTROY plan: Plan: 0 to add, 0 to change, 2 to destroy. (with -destroy)")
+    assert lines[3].endswith("Plan: 1 to add, 0 to change, 0 to destroy.")
+
+
 def test_locks_json_is_the_api_json(capsys, config_path, redis_conn, tmp_path, app_private_key):
-    seed_lock(redis_conn, dir="network", pull=3, age=3600, run_id="r-1")
+    seed_lock(redis_conn, dir="network", pull=3, age=3600, run_id="r-1", extra_args="-destroy")
     seed_lock(redis_conn, repo="acme/apps", dir="db", pull=12, age=30)
     redis_conn.rpush("tfbot:lockq:acme/infra:default:network", '{"pull": 9}')
     code, out, _ = tfbot(capsys, "locks", "--json", "-c", str(config_path))

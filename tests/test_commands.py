@@ -492,3 +492,53 @@ def test_every_git_dir_name_is_addressable_when_quoted(parts, long_flag, equals)
     body = f"plan {flag}={typed}" if equals else f"plan {flag} {typed}"
     assert parse(body) == Command("plan", dir=dir_)
     assert dir_problem(dir_) is None or dir_.startswith("-")
+
+
+# -- extra arguments after `--` (checked against the server's allowlist later, in bot/lifecycle/extra_args.py) ---
+
+@pytest.mark.parametrize(
+    "body, expected",
+    [
+        ("plan -- -target=terraform_data.a", Command("plan", extra_args=("-target=terraform_data.a",))),
+        ("tfbot plan -d network -- -target=a -var=x=1",
+         Command("plan", dir="network", extra_args=("-target=a", "-var=x=1"))),
+        ("/plan -p net -- -destroy", Command("plan", project="net", extra_args=("-destroy",))),
+        ("plan -- -var 'name=core net' -var='tags=[\"a\", \"b\"]'",
+         Command("plan", extra_args=("-var", "name=core net", '-var=tags=["a", "b"]'))),
+        ("plan -- -var='x=$(id)' -target=`a`", Command("plan", extra_args=("-var=x=$(id)", "-target=`a`"))),
+        ("plan -d 'core net' -- -target=a", Command("plan", dir="core net", extra_args=("-target=a",))),
+        ("plan -- -target=a -- -out=x", Command("plan", extra_args=("-target=a", "--", "-out=x"))),  # first `--` only
+        ("tfbot plan -- hello", Command("plan", extra_args=("hello",))),  # addressed to us: the policy refuses it
+        ("plan\n-- -target=a", Command("plan")),  # only the first line counts
+    ],
+)
+def test_words_after_a_standalone_double_dash_are_extra_arguments(body, expected):
+    assert parse(body) == expected
+
+
+@pytest.mark.parametrize("body", ["apply -- done", "plan -- sounds good", "plan --", "unlock -- later maybe"])
+def test_a_double_dash_in_conversation_is_still_conversation(body):
+    assert isinstance(parse(body), Ignore)
+
+
+@pytest.mark.parametrize(
+    "body, fragment",
+    [
+        ("apply -- -target=a", "it applies the saved plan exactly as it was reviewed"),
+        ("tfbot apply -d network -- -target=a", "Comment `plan -- ARGUMENTS` first"),
+        ("/unlock -- -target=a", "`unlock` takes no extra arguments"),
+        ("tfbot plan --", "`--` must be followed by the extra arguments"),
+        ("tfbot plan -- -var 'x=1", "a quote is not closed"),
+        ("plan -- " + " ".join(["-target=a"] * 21), "at most 20 extra arguments may follow `--` (21 were given)"),
+    ],
+)
+def test_extra_argument_mistakes_get_help_back(body, fragment):
+    assert_help_reply(parse(body), fragment)
+
+
+def test_twenty_extra_arguments_are_read():
+    assert parse("plan -- " + " ".join(["-target=a"] * 20)).extra_args == ("-target=a",) * 20
+
+
+def test_help_documents_extra_arguments():
+    assert "after `--`" in HELP_TEXT and "`-destroy`" in HELP_TEXT and "`apply` applies exactly that plan" in HELP_TEXT

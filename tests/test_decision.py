@@ -14,6 +14,9 @@ REVIEWED = PlanView(head_sha=HEAD, has_changes=True, digest="d1")
 SAME_FRESH = PlanView(head_sha=HEAD, has_changes=True, digest="d1")
 OTHER_FRESH = PlanView(head_sha=HEAD, has_changes=True, digest="d2")
 EMPTY_FRESH = PlanView(head_sha=HEAD, has_changes=False, digest="d0")
+# Made with a comment's extra arguments (`plan -- -target=...`).
+EXTRA = PlanView(head_sha=HEAD, has_changes=True, digest="d1", extra_args=True)
+EXTRA_EMPTY = PlanView(head_sha=HEAD, has_changes=False, digest="d0", extra_args=True)
 HELD_STATES = [S.PLANNING, S.PLANNED, S.PLAN_FAILED, S.PLAN_STALE]
 
 
@@ -52,6 +55,8 @@ CASES = [
     ("plan made, no changes, flagged: keep", Event.PLAN, facts(lock=mine(S.PLANNED, True), fresh=EMPTY_FRESH),
      Action.KEEP, False),
     ("plan made, changes: keep", Event.PLAN, facts(lock=mine(), fresh=OTHER_FRESH), Action.KEEP, False),
+    ("plan made with extra arguments, no changes: keep (it says nothing about the whole PR)", Event.PLAN,
+     facts(lock=mine(), fresh=EXTRA_EMPTY), Action.KEEP, False),
     # --- apply on an open PR ---
     ("apply not held", Event.APPLY, facts(lock=theirs(), reviewed=REVIEWED, matches=True), Action.REFUSE, False),
     ("apply free", Event.APPLY, facts(reviewed=REVIEWED, matches=True), Action.REFUSE, False),
@@ -114,6 +119,21 @@ CASES = [
      Action.RELEASE, False),
     ("merge into other branch, flagged", Event.MERGE, facts(pr="merged", applies=False, lock=mine(S.PLANNED, True)),
      Action.KEEP_FLAGGED, False),
+    # --- a reviewed plan made with extra arguments: applied as is on an open PR, never by a merge ---
+    ("apply reviewed, made with extra arguments", Event.APPLY, facts(lock=mine(), reviewed=EXTRA, matches=True),
+     Action.APPLY_REVIEWED, False),
+    ("merge, reviewed made with extra arguments: plan the merge", Event.MERGE,
+     facts(pr="merged", lock=mine(), reviewed=EXTRA, matches=True), Action.PLAN_TARGET, False),
+    ("merge, made with extra arguments, fresh same changes", Event.MERGE,
+     facts(pr="merged", lock=mine(), reviewed=EXTRA, matches=True, fresh=SAME_FRESH), Action.APPLY_FRESH, True),
+    ("merge, made with extra arguments, fresh other changes", Event.MERGE,
+     facts(pr="merged", lock=mine(), reviewed=EXTRA, matches=True, fresh=OTHER_FRESH), Action.ASK, False),
+    ("merge, made with extra arguments, fresh no changes", Event.MERGE,
+     facts(pr="merged", lock=mine(), reviewed=EXTRA, matches=True, fresh=EMPTY_FRESH), Action.RELEASE, False),
+    ("apply merged, made with extra arguments", Event.APPLY_MERGED,
+     facts(pr="merged", lock=mine(S.PLAN_STALE), reviewed=EXTRA, matches=True), Action.PLAN_TARGET, False),
+    ("handed to a merged PR, made with extra arguments", Event.HANDOVER,
+     facts(pr="merged", lock=mine(), reviewed=EXTRA, matches=True), Action.PLAN_TARGET, False),
     # --- apply on a merged PR (or a merged PR handed the lock) ---
     ("apply merged, shown plan matches the base tip", Event.APPLY_MERGED,
      facts(pr="merged", lock=mine(S.PLAN_STALE), reviewed=PlanView(OLD, True, "x"), matches=True),
@@ -197,7 +217,7 @@ def test_nothing_is_applied_that_was_not_reviewed_for_this_head() -> None:
     import itertools
 
     locks = [None, theirs(), *[mine(s, f) for s in S for f in (False, True)]]
-    plans = [None, REVIEWED, PlanView(OLD, True, "d1")]
+    plans = [None, REVIEWED, PlanView(OLD, True, "d1"), EXTRA]
     fresh = [None, SAME_FRESH, OTHER_FRESH, EMPTY_FRESH]
     for event, lock, reviewed, new, matches, pr, applies in itertools.product(
             Event, locks, plans, fresh, (False, True), ("open", "closed", "merged"), (False, True)):
@@ -210,6 +230,8 @@ def test_nothing_is_applied_that_was_not_reviewed_for_this_head() -> None:
                 assert reviewed.head_sha == HEAD
             if event is Event.MERGE:
                 assert reviewed.head_sha == HEAD
+            if pr == "merged":  # a merge applies what the branch holds: never a plan made with extra arguments
+                assert not reviewed.extra_args
         if d.action is Action.APPLY_FRESH:
             assert lock is not None and lock.pull == ME and pr == "merged" and applies
             assert reviewed is not None and new is not None and reviewed.digest == new.digest
@@ -217,6 +239,17 @@ def test_nothing_is_applied_that_was_not_reviewed_for_this_head() -> None:
         if d.action is Action.RELEASE and event in (Event.CLOSE, Event.UNLOCK):
             assert lock is not None and not lock.diverged and lock.state not in (
                 S.APPLYING, S.APPLIED, S.APPLY_FAILED)
+
+
+def test_a_merge_that_will_not_apply_a_plan_made_with_extra_arguments_says_so() -> None:
+    planning = decide(Event.MERGE, facts(pr="merged", lock=mine(), reviewed=EXTRA, matches=True))
+    assert "made with extra arguments" in planning.reason
+    asking = decide(Event.MERGE, facts(pr="merged", lock=mine(), reviewed=EXTRA, matches=True, fresh=OTHER_FRESH))
+    assert "the reviewed plan was made with extra arguments" in asking.reason
+    # `apply` of a targeted plan, then the merge: the applied plan is gone, and the branch holds more.
+    after_apply = decide(Event.MERGE, facts(pr="merged", lock=mine(S.APPLIED, True), fresh=OTHER_FRESH))
+    assert after_apply.action is Action.ASK
+    assert after_apply.reason == "the default branch holds more than what this PR applied"
 
 
 def test_the_changes_digest_tells_plans_apart_by_their_output_values_too():

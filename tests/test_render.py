@@ -653,3 +653,67 @@ def test_a_comment_over_several_projects_opens_with_a_table_of_results_counts_an
                                                                 "1 destroyed.")
     two = render_command_comment("apply", [applied, results[3]], 12, SHA, locks={})
     assert "| `network` | Applied | 2 | 0 | 1 | free |" in two
+
+
+# ---- plans made with a comment's extra arguments (`plan -- ...`) ---------------------------------------------------
+
+def extra_args_results() -> list[ProjectResult]:
+    targeted = planned()
+    targeted.extra_args = ["-target=terraform_data.added2", "-var=name=core net", "-var=tick=`x`"]
+    destroy = ProjectResult(project("dns", "infra/dns"), Outcome.PLANNED,
+                            summary="Plan: 0 to add, 0 to change, 2 to destroy.",
+                            changes=[ResourceChange("destroy", "terraform_data.a"),
+                                     ResourceChange("destroy", "terraform_data.b")],
+                            output="Terraform will perform the following actions:\n\n"
+                                   "  # terraform_data.a will be destroyed\n  - resource \"terraform_data\" \"a\" {}\n\n"
+                                   "  # terraform_data.b will be destroyed\n  - resource \"terraform_data\" \"b\" {}\n\n"
+                                   "Plan: 0 to add, 0 to change, 2 to destroy.\n",
+                            run_id="run-dns", extra_args=["-destroy"])
+    failed = ProjectResult(project("db", "infra/db"), Outcome.PLAN_FAILED, run_id="run-db",
+                           output="Error: -var-file 'up.tfvars' leads outside the repository's working copy\n",
+                           message="Fix the error and push, or comment `plan` to run it again.",
+                           extra_args=["-var-file=up.tfvars"])
+    return [targeted, destroy, failed]
+
+
+def test_golden_plans_made_with_extra_arguments():
+    body = render_command_comment("plan", extra_args_results(), 12, SHA, run_url=run_url)
+    check_golden("plan_extra_args.md", body)
+    assert_valid_part(body)
+    dns = body[body.index("#### Planned: `dns`"):body.index("#### Plan failed")]
+    # Loud, and first in the project's section: a destroy plan is never mistaken for an ordinary one.
+    assert dns.split("\n")[3:5] == ["> [!CAUTION]", "> **DESTROY plan:** applying it destroys 2 resources of this "
+                                    "workspace, whatever the code says (planned with `-destroy`)."]
+    assert "Planned with extra arguments: `-destroy`." in dns
+    assert ("Planned with extra arguments: ``-target=terraform_data.added2 '-var=name=core net' '-var=tick=`x`'``. "
+            "`apply` applies exactly this plan; a merge does not apply it as it is.") in body
+    assert "Planned with extra arguments: `-var-file=up.tfvars`." in body
+    assert body.count("DESTROY") == 1
+    assert "merging this pull request applies it too" not in body
+    assert "Merging this pull request does not apply a plan made with extra arguments as it is" in body
+
+
+def test_a_plain_plan_says_nothing_of_extra_arguments():
+    body = render_command_comment("plan", [planned()], 12, SHA)
+    assert "extra arguments" not in body and "DESTROY" not in body
+    assert "merging this pull request applies it too" in body
+
+
+def test_an_applied_plan_made_with_extra_arguments_says_so():
+    destroyed = ProjectResult(project(), Outcome.APPLIED, summary="Apply complete! Resources: 0 added, 0 changed, "
+                              "1 destroyed.", output="Apply complete! Resources: 0 added, 0 changed, 1 destroyed.\n",
+                              extra_args=["-destroy"])
+    body = render_command_comment("apply", [destroyed], 12, SHA)
+    assert "> **DESTROY plan applied:** it destroyed 1 resource of this workspace (planned with `-destroy`)." in body
+    assert "Applied exactly the reviewed plan, made with extra arguments: `-destroy`." in body
+    plain = ProjectResult(project(), Outcome.APPLIED, summary="Apply complete!", output="x")
+    assert "extra arguments" not in render_command_comment("apply", [plain], 12, SHA)
+
+
+def test_a_destroy_plan_of_an_empty_state_says_it_destroys_nothing():
+    empty = ProjectResult(project(), Outcome.PLANNED, summary="No changes. No objects need to be destroyed.",
+                          output="No changes.", has_changes=False, extra_args=["-destroy"])
+    assert "applying it destroys no resource (the state holds none)" in render_command_comment("plan", [empty], 1, SHA)
+    assert "DESTROY" not in render_command_comment(
+        "plan", [ProjectResult(project(), Outcome.PLANNED, summary="Plan: 0 to add, 0 to change, 1 to destroy.",
+                               extra_args=["-destroy=false"])], 1, SHA)

@@ -157,6 +157,7 @@ def test_the_schema_of_tfbot_yaml_is_printed_for_editors(capsys):
     assert schema["additionalProperties"] is False
     assert "when_modified" in schema["$defs"]["ProjectConfig"]["properties"]
     assert not {"env", "env_passthrough", "credentials"} & set(schema["$defs"]["ProjectConfig"]["properties"])
+    assert "extra_args" not in json.dumps(schema)
 
 
 @pytest.mark.parametrize("key, value", [("credentials", "{apply: {aws_role_arn: 'arn:aws:iam::123456789012:role/admin'}}"),
@@ -167,6 +168,17 @@ def test_a_repository_cannot_give_its_runs_credentials_or_tfbots_environment(key
     assert problems(text, RepoConfig(name="acme/*", allowed_overrides=("projects", "autoplan"))) == [
         f"tfbot.yaml:3: projects[0].{key}: a repository never sets what its runs are given: env, env_passthrough "
         "and credentials come from the server's config (repos[] entry acme/*)"]
+
+
+def test_a_repository_cannot_widen_the_extra_arguments_its_comments_may_pass():
+    """The allowlist of `plan -- ...` is the server's: a PR allowing itself -out would take the plan file."""
+    wide = RepoConfig(name="acme/*", allowed_overrides=("projects", "autoplan", "autodiscover", "apply_requirements"))
+    assert problems("extra_args: [-out, -chdir]\n", wide) == [
+        "tfbot.yaml:1: extra_args: which extra arguments a `plan` comment may pass to Terraform is the server's "
+        "decision alone (repos[].extra_args of acme/*)"]
+    assert problems("projects:\n  - dir: network\n    extra_args: [-out]\n", wide) == [
+        "tfbot.yaml:3: projects[0].extra_args: unknown key"]
+    assert settings(wide, "projects:\n  - dir: network\n").config.extra_args == wide.extra_args
 
 
 def test_a_refused_key_is_said_once_even_when_its_value_is_bad_too():

@@ -234,6 +234,84 @@ def test_non_default_workspace_state(terraform, tf_workdir, tf_state_dir, tmp_pa
     assert "backend" in vars(legacy.tfstate) and "resources" not in vars(legacy.tfstate)
 
 
+# -- extra arguments from a `plan -- ...` comment ---------------------------------------------------
+
+def test_extra_arguments_reach_terraform_as_argv_items_after_tfbots_own(terraform, default_workflow, tf_workdir,
+                                                                         tf_state_dir, tmp_path):
+    write_config(tf_workdir, {"a": "one", "b": "two"}, tf_state_dir)
+    outcome = run_plan_steps(terraform, default_workflow, tf_workdir, "default", tmp_path / "p.tfplan",
+                             extra_args=("-target=terraform_data.a",))
+
+    assert outcome.ok, outcome.summary
+    plan = outcome.steps[2]
+    assert plan.args[-1] == "-target=terraform_data.a"  # one item, after -out and -detailed-exitcode
+    assert plan.args.index(f"-out={tmp_path / 'p.tfplan'}") < len(plan.args) - 1
+    assert outcome.resource_changes == [("create", "terraform_data.a")]
+    assert outcome.summary == "Plan: 1 to add, 0 to change, 0 to destroy."
+
+
+def test_a_var_and_a_destroy_change_the_plan(terraform, default_workflow, tf_workdir, tf_state_dir, tmp_path):
+    (tf_workdir / "vars.tf").write_text('variable "x" {\n  default = "0"\n}\n'
+                                        'resource "terraform_data" "v" {\n  input = var.x\n}\n')
+    write_config(tf_workdir, {"a": "one"}, tf_state_dir)
+    _plan(terraform, tf_workdir, tmp_path / "first.tfplan")
+    assert terraform.apply(tf_workdir, tmp_path / "first.tfplan", "default").ok
+
+    assert run_plan_steps(terraform, default_workflow, tf_workdir, "default", tmp_path / "same.tfplan").has_changes \
+        is False
+    changed = run_plan_steps(terraform, default_workflow, tf_workdir, "default", tmp_path / "var.tfplan",
+                             extra_args=("-var=x=1",))
+    assert changed.ok and changed.resource_changes == [("update", "terraform_data.v")]
+    destroy = run_plan_steps(terraform, default_workflow, tf_workdir, "default", tmp_path / "destroy.tfplan",
+                             extra_args=("-destroy",))
+    assert destroy.ok and destroy.summary == "Plan: 0 to add, 0 to change, 2 to destroy."
+
+
+@pytest.mark.parametrize("arg", ["-out=/tmp/x", "-chdir=..", "-state=/tmp/s", "-input=true", "-detailed-exitcode",
+                                 "-target", "terraform_data.a"])
+def test_the_adapter_starts_no_plan_with_an_argument_outside_the_known_options(terraform, tf_workdir, tmp_path, arg):
+    with pytest.raises(ValueError, match="not a plan option"):
+        terraform.plan(tf_workdir, tmp_path / "p.tfplan", "default", extra_args=("-target=a", arg))
+    assert not (tmp_path / "p.tfplan").exists()
+
+
+def test_a_var_file_that_a_symlink_leads_outside_the_checkout_is_never_read(terraform, default_workflow, tmp_path):
+    checkout = tmp_path / "checkout"
+    workdir = checkout / "network"
+    workdir.mkdir(parents=True)
+    (workdir / "main.tf").write_text('variable "x" {}\nresource "terraform_data" "v" {\n  input = var.x\n}\n')
+    secret = tmp_path / "secret.tfvars"
+    secret.write_text('x = "outside"\n')
+    (workdir / "inside.tfvars").write_text('x = "inside"\n')
+    (checkout / "shared.tfvars").write_text('x = "shared"\n')
+    (workdir / "link.tfvars").symlink_to(secret)
+    (workdir / "ok.tfvars").symlink_to(checkout / "shared.tfvars")
+
+    refused = run_plan_steps(terraform, default_workflow, workdir, "default", tmp_path / "p.tfplan",
+                             extra_args=("-var-file=inside.tfvars", "-var-file=link.tfvars"), root=checkout)
+    assert not refused.ok and refused.failed_step == "plan"
+    assert refused.summary == ("Error: -var-file 'link.tfvars' leads outside the repository's working copy (through a "
+                               "symlink or `..`): tfbot did not start the plan.")
+    assert refused.steps[-1].duration == 0.0 and not (tmp_path / "p.tfplan").exists()
+    # Without the working copy named, the project's directory is the bound: `../shared.tfvars` leaves it.
+    assert not run_plan_steps(terraform, default_workflow, workdir, "default", tmp_path / "p.tfplan",
+                              extra_args=("-var-file=../shared.tfvars",)).ok
+
+    for var_file, value in (("ok.tfvars", "shared"), ("../shared.tfvars", "shared"), ("inside.tfvars", "inside")):
+        outcome = run_plan_steps(terraform, default_workflow, workdir, "default", tmp_path / "p.tfplan",
+                                 extra_args=(f"-var-file={var_file}",), root=checkout)
+        assert outcome.ok, outcome.summary
+        assert outcome.plan_json["resource_changes"][0]["change"]["after"]["input"] == value
+
+
+def test_extra_arguments_need_a_built_in_plan_step():
+    from bot.config.workflows import Step, WorkflowError
+
+    custom = Workflow("custom", (Step("init"), Step("run", ("make", "plan"))), (Step("apply"),))
+    with pytest.raises(WorkflowError, match="no built-in plan step"):
+        run_plan_steps(None, custom, Path("."), "default", Path("p.tfplan"), extra_args=("-target=a",))  # type: ignore[arg-type]
+
+
 # -- python-terraform 0.10.1 quirks the adapter works around -----------------------------------------
 
 # python-terraform logs failures with the deprecated Logger.warn.

@@ -144,12 +144,45 @@ def test_api_locks_matches_the_store(web, redis_conn):
         "repo": "acme/infra", "project": "network", "dir": "network", "workspace": "default", "pull_number": 3,
         "pull_title": old.pull_title, "pull_url": "https://github.com/acme/infra/pull/3", "user": "alice",
         "locked_at": present.iso_utc(old.locked_at), "age_seconds": first["age_seconds"], "state": "applying",
-        "summary": old.summary, "run_id": "r-1", "run_url": "/runs/r-1", "waiting": 2,
+        "summary": old.summary, "extra_args": [], "destroy": False, "run_id": "r-1", "run_url": "/runs/r-1",
+        "waiting": 2,
     }
     assert 7199 <= first["age_seconds"] <= 7300
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", first["locked_at"])
     assert {(d["repo"], d["pull_number"]) for d in data} == {(lk.repo, lk.pull) for lk in services.locks.list()}
     assert [d["dir"] for d in app.test_client().get("/api/locks?repo=acme/apps").get_json()] == ["db"]
+
+
+def test_a_plan_made_with_extra_arguments_is_shown_with_them_and_a_destroy_plan_loudly(web, redis_conn):
+    app, _ = web
+    seed_lock(redis_conn, dir="network", age=120, extra_args="-target=terraform_data.a '-var=x=" + XSS + "'")
+    seed_lock(redis_conn, dir="dns", age=60, extra_args="-destroy",
+              summary="Plan: 0 to add, 0 to change, 2 to destroy.")
+    seed_lock(redis_conn, dir="db", age=30)
+    client = app.test_client()
+    html = client.get("/locks").get_data(as_text=True)
+    network = html[html.index('data-dir="network"'):html.index('data-dir="dns"')]
+    dns = html[html.index('data-dir="dns"'):html.index('data-dir="db"')]
+    plain = html[html.index('data-dir="db"'):]
+    assert XSS not in html
+    assert "with -target=terraform_data.a &#39;-var=x=&lt;script&gt;alert(1)&lt;/script&gt;&#39;" in text_of(network)
+    assert "DESTROY" not in network and "DESTROY" not in plain and "with " not in text_of(plain)
+    assert '<strong class="destroy">DESTROY plan</strong>' in dns and "with -destroy" in text_of(dns)
+    data = {d["dir"]: d for d in client.get("/api/locks").get_json()}
+    assert data["network"]["extra_args"] == ["-target=terraform_data.a", f"-var=x={XSS}"]
+    assert data["dns"]["extra_args"] == ["-destroy"] and data["dns"]["destroy"] is True
+    assert data["db"]["extra_args"] == [] and data["db"]["destroy"] is False
+    assert rows_of(client.get("/locks?q=-target").get_data(as_text=True)) == [("acme/infra", "network", "default")]
+
+
+def test_a_run_made_with_extra_arguments_lists_them(web):
+    app, services = web
+    seed_run(services.records, "r-t", "$ terraform plan\n", extra_args=["-target=terraform_data.a", f"-var=x={XSS}"])
+    seed_run(services.records, "r-p", "$ terraform plan\n")
+    html = app.test_client().get("/runs/r-t").get_data(as_text=True)
+    assert "<dt>Extra arguments</dt><dd><code>-target=terraform_data.a</code> <code>-var=x=&lt;script&gt;" in html
+    assert XSS not in html
+    assert "Extra arguments" not in app.test_client().get("/runs/r-p").get_data(as_text=True)
 
 
 def test_run_urls_are_absolute_under_public_url(redis_conn, tmp_path, app_private_key):

@@ -65,6 +65,7 @@ from python_terraform import Terraform as _ArgvBuilder
 
 from bot.adapters.logs import MASK, SecretMasker
 from bot.models import validate_workspace
+from bot.plan_args import known_option
 
 # Terraform itself accepts any URL-safe name, including "..": with the local backend's workspace_dir
 # that name resolves to `<workspace_dir>/../terraform.tfstate`, which is the default workspace's state
@@ -388,14 +389,22 @@ class Terraform:
             return replace(created, duration=selected.duration + created.duration)
         return replace(created, output=selected.output + created.output, duration=selected.duration + created.duration)
 
-    def plan(self, workdir: Path, plan_file: Path, workspace: str, run: RunEnv = NO_RUN_ENV) -> TerraformResult:
+    def plan(self, workdir: Path, plan_file: Path, workspace: str, run: RunEnv = NO_RUN_ENV,
+             extra_args: Sequence[str] = ()) -> TerraformResult:
         """Plan into `plan_file`; exit 2 (changes) is success with `has_changes=True`.
 
-        The plan file's directory (one run's own temporary directory) is writable in a sandbox.
+        The plan file's directory (one run's own temporary directory) is writable in a sandbox. `extra_args` are
+        argv items after tfbot's own options, each one of bot/plan_args.py's plan options (`-target=ADDR`,
+        `-destroy`); anything else raises ValueError before Terraform starts, so no argument can override `-out`,
+        `-input=false` or `-detailed-exitcode` (Terraform takes the last of two equal options).
         """
+        refused = [a for a in extra_args if not known_option(a)]
+        if refused:
+            raise ValueError(f"not a plan option tfbot passes on: {refused[0][:60]!r}")
         plan_file = _absolute(plan_file)
         plan_file.parent.mkdir(parents=True, exist_ok=True)
         args = self._cmd("plan", input=False, no_color=IsFlagged, detailed_exitcode=IsFlagged, out=str(plan_file))
+        args += list(extra_args)
         result = self._run(args, workdir, workspace=workspace, run=run, writable=(plan_file.parent,))
         if result.timed_out or result.exit_code not in (0, 2):
             return result

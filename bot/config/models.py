@@ -10,12 +10,15 @@ import difflib
 import fnmatch
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator,
+                      model_validator)
 from pydantic_core import PydanticCustomError
 
 from bot.config.durations import Duration
+from bot.plan_args import DEFAULT_ALLOWED as DEFAULT_EXTRA_ARGS
+from bot.plan_args import entry_problem
 
 DEFAULT_WHEN_MODIFIED = ("*.tf", "*.tfvars")
 APPLY_REQUIREMENTS = ("approved", "mergeable")
@@ -67,6 +70,17 @@ def _check_workflow(value: str, info: ValidationInfo) -> str:
     if known is not None and value not in known:
         raise ValueError(unknown_workflow(value, known))
     return value
+
+
+def _plan_option(entry: str) -> str:
+    """An entry of `repos[].extra_args` must name a plan option tfbot knows (bot/plan_args.py)."""
+    problem = entry_problem(entry)
+    if problem:
+        raise ValueError(problem)
+    return entry
+
+
+PlanOption = Annotated[str, AfterValidator(_plan_option)]
 
 
 class _Model(BaseModel):
@@ -493,6 +507,10 @@ class RepoConfig(RunEnvConfig):
                                        "refuses every key")
     allowed_workflows: tuple[str, ...] = Field((), description="workflows tfbot.yaml may name besides `workflow`")
     read_repo_config: bool = Field(True, description="read the repository's tfbot.yaml; false: it is ignored")
+    extra_args: tuple[PlanOption, ...] = Field(
+        DEFAULT_EXTRA_ARGS, description="Terraform plan options a `plan` comment may add after `--`: an option's "
+                                        "name (any value) or one exact argument such as -refresh=false; [] turns "
+                                        "extra arguments off")
 
     _known_workflow = field_validator("workflow")(_check_workflow)
 

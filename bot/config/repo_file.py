@@ -185,6 +185,9 @@ def _not_allowed(server: RepoConfig, raw: dict[str, Any], root: yaml.Node | None
     for key in raw:
         if key in RepoFile.model_fields and key != "version" and key not in allowed:
             yield Problem(_line_of(root, [key]), str(key), why)
+        elif key == "extra_args":  # PR code must not widen what its own comments may pass to Terraform
+            yield Problem(_line_of(root, [key]), key, "which extra arguments a `plan` comment may pass to Terraform "
+                          f"is the server's decision alone (repos[].extra_args of {server.name})")
     projects = raw.get("projects")
     if "projects" not in allowed or not isinstance(projects, list):
         return

@@ -2,15 +2,19 @@
 
 Grammar of the first line (the rest of the comment is free text):
 
-    [tfbot | /]<command> [-p PROJECT | --project PROJECT] [-d DIR | --dir DIR] [-w WS | --workspace WS]
+    [tfbot | /]<command> [-p PROJECT | --project PROJECT] [-d DIR | --dir DIR] [-w WS | --workspace WS] [-- EXTRA...]
 
 with `<command>` one of plan, apply, unlock, help (ASCII, any case) and `-p=x`/`--project=x` also accepted.
+Everything after a standalone `--` is the list of extra arguments for `terraform plan` (`plan` only, at most
+MAX_EXTRA_ARGS words, split by the same quoting rules); whether the server allows them is decided later, against
+the repository's allowlist (bot/lifecycle/extra_args.py), because only the server config knows it.
 Who is addressing us decides what an error gets back:
 
 - prefixed (`tfbot plan`, `/plan`): clearly meant for us, so any mistake gets a Reply with the error and the
   help text. Exception: `/word` for a word that is not a tfbot command is ignored, because other bots on the
   same repository own their own slash commands (`/lgtm`, `/assign`).
-- bare (`plan`): a command only when alone or followed by something that looks like a flag (`-x`/`--x`);
+- bare (`plan`): a command only when alone or followed by something that looks like a flag (`-x`/`--x`, or `--`
+  and then one: `plan -- -target=x`, while `apply -- done` is people talking);
   `plan looks good to me` is people talking and is ignored. Once a flag is seen, mistakes get a Reply.
 
 Flag values are read the way a POSIX shell reads words (the standard library's `shlex` in POSIX mode, never a
@@ -27,17 +31,16 @@ from __future__ import annotations
 
 import re
 import shlex
-import unicodedata
 from dataclasses import dataclass
 from typing import Literal, Union
+
+from bot.plan_args import has_hidden_characters
 
 PREFIX = "tfbot"
 COMMANDS = ("plan", "apply", "unlock")
 MAX_LINE = 1000  # longest first line we read; beyond it we stop looking (a comment may be 65,536 chars)
+MAX_EXTRA_ARGS = 20  # words after `--`: enough for a handful of -target and -var, not a script
 MAX_DIR_PART_BYTES = 255  # longest file name the file systems tfbot checks out on allow (ext4, xfs, APFS)
-# Unicode categories a dir may not hold: control, format (bidi overrides, zero-width), surrogate, private,
-# unassigned, line and paragraph separators. They would hide what a name says when it is quoted back.
-_FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 WORKSPACE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,90}$")  # Terraform's workspace rule
 PROJECT_RE = re.compile(r"^[A-Za-z0-9_.:/-]{1,100}$")
 _UNSAFE_ECHO = re.compile(r"[^A-Za-z0-9._:/=@+-]")  # characters never quoted back to the PR
@@ -66,6 +69,10 @@ Flags (optional; choose a project by name, or by directory and workspace):
 - `-w NAME`, `--workspace NAME`: a Terraform workspace (letters, digits, `-`, `_`, `.`)
 
 `-p` cannot be combined with `-d` or `-w`. Example: `tfbot plan -d network -w staging`
+
+Extra arguments for Terraform go after `--`, on `plan` only: `tfbot plan -d network -- -target=aws_vpc.main`.
+The server decides which are allowed (by default `-target`, `-replace`, `-var`, `-var-file` inside the repository,
+`-refresh=false` and `-destroy`). The plan comment names them, and `apply` applies exactly that plan.
 """
 
 
@@ -77,6 +84,7 @@ class Command:
     project: str | None = None
     dir: str | None = None
     workspace: str | None = None
+    extra_args: tuple[str, ...] = ()  # the words after `--`, as typed: not yet checked against any allowlist
 
 
 @dataclass(frozen=True)
@@ -126,7 +134,8 @@ def parse_comment(body: str, author: str, bot_login: str) -> ParseResult:
         raw, rest = tokens[0][1:], line[spans[0][1]:]
     elif first in (*COMMANDS, "help"):
         raw, rest = tokens[0], line[spans[0][1]:]
-        if len(tokens) > 1 and not _looks_like_flag(tokens[1]):
+        if len(tokens) > 1 and not _looks_like_flag(tokens[1]) and not (
+                tokens[1] == "--" and len(tokens) > 2 and _looks_like_flag(tokens[2])):
             return Ignore(f"conversation starting with {first!r}")
     else:
         return Ignore("not a command")
@@ -137,12 +146,15 @@ def parse_comment(body: str, author: str, bot_login: str) -> ParseResult:
     if word == "help":
         return Reply(HELP_TEXT)
     if word not in COMMANDS:
-        return _reply(f"{_echo(raw)} is not a tfbot command.")
+        return _reply(f"{echo(raw)} is not a tfbot command.")
     try:
-        values = _parse_flags(split_words(rest))
+        flags, extra = _split_extra(split_words(rest))
+        values = _parse_flags(flags)
     except _Invalid as e:
         return _reply(str(e))
-    return Command(name=word, **values)  # type: ignore[arg-type]  # word is one of COMMANDS here
+    if extra and word != "plan":
+        return _reply(_NO_EXTRA.get(word, f"`{word}` takes no extra arguments."))
+    return Command(name=word, extra_args=tuple(extra), **values)  # type: ignore[arg-type]  # one of COMMANDS
 
 
 def _word(token: str) -> str:
@@ -172,6 +184,26 @@ def _looks_like_flag(token: str) -> bool:
     return re.match(r"^--?[A-Za-z]", token) is not None
 
 
+_NO_EXTRA = {
+    "apply": "`apply` takes no extra arguments: it applies the saved plan exactly as it was reviewed. Comment "
+             "`plan -- ARGUMENTS` first, review that plan, then comment `apply`.",
+    "unlock": "`unlock` takes no extra arguments.",
+}
+
+
+def _split_extra(words: list[str]) -> tuple[list[str], list[str]]:
+    """(tfbot's flags, the extra arguments after the first standalone `--`); raises _Invalid (postable)."""
+    if "--" not in words:
+        return words, []
+    at = words.index("--")
+    extra = words[at + 1:]
+    if not extra:
+        raise _Invalid("`--` must be followed by the extra arguments for Terraform, such as `-- -target=ADDRESS`.")
+    if len(extra) > MAX_EXTRA_ARGS:
+        raise _Invalid(f"at most {MAX_EXTRA_ARGS} extra arguments may follow `--` ({len(extra)} were given).")
+    return words[:at], extra
+
+
 def _parse_flags(args: list[str]) -> dict[str, str]:
     """Turn flag tokens into validated values; raises _Invalid with a postable message."""
     values: dict[str, str] = {}
@@ -182,7 +214,7 @@ def _parse_flags(args: list[str]) -> dict[str, str]:
         field = _FLAGS.get(name)
         if field is None:
             what = "unknown flag" if token.startswith("-") else "unexpected word"
-            raise _Invalid(f"{what} {_echo(name if token.startswith('-') else token)}.")
+            raise _Invalid(f"{what} {echo(name if token.startswith('-') else token)}.")
         if eq and not inline:
             raise _Invalid(f"{name} needs a value.")
         if eq:
@@ -211,7 +243,7 @@ def dir_problem(value: str) -> str | None:
         return "-d cannot start with `-` (write `./-name` for a directory whose name starts with `-`)."
     if "\\" in value:
         return "-d cannot hold a backslash: separate directories with `/`."
-    if any(unicodedata.category(c) in _FORBIDDEN_CATEGORIES for c in value):
+    if has_hidden_characters(value):
         return "-d cannot hold control or invisible formatting characters."
     parts = value.split("/")
     if ".." in parts:
@@ -254,8 +286,9 @@ def describe_flags(cmd: Command) -> str:
     return f"`{text.replace('`', '?')}`" if text else "(no flags)"
 
 
-def _echo(token: str) -> str:
-    """Quote user text back defanged ('?' for anything unusual, in a code span), so a reply carries no markup."""
+def echo(token: str) -> str:
+    """User text quoted back defanged: '?' for anything unusual, cut at 40 characters, in a code span, so a reply
+    carries no markup."""
     return f"`{_UNSAFE_ECHO.sub('?', token[:40])}`" + ("..." if len(token) > 40 else "")
 
 

@@ -19,12 +19,12 @@ A PR *applies* when its base is the default branch or one of the repository's `a
 |---|---|---|---|---|---|
 | plan (open PR) | PLAN: take it, or join the line | PLAN (reviewed plan kept until the new one is posted) | REFUSE: apply running | PLAN | PLAN (flag kept) |
 | plan, base does not apply | PLAN_UNLOCKED | PLAN_UNLOCKED (the lock is let go first) | PLAN_UNLOCKED (lock kept: running) | PLAN_UNLOCKED (lock kept, flagged) | PLAN_UNLOCKED (lock kept, flagged) |
-| plan made, no changes | - | RELEASE (nothing to hold others for) | - | - | KEEP (flag: main lacks the apply) |
+| plan made, no changes | - | RELEASE (nothing to hold others for); KEEP when made with extra arguments (`-target` and the like say nothing about the whole PR) | - | - | KEEP (flag: main lacks the apply) |
 | plan on a closed / merged PR | REFUSE | REFUSE | REFUSE | REFUSE | REFUSE |
 | apply (open PR) | REFUSE: not held | APPLY_REVIEWED, keep lock (applied, awaiting merge); REFUSE without a reviewed plan; REPLAN when the head moved or the target does not match | REFUSE: running | REFUSE: merge it | as mine |
 | apply, base does not apply | REFUSE | REFUSE | REFUSE | REFUSE | REFUSE |
 | apply on a draft (not allowed) | REFUSE (checked before; see handlers) | | | | |
-| merge, or apply on a merged PR, or handed to a merged PR | free: ACQUIRE; other's: QUEUE (told; planned when it comes) | APPLY_REVIEWED + release when the reviewed plan is of the final head (merge) and matches; else PLAN_TARGET | PLAN_TARGET (the apply died) | PLAN_TARGET | PLAN_TARGET |
+| merge, or apply on a merged PR, or handed to a merged PR | free: ACQUIRE; other's: QUEUE (told; planned when it comes) | APPLY_REVIEWED + release when the reviewed plan is of the final head (merge), matches and was made without extra arguments; else PLAN_TARGET | PLAN_TARGET (the apply died) | PLAN_TARGET | PLAN_TARGET |
 | ... with a fresh plan of the target | | no changes: RELEASE; same changes and values as reviewed (digest): APPLY_FRESH + release; else ASK (keep lock, show the plan, ask for `apply`) | as left | no changes: RELEASE; else ASK | as left |
 | merge into a branch that does not apply | NOTHING | RELEASE | RELEASE | RELEASE | KEEP_FLAGGED |
 | close unmerged | NOTHING (leaves the line) | RELEASE (plans dropped, next in line planned) | KEEP_FLAGGED | KEEP_FLAGGED | KEEP_FLAGGED |
@@ -100,11 +100,15 @@ class LockView:
 
 @dataclass(frozen=True)
 class PlanView:
-    """A saved plan: the PR head it was made for, whether it changes anything, and its changes digest."""
+    """A saved plan: the PR head it was made for, whether it changes anything, its changes digest, and whether a
+    comment's extra arguments (`plan -- -target=...`) shaped it."""
 
     head_sha: str
     has_changes: bool
     digest: str = ""  # hash of every change with its values; "" never equals anything
+    # Made with extra arguments: `apply` on the open PR applies it as reviewed, but it is never what the default
+    # branch holds as such (a -target plan leaves changes out, a -destroy plan removes what the branch keeps).
+    extra_args: bool = False
 
 
 PullState = Literal["open", "closed", "merged"]
@@ -190,7 +194,7 @@ def _plan(facts: Facts, mine: bool) -> Decision:
     if not facts.applies:
         return Decision(Action.PLAN_UNLOCKED, "the PR's base branch is not one that tfbot applies")
     if facts.fresh is not None:  # the plan was made and the lock is ours
-        if not facts.fresh.has_changes and mine and not _flagged(facts.lock):
+        if not facts.fresh.has_changes and mine and not _flagged(facts.lock) and not facts.fresh.extra_args:
             return Decision(Action.RELEASE, "the plan has no changes, so the lock is not kept from others")
         return Decision(Action.KEEP)
     if mine and facts.lock is not None and facts.lock.state is LockState.APPLYING:
@@ -239,6 +243,9 @@ def _merged(event: Event, facts: Facts, mine: bool) -> Decision:
     reviewed = facts.reviewed
     if facts.fresh is None:
         final = reviewed is not None and (event is Event.APPLY_MERGED or reviewed.head_sha == facts.head_sha)
+        if reviewed is not None and reviewed.extra_args:
+            return Decision(Action.PLAN_TARGET, "the reviewed plan was made with extra arguments, so it is not what "
+                                                "the default branch holds")
         if final and facts.matches and not applied_already and lock.state is not LockState.APPLYING:
             return Decision(Action.APPLY_REVIEWED, "the reviewed plan is what the default branch holds",
                             release_after=True)
@@ -250,10 +257,13 @@ def _merged(event: Event, facts: Facts, mine: bool) -> Decision:
     if same and not applied_already:
         return Decision(Action.APPLY_FRESH, "the plan of the default branch makes exactly the reviewed changes",
                         release_after=True)
-    if reviewed is None or (event is Event.MERGE and reviewed.head_sha != facts.head_sha):
-        why = "no plan of this PR's final head was shown on it"
-    elif applied_already:
+    if applied_already:  # its applied plan is gone: "no plan shown" would hide that it applied part of the branch
         why = "the default branch holds more than what this PR applied"
+    elif reviewed is None or (event is Event.MERGE and reviewed.head_sha != facts.head_sha):
+        why = "no plan of this PR's final head was shown on it"
+    elif reviewed.extra_args:
+        why = "the reviewed plan was made with extra arguments, and the plan of the default branch without them " \
+              "differs from it"
     else:
         why = "the plan of the default branch differs from the reviewed plan"
     return Decision(Action.ASK, why)

@@ -28,6 +28,7 @@ from bot.lifecycle.steps import ApplyOutcome, PlanOutcome, run_apply_steps, run_
 from bot.lifecycle.run_env import run_environment
 from bot.lifecycle.binaries import adapter, choose_binary, plan_binary
 from bot.projects.versions import NoFit
+from bot.plan_args import shown
 
 if TYPE_CHECKING:
     from bot.adapters.terraform import TerraformResult
@@ -177,21 +178,38 @@ def _plan(svc: WorkerServices, cmd: Command, project: Project) -> ProjectResult:
             # report of its death may mark failed.
             _set_state(svc, project, cmd, lock.token, LockState.PLANNING)
         target = merged_target(svc, cmd, cmd.head_sha)
-        outcome, run_id = _run_plan(svc, cmd, project, target, guard)
+        extra = _extra_args(cmd)
+        earlier = svc.records.plan(project, cmd.pull)
+        outcome, run_id = _run_plan(svc, cmd, project, target, guard, extra)
         if not outcome.ok:
-            _set_state(svc, project, cmd, lock.token, LockState.PLAN_FAILED, summary=outcome.summary, run_id=run_id)
+            _set_state(svc, project, cmd, lock.token, LockState.PLAN_FAILED, summary=outcome.summary, run_id=run_id,
+                       extra_args=shown(extra))
             return _failed(project, Outcome.PLAN_FAILED, outcome, run_id, cmd.head_sha,
-                           "Fix the error and push, or comment `plan` to run it again.")
-        _set_state(svc, project, cmd, lock.token, LockState.PLANNED, summary=outcome.summary, run_id=run_id)
-        result = _planned(project, outcome, run_id, cmd.head_sha)
-        result.message = target.describe(cmd.info.get("base_ref") or "main")
+                           "Fix the error and push, or comment `plan` to run it again.", extra)
+        _set_state(svc, project, cmd, lock.token, LockState.PLANNED, summary=outcome.summary, run_id=run_id,
+                   extra_args=shown(extra))
+        result = _planned(project, outcome, run_id, cmd.head_sha, extra)
+        result.message = target.describe(cmd.info.get("base_ref") or "main") + _replaces(earlier, extra)
         after = decide(Event.PLAN, Facts(pull=cmd.pull, pr_state=pr_state(cmd), applies=applies(cmd),
                                          head_sha=cmd.head_sha, lock=LockView.of(svc.locks.get(project)),
-                                         fresh=_plan_view(outcome, cmd)))
+                                         fresh=_plan_view(outcome, cmd, extra)))
         if after.action is Action.RELEASE and _release(svc, cmd, project, lock.token, after.reason, mode="close"):
             result.message += (" This plan changes nothing, so the lock is not kept: other PRs may plan this "
                                "project. Merging this PR still plans the default branch and applies it if needed.")
         return result
+
+
+def _extra_args(cmd: Command) -> tuple[str, ...]:
+    """The extra arguments of a `plan -- ...` comment, checked against the allowlist when the comment came in."""
+    return tuple(cmd.info.get("extra_args") or ())
+
+
+def _replaces(earlier: PlanRecord | None, extra: tuple[str, ...]) -> str:
+    """Which plan is current, when a plain plan takes the place of the reviewed one made with extra arguments."""
+    if earlier is None or not earlier.extra_args or extra:
+        return ""
+    return (f" It is made without extra arguments and replaces the plan made with `{shown(earlier.extra_args)}`: "
+            "`apply` applies this one.")
 
 
 def _no_longer_open(cmd: Command, project: Project) -> ProjectResult:
@@ -203,14 +221,15 @@ def _plan_unlocked(svc: WorkerServices, cmd: Command, project: Project) -> Proje
     """A PR into a branch tfbot does not apply: plan it (guarded, like any run) but take no lock."""
     base = cmd.info.get("base_ref") or "main"
     kept = _let_go(svc, cmd, project)
+    extra = _extra_args(cmd)
     with _guard(svc, cmd, project) as guard:
         _check_current(svc, cmd)
         target = merged_target(svc, cmd, cmd.head_sha)
-        outcome, run_id = _run_plan(svc, cmd, project, target, guard)
+        outcome, run_id = _run_plan(svc, cmd, project, target, guard, extra)
     if not outcome.ok:
         return _failed(project, Outcome.PLAN_FAILED, outcome, run_id, cmd.head_sha,
-                       "Fix the error and push, or comment `plan` to run it again.")
-    result = _planned(project, outcome, run_id, cmd.head_sha)
+                       "Fix the error and push, or comment `plan` to run it again.", extra)
+    result = _planned(project, outcome, run_id, cmd.head_sha, extra)
     result.message = (f"{target.describe(base)} `{base}` is not a branch tfbot applies, so this PR takes no lock "
                       "and merging it applies nothing; its changes are planned again when they reach the default "
                       "branch in a PR of their own.")
@@ -232,8 +251,9 @@ def _let_go(svc: WorkerServices, cmd: Command, project: Project) -> bool:
 
 
 def _run_plan(svc: WorkerServices, cmd: Command, project: Project, target: Target,
-              guard: RunGuard | None = None) -> tuple[PlanOutcome, str]:
-    """Check out `target`, run the plan pipeline, store the plan file and its record; return outcome and run id."""
+              guard: RunGuard | None = None, extra_args: tuple[str, ...] = ()) -> tuple[PlanOutcome, str]:
+    """Check out `target`, run the plan pipeline (with a comment's `extra_args`), store the plan file and its
+    record; return outcome and run id."""
     run_id = new_run_id()
     started = time.time()
     sha = target.sha
@@ -248,7 +268,8 @@ def _run_plan(svc: WorkerServices, cmd: Command, project: Project, target: Targe
         plan_file = Path(tmp) / "plan.tfplan"
         outcome = run_plan_steps(adapter(svc, binary), workflow, workdir, project.workspace, plan_file,
                                  before_step=_fence(guard),
-                                 run_env=run_environment(svc, cmd.repo, cmd.pull, project, "plan", run_id))
+                                 run_env=run_environment(svc, cmd.repo, cmd.pull, project, "plan", run_id),
+                                 extra_args=extra_args, root=_copy_root(workdir, project))
         outcome.binary = binary.label
         if outcome.ok:
             key = plan_key(project, cmd.pull, target.head_sha, run_id)
@@ -259,9 +280,10 @@ def _run_plan(svc: WorkerServices, cmd: Command, project: Project, target: Targe
                 key=key, sha256=digest, summary=outcome.summary, changes=[list(c) for c in outcome.resource_changes],
                 digest=changes_digest(outcome.plan_json), has_changes=bool(outcome.has_changes),
                 run_id=run_id, user=cmd.user, engine=binary.engine, engine_version=binary.version,
+                extra_args=list(extra_args),
             ))
     _save_run(svc, run_id, "plan", cmd, project, target, started, outcome.ok, outcome.summary, outcome.steps,
-              binary.label)
+              binary.label, extra_args)
     return outcome, run_id
 
 
@@ -327,7 +349,7 @@ def _execute(svc: WorkerServices, cmd: Command, project: Project, event: Event) 
                 fresh = _run_plan(svc, cmd, project, Target(target, cmd.head_sha, ""), guard)
                 if not fresh[0].ok:
                     _set_state(svc, project, cmd, lock.token, LockState.PLAN_STALE, summary=fresh[0].summary,
-                               run_id=fresh[1], diverged=True)
+                               run_id=fresh[1], diverged=True, extra_args="")
                     return _failed(project, Outcome.PLAN_FAILED, fresh[0], fresh[1], cmd.head_sha,
                                    f"The plan of {target[:8]}, what `{_base(cmd)}` holds, failed, so nothing was "
                                    "applied. The lock stays with this PR; fix the cause on the default branch, then "
@@ -342,7 +364,7 @@ def _execute(svc: WorkerServices, cmd: Command, project: Project, event: Event) 
                 assert fresh is not None
                 # Merged, and what the branch holds is not applied: the lock must not be let go unnoticed.
                 _set_state(svc, project, cmd, lock.token, LockState.PLAN_STALE, summary=fresh[0].summary,
-                           run_id=fresh[1], diverged=True)
+                           run_id=fresh[1], diverged=True, extra_args="")
                 result = _planned(project, fresh[0], fresh[1], target)
                 result.outcome = Outcome.STALE
                 result.message = (f"{decision.reason[0].upper()}{decision.reason[1:]} (shown below: the plan of "
@@ -412,13 +434,13 @@ def _apply(svc: WorkerServices, cmd: Command, project: Project, plan: PlanRecord
             return _apply_failed(svc, cmd, project, lock.token, outcome, run_id)
         if decision.release_after:
             _release(svc, cmd, project, lock.token, f"#{cmd.pull} was applied")
-            return _applied(project, outcome, run_id, cmd.head_sha,
+            return _applied(project, outcome, run_id, cmd.head_sha, plan,
                             f"Applied: {decision.reason}. The lock is released.")
         if not svc.locks.set_state(project, cmd.pull, lock.token, LockState.APPLIED, summary=outcome.summary,
                                    run_id=run_id, command_id=cmd.id):
-            return _applied(project, outcome, run_id, cmd.head_sha,
+            return _applied(project, outcome, run_id, cmd.head_sha, plan,
                             "Applied, but the lock was taken from this PR meanwhile (an admin unlocked it).")
-        return _applied(project, outcome, run_id, cmd.head_sha,
+        return _applied(project, outcome, run_id, cmd.head_sha, plan,
                         "The lock stays with this PR until it is merged: the default branch does not have this change "
                         "yet. Closing the PR unmerged keeps the lock and says so; merge it, or merge a revert.")
 
@@ -472,12 +494,12 @@ def _base(cmd: Command) -> str:
 
 def _record_view(plan: PlanRecord | None) -> PlanView | None:
     return None if plan is None else PlanView(head_sha=plan.head_sha, has_changes=plan.has_changes,
-                                              digest=plan.digest)
+                                              digest=plan.digest, extra_args=bool(plan.extra_args))
 
 
-def _plan_view(outcome: PlanOutcome, cmd: Command) -> PlanView:
+def _plan_view(outcome: PlanOutcome, cmd: Command, extra_args: tuple[str, ...] = ()) -> PlanView:
     return PlanView(head_sha=cmd.head_sha, has_changes=bool(outcome.has_changes),
-                    digest=changes_digest(outcome.plan_json))
+                    digest=changes_digest(outcome.plan_json), extra_args=bool(extra_args))
 
 
 def _apply_saved(svc: WorkerServices, cmd: Command, project: Project, plan: PlanRecord, token: int, run_id: str,
@@ -508,7 +530,7 @@ def _apply_saved(svc: WorkerServices, cmd: Command, project: Project, plan: Plan
         outcome.binary = binary.label
     # The run and its audit entry first: they say what happened to the infrastructure, whatever fails next.
     _save_run(svc, run_id, "apply", cmd, project, target, started, outcome.ok, outcome.summary, outcome.steps,
-              binary.label)
+              binary.label, tuple(plan.extra_args))
     if outcome.ok:
         svc.records.delete_plan(project, cmd.pull, plan.run_id)
         try:
@@ -612,6 +634,12 @@ def _check_current(svc: WorkerServices, cmd: Command) -> None:
             raise Superseded()
 
 
+def _copy_root(workdir: Path, project: Project) -> Path:
+    """The working copy `workdir` (the project's directory inside it) belongs to."""
+    depth = 0 if project.dir == "." else len(Path(project.dir).parts)
+    return workdir.parents[depth - 1] if depth else workdir
+
+
 def _working_dir(svc: WorkerServices, cmd: Command, project: Project, target: Target) -> Path:
     ensure_commit(svc, cmd, target.sha, target.head_sha, target.base_sha)
     copy = svc.checkouts.working_copy(cmd.repo, cmd.pull, project_slug(project), target.sha)
@@ -640,7 +668,8 @@ def new_run_id() -> str:
 
 
 def _save_run(svc: WorkerServices, run_id: str, kind: str, cmd: Command, project: Project, target: Target,
-              started: float, ok: bool, summary: str, steps: list[TerraformResult], binary: str = "") -> None:
+              started: float, ok: bool, summary: str, steps: list[TerraformResult], binary: str = "",
+              extra_args: tuple[str, ...] = ()) -> None:
     # `sha` is the commit people know (the PR's head, or main's); `planned_sha` the one tfbot checked out.
     sha = target.head_sha
     output = "\n".join((f"$ {s.command}\n" if s.command else "") + s.output for s in steps)
@@ -648,27 +677,32 @@ def _save_run(svc: WorkerServices, run_id: str, kind: str, cmd: Command, project
         "id": run_id, "kind": kind, "repo": cmd.repo, "pull": cmd.pull, "project": project.name, "dir": project.dir,
         "workspace": project.workspace, "sha": sha, "planned_sha": target.sha, "base_sha": target.base_sha,
         "user": cmd.user, "started_at": started, "duration": time.time() - started, "ok": ok, "summary": summary,
-        "command_id": cmd.id, "binary": binary,
+        "command_id": cmd.id, "binary": binary, "extra_args": list(extra_args),
     }, output)
+    # The arguments first: `tfbot audit` cuts a long detail, and what the plan was made with matters most.
+    detail = f"planned with {shown(extra_args)}: {summary}" if extra_args else summary
     audit.record(svc.redis, audit.AuditEntry(
         action=kind, repo=cmd.repo, pull=cmd.pull, project=project.name, user=cmd.user, sha=sha,
-        outcome="ok" if ok else "failed", detail=summary, run_id=run_id, at=started))
+        outcome="ok" if ok else "failed", detail=detail, run_id=run_id, at=started))
     log.info("%s %s#%d %s at %s: %s (run %s)", kind, cmd.repo, cmd.pull, project.name, sha[:8],
              summary or ("ok" if ok else "failed"), run_id)
 
 
-def _planned(project: Project, outcome: PlanOutcome, run_id: str, sha: str) -> ProjectResult:
+def _planned(project: Project, outcome: PlanOutcome, run_id: str, sha: str,
+             extra_args: tuple[str, ...] = ()) -> ProjectResult:
     return ProjectResult(
         project, Outcome.PLANNED, summary=outcome.summary,
         changes=[ResourceChange(a, addr) for a, addr in outcome.resource_changes],
         output=outcome.plan_output, run_id=run_id, head_sha=sha, has_changes=bool(outcome.has_changes),
-        binary=outcome.binary,
+        binary=outcome.binary, extra_args=list(extra_args),
     )
 
 
-def _applied(project: Project, outcome: ApplyOutcome, run_id: str, sha: str, message: str) -> ProjectResult:
+def _applied(project: Project, outcome: ApplyOutcome, run_id: str, sha: str, plan: PlanRecord,
+             message: str) -> ProjectResult:
     return ProjectResult(project, Outcome.APPLIED, summary=outcome.summary, output=outcome.apply_output,
-                         run_id=run_id, head_sha=sha, message=message, binary=outcome.binary)
+                         run_id=run_id, head_sha=sha, message=message, binary=outcome.binary,
+                         extra_args=list(plan.extra_args))
 
 
 def could_not_start(cmd: Command, project: Project, why: str) -> ProjectResult:
@@ -682,10 +716,11 @@ def could_not_start(cmd: Command, project: Project, why: str) -> ProjectResult:
 
 
 def _failed(project: Project, kind: Outcome, outcome: PlanOutcome | ApplyOutcome, run_id: str, sha: str,
-            message: str) -> ProjectResult:
+            message: str, extra_args: tuple[str, ...] = ()) -> ProjectResult:
     failed = outcome.steps[-1] if outcome.steps else None
     return ProjectResult(project, kind, summary=outcome.summary, output=failed.output if failed else "",
-                         run_id=run_id, head_sha=sha, message=message, binary=outcome.binary)
+                         run_id=run_id, head_sha=sha, message=message, binary=outcome.binary,
+                         extra_args=list(extra_args))
 
 
 def locked_message(project: Project, lock: LockInfo, position: int | None) -> str:

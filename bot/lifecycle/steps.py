@@ -45,13 +45,20 @@ class ApplyOutcome:
 # -- running --------------------------------------------------------------------------------------
 
 def run_plan_steps(tf: Terraform, workflow: Workflow, workdir: Path, workspace: str, plan_file: Path,
-                   before_step: Callable[[str], None] | None = None, run_env: RunEnv = NO_RUN_ENV) -> PlanOutcome:
+                   before_step: Callable[[str], None] | None = None, run_env: RunEnv = NO_RUN_ENV,
+                   extra_args: Sequence[str] = (), root: Path | None = None) -> PlanOutcome:
     """Run the plan pipeline, stopping at the first failing step.
 
     `before_step(step)` runs before every step and may raise to stop the run (a lost run guard). Every step
     gets `run_env` (the project's env and the plan credentials); one with an `error` fails its first step.
+    `extra_args` (checked against the repository's allowlist) go to the built-in `plan` step, which fails without
+    starting Terraform when a `-var-file` among them leads outside `root` (the working copy; default `workdir`)
+    once symlinks are resolved. Raises WorkflowError for extra arguments and a workflow with no `plan` step.
     """
-    results, failed = _run_steps(tf, workflow.plan_steps, workdir, workspace, plan_file, before_step, run_env)
+    if extra_args and not any(step.name == "plan" for step in workflow.plan_steps):
+        raise WorkflowError(f"workflow {workflow.name!r} has no built-in plan step to pass extra arguments to")
+    inputs = _PlanInputs(tuple(extra_args), root or workdir)
+    results, failed = _run_steps(tf, workflow.plan_steps, workdir, workspace, plan_file, before_step, run_env, inputs)
     by_step = {s.name: r for s, r in zip(workflow.plan_steps[: len(results)], results, strict=True)}
     plan, show = by_step.get("plan"), by_step.get("show")
     if failed is not None:
@@ -79,15 +86,25 @@ def run_apply_steps(tf: Terraform, workflow: Workflow, workdir: Path, workspace:
     return ApplyOutcome(failed is None, results, summary, failed, apply.output if apply else "")
 
 
+@dataclass(frozen=True)
+class _PlanInputs:
+    """What the built-in `plan` step adds to tfbot's own options: a comment's extra arguments, and the working copy
+    their `-var-file`s must stay in."""
+
+    extra_args: tuple[str, ...] = ()
+    root: Path | None = None
+
+
 def _run_steps(
     tf: Terraform, steps: Sequence[Step], workdir: Path, workspace: str, plan_file: Path,
     before_step: Callable[[str], None] | None = None, run_env: RunEnv = NO_RUN_ENV,
+    inputs: _PlanInputs = _PlanInputs(),
 ) -> tuple[list[TerraformResult], str | None]:
     results: list[TerraformResult] = []
     for step in steps:
         if before_step is not None:
             before_step(str(step))
-        result = _run_step(tf, step, workdir, workspace, plan_file, run_env)
+        result = _run_step(tf, step, workdir, workspace, plan_file, run_env, inputs)
         results.append(result)
         if not result.ok:
             return results, str(step)
@@ -95,13 +112,18 @@ def _run_steps(
 
 
 def _run_step(tf: Terraform, step: Step, workdir: Path, workspace: str, plan_file: Path,
-              run: RunEnv) -> TerraformResult:
+              run: RunEnv, inputs: _PlanInputs) -> TerraformResult:
     if step.name == "init":
         return tf.init(workdir, run=run)
     if step.name == "workspace":
         return tf.select_workspace(workdir, workspace, run=run)
     if step.name == "plan":
-        return tf.plan(workdir, plan_file, workspace, run=run)
+        # Checked here, right before Terraform reads the files: the steps before it (init, `run` steps) run PR code
+        # that may have made a symlink since checkout.
+        outside = var_file_outside(workdir, inputs.root or workdir, inputs.extra_args)
+        if outside:
+            return TerraformResult(["terraform", "plan", *inputs.extra_args], 1, f"Error: {outside}\n", 0.0)
+        return tf.plan(workdir, plan_file, workspace, run=run, extra_args=inputs.extra_args)
     if step.name == "show":
         return tf.show_plan(workdir, plan_file, run=run)
     if step.name == "apply":
@@ -110,6 +132,25 @@ def _run_step(tf: Terraform, step: Step, workdir: Path, workspace: str, plan_fil
         return tf.run_custom(workdir, step.argv, env={"WORKSPACE": workspace, "PLANFILE": str(plan_file)}, run=run,
                              writable=(plan_file.parent,))
     raise WorkflowError(f"unknown step {step.name!r}")  # load_workflow never lets one through
+
+
+def var_file_outside(workdir: Path, root: Path, extra_args: Sequence[str]) -> str:
+    """Why a `-var-file` of `extra_args` may not be read: it resolves (symlinks followed, relative to `workdir`)
+    outside `root`, the run's working copy; "" when none does. Terraform prints pieces of a variables file it cannot
+    parse, so a file outside the checkout could end up on the PR."""
+    base = root.resolve()
+    for arg in extra_args:
+        name, _, path = arg.partition("=")
+        if name != "-var-file":
+            continue
+        try:
+            real = (workdir / path).resolve()
+        except (OSError, RuntimeError):  # a symlink loop
+            return f"-var-file {path!r} cannot be resolved (a symlink loop?): tfbot did not start the plan."
+        if real != base and base not in real.parents:
+            return (f"-var-file {path!r} leads outside the repository's working copy (through a symlink or `..`): "
+                    "tfbot did not start the plan.")
+    return ""
 
 
 # -- reading Terraform's output (pure) --------------------------------------------------------------

@@ -63,7 +63,7 @@ def list_locks(config: Config, conn: redis.Redis, repo: str | None, as_json: boo
         return 0
     header = ("REPO", "PROJECT", "DIR", "WORKSPACE", "PR", "USER", "HELD FOR", "STATE", "SUMMARY")
     rows = [(lk.repo, lk.project, lk.dir, lk.workspace, f"#{lk.pull}", lk.user,
-             present.relative_age(now - lk.locked_at), lk.state.value, lk.summary) for lk in locks]
+             present.relative_age(now - lk.locked_at), lk.state.value, present.summary_line(lk)) for lk in locks]
     widths = [max(len(_clean(r[i])) for r in [header, *rows]) for i in range(len(header) - 1)]
     for row in [header, *rows]:
         cells = [_clean(cell).ljust(width) for cell, width in zip(row, widths)]

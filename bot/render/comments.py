@@ -18,6 +18,7 @@ from typing import Any
 import jinja2
 
 from bot.models import LockInfo, Outcome, ProjectResult
+from bot.plan_args import is_destroy, shown
 
 COMMENT_LIMIT = 65536  # GitHub's limit on a comment body, in characters
 SPLIT_MARGIN = 500  # room left in every part for mark_outdated's wrapper and the part header
@@ -280,6 +281,8 @@ def _project_view(result: ProjectResult, run_url: Callable[[str], str] | None,
         "full_output": "",
         "run_link": "",
         "binary": escape_text(result.binary),
+        "extra_args": code_span(shown(result.extra_args)) if result.extra_args else "",
+        "destroy": _destroy_warning(result),
     }
     if url:  # "" when tfbot has no public address
         view["run_link"] = _link("run log", url)
@@ -294,11 +297,24 @@ def _project_view(result: ProjectResult, run_url: Callable[[str], str] | None,
     return view
 
 
+def _destroy_warning(result: ProjectResult) -> str:
+    """What a `-destroy` plan does, said loudly ("" for any other): the count is Terraform's own."""
+    if not is_destroy(result.extra_args) or result.outcome not in (Outcome.PLANNED, Outcome.APPLIED):
+        return ""
+    counts = _counts(result)
+    n = counts.get("to destroy", counts.get("destroyed", 0))
+    what = _plural(n, "resource") if n else "no resource (the state holds none)"
+    if result.outcome is Outcome.APPLIED:
+        return f"it destroyed {what} of this workspace (planned with `-destroy`)"
+    return f"applying it destroys {what} of this workspace, whatever the code says (planned with `-destroy`)"
+
+
 def _next_steps(results: list[ProjectResult]) -> dict[str, bool]:
     outcomes = {r.outcome for r in results}
     planned = [r for r in results if r.outcome is Outcome.PLANNED]
     return {
         "can_apply": any((_counts(r) or r.changes or r.has_changes) and r.applicable for r in planned),
+        "extra_args": any(r.extra_args for r in planned),
         "planned": bool(planned),
         "plan_failed": Outcome.PLAN_FAILED in outcomes,
         "error": Outcome.ERROR in outcomes,

@@ -72,6 +72,7 @@ local function hand_over(lock_key, index_key, line_key, fence_key, lock, now, st
   lock['locked_at'] = now
   lock['state'] = state
   lock['summary'] = ''
+  lock['extra_args'] = ''
   lock['run_id'] = ''
   lock['command_id'] = ''
   lock['diverged'] = false
@@ -203,7 +204,7 @@ return 0
 # Fields of the queue entry that tfbot itself writes; a caller's `waiter` data may not reuse them.
 _ENTRY_FIELDS = frozenset({"pull", "user", "pull_title", "pull_url", "queued_at"})
 # Fields a holder may change with `set_state`; the rest say who holds the lock and are fixed.
-_MUTABLE_FIELDS = frozenset({"summary", "run_id", "pull_title", "pull_url", "diverged", "command_id"})
+_MUTABLE_FIELDS = frozenset({"summary", "run_id", "pull_title", "pull_url", "diverged", "command_id", "extra_args"})
 _LOCK_FIELDS = frozenset(f.name for f in fields(LockInfo))
 _MGET_CHUNK = 1000
 
@@ -343,9 +344,9 @@ class LockStore:
 
     def set_state(self, project: LockTarget, pull: int, token: int, state: LockState, *,
                   expect: dict[str, str] | None = None, **changes: str | bool) -> bool:
-        """Record a new state (and summary, run_id, pull_title, pull_url, diverged, command_id) if `pull` still holds
-        the lock under `token` and, with `expect`, the lock's fields still hold those values (`state`, `run_id`,
-        `command_id`: compare-and-set, for a run that changes only what it set itself)."""
+        """Record a new state (and summary, extra_args, run_id, pull_title, pull_url, diverged, command_id) if `pull`
+        still holds the lock under `token` and, with `expect`, the lock's fields still hold those values (`state`,
+        `run_id`, `command_id`: compare-and-set, for a run that changes only what it set itself)."""
         unknown = (changes.keys() - _MUTABLE_FIELDS) | ((expect or {}).keys() - _MUTABLE_FIELDS - {"state"})
         if unknown:
             raise ValueError(f"set_state cannot change or expect {sorted(unknown)}")

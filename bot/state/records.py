@@ -44,6 +44,7 @@ class PlanRecord:
     # binaries, with the default one.
     engine: str = ""
     engine_version: str = ""
+    extra_args: list[str] = field(default_factory=list)  # argv items a `plan -- ...` comment added, as passed
 
     def change_set(self) -> set[tuple[str, str]]:
         return {(a, b) for a, b in self.changes}

@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterable
 
 from bot.models import LockInfo, LockState
+from bot.plan_args import is_destroy, parsed
 from bot.render.comments import strip_ansi
 
 # A lock older than this is shown as old: it probably blocks others and someone should look at it.
@@ -102,7 +103,7 @@ def matches(lock: LockInfo, repo: str, text: str) -> bool:
     if not text:
         return True
     haystack = " ".join((lock.repo, lock.project, lock.dir, lock.workspace, f"#{lock.pull}", lock.pull_title,
-                         lock.user, lock.state.value, lock.summary)).lower()
+                         lock.user, lock.state.value, lock.summary, lock.extra_args)).lower()
     return all(word in haystack for word in text.lower().split())
 
 
@@ -127,10 +128,29 @@ def lock_json(lock: LockInfo, now: float, api_url: str, base_url: str = "", wait
         "age_seconds": max(0, int(now - lock.locked_at)),
         "state": lock.state.value,
         "summary": lock.summary,
+        "extra_args": extra_args(lock),
+        "destroy": is_destroy(extra_args(lock)),
         "run_id": lock.run_id or None,
         "run_url": run_url(base_url, lock.run_id) or None,
         "waiting": waiting,
     }
+
+
+def extra_args(lock: LockInfo) -> list[str]:
+    """The extra arguments the lock's current plan was made with (`plan -- ...`); [] for a plain plan."""
+    try:
+        return parsed(lock.extra_args)
+    except ValueError:  # written by tfbot itself, so never; shown whole rather than lost
+        return [lock.extra_args]
+
+
+def summary_line(lock: LockInfo) -> str:
+    """The plan's summary with what it was made with, for one line of text (`tfbot locks`)."""
+    args = extra_args(lock)
+    if not args:
+        return lock.summary
+    mark = "DESTROY plan: " if is_destroy(args) else ""
+    return f"{mark}{lock.summary} (with {lock.extra_args})".strip()
 
 
 @dataclass(frozen=True)
@@ -146,6 +166,7 @@ class LockRow:
     state_class: str
     waiting: int
     ref: str  # what the unlock button posts: the lock's place and the token the admin saw
+    destroy: bool = False  # the lock's current plan was made with `-destroy`: marked loudly
 
 
 def lock_row(lock: LockInfo, now: float, api_url: str, waiting: int = 0) -> LockRow:
@@ -161,6 +182,7 @@ def lock_row(lock: LockInfo, now: float, api_url: str, waiting: int = 0) -> Lock
         waiting=waiting,
         ref=json.dumps({"repo": lock.repo, "dir": lock.dir, "workspace": lock.workspace, "token": lock.token},
                        separators=(",", ":")),
+        destroy=is_destroy(extra_args(lock)),
     )
 
 

@@ -14,7 +14,8 @@ from bot.lifecycle.handlers.pull_requests import (FORK_APPROVED, FORK_REFUSAL, b
 from bot.lifecycle.repo_settings import changed_note, resolved
 from bot.lifecycle.handover import release_and_hand_over
 from bot.lifecycle import ordering
-from bot.models import LockState, Outcome, ProjectResult
+from bot.models import LockState, Outcome, Project, ProjectResult
+from bot.lifecycle.extra_args import ExtraArgsRefused, allowed_args, var_file_problem
 from bot.lifecycle.permissions import WRITE_PERMISSIONS, apply_refusals, may_write
 from bot.lifecycle.planning import base_applies, pull_state, start_command
 from bot.projects.detection import select
@@ -61,6 +62,11 @@ def _plan(svc: WorkerServices, gh: RepoAPI, delivery: Delivery, number: int, aut
     if pull.state != "open":
         _say(svc, gh, pull, f"@{author}: #{number} is {'merged' if pull.merged else 'closed'}; there is nothing to plan.")
         return
+    try:  # before anything is recorded: a refused command approves no fork head and takes no lock
+        extra = allowed_args(cmd.extra_args, repo_cfg.extra_args) if cmd.extra_args else ()
+    except ExtraArgsRefused as exc:
+        _refuse(svc, gh, pull, "plan", author, f"@{author}: nothing was planned: {exc}")
+        return
     if pull.is_fork and not repo_cfg.allow_fork_prs:
         _say(svc, gh, pull, FORK_REFUSAL)
         return
@@ -85,9 +91,26 @@ def _plan(svc: WorkerServices, gh: RepoAPI, delivery: Delivery, number: int, aut
         return
     if too_many(svc, gh, pull, projects):
         return
+    problems = [f"`{p.name}`: {why}" for p in projects if (why := _extra_args_problem(svc, p, extra))]
+    if problems:
+        _refuse(svc, gh, pull, "plan", author, f"@{author}: nothing was planned: " + " ".join(problems))
+        return
     start_command(svc, "plan", delivery.repo, pull, delivery.installation_id, author, projects,
                   note=join_notes(changed_note(detected.settings), detected.note),
+                  extra_info={"extra_args": list(extra)} if extra else None,
                   parallel=detected.settings.config.parallel_plan)
+
+
+def _extra_args_problem(svc: WorkerServices, project: Project, extra: tuple[str, ...]) -> str | None:
+    """Why `project` cannot be planned with the extra arguments `extra`, or None."""
+    if not extra:
+        return None
+    workflow = svc.workflows.get(project.workflow)
+    if workflow is not None and not any(step.name == "plan" for step in workflow.plan_steps):
+        # Its own `run` steps plan it: they would never see the arguments, and the plan would not be what was asked.
+        return (f"its workflow `{project.workflow}` has no built-in `plan` step to pass extra arguments to; "
+                "comment `plan` without them.")
+    return var_file_problem(extra, project.dir)
 
 
 def _apply(svc: WorkerServices, gh: RepoAPI, delivery: Delivery, number: int, author: str, cmd: CommentCommand) -> None:

@@ -266,7 +266,16 @@ def _check_config(path: str) -> int:
     print(f"  git:       {git.version} at {git.path}")
     print(f"  listen:    {config.server.host}:{config.server.port} (free)")
     print(f"  repos:     {', '.join(r.name for r in config.repos) or 'none: every event will be ignored'}")
+    print(f"  notify:    {_receivers_line(config)}")
     return 0
+
+
+def _receivers_line(config: Config) -> str:
+    """The notification receivers for `check-config`: kind and host only (a receiver's URL is a secret)."""
+    from urllib.parse import urlsplit
+
+    return ", ".join(f"notifications[{i}] {n.kind} to {urlsplit(n.url).hostname}"
+                     for i, n in enumerate(config.notifications)) or "none"
 
 
 def _sandbox_line(notes: dict[str, str]) -> str:

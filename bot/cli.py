@@ -267,6 +267,7 @@ def _check_config(path: str) -> int:
     print(f"  git:       {git.version} at {git.path}")
     print(f"  listen:    {config.server.host}:{config.server.port} (free)")
     print(f"  repos:     {', '.join(r.name for r in config.repos) or 'none: every event will be ignored'}")
+    print(f"  notify:    {_receivers_line(config)}")
     return 0
 
 
@@ -277,6 +278,14 @@ def _versions_line(config: Config, default_version: str) -> str:
     binaries = installed_binaries(config, default_version)
     engines = ["terraform", *(["opentofu"] if config.tofu.binaries else [])]
     return "; ".join(binaries.describe(engine) for engine in engines)
+
+
+def _receivers_line(config: Config) -> str:
+    """The notification receivers for `check-config`: kind and host only (a receiver's URL is a secret)."""
+    from urllib.parse import urlsplit
+
+    return ", ".join(f"notifications[{i}] {n.kind} to {urlsplit(n.url).hostname}"
+                     for i, n in enumerate(config.notifications)) or "none"
 
 
 def _sandbox_line(notes: dict[str, str]) -> str:

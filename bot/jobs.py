@@ -27,7 +27,7 @@ from rq.job import Job
 from bot.intake.replay import FINGERPRINT_TTL_SECONDS, fingerprint
 from bot.intake.webhooks import Delivery
 from bot.queue import (FAILURE_TTL_SECONDS, RESULT_TTL_SECONDS, event_retry, events_queue, function_name,
-                       runs_queue)
+                       notify_queue, notify_retry, runs_queue)
 from bot.state import keys
 from bot.state.records import lock_from_dict, lock_to_dict, project_from_dict, project_to_dict
 
@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 RECENT_DELIVERIES = 1000
 # A report waits out a GitHub outage of up to about 15 minutes.
 REPORT_RETRY = (5, 15, 60, 180, 600)
+# A send takes seconds (bot.adapters.http_post SEND_TIMEOUT); this bounds a receiver that trickles its answer.
+NOTIFY_TIMEOUT_SECONDS = 60
 
 
 # ---- the jobs -------------------------------------------------------------------------------------------------
@@ -196,6 +198,15 @@ def report_event_failure(svc: WorkerServices, kind: str, args: list[Any], error:
         log.error("could not report the failure of a %s job on its PR: %s: %s", kind, type(exc).__name__, exc)
 
 
+def send_notification(svc: WorkerServices, index: int, receiver: str, notice: dict[str, Any], delivery: str) -> str:
+    """POST one notification to receiver `index` of `notifications` (bot.notify.sending); `sent`, `failed` or
+    `dropped`. Raises while tries remain, so RQ tries again with the notification retry policy."""
+    from bot.notify.sending import deliver
+
+    job = get_current_job()
+    return deliver(svc, index, receiver, notice, delivery, last_try=not (job is not None and job.retries_left))
+
+
 # ---- the callbacks: RQ calls them with the job and the connection only ----------------------------------------
 
 def run_failed(job: Job, connection: redis.Redis, exc_type: type[BaseException] | None = None,
@@ -250,12 +261,15 @@ def is_run(job: Job) -> bool:
 
 JOBS: tuple[Callable[..., Any], ...] = (
     handle_delivery, run_project, report_command, replan, plan_waiter, announce_unlock, announce_expiry,
-    report_interrupted, report_event_failure)
+    report_interrupted, report_event_failure, send_notification)
 CALLBACKS: tuple[Callable[..., Any], ...] = (run_failed, event_job_failed)
 ALLOWED_JOBS: frozenset[str] = frozenset(function_name(f) for f in JOBS)
 ALLOWED_CALLBACKS: frozenset[str] = frozenset(function_name(f) for f in CALLBACKS)
 ALLOWED: frozenset[str] = ALLOWED_JOBS | ALLOWED_CALLBACKS
 _RUN = function_name(run_project)
+# Jobs whose failed tries are expected (a receiver down for a while): a try that will be retried is a WARNING, and
+# the job itself writes the ERROR of its last.
+QUIET_RETRIES: frozenset[str] = frozenset({function_name(send_notification)})
 # The event jobs whose last failure the PR hears of, by the kind bot.lifecycle.events_failed knows them by.
 EVENT_KINDS: dict[str, str] = {function_name(handle_delivery): "delivery", function_name(plan_waiter): "handover",
                                function_name(replan): "replan"}
@@ -289,6 +303,7 @@ class RQJobs:
     def __init__(self, connection: redis.Redis, run_timeout_seconds: int) -> None:
         self.events: Queue = events_queue(connection)
         self.runs: Queue = runs_queue(connection)
+        self.notify: Queue = notify_queue(connection)
         self._run_timeout = run_timeout_seconds
 
     def _event(self, func: Callable[..., Any], args: tuple[Any, ...], description: str, *,
@@ -337,3 +352,10 @@ class RQJobs:
         """Tell the PR that held `lock` that it expired after `after` idle seconds, and who holds it now."""
         self._event(announce_expiry, (lock_to_dict(lock), after, next_pull),
                     f"tell {lock.repo}#{lock.pull} that its lock of {lock.project} expired", report_failure=False)
+
+    def send_notification(self, index: int, receiver: str, notice: dict[str, Any], delivery: str) -> None:
+        """Queue one notification for receiver `index` on the notification queue, retried with backoff."""
+        self.notify.enqueue_call(
+            send_notification, args=(index, receiver, notice, delivery), retry=notify_retry(),
+            timeout=NOTIFY_TIMEOUT_SECONDS, result_ttl=RESULT_TTL_SECONDS, failure_ttl=FAILURE_TTL_SECONDS,
+            description=f"notify {notice.get('event')} of {notice.get('repo')} to notifications[{index}]")

@@ -1,4 +1,4 @@
-"""The two queues on the one Redis and their retry policy. Jobs carry only JSON (no pickles), so a shared Redis
+"""The queues on the one Redis and their retry policies. Jobs carry only JSON (no pickles), so a shared Redis
 cannot run code; which jobs exist, and the queueing of them, is bot/jobs.py."""
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from rq.serializers import JSONSerializer
 
 EVENTS_QUEUE = "tfbot-events"
 RUNS_QUEUE = "tfbot-runs"
+# Notifications: a worker takes one only when no event or run is queued (it lists this queue last).
+NOTIFY_QUEUE = "tfbot-notify"
 RESULT_TTL_SECONDS = 3600
 FAILURE_TTL_SECONDS = 7 * 24 * 3600
 # An event job (a webhook, a hand-over, a re-plan) that raises is tried again after each of these waits:
@@ -20,6 +22,10 @@ FAILURE_TTL_SECONDS = 7 * 24 * 3600
 EVENT_RETRY_INTERVALS = (15, 60, 180, 600, 900, 900, 900, 900)
 # Operators (and tests) may choose other waits: comma-separated seconds, e.g. "1,1" for two quick retries.
 RETRY_ENV = "TFBOT_EVENT_RETRY_INTERVALS"
+# A notification a receiver refuses (or never answers) is tried again after each of these waits: 5 retries over
+# about 10 minutes. After the last, an ERROR line names the receiver and tfbot_notifications_total counts it failed.
+NOTIFY_RETRY_INTERVALS = (10, 30, 90, 180, 300)
+NOTIFY_RETRY_ENV = "TFBOT_NOTIFY_RETRY_INTERVALS"
 log = logging.getLogger(__name__)
 
 
@@ -31,24 +37,35 @@ def runs_queue(connection: redis.Redis) -> Queue:
     return Queue(RUNS_QUEUE, connection=connection, serializer=JSONSerializer)
 
 
-def retry_intervals(environ: Mapping[str, str] | None = None) -> tuple[int, ...]:
-    """The waits between tries of an event job: TFBOT_EVENT_RETRY_INTERVALS if set and valid, else the default."""
-    raw = (os.environ if environ is None else environ).get(RETRY_ENV, "").strip()
+def notify_queue(connection: redis.Redis) -> Queue:
+    return Queue(NOTIFY_QUEUE, connection=connection, serializer=JSONSerializer)
+
+
+def retry_intervals(environ: Mapping[str, str] | None = None, variable: str = RETRY_ENV,
+                    default: tuple[int, ...] = EVENT_RETRY_INTERVALS) -> tuple[int, ...]:
+    """The waits between tries of a job: `variable` (TFBOT_EVENT_RETRY_INTERVALS) if set and valid, else `default`."""
+    raw = (os.environ if environ is None else environ).get(variable, "").strip()
     if not raw:
-        return EVENT_RETRY_INTERVALS
+        return default
     try:
         values = tuple(int(v) for v in raw.split(","))
     except ValueError:
         values = ()
     if not values or any(v < 0 or v > 86400 for v in values):
-        log.warning("%s=%r is not a list of seconds (0-86400, comma-separated; 0: at once); using %s", RETRY_ENV, raw,
-                    ",".join(map(str, EVENT_RETRY_INTERVALS)))
-        return EVENT_RETRY_INTERVALS
+        log.warning("%s=%r is not a list of seconds (0-86400, comma-separated; 0: at once); using %s", variable, raw,
+                    ",".join(map(str, default)))
+        return default
     return values
 
 
 def event_retry() -> Retry:
     intervals = retry_intervals()
+    return Retry(max=len(intervals), interval=list(intervals))
+
+
+def notify_retry() -> Retry:
+    """A notification's retries: NOTIFY_RETRY_INTERVALS, or TFBOT_NOTIFY_RETRY_INTERVALS."""
+    intervals = retry_intervals(variable=NOTIFY_RETRY_ENV, default=NOTIFY_RETRY_INTERVALS)
     return Retry(max=len(intervals), interval=list(intervals))
 
 

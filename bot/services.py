@@ -61,6 +61,11 @@ class JobQueue(Protocol):
         """The comment telling the PR that held `lock` that it expired after `after` idle seconds."""
         ...
 
+    def send_notification(self, index: int, receiver: str, notice: dict[str, Any], delivery: str) -> None:
+        """One notification (bot.notify.notices.Notice.to_dict) for receiver `index` of `notifications`, whose
+        receiver_id is `receiver`; `delivery` is the X-Tfbot-Delivery id every try sends."""
+        ...
+
 
 class HasRedis(Protocol):
     """Anything that carries the Redis connection: all a reader of Redis keys needs."""

@@ -17,20 +17,26 @@ def seconds(value: Any) -> float | None:
     """`value` in seconds, or None for off. Raises ValueError with a message naming the accepted forms."""
     if value is None or value is False or (isinstance(value, str) and value.strip().lower() in _OFF):
         return None
-    if isinstance(value, bool):
-        raise ValueError("must be a duration such as 7d, 12h or 90m, or off")
-    if isinstance(value, (int, float)):
-        number = float(value)
-    elif isinstance(value, str):
-        parsed = _parse(value.strip())
-        if parsed is None:
-            raise ValueError(f"{value!r} is not a duration: write it like 7d, 12h, 1d12h or 90m (or off)")
-        number = float(parsed)
-    else:
-        raise ValueError("must be a duration such as 7d, 12h or 90m, or off")
-    if number < 0:
-        raise ValueError("must not be negative")
+    number = parse_duration(value)
     return number or None
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds of a duration that must be given: `90s`, `15m`, `2h`, `1d12h`, `2 hours`, or a number of seconds.
+    Raises ValueError ("must be a duration ...") for anything else, or a negative value."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError("must be a duration such as 90s, 15m, 2h or 1d12h")
+    text = str(value).strip()
+    try:
+        number = float(text)
+    except ValueError:
+        parsed = _parse(text)
+        if parsed is None:
+            raise ValueError(f"must be a duration such as 90s, 15m, 2h or 1d12h, got {text[:40]!r}") from None
+        number = float(parsed)
+    if number < 0:
+        raise ValueError(f"must be a duration such as 90s, 15m, 2h or 1d12h, not negative ({text[:40]!r})")
+    return number
 
 
 Duration = Annotated[float | None, BeforeValidator(seconds)]

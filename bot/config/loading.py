@@ -211,6 +211,25 @@ def _resolve_secrets(raw: dict[str, Any], report: _Problems, resolve: SecretReso
                 _set_dotted(raw, key, resolve(reference, aws))
             except Exception as exc:  # noqa: BLE001 - any failure to fetch a secret is a config problem
                 report.add(key, f"cannot read {reference}: {exc}")
+    if github_app:
+        _resolve_receiver_secrets(raw, report, resolve, aws)
+
+
+def _resolve_receiver_secrets(raw: dict[str, Any], report: _Problems, resolve: SecretResolver, aws: AwsConfig) -> None:
+    """`notifications[i].url` and `.secret` written `ssm:/name`: each read like the keys of SECRET_KEYS."""
+    entries = raw.get("notifications")
+    if not isinstance(entries, list):
+        return
+    raw["notifications"] = entries = [dict(e) if isinstance(e, dict) else e for e in entries]
+    for i, entry in enumerate(entries):
+        for name in ("url", "secret"):
+            value = entry.get(name) if isinstance(entry, dict) else None
+            if isinstance(value, str) and value.strip().startswith("ssm:"):
+                reference = value.strip()
+                try:
+                    entry[name] = resolve(reference, aws)
+                except Exception as exc:  # noqa: BLE001 - any failure to fetch a secret is a config problem
+                    report.add(f"notifications[{i}].{name}", f"cannot read {reference}: {exc}")
 
 
 def _read_private_key(raw: dict[str, Any], base_dir: Path, report: _Problems) -> None:

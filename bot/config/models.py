@@ -16,7 +16,7 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr,
                       model_validator)
 from pydantic_core import PydanticCustomError
 
-from bot.config.durations import Duration
+from bot.config.durations import Duration, parse_duration
 from bot.plan_args import DEFAULT_ALLOWED as DEFAULT_EXTRA_ARGS
 from bot.plan_args import entry_problem
 
@@ -572,6 +572,98 @@ class RepoConfig(RunEnvConfig):
         return fnmatch.fnmatchcase(full_name.lower(), self.name.lower())
 
 
+NotifyEvent = Literal["apply_succeeded", "apply_failed", "lock_waiting_long", "drift_found", "drift_resolved"]
+NOTIFY_EVENTS: tuple[NotifyEvent, ...] = ("apply_succeeded", "apply_failed", "lock_waiting_long", "drift_found",
+                                          "drift_resolved")
+_LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
+
+
+def _url_problem(url: str) -> str | None:
+    """Why `url` cannot receive notifications, or None; never quotes the URL (it is a secret)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+    except ValueError:
+        return "not a URL"
+    if parts.scheme not in ("https", "http") or not host:
+        return "must be an https:// URL (or ssm:/path holding one)"
+    if parts.username or parts.password:
+        return "must not carry a user or password: the receiver is authenticated by its URL or the signature"
+    if parts.scheme == "http" and host not in _LOOPBACK_HOSTS and not host.startswith("127."):
+        return "must be https://: http:// is allowed only to this host (localhost, 127.0.0.1, ::1), for testing"
+    return None
+
+
+class NotificationConfig(_Model):
+    """One receiver of tfbot's notifications: a Slack incoming webhook, or any HTTP endpoint taking signed JSON."""
+
+    kind: Literal["slack", "webhook"] = Field(description="slack: Slack's incoming-webhook message format; webhook: "
+                                                          "tfbot's JSON, signed with `secret`")
+    url: str = Field(repr=False, json_schema_extra=SECRET,
+                     description="where notifications are POSTed: https:// (http:// only to this host), or ssm:/path")
+    secret: str = Field("", repr=False, json_schema_extra=SECRET,
+                        description="webhook: the HMAC-SHA256 key of X-Tfbot-Signature-256 (required, at least 16 "
+                                    "characters), or ssm:/path; slack: not allowed")
+    events: tuple[NotifyEvent, ...] = Field(NOTIFY_EVENTS, description="which events it gets; default: all")
+    repos: tuple[str, ...] = Field(("*",), description="patterns of repositories whose events it gets, such as "
+                                                       "acme/* (shell-style, case-insensitive); default: all")
+    lock_waiting_after: float = Field(3600.0, ge=1, description="lock_waiting_long: how long a PR waits in a lock's "
+                                      "line before this receiver hears of it, such as 30m or 2h")
+
+    _as_list = field_validator("events", "repos", mode="before")(_one_or_many)
+
+    @field_validator("lock_waiting_after", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> float:
+        return parse_duration(value)
+
+    @field_validator("url")
+    @classmethod
+    def _receiver_url(cls, value: str, info: ValidationInfo) -> str:
+        if not value:
+            raise ValueError("missing: the receiver's https:// URL, or ssm:/path holding it")
+        if value.startswith("ssm:") and not _needs_app(info):
+            return value  # a command that only reads Redis sends nothing, so it does not read SSM
+        problem = _url_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("events")
+    @classmethod
+    def _some_events(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("an empty list sends nothing: list some of " + ", ".join(NOTIFY_EVENTS) +
+                             ", or remove the entry")
+        return tuple(dict.fromkeys(value))
+
+    @field_validator("repos")
+    @classmethod
+    def _patterns(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value or any(not p for p in value):
+            raise ValueError("must not be empty: patterns such as acme/infra, acme/* or * (leave it out for every "
+                             "repository)")
+        return value
+
+    @model_validator(mode="after")
+    def _secret_for_kind(self, info: ValidationInfo) -> "NotificationConfig":
+        if self.secret.startswith("ssm:") and not _needs_app(info):
+            return self  # as for url
+        if self.kind == "webhook" and not self.secret:
+            raise at_key("secret", "required for a webhook: receivers check the X-Tfbot-Signature-256 header with it")
+        if self.kind == "webhook" and len(self.secret) < 16:
+            raise at_key("secret", "too short: use at least 16 random characters, e.g. `openssl rand -hex 32`")
+        if self.kind == "slack" and self.secret:
+            raise at_key("secret", "not used by slack: a Slack incoming webhook is authenticated by its URL alone")
+        return self
+
+    def wants_repo(self, full_name: str) -> bool:
+        """True when one of `repos` matches the repository (e.g. `acme/*` covers acme/infra)."""
+        return any(fnmatch.fnmatchcase(full_name.lower(), p.lower()) for p in self.repos)
+
+
 class S3Config(_Model):
     bucket: str = Field("", description="S3 bucket for plan files; required when storage.backend is s3")
     prefix: str = Field("tfbot", description="plan files are stored under <prefix>/plans/ in the bucket")
@@ -646,6 +738,8 @@ class Config(_Model):
     workflows_dir: Path | None = Field(None, description="extra workflows (a default.yaml here replaces the built-in "
                                        "one); relative to the config file")
     max_projects_per_pr: int = Field(100, ge=1, description="a PR changing more projects is not planned")
+    notifications: tuple[NotificationConfig, ...] = Field(
+        (), description="receivers of apply, lock-wait and drift events (Slack, or signed JSON webhooks)")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", json_schema_extra=env("TFBOT_LOG_LEVEL"))
     log_format: Literal["text", "json"] = Field("text", json_schema_extra=env("TFBOT_LOG_FORMAT"),
                                                 description="json: one JSON object a line, for log shippers")
@@ -691,8 +785,9 @@ class Config(_Model):
         from urllib.parse import urlsplit
 
         redis_password = urlsplit(self.redis_url).password if self.redis_url else None
+        receivers = [value for n in self.notifications for value in (n.url, n.secret)]
         return [s for s in (self.github.private_key, self.github.webhook_secret, self.server.secret_key,
-                            redis_password) if s]
+                            redis_password, *receivers) if s]
 
 
 def _needs_app(info: ValidationInfo) -> bool:

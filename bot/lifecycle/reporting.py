@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from bot.models import Outcome
 from bot.lifecycle.planning import STATUS_CONTEXT
+from bot.notify.emit import notify_applies
 from bot.state.records import Command, PlanRecord, comment_refs
 from bot.render.comments import mark_outdated, render_command_comment, split_comment, status_description
 
@@ -20,6 +21,8 @@ log = logging.getLogger(__name__)
 def finish_command(svc: WorkerServices, cmd: Command) -> None:
     """Render every project's result of `cmd` into the PR comment and set the commit status."""
     results = svc.records.results(cmd.id)
+    # Before GitHub: receivers hear of an apply even while the PR cannot be told (once each, across retries).
+    notify_applies(svc, cmd, results, svc.run_url)
     gh = svc.github.repo(cmd.installation, cmd.repo)
     head = svc.records.head(cmd.repo, cmd.pull) if cmd.kind == "plan" else None
     if any(r.outcome == Outcome.SUPERSEDED for r in results) or (head and head != cmd.head_sha):

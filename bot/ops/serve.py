@@ -90,6 +90,9 @@ def serve(config: Config) -> int:
         from bot.ops.recovery import start_recovery
 
         start_recovery(config, redis_url, stop)
+        from bot.ops.lock_waits import start_lock_wait_watch
+
+        start_lock_wait_watch(config, redis_url, stop)  # lock_waiting_long notifications, when a receiver wants them
         while not stop.wait(0.2 if not announced else 1.0):
             if not announced and listening(config.server.host, config.server.port):
                 # Said once the URLs answer, so a user who tries them at once is not refused.

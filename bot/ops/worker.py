@@ -1,4 +1,5 @@
-"""`tfbot worker`: one RQ worker taking webhook deliveries and project runs from Redis.
+"""`tfbot worker`: one RQ worker taking webhook deliveries, project runs and, when neither waits, notifications
+from Redis.
 
 Redis is an execution surface: an RQ job names a dotted function and RQ imports and calls it. A tfbot
 worker runs only tfbot's own job functions and callbacks (`bot.jobs.ALLOWED`) and refuses any other
@@ -26,7 +27,7 @@ from bot.config import Config
 from bot.adapters.logs import library_level, setup_logging, was_logged
 from bot.adapters.preflight import check_git
 from bot.state.liveness import start_reaper
-from bot.queue import RUNS_QUEUE
+from bot.queue import RUNS_QUEUE, notify_queue
 from bot.adapters.redis_server import EmbeddedRedis, connect
 from bot.compose import worker_services
 from bot.services import WorkerServices
@@ -85,7 +86,9 @@ class _TfbotWorkerBase(BaseWorker):
         retried = f"; tried again later ({job.retries_left} attempt(s) left)" if job.should_retry else ""
         if was_logged(exc_info[1]) or job.should_retry:  # the last try writes the traceback
             summary = "".join(traceback.format_exception_only(exc_info[0], exc_info[1])).strip()
-            log.error("job %s (%s) failed: %s%s", job.id, job.description, summary, retried)
+            quiet = job.should_retry and job.func_name in jobs.QUIET_RETRIES
+            log.log(logging.WARNING if quiet else logging.ERROR, "job %s (%s) failed: %s%s", job.id,
+                    job.description, summary, retried)
         else:
             log.error("job %s (%s) failed%s", job.id, job.description, retried, exc_info=exc_info)
         call_exception_handlers(self._exc_handlers, job, *exc_info)
@@ -143,8 +146,10 @@ def run_worker(config: Config) -> int:
     import bot.lifecycle.interrupted  # noqa: F401
     import bot.lifecycle.reporting  # noqa: F401
     import bot.lifecycle.runner  # noqa: F401
+    import bot.notify.sending  # noqa: F401
     worker = TfbotWorker(
-        [services.events_queue, services.runs_queue],
+        # In this order: a worker takes a notification only when no event or run is queued.
+        [services.events_queue, services.runs_queue, notify_queue(connection)],
         services,
         connection=connection,
         serializer=JSONSerializer,

@@ -14,6 +14,8 @@ Layout (all under the `tfbot:` prefix; RQ keeps its own `rq:` keys):
   tfbot:redeliver:checked ; tfbot:recovery:due  redelivery high-water mark ; this period's recovery host
   tfbot:modgraph:<format>:<repo>:<sha>          a commit's module graph (string: JSON, TTL), bot.state.module_cache
   tfbot:modcalls:<format>:<kind>:<blob id>      the module sources one Terraform file names (string: JSON, TTL)
+  tfbot:notified:<receiver>:<event>:<key>       a once-only notification already queued for a receiver (string, TTL)
+  tfbot:notify:counts                           notifications sent and failed (hash: kind|event|result -> count)
 Repository names and dirs are case-preserving; dir comes last because it may contain ':'.
 """
 from __future__ import annotations
@@ -174,3 +176,13 @@ def module_graph(format: int, repo: str, sha: str) -> str:
 def module_calls(format: int, kind: str, oid: str) -> str:
     """What one Terraform file's `module` blocks call, by the blob id of its text and `kind` (`tf` or `tf.json`)."""
     return f"{PREFIX}:modcalls:{format}:{kind}:{oid}"
+
+
+def notified(receiver: str, event: str, key: str) -> str:
+    """Set (SET NX EX) when a once-only notification (`event` about `key`) was queued for `receiver`."""
+    return f"{PREFIX}:notified:{receiver}:{event}:{key}"
+
+
+def notification_counts() -> str:
+    """Notifications by outcome (hash: `kind|event|result` -> count), counted by workers, read by /metrics."""
+    return f"{PREFIX}:notify:counts"

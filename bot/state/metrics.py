@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Iterator
 
 import redis
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 
-from bot.state import keys
-from bot.queue import EVENTS_QUEUE, RUNS_QUEUE
+from bot.state import keys, notified
+from bot.queue import EVENTS_QUEUE, NOTIFY_QUEUE, RUNS_QUEUE, notify_queue
 
 if TYPE_CHECKING:
     from bot.services import WebServices
@@ -67,10 +67,10 @@ class StoreCollector:
     def describe(self) -> list[GaugeMetricFamily]:
         return []  # read on scrape only: describing would hit Redis at registration
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("tfbot_redis_up", "1 when this scrape could read Redis")
         try:
-            families = [self._jobs(), *self._locks(), *self._runs()]
+            families = [self._jobs(), *self._locks(), *self._runs(), self._notifications()]
         except (redis.RedisError, OSError) as exc:
             log.warning("metrics: Redis unavailable: %s", exc)
             up.add_metric([], 0)
@@ -84,7 +84,8 @@ class StoreCollector:
         jobs = GaugeMetricFamily("tfbot_jobs", "Jobs by queue and state (queued, running, failed)",
                                  labels=["queue", "state"])
         conn = self.svc.redis
-        for name, queue in ((EVENTS_QUEUE, self.svc.events_queue), (RUNS_QUEUE, self.svc.runs_queue)):
+        for name, queue in ((EVENTS_QUEUE, self.svc.events_queue), (RUNS_QUEUE, self.svc.runs_queue),
+                            (NOTIFY_QUEUE, notify_queue(conn))):
             jobs.add_metric([name, "queued"], queue.count)
             jobs.add_metric([name, "running"], StartedJobRegistry(name, connection=conn).count)
             jobs.add_metric([name, "failed"], FailedJobRegistry(name, connection=conn).count)
@@ -104,6 +105,15 @@ class StoreCollector:
         oldest = GaugeMetricFamily("tfbot_oldest_lock_age_seconds", "Age of the oldest lock held (0 when none)")
         oldest.add_metric([], max((now - lock.locked_at for lock in locks), default=0.0))
         return [held, by_state, oldest]
+
+    def _notifications(self) -> CounterMetricFamily:
+        """Counted into Redis by the workers that send them (bot.state.notified)."""
+        total = CounterMetricFamily("tfbot_notifications", "Notifications by receiver kind, event and result (sent; "
+                                    "failed: refused or unanswered on its last try; dropped: its receiver left the "
+                                    "config)", labels=["kind", "event", "result"])
+        for (kind, event, result), value in sorted(notified.counts(self.svc.redis).items()):
+            total.add_metric([kind, event, result], value)
+        return total
 
     def _runs(self) -> list[GaugeMetricFamily]:
         conn = self.svc.redis

@@ -19,7 +19,7 @@ TERRAFORM = {"terraform_binary", "terraform", "tf_workdir", "tf_data_dir", "tf_s
              "network_scenario", "terraform_old", "stub_tofu"}
 REDIS = {"redis_url", "redis_conn", "worker_services"}
 IO = {"fake_github", "moto_server_url", "make_remote_repo", "remote_repo", "services_remote", "github_client_for",
-      "github_integration_for", "tmp_path", "tmp_path_factory"}
+      "github_integration_for", "tmp_path", "tmp_path_factory", "make_receiver"}
 
 
 def layer_of(item: pytest.Item) -> str:

@@ -62,16 +62,26 @@ def parse_module_sources(name: str, text: str) -> ParsedFile:
     if name.endswith(".json"):
         return _parse_json(text)
     try:
-        tree = hcl2.loads(text, serialization_options=_HCL_OPTIONS)
-    except Exception as exc:  # lark raises many kinds; all mean "not valid HCL" (or a parser limit)
-        return ParsedFile(error=_hcl_error(exc))
+        tree = parse_hcl(text)
+    except ValueError as exc:
+        return ParsedFile(error=str(exc))
     sources = []
     for block in _as_list(tree.get("module")):
         for body in (block.values() if isinstance(block, dict) else ()):
-            source = _hcl_literal(body.get("source")) if isinstance(body, dict) else None
+            source = hcl_literal(body.get("source")) if isinstance(body, dict) else None
             if source is not None:
                 sources.append(source)
     return ParsedFile(sources=tuple(sources))
+
+
+def parse_hcl(text: str) -> dict[str, Any]:
+    """One HCL file as python-hcl2 reads it (blocks as lists, string literals with their quotes: see hcl_literal).
+    Raises ValueError saying where and what, without echoing the file's text."""
+    try:
+        tree: dict[str, Any] = hcl2.loads(text, serialization_options=_HCL_OPTIONS)
+    except Exception as exc:  # lark raises many kinds; all mean "not valid HCL" (or a parser limit)
+        raise ValueError(_hcl_error(exc)) from None
+    return tree
 
 
 def is_local_source(source: str) -> bool:
@@ -403,7 +413,7 @@ def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def _hcl_literal(value: Any) -> str | None:
+def hcl_literal(value: Any) -> str | None:
     """The text of an HCL string literal as python-hcl2 serialises it (`'"../net"'`); None for an expression
     or a template (Terraform accepts neither as a module source)."""
     if not isinstance(value, str) or len(value) < 2 or not (value.startswith('"') and value.endswith('"')):

@@ -189,6 +189,23 @@ def report_event_failure(svc: WorkerServices, kind: str, args: list[Any], error:
         log.error("could not report the failure of a %s job on its PR: %s: %s", kind, type(exc).__name__, exc)
 
 
+def check_drift(svc: WorkerServices, project: dict[str, Any], reason: str, link: str) -> str:
+    """Check one project for drift now, because `reason` (`link`: the change record that asked). Until drift
+    detection exists this records the request only (bot/changes/drift.py)."""
+    from bot.changes.drift import request_drift_check
+
+    return request_drift_check(svc, project_from_dict(project), reason, link)
+
+
+def index_states(svc: WorkerServices) -> str:
+    """Read the Terraform state of every project change records may name, for the resources it holds."""
+    from bot.changes.state_index import refresh_state_index
+
+    report = refresh_state_index(svc)
+    log.info("%s", report.summary())
+    return report.summary()
+
+
 # ---- the callbacks: RQ calls them with the job and the connection only ----------------------------------------
 
 def run_failed(job: Job, connection: redis.Redis, exc_type: type[BaseException] | None = None,
@@ -243,7 +260,7 @@ def is_run(job: Job) -> bool:
 
 JOBS: tuple[Callable[..., Any], ...] = (
     handle_delivery, run_project, report_command, replan, plan_waiter, announce_unlock, report_interrupted,
-    report_event_failure)
+    report_event_failure, check_drift, index_states)
 CALLBACKS: tuple[Callable[..., Any], ...] = (run_failed, event_job_failed)
 ALLOWED_JOBS: frozenset[str] = frozenset(function_name(f) for f in JOBS)
 ALLOWED_CALLBACKS: frozenset[str] = frozenset(function_name(f) for f in CALLBACKS)
@@ -325,3 +342,15 @@ class RQJobs:
         """Tell the PR that held `lock` that `by` unlocked it (`via`: where), and who holds it now."""
         self._event(announce_unlock, (lock_to_dict(lock), by, via, next_pull),
                     f"tell {lock.repo}#{lock.pull} that {by} unlocked {lock.project}", report_failure=False)
+
+    def check_drift(self, project: Project, reason: str, link: str) -> None:
+        """Check `project` for drift, because `reason` (a change record at `link`)."""
+        self.runs.enqueue_call(
+            check_drift, args=(project_to_dict(project), reason, link), result_ttl=RESULT_TTL_SECONDS,
+            failure_ttl=FAILURE_TTL_SECONDS, description=f"drift check {project.repo} {project.name}")
+
+    def index_states(self) -> None:
+        """Read the projects' states for change records, in a job of its own (it runs Terraform)."""
+        self.runs.enqueue_call(index_states, timeout=self._run_timeout, result_ttl=RESULT_TTL_SECONDS,
+                               failure_ttl=FAILURE_TTL_SECONDS, description="read the projects' states for "
+                                                                            "change records")

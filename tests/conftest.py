@@ -8,6 +8,7 @@ pytest_plugins = [
     "tests.support.redis_fixtures",
     "tests.support.scenario_fixtures",
     "tests.support.services_fixtures",
+    "tests.support.change_fixtures",
     "tests.support.layers",
 ]
 

@@ -14,6 +14,8 @@ Layout (all under the `tfbot:` prefix; RQ keeps its own `rq:` keys):
   tfbot:redeliver:checked ; tfbot:recovery:due  redelivery high-water mark ; this period's recovery host
   tfbot:modgraph:<format>:<repo>:<sha>          a commit's module graph (string: JSON, TTL), bot.state.module_cache
   tfbot:modcalls:<format>:<kind>:<blob id>      the module sources one Terraform file names (string: JSON, TTL)
+  tfbot:changes:...                             change records, bot.state.change_records: groups, their locks
+                                                and calls, seen event ids, message counts, pollers, the state index
 Repository names and dirs are case-preserving; dir comes last because it may contain ':'.
 """
 from __future__ import annotations
@@ -174,3 +176,48 @@ def module_graph(format: int, repo: str, sha: str) -> str:
 def module_calls(format: int, kind: str, oid: str) -> str:
     """What one Terraform file's `module` blocks call, by the blob id of its text and `kind` (`tf` or `tf.json`)."""
     return f"{PREFIX}:modcalls:{format}:{kind}:{oid}"
+
+
+def change_group(key: str) -> str:
+    """A change-record group: its issue and first call (hash, TTL)."""
+    return f"{PREFIX}:changes:group:{key}"
+
+
+def change_group_calls(key: str) -> str:
+    """The calls of a change-record group, masked, oldest first (list of JSON, TTL)."""
+    return f"{PREFIX}:changes:calls:{key}"
+
+
+def change_group_lock(key: str) -> str:
+    """Held (SET NX EX, owner token) while one poller writes the group's issue."""
+    return f"{PREFIX}:changes:lock:{key}"
+
+
+def change_seen(event_id: str) -> str:
+    """A CloudTrail event already recorded (string: the issue number, TTL): a redelivered message adds nothing."""
+    return f"{PREFIX}:changes:seen:{event_id}"
+
+
+def change_counts() -> str:
+    """How many messages change records handled, by outcome (hash of counters)."""
+    return f"{PREFIX}:changes:counts"
+
+
+def change_pollers() -> str:
+    """Each running change-record poller's last poll (hash: host:pid -> JSON)."""
+    return f"{PREFIX}:changes:pollers"
+
+
+def change_index_due() -> str:
+    """Held (SET NX EX state_refresh) by the poller that queued this period's reading of the projects' states."""
+    return f"{PREFIX}:changes:index-due"
+
+
+def change_index_projects() -> str:
+    """The projects whose state was read (hash: project id -> JSON of the project and when, TTL)."""
+    return f"{PREFIX}:changes:indexed"
+
+
+def change_index_ids(project_id: str) -> str:
+    """The resource identifiers one project's state holds (set, TTL)."""
+    return f"{PREFIX}:changes:ids:{project_id}"

@@ -21,6 +21,13 @@ def issues(fake) -> list[dict]:
     return fake.issues(ISSUES_REPO)
 
 
+def read(conn, key) -> object:
+    """A key's value whatever its type (DUMP would compress it)."""
+    kind = conn.type(key).decode()
+    return {"string": conn.get, "hash": conn.hgetall, "list": lambda k: conn.lrange(k, 0, -1),
+            "set": conn.smembers}.get(kind, lambda k: b"")(key)
+
+
 def recorder(svc) -> ChangeRecorder:
     return ChangeRecorder(svc, "test-host:1")
 
@@ -58,6 +65,18 @@ def test_a_call_delivered_again_adds_nothing(fake_github, make_change_services):
     again = recorder(svc).handle(cloudtrail(ROLE))
     assert again.outcome is Outcome.DUPLICATE and again.issue == issues(fake_github)[0]["number"]
     assert "1." not in issues(fake_github)[0]["body"].split("\n")[2]  # still the one call, not a list
+
+
+def test_a_calls_secrets_reach_neither_its_issue_nor_redis(fake_github, make_change_services, redis_conn):
+    svc, _ = make_change_services()
+    recorder(svc).handle(cloudtrail(ROLE, requestParameters={"dBInstanceIdentifier": "orders-db",
+                                                              "masterUserPassword": "Orders-db-p4ssw0rd!",
+                                                              "note": "ASIAIOSFODNN7EXAMPLE"}))
+    body = issues(fake_github)[0]["body"]
+    assert '"masterUserPassword": "***"' in body and '"note": "***"' in body
+    stored = "".join(str(read(redis_conn, key)) for key in redis_conn.scan_iter("tfbot:*"))
+    for secret in ("Orders-db-p4ssw0rd!", "ASIAIOSFODNN7EXAMPLE"):
+        assert secret not in body and secret not in stored
 
 
 def test_github_failing_leaves_the_call_unrecorded_and_the_next_try_records_it_once(fake_github, make_change_services):

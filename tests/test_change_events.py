@@ -264,3 +264,29 @@ def test_the_identifiers_of_managed_resources_are_taken_from_the_state():
     ]}
     assert state_ids(state) == {"acme-logs", "arn:aws:s3:::acme-logs", "deploy", "arn:aws:iam::1:role/deploy"}
     assert state_ids({}) == set()
+
+
+# ---- the configuration ---------------------------------------------------------------------------------------
+
+def test_every_change_records_key_is_documented():
+    rows = {line.split("|")[1].strip().strip("`") for line in
+            (Path(__file__).parents[1] / "docs" / "configuration.md").read_text().splitlines() if line.startswith("| `")}
+    missing = [k for k in ChangeRecordsConfig.model_fields if f"change_records.{k}" not in rows]
+    assert not missing and "change_records" in rows
+
+
+def test_a_bad_change_records_section_is_refused_naming_each_key(tmp_path):
+    from bot.config import ConfigError, parse_config
+
+    with pytest.raises(ConfigError) as refused:
+        parse_config({"github": {"app_id": 1, "webhook_secret": "s"}, "change_records": {
+            "sqs_queue_url": "sqs://nope", "repo": "acme/*", "wait_seconds": 30, "ignore": {"accounts": ["prod"]},
+            "group_windw": 600}}, base_dir=tmp_path, github_app=False)
+    text = "\n".join(refused.value.problems)
+    for key, why in (("change_records.sqs_queue_url", "must be an http(s) URL"),
+                     ("change_records.repo", "must be OWNER/NAME of one repository"),
+                     ("change_records.wait_seconds", "20"), ("change_records.ignore.accounts", "not an AWS account"),
+                     ("change_records.group_windw", "group_window")):
+        assert re.search(rf"^{re.escape(key)}: .*{re.escape(why)}", text, re.MULTILINE), text
+    with pytest.raises(ConfigError, match="change_records.repo: .*missing"):
+        parse_config({"change_records": {"sqs_queue_url": "https://sqs.x/1/q"}}, base_dir=tmp_path, github_app=False)

@@ -67,15 +67,15 @@ class ChangeRecorder:
         self.settings: ChangeRecordsConfig = svc.config.change_records
         self.owner = owner
         self.store = ChangeStore(svc.redis)
-        self._repo: RepoAPI | None = None
+        self._installation: int | None = None
 
     def issues(self) -> RepoAPI:
         """The repository the issues go to, as the App's installation on it sees it. Raises GitHubError (404: the
         App is not installed there)."""
-        if self._repo is None:
-            installation = self.svc.github.repo_installation(self.settings.repo)
-            self._repo = self.svc.github.repo(installation, self.settings.repo)
-        return self._repo
+        if self._installation is None:
+            self._installation = self.svc.github.repo_installation(self.settings.repo)
+        # Built each time: an installation token lasts an hour, and GitHubApp.repo renews it before it expires.
+        return self.svc.github.repo(self._installation, self.settings.repo)
 
     def handle(self, body: str) -> Handled:
         try:
@@ -91,7 +91,7 @@ class ChangeRecorder:
                 return Handled(Outcome.DUPLICATE, f"{describe(event)}: already in issue #{seen}", seen)
             return self._record(_masked(event))
         except GitHubError as exc:
-            self._repo = None  # an installation removed or changed: ask again next time
+            self._installation = None  # an installation removed or changed: ask again next time
             return Handled(Outcome.FAILED, f"{describe(event)}: {exc}")
         except (redis.RedisError, OSError) as exc:
             return Handled(Outcome.FAILED, f"{describe(event)}: Redis: {exc}")

@@ -224,3 +224,41 @@ def test_the_states_are_read_once_per_period_whichever_poller_polls(make_change_
     first.poll_once(stop)
     second.poll_once(stop)
     assert [j.func_name for j in svc.runs_queue.jobs] == ["bot.jobs.index_states"]
+
+
+def test_a_fault_on_one_message_leaves_it_in_the_queue_and_the_poller_going(fake_github, make_change_services):
+    """A group whose stored calls are not JSON (written by hand, or half a write): recording fails inside tfbot."""
+    from bot.changes.events import parse_message
+    from bot.changes.rules import group_key
+    from bot.state import keys
+    from bot.state.change_records import Group
+
+    svc, queues = make_change_services()
+    first = parse_message(cloudtrail(USER))
+    key = group_key(first)
+    store = ChangeStore(svc.redis)
+    store.start_group(key, Group(7, "https://example/7", first.at.timestamp()), {"ok": 1}, 600)
+    svc.redis.rpush(keys.change_group_calls(key), "{not json")
+    queues.send(cloudtrail(USER))
+    p = poller(svc)
+    [message] = p.queue.receive(1, 0)
+    assert p.handle(message).outcome is Outcome.FAILED
+    assert queues.waiting() == 1 and issues(fake_github) == []
+    svc.redis.delete(keys.change_group(key), keys.change_group_calls(key))
+    [message] = p.queue.receive(1, 10)
+    assert p.handle(message).outcome is Outcome.RECORDED  # the same poller goes on
+
+
+def test_a_stored_call_this_version_cannot_read_is_left_out_of_its_issue(fake_github, make_change_services):
+    from bot.changes.events import parse_message
+    from bot.changes.rules import group_key
+    from bot.state import keys
+
+    svc, _ = make_change_services()
+    recorder(svc).handle(cloudtrail(USER))
+    key = group_key(parse_message(cloudtrail(USER)))
+    svc.redis.lset(keys.change_group_calls(key), 0, '{"shape": "of another version"}')
+    later = recorder(svc).handle(cloudtrail(USER, eventID="later", eventTime="2026-11-03T14:03:00Z"))
+    assert later.outcome is Outcome.ADDED
+    body = issues(fake_github)[0]["body"]
+    assert "at 2026-11-03 14:03:00 UTC" in body and "14:02:11" not in body

@@ -78,6 +78,7 @@ class ChangeRecorder:
         return self.svc.github.repo(self._installation, self.settings.repo)
 
     def handle(self, body: str) -> Handled:
+        """Record the call one message body holds; what happened, and the issue's number when one was written."""
         try:
             event = parse_message(body)
         except MalformedMessage as exc:
@@ -107,7 +108,7 @@ class ChangeRecorder:
             group = self.store.group(key)
             first = datetime.fromtimestamp(group.first_at, timezone.utc) if group else None
             if group and first and in_window(first, event.at, self.settings.group_window):
-                calls = [event_from_dict(c) for c in self.store.calls(key)] + [event]
+                calls = [*self._stored_calls(key), event]
                 self.issues().edit_issue(group.issue, issue_title(calls), issue_body(key, calls, placement))
                 self.store.add_call(key, event_to_dict(event), ttl)
                 outcome, number, url = Outcome.ADDED, group.issue, group.url
@@ -119,6 +120,16 @@ class ChangeRecorder:
             self.store.mark_seen(event.event_id, number)
         self._after(event, outcome, number, url, placement)
         return Handled(outcome, f"{describe(event)}: issue #{number}", number)
+
+    def _stored_calls(self, key: str) -> list[ChangeEvent]:
+        """The group's calls so far; one stored in a shape this version cannot read is left out of the issue."""
+        calls = []
+        for data in self.store.calls(key):
+            try:
+                calls.append(event_from_dict(data))
+            except MalformedMessage:
+                log.warning("change records: a stored call of group %s cannot be read; left out of its issue", key)
+        return calls
 
     def _projects(self, event: ChangeEvent) -> list[Project]:
         """The projects whose state holds the changed resource, among repositories change records may name."""

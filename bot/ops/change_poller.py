@@ -95,7 +95,11 @@ class ChangePoller:
 
     def handle(self, message: Message) -> Handled:
         """Record one message and delete it, set it aside, or leave it to be delivered again."""
-        result = self.recorder.handle(message.body)
+        try:
+            result = self.recorder.handle(message.body)
+        except Exception as exc:  # noqa: BLE001 - a fault in tfbot on one message must not stop the poller
+            log.exception("change records: message %s could not be handled", message.id)
+            result = Handled(Outcome.FAILED, f"a fault in tfbot: {type(exc).__name__}")
         self.store.count("received")
         self.store.count(result.outcome.value)
         try:

@@ -90,10 +90,6 @@ class ChangeStore:
         pipe.expire(keys.change_group_calls(key), ttl)
         pipe.execute()
 
-    def drop_last_call(self, key: str) -> None:
-        """Undo add_call after the issue could not be updated: the redelivered message adds it again."""
-        self.conn.rpop(keys.change_group_calls(key))
-
     # -- events already recorded -----------------------------------------------------------------------------
 
     def seen(self, event_id: str) -> int | None:

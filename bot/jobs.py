@@ -207,6 +207,23 @@ def send_notification(svc: WorkerServices, index: int, receiver: str, notice: di
     return deliver(svc, index, receiver, notice, delivery, last_try=not (job is not None and job.retries_left))
 
 
+def check_drift(svc: WorkerServices, project: dict[str, Any], reason: str, link: str) -> str:
+    """Check one project for drift now, because `reason` (`link`: the change record that asked). Until drift
+    detection exists this records the request only (bot/changes/drift.py)."""
+    from bot.changes.drift import request_drift_check
+
+    return request_drift_check(svc, project_from_dict(project), reason, link)
+
+
+def index_states(svc: WorkerServices) -> str:
+    """Read the Terraform state of every project change records may name, for the resources it holds."""
+    from bot.changes.state_index import refresh_state_index
+
+    report = refresh_state_index(svc)
+    log.info("%s", report.summary())
+    return report.summary()
+
+
 # ---- the callbacks: RQ calls them with the job and the connection only ----------------------------------------
 
 def run_failed(job: Job, connection: redis.Redis, exc_type: type[BaseException] | None = None,
@@ -261,7 +278,7 @@ def is_run(job: Job) -> bool:
 
 JOBS: tuple[Callable[..., Any], ...] = (
     handle_delivery, run_project, report_command, replan, plan_waiter, announce_unlock, announce_expiry,
-    report_interrupted, report_event_failure, send_notification)
+    report_interrupted, report_event_failure, send_notification, check_drift, index_states)
 CALLBACKS: tuple[Callable[..., Any], ...] = (run_failed, event_job_failed)
 ALLOWED_JOBS: frozenset[str] = frozenset(function_name(f) for f in JOBS)
 ALLOWED_CALLBACKS: frozenset[str] = frozenset(function_name(f) for f in CALLBACKS)
@@ -359,3 +376,15 @@ class RQJobs:
             send_notification, args=(index, receiver, notice, delivery), retry=notify_retry(),
             timeout=NOTIFY_TIMEOUT_SECONDS, result_ttl=RESULT_TTL_SECONDS, failure_ttl=FAILURE_TTL_SECONDS,
             description=f"notify {notice.get('event')} of {notice.get('repo')} to notifications[{index}]")
+
+    def check_drift(self, project: Project, reason: str, link: str) -> None:
+        """Check `project` for drift, because `reason` (a change record at `link`)."""
+        self.runs.enqueue_call(
+            check_drift, args=(project_to_dict(project), reason, link), result_ttl=RESULT_TTL_SECONDS,
+            failure_ttl=FAILURE_TTL_SECONDS, description=f"drift check {project.repo} {project.name}")
+
+    def index_states(self) -> None:
+        """Read the projects' states for change records, in a job of its own (it runs Terraform)."""
+        self.runs.enqueue_call(index_states, timeout=self._run_timeout, result_ttl=RESULT_TTL_SECONDS,
+                               failure_ttl=FAILURE_TTL_SECONDS, description="read the projects' states for "
+                                                                            "change records")

@@ -66,6 +66,14 @@ class JobQueue(Protocol):
         receiver_id is `receiver`; `delivery` is the X-Tfbot-Delivery id every try sends."""
         ...
 
+    def check_drift(self, project: Project, reason: str, link: str) -> None:
+        """The drift check of `project`, asked for because `reason` (a change record at `link`)."""
+        ...
+
+    def index_states(self) -> None:
+        """Reading every project's state for the resources change records name."""
+        ...
+
 
 class HasRedis(Protocol):
     """Anything that carries the Redis connection: all a reader of Redis keys needs."""

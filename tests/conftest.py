@@ -9,6 +9,7 @@ pytest_plugins = [
     "tests.support.scenario_fixtures",
     "tests.support.services_fixtures",
     "tests.support.receivers",
+    "tests.support.change_fixtures",
     "tests.support.layers",
 ]
 

@@ -332,6 +332,27 @@ def test_bot_comment_create_edit_delete(fake_github: FakeGitHub, repo: str, gh: 
         pull.get_issue_comment(comment.id)
 
 
+def test_an_issue_opened_with_a_label_the_repository_lacks_gets_it_created_then_edited(
+        fake_github: FakeGitHub, repo: str, gh: Github) -> None:
+    """POST /repos/{o}/{r}/issues creates a missing label (colour ededed, as GitHub does); PATCH edits title and
+    body and leaves labels and state alone; a title over 256 characters or missing is a 422."""
+    issue = gh.get_repo(repo).create_issue(title="AWS change", body="who", labels=["change-record"])
+    assert (issue.number, issue.user.login, issue.state) == (2, "tfbot[bot]", "open")  # #1 is the PR
+    assert [(label.name, label.color) for label in issue.labels] == [("change-record", "ededed")]
+    issue.edit(title="AWS change: 2 calls", body="who, twice")
+    [seen] = fake_github.issues(repo, label="change-record")
+    assert (seen["title"], seen["body"], [label["name"] for label in seen["labels"]]) == (
+        "AWS change: 2 calls", "who, twice", ["change-record"])
+    assert gh.get_repo(repo).get_issue(2).raw_data == seen
+    assert fake_github.close_issue(repo, 2)["state"] == "closed"
+    with pytest.raises(GithubException) as refused:
+        gh.get_repo(repo).create_issue(title="x" * 257)
+    assert refused.value.status == 422
+    with pytest.raises(GithubException) as untitled:  # PyGithub asserts a title: asked without it
+        gh.requester.requestJsonAndCheck("POST", f"/repos/{repo}/issues", input={"body": "no title"})
+    assert untitled.value.status == 422 and untitled.value.data["errors"][0]["code"] == "missing_field"
+
+
 def test_human_comment_matches_the_api_shape(fake_github: FakeGitHub, repo: str, gh: Github) -> None:
     fake_github.set_permission(repo, "alice", "write")
     posted = fake_github.add_comment(repo, 1, "alice", "tfbot plan")

@@ -331,6 +331,20 @@ class RepoAPI:
         comments = self._call(f"list comments of #{number}", lambda: list(self._r().get_issue(number).get_comments()))
         return [(int(c.id), c.user.login if c.user else "", c.body or "") for c in comments]
 
+    def create_issue(self, title: str, body: str, labels: list[str]) -> tuple[int, str]:
+        """Open an issue; returns its number and html_url. GitHub creates a label the repository lacks."""
+        issue = self._call("create an issue", lambda: self._r().create_issue(title=title, body=body, labels=labels))
+        return int(issue.number), str(issue.html_url)
+
+    def edit_issue(self, number: int, title: str, body: str) -> None:
+        """Replace an issue's title and body (its state, labels and comments are left as they are)."""
+        self._call(f"edit issue #{number}", lambda: self._r().get_issue(number).edit(title=title, body=body))
+
+    def default_branch(self) -> tuple[str, str]:
+        """The repository's default branch and its clone URL."""
+        repo = self._r()
+        return self._call("read the repository", lambda: (str(repo.default_branch), str(repo.clone_url)))
+
     def react(self, number: int, comment_id: int, content: str) -> None:
         self._call(
             f"react to comment {comment_id}", lambda: self._comment(number, comment_id).create_reaction(content)

@@ -447,11 +447,30 @@ class Terraform:
         args = self._cmd("apply", str(plan_file), input=False, no_color=IsFlagged)
         return self._run(args, workdir, workspace=workspace, run=run, writable=(plan_file.parent,))
 
-    def state_pull(self, workdir: Path, workspace: str) -> dict[str, Any]:
+    def init_backend(self, workdir: Path, run: RunEnv = NO_RUN_ENV) -> TerraformResult:
+        """Initialise only the backend of a configuration that holds nothing else (bot/changes/state_ids.py), so
+        `state_pull` can read the state without any provider.
+
+        Terraform has no flag for "the backend only": `init` also installs the providers the *state* names. An
+        empty `-plugin-dir` forbids every download, so that step fails by design, after the backend was set up;
+        the result is successful when the backend is (Terraform recorded it in `.terraform/terraform.tfstate`).
+        """
+        plugins = Path(workdir) / ".no-providers"
+        plugins.mkdir(parents=True, exist_ok=True)
+        backend_record = Path(workdir) / ".terraform" / "terraform.tfstate"
+        backend_record.unlink(missing_ok=True)
+        args = self._cmd("init", input=False, no_color=IsFlagged, reconfigure=IsFlagged, get=False,
+                         plugin_dir=str(plugins))
+        result = self._run(args, workdir, run=run)
+        if result.timed_out or not backend_record.exists():
+            return result if result.exit_code else replace(result, exit_code=1)
+        return replace(result, exit_code=0)
+
+    def state_pull(self, workdir: Path, workspace: str, run: RunEnv = NO_RUN_ENV) -> dict[str, Any]:
         """The current state of `workspace` as a dict ({} when it has none yet); unmasked, for programs only."""
         args = self._cmd("state pull")
         with tempfile.TemporaryFile(dir=self.home) as spool:
-            result = self._run(args, workdir, workspace=workspace, stdout=spool)
+            result = self._run(args, workdir, workspace=workspace, stdout=spool, run=run)
             if not result.ok:
                 raise TerraformError(f"terraform state pull failed: {result.output.strip()}", result)
             spool.seek(0)

@@ -511,6 +511,9 @@ class RepoConfig(RunEnvConfig):
         DEFAULT_EXTRA_ARGS, description="Terraform plan options a `plan` comment may add after `--`: an option's "
                                         "name (any value) or one exact argument such as -refresh=false; [] turns "
                                         "extra arguments off")
+    change_records: bool = Field(True, description="change records read its projects' state to name the project a "
+                                                   "changed resource belongs to, and queue its drift check; false: "
+                                                   "never")
 
     _known_workflow = field_validator("workflow")(_check_workflow)
 
@@ -705,6 +708,85 @@ class LocksConfig(_Model):
                                                "applied, are applying or failed an apply never expire")
 
 
+_REPO_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,100}/[A-Za-z0-9_.-]{1,100}$")
+_AWS_ACCOUNT_RE = re.compile(r"^(\d{12}|[\d*?\[\]]{1,12})$")
+
+
+class ChangeIgnoreConfig(_Model):
+    """CloudTrail events tfbot records nothing for."""
+
+    accounts: tuple[str, ...] = Field((), description="AWS accounts (12 digits, or a glob such as 1234*) whose "
+                                                      "changes are not recorded")
+    principals: tuple[str, ...] = Field((), description="globs matched against the caller's ARN, its assumed role's "
+                                                        "ARN and the AWS service it was invoked by, e.g. "
+                                                        "arn:aws:iam::*:role/tfbot-apply")
+
+    @field_validator("accounts")
+    @classmethod
+    def _accounts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for account in value:
+            if not _AWS_ACCOUNT_RE.match(account):
+                raise ValueError(f"not an AWS account id (12 digits) or a glob of one: {account!r}")
+        return value
+
+
+class ChangeRecordsConfig(_Model):
+    """Change records: tfbot reads CloudTrail management events from an SQS queue (fed by an EventBridge rule) and
+    opens one GitHub issue per change. Absent: off."""
+
+    sqs_queue_url: str = Field(description="the SQS queue the EventBridge rule sends CloudTrail events to "
+                                           "(https://sqs.REGION.amazonaws.com/ACCOUNT/NAME)")
+    region: str = Field("", description="the queue's region; empty: boto3's default (AWS_REGION)")
+    endpoint_url: str = Field("", description="SQS endpoint, for SQS-compatible services and tests; empty: AWS's")
+    dead_letter_queue_url: str = Field("", description="where tfbot sets aside messages it cannot read or record; "
+                                                       "empty: the dead-letter queue of the queue's redrive policy")
+    max_receive_count: int = Field(5, ge=1, le=1000, description="a message tfbot failed to record this many times "
+                                                                 "(GitHub down) is moved to the dead-letter queue")
+    visibility_timeout: int = Field(120, ge=10, le=43200, description="seconds a received message stays hidden from "
+                                                                      "other receivers before SQS delivers it again")
+    wait_seconds: int = Field(20, ge=1, le=20, description="long polling: seconds one receive waits for a message")
+    repo: str = Field(description="OWNER/NAME of the repository the issues are opened in; the App must be "
+                                  "installed on it")
+    label: str = Field("change-record", description="the label of every change-record issue")
+    event_sources: tuple[str, ...] = Field((), description="only events of these services (globs of eventSource, "
+                                                           "e.g. s3.amazonaws.com); empty: every service")
+    event_names: tuple[str, ...] = Field((), description="only these calls (globs of eventName, e.g. Delete*); "
+                                                         "empty: every call")
+    ignore: ChangeIgnoreConfig = Field(default_factory=ChangeIgnoreConfig, description="events never recorded")
+    include_read_only: bool = Field(False, description="record read-only calls (Get*, List*, Describe*) too")
+    include_failed: bool = Field(False, description="record calls AWS refused (with an errorCode) too")
+    group_window: int = Field(600, ge=0, le=86400, description="seconds within which calls of one principal on one "
+                                                               "resource of one service make one issue")
+    state_refresh: int = Field(3600, ge=60, description="seconds between two readings of the projects' Terraform "
+                                                       "state, which names the project a changed resource belongs to")
+    drift_checks: bool = Field(True, description="queue the drift check of a project whose resource was changed")
+
+    @field_validator("sqs_queue_url", "dead_letter_queue_url", "endpoint_url")
+    @classmethod
+    def _url(cls, value: str, info: ValidationInfo) -> str:
+        if info.field_name == "sqs_queue_url" and not value:
+            raise ValueError("missing: the URL of the SQS queue the EventBridge rule sends to")
+        if value and not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(f"must be an http(s) URL, got {value!r}")
+        return value
+
+    @field_validator("repo")
+    @classmethod
+    def _repo(cls, value: str) -> str:
+        if not _REPO_NAME_RE.match(value):
+            raise ValueError(f"must be OWNER/NAME of one repository (no pattern), got {value!r}")
+        return value
+
+    @field_validator("label")
+    @classmethod
+    def _label(cls, value: str) -> str:
+        if not value or len(value) > 50 or any(ord(c) < 32 for c in value):
+            raise ValueError("1-50 printable characters (GitHub's limit for a label name)")
+        return value
+
+    _as_list = field_validator("event_sources", "event_names", mode="before")(_one_or_many)
+
+
 class Config(_Model):
     """tfbot's server configuration (config.yaml)."""
 
@@ -735,6 +817,8 @@ class Config(_Model):
     repos: tuple[RepoConfig, ...] = Field((), description="which repositories tfbot acts on; the first match wins")
     storage: StorageConfig = StorageConfig()
     aws: AwsConfig = AwsConfig()
+    change_records: ChangeRecordsConfig | None = Field(None, description="issues for changes made outside Terraform, "
+                                                       "from CloudTrail through SQS; absent: off")
     workflows_dir: Path | None = Field(None, description="extra workflows (a default.yaml here replaces the built-in "
                                        "one); relative to the config file")
     max_projects_per_pr: int = Field(100, ge=1, description="a PR changing more projects is not planned")

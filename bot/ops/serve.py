@@ -44,6 +44,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("tfbot.serve")
 RESTART_BACKOFF_MAX = 30.0
 KILL_GRACE = 10.0  # seconds the web server has to drain after SIGTERM before it is killed
+# Seconds a stopping serve waits for the change-record poller: its long poll (at most 20 s) and the message it records.
+POLLER_STOP_GRACE = 30.0
 # How long a job's record of why serve stopped its run is kept: the run reads it when Terraform has ended.
 STOPPING_TTL_SECONDS = 24 * 3600
 
@@ -78,6 +80,7 @@ def serve(config: Config) -> int:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, on_signal)
+    poller: threading.Thread | None = None
     web = Child("web", config, redis_url)
     workers = [Child("worker", config, redis_url) for _ in range(config.workers)]
     code = 0
@@ -93,6 +96,9 @@ def serve(config: Config) -> int:
         from bot.ops.lock_waits import start_lock_wait_watch
 
         start_lock_wait_watch(config, redis_url, stop)  # lock_waiting_long notifications, when a receiver wants them
+        from bot.ops.change_poller import start_change_poller
+
+        poller = start_change_poller(config, redis_url, stop)
         while not stop.wait(0.2 if not announced else 1.0):
             if not announced and listening(config.server.host, config.server.port):
                 # Said once the URLs answer, so a user who tries them at once is not refused.
@@ -111,7 +117,11 @@ def serve(config: Config) -> int:
     finally:
         log.info("stopping: workers finish their runs (up to %.0f s), then the web server, then Redis",
                  config.shutdown_grace)
+        stop.set()  # a failed start ends here without a signal: the background threads stop too
         stop_workers(workers, config, redis_url, hurry)
+        if poller is not None:
+            # Within one long poll; before Redis stops, so what it handles is counted.
+            poller.join(POLLER_STOP_GRACE)
         web.stop(KILL_GRACE * 2)
         if embedded:
             embedded.stop()

@@ -62,9 +62,9 @@ def parse_module_sources(name: str, text: str) -> ParsedFile:
     if name.endswith(".json"):
         return _parse_json(text)
     try:
-        tree = hcl2.loads(text, serialization_options=HCL_OPTIONS)
-    except Exception as exc:  # lark raises many kinds; all mean "not valid HCL" (or a parser limit)
-        return ParsedFile(error=hcl_error(exc))
+        tree = parse_hcl(text)
+    except ValueError as exc:
+        return ParsedFile(error=str(exc))
     sources = []
     for block in as_list(tree.get("module")):
         for body in (block.values() if isinstance(block, dict) else ()):
@@ -72,6 +72,16 @@ def parse_module_sources(name: str, text: str) -> ParsedFile:
             if source is not None:
                 sources.append(source)
     return ParsedFile(sources=tuple(sources))
+
+
+def parse_hcl(text: str) -> dict[str, Any]:
+    """One HCL file as python-hcl2 reads it (blocks as lists, string literals with their quotes: see hcl_literal).
+    Raises ValueError saying where and what, without echoing the file's text."""
+    try:
+        tree: dict[str, Any] = hcl2.loads(text, serialization_options=HCL_OPTIONS)
+    except Exception as exc:  # lark raises many kinds; all mean "not valid HCL" (or a parser limit)
+        raise ValueError(hcl_error(exc)) from None
+    return tree
 
 
 def is_local_source(source: str) -> bool:

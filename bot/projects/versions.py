@@ -27,11 +27,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import hcl2
 from packaging.specifiers import InvalidSpecifier, Specifier
 from packaging.version import InvalidVersion, Version
 
-from bot.projects.modules import HCL_OPTIONS, as_list, hcl_error, hcl_literal
+from bot.projects.modules import as_list, hcl_literal, parse_hcl
 from bot.projects.paths import is_tf_file
 
 Engine = Literal["terraform", "opentofu"]
@@ -293,9 +292,9 @@ def _file_constraints(name: str, text: str) -> tuple[list[Constraint], str]:
         literal = _json_string
     else:
         try:
-            tree = hcl2.loads(text, serialization_options=HCL_OPTIONS)
-        except Exception as exc:  # lark raises many kinds; all mean "not valid HCL" (or a parser limit)
-            return [], f"{name} cannot be parsed ({hcl_error(exc)})"
+            tree = parse_hcl(text)
+        except ValueError as exc:
+            return [], f"{name} cannot be parsed ({exc})"
         literal = hcl_literal
     found = []
     for block in as_list(tree.get("terraform") if isinstance(tree, dict) else None):

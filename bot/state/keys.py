@@ -16,6 +16,8 @@ Layout (all under the `tfbot:` prefix; RQ keeps its own `rq:` keys):
   tfbot:modcalls:<format>:<kind>:<blob id>      the module sources one Terraform file names (string: JSON, TTL)
   tfbot:notified:<receiver>:<event>:<key>       a once-only notification already queued for a receiver (string, TTL)
   tfbot:notify:counts                           notifications sent and failed (hash: kind|event|result -> count)
+  tfbot:changes:...                             change records, bot.state.change_records: groups, their locks
+                                                and calls, seen event ids, message counts, pollers, the state index
 Repository names and dirs are case-preserving; dir comes last because it may contain ':'.
 """
 from __future__ import annotations
@@ -186,3 +188,48 @@ def notified(receiver: str, event: str, key: str) -> str:
 def notification_counts() -> str:
     """Notifications by outcome (hash: `kind|event|result` -> count), counted by workers, read by /metrics."""
     return f"{PREFIX}:notify:counts"
+
+
+def change_group(key: str) -> str:
+    """A change-record group: its issue and first call (hash, TTL)."""
+    return f"{PREFIX}:changes:group:{key}"
+
+
+def change_group_calls(key: str) -> str:
+    """The calls of a change-record group, masked, oldest first (list of JSON, TTL)."""
+    return f"{PREFIX}:changes:calls:{key}"
+
+
+def change_group_lock(key: str) -> str:
+    """Held (SET NX EX, owner token) while one poller writes the group's issue."""
+    return f"{PREFIX}:changes:lock:{key}"
+
+
+def change_seen(event_id: str) -> str:
+    """A CloudTrail event already recorded (string: the issue number, TTL): a redelivered message adds nothing."""
+    return f"{PREFIX}:changes:seen:{event_id}"
+
+
+def change_counts() -> str:
+    """How many messages change records handled, by outcome (hash of counters)."""
+    return f"{PREFIX}:changes:counts"
+
+
+def change_pollers() -> str:
+    """Each running change-record poller's last poll (hash: host:pid -> JSON)."""
+    return f"{PREFIX}:changes:pollers"
+
+
+def change_index_due() -> str:
+    """Held (SET NX EX state_refresh) by the poller that queued this period's reading of the projects' states."""
+    return f"{PREFIX}:changes:index-due"
+
+
+def change_index_projects() -> str:
+    """The projects whose state was read (hash: project id -> JSON of the project and when, TTL)."""
+    return f"{PREFIX}:changes:indexed"
+
+
+def change_index_ids(project_id: str) -> str:
+    """The resource identifiers one project's state holds (set, TTL)."""
+    return f"{PREFIX}:changes:ids:{project_id}"

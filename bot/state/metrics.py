@@ -18,6 +18,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 
 from bot.state import keys, notified
+from bot.state.change_records import ChangeStore
 from bot.queue import EVENTS_QUEUE, NOTIFY_QUEUE, RUNS_QUEUE, notify_queue
 
 if TYPE_CHECKING:
@@ -70,7 +71,7 @@ class StoreCollector:
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("tfbot_redis_up", "1 when this scrape could read Redis")
         try:
-            families = [self._jobs(), *self._locks(), *self._runs(), self._notifications()]
+            families = [self._jobs(), *self._locks(), *self._runs(), self._notifications(), *self._change_records()]
         except (redis.RedisError, OSError) as exc:
             log.warning("metrics: Redis unavailable: %s", exc)
             up.add_metric([], 0)
@@ -145,3 +146,16 @@ class StoreCollector:
         for (kind, outcome), count in sorted(outcomes.items()):
             recent.add_metric([kind, outcome], count)
         return [quantiles, recent]
+
+    def _change_records(self) -> list[GaugeMetricFamily]:
+        """Messages of the change-record queue by outcome, counted in Redis by every poller since the counts began
+        (a counter kept in Redis, so it is exposed as a gauge that only grows)."""
+        if self.svc.config.change_records is None:
+            return []
+        messages = GaugeMetricFamily("tfbot_change_record_messages",
+                                     "Change-record queue messages by outcome (received, recorded, added, ignored, "
+                                     "duplicate, malformed, set_aside, gave_up, busy, failed), since counting began",
+                                     labels=["outcome"])
+        for outcome, count in sorted(ChangeStore(self.svc.redis).counts().items()):
+            messages.add_metric([outcome], count)
+        return [messages]

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import socket
+import time
 
 import redis
 from flask import Blueprint, current_app, jsonify
 from rq import Worker
 from rq.worker import BaseWorker
 
+from bot.state.change_records import ChangeStore
 from bot.state.liveness import death_verdict
 from bot.queue import EVENTS_QUEUE
 
@@ -44,4 +46,22 @@ def healthz():  # type: ignore[no-untyped-def]
         checks["workers"] = {"ok": False, "error": "unknown: Redis is unreachable"}
     checks["terraform"] = services.terraform_health()
     ok = all(c["ok"] for c in checks.values())
-    return jsonify({"ok": ok, "checks": checks}), 200 if ok else 503
+    body: dict[str, object] = {"ok": ok, "checks": checks}
+    if services.config.change_records is not None and checks["redis"]["ok"]:
+        # Shown, never a failed check: a queue tfbot cannot read must not take webhooks out of a load balancer.
+        body["change_records"] = poller_health(services.redis, services.config.change_records.wait_seconds)
+    return jsonify(body), 200 if ok else 503
+
+
+def poller_health(conn: redis.Redis, wait_seconds: int) -> dict[str, object]:
+    """The change-record pollers: `running` when one polled within two long polls and a margin; each poller's
+    seconds since it last polled and its last error."""
+    now = time.time()
+    try:
+        pollers = ChangeStore(conn).pollers()
+    except (redis.RedisError, OSError, ValueError) as exc:
+        return {"running": False, "error": f"unreadable: {exc}"}
+    shown = {owner: {"last_poll_seconds_ago": round(now - float(p.get("at", 0)), 1), "error": p.get("error", "")}
+             for owner, p in sorted(pollers.items())}
+    fresh = [p for p in shown.values() if p["last_poll_seconds_ago"] <= 2 * wait_seconds + 30 and not p["error"]]
+    return {"running": bool(fresh), "pollers": shown}

@@ -267,6 +267,23 @@ class FakeGitHub:
             self._state.issues[(found.full_name, issue.number)] = issue
             return self._pay.issue(issue)
 
+    def issues(self, repo: str, label: Optional[str] = None) -> list[dict[str, Any]]:
+        """The plain issues (not pull requests) of `repo`, oldest first, as the API shows them; with `label`, only
+        those carrying it."""
+        with self._state.lock:
+            full_name = self._repo(repo).full_name
+            found = sorted((i for (r, _), i in self._state.issues.items() if r == full_name
+                            and not isinstance(i, Pull) and (label is None or label in i.labels)),
+                           key=lambda i: i.number)
+            return [self._pay.issue(i) for i in found]
+
+    def close_issue(self, repo: str, number: int) -> dict[str, Any]:
+        """Close an issue, as a person does with the Close button; returns its JSON."""
+        with self._state.lock:
+            issue = self._state.issues[(self._repo(repo).full_name, number)]
+            issue.state, issue.closed_at = "closed", time.time()
+            return self._pay.issue(issue)
+
     def add_review(self, repo: str, number: int, user: str, state: str = "APPROVED",
                    commit_id: Optional[str] = None, body: str = "") -> dict[str, Any]:
         """Record a review by a human (APPROVED, CHANGES_REQUESTED, COMMENTED, DISMISSED); returns its JSON."""

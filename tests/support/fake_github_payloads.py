@@ -17,13 +17,20 @@ from tests.support.fake_github_payloads_base import (
     node_id,
     parse_node_id,
 )
-from tests.support.fake_github_state import CheckRun, Comment, Delivery, Issue, Pull, Reaction, Review, Status
+from tests.support.fake_github_state import CheckRun, Comment, Delivery, Issue, Label, Pull, Reaction, Review, Status
 
 __all__ = ["Payloads", "REACTION_CONTENTS", "ROLE_PERMISSION", "iso", "node_id", "parse_node_id"]
 
 
 class Payloads(BasePayloads):
     """Builds GitHub's JSON for records of one `State`, with urls under `api` and `web`."""
+
+    def label(self, label: Label) -> dict[str, Any]:
+        """A label as `GET /repos/{owner}/{repo}/labels/{name}` returns it."""
+        repo = self._repo_of(label.repo)
+        return {"id": label.id, "node_id": node_id("Label", label.id),
+                "url": f"{self.repo_url(repo)}/labels/{quote(label.name, safe='')}", "name": label.name,
+                "description": label.description, "color": label.color, "default": False}
 
     def issue(self, issue: Issue) -> dict[str, Any]:
         repo = self._repo_of(issue.repo)
@@ -42,7 +49,7 @@ class Payloads(BasePayloads):
             "number": issue.number,
             "title": issue.title,
             "user": self.login(issue.user),
-            "labels": [],
+            "labels": [self.label(self.state.labels[(repo.full_name, name.lower())]) for name in issue.labels],
             "state": issue.state,
             "locked": issue.locked,
             "assignee": None,
@@ -101,7 +108,7 @@ class Payloads(BasePayloads):
             "title": pull.title,
             "user": self.login(pull.user),
             "body": pull.body or None,
-            "labels": [],
+            "labels": [self.label(self.state.labels[(repo.full_name, name.lower())]) for name in pull.labels],
             "milestone": None,
             "active_lock_reason": None,
             "created_at": iso(pull.created_at),

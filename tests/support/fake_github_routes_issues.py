@@ -1,4 +1,4 @@
-"""Routes of the fake GitHub for issues (pull requests included), their comments and reactions."""
+"""Routes of the fake GitHub for issues (pull requests included), their labels, comments and reactions."""
 from __future__ import annotations
 
 import calendar
@@ -9,11 +9,13 @@ from tests.support.fake_github_access import int_param, issue_of, visible_repo
 from tests.support.fake_github_http import ApiError, Ctx, Request, Response, Router, not_found, paginate, \
     validation_failed
 from tests.support.fake_github_payloads import REACTION_CONTENTS
-from tests.support.fake_github_state import Comment, Issue, Reaction, Repo
+from tests.support.fake_github_state import Comment, Issue, Label, Reaction, Repo
 
 MAX_COMMENT_LENGTH = 65536
 _COMMENT_DOCS = "https://docs.github.com/rest/issues/comments#create-an-issue-comment"
 _ISSUE_PERMS = ("issues", "pull_requests")  # GitHub takes either for comments on pull requests
+_ISSUE_DOCS = "https://docs.github.com/rest/issues/issues#create-an-issue"
+MAX_TITLE_LENGTH = 256
 
 
 def register(router: Router) -> None:
@@ -27,7 +29,9 @@ def register(router: Router) -> None:
     router.add("POST", base + "/comments/{comment_id}/reactions", react_to_comment, needs=_ISSUE_PERMS)
     router.add("DELETE", base + "/comments/{comment_id}/reactions/{reaction_id}", delete_comment_reaction,
                needs=_ISSUE_PERMS)
+    router.add("POST", base, create_issue, needs=("issues",))
     router.add("GET", base + "/{number}", get_issue)
+    router.add("PATCH", base + "/{number}", edit_issue, needs=_ISSUE_PERMS)
     router.add("GET", base + "/{number}/comments", list_comments)
     router.add("POST", base + "/{number}/comments", create_comment, needs=_ISSUE_PERMS)
     router.add("GET", base + "/{number}/reactions", list_issue_reactions)
@@ -36,6 +40,91 @@ def register(router: Router) -> None:
 
 def get_issue(ctx: Ctx, req: Request, owner: str, repo: str, number: str) -> Response:
     return Response(200, ctx.pay.issue(issue_of(ctx, visible_repo(ctx, req, owner, repo), number)))
+
+
+def _title(req: Request, required: bool) -> Optional[str]:
+    title = req.body.get("title") if isinstance(req.body, dict) else None
+    if title is None:
+        if required:
+            raise validation_failed("Issue", "title", "missing_field", doc=_ISSUE_DOCS)
+        return None
+    if isinstance(title, int) and not isinstance(title, bool):
+        title = str(title)  # GitHub takes a number as a title
+    if not isinstance(title, str) or not title.strip():
+        raise validation_failed("Issue", "title", "invalid", doc=_ISSUE_DOCS)
+    if len(title) > MAX_TITLE_LENGTH:
+        raise validation_failed("Issue", "title", "custom", "title is too long (maximum is 256 characters)",
+                                doc=_ISSUE_DOCS)
+    return title
+
+
+def _issue_body(req: Request) -> Optional[str]:
+    body = req.body.get("body") if isinstance(req.body, dict) else None
+    if body is not None and not isinstance(body, str):
+        raise validation_failed("Issue", "body", "invalid", doc=_ISSUE_DOCS)
+    if body is not None and len(body) > MAX_COMMENT_LENGTH:
+        raise validation_failed("Issue", "body", "custom", f"body is too long (maximum is {MAX_COMMENT_LENGTH} "
+                                "characters)", doc=_ISSUE_DOCS)
+    return body
+
+
+def _label_names(ctx: Ctx, repo: Repo, req: Request) -> Optional[list[str]]:
+    """The `labels` of a request (names, or objects with a name), each created the way GitHub creates a label an
+    issue names that the repository lacks: colour ededed, no description."""
+    raw = req.body.get("labels") if isinstance(req.body, dict) else None
+    if raw is None:
+        return None
+    if not isinstance(raw, list):
+        raise validation_failed("Issue", "labels", "invalid", doc=_ISSUE_DOCS)
+    names: list[str] = []
+    for item in raw:
+        name = item.get("name") if isinstance(item, dict) else item
+        if not isinstance(name, str) or not name.strip():
+            raise validation_failed("Label", "name", "invalid", doc=_ISSUE_DOCS)
+        label = ctx.state.labels.get((repo.full_name, name.lower()))
+        if label is None:
+            label = Label(id=ctx.state.next_id("label"), repo=repo.full_name, name=name)
+            ctx.state.labels[(repo.full_name, name.lower())] = label
+        if label.name not in names:
+            names.append(label.name)
+    return names
+
+
+def create_issue(ctx: Ctx, req: Request, owner: str, repo: str) -> Response:
+    found = visible_repo(ctx, req, owner, repo, write=True)
+    title = _title(req, required=True)
+    body = _issue_body(req)
+    labels = _label_names(ctx, found, req) or []
+    found.last_number += 1
+    login = ctx.state.bot_login
+    ctx.state.ensure_user(login)
+    issue = Issue(repo=found.full_name, number=found.last_number, id=ctx.state.next_id("issue"), title=title or "",
+                  body=body or "", user=login, labels=labels)
+    ctx.state.issues[(found.full_name, issue.number)] = issue
+    payload = ctx.pay.issue(issue)
+    return Response(201, payload, {"Location": payload["url"]})
+
+
+def edit_issue(ctx: Ctx, req: Request, owner: str, repo: str, number: str) -> Response:
+    found = visible_repo(ctx, req, owner, repo, write=True)
+    issue = issue_of(ctx, found, number)
+    title = _title(req, required=False)
+    body = _issue_body(req)
+    labels = _label_names(ctx, found, req)
+    state = req.body.get("state") if isinstance(req.body, dict) else None
+    if state not in (None, "open", "closed"):
+        raise validation_failed("Issue", "state", "invalid", doc=_ISSUE_DOCS)
+    if title is not None:
+        issue.title = title
+    if isinstance(req.body, dict) and "body" in req.body:
+        issue.body = body or ""
+    if labels is not None:
+        issue.labels = labels
+    if state is not None and state != issue.state:
+        issue.state = state
+        issue.closed_at = time.time() if state == "closed" else None
+    issue.updated_at = time.time()
+    return Response(200, ctx.pay.issue(issue))
 
 
 # ---- comments ------------------------------------------------------------------

@@ -24,6 +24,7 @@ _ID_BASES = {
     "check_run": 8_000_000,
     "check_suite": 9_000_000,
     "delivery": 10_000_000,
+    "label": 11_000_000,
 }
 
 
@@ -94,6 +95,16 @@ class Issue:
     created_at: float = field(default_factory=time.time)
     updated_at: float = field(default_factory=time.time)
     closed_at: Optional[float] = None
+    labels: list[str] = field(default_factory=list)  # names, in the order they were added
+
+
+@dataclass
+class Label:
+    id: int
+    repo: str
+    name: str
+    color: str = "ededed"  # what GitHub gives a label it creates for an issue
+    description: Optional[str] = None
 
 
 @dataclass(kw_only=True)
@@ -237,6 +248,7 @@ class State:
     tokens: dict[str, Token] = field(default_factory=dict)
     repos: dict[str, Repo] = field(default_factory=dict)  # keyed by lower-cased full name
     issues: dict[tuple[str, int], Issue] = field(default_factory=dict)
+    labels: dict[tuple[str, str], Label] = field(default_factory=dict)  # (repo, lower-cased name)
     comments: dict[int, Comment] = field(default_factory=dict)
     reactions: dict[int, Reaction] = field(default_factory=dict)
     reviews: dict[int, Review] = field(default_factory=dict)

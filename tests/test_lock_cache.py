@@ -1,18 +1,22 @@
 """The lock version and the web process's copy of the locks (bot/state/lock_cache.py), against a real Redis: every
-write path of the lock store counts and logs its change, and a copy reads what changed, or everything when the log
-cannot say."""
+write path of the lock store counts and logs its change, and the page, its JSON and /metrics of two web apps (two web
+processes, each with its own copy) show every change at once."""
 from __future__ import annotations
 
+import html as html_lib
 import json
+import re
 from typing import Any, Callable
 
 import pytest
 import redis
 
+from bot.adapters.redis_server import connect
 from bot.models import LockState, Project
 from bot.state import keys
 from bot.state.lock_cache import LockCache
 from bot.state.locks import CHANGE_LOG_LENGTH, LockStore
+from tests.support.browser import csrf_of, make_web_app, sign_in
 
 REPO = "acme/infra"
 NETWORK = Project(repo=REPO, name="network", dir="network")
@@ -183,3 +187,91 @@ def test_without_a_version_nothing_is_kept(store: LockStore, redis_conn: redis.R
         redis_conn.delete(keys.lock_version())  # what a write outside the scripts must do
         snapshot = cache.snapshot()
         assert snapshot.version is None and [lk.user for lk in snapshot.locks] == [user]
+
+
+# --- the page, its JSON and the metrics of two web processes ---------------------------------------------------
+
+
+def truth(store: LockStore) -> dict[tuple[str, str, str], tuple[int, str, str, int]]:
+    """Every lock as the store reads it, uncached: (pull, state, summary, PRs waiting) by place."""
+    return {(lk.repo, lk.dir, lk.workspace): (lk.pull, lk.state.value, lk.summary, len(store.queue(lk)))
+            for lk in store.list()}
+
+
+def api_view(client: Any) -> dict[tuple[str, str, str], tuple[int, str, str, int]]:
+    data = client.get("/api/locks?limit=1000").get_json()
+    assert data["total"] == len(data["locks"])
+    return {(d["repo"], d["dir"], d["workspace"]): (d["pull_number"], d["state"], d["summary"], d["waiting"])
+            for d in data["locks"]}
+
+
+def page_view(html: str) -> dict[tuple[str, str, str], tuple[int, str, str, int]]:
+    rows = {}
+    for row in html.split("<tr class=")[1:]:  # the first piece is everything before the first row
+        where = re.search(r'data-repo="([^"]*)" data-dir="([^"]*)" data-workspace="([^"]*)" data-pull="(\d+)"', row)
+        state = re.search(r'<span class="badge [a-z]+">([^<]+)</span>', row)
+        waiting = re.search(r'<span class="waiting"[^>]*>(\d+) waiting</span>', row)
+        summary = re.search(r'<span class="summary">(.*?)</span></span>', row)
+        assert where and state, row
+        rows[where.group(1, 2, 3)] = (int(where[4]), html_lib.unescape(state[1]),
+                                      html_lib.unescape(re.sub(r"<[^>]+>", "", summary[1] + "</span>")) if summary
+                                      else "", int(waiting[1]) if waiting else 0)
+    return rows
+
+
+def metric_held(client: Any) -> float:
+    found = re.search(r"^tfbot_locks_held (\S+)$", client.get("/metrics").get_data(as_text=True), re.M)
+    assert found
+    return float(found[1])
+
+
+def test_two_web_processes_show_every_lock_change_at_once(redis_conn: redis.Redis, redis_url: str, tmp_path,
+                                                          app_private_key) -> None:
+    store = LockStore(redis_conn)
+    # Each app has its own services, connection and copy of the locks, as two `tfbot web` processes would.
+    apps = [make_web_app(connect(redis_url), tmp_path / name, app_private_key)[0] for name in ("a", "b")]
+    clients = [app.test_client() for app in apps]
+    admin = apps[1].test_client()
+    sign_in(admin)
+    etags: list[str | None] = [None, None]
+
+    def unlock_from_the_other_process(project: Project) -> None:
+        html = admin.get("/locks").get_data(as_text=True)
+        lock = store.get(project)
+        assert lock is not None
+        ref = {"repo": lock.repo, "dir": lock.dir, "workspace": lock.workspace, "token": lock.token}
+        answer = admin.post("/locks/unlock", data={"csrf_token": csrf_of(html), "next": "/locks",
+                                                   "lock": json.dumps(ref), "reason": "stuck"})
+        assert answer.status_code == 303
+
+    steps: list[tuple[str, Callable[[], Any]]] = [
+        ("acquire a free lock", lambda: store.try_acquire(NETWORK, 1, "alice")),
+        ("acquire another", lambda: store.try_acquire(DNS, 3, "carol", command_id="c1")),
+        ("join the line", lambda: store.try_acquire(NETWORK, 2, "bob")),
+        ("record a plan", lambda: store.set_state(NETWORK, 1, token(store, NETWORK), LockState.PLANNED,
+                                                  summary="Plan: 1 to add, 0 to change, 0 to destroy.")),
+        ("leave the line", lambda: store.leave_queue(NETWORK, 2)),
+        ("join the line again", lambda: store.try_acquire(NETWORK, 2, "bob")),
+        ("release and hand over", lambda: store.release(NETWORK, 1, token(store, NETWORK))),
+        ("let go of a lock just taken", lambda: store.release(DNS, 3, token(store, DNS), mode="taken",
+                                                              command_id="c1")),
+        ("acquire in another repository", lambda: store.try_acquire(DB, 4, "dave")),
+        ("a writer's unlock", lambda: store.release(DB, 4, None, mode="unlock")),
+        ("acquire again", lambda: store.try_acquire(DB, 5, "erin")),
+        ("an admin's unlock from the other web process", lambda: unlock_from_the_other_process(DB)),
+        ("a close", lambda: store.release(NETWORK, 2, None, mode="close")),
+        ("acquire two", lambda: (store.try_acquire(NETWORK, 6, "fay"), store.try_acquire(DNS, 6, "fay"))),
+        ("forget a closed PR", lambda: store.forget_pull(REPO, 6)),
+    ]
+    for name, step in [("nothing yet", lambda: None), *steps]:
+        step()
+        expected = truth(store)
+        for i, client in enumerate(clients):
+            assert api_view(client) == expected, (name, i)
+            page = client.get("/locks", headers={"If-None-Match": etags[i]} if etags[i] else {})
+            assert page.status_code == 200, (name, i)  # every step changes what the page shows: never a stale 304
+            etags[i] = page.headers["ETag"]
+            assert page_view(page.get_data(as_text=True)) == expected, (name, i)
+            assert client.get("/locks", headers={"If-None-Match": etags[i]}).status_code == 304, (name, i)
+            assert metric_held(client) == len(expected), (name, i)
+    assert expected == {}

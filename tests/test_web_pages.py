@@ -1,6 +1,7 @@
 """The lock page, the run page and their JSON, through the real Flask app over a real Redis."""
 from __future__ import annotations
 
+import base64
 import re
 import time
 
@@ -201,7 +202,7 @@ def test_api_locks_filters_by_state_repository_and_text_on_every_page(redis_conn
 
 @pytest.mark.parametrize("query, named", [
     ("limit=0", "limit must be a whole number from 1 to 1000"), ("limit=1001", "limit"), ("limit=ten", "limit"),
-    ("limit=-5", "limit"), ("state=merged", "state 'merged' is not a lock state; use one of: planning, planned"),
+    ("limit=-5", "limit"), ("limit=%C2%B2", "limit"), ("state=merged", "state 'merged' is not a lock state; use one of: planning, planned"),
     ("cursor=not-a-cursor", "cursor is not one this API gave out"),
     ("cursor=eyJhIjoxfQ", "cursor"),  # valid base64 of {"a":1}
     ("cursor=WyJ4IiwiYSIsImIiLCJjIl0", "cursor"),  # ["x","a","b","c"]: a time that is not a number
@@ -231,7 +232,8 @@ def test_cursors_and_pages_are_values():
     # A lock gone since the cursor was made: the page starts where it stood.
     assert present.page_after(ordered[2:], present.decode_cursor(cursor), 1) == ([ordered[2]], ordered[2])
     assert present.parse_limit(None) == present.API_LIMIT and present.parse_limit("1000") == 1000
-    for bad in ("x" * 5000, "W10", "WzEsMiwzXQ", "W05hTiwiYSIsImIiLCJjIl0", "WzEuMCwxLDIsM10"):
+    nested = base64.urlsafe_b64encode(b"[" * 2900).decode()  # deeper than Python's recursion limit
+    for bad in ("x" * 5000, nested, "W10", "WzEsMiwzXQ", "W05hTiwiYSIsImIiLCJjIl0", "WzEuMCwxLDIsM10"):
         with pytest.raises(ValueError, match="cursor"):
             present.decode_cursor(bad)
 

@@ -160,7 +160,7 @@ def parse_limit(value: str | None) -> int:
     """`?limit=`: API_LIMIT when absent; ValueError (naming the parameter) unless a whole number 1..API_MAX_LIMIT."""
     if value is None or value == "":
         return API_LIMIT
-    if not value.isdigit() or not 1 <= int(value) <= API_MAX_LIMIT:
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= API_MAX_LIMIT:
         raise ValueError(f"limit must be a whole number from 1 to {API_MAX_LIMIT}, not {value[:20]!r}")
     return int(value)
 
@@ -192,7 +192,7 @@ def decode_cursor(cursor: str) -> tuple[float, str, str, str]:
         if isinstance(at, bool) or not isinstance(at, (int, float)) or not math.isfinite(at) \
                 or not all(isinstance(part, str) for part in (repo, dir, workspace)):
             raise ValueError
-    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
+    except (binascii.Error, ValueError, TypeError, RecursionError):
         raise ValueError("cursor is not one this API gave out: use the `next` link of the previous page, "
                          "or leave cursor out to start again") from None
     return float(at), repo, dir, workspace

@@ -319,8 +319,10 @@ def test_ten_thousand_locks_are_paged_oldest_first(web, redis_conn):
     """Correctness at size (the speed is measured by hand and in bench/, never asserted here)."""
     app, _ = web
     pipe = redis_conn.pipeline(transaction=False)
+    now = time.time()  # once: a pause while seeding must not reorder the locks
     for i in range(10_000):
-        seed_lock(redis_conn, repo=f"acme/r{i % 20}", dir=f"p{i}", pull=i + 1, age=i, token=i + 1, pipe=pipe)
+        seed_lock(redis_conn, repo=f"acme/r{i % 20}", dir=f"p{i}", pull=i + 1, locked_at=now - i, token=i + 1,
+                  pipe=pipe)
     pipe.execute()
     client = app.test_client()
     html = client.get("/locks").get_data(as_text=True)

@@ -32,8 +32,8 @@ MAX_AGE = 60.0  # seconds between full reads, whatever the version says
 
 @dataclass(frozen=True)
 class LockSnapshot:
-    """Every lock at `version` (None: nothing counts changes), ordered by repo, dir and workspace, with the number of
-    PRs waiting behind each. Shared by threads: never changed after it is made."""
+    """Every lock at `version` (None: nothing counts changes), in no particular order, with the number of PRs waiting
+    behind each. Shared by threads: never changed after it is made."""
 
     version: int | None
     locks: tuple[LockInfo, ...]
@@ -57,16 +57,24 @@ class LockSnapshot:
 def snapshot_of(version: int | None, found: Mapping[str, tuple[LockInfo, int]], read_at: float) -> LockSnapshot:
     """A snapshot of the locks `found` (lock key -> (lock, PRs waiting)) labelled `version`."""
     by_key = {name: lock for name, (lock, _) in found.items()}
-    locks = tuple(sorted(by_key.values(), key=lambda lk: (lk.repo, lk.dir, lk.workspace)))
     lines = {name: waiting for name, (_, waiting) in found.items() if waiting}
-    return LockSnapshot(version=version, locks=locks, lines=lines, by_key=by_key, read_at=read_at)
+    return LockSnapshot(version=version, locks=tuple(by_key.values()), lines=lines, by_key=by_key, read_at=read_at)
 
 
 def updated(old: LockSnapshot, version: int, changed: Mapping[str, tuple[LockInfo, int] | None]) -> LockSnapshot:
     """`old` with the locks at the `changed` keys as they are now (None: gone), labelled `version`."""
-    found = {name: (lock, old.lines.get(name, 0)) for name, lock in old.by_key.items() if name not in changed}
-    found.update((name, entry) for name, entry in changed.items() if entry is not None)
-    return snapshot_of(version, found, old.read_at)
+    # Copies, not comprehensions: a change of one lock among 10,000 costs two dict copies in C.
+    by_key, lines = dict(old.by_key), dict(old.lines)
+    for name, entry in changed.items():
+        lines.pop(name, None)
+        if entry is None:
+            by_key.pop(name, None)
+            continue
+        by_key[name], waiting = entry
+        if waiting:
+            lines[name] = waiting
+    return LockSnapshot(version=version, locks=tuple(by_key.values()), lines=lines, by_key=by_key,
+                        read_at=old.read_at)
 
 
 def changed_keys(have: int | None, now: int, changes: Sequence[tuple[int, str]]) -> list[str] | None:

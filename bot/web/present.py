@@ -6,10 +6,14 @@ cannot disagree.
 from __future__ import annotations
 
 import base64
+import collections
 import binascii
 import bisect
+import functools
+import itertools
 import json
 import math
+import operator
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -106,9 +110,10 @@ def search_text(lock: LockInfo) -> str:
                      lock.state.value, lock.summary)).lower()
 
 
-def age_order(lock: LockInfo) -> tuple[float, str, str, str]:
-    """The order locks are shown in: oldest first (the one blocking longest is the one to chase), then by place."""
-    return (lock.locked_at, lock.repo, lock.dir, lock.workspace)
+# The order locks are shown in: oldest first (the one blocking longest is the one to chase), then by place. An
+# attrgetter, not a function: it sorts 10,000 locks in C each time one of them changes.
+age_order: Callable[[LockInfo], tuple[float, str, str, str]] = operator.attrgetter("locked_at", "repo", "dir",
+                                                                                  "workspace")
 
 
 @dataclass(frozen=True)
@@ -117,9 +122,13 @@ class Listing:
     web process keeps it with its copy of the locks), so that a request only scans it."""
 
     locks: tuple[LockInfo, ...]
-    searched: tuple[str, ...]  # `search_text` of each lock, in the same order
     repos: list[str]  # the repositories holding locks, for the page's repository filter
     counts: list[tuple[str, str, int]]  # `state_counts` of every lock
+
+    @functools.cached_property
+    def searched(self) -> tuple[str, ...]:
+        """`search_text` of each lock, in the same order: made by the first search of this version, not before."""
+        return tuple(search_text(lk) for lk in self.locks)
 
     def select(self, repo: str = "", text: str = "", states: Collection[LockState] = ()) -> list[LockInfo]:
         """The locks that pass the filter, in order: the exact repository (case-insensitive), every word of `text`
@@ -127,15 +136,16 @@ class Listing:
         if not (repo or text or states):
             return list(self.locks)
         repo, words = repo.lower(), text.lower().split()
-        return [lk for lk, searched in zip(self.locks, self.searched)
+        searched = self.searched if words else itertools.repeat("")
+        return [lk for lk, found in zip(self.locks, searched)
                 if (not repo or lk.repo.lower() == repo) and (not states or lk.state in states)
-                and all(word in searched for word in words)]
+                and all(word in found for word in words)]
 
 
 def listing(locks: Iterable[LockInfo]) -> Listing:
     ordered = tuple(sorted(locks, key=age_order))
-    return Listing(locks=ordered, searched=tuple(search_text(lk) for lk in ordered),
-                   repos=sorted({lk.repo for lk in ordered}, key=str.lower), counts=state_counts(ordered))
+    return Listing(locks=ordered, repos=sorted({lk.repo for lk in ordered}, key=str.lower),
+                   counts=state_counts(ordered))
 
 
 def filtered(locks: Iterable[LockInfo], repo: str = "", text: str = "",
@@ -269,9 +279,7 @@ def lock_row(lock: LockInfo, now: float, api_url: str, waiting: int = 0) -> Lock
 
 def state_counts(locks: Iterable[LockInfo]) -> list[tuple[str, str, int]]:
     """(state, css class, count) for the states present, in lifecycle order."""
-    counts: dict[LockState, int] = {}
-    for lock in locks:
-        counts[lock.state] = counts.get(lock.state, 0) + 1
+    counts = collections.Counter(lock.state for lock in locks)
     return [(state.value, STATE_CLASS[state], counts[state]) for state in LockState if state in counts]
 
 

@@ -22,6 +22,7 @@ from bot.projects.versions import Binaries, Binary
 from bot.queue import events_queue, runs_queue
 from bot.services import WebServices, WorkerServices
 from bot.state import keys
+from bot.state.lock_cache import LockCache
 from bot.state.locks import LockStore
 from bot.state.records import Records
 
@@ -36,10 +37,11 @@ def web_services(config: Config, connection: redis.Redis, terraform_check: Terra
     here, running `terraform version` once, unless given."""
     if terraform_check is None:
         terraform_check = check_terraform(config.terraform.binary, config.data_dir, config.terraform.sandbox.mode)
+    locks = LockStore(connection)
     return WebServices(
-        config=config, redis=connection, jobs=job_queue(config, connection), locks=LockStore(connection),
+        config=config, redis=connection, jobs=job_queue(config, connection), locks=locks,
         records=Records(connection), events_queue=events_queue(connection), runs_queue=runs_queue(connection),
-        terraform_check=terraform_check)
+        terraform_check=terraform_check, lock_cache=LockCache(locks))
 
 
 def installed_binaries(config: Config, default_version: str) -> Binaries:

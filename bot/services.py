@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from bot.adapters.terraform import Terraform
     from bot.config.workflows import Workflow
     from bot.projects.versions import Binaries
+    from bot.state.lock_cache import LockCache
     from bot.state.locks import LockStore
     from bot.state.records import Command, Records
 
@@ -118,6 +119,7 @@ class WebServices:
     events_queue: Queue  # read for /metrics
     runs_queue: Queue
     terraform_check: TerraformCheck
+    lock_cache: LockCache  # what the page, its JSON and /metrics read: this process's copy of every lock
 
     def terraform_health(self) -> dict[str, object]:
         return self.terraform_check.as_dict()

@@ -80,9 +80,10 @@ def test_locks_json_is_the_api_json(capsys, config_path, redis_conn, tmp_path, a
     def steady(items):
         return [{k: v for k, v in item.items() if k != "age_seconds"} for item in items]
 
-    assert code == 0 and steady(cli) == steady(api) and cli[0]["waiting"] == 1
+    assert code == 0 and steady(cli["locks"]) == steady(api["locks"]) and cli["locks"][0]["waiting"] == 1
+    assert (cli["total"], cli["next"]) == (api["total"], api["next"]) == (2, None)
     assert [d["dir"] for d in json.loads(tfbot(capsys, "locks", "--json", "--repo", "acme/apps", "-c",
-                                               str(config_path))[1])] == ["db"]
+                                               str(config_path))[1])["locks"]] == ["db"]
 
 
 def test_unlock_releases_hands_over_and_comments_on_the_pr(capsys, config_path, redis_conn, fake_github):

@@ -1,5 +1,6 @@
 """The page, the run view, the JSON and the metrics agree with the lock store during a real PR scenario
-(`tfbot serve` with workers, real Terraform, the fake GitHub), read over HTTP as a browser or script would."""
+(`tfbot serve` with workers, real Terraform, the fake GitHub), read over HTTP as a browser or script would, from the
+web process of `tfbot serve` and from a second `tfbot web` on the same Redis: each keeps its own copy of the locks."""
 from __future__ import annotations
 
 import re
@@ -11,6 +12,7 @@ from bot.state.locks import LockStore
 from bot.models import LockState
 from tests.support.browser import ADMIN, ADMIN_HASH, ADMIN_PASSWORD
 from tests.support.scenario import REPO
+from tests.support.tfbot_process import TfbotProcess, free_port, wait_for, write_config
 
 pytestmark = pytest.mark.e2e
 
@@ -33,6 +35,26 @@ def test_page_run_view_json_and_metrics_follow_the_lock_store(make_scenario):
     sc.fake.set_permission(REPO, "alice", "write")
     sc.start()
     base = sc.server.url
+    other_dir = sc.tmp / "second-web"
+    other_dir.mkdir()
+    other_port = free_port()
+    other = TfbotProcess("web", write_config(other_dir, {**sc.settings, "server": {**sc.settings["server"],
+                                                                                  "port": other_port}})).start()
+    try:
+        wait_for(lambda: _answers(f"http://127.0.0.1:{other_port}/healthz"), message="the second web process")
+        _follow_the_lock_store(sc, base, f"http://127.0.0.1:{other_port}")
+    finally:
+        other.stop()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).status_code in (200, 503)
+    except requests.ConnectionError:
+        return False
+
+
+def _follow_the_lock_store(sc, base: str, other_base: str) -> None:
     a = sc.open_pr("a", {"network/main.tf": sc.config_for("network", {"vpc": "1", "subnet": "2"})})
     b = sc.open_pr("b", {"dns/main.tf": sc.config_for("dns", {"zone": "1", "record": "2"})}, author="bob")
     sc.wait_comment(a, lambda body: "Plan:" in body)
@@ -42,18 +64,19 @@ def test_page_run_view_json_and_metrics_follow_the_lock_store(make_scenario):
     store = LockStore(sc.redis())
 
     def agree() -> list[dict]:
-        api = requests.get(f"{base}/api/locks").json()
         locks = {(lk.repo, lk.dir, lk.workspace): lk for lk in store.list()}
-        assert {(d["repo"], d["dir"], d["workspace"]) for d in api} == set(locks)
-        for item in api:
-            lock = locks[(item["repo"], item["dir"], item["workspace"])]
-            assert (item["pull_number"], item["user"], item["state"], item["summary"], item["run_id"]) == (
-                lock.pull, lock.user, lock.state.value, lock.summary, lock.run_id)
-        page = requests.get(f"{base}/locks").text
-        assert sorted(re.findall(r'data-dir="([^"]+)" data-workspace', page)) == sorted(d for _, d, _ in locks)
-        metrics = requests.get(f"{base}/metrics").text
-        assert f"tfbot_locks_held {float(len(locks))}" in metrics
-        return api
+        for web in (base, other_base):
+            api = requests.get(f"{web}/api/locks").json()["locks"]
+            assert {(d["repo"], d["dir"], d["workspace"]) for d in api} == set(locks), web
+            for item in api:
+                lock = locks[(item["repo"], item["dir"], item["workspace"])]
+                assert (item["pull_number"], item["user"], item["state"], item["summary"], item["run_id"]) == (
+                    lock.pull, lock.user, lock.state.value, lock.summary, lock.run_id), web
+            page = requests.get(f"{web}/locks").text
+            assert sorted(re.findall(r'data-dir="([^"]+)" data-workspace', page)) == sorted(d for _, d, _ in locks)
+            metrics = requests.get(f"{web}/metrics").text
+            assert f"tfbot_locks_held {float(len(locks))}" in metrics, web
+        return requests.get(f"{base}/api/locks").json()["locks"]
 
     api = agree()
     network = next(item for item in api if item["dir"] == "network")

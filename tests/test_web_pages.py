@@ -1,12 +1,13 @@
 """The lock page, the run page and their JSON, through the real Flask app over a real Redis."""
 from __future__ import annotations
 
+import base64
 import re
 import time
 
 import pytest
 
-from bot.models import LockState
+from bot.models import LockState, Project
 from bot.web import present
 from tests.support.browser import make_web_app, seed_lock, seed_run, sign_in
 
@@ -136,7 +137,9 @@ def test_api_locks_matches_the_store(web, redis_conn):
     old = seed_lock(redis_conn, dir="network", pull=3, age=7200, run_id="r-1", state=LockState.APPLYING)
     seed_lock(redis_conn, repo="acme/apps", dir="db", workspace="prod", pull=12, age=60)
     redis_conn.rpush("tfbot:lockq:acme/infra:default:network", '{"pull": 9}', '{"pull": 10}')
-    data = app.test_client().get("/api/locks").get_json()
+    answer = app.test_client().get("/api/locks").get_json()
+    assert (answer["total"], answer["next"]) == (2, None)
+    data = answer["locks"]
     assert [(d["repo"], d["dir"], d["workspace"]) for d in data] == [("acme/infra", "network", "default"),
                                                                      ("acme/apps", "db", "prod")]
     first = data[0]
@@ -150,7 +153,90 @@ def test_api_locks_matches_the_store(web, redis_conn):
     assert 7199 <= first["age_seconds"] <= 7300
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", first["locked_at"])
     assert {(d["repo"], d["pull_number"]) for d in data} == {(lk.repo, lk.pull) for lk in services.locks.list()}
-    assert [d["dir"] for d in app.test_client().get("/api/locks?repo=acme/apps").get_json()] == ["db"]
+    assert [d["dir"] for d in app.test_client().get("/api/locks?repo=acme/apps").get_json()["locks"]] == ["db"]
+
+
+def api_dirs(client, url: str) -> tuple[list[str], dict]:
+    answer = client.get(url).get_json()
+    return [d["dir"] for d in answer["locks"]], answer
+
+
+def test_api_locks_pages_follow_a_cursor_that_survives_changes_between_pages(web, redis_conn):
+    app, services = web
+    for i, dir in enumerate(["a", "b", "c", "d", "e"]):
+        seed_lock(redis_conn, dir=dir, pull=i + 1, age=500 - i * 10)  # a is the oldest
+    client = app.test_client()
+    first, answer = api_dirs(client, "/api/locks?limit=2")
+    assert first == ["a", "b"] and answer["total"] == 5
+    assert answer["next"].startswith("/api/locks?limit=2&cursor=")
+    # Between two pages a lock already shown is released and a new one taken: the next page starts right after "b"
+    # (an offset would skip "c"), and the new lock, the newest, comes last.
+    assert services.locks.release(Project(repo="acme/infra", name="a", dir="a"), 1, None, mode="close").released
+    seed_lock(redis_conn, dir="f", pull=6, age=1)
+    second, answer = api_dirs(client, answer["next"])
+    assert second == ["c", "d"] and answer["total"] == 5
+    third, answer = api_dirs(client, answer["next"])
+    assert third == ["e", "f"] and answer["next"] is None
+    everything, answer = api_dirs(client, "/api/locks?limit=1000")
+    assert everything == ["b", "c", "d", "e", "f"] and answer["next"] is None
+
+
+def test_api_locks_filters_by_state_repository_and_text_on_every_page(redis_conn, tmp_path, app_private_key):
+    app, _ = make_web_app(redis_conn, tmp_path, app_private_key, server={"public_url": "https://tfbot.example.com/"})
+    seed_lock(redis_conn, dir="a", pull=1, age=50, state=LockState.PLANNED, title="Grow the VPC")
+    seed_lock(redis_conn, dir="b", pull=2, age=40, state=LockState.APPLY_FAILED, title="Grow the zone")
+    seed_lock(redis_conn, dir="c", pull=3, age=30, state=LockState.APPLIED, title="Grow the VPC again")
+    seed_lock(redis_conn, repo="acme/apps", dir="d", pull=4, age=20, state=LockState.PLANNED, title="Grow")
+    client = app.test_client()
+    assert api_dirs(client, "/api/locks?state=planned")[0] == ["a", "d"]
+    assert api_dirs(client, "/api/locks?state=Apply+failed&state=applied,+awaiting+merge")[0] == ["b", "c"]
+    assert api_dirs(client, "/api/locks?state=planned&repo=acme/infra")[0] == ["a"]
+    assert api_dirs(client, "/api/locks?q=vpc&state=applied,+awaiting+merge")[0] == ["c"]
+    dirs, answer = api_dirs(client, "/api/locks?q=grow&repo=acme/infra&state=planned&state=apply+failed&limit=1")
+    assert dirs == ["a"] and answer["total"] == 2
+    # The next link is absolute under server.public_url and keeps every filter.
+    assert answer["next"].startswith("https://tfbot.example.com/api/locks?repo=acme/infra&q=grow&state=planned&"
+                                     "state=apply+failed&limit=1&cursor=")
+    dirs, answer = api_dirs(client, answer["next"].removeprefix("https://tfbot.example.com"))
+    assert dirs == ["b"] and answer["next"] is None
+
+
+@pytest.mark.parametrize("query, named", [
+    ("limit=0", "limit must be a whole number from 1 to 1000"), ("limit=1001", "limit"), ("limit=ten", "limit"),
+    ("limit=-5", "limit"), ("limit=%C2%B2", "limit"), ("state=merged", "state 'merged' is not a lock state; use one of: planning, planned"),
+    ("cursor=not-a-cursor", "cursor is not one this API gave out"),
+    ("cursor=eyJhIjoxfQ", "cursor"),  # valid base64 of {"a":1}
+    ("cursor=WyJ4IiwiYSIsImIiLCJjIl0", "cursor"),  # ["x","a","b","c"]: a time that is not a number
+])
+def test_api_locks_answers_a_bad_parameter_with_400_naming_it(web, redis_conn, query, named):
+    app, _ = web
+    seed_lock(redis_conn)
+    answer = app.test_client().get(f"/api/locks?{query}")
+    assert answer.status_code == 400
+    assert answer.get_json()["status"] == 400 and named in answer.get_json()["message"]
+
+
+def test_cursors_and_pages_are_values():
+    from bot.models import LockInfo
+
+    def lock(at: float, dir: str) -> LockInfo:
+        return LockInfo(repo="acme/infra", dir=dir, workspace="default", project=dir, pull=1, user="u", locked_at=at,
+                        token=1)
+
+    ordered = [lock(1.5, "a"), lock(2.0, "b"), lock(2.0, "c"), lock(3.25, "d")]
+    cursor = present.encode_cursor(ordered[1])
+    assert re.fullmatch(r"[A-Za-z0-9_-]+", cursor)  # safe in a URL as it is
+    assert present.decode_cursor(cursor) == (2.0, "acme/infra", "b", "default")
+    assert present.page_after(ordered, None, 2) == (ordered[:2], ordered[1])
+    assert present.page_after(ordered, present.decode_cursor(cursor), 2) == (ordered[2:], None)
+    assert present.page_after(ordered, present.decode_cursor(present.encode_cursor(ordered[3])), 2) == ([], None)
+    # A lock gone since the cursor was made: the page starts where it stood.
+    assert present.page_after(ordered[2:], present.decode_cursor(cursor), 1) == ([ordered[2]], ordered[2])
+    assert present.parse_limit(None) == present.API_LIMIT and present.parse_limit("1000") == 1000
+    nested = base64.urlsafe_b64encode(b"[" * 2900).decode()  # deeper than Python's recursion limit
+    for bad in ("x" * 5000, nested, "W10", "WzEsMiwzXQ", "W05hTiwiYSIsImIiLCJjIl0", "WzEuMCwxLDIsM10"):
+        with pytest.raises(ValueError, match="cursor"):
+            present.decode_cursor(bad)
 
 
 def test_a_plan_made_with_extra_arguments_is_shown_with_them_and_a_destroy_plan_loudly(web, redis_conn):
@@ -188,7 +274,8 @@ def test_a_run_made_with_extra_arguments_lists_them(web):
 def test_run_urls_are_absolute_under_public_url(redis_conn, tmp_path, app_private_key):
     app, _ = make_web_app(redis_conn, tmp_path, app_private_key, server={"public_url": "https://tfbot.example.com"})
     seed_lock(redis_conn, run_id="r-9")
-    assert app.test_client().get("/api/locks").get_json()[0]["run_url"] == "https://tfbot.example.com/runs/r-9"
+    assert app.test_client().get("/api/locks").get_json()["locks"][0]["run_url"] == (
+        "https://tfbot.example.com/runs/r-9")
 
 
 def test_run_output_is_for_signed_in_admins_only(web):
@@ -265,8 +352,10 @@ def test_ten_thousand_locks_are_paged_oldest_first(web, redis_conn):
     """Correctness at size (the speed is measured by hand and in bench/, never asserted here)."""
     app, _ = web
     pipe = redis_conn.pipeline(transaction=False)
+    now = time.time()  # once: a pause while seeding must not reorder the locks
     for i in range(10_000):
-        seed_lock(redis_conn, repo=f"acme/r{i % 20}", dir=f"p{i}", pull=i + 1, age=i, token=i + 1, pipe=pipe)
+        seed_lock(redis_conn, repo=f"acme/r{i % 20}", dir=f"p{i}", pull=i + 1, locked_at=now - i, token=i + 1,
+                  pipe=pipe)
     pipe.execute()
     client = app.test_client()
     html = client.get("/locks").get_data(as_text=True)
@@ -279,7 +368,16 @@ def test_ten_thousand_locks_are_paged_oldest_first(web, redis_conn):
     filtered = client.get("/locks?repo=acme/r3&page=2").get_data(as_text=True)
     assert "<strong>500</strong> locks" in filtered and "Page 2 of 3" in filtered
     assert all(r[0] == "acme/r3" for r in rows_of(filtered))
-    assert len(client.get("/api/locks").get_json()) == 10_000
+    first = client.get("/api/locks").get_json()
+    assert (len(first["locks"]), first["total"]) == (100, 10_000)
+    assert [d["dir"] for d in first["locks"][:2]] == ["p9999", "p9998"]
+    seen, url, pages = [], "/api/locks?limit=1000", 0
+    while url:
+        answer = client.get(url).get_json()
+        assert answer["total"] == 10_000
+        seen += [d["dir"] for d in answer["locks"]]
+        url, pages = answer["next"], pages + 1
+    assert pages == 10 and seen == [f"p{i}" for i in range(9999, -1, -1)]
 
 
 def test_the_whole_output_is_shown_even_past_the_comment_limit(web):

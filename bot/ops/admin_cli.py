@@ -44,17 +44,16 @@ def connect_store(config: Config) -> redis.Redis:
 
 
 def list_locks(config: Config, conn: redis.Redis, repo: str | None, as_json: bool, out: TextIO) -> int:
-    """Print every lock (of `repo`), oldest first, as a table or as the JSON of /api/locks."""
+    """Print every lock (of `repo`), oldest first, as a table or as the JSON of /api/locks (every lock on one page)."""
+    from bot.state.lock_cache import LockCache
     from bot.state.locks import LockStore
-    from bot.web.locks import waiting_counts
 
-    locks = present.filtered(LockStore(conn).list(), repo or "", "")
+    snapshot = LockCache(LockStore(conn)).snapshot()
+    locks = present.filtered(snapshot.locks, repo or "", "")
     now = time.time()
     if as_json:
-        svc = _Store(conn)
-        waiting = waiting_counts(svc, locks)
-        data = [present.lock_json(lk, now, config.github.api_url, config.server.public_url,
-                                  waiting.get((lk.repo, lk.dir, lk.workspace), 0)) for lk in locks]
+        data = present.locks_json(locks, len(locks), None, now, config.github.api_url, config.server.public_url,
+                                  snapshot.waiting)
         json.dump(data, out, indent=2)
         out.write("\n")
         return 0
@@ -128,13 +127,6 @@ def default_admin_name() -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return "admin"
-
-
-class _Store:
-    """The one attribute `waiting_counts` needs."""
-
-    def __init__(self, conn: redis.Redis):
-        self.redis = conn
 
 
 def _clean(text: str) -> str:

@@ -5,6 +5,8 @@ Layout (all under the `tfbot:` prefix; RQ keeps its own `rq:` keys):
   tfbot:lock:<repo>:<workspace>:<dir>           the workspace lock (string: one JSON object, see bot.state.locks)
   tfbot:locks                                   index of lock keys (set), for listing
   tfbot:lockq:<repo>:<workspace>:<dir>          PRs waiting for that lock (list of JSON entries, FIFO)
+  tfbot:locks:version ; tfbot:locks:changed     lock change counter (int) ; its log, "<version> <lock key>" (list,
+                                                capped): what bot.state.lock_cache reads to stay current
   tfbot:fence                                   fencing-token counter (int)
   tfbot:guard:<repo>:<workspace>:<dir>          short run guard: one Terraform run at a time per project
   tfbot:pr:<repo>:<number>                      per-PR record (hash: head sha, comment ids, plans ...)
@@ -54,6 +56,21 @@ def lock_index() -> str:
 
 def lock_queue(repo: str, dir: str, workspace: str) -> str:
     return f"{PREFIX}:lockq:{project_id(repo, dir, workspace)}"
+
+
+def lock_queue_of(lock_key: str) -> str:
+    """The waiting line of the lock stored at `lock_key` (a key as the lock index and the change log name it)."""
+    return f"{PREFIX}:lockq:{lock_key.removeprefix(f'{PREFIX}:lock:')}"
+
+
+def lock_version() -> str:
+    """Counts every change of a lock, its waiting line or the index (int); bumped by the lock scripts themselves."""
+    return f"{PREFIX}:locks:version"
+
+
+def lock_changes() -> str:
+    """The latest lock changes, oldest first (list of "<version> <lock key>", capped), written with the version."""
+    return f"{PREFIX}:locks:changed"
 
 
 def fence() -> str:

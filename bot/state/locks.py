@@ -19,6 +19,11 @@ atomic across threads, worker processes and hosts sharing one Redis):
   between; the caller gets that waiter's entry back and must plan it. The lock leaves the index only when
   nobody takes it. A waiter whose PR closed must `leave_queue` (or `forget_pull`), else it is handed a lock
   its planning job will find closed and release again.
+- Every script that changes a lock, its waiting line or the index also increments the lock version and appends
+  "<version> <lock key>" to the capped change log, in the same atomic step: a reader keeping a copy of the locks
+  (bot/state/lock_cache.py) asks for the version on each read and re-reads only the locks named since its own. A
+  new (or flushed) counter starts from the server's clock, so it never repeats a version a reader still holds.
+  Anything that writes lock keys outside these scripts must delete the version key: readers then read everything.
 - The run guard is separate and short: a key with a TTL renewed by a heartbeat thread while a Terraform run
   is under way, so two runs never share one project's state or checkout, and a crashed worker's guard
   expires by itself.
@@ -45,8 +50,23 @@ from bot.models import LockInfo, LockState, Project
 
 log = logging.getLogger(__name__)
 
-# Lua helpers shared by the scripts that read a waiting line or hand a lock over.
+# Lua helpers shared by the scripts that read a waiting line, hand a lock over or change a lock.
 _LUA_HELPERS = """
+-- Count a change of the lock at `lock_key` (its value, its waiting line or its place in the index) and name it in the
+-- change log, so a reader holding a copy of the locks knows it is behind and which locks to read again.
+local function changed(version_key, log_key, lock_key)
+  local version = redis.call('INCR', version_key)
+  if version == 1 then
+    -- A new or flushed counter starts from the clock (microseconds), above any version a reader holds from before.
+    -- TIME before a write is allowed: scripts are replicated by their effects (Redis >= 5, Valkey).
+    local now = redis.call('TIME')
+    version = tonumber(now[1]) * 1000000 + tonumber(now[2])
+    redis.call('SET', version_key, string.format('%.0f', version))
+  end
+  redis.call('RPUSH', log_key, string.format('%.0f', version) .. ' ' .. lock_key)
+  redis.call('LTRIM', log_key, -CHANGE_LOG_LENGTH, -1)
+end
+
 local function find_waiter(line_key, pull)
   local entries = redis.call('LRANGE', line_key, 0, -1)
   for i, entry in ipairs(entries) do
@@ -83,7 +103,8 @@ local function hand_over(lock_key, index_key, line_key, fence_key, lock, now, st
 end
 """
 
-# KEYS[1] lock key, KEYS[2] lock index (set), KEYS[3] waiting line (list), KEYS[4] fencing counter
+# KEYS[1] lock key, KEYS[2] lock index (set), KEYS[3] waiting line (list), KEYS[4] fencing counter,
+# KEYS[5] lock version (counter), KEYS[6] change log (list)
 # ARGV[1] lock value (JSON) to store when free; its "token" is replaced by INCR KEYS[4]
 # ARGV[2] pull number asking
 # ARGV[3] waiting-line entry (JSON, has "pull") to add when another pull holds the lock
@@ -100,6 +121,7 @@ if not current then
   redis.call('SADD', KEYS[2], KEYS[1])
   local _, mine = find_waiter(KEYS[3], pull)
   if mine then redis.call('LREM', KEYS[3], 1, mine) end
+  changed(KEYS[5], KEYS[6], KEYS[1])
   return {'acquired', value}
 end
 if tonumber(cjson.decode(current)['pull']) == pull then
@@ -108,13 +130,15 @@ end
 local place = find_waiter(KEYS[3], pull)
 if place then
   redis.call('LSET', KEYS[3], place - 1, ARGV[3])
-  return {'queued', current, place}
+else
+  place = redis.call('RPUSH', KEYS[3], ARGV[3])
 end
-return {'queued', current, redis.call('RPUSH', KEYS[3], ARGV[3])}
+changed(KEYS[5], KEYS[6], KEYS[1])
+return {'queued', current, place}
 """
 
 # KEYS[1] lock key, KEYS[2] lock index (set), KEYS[3] waiting line (list), KEYS[4] fencing counter,
-# KEYS[5] the workspace's run guard
+# KEYS[5] the workspace's run guard, KEYS[6] lock version (counter), KEYS[7] change log (list)
 # ARGV[1] pull that must hold the lock, or "" for whoever holds it (unlock by an admin)
 # ARGV[2] token that must match, or "" for any token
 # ARGV[3] now (unix seconds) for a handed-over lock; ARGV[4] the state a handed-over lock starts in
@@ -156,15 +180,16 @@ end
 if ARGV[5] == 'admin' and applying and ARGV[6] ~= 'dead' then return {'refused', current, 'applying'} end
 if ARGV[5] == 'admin' and flagged and ARGV[8] ~= 'reason' then return {'refused', current, 'flagged'} end
 local value, entry = hand_over(KEYS[1], KEYS[2], KEYS[3], KEYS[4], lock, tonumber(ARGV[3]), ARGV[4])
+changed(KEYS[6], KEYS[7], KEYS[1])
 if value then return {'handed', current, value, entry} end
 return {'released', current}
 """
 
-# KEYS[1] lock key
+# KEYS[1] lock key, KEYS[2] lock version (counter), KEYS[3] change log (list)
 # ARGV[1] pull, ARGV[2] token that must both match the lock; ARGV[3] JSON object of fields to overwrite
 # ARGV[4] JSON object of fields that must still hold these values (e.g. the state and the run that set it)
 # Returns 1 when changed, 0 when the lock is gone, held by someone else (or under another token), or has changed
-_SET_STATE = """
+_SET_STATE = _LUA_HELPERS + """
 local current = redis.call('GET', KEYS[1])
 if not current then return 0 end
 local lock = cjson.decode(current)
@@ -176,15 +201,19 @@ for k, v in pairs(cjson.decode(ARGV[4])) do
 end
 for k, v in pairs(cjson.decode(ARGV[3])) do lock[k] = v end
 redis.call('SET', KEYS[1], cjson.encode(lock))
+changed(KEYS[2], KEYS[3], KEYS[1])
 return 1
 """
 
-# KEYS[1] waiting line (list); ARGV[1] pull
+# KEYS[1] waiting line (list), KEYS[2] its lock's key, KEYS[3] lock version (counter), KEYS[4] change log (list)
+# ARGV[1] pull
 # Returns 1 when the pull was in line and left it, else 0
 _LEAVE_QUEUE = _LUA_HELPERS + """
 local _, entry = find_waiter(KEYS[1], tonumber(ARGV[1]))
 if not entry then return 0 end
-return redis.call('LREM', KEYS[1], 1, entry)
+redis.call('LREM', KEYS[1], 1, entry)
+changed(KEYS[3], KEYS[4], KEYS[2])
+return 1
 """
 
 # KEYS[1] run guard key; ARGV[1] the holder's unique value; ARGV[2] new TTL in milliseconds
@@ -201,12 +230,40 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
+# KEYS[1] lock version (counter), KEYS[2] change log (list of "<version> <lock key>", oldest first)
+# ARGV[1] the version the reader's copy has, or "" for none
+# Returns {} when there is no version (never counted, or deleted by an outside write); {version} when that is the
+# reader's, or when the log cannot cover the changes since it (no copy, went backwards, further behind than the log
+# keeps); else {version, entry, ...}: the last (version - ARGV[1]) entries, which the reader checks are the ones after
+# its version (the log may have been trimmed, or restarted)
+_CHANGES_SINCE = """
+local now = redis.call('GET', KEYS[1])
+if not now then return {} end
+if ARGV[1] == '' or now == ARGV[1] then return {now} end
+local behind = tonumber(now) - tonumber(ARGV[1])
+if behind < 1 or behind > CHANGE_LOG_LENGTH then return {now} end
+local out = redis.call('LRANGE', KEYS[2], -behind, -1)
+table.insert(out, 1, now)
+return out
+"""
+
+# Each waiting line's length in one call per chunk of locks, instead of one command per lock.
+# KEYS: waiting-line keys; returns their lengths in order (0 for a line that does not exist).
+_LENGTHS = """
+local out = {}
+for i, key in ipairs(KEYS) do out[i] = redis.call('LLEN', key) end
+return out
+"""
+
 # Fields of the queue entry that tfbot itself writes; a caller's `waiter` data may not reuse them.
 _ENTRY_FIELDS = frozenset({"pull", "user", "pull_title", "pull_url", "queued_at"})
 # Fields a holder may change with `set_state`; the rest say who holds the lock and are fixed.
 _MUTABLE_FIELDS = frozenset({"summary", "run_id", "pull_title", "pull_url", "diverged", "command_id", "extra_args"})
 _LOCK_FIELDS = frozenset(f.name for f in fields(LockInfo))
+_CHANGE_KEYS = (keys.lock_version(), keys.lock_changes())
 _MGET_CHUNK = 1000
+# Changes the log keeps: a reader further behind reads every lock again, which costs about as much as this many.
+CHANGE_LOG_LENGTH = 1000
 
 
 class LockTarget(Protocol):
@@ -256,10 +313,12 @@ class LockStore:
 
     def __init__(self, redis: redis.Redis):
         self._redis = redis
-        self._acquire = redis.register_script(_ACQUIRE)
-        self._release = redis.register_script(_RELEASE)
-        self._set_state = redis.register_script(_SET_STATE)
-        self._leave_queue = redis.register_script(_LEAVE_QUEUE)
+        self._acquire = redis.register_script(_lua(_ACQUIRE))
+        self._release = redis.register_script(_lua(_RELEASE))
+        self._set_state = redis.register_script(_lua(_SET_STATE))
+        self._leave_queue = redis.register_script(_lua(_LEAVE_QUEUE))
+        self._changes_since = redis.register_script(_lua(_CHANGES_SINCE))
+        self._lengths = redis.register_script(_LENGTHS)
         self._guard_renew = redis.register_script(_GUARD_RENEW)
         self._guard_release = redis.register_script(_GUARD_RELEASE)
 
@@ -294,7 +353,7 @@ class LockStore:
         )
         entry = {**extra, "pull": pull, "user": user, "pull_title": pull_title, "pull_url": pull_url, "queued_at": now}
         reply = self._acquire(
-            keys=[*self._lock_keys(project), keys.fence()],
+            keys=[*self._lock_keys(project), keys.fence(), *_CHANGE_KEYS],
             args=[_dump(lock), pull, json.dumps(entry)],
         )
         status, value = _text(reply[0]), _load(reply[1])
@@ -328,6 +387,47 @@ class LockStore:
                     locks.append(_load(raw))
         return sorted(locks, key=lambda lock: (lock.repo, lock.dir, lock.workspace))
 
+    # --- reads for a copy of every lock (bot/state/lock_cache.py) ------------------------------------------------
+
+    def changes_since(self, version: int | None) -> tuple[int | None, builtins.list[tuple[int, str]]]:
+        """(the lock version now, the changes logged since `version`: (version, lock key), oldest first).
+
+        The version is None when nothing counts changes (no lock script ran since Redis was new, or an outside write
+        deleted the counter). The changes are empty when the version is unchanged, and also when the log cannot say
+        what changed since `version` (None, or further behind than CHANGE_LOG_LENGTH, or a counter that went
+        backwards); the caller tells these apart by comparing versions, and checks the changes are the contiguous
+        run `version + 1 .. now`: anything else means "read everything"."""
+        reply = self._changes_since(keys=list(_CHANGE_KEYS), args=["" if version is None else str(version)])
+        if not reply:
+            return None, []
+        changes = []
+        for entry in reply[1:]:
+            number, _, lock_key = _text(entry).partition(" ")
+            changes.append((int(number), lock_key))
+        return int(reply[0]), changes
+
+    def read_all(self) -> dict[str, tuple[LockInfo, int]]:
+        """Every lock and how many PRs wait for it, by lock key: the index, then one round trip per 1,000 locks."""
+        names = [_text(k) for k in self._redis.smembers(keys.lock_index())]
+        found: dict[str, tuple[LockInfo, int]] = {}
+        for start in range(0, len(names), _MGET_CHUNK):
+            for name, entry in self.read(names[start:start + _MGET_CHUNK]).items():
+                if entry is not None:  # released between SMEMBERS and MGET
+                    found[name] = entry
+        return found
+
+    def read(self, lock_keys: builtins.list[str]) -> dict[str, tuple[LockInfo, int] | None]:
+        """The locks at `lock_keys` (as `changes_since` and `read_all` name them) and how many PRs wait for each, in
+        one round trip; None for a key whose lock is gone."""
+        if not lock_keys:
+            return {}
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.mget(lock_keys)
+        self._lengths(keys=[keys.lock_queue_of(k) for k in lock_keys], client=pipe)
+        values, lengths = pipe.execute()
+        return {name: None if raw is None else (_load(raw), int(length))
+                for name, raw, length in zip(lock_keys, values, lengths)}
+
     def locks_of_pull(self, repo: str, pull: int) -> builtins.list[LockInfo]:
         """The locks `pull` holds in `repo`."""
         return [lock for lock in self.list(repo) if lock.pull == pull]
@@ -352,8 +452,8 @@ class LockStore:
             raise ValueError(f"set_state cannot change or expect {sorted(unknown)}")
         update = {**changes, "state": LockState(state).value}
         lock_key = keys.lock(project.repo, project.dir, project.workspace)
-        return bool(self._set_state(keys=[lock_key], args=[pull, token, json.dumps(update),
-                                                           json.dumps(expect or {})]))
+        return bool(self._set_state(keys=[lock_key, *_CHANGE_KEYS], args=[pull, token, json.dumps(update),
+                                                                          json.dumps(expect or {})]))
 
     def release(self, project: LockTarget, pull: int, token: int | None, *, mode: str = "owner",
                 command_id: str = "") -> ReleaseResult:
@@ -394,8 +494,8 @@ class LockStore:
 
     def leave_queue(self, project: LockTarget, pull: int) -> bool:
         """Take `pull` out of the waiting line; False when it was not in it."""
-        line = keys.lock_queue(project.repo, project.dir, project.workspace)
-        return bool(self._leave_queue(keys=[line], args=[pull]))
+        where = (project.repo, project.dir, project.workspace)
+        return bool(self._leave_queue(keys=[keys.lock_queue(*where), keys.lock(*where), *_CHANGE_KEYS], args=[pull]))
 
     def queue(self, project: LockTarget) -> builtins.list[dict[str, Any]]:
         """The waiting line's entries, first in line first."""
@@ -419,7 +519,7 @@ class LockStore:
             raise ValueError(f"unknown release mode {mode!r}")
         reply = self._release(
             keys=[*self._lock_keys(project), keys.fence(),
-                  keys.run_guard(project.repo, project.dir, project.workspace)],
+                  keys.run_guard(project.repo, project.dir, project.workspace), *_CHANGE_KEYS],
             args=[pull, token, time.time(), LockState.PLANNING.value, mode, dead, command_id,
                   "reason" if with_reason else ""],
         )
@@ -499,6 +599,10 @@ class RunGuard:
                     return
             except redis.RedisError as exc:  # a blip: the next beat, still before expiry, tries again
                 log.warning("could not renew run guard %s: %s", self.key, exc)
+
+
+def _lua(script: str) -> str:
+    return script.replace("CHANGE_LOG_LENGTH", str(CHANGE_LOG_LENGTH))
 
 
 def _text(value: bytes | str) -> str:

@@ -93,7 +93,7 @@ class StoreCollector:
         return jobs
 
     def _locks(self) -> list[GaugeMetricFamily]:
-        locks = self.svc.locks.list()
+        locks = self.svc.lock_cache.snapshot().locks  # this process's copy: one small read while nothing changed
         now = time.time()
         held = GaugeMetricFamily("tfbot_locks_held", "Workspace locks held now")
         held.add_metric([], len(locks))

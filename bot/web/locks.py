@@ -3,44 +3,16 @@ from __future__ import annotations
 
 import json
 import time
-from typing import TYPE_CHECKING
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request
 
-from bot.state import keys
-from bot.models import LockInfo
 from bot.web import present, unlocking
 from bot.web.auth import csrf_ok, current_admin, safe_next
-
-if TYPE_CHECKING:
-    from bot.services import HasRedis
 
 bp = Blueprint("locks", __name__)
 MAX_FILTER_CHARS = 200
 PAGE_SIZE = 200  # rows per page: 10,000 rows of HTML would be 12 MB for a phone to lay out
-
-
-# Each waiting line's length in one call per chunk of locks, instead of one command per lock.
-# KEYS: waiting-line keys; returns their lengths in order (0 for a line that does not exist).
-_LENGTHS = """
-local out = {}
-for i, key in ipairs(KEYS) do out[i] = redis.call('LLEN', key) end
-return out
-"""
-_CHUNK = 1000
-
-
-def waiting_counts(svc: HasRedis, locks: list[LockInfo]) -> dict[tuple[str, str, str], int]:
-    """How many PRs wait behind each lock (only the ones that have a line)."""
-    script = svc.redis.register_script(_LENGTHS)
-    where = [(lk.repo, lk.dir, lk.workspace) for lk in locks]
-    counts: dict[tuple[str, str, str], int] = {}
-    for start in range(0, len(where), _CHUNK):
-        chunk = where[start:start + _CHUNK]
-        for place, length in zip(chunk, script(keys=[keys.lock_queue(*w) for w in chunk])):
-            if length:
-                counts[place] = int(length)
-    return counts
+LISTING = "listing"  # the name of the snapshot's present.Listing, built once per lock version
 
 
 def filters() -> tuple[str, str]:
@@ -61,27 +33,27 @@ def index():  # type: ignore[no-untyped-def]
 def page():  # type: ignore[no-untyped-def]
     svc = current_app.extensions["tfbot"]
     repo, text = filters()
-    locks = svc.locks.list()  # the one read of every lock: SMEMBERS and chunked MGETs
+    snapshot = svc.lock_cache.snapshot()  # this process's copy: one small read while no lock changed
+    listing = snapshot.derived(LISTING, present.listing)
     now = time.time()
-    matching = present.filtered(locks, repo, text)
+    matching = listing.select(repo, text)
     pages = max(1, -(-len(matching) // PAGE_SIZE))
     number = min(max(1, request.args.get("page", 1, type=int) or 1), pages)
     shown = matching[(number - 1) * PAGE_SIZE:number * PAGE_SIZE]
-    waiting = waiting_counts(svc, shown)
     api_url = svc.config.github.api_url
-    rows = [present.lock_row(lk, now, api_url, waiting.get((lk.repo, lk.dir, lk.workspace), 0)) for lk in shown]
+    rows = [present.lock_row(lk, now, api_url, snapshot.waiting(lk)) for lk in shown]
     response = current_app.make_response(render_template(
         "web/locks.html",
         rows=rows,
         matching=len(matching),
-        total=len(locks),
+        total=len(listing.locks),
         first=(number - 1) * PAGE_SIZE + 1,
         page=number,
         pages=pages,
-        repos=sorted({lk.repo for lk in locks}, key=str.lower),
+        repos=listing.repos,
         repo=repo,
         text=text,
-        counts=present.state_counts(matching),
+        counts=present.state_counts(matching) if repo or text else listing.counts,
         admin=current_admin(),
         here=request.full_path.rstrip("?"),
     ))

@@ -59,15 +59,19 @@ def seed_lock(conn: redis_lib.Redis, repo: str = "acme/infra", dir: str = "netwo
               pull: int = 1, user: str = "alice", title: str = "Grow the network", age: float = 60.0,
               state: LockState = LockState.PLANNED, summary: str = "Plan: 1 to add, 0 to change, 0 to destroy.",
               run_id: str = "", token: int | None = None, project: str | None = None, pipe: Any = None,
-              extra_args: str = "") -> LockInfo:
-    """Store a lock the way LockStore does (one JSON value plus the index entry), with a chosen age."""
+              extra_args: str = "", locked_at: float | None = None) -> LockInfo:
+    """Store a lock the way LockStore does (one JSON value plus the index entry), with a chosen age (or `locked_at`). As
+    a write outside the lock scripts, it deletes the lock version, so every reader reads all locks again
+    (bot/state/locks.py)."""
     lock = LockInfo(repo=repo, dir=dir, workspace=workspace, project=project or dir, pull=pull, user=user,
-                    locked_at=time.time() - age, token=token if token is not None else int(conn.incr(keys.fence())),
+                    locked_at=time.time() - age if locked_at is None else locked_at,
+                    token=token if token is not None else int(conn.incr(keys.fence())),
                     state=state, pull_title=title, pull_url=f"https://github.com/{repo}/pull/{pull}",
                     summary=summary, run_id=run_id, extra_args=extra_args)
     target = pipe if pipe is not None else conn.pipeline()
     target.set(keys.lock(repo, dir, workspace), json.dumps({**lock.__dict__, "state": lock.state.value}))
     target.sadd(keys.lock_index(), keys.lock(repo, dir, workspace))
+    target.delete(keys.lock_version())
     if pipe is None:
         target.execute()
     return lock

@@ -10,6 +10,8 @@ import redis
 
 from bot.adapters.git import Checkouts
 from bot.adapters.github import GitHubApp
+from bot.adapters.github_oauth import GitHubOAuth
+from bot.adapters.github_roles import RepoRoles
 from bot.adapters.logs import masker
 from bot.adapters.plan_store import plan_store_for
 from bot.adapters.preflight import TerraformCheck, check_terraform
@@ -35,10 +37,13 @@ def web_services(config: Config, connection: redis.Redis, terraform_check: Terra
     here, running `terraform version` once, unless given."""
     if terraform_check is None:
         terraform_check = check_terraform(config.terraform.binary, config.data_dir, config.terraform.sandbox.mode)
+    sign_in = config.github.sign_in
     return WebServices(
         config=config, redis=connection, jobs=job_queue(config, connection), locks=LockStore(connection),
         records=Records(connection), events_queue=events_queue(connection), runs_queue=runs_queue(connection),
-        terraform_check=terraform_check)
+        terraform_check=terraform_check,
+        github_oauth=GitHubOAuth(config.github) if sign_in else None,
+        github_roles=RepoRoles(config.github) if sign_in else None)
 
 
 def worker_services(config: Config, connection: redis.Redis) -> WorkerServices:

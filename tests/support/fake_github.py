@@ -5,7 +5,8 @@ as the bot does: an app JWT buys an installation token, the token calls the
 API. Tests set the world up and read it back through plain methods here
 (`add_repo`, `add_pull`, `comments`, `statuses`, ...), and make GitHub
 misbehave with `fail_next`. Shapes, status codes and paging follow GitHub's
-documentation; see fake_github_routes_*.py for the endpoints.
+documentation; see fake_github_routes_*.py for the endpoints, and fake_github_oauth.py
+for the App's OAuth web flow (`authorize_as` picks who approves on its authorize page).
 
 Layout: state (records) -> payloads (JSON shapes) -> routes (endpoints) ->
 dispatch (faults, auth, routing) -> http (server, paging, errors); this module

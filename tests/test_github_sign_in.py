@@ -430,3 +430,22 @@ def test_roles_are_asked_with_a_read_only_token_of_one_repository(fake_github, a
     assert roles.role(REPO, "bob") == "admin" and len(fake_github.issued_tokens()) == 3
     with pytest.raises(RoleLookupError, match="installation on acme/elsewhere: GitHub answered 404"):
         roles.role("acme/elsewhere", "bob")
+
+
+def test_github_enterprise_signs_in_on_its_web_host_and_asks_its_api(redis_conn, tmp_path, app_keys):
+    """GitHub Enterprise Server: sign-in pages at https://HOST (`github.web_url`), the API under /api/v3."""
+    from tests.support.fake_github import FakeGitHub
+
+    private_pem, public_pem = app_keys
+    with FakeGitHub(1234, public_pem, private_key_pem=private_pem, api_prefix="/api/v3") as fake:
+        fake.add_installation(99, "acme")
+        fake.add_repo(REPO, "file:///nowhere", installation_id=99)
+        app, services = make_web_app(redis_conn, tmp_path, private_pem.decode(),
+                                     github=github_settings(fake, private_pem.decode()))
+        assert services.config.github.api_url.endswith("/api/v3") and not services.config.github.web_url.endswith(
+            "/api/v3")
+        seed_lock(redis_conn, REPO, "network", pull=1)
+        client, html = signed_in(app, fake, "bob", "maintain")
+        assert "Signed in as <strong>bob</strong>" in html and unlock_buttons(html) == ["network"]
+        assert {r.raw_path for r in fake.requests} >= {"/login/oauth/authorize", "/login/oauth/access_token",
+                                                       "/user", "/repos/acme/infra/collaborators/bob/permission"}

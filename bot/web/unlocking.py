@@ -101,5 +101,5 @@ def _needs_override(lock: LockInfo) -> str:
 
 def queue_announcement(svc: HasJobs, lock: LockInfo, by: str, via: str, waiter: dict[str, Any] | None,
                        reason: str = "") -> None:
-    """Queue the job that tells the PR (bot.jobs.announce_unlock): the page never talks to GitHub in a request."""
+    """Queue the job that tells the PR (bot.jobs.announce_unlock): the page never writes to GitHub in a request."""
     svc.jobs.announce_unlock(lock, by, via, int(waiter["pull"]) if waiter else None, reason.strip())

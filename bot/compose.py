@@ -10,6 +10,8 @@ import redis
 
 from bot.adapters.git import Checkouts
 from bot.adapters.github import GitHubApp
+from bot.adapters.github_oauth import GitHubOAuth
+from bot.adapters.github_roles import RepoRoles
 from bot.adapters.logs import masker
 from bot.adapters.plan_store import plan_store_for
 from bot.adapters.preflight import TerraformCheck, check_terraform, reported_version
@@ -38,10 +40,13 @@ def web_services(config: Config, connection: redis.Redis, terraform_check: Terra
     if terraform_check is None:
         terraform_check = check_terraform(config.terraform.binary, config.data_dir, config.terraform.sandbox.mode)
     locks = LockStore(connection)
+    sign_in = config.github.sign_in
     return WebServices(
         config=config, redis=connection, jobs=job_queue(config, connection), locks=locks,
         records=Records(connection), events_queue=events_queue(connection), runs_queue=runs_queue(connection),
-        terraform_check=terraform_check, lock_cache=LockCache(locks))
+        terraform_check=terraform_check, lock_cache=LockCache(locks),
+        github_oauth=GitHubOAuth(config.github) if sign_in else None,
+        github_roles=RepoRoles(config.github) if sign_in else None)
 
 
 def installed_binaries(config: Config, default_version: str) -> Binaries:

@@ -160,11 +160,13 @@ def plan_waiter(svc: WorkerServices, project: dict[str, Any], pull: int, install
     plan_handed_over(svc, project, pull, installation, reason)
 
 
-def announce_unlock(svc: WorkerServices, lock: dict[str, Any], by: str, via: str, next_pull: int | None) -> bool:
-    """An admin unlocked from the lock page: drop the PR's saved plan of that project and tell the PR."""
+def announce_unlock(svc: WorkerServices, lock: dict[str, Any], by: str, via: str, next_pull: int | None,
+                    reason: str = "") -> bool:
+    """Someone unlocked from the lock page: drop the PR's saved plan of that project and tell the PR (with the
+    reason they gave; jobs queued before reasons were posted have none)."""
     from bot.lifecycle.handover import announce_unlock as announce
 
-    return announce(svc, lock_from_dict(lock), by, via, next_pull, mention=True)
+    return announce(svc, lock_from_dict(lock), by, via, next_pull, mention=True, reason=reason)
 
 
 def announce_expiry(svc: WorkerServices, lock: dict[str, Any], after: float, next_pull: int | None) -> bool:
@@ -360,9 +362,9 @@ class RQJobs:
         self._event(plan_waiter, (project_to_dict(project), pull, installation, reason),
                     f"plan {project.repo}#{pull} {project.name} after the lock was handed over")
 
-    def announce_unlock(self, lock: LockInfo, by: str, via: str, next_pull: int | None) -> None:
-        """Tell the PR that held `lock` that `by` unlocked it (`via`: where), and who holds it now."""
-        self._event(announce_unlock, (lock_to_dict(lock), by, via, next_pull),
+    def announce_unlock(self, lock: LockInfo, by: str, via: str, next_pull: int | None, reason: str = "") -> None:
+        """Tell the PR that held `lock` that `by` unlocked it (`via`: where), why, and who holds it now."""
+        self._event(announce_unlock, (lock_to_dict(lock), by, via, next_pull, reason),
                     f"tell {lock.repo}#{lock.pull} that {by} unlocked {lock.project}", report_failure=False)
 
     def announce_expiry(self, lock: LockInfo, after: float, next_pull: int | None) -> None:

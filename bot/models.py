@@ -110,6 +110,9 @@ class ProjectResult:
 
 
 # Terraform's own rule, narrowed: no path separators, and not `.` or `..` (a path under terraform.tfstate.d/).
+# GitHub's repository roles, weakest first: a role grants everything the ones before it do.
+REPO_ROLES = ("read", "triage", "write", "maintain", "admin")
+
 _WORKSPACE_RE = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.-]{0,89}")
 
 

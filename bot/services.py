@@ -20,6 +20,8 @@ from bot.models import LockInfo, Project
 if TYPE_CHECKING:
     from bot.adapters.git import Checkouts
     from bot.adapters.github import GitHubApp
+    from bot.adapters.github_oauth import GitHubOAuth
+    from bot.adapters.github_roles import RepoRoles
     from bot.adapters.logs import SecretMasker
     from bot.adapters.plan_store import PlanStore
     from bot.adapters.preflight import TerraformCheck
@@ -54,8 +56,8 @@ class JobQueue(Protocol):
         """The plan of a PR that was just handed the lock of `project`."""
         ...
 
-    def announce_unlock(self, lock: LockInfo, by: str, via: str, next_pull: int | None) -> None:
-        """The comment telling the PR that held `lock` that `by` unlocked it."""
+    def announce_unlock(self, lock: LockInfo, by: str, via: str, next_pull: int | None, reason: str = "") -> None:
+        """The comment telling the PR that held `lock` that `by` unlocked it, and the `reason` they gave."""
         ...
 
     def announce_expiry(self, lock: LockInfo, after: float, next_pull: int | None) -> None:
@@ -120,6 +122,10 @@ class WebServices:
     runs_queue: Queue
     terraform_check: TerraformCheck
     lock_cache: LockCache  # what the page, its JSON and /metrics read: this process's copy of every lock
+    # Sign in with GitHub (None unless github.client_id and client_secret are set): the OAuth code exchange, and
+    # users' roles on repositories asked as the App with a read-only token; neither runs anything.
+    github_oauth: GitHubOAuth | None = None
+    github_roles: RepoRoles | None = None
 
     def terraform_health(self) -> dict[str, object]:
         return self.terraform_check.as_dict()

@@ -1,5 +1,6 @@
 """The lock page in a real browser (Debian's Chromium, headless, through Playwright) against a running tfbot with
-three locks from three real PRs: rows, escaping, sign-in, unlock, auto-refresh, and screenshots in tests/output/."""
+three locks from three real PRs: rows, escaping, sign-in, unlock, auto-refresh, and screenshots in tests/output/;
+and Sign in with GitHub, with unlock buttons only where GitHub gives the user enough of a role."""
 from __future__ import annotations
 
 import pytest
@@ -101,4 +102,70 @@ def test_lock_page_in_a_browser(sc, chromium):  # noqa: F811
     phone.close()
     context.close()
     assert dialogs == [], f"a dialog opened: {dialogs}"
+    assert problems == [], f"errors in the browser console (a CSP violation shows here): {problems}"
+
+
+def test_sign_in_with_github_in_a_browser(make_scenario, chromium, tmp_path):  # noqa: F811
+    """"Sign in with GitHub" through the fake GitHub's authorize page; then unlock buttons only on the locks of the
+    repository where GitHub gives the user maintain, none on another repository's lock. Screenshots in tmp_path."""
+    from tests.support.browser import seed_lock
+
+    sc = make_scenario()
+    sc.settings["github"].update(web_url=sc.fake.web_url, client_id=sc.fake.client_id,
+                                 client_secret=sc.fake.client_secret)
+    sc.init_main({f"{p}/main.tf": sc.config_for(p, {"base": "1"}) for p in ("network", "dns")})
+    sc.fake.add_repo("acme/billing", "file:///nowhere", installation_id=99)
+    sc.fake.set_permission(REPO, "mo", "maintain")
+    sc.fake.set_permission("acme/billing", "mo", "write")
+    sc.start()
+    network = sc.open_pr("grow", {"network/main.tf": sc.config_for("network", {"base": "1", "vpc": "2"})},
+                         title="Grow the network")
+    dns = sc.open_pr("zone", {"dns/main.tf": sc.config_for("dns", {"base": "1", "zone": "z"})}, author="bob",
+                     title="Move the zone")
+    for pr in (network, dns):
+        sc.wait_comment(pr, lambda b: "Plan: 2 to add" in b, what="a plan")
+    sc.wait_idle()
+    seed_lock(sc.redis(), "acme/billing", "invoices", pull=7, user="carol", title="Bill by the hour")
+
+    context = chromium.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda exc: problems.append(str(exc)))
+    page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
+    page.goto(f"{sc.server.url}/locks")
+    github = page.locator("a.button.github")
+    assert github.inner_text() == "Sign in with GitHub"
+    assert page.locator("button.unlock").count() == 0
+    page.screenshot(path=str(tmp_path / "github-sign-in.png"), full_page=True)
+
+    sc.fake.authorize_as("mo")
+    github.click()  # to GitHub's authorize page, which sends the browser straight back signed in
+    page.wait_for_url(f"{sc.server.url}/locks")
+    assert "Signed in as mo (GitHub)" in page.locator(".who").inner_text()
+    rows = page.locator("tbody tr")
+    assert rows.count() == 3
+    with_button = sorted(rows.nth(i).get_attribute("data-repo") + " " + rows.nth(i).get_attribute("data-dir")
+                         for i in range(3) if rows.nth(i).locator("button.unlock").count())
+    assert with_button == [f"{REPO} dns", f"{REPO} network"]  # not acme/billing, where mo may only write
+    page.screenshot(path=str(tmp_path / "github-signed-in.png"), full_page=True)
+
+    page.fill('input[name="reason"]', "superseded by the zone move")
+    unlock = page.locator('button[aria-label^="Unlock network "]')
+    unlock.click()  # arms
+    with page.expect_navigation():
+        unlock.click()
+    assert "Unlocked network in acme/infra" in page.locator(".flash").inner_text()
+    sc.wait_comment(network, lambda b: "@mo unlocked `network` from the lock page, signed in with GitHub. "
+                                       "Reason: `superseded by the zone move`." in b, what="the unlock note")
+    page.screenshot(path=str(tmp_path / "github-after-unlock.png"), full_page=True)
+    context.close()
+
+    phone = chromium.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
+    small = phone.new_page()
+    small.goto(f"{sc.server.url}/locks")
+    assert small.locator("a.button.github").is_visible()
+    width = small.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"the page scrolls sideways on a phone ({width}px wide)"
+    small.screenshot(path=str(tmp_path / "github-sign-in-phone.png"), full_page=True)
+    phone.close()
     assert problems == [], f"errors in the browser console (a CSP violation shows here): {problems}"

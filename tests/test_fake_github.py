@@ -547,3 +547,88 @@ def test_concurrent_comments_get_distinct_ids(fake_github: FakeGitHub, repo: str
     comments = fake_github.comments(repo, 1)
     assert len({c["id"] for c in comments}) == 30
     assert sorted(c["body"] for c in comments) == sorted(f"{w}-{i}" for w in range(6) for i in range(5))
+
+
+# ---- the OAuth web flow (Sign in with GitHub), driven by PyGithub's ApplicationOAuth ----------------------------
+
+CALLBACK = "https://tfbot.example/auth/github/callback"
+
+
+def _oauth_app(fake: FakeGitHub, secret: str | None = None) -> github.ApplicationOAuth.ApplicationOAuth:
+    client = Github(base_url=fake.base_url, retry=None, seconds_between_requests=None)
+    return client.get_oauth_application(fake.client_id, secret or fake.client_secret)
+
+
+def _authorize(login_url: str) -> dict[str, str]:
+    """Follow GitHub's authorize page as the browser would: the query it redirects back with."""
+    import requests
+    from urllib.parse import parse_qsl, urlsplit
+
+    answer = requests.get(login_url, allow_redirects=False, timeout=10)
+    assert answer.status_code == 302, answer.text
+    location = urlsplit(answer.headers["Location"])
+    assert f"{location.scheme}://{location.netloc}{location.path}" == CALLBACK
+    return dict(parse_qsl(location.query))
+
+
+def test_oauth_code_buys_a_user_token_once(fake_github: FakeGitHub) -> None:
+    fake_github.authorize_as("bob")
+    oauth = _oauth_app(fake_github)
+    back = _authorize(oauth.get_login_url(redirect_uri=CALLBACK, state="s1"))
+    assert back["state"] == "s1" and len(back["code"]) == 20
+    token = oauth.get_access_token(back["code"])
+    assert token.token.startswith("ghu_") and token.type == "bearer" and token.expires_in == 28800
+    assert Github(auth=Auth.Token(token.token), base_url=fake_github.base_url).get_user().login == "bob"
+    assert fake_github.user_tokens() == {token.token: "bob"}
+    assert [r.auth for r in fake_github.requests if r.path == "/user"] == ["user"]
+    with pytest.raises(GithubException) as replayed:  # a code works once
+        oauth.get_access_token(back["code"])
+    assert replayed.value.status == 200 and replayed.value.data["error"] == "bad_verification_code"
+
+
+def test_oauth_error_answers_come_with_200(fake_github: FakeGitHub) -> None:
+    import requests
+
+    fake_github.authorize_as("bob")
+    code = _authorize(_oauth_app(fake_github).get_login_url(redirect_uri=CALLBACK, state="s"))["code"]
+    with pytest.raises(GithubException) as wrong_secret:
+        _oauth_app(fake_github, secret="not-the-secret").get_access_token(code)
+    assert wrong_secret.value.data["error"] == "incorrect_client_credentials"
+    url = f"{fake_github.web_url}/login/oauth/access_token"
+    params = {"client_id": fake_github.client_id, "client_secret": fake_github.client_secret, "code": code}
+    mismatch = requests.post(url, data={**params, "redirect_uri": "https://evil.example/cb"},
+                             headers={"Accept": "application/json"}, timeout=10)
+    assert (mismatch.status_code, mismatch.json()["error"]) == (200, "redirect_uri_mismatch")
+    # Without `Accept: application/json` GitHub answers form-encoded; the code still works once.
+    form = requests.post(url, data={**params, "redirect_uri": CALLBACK}, timeout=10)
+    assert form.headers["Content-Type"] == "application/x-www-form-urlencoded"
+    assert form.text.startswith("access_token=ghu_") and "token_type=bearer" in form.text
+
+
+def test_oauth_cancel_unknown_client_and_the_wrong_token_on_user(fake_github: FakeGitHub, gh: Github) -> None:
+    import requests
+
+    fake_github.authorize_as(None)  # the user presses Cancel
+    back = _authorize(_oauth_app(fake_github).get_login_url(redirect_uri=CALLBACK, state="s"))
+    assert back == {"error": "access_denied", "error_description": "The user has denied your application access.",
+                    "error_uri": back["error_uri"], "state": "s"}
+    other = requests.get(f"{fake_github.web_url}/login/oauth/authorize?client_id=Iv1.other&state=s",
+                         allow_redirects=False, timeout=10)
+    assert other.status_code == 404
+    with pytest.raises(GithubException) as installation:  # an installation token is no user
+        gh.get_user().login
+    assert installation.value.status == 403
+    with pytest.raises(GithubException) as unknown:
+        Github(auth=Auth.Token("ghu_unknown"), base_url=fake_github.base_url).get_user().login
+    assert unknown.value.status == 401
+
+
+@pytest.mark.io
+def test_oauth_lives_on_the_web_host_with_an_enterprise_prefix(app_keys: tuple[bytes, bytes]) -> None:
+    private_pem, public_pem = app_keys
+    with FakeGitHub(APP_ID, public_pem, private_key_pem=private_pem, api_prefix="/api/v3") as fake:
+        fake.authorize_as("bob", callback_url=CALLBACK)
+        oauth = _oauth_app(fake)
+        assert oauth.get_login_url(state="s").startswith(f"{fake.web_url}/login/oauth/authorize?")
+        token = oauth.get_access_token(_authorize(oauth.get_login_url(state="s"))["code"])  # the registered URL
+        assert Github(auth=Auth.Token(token.token), base_url=fake.base_url).get_user().login == "bob"

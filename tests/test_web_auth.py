@@ -111,7 +111,8 @@ def test_unlock_releases_audits_and_queues_the_pr_comment(web, redis_conn):
     take(services.locks, DNS, 2)
     client = app.test_client()
     sign_in(client)
-    answer = client.post("/locks/unlock", data=unlock_form(client.get("/locks").get_data(as_text=True), "network"))
+    form = {**unlock_form(client.get("/locks").get_data(as_text=True), "network"), "reason": " PR abandoned "}
+    answer = client.post("/locks/unlock", data=form)
     assert answer.status_code == 303 and answer.headers["Location"] == "/locks"
     assert services.locks.get(NETWORK) is None and services.locks.get(DNS).pull == 2
     page = client.get("/locks").get_data(as_text=True)
@@ -119,11 +120,12 @@ def test_unlock_releases_audits_and_queues_the_pr_comment(web, redis_conn):
     assert 'data-dir="network"' not in page and 'data-dir="dns"' in page
     [entry] = audit.entries(redis_conn)
     assert (entry.action, entry.pull, entry.project, entry.user) == ("unlock", 1, "network", ADMIN)
-    assert "from the lock page" in entry.detail
+    assert entry.detail == "PR abandoned — unlocked from the lock page"
     [job] = events(redis_conn)
     assert job.func_name == "bot.jobs.announce_unlock"
-    lock, by, via, next_pull = job.args
-    assert (lock["pull"], lock["project"], by, via, next_pull) == (1, "network", ADMIN, "from the lock page", None)
+    lock, by, via, next_pull, reason = job.args
+    assert (lock["pull"], lock["project"], by, via, next_pull, reason) == (
+        1, "network", ADMIN, "from the lock page", None, "PR abandoned")
 
 
 def test_unlock_hands_the_lock_to_the_next_pr_and_plans_it(web, redis_conn):
@@ -218,14 +220,17 @@ def test_the_queued_announcement_comments_on_the_pr(web, redis_conn, tmp_path, f
     services.records.set_pull_field("acme/infra", 1, "installation", "99")
     client = app.test_client()
     sign_in(client)
-    client.post("/locks/unlock", data=unlock_form(client.get("/locks").get_data(as_text=True), "network"))
+    client.post("/locks/unlock", data={**unlock_form(client.get("/locks").get_data(as_text=True), "network"),
+                                       "reason": "stuck since the outage @everyone `x`"})
     [job] = events(redis_conn)
     config = web_config(tmp_path, app_keys[0].decode(), github={
         "api_url": fake_github.base_url, "app_id": fake_github.app_id, "private_key": app_keys[0].decode(),
         "webhook_secret": "x", "app_slug": fake_github.app_slug, "retries": 0, "write_interval": 0})
     assert job.func(worker_services(config, redis_conn), *job.args) is True
     [comment] = fake_github.comments("acme/infra", 1)
-    assert f"@{ADMIN} unlocked `network` from the lock page." in comment["body"]
+    # The typed reason is code: it can neither format the comment nor mention anyone.
+    assert (f"@{ADMIN} unlocked `network` from the lock page. Reason: `` stuck since the outage @everyone `x` ``."
+            in comment["body"])
     assert comment["body"].startswith("<!-- tfbot:unlocked pr=1 sha= -->")
 
 

@@ -19,6 +19,7 @@ import redis
 from cryptography.fernet import Fernet, InvalidToken
 from github import Auth, Github, GithubException, GithubIntegration, GithubRetry
 
+from bot.adapters.app_jwt import rs256_signer
 from bot.adapters.logs import masker
 
 if TYPE_CHECKING:
@@ -159,19 +160,15 @@ class GitHubApp:
 
     def _integration(self) -> GithubIntegration:
         if self._app_client is None:
-            import jwt
-            from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
-            from cryptography.hazmat.primitives.serialization import load_pem_private_key
-
             # Both are checked when the config is loaded for a command that talks to GitHub as the App.
             if self.config.app_id is None:
                 raise GitHubError("github.app_id is not set: the App's own endpoints need it")
-            # PyGithub given the PEM parses it again for every JWT (~50 ms): a pass may make hundreds of calls.
-            key = load_pem_private_key(self.config.private_key.encode(), password=None)
-            if not isinstance(key, RSAPrivateKey):
-                raise GitHubError("github.private_key is not an RSA private key")
+            try:
+                sign = rs256_signer(self.config.private_key)
+            except ValueError as exc:
+                raise GitHubError(str(exc)) from None
             self._app_client = GithubIntegration(
-                auth=Auth.AppAuth(self.config.app_id, sign_func=lambda claims: jwt.encode(claims, key, "RS256")),
+                auth=Auth.AppAuth(self.config.app_id, sign_func=sign),
                 base_url=self.config.api_url,
                 timeout=int(self.config.timeout),
                 retry=self._retry(),

@@ -27,6 +27,8 @@ ADMIN_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # Hash formats werkzeug.security.check_password_hash understands: "method$salt$hash".
 _PASSWORD_HASH_RE = re.compile(r"^(scrypt|pbkdf2)(:[A-Za-z0-9:]*)?\$[^$]+\$[0-9a-f]+$")
 Requirement = Literal["approved", "mergeable"]
+# The GitHub roles (bot.models.REPO_ROLES) that may be required to unlock from the page.
+UnlockPermission = Literal["write", "maintain", "admin"]
 # What a repository's tfbot.yaml may set, when the server allows it (repos[].allowed_overrides).
 Override = Literal["projects", "when_modified", "autoplan", "workflow", "depends_on", "execution_order_group",
                    "apply_requirements", "autodiscover", "parallel_plan", "parallel_apply", "terraform_version",
@@ -129,13 +131,39 @@ class GitHubConfig(_Model):
     timeout: float = Field(15.0, ge=1, description="seconds per GitHub request")
     # PyGithub waits 1 s before every write by default; GitHub asks for spacing, not a full second.
     write_interval: float = Field(0.25, ge=0, description="seconds between two writes (comments, statuses) of one run")
+    web_url: str = Field("https://github.com", json_schema_extra=env("TFBOT_GITHUB_WEB_URL"),
+                         description="GitHub's web address, where users sign in; GitHub Enterprise Server: "
+                                     "https://HOST")
+    client_id: str = Field("", json_schema_extra=env("TFBOT_GITHUB_CLIENT_ID"),
+                           description="the App's client ID, for \"Sign in with GitHub\" on the lock page; empty: "
+                                       "local admins only")
+    client_secret: str = Field("", repr=False, json_schema_extra=env("TFBOT_GITHUB_CLIENT_SECRET", True),
+                               description="a client secret generated in the App's settings (with client_id)")
 
-    @field_validator("api_url")
+    @field_validator("api_url", "web_url")
     @classmethod
-    def _http_url(cls, value: str) -> str:
+    def _http_url(cls, value: str, info: ValidationInfo) -> str:
         if not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError("must be an http(s) URL such as https://api.github.com or https://HOST/api/v3")
+            examples = ("https://api.github.com or https://HOST/api/v3" if info.field_name == "api_url"
+                        else "https://github.com or https://HOST")
+            raise ValueError(f"must be an http(s) URL such as {examples}")
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _client_pair(self) -> "GitHubConfig":
+        # One without the other would show a sign-in button that can only fail.
+        if self.client_id and not self.client_secret:
+            raise at_key("client_secret", "missing: GitHub sign-in needs the App's client secret with its client_id "
+                                          "(or TFBOT_GITHUB_CLIENT_SECRET)")
+        if self.client_secret and not self.client_id:
+            raise at_key("client_id", "missing: GitHub sign-in needs the App's client ID with its client_secret "
+                                      "(or TFBOT_GITHUB_CLIENT_ID)")
+        return self
+
+    @property
+    def sign_in(self) -> bool:
+        """Whether users may sign in to the lock page with GitHub (client_id and client_secret are set)."""
+        return bool(self.client_id and self.client_secret)
 
     @field_validator("app_id")
     @classmethod
@@ -198,6 +226,9 @@ class ServerConfig(_Model):
     public_logs: bool = Field(False, description="Terraform output on /runs/<id> for everyone, not only admins")
     secret_key: str = Field("", repr=False, json_schema_extra=env("TFBOT_SECRET_KEY", True),
                             description="signs sessions (at least 32 characters); empty: one kept in data_dir")
+    unlock_permission: UnlockPermission = Field(
+        "maintain", description="the role on a repository, as GitHub reports it at the moment of the unlock, that "
+                                "lets a user signed in with GitHub unlock that repository's locks")
 
     @field_validator("public_url")
     @classmethod
@@ -871,7 +902,7 @@ class Config(_Model):
         redis_password = urlsplit(self.redis_url).password if self.redis_url else None
         receivers = [value for n in self.notifications for value in (n.url, n.secret)]
         return [s for s in (self.github.private_key, self.github.webhook_secret, self.server.secret_key,
-                            redis_password, *receivers) if s]
+                            redis_password, self.github.client_secret, *receivers) if s]
 
 
 def _needs_app(info: ValidationInfo) -> bool:

@@ -46,12 +46,14 @@ def plan_next(svc: HasJobs, project: Project, waiter: dict[str, Any] | None, rea
         svc.jobs.plan_waiter(project, int(waiter["pull"]), int(waiter["installation"]), reason)
 
 
-def unlock_message(by: str, project: str, via: str, next_pull: int | None, mention: bool) -> str:
-    """The PR comment's text after an admin's unlock (markdown, values escaped)."""
+def unlock_message(by: str, project: str, via: str, next_pull: int | None, mention: bool, reason: str = "") -> str:
+    """The PR comment's text after an unlock from the page or the CLI (markdown, values escaped). The reason is
+    typed by a person: as code, so it can neither format the comment nor mention anyone."""
     who = f"@{escape_text(by)}" if mention else code_span(by)
     after = (f"The lock goes to #{int(next_pull)}, which tfbot plans now." if next_pull
              else "Nobody was waiting for it.")
-    return (f"{who} unlocked {code_span(project)} {via}. The saved plan of this PR for it is discarded; "
+    why = f" Reason: {code_span(reason.strip())}." if reason.strip() else ""
+    return (f"{who} unlocked {code_span(project)} {via}.{why} The saved plan of this PR for it is discarded; "
             f"{after} Comment `plan` to take the lock again.")
 
 
@@ -70,10 +72,10 @@ def installation_of(svc: WorkerServices, lock: LockInfo) -> int | None:
 
 
 def announce_unlock(svc: WorkerServices, lock: LockInfo, by: str, via: str, next_pull: int | None,
-                    mention: bool) -> bool:
+                    mention: bool, reason: str = "") -> bool:
     """After an admin's unlock (bot/web/unlocking.py): discard the PR's saved plan of that project and comment on
     the PR; False when the PR cannot be told (its installation is unknown)."""
-    return _announce_release(svc, lock, unlock_message(by, lock.project, via, next_pull, mention))
+    return _announce_release(svc, lock, unlock_message(by, lock.project, via, next_pull, mention, reason))
 
 
 def announce_expiry(svc: WorkerServices, lock: LockInfo, after: float, next_pull: int | None) -> bool:

@@ -95,7 +95,7 @@ def unlock(config: Config, conn: redis.Redis, repo: str, dir: str, workspace: st
     if next_pull:
         out.write(f"The lock goes to #{next_pull}; a worker plans it now.\n")
     try:
-        told = announce_unlock(svc, held, by, unlocking.FROM_CLI, next_pull, mention=mention)
+        told = announce_unlock(svc, held, by, unlocking.FROM_CLI, next_pull, mention=mention, reason=reason)
     except Exception as exc:  # noqa: BLE001 - the unlock stands; say why the PR was not told
         out.write(f"Could not comment on {held.repo}#{held.pull}: {exc}\n")
         return 1

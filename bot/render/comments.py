@@ -440,9 +440,9 @@ def status_description(results: list[ProjectResult], kind: str) -> tuple[str, st
 
 
 def _fit_names(head: str, names: list[str]) -> str:
-    for shown in range(len(names), 0, -1):
-        rest = f" and {len(names) - shown} more" if shown < len(names) else ""
-        text = head + ", ".join(names[:shown]) + rest
+    for count in range(len(names), 0, -1):
+        rest = f" and {len(names) - count} more" if count < len(names) else ""
+        text = head + ", ".join(names[:count]) + rest
         if len(text) <= STATUS_LIMIT:
             return text
     return _clip(head + names[0] + (f" and {len(names) - 1} more" if len(names) > 1 else ""))

@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Flask
 
 from bot.services import WebServices
-from bot.web import api, auth, errors, health, locks, metrics, runs, security
+from bot.web import api, auth, errors, github_auth, health, locks, metrics, runs, security
 from bot.intake import endpoint as events
 
 
@@ -15,6 +15,7 @@ def create_app(services: WebServices) -> Flask:
     app.extensions["tfbot"] = services
     security.init_app(app, services.config)
     auth.init_app(app)
+    github_auth.init_app(app)
     errors.init_app(app)
     metrics.init_app(app, services)
     app.register_blueprint(events.bp)
@@ -23,5 +24,6 @@ def create_app(services: WebServices) -> Flask:
     app.register_blueprint(runs.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(auth.bp)
+    app.register_blueprint(github_auth.bp)
     app.register_blueprint(metrics.bp)
     return app

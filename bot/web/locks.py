@@ -1,14 +1,24 @@
-"""`GET /locks`: every workspace lock on one page; `POST /locks/unlock`: an admin releases one."""
+"""`GET /locks`: every workspace lock on one page; `POST /locks/unlock`: an admin, or a user signed in with GitHub
+with enough of a role on the repository, releases one."""
 from __future__ import annotations
 
 import json
+import logging
 import time
+from typing import TYPE_CHECKING
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request
 
-from bot.web import present, unlocking
+from bot.adapters.github_roles import RoleLookupError
+from bot.models import LockInfo
+from bot.web import present, repo_roles, unlock_rights, unlocking
 from bot.web.auth import csrf_ok, current_admin, safe_next
+from bot.web.github_auth import current_github_user, shown_roles
 
+if TYPE_CHECKING:
+    from bot.services import WebServices
+
+log = logging.getLogger(__name__)
 bp = Blueprint("locks", __name__)
 MAX_FILTER_CHARS = 200
 PAGE_SIZE = 200  # rows per page: 10,000 rows of HTML would be 12 MB for a phone to lay out
@@ -55,6 +65,7 @@ def page():  # type: ignore[no-untyped-def]
         text=text,
         counts=present.state_counts(matching) if repo or text else listing.counts,
         admin=current_admin(),
+        unlockable=_unlockable(svc, shown),
         here=request.full_path.rstrip("?"),
     ))
     # The auto-refresh asks with If-None-Match: an unchanged page costs the browser nothing to swap.
@@ -62,11 +73,38 @@ def page():  # type: ignore[no-untyped-def]
     return response.make_conditional(request)
 
 
+def _unlockable(svc: WebServices, shown: list[LockInfo]) -> set[tuple[str, str, str]]:
+    """(repo, dir, workspace) of the shown locks a user signed in with GitHub gets an unlock button for."""
+    login = None if current_admin() else current_github_user()
+    return repo_roles.unlockable(svc, shown_roles(), login, shown) if login else set()
+
+
+def _github_unlock(svc: WebServices, login: str, repo: str, reason: str) -> bool:
+    """Check, at this moment, that GitHub gives `login` enough of a role on `repo` to unlock; aborts with why not.
+    Returns whether the role also lets them release a flagged lock (GitHub's admin role)."""
+    problem = unlock_rights.reason_problem(reason)
+    if problem:
+        abort(400, problem)
+    try:
+        role = repo_roles.role_now(svc, shown_roles(), login, repo)
+    except RoleLookupError as exc:
+        abort(503, f"GitHub could not tell what {login} may do on {repo} ({exc}); nothing was unlocked. "
+                   "Try again in a moment.")
+    needed = svc.config.server.unlock_permission
+    if not unlock_rights.at_least(role, needed):
+        log.warning("refused the unlock of a lock of %s by %s: GitHub gives them %s, %s is needed", repo, login,
+                    role, needed)
+        abort(403, f"Nothing was unlocked: GitHub gives {login} the {role} role on {repo}; unlocking from this page "
+                   f"takes {needed} or more (server.unlock_permission).")
+    return unlock_rights.at_least(role, unlock_rights.OVERRIDE_ROLE)
+
+
 @bp.post("/locks/unlock")
 def unlock():  # type: ignore[no-untyped-def]
     admin = current_admin()
-    if admin is None:
-        abort(401, "Sign in as an admin to unlock.")
+    by = admin or current_github_user()
+    if by is None:
+        abort(401, "Sign in to unlock: with GitHub, or as an admin.")
     if not csrf_ok():
         abort(403, "The form expired or did not come from this page: reload the page and try again.")
     form = request.form
@@ -77,9 +115,14 @@ def unlock():  # type: ignore[no-untyped-def]
     except (KeyError, ValueError, TypeError):
         abort(400, "The unlock form does not name a lock (repository, dir, workspace and lock token).")
     svc = current_app.extensions["tfbot"]
+    reason = str(form.get("reason", ""))
+    if admin is not None:
+        via, may_override, reason = unlocking.FROM_PAGE, True, reason[:unlock_rights.MAX_REASON_CHARS]
+    else:
+        via, may_override = unlocking.FROM_PAGE_GITHUB, _github_unlock(svc, by, where[0], reason)
     try:
-        held, waiter = unlocking.release(svc, *where, by=admin, via=unlocking.FROM_PAGE, token=token,
-                                         reason=str(form.get("reason", ""))[:500])
+        held, waiter = unlocking.release(svc, *where, by=by, via=via, token=token, reason=reason,
+                                         may_override=may_override)
     except unlocking.UnlockRefused as exc:
         flash(str(exc), "warn")
         return redirect(safe_next(form.get("next")), 303)
@@ -87,7 +130,7 @@ def unlock():  # type: ignore[no-untyped-def]
         flash(f"Nothing was unlocked: the lock of {where[0]} {where[1]} ({where[2]}) is free now or changed "
               "hands since the page was loaded. Check the list again.", "warn")
     else:
-        unlocking.queue_announcement(svc, held, admin, unlocking.FROM_PAGE, waiter)
+        unlocking.queue_announcement(svc, held, by, via, waiter, reason)
         handed = f" It goes to #{waiter['pull']}, which tfbot plans now." if waiter else ""
         flash(f"Unlocked {held.project} in {held.repo} (held by #{held.pull}).{handed}", "ok")
     return redirect(safe_next(form.get("next")), 303)

@@ -100,6 +100,28 @@ def sign_in(client: Any, name: str = ADMIN, password: str = ADMIN_PASSWORD) -> A
     return client.post("/login", data={"csrf_token": token, "name": name, "password": password, "next": "/locks"})
 
 
+def github_settings(fake: Any, private_key: str, **extra: Any) -> dict[str, Any]:
+    """The `github` config section for the fake GitHub, with "Sign in with GitHub" (its web and API on one host)."""
+    return {"api_url": fake.base_url, "web_url": fake.web_url, "app_id": fake.app_id, "private_key": private_key,
+            "webhook_secret": "page-tests", "app_slug": fake.app_slug, "retries": 0, "write_interval": 0,
+            "client_id": fake.client_id, "client_secret": fake.client_secret, **extra}
+
+
+def github_sign_in(client: Any, fake: Any, login: str | None, next_path: str = "/locks") -> Any:
+    """Sign a Flask test client in with GitHub as `login` (None: they cancel on GitHub's page), following the
+    redirects a browser would; returns tfbot's answer to the callback."""
+    import requests
+    from urllib.parse import urlsplit
+
+    fake.authorize_as(login)
+    start = client.get("/auth/github", query_string={"next": next_path})
+    assert start.status_code == 302, start.get_data(as_text=True)
+    back = requests.get(start.headers["Location"], allow_redirects=False, timeout=10)  # GitHub's authorize page
+    assert back.status_code == 302, back.text
+    callback = urlsplit(back.headers["Location"])
+    return client.get(f"{callback.path}?{callback.query}")
+
+
 # --- headless Chromium ---------------------------------------------------------------------------------------
 
 def ensure_chromium() -> str | None:

@@ -5,7 +5,8 @@ as the bot does: an app JWT buys an installation token, the token calls the
 API. Tests set the world up and read it back through plain methods here
 (`add_repo`, `add_pull`, `comments`, `statuses`, ...), and make GitHub
 misbehave with `fail_next`. Shapes, status codes and paging follow GitHub's
-documentation; see fake_github_routes_*.py for the endpoints.
+documentation; see fake_github_routes_*.py for the endpoints, and fake_github_oauth.py
+for the App's OAuth web flow (`authorize_as` picks who approves on its authorize page).
 
 Layout: state (records) -> payloads (JSON shapes) -> routes (endpoints) ->
 dispatch (faults, auth, routing) -> http (server, paging, errors); this module
@@ -68,6 +69,7 @@ class FakeGitHub:
         app_slug: str = "tfbot",
         app_owner: str = "acme",
         client_id: Optional[str] = None,
+        client_secret: Optional[str] = None,
         token_lifetime: float = 3600.0,
         api_prefix: str = "",
         private_key_pem: Optional[bytes] = None,
@@ -76,6 +78,7 @@ class FakeGitHub:
         self._state = State(
             app_id=int(app_id), app_slug=app_slug, app_owner=app_owner,
             client_id=client_id or f"Iv1.fake{app_id:08d}", public_key_pem=pem, token_lifetime=token_lifetime,
+            client_secret=client_secret or f"fake-client-secret-{app_id}",
         )
         self._state.ensure_user(self._state.bot_login, type="Bot")
         self._prefix = api_prefix.rstrip("/")
@@ -127,6 +130,16 @@ class FakeGitHub:
     @property
     def app_slug(self) -> str:
         return self._state.app_slug
+
+    @property
+    def client_id(self) -> str:
+        """The App's client ID (`Iv1....`), for the OAuth web flow."""
+        return self._state.client_id
+
+    @property
+    def client_secret(self) -> str:
+        """The App's client secret: the code exchange refuses any other."""
+        return self._state.client_secret
 
     @property
     def bot_login(self) -> str:
@@ -335,6 +348,24 @@ class FakeGitHub:
         """Call `hook(delivery_json)` on each `POST .../attempts`; an int it returns becomes the status code."""
         with self._state.lock:
             self._state.on_redeliver = hook
+
+    # ---- the OAuth web flow ---------------------------------------------------------
+
+    def authorize_as(self, login: Optional[str], callback_url: str = "") -> None:
+        """Who is signed in to GitHub in the browser and approves the App at `/login/oauth/authorize` from now on;
+        None: they press Cancel (back to the App with `error=access_denied`). `callback_url` registers the App's
+        callback URL, used when the authorize request names no redirect_uri."""
+        with self._state.lock:
+            if login is not None:
+                self._state.ensure_user(login)
+            self._state.oauth_user = login
+            if callback_url:
+                self._state.oauth_callback_url = callback_url
+
+    def user_tokens(self) -> dict[str, str]:
+        """User access tokens issued by the code exchange so far: token -> login."""
+        with self._state.lock:
+            return dict(self._state.user_tokens)
 
     # ---- faults and tokens -------------------------------------------------------
 

@@ -9,6 +9,7 @@ from typing import Any, Optional
 from urllib.parse import quote, unquote
 
 from tests.support import (
+    fake_github_oauth,
     fake_github_routes_app,
     fake_github_routes_checks,
     fake_github_routes_issues,
@@ -34,7 +35,7 @@ def build_router() -> Router:
     """Every endpoint the fake serves."""
     router = Router()
     for module in (fake_github_routes_app, fake_github_routes_repo, fake_github_routes_issues,
-                   fake_github_routes_checks):
+                   fake_github_routes_checks, fake_github_oauth):
         module.register(router)
     return router
 
@@ -57,6 +58,11 @@ class Dispatcher:
 
     def __call__(self, method: str, target: str, headers: dict[str, str], raw: bytes) -> Response:
         path, query = split_target(target)
+        if path in fake_github_oauth.WEB_PATHS:
+            with self.state.lock:
+                response, record = self._answer_web(method, path, query, headers, raw)
+                self.state.log.append(record)
+            return response
         try:
             body: Any = json.loads(raw) if raw else None
         except ValueError:
@@ -75,6 +81,8 @@ class Dispatcher:
         scheme, credential = parse_authorization(headers.get("authorization"))
         known_token = self.state.tokens.get(credential or "")
         auth = "installation" if known_token else ("jwt" if credential and looks_like_jwt(credential) else None)
+        if credential in self.state.user_tokens:
+            auth = "user"
         response = self._take_fault(method, {path, api_path or path, resource or path})
         if response is None:
             try:
@@ -90,6 +98,19 @@ class Dispatcher:
                                  known_token.installation_id if known_token else None, auth,
                                  None if body is _BAD_JSON else body, raw_path=api_path or path)
         return response, record
+
+    def _answer_web(self, method: str, path: str, query: dict[str, str], headers: dict[str, str],
+                    raw: bytes) -> tuple[Response, RecordedRequest]:
+        # GitHub's web host (sign-in pages): form bodies and redirects, no API authentication.
+        params: Any = dict(query)
+        response = self._take_fault(method, {path})
+        if response is None:
+            try:
+                response, params = fake_github_oauth.serve_web(self._ctx(), method, path, query, headers, raw)
+            except ApiError as error:
+                response = Response(error.status, error.body, dict(error.headers))
+        return response, RecordedRequest(method, path, dict(query), response.status, None, None, params,
+                                         raw_path=path)
 
     def _api_path(self, path: str) -> Optional[str]:
         graphql = (self.prefix[:-3] if self.prefix.endswith("/v3") else self.prefix) + "/graphql"
@@ -120,8 +141,14 @@ class Dispatcher:
         route, params = match
         if not credential:
             raise AuthFailure(401, "Requires authentication")
-        token = None
-        if route.auth == "jwt":
+        token, user = None, None
+        if route.auth == "user":
+            user = self.state.user_tokens.get(credential) if scheme in ("token", "bearer") else None
+            if user is None:
+                if credential in self.state.tokens:
+                    raise fail(403, "Resource not accessible by integration")
+                raise AuthFailure(401, "Bad credentials")
+        elif route.auth == "jwt":
             if scheme != "bearer" or not looks_like_jwt(credential):
                 raise AuthFailure(401, MSG_BAD_JWT)
             verify_app_jwt(self.state, credential)
@@ -134,7 +161,7 @@ class Dispatcher:
             token = installation_token(self.state, credential)
             if route.needs and not any(token.permissions.get(p) in ("write", "admin") for p in route.needs):
                 raise fail(403, "Resource not accessible by integration")
-        request = Request(method, api_path, query, body, headers, token)
+        request = Request(method, api_path, query, body, headers, token, user)
         return route.handler(self._ctx(), request, **{k: unquote(v) for k, v in params.items()})
 
     def _by_repository_id(self, path: str) -> str:

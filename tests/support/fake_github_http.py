@@ -32,12 +32,13 @@ class Request:
     body: Any
     headers: dict[str, str]  # lower-cased names
     token: Optional[Token] = None  # the installation token, for installation routes
+    user: Optional[str] = None  # the login of the user access token, for user routes
 
 
 @dataclass
 class Response:
     status: int
-    body: Any = None
+    body: Any = None  # JSON, or bytes sent as they are (with a Content-Type in `headers`)
     headers: dict[str, str] = field(default_factory=dict)
     # Runs after the state lock is released and before the answer is sent,
     # for work that may call back into the fake (a redelivery hook).
@@ -87,7 +88,7 @@ _PARAM = re.compile(r"\{(\w+)\}")
 class Route:
     method: str
     regex: re.Pattern
-    auth: str  # "jwt" (the app) or "installation" (an installation token)
+    auth: str  # "jwt" (the app), "installation" (an installation token) or "user" (a user access token)
     handler: Callable[..., Response]
     needs: tuple[str, ...] = ()  # token permissions, any of which must be "write"
 
@@ -178,12 +179,14 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length) if length else b""
         headers = {k.lower(): v for k, v in self.headers.items()}
         response = self.dispatch(self.command, self.path, headers, raw)
-        payload = b"" if response.body is None else json.dumps(response.body).encode()
+        raw = isinstance(response.body, bytes)
+        payload = response.body if raw else b"" if response.body is None else json.dumps(response.body).encode()
         self.send_response(response.status)
         for name, value in response.headers.items():
             self.send_header(name, value)
         if response.status != 204 and response.status != 304:
-            self.send_header("Content-Type", "application/json; charset=utf-8")
+            if not raw:
+                self.send_header("Content-Type", "application/json; charset=utf-8")
             self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         if response.status not in (204, 304):

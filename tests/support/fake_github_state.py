@@ -227,9 +227,19 @@ class RecordedRequest:
     query: dict[str, str]
     status: int
     installation_id: Optional[int]  # the installation whose token made the call, if any
-    auth: Optional[str]  # "jwt", "installation" or None
+    auth: Optional[str]  # "jwt", "installation", "user" (a user access token) or None
     body: Any  # the parsed JSON request body, or None
     raw_path: str = ""  # the path exactly as requested (without the API prefix)
+
+
+@dataclass
+class OAuthCode:
+    """A code GitHub's authorize page handed back: single use, for `login`, bound to the redirect_uri it went to."""
+
+    login: str
+    redirect_uri: str
+    expires_at: float
+    used: bool = False
 
 
 @dataclass
@@ -242,6 +252,7 @@ class State:
     client_id: str
     public_key_pem: bytes
     token_lifetime: float
+    client_secret: str = ""
     lock: threading.RLock = field(default_factory=threading.RLock)
     users: dict[str, User] = field(default_factory=dict)
     installations: dict[int, Installation] = field(default_factory=dict)
@@ -260,6 +271,12 @@ class State:
     faults: list[Fault] = field(default_factory=list)
     log: list[RecordedRequest] = field(default_factory=list)
     on_redeliver: Optional[Callable[[dict[str, Any]], Optional[int]]] = None
+    # The OAuth web flow: who is signed in to GitHub in the browser and approves (None: they cancel), the App's
+    # registered callback URL, codes handed out, user access tokens issued (token -> login).
+    oauth_user: Optional[str] = None
+    oauth_callback_url: str = ""
+    oauth_codes: dict[str, OAuthCode] = field(default_factory=dict)
+    user_tokens: dict[str, str] = field(default_factory=dict)
     _counters: dict[str, Iterator[int]] = field(default_factory=dict)
 
     def next_id(self, kind: str) -> int:

@@ -110,6 +110,17 @@ class GitHubConfig(_Model):
     timeout: float = Field(15.0, ge=1, description="seconds per GitHub request")
     # PyGithub waits 1 s before every write by default; GitHub asks for spacing, not a full second.
     write_interval: float = Field(0.25, ge=0, description="seconds between two writes (comments, statuses) of one run")
+    check_runs: bool = Field(True, description="a check run per project and command (`tfbot/plan: <project>`), with "
+                             "annotations and an Apply button")
+    statuses: bool = Field(True, description="the commit statuses `tfbot/plan` and `tfbot/apply`, for branch "
+                           "protection rules that require them")
+
+    @model_validator(mode="after")
+    def _reports_somewhere(self) -> "GitHubConfig":
+        if not self.check_runs and not self.statuses:
+            raise at_key("statuses", "github.check_runs and github.statuses are both false: a commit would show no "
+                         "result of tfbot's plans and applies; set one of them to true")
+        return self
 
     @field_validator("api_url")
     @classmethod

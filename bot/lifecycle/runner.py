@@ -240,7 +240,8 @@ def _run_plan(svc: WorkerServices, cmd: Command, project: Project, target: Targe
         plan_file = Path(tmp) / "plan.tfplan"
         outcome = run_plan_steps(svc.terraform, workflow, workdir, project.workspace, plan_file,
                                  before_step=_fence(guard),
-                                 run_env=run_environment(svc, cmd.repo, cmd.pull, project, "plan", run_id))
+                                 run_env=run_environment(svc, cmd.repo, cmd.pull, project, "plan", run_id),
+                                 diagnose=svc.config.github.check_runs)  # annotations are the check run's
         if outcome.ok:
             key = plan_key(project, cmd.pull, target.head_sha, run_id)
             digest = svc.plans.put(key, plan_file)
@@ -661,7 +662,8 @@ def _failed(project: Project, kind: Outcome, outcome: PlanOutcome | ApplyOutcome
             message: str) -> ProjectResult:
     failed = outcome.steps[-1] if outcome.steps else None
     return ProjectResult(project, kind, summary=outcome.summary, output=failed.output if failed else "",
-                         run_id=run_id, head_sha=sha, message=message)
+                         run_id=run_id, head_sha=sha, message=message,
+                         diagnostics=outcome.diagnostics if isinstance(outcome, PlanOutcome) else [])
 
 
 def locked_message(project: Project, lock: LockInfo, position: int | None) -> str:

@@ -14,6 +14,8 @@ Layout (all under the `tfbot:` prefix; RQ keeps its own `rq:` keys):
   tfbot:redeliver:checked ; tfbot:recovery:due  redelivery high-water mark ; this period's recovery host
   tfbot:modgraph:<format>:<repo>:<sha>          a commit's module graph (string: JSON, TTL), bot.state.module_cache
   tfbot:modcalls:<format>:<kind>:<blob id>      the module sources one Terraform file names (string: JSON, TTL)
+  tfbot:checkrun:<command id>:<project id>      a command's check run of one project (hash: id, sent), TTL
+  tfbot:checkrun-of:<repo>:<check run id>       what a check run tfbot made is of (string: JSON, TTL)
 Repository names and dirs are case-preserving; dir comes last because it may contain ':'.
 """
 from __future__ import annotations
@@ -174,3 +176,13 @@ def module_graph(format: int, repo: str, sha: str) -> str:
 def module_calls(format: int, kind: str, oid: str) -> str:
     """What one Terraform file's `module` blocks call, by the blob id of its text and `kind` (`tf` or `tf.json`)."""
     return f"{PREFIX}:modcalls:{format}:{kind}:{oid}"
+
+
+def check_run(command_id: str, project_id: str) -> str:
+    """The check run one command writes for one project (hash: `id` GitHub's id, `sent` what it last completed)."""
+    return f"{PREFIX}:checkrun:{command_id}:{project_id}"
+
+
+def check_run_of(repo: str, check_run_id: int) -> str:
+    """Which command, PR, head and project a check run of `repo` is of (string: JSON), for its Apply button."""
+    return f"{PREFIX}:checkrun-of:{repo}:{int(check_run_id)}"

@@ -207,7 +207,7 @@ def repo_path(project_dir: str, filename: str) -> str | None:
 def _summary(result: ProjectResult, url: str, button: bool, left_out: int, command_prefix: str) -> str:
     """Markdown: the summary line, the project, the changes by action, tfbot's message, what to do next."""
     for with_addresses in (True, False):
-        parts = [f"**{escape_text(title(result))}**", _where(result.project, result.head_sha) + "."]
+        parts = [f"**{escape_text(title(result))}**", f"In {_where(result.project, result.head_sha)}."]
         changes = _changes(result, with_addresses)
         if changes:
             parts.append(changes)
@@ -233,7 +233,7 @@ def _changes(result: ProjectResult, with_addresses: bool) -> str:
 
 def _where(project: Project, head_sha: str) -> str:
     at = f" at {escape_text(short_sha(head_sha))}" if head_sha else ""
-    return (f"Project {code_span(project.name)} (dir {code_span(project.dir)}, workspace "
+    return (f"project {code_span(project.name)} (dir {code_span(project.dir)}, workspace "
             f"{code_span(project.workspace)}){at}")
 
 

@@ -89,6 +89,7 @@ def run_project(svc: WorkerServices, command_id: str, project: dict[str, Any], a
     After that it gives up with a result of its own ("could not start"): it never ran, so it is not reported as
     an interrupted run, which would mark the lock of the run that kept the project busy as failed.
     """
+    from bot.lifecycle.checks import start_check
     from bot.lifecycle.planning import advance_command
     from bot.lifecycle.runner import ProjectBusy, could_not_start
     from bot.lifecycle.runner import run_project as run
@@ -97,6 +98,7 @@ def run_project(svc: WorkerServices, command_id: str, project: dict[str, Any], a
     cmd = svc.records.command(command_id)
     job = get_current_job()
     with heartbeat(svc.redis, job.id if job else f"{command_id}-{project.get('name')}"):
+        start_check(svc, cmd, project_from_dict(project))  # the project's check run: in progress from now
         try:
             result = run(svc, cmd, project_from_dict(project))
         except ProjectBusy as exc:

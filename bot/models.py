@@ -75,6 +75,19 @@ class ResourceChange:
     address: str
 
 
+@dataclass(frozen=True)
+class Diagnostic:
+    """One of Terraform's diagnostics (`terraform validate -json`), as Terraform printed it: PR code controls the
+    text. `filename` is relative to the project's dir; lines count from 1; `line` 0 when it names no place."""
+
+    severity: str  # error, warning
+    summary: str
+    detail: str = ""
+    filename: str = ""
+    line: int = 0
+    end_line: int = 0
+
+
 class Outcome(str, Enum):
     """How one project's run ended, as the PR comment reports it."""
 
@@ -107,6 +120,7 @@ class ProjectResult:
     applicable: bool = True  # False for a plan of a PR into a branch tfbot does not apply: no `apply` offered
     binary: str = ""  # what ran it, as the PR reads it: `Terraform 1.0.3`, `OpenTofu 1.8.5`; "": not known
     extra_args: list[str] = field(default_factory=list)  # of the plan made or applied, from a `plan -- ...` comment
+    diagnostics: list[Diagnostic] = field(default_factory=list)  # of a failed plan: the check run's annotations
 
 
 # Terraform's own rule, narrowed: no path separators, and not `.` or `..` (a path under terraform.tfstate.d/).

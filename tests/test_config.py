@@ -278,3 +278,17 @@ def test_the_configuration_reference_documents_every_key_and_its_variable():
     for model in (RepoConfig, ProjectConfig):
         for key in model.model_fields:
             assert key in rows, f"{page} has no row for {model.__name__}.{key}"
+
+
+def test_check_runs_and_statuses_are_on_by_default_and_never_both_off(tmp_path, app_private_key):
+    config = load_config(write(tmp_path, minimal(app_private_key)), environ={})
+    assert (config.github.check_runs, config.github.statuses) == (True, True)
+    data = minimal(app_private_key)
+    data["github"].update(check_runs=False)
+    assert load_config(write(tmp_path, data), environ={}).github.statuses is True
+    data["github"].update(statuses="false")
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, data), environ={})
+    assert err.value.problems == [
+        "github.statuses: github.check_runs and github.statuses are both false: a commit would show no result of "
+        "tfbot's plans and applies; set one of them to true"]

@@ -462,6 +462,76 @@ def test_check_run_lifecycle(fake_github: FakeGitHub, repo: str, gh: Github) -> 
     assert seen.pull_requests[0].number == 1
 
 
+def test_check_run_annotations_are_appended_and_actions_replaced(fake_github: FakeGitHub, repo: str,
+                                                                 gh: Github) -> None:
+    note = {"path": "network/main.tf", "start_line": 2, "end_line": 2, "annotation_level": "failure",
+            "title": "Reference to undeclared input variable", "message": "not declared"}
+    button = {"label": "Apply", "identifier": "apply", "description": "Apply this project's plan"}
+    run = gh.get_repo(repo).create_check_run(
+        "tfbot/plan: network", HEAD, status="in_progress", external_id="e1", actions=[button],
+        output={"title": "Planning", "summary": "s", "annotations": [note]})
+    run.edit(conclusion="failure", output={"title": "Error", "summary": "s2", "annotations": [note]}, actions=[])
+    seen = fake_github.check_run(repo, run.id)
+    assert (seen["status"], seen["conclusion"], seen["external_id"]) == ("completed", "failure", "e1")
+    assert seen["annotations"] == [note, note] and seen["actions"] == []
+    assert seen["output"]["annotations_count"] == 2
+    [listed, _] = gh.get_repo(repo).get_check_run(run.id).get_annotations()
+    assert (listed.path, listed.start_line, listed.annotation_level, listed.title) == (
+        "network/main.tf", 2, "failure", "Reference to undeclared input variable")
+
+
+_NOTE = {"path": "a.tf", "start_line": 1, "end_line": 1, "annotation_level": "failure", "message": "m"}
+_BUTTON = {"label": "Apply", "identifier": "apply", "description": "d"}
+
+
+@pytest.mark.parametrize("fields", [
+    {"output": {"title": "t", "summary": "s" * 65536}},
+    {"output": {"title": "t", "summary": "s", "text": "x" * 65536}},
+    {"output": {"summary": "s"}},
+    {"output": {"title": "t", "summary": "s", "annotations": [_NOTE] * 51}},
+    {"output": {"title": "t", "summary": "s", "annotations": [{**_NOTE, "annotation_level": "error"}]}},
+    {"output": {"title": "t", "summary": "s", "annotations": [{**_NOTE, "title": "t" * 256}]}},
+    {"output": {"title": "t", "summary": "s", "annotations": [{**_NOTE, "message": "m" * (64 * 1024 + 1)}]}},
+    {"output": {"title": "t", "summary": "s", "annotations": [{**_NOTE, "end_line": 3, "start_column": 1}]}},
+    {"output": {"title": "t", "summary": "s", "annotations": [{k: v for k, v in _NOTE.items() if k != "path"}]}},
+    {"actions": [_BUTTON] * 4},
+    {"actions": [{**_BUTTON, "label": "L" * 21}]},
+    {"actions": [{**_BUTTON, "identifier": "i" * 21}]},
+    {"actions": [{**_BUTTON, "description": "d" * 41}]},
+    {"actions": [{"label": "Apply", "identifier": "apply"}]},
+    {"status": "completed"},
+    {"conclusion": "stale-ish"},
+])
+def test_a_check_run_github_would_refuse_is_refused_with_422(fake_github: FakeGitHub, repo: str, gh: Github,
+                                                             fields: dict) -> None:
+    with pytest.raises(GithubException) as raised:
+        gh.get_repo(repo).create_check_run("tfbot/plan: x", HEAD, **fields)
+    assert raised.value.status == 422
+    assert fake_github.check_runs(repo) == []
+    run = gh.get_repo(repo).create_check_run("tfbot/plan: x", HEAD, status="in_progress")
+    with pytest.raises(GithubException) as raised:
+        run.edit(**fields)
+    assert raised.value.status == 422
+    assert fake_github.check_run(repo, run.id)["status"] == "in_progress"  # a refused update changes nothing
+
+
+def test_limits_themselves_are_accepted(fake_github: FakeGitHub, repo: str, gh: Github) -> None:
+    gh.get_repo(repo).create_check_run(
+        "tfbot/plan: x", HEAD, conclusion="success", actions=[{"label": "L" * 20, "identifier": "i" * 20,
+                                                               "description": "d" * 40}] * 3,
+        output={"title": "t", "summary": "s" * 65535, "text": "x" * 65535, "annotations": [
+            {**_NOTE, "title": "t" * 255, "message": "é" * (32 * 1024)}] * 50})
+    [run] = fake_github.check_runs(repo)
+    assert run["output"]["annotations_count"] == 50
+
+
+def test_a_forks_pull_request_is_not_listed_on_its_check_runs(fake_github: FakeGitHub, repo: str,
+                                                             gh: Github) -> None:
+    fake_github.add_pull(REPO, head_ref="fork-branch", head_sha="3" * 40, base_sha=BASE, user="mallory", fork=True)
+    run = gh.get_repo(repo).create_check_run("tfbot/plan: x", "3" * 40, status="in_progress")
+    assert fake_github.check_run(repo, run.id)["pull_requests"] == []
+
+
 # ---- faults ----------------------------------------------------------------------------------
 
 def test_502_then_success_with_a_retrying_client(fake_github: FakeGitHub, repo: str) -> None:

@@ -16,9 +16,9 @@ T0 = 1_700_000_000.0
 
 
 def attempt(id: int, guid: str = "g1", status: int = 502, at: float = T0, event: str = "pull_request",
-            redelivery: bool = False) -> HookDelivery:
+            redelivery: bool = False, action: str = "opened") -> HookDelivery:
     return HookDelivery(id=id, guid=guid, delivered_at=at, redelivery=redelivery, status_code=status, event=event,
-                        action="opened", installation_id=99, repository_id=1)
+                        action=action, installation_id=99, repository_id=1)
 
 
 def verdicts(decisions) -> dict[str, Verdict]:
@@ -63,6 +63,14 @@ def test_seen_delivered_refused_and_unhandled_events_are_not_redelivered():
         "5xx-then-401": Verdict.REFUSED,
         "missed": Verdict.REDELIVER,
     }
+
+
+def test_of_missed_check_run_events_only_a_button_press_is_redelivered():
+    decisions = decide([attempt(1, "made", event="check_run", action="created", status=0),
+                        attempt(2, "done", event="check_run", action="completed", status=0),
+                        attempt(3, "pressed", event="check_run", action="requested_action", status=0)],
+                       seen=set(), asked={})
+    assert verdicts(decisions) == {"pressed": Verdict.REDELIVER}
 
 
 def test_an_asked_attempt_is_pending_and_an_event_is_given_up_after_max_attempts():

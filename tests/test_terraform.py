@@ -175,6 +175,35 @@ def test_syntax_error_is_reported_verbatim(terraform, default_workflow, tf_workd
     assert not (tmp_path / "p.tfplan").exists()
 
 
+def test_a_failed_init_or_plan_is_diagnosed_with_files_and_lines(terraform, default_workflow, tf_workdir, tmp_path):
+    write_syntax_error_config(tf_workdir)
+    (tf_workdir / "outputs.tf").write_text('output "x" {\n  value = terraform_data.nope.id\n}\n')
+    broken = run_plan_steps(terraform, default_workflow, tf_workdir, "default", tmp_path / "p.tfplan", diagnose=True)
+    assert broken.failed_step == "init"
+    assert [(d.severity, d.filename, d.line) for d in broken.diagnostics] == [("error", "main.tf", 2)]
+    assert broken.diagnostics[0].summary == "Invalid expression"
+    assert len(broken.steps) == 1  # validate is no step of the run log
+
+    (tf_workdir / "main.tf").write_text('resource "terraform_data" "a" {\n  input = var.missing\n}\n')
+    undeclared = run_plan_steps(terraform, default_workflow, tf_workdir, "default", tmp_path / "p.tfplan",
+                                diagnose=True)
+    assert undeclared.failed_step == "plan"
+    assert sorted((d.filename, d.line, d.summary) for d in undeclared.diagnostics) == [
+        ("main.tf", 2, "Reference to undeclared input variable"),
+        ("outputs.tf", 2, "Reference to undeclared resource")]
+    assert "missing" in next(d.detail for d in undeclared.diagnostics if d.filename == "main.tf")
+    # Only asked for: without `diagnose` (check runs off) no validate runs.
+    assert run_plan_steps(terraform, default_workflow, tf_workdir, "default", tmp_path / "p.tfplan").diagnostics == []
+
+
+def test_validate_masks_secrets_in_its_json(terraform_binary, tf_data_dir, tf_workdir):
+    tf = Terraform(terraform_binary, tf_data_dir, timeout=120, mask_values=["hunter2-secret"])
+    (tf_workdir / "main.tf").write_text('resource "terraform_data" "a" {\n  input = var.hunter2-secret\n}\n')
+    result = tf.validate(tf_workdir)
+    assert result.exit_code == 1 and result.data is not None and result.data["valid"] is False
+    assert "hunter2-secret" not in str(result.data) and "***" in str(result.data)
+
+
 # -- apply ------------------------------------------------------------------------------------------
 
 def test_apply_from_a_plan_file(terraform, default_workflow, tf_workdir, tf_state_dir, tmp_path):

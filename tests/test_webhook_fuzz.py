@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,8 @@ from tests.support import webhook_payloads as wp
 
 SECRET = "fuzz-secret"
 REPO_ROOT = Path(__file__).resolve().parent.parent
-EVENTS = ["pull_request", "issue_comment", "pull_request_review", "push", "installation", "ping", "star", "", "x" * 70]
+EVENTS = ["pull_request", "issue_comment", "pull_request_review", "push", "installation", "check_run", "ping", "star",
+          "", "x" * 70]
 
 
 @pytest.fixture
@@ -40,6 +42,8 @@ def real_payloads() -> list[tuple[str, dict]]:
         ("pull_request", wp.pull_request_event("opened", repo, pull, 99, "alice")),
         ("issue_comment", wp.issue_comment_event("created", repo, 7, comment, 99, "alice")),
         ("installation", wp.installation_event("created", 99, "acme")),
+        ("check_run", wp.check_run_event("requested_action", repo, wp.check_run(repo, 5, "tfbot/plan: x", "a" * 40),
+                                         99, "bob", identifier="apply")),
     ]
 
 
@@ -125,3 +129,24 @@ def test_a_repository_name_that_would_escape_a_path_is_refused(client, redis_con
     headers = {"X-GitHub-Event": event, "X-GitHub-Delivery": "abc", "X-Hub-Signature-256": wp.sign(body, SECRET)}
     response = client.post("/events", data=body, headers=headers)
     assert response.status_code == 400 and "full_name" in response.get_json()["message"]
+
+
+def test_of_check_run_events_only_a_button_press_is_queued(client, redis_conn):
+    def post(payload):
+        body = json.dumps(payload).encode()
+        return client.post("/events", data=body, headers={"X-GitHub-Event": "check_run", "X-GitHub-Delivery": str(
+            uuid.uuid4()), "X-Hub-Signature-256": wp.sign(body, SECRET)})
+
+    repo = wp.repository("acme/infra", clone_url="file:///nowhere")
+    run = wp.check_run(repo, 5, "tfbot/plan: network", "a" * 40)
+    for action in ("created", "completed", "rerequested"):
+        response = post(wp.check_run_event(action, repo, run, 99, "bob"))
+        assert (response.status_code, response.get_json()["message"]) == (
+            202, f"action '{action}' of 'check_run' is not handled; ignored")
+    assert redis_conn.llen("rq:queue:tfbot-events") == 0
+    press = wp.check_run_event("requested_action", repo, run, 99, "bob", identifier="apply")
+    assert post(press).status_code == 202
+    assert redis_conn.llen("rq:queue:tfbot-events") == 1
+    del press["requested_action"]
+    response = post(press)
+    assert response.status_code == 400 and "requested_action.identifier is missing" in response.get_json()["message"]

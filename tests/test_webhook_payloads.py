@@ -31,7 +31,7 @@ KNOWN_EXTRA_KEYS = {("issue_comment", "issue"): {"pull_request"}}
 CONDITIONAL_TOP_KEYS = {"organization"}
 # Maps whose keys are data (permission names), not structure: an App asks for
 # the permissions it needs, so only names GitHub knows are checked, none required.
-DATA_MAPS = {"installation.permissions"}
+DATA_MAPS = {"installation.permissions", "check_run.app.permissions", "check_run.check_suite.app.permissions"}
 
 Shape = dict[str, set[str]]
 Types = dict[str, set[type]]
@@ -226,6 +226,44 @@ def test_installation_events_have_githubs_shape(action: str) -> None:
     assert shape_mismatches("installation", action, payload) == []
 
 
+@pytest.mark.parametrize("owner_type", ["User", "Organization"])
+@pytest.mark.parametrize("action", ["created", "completed", "rerequested", "requested_action"])
+def test_check_run_events_have_githubs_shape(action: str, owner_type: str) -> None:
+    repo = fake_like_repo(owner_type)
+    pull = wp.pull_request(repo, 7, HEAD, "feature", BASE)
+    run = wp.check_run(repo, 8_000_001, "tfbot/plan: network", HEAD, external_id="e1", pulls=[pull])
+    payload = wp.check_run_event(action, repo, run, INSTALLATION, "bob",
+                                 identifier="apply" if action == "requested_action" else None)
+    assert shape_mismatches("check_run", action, payload) == []
+    assert payload["check_run"]["pull_requests"][0]["number"] == 7
+    if action == "requested_action":
+        assert payload["requested_action"] == {"identifier": "apply"} and payload["sender"]["login"] == "bob"
+
+
+def test_a_check_run_event_about_a_fake_check_run_has_githubs_shape(fake_github) -> None:
+    from tests.support.github_fixtures import github_client_for
+
+    fake_github.add_repo("acme/infra", "file:///nonexistent/acme/infra.git")
+    fake_github.add_pull("acme/infra", head_ref="feature", head_sha=HEAD, base_sha=BASE, user="alice")
+    made = github_client_for(fake_github).get_repo("acme/infra").create_check_run(
+        "tfbot/plan: network", HEAD, conclusion="success", external_id="e1",
+        actions=[{"label": "Apply", "identifier": "apply", "description": "Apply this project's plan"}])
+    run = fake_github.check_run("acme/infra", made.id)
+    # The repository as the other shape tests have it: the REST API's carries keys no event does.
+    payload = wp.check_run_event("requested_action", fake_like_repo(), run, INSTALLATION, "bob", identifier="apply")
+    assert shape_mismatches("check_run", "requested_action", payload) == []
+    assert (payload["check_run"]["id"], payload["check_run"]["external_id"]) == (made.id, "e1")
+    assert "actions" not in payload["check_run"]  # GitHub's events do not carry the buttons
+
+
+def test_a_button_press_needs_its_identifier_and_only_it_has_one() -> None:
+    run = wp.check_run(fake_like_repo(), 1, "n", HEAD)
+    with pytest.raises(ValueError):
+        wp.check_run_event("requested_action", fake_like_repo(), run, INSTALLATION, "bob")
+    with pytest.raises(ValueError):
+        wp.check_run_event("created", fake_like_repo(), run, INSTALLATION, "bob", identifier="apply")
+
+
 def test_the_shape_check_catches_a_missing_and_an_invented_key() -> None:
     payload = wp.pull_request_event("opened", fake_like_repo(), fake_like_pull(), INSTALLATION, "alice")
     del payload["pull_request"]["head"]
@@ -244,7 +282,8 @@ def test_the_shape_check_catches_a_wrong_value_type() -> None:
 
 
 def test_examples_load_for_the_events_the_bot_handles() -> None:
-    for event in ("pull_request", "issue_comment", "ping", "installation", "pull_request_review", "push"):
+    for event in ("pull_request", "issue_comment", "ping", "installation", "pull_request_review", "push",
+                  "check_run"):
         assert load_examples(event), event
     assert {e["action"] for e in load_examples("pull_request", "synchronize")} == {"synchronize"}
 

@@ -12,7 +12,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import redis
@@ -354,6 +354,20 @@ class RepoAPI:
         if target_url:
             kwargs["target_url"] = target_url
         self._call(f"set status {context} on {sha[:8]}", lambda: self._r().get_commit(sha).create_status(**kwargs))
+
+    def create_check_run(self, sha: str, name: str, fields: dict[str, Any]) -> int:
+        """Create check run `name` on commit `sha`; return GitHub's id.
+
+        `fields` are the request's other keys as GitHub names them (status, conclusion, external_id, details_url,
+        output, actions): bot.render.checks keeps them within GitHub's limits.
+        """
+        run = self._call(f"create check run {name!r} on {sha[:8]}",
+                         lambda: self._r().create_check_run(name, sha, **fields))
+        return int(run.id)
+
+    def update_check_run(self, check_run_id: int, fields: dict[str, Any]) -> None:
+        """Update check run `check_run_id` with `fields` (as for create_check_run); annotations are appended."""
+        self._call(f"update check run {check_run_id}", lambda: self._r().get_check_run(check_run_id).edit(**fields))
 
     def permission(self, login: str) -> str:
         """'admin', 'maintain', 'write', 'triage', 'read' or 'none' (unknown users are 'none')."""

@@ -429,6 +429,24 @@ class Terraform:
                 return replace(result, exit_code=1, output=result.output + f"\n[tfbot] unreadable plan JSON: {exc}")
         return replace(result, data=data, resource_changes=changes)
 
+    def validate(self, workdir: Path, run: RunEnv = NO_RUN_ENV) -> TerraformResult:
+        """`terraform validate -json`: offline, and without `init` it still reads the files' syntax.
+
+        `data` is Terraform's JSON (`diagnostics[]`, masked), None when it printed none or more than
+        `max_json_bytes`; `output` is what it wrote to stderr. Exit 1 with JSON means "not valid": a normal result.
+        """
+        args = self._cmd("validate", json=IsFlagged, no_color=IsFlagged)
+        with tempfile.TemporaryFile(dir=self.home) as spool:
+            result = self._run(args, workdir, stdout=spool, run=run)
+            if result.timed_out or os.fstat(spool.fileno()).st_size > self.max_json_bytes:
+                return result
+            spool.seek(0)
+            try:
+                data = json.loads(self.mask(spool.read().decode("utf-8", "replace")))
+            except ValueError:
+                return result
+        return replace(result, data=data if isinstance(data, dict) else None)
+
     def show_json(self, workdir: Path, plan_file: Path) -> dict[str, Any]:
         """The plan JSON as a dict; raises TerraformError if show fails or the JSON is over max_json_bytes."""
         result = self.show_plan(workdir, plan_file)

@@ -139,6 +139,17 @@ class GitHubConfig(_Model):
                                        "local admins only")
     client_secret: str = Field("", repr=False, json_schema_extra=env("TFBOT_GITHUB_CLIENT_SECRET", True),
                                description="a client secret generated in the App's settings (with client_id)")
+    check_runs: bool = Field(True, description="a check run per project and command (`tfbot/plan: <project>`), with "
+                             "annotations and an Apply button")
+    statuses: bool = Field(True, description="the commit statuses `tfbot/plan` and `tfbot/apply`, for branch "
+                           "protection rules that require them")
+
+    @model_validator(mode="after")
+    def _reports_somewhere(self) -> "GitHubConfig":
+        if not self.check_runs and not self.statuses:
+            raise at_key("statuses", "github.check_runs and github.statuses are both false: a commit would show no "
+                         "result of tfbot's plans and applies; set one of them to true")
+        return self
 
     @field_validator("api_url", "web_url")
     @classmethod

@@ -8,7 +8,7 @@ from flask import Blueprint, current_app, g, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from bot.state import keys
-from bot.intake.webhooks import HANDLED_EVENTS, WebhookRejected, parse_delivery
+from bot.intake.webhooks import HANDLED_EVENTS, WebhookRejected, is_handled, parse_delivery
 
 log = logging.getLogger(__name__)
 bp = Blueprint("events", __name__)
@@ -35,6 +35,8 @@ def receive_event():  # type: ignore[no-untyped-def]
         return _answer(200, "pong", "ping")
     if delivery.event not in HANDLED_EVENTS:
         return _answer(202, f"event {delivery.event!r} is not handled; ignored", "ignored")
+    if not is_handled(delivery):
+        return _answer(202, f"action {delivery.action!r} of {delivery.event!r} is not handled; ignored", "ignored")
     if delivery.repo and config.repo_config(delivery.repo) is None:
         log.info("ignored %s: repository not in config.repos", delivery.describe())
         return _answer(202, f"repository {delivery.repo} is not configured; ignored", "ignored")

@@ -28,6 +28,13 @@ def fingerprint(event: str, payload: Mapping[str, Any]) -> str | None:
         # reopened after a close, or ready_for_review after a draft, legitimately plan the same head again;
         # the time of the transition tells them apart.
         return f"pull:{repo}:{pull.get('number')}:{action}:{head}:{pull.get('updated_at')}"
+    if event == "check_run" and payload.get("action") == "requested_action":
+        # A press carries no id of its own. tfbot gives the check run a new external_id after acting on each press
+        # (bot/lifecycle/handlers/check_runs.py), so the next press differs from this one, and a replay does not.
+        run = payload.get("check_run") or {}
+        identifier = (payload.get("requested_action") or {}).get("identifier")
+        sender = (payload.get("sender") or {}).get("id")
+        return f"press:{repo}:{run.get('id')}:{run.get('external_id')}:{identifier}:{sender}"
     return None
 
 

@@ -13,7 +13,11 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Protocol
 
 # Events a worker acts on. Anything else is acknowledged (202) and dropped.
-HANDLED_EVENTS = frozenset({"pull_request", "issue_comment", "pull_request_review", "push", "installation"})
+HANDLED_EVENTS = frozenset({"pull_request", "issue_comment", "pull_request_review", "push", "installation",
+                            "check_run"})
+# Of these events, only these actions: the rest are acknowledged (202) and dropped without a job. GitHub tells the
+# App of every check run it writes (`created`, `completed`); only a press of its button asks for something.
+HANDLED_ACTIONS = {"check_run": frozenset({"requested_action"})}
 _DELIVERY_RE = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 _EVENT_RE = re.compile(r"^[a-z_]{1,64}$")
 # The id of a delivery tfbot makes itself for an event it missed while down (bot.ops.reconcile) starts with this;
@@ -76,6 +80,12 @@ class Delivery:
 def signature_for(secret: str, body: bytes) -> str:
     """The `X-Hub-Signature-256` value GitHub sends for `body`."""
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def is_handled(delivery: Delivery) -> bool:
+    """Whether a worker acts on this delivery's event and action."""
+    actions = HANDLED_ACTIONS.get(delivery.event)
+    return delivery.event in HANDLED_EVENTS and (actions is None or delivery.action in actions)
 
 
 def verify_signature(secret: str, body: bytes, header: str | None) -> bool:
@@ -145,6 +155,18 @@ _REQUIRED: dict[str, list[tuple[str, type | tuple[type, ...]]]] = {
     ],
     "push": [("installation.id", int), ("repository.full_name", str), ("ref", str)],
     "installation": [("action", str), ("installation.id", int)],
+    "check_run": [
+        ("action", str),
+        ("installation.id", int),
+        ("repository.full_name", str),
+        ("check_run.id", int),
+        ("check_run.head_sha", str),
+        ("sender.login", str),
+    ],
+}
+# Fields one action of an event must carry besides its event's.
+_REQUIRED_BY_ACTION: dict[tuple[str, str], list[tuple[str, type | tuple[type, ...]]]] = {
+    ("check_run", "requested_action"): [("requested_action.identifier", str), ("sender.id", int)],
 }
 
 
@@ -158,7 +180,8 @@ def validate_payload(event: str, payload: Mapping[str, Any]) -> list[str]:
     # The name becomes part of paths and keys: GitHub's own naming rules, and never '..'.
     if isinstance(repo, str) and (not _REPO_NAME_RE.match(repo) or ".." in repo.split("/")):
         problems.append("repository.full_name is not an OWNER/NAME GitHub would send")
-    for dotted, kind in _REQUIRED.get(event, []):
+    action = payload.get("action")
+    for dotted, kind in [*_REQUIRED.get(event, []), *_REQUIRED_BY_ACTION.get((event, str(action)), [])]:
         value: Any = payload
         for part in dotted.split("."):
             value = value.get(part) if isinstance(value, Mapping) else None

@@ -94,7 +94,7 @@ def start_command(
         for project in projects:
             svc.jobs.run_project(cmd, project)
     # Only now GitHub: the jobs are queued whatever it answers, so a failure here cannot lose them.
-    if projects:
+    if projects and svc.config.github.statuses:  # check runs: each run makes its own when it starts
         _set_pending(svc, cmd, kind, repo, sha, installation, len(projects))
     return cmd
 

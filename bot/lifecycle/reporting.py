@@ -1,4 +1,5 @@
-"""What the PR sees when a command completes: one comment (split if long) and a commit status."""
+"""What the PR sees when a command completes: one comment (split if long), a commit status and a check run per
+project (bot/lifecycle/checks.py)."""
 from __future__ import annotations
 
 import json
@@ -6,6 +7,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from bot.models import Outcome
+from bot.lifecycle.checks import report_checks, set_status, superseded
 from bot.lifecycle.planning import STATUS_CONTEXT
 from bot.notify.emit import notify_applies
 from bot.state.records import Command, PlanRecord, comment_refs
@@ -19,7 +21,8 @@ log = logging.getLogger(__name__)
 
 
 def finish_command(svc: WorkerServices, cmd: Command) -> None:
-    """Render every project's result of `cmd` into the PR comment and set the commit status."""
+    """Render every project's result of `cmd` into the PR comment, set the commit status and complete the check
+    runs (each as the config has them on)."""
     results = svc.records.results(cmd.id)
     # Before GitHub: receivers hear of an apply even while the PR cannot be told (once each, across retries).
     notify_applies(svc, cmd, results, svc.run_url)
@@ -29,8 +32,9 @@ def finish_command(svc: WorkerServices, cmd: Command) -> None:
         # The plan of the newer head reports; this one would only be noise on the PR.
         log.info("%s %s#%d at %s superseded by a newer push: not reported", cmd.kind, cmd.repo, cmd.pull,
                  cmd.head_sha[:8])
-        gh.set_status(cmd.head_sha, STATUS_CONTEXT[cmd.kind], "error", "Superseded by a newer push: see the PR's head",
-                      svc.status_url(cmd))
+        set_status(svc, gh, cmd.head_sha, STATUS_CONTEXT[cmd.kind], "error",
+                   "Superseded by a newer push: see the PR's head", svc.status_url(cmd))
+        report_checks(svc, gh, cmd, superseded(results))
         return
     kind = "plan" if cmd.kind == "plan" else "apply"
     # The table of a comment over several projects says where each lock is as the comment is written.
@@ -52,7 +56,8 @@ def finish_command(svc: WorkerServices, cmd: Command) -> None:
         svc.records.set_pull_field(cmd.repo, cmd.pull, "plan_comments", json.dumps(refs))
     if results:
         state, description = status_description(results, kind)
-        gh.set_status(cmd.head_sha, STATUS_CONTEXT[cmd.kind], state, description, svc.status_url(cmd))
+        set_status(svc, gh, cmd.head_sha, STATUS_CONTEXT[cmd.kind], state, description, svc.status_url(cmd))
+    report_checks(svc, gh, cmd, results)
     log.info("%s %s#%d at %s reported: %s", cmd.kind, cmd.repo, cmd.pull, cmd.head_sha[:8],
              ", ".join(f"{r.project.name}={r.outcome.value}" for r in results))
 

@@ -269,7 +269,8 @@ def _run_plan(svc: WorkerServices, cmd: Command, project: Project, target: Targe
         outcome = run_plan_steps(adapter(svc, binary), workflow, workdir, project.workspace, plan_file,
                                  before_step=_fence(guard),
                                  run_env=run_environment(svc, cmd.repo, cmd.pull, project, "plan", run_id),
-                                 extra_args=extra_args, root=_copy_root(workdir, project))
+                                 extra_args=extra_args, root=_copy_root(workdir, project),
+                                 diagnose=svc.config.github.check_runs)  # annotations are the check run's
         outcome.binary = binary.label
         if outcome.ok:
             key = plan_key(project, cmd.pull, target.head_sha, run_id)
@@ -720,7 +721,8 @@ def _failed(project: Project, kind: Outcome, outcome: PlanOutcome | ApplyOutcome
     failed = outcome.steps[-1] if outcome.steps else None
     return ProjectResult(project, kind, summary=outcome.summary, output=failed.output if failed else "",
                          run_id=run_id, head_sha=sha, message=message, binary=outcome.binary,
-                         extra_args=list(extra_args))
+                         extra_args=list(extra_args),
+                         diagnostics=outcome.diagnostics if isinstance(outcome, PlanOutcome) else [])
 
 
 def locked_message(project: Project, lock: LockInfo, position: int | None) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 
 from bot.adapters.terraform import NO_RUN_ENV, RunEnv, Terraform, TerraformResult
 from bot.config.workflows import Step, Workflow, WorkflowError
+from bot.models import Diagnostic
 
 _PLAN_LINE = re.compile(r"^Plan: \d+ to add\b.*$", re.MULTILINE)
 _NO_CHANGES = re.compile(r"^No changes\..*$", re.MULTILINE)
@@ -17,6 +18,11 @@ _ERROR_LINE = re.compile(r"^Error: .*$", re.MULTILINE)
 _TIMEOUT_LINE = re.compile(r"^\[tfbot\].*timed out.*$", re.MULTILINE)
 _OUTPUTS_ONLY = "You can apply this plan to save these new output values"
 _INIT_PREAMBLE = "Error: Terraform encountered problems during initialisation"
+# A failure of these steps may be the configuration's: `terraform validate` then names the files and lines.
+_DIAGNOSED_STEPS = frozenset({"init", "plan"})
+# Diagnostics kept of one run, and characters of each text: PR code writes them, Redis keeps them.
+MAX_DIAGNOSTICS = 100
+MAX_DIAGNOSTIC_TEXT = 4000
 
 
 @dataclass
@@ -30,6 +36,7 @@ class PlanOutcome:
     failed_step: str | None = None
     plan_output: str = ""
     binary: str = ""  # what ran it, as the PR reads it: `Terraform 1.0.3`
+    diagnostics: list[Diagnostic] = field(default_factory=list)  # of a failed `init` or `plan`, when diagnosed
 
 
 @dataclass
@@ -46,7 +53,8 @@ class ApplyOutcome:
 
 def run_plan_steps(tf: Terraform, workflow: Workflow, workdir: Path, workspace: str, plan_file: Path,
                    before_step: Callable[[str], None] | None = None, run_env: RunEnv = NO_RUN_ENV,
-                   extra_args: Sequence[str] = (), root: Path | None = None) -> PlanOutcome:
+                   extra_args: Sequence[str] = (), root: Path | None = None,
+                   diagnose: bool = False) -> PlanOutcome:
     """Run the plan pipeline, stopping at the first failing step.
 
     `before_step(step)` runs before every step and may raise to stop the run (a lost run guard). Every step
@@ -54,11 +62,16 @@ def run_plan_steps(tf: Terraform, workflow: Workflow, workdir: Path, workspace: 
     `extra_args` (checked against the repository's allowlist) go to the built-in `plan` step, which fails without
     starting Terraform when a `-var-file` among them leads outside `root` (the working copy; default `workdir`)
     once symlinks are resolved. Raises WorkflowError for extra arguments and a workflow with no `plan` step.
+    With `diagnose`, a failed `init` or `plan` is followed by `terraform validate -json` (same environment), whose
+    diagnostics with a file and line become `diagnostics`; it is not a step of the run log.
     """
     if extra_args and not any(step.name == "plan" for step in workflow.plan_steps):
         raise WorkflowError(f"workflow {workflow.name!r} has no built-in plan step to pass extra arguments to")
     inputs = _PlanInputs(tuple(extra_args), root or workdir)
     results, failed = _run_steps(tf, workflow.plan_steps, workdir, workspace, plan_file, before_step, run_env, inputs)
+    diagnostics: list[Diagnostic] = []
+    if diagnose and failed in _DIAGNOSED_STEPS:
+        diagnostics = read_diagnostics(tf.validate(workdir, run=run_env).data)
     by_step = {s.name: r for s, r in zip(workflow.plan_steps[: len(results)], results, strict=True)}
     plan, show = by_step.get("plan"), by_step.get("show")
     if failed is not None:
@@ -74,6 +87,7 @@ def run_plan_steps(tf: Terraform, workflow: Workflow, workdir: Path, workspace: 
         has_changes=plan.has_changes if plan else None,
         failed_step=failed,
         plan_output=plan.output if plan else "",
+        diagnostics=diagnostics,
     )
 
 
@@ -185,3 +199,29 @@ def failure_summary(result: TerraformResult) -> str:
     if errors:
         return errors[0]
     return f"{result.command} failed with exit code {result.exit_code}"
+
+
+def read_diagnostics(data: dict[str, Any] | None) -> list[Diagnostic]:
+    """The diagnostics of `terraform validate -json` output that name a file and line, texts bounded; [] for None."""
+    found: list[Diagnostic] = []
+    for item in (data or {}).get("diagnostics") or []:
+        if not isinstance(item, dict):
+            continue
+        where = _mapping(item.get("range"))
+        start, end = _mapping(where.get("start")), _mapping(where.get("end"))
+        line, end_line, filename = start.get("line"), end.get("line"), where.get("filename")
+        if not isinstance(filename, str) or not isinstance(line, int) or line < 1:
+            continue
+        found.append(Diagnostic(
+            severity="error" if item.get("severity") == "error" else "warning",
+            summary=str(item.get("summary") or "")[:MAX_DIAGNOSTIC_TEXT],
+            detail=str(item.get("detail") or "")[:MAX_DIAGNOSTIC_TEXT],
+            filename=filename[:MAX_DIAGNOSTIC_TEXT],
+            line=line, end_line=end_line if isinstance(end_line, int) and end_line >= line else line))
+        if len(found) == MAX_DIAGNOSTICS:
+            break
+    return found
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}

@@ -30,7 +30,7 @@ import redis
 
 from bot.state import keys
 from bot.adapters.github import GitHubApp, GitHubError, HookDelivery
-from bot.intake.webhooks import HANDLED_EVENTS
+from bot.intake.webhooks import HANDLED_ACTIONS, HANDLED_EVENTS
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ def decide(
     """One decision per event of a handled kind, oldest event first (the order to redeliver them in)."""
     attempts_of: dict[str, list[HookDelivery]] = {}
     for d in deliveries:
-        if d.guid and d.event in handled:
+        if d.guid and d.event in handled and d.action in HANDLED_ACTIONS.get(d.event, {d.action}):
             attempts_of.setdefault(d.guid, []).append(d)
     decisions = []
     for guid, attempts in attempts_of.items():

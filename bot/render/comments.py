@@ -223,7 +223,8 @@ def _env() -> jinja2.Environment:
     )
 
 
-def _change_groups(result: ProjectResult) -> list[dict[str, Any]]:
+def change_groups(result: ProjectResult) -> list[dict[str, Any]]:
+    """The planned changes by action (create, update, replace, destroy, then any other): action, count, addresses."""
     by_action: dict[str, list[str]] = {}
     for change in result.changes:
         by_action.setdefault(change.action, []).append(change.address)
@@ -275,7 +276,7 @@ def _project_view(result: ProjectResult, run_url: Callable[[str], str] | None,
         "summary": escape_text(summary),
         "message": escape_text(result.message.strip()),
         "quoted_message": _quote(escape_text(result.message.strip())),
-        "groups": _change_groups(result),
+        "groups": change_groups(result),
         "output": "",
         "error": "",
         "full_output": "",

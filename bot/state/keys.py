@@ -20,6 +20,8 @@ Layout (all under the `tfbot:` prefix; RQ keeps its own `rq:` keys):
   tfbot:notify:counts                           notifications sent and failed (hash: kind|event|result -> count)
   tfbot:changes:...                             change records, bot.state.change_records: groups, their locks
                                                 and calls, seen event ids, message counts, pollers, the state index
+  tfbot:checkrun:<command id>:<project id>      a command's check run of one project (hash: id, sent), TTL
+  tfbot:checkrun-of:<repo>:<check run id>       what a check run tfbot made is of (string: JSON, TTL)
 Repository names and dirs are case-preserving; dir comes last because it may contain ':'.
 """
 from __future__ import annotations
@@ -250,3 +252,13 @@ def change_index_projects() -> str:
 def change_index_ids(project_id: str) -> str:
     """The resource identifiers one project's state holds (set, TTL)."""
     return f"{PREFIX}:changes:ids:{project_id}"
+
+
+def check_run(command_id: str, project_id: str) -> str:
+    """The check run one command writes for one project (hash: `id` GitHub's id, `sent` what it last completed)."""
+    return f"{PREFIX}:checkrun:{command_id}:{project_id}"
+
+
+def check_run_of(repo: str, check_run_id: int) -> str:
+    """Which command, PR, head and project a check run of `repo` is of (string: JSON), for its Apply button."""
+    return f"{PREFIX}:checkrun-of:{repo}:{int(check_run_id)}"

@@ -15,7 +15,7 @@ from typing import Any
 import redis
 
 from bot.state import keys
-from bot.models import LockInfo, LockState, Outcome, Project, ProjectResult, ResourceChange
+from bot.models import Diagnostic, LockInfo, LockState, Outcome, Project, ProjectResult, ResourceChange
 
 # Records of finished commands and runs are kept this long for the status page, then expire.
 RETENTION_SECONDS = 30 * 24 * 3600
@@ -115,6 +115,7 @@ def result_from_json(raw: str | bytes) -> ProjectResult:
     data["project"] = project_from_dict(data["project"])
     data["outcome"] = Outcome(data["outcome"])
     data["changes"] = [ResourceChange(**c) for c in data["changes"]]
+    data["diagnostics"] = [Diagnostic(**d) for d in data.get("diagnostics") or []]
     return ProjectResult(**data)
 
 

@@ -467,6 +467,16 @@ class FakeGitHub:
             return [self._pay.check_run(r) for r in sorted(self._state.check_runs.values(), key=lambda r: r.id)
                     if r.repo == full_name and (sha is None or r.head_sha == sha)]
 
+    def check_run(self, repo: str, run_id: int) -> dict[str, Any]:
+        """One check run as the API shows it, plus what the API does not echo: its `actions` as last written and
+        every `annotations` entry written to it (GitHub appends each request's)."""
+        with self._state.lock:
+            run = self._state.check_runs.get(run_id)
+            if run is None or run.repo != self._repo(repo).full_name:
+                raise KeyError(f"{repo} has no check run {run_id}")
+            return {**self._pay.check_run(run), "actions": [dict(a) for a in run.actions],
+                    "annotations": [dict(a) for a in run.annotations]}
+
     def redelivery_attempts(self) -> list[int]:
         """Ids of the deliveries redelivered through the API, in order."""
         with self._state.lock:

@@ -277,11 +277,13 @@ class Payloads(BasePayloads):
             {"url": f"{self.repo_url(repo)}/pulls/{p.number}", "id": p.pull_id, "number": p.number,
              "head": {"ref": p.head_ref, "sha": p.head_sha, "repo": {"id": self._repo_of(p.head_repo).id}},
              "base": {"ref": p.base_ref, "sha": p.base_sha, "repo": {"id": repo.id}}}
+            # GitHub lists only PRs whose head is in this repository: a fork's PR is never among them.
             for p in self.state.issues.values()
             if isinstance(p, Pull) and p.repo == run.repo and p.head_sha == run.head_sha and p.state == "open"
+            and p.head_repo.lower() == p.repo.lower()
         ]
         output = {"title": None, "summary": None, "text": None, **run.output}
-        output.update(annotations_count=0, annotations_url=f"{url}/annotations")
+        output.update(annotations_count=len(run.annotations), annotations_url=f"{url}/annotations")
         return {
             "id": run.id,
             "head_sha": run.head_sha,
@@ -299,6 +301,17 @@ class Payloads(BasePayloads):
             "check_suite": {"id": run.suite_id},
             "app": self.app(),
             "pull_requests": pulls,
+        }
+
+    def annotation(self, run: CheckRun, given: dict[str, Any]) -> dict[str, Any]:
+        """One annotation as `GET .../check-runs/{id}/annotations` lists it."""
+        repo = self._repo_of(run.repo)
+        return {
+            "path": given["path"], "start_line": given["start_line"], "end_line": given["end_line"],
+            "start_column": given.get("start_column"), "end_column": given.get("end_column"),
+            "annotation_level": given["annotation_level"], "title": given.get("title"),
+            "message": given["message"], "raw_details": given.get("raw_details"),
+            "blob_href": f"{self.web}/{repo.full_name}/blob/{run.head_sha}/{given['path']}",
         }
 
     # ---- webhook deliveries ------------------------------------------------

@@ -188,6 +188,8 @@ class CheckRun:
     started_at: Optional[float]
     completed_at: Optional[float]
     suite_id: int
+    actions: list[dict[str, Any]] = field(default_factory=list)  # the buttons, as last written
+    annotations: list[dict[str, Any]] = field(default_factory=list)  # every write appends its own
 
 
 @dataclass

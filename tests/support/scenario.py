@@ -156,6 +156,13 @@ class Scenario:
         self.send("pull_request", wp.pull_request_event("closed", self.fake.repo_payload(REPO),
                                                         self.fake.pull_payload(REPO, number), INSTALLATION, by))
 
+    def press(self, check_run_id: int, user: str, identifier: str = "apply") -> None:
+        """`user` presses a button of a check run: GitHub's `check_run` `requested_action` event, carrying the
+        check run as it is now."""
+        self.send("check_run", wp.check_run_event("requested_action", self.fake.repo_payload(REPO),
+                                                  self.fake.check_run(REPO, check_run_id), INSTALLATION, user,
+                                                  identifier=identifier))
+
     # --- what users see ---
     def head(self, number: int) -> str:
         return str(self.fake.pull_payload(REPO, number)["head"]["sha"])
@@ -185,6 +192,22 @@ class Scenario:
         except AssertionError:
             raise AssertionError(f"status {context} never reached {states}: "
                                  f"{self.fake.statuses(REPO, sha)}\n--- tfbot log ---\n{self.logs()[-8000:]}") from None
+
+    def check_runs(self, sha: str, name: str) -> list[dict[str, Any]]:
+        """The check runs called `name` on `sha`, oldest first, with their actions and annotations."""
+        return [self.fake.check_run(REPO, r["id"]) for r in self.fake.check_runs(REPO, sha) if r["name"] == name]
+
+    def wait_check_run(self, sha: str, name: str, timeout: float = 120) -> dict[str, Any]:
+        """The newest check run called `name` on `sha`, once it is completed."""
+        def done() -> dict[str, Any] | None:
+            runs = self.check_runs(sha, name)
+            return runs[-1] if runs and runs[-1]["status"] == "completed" else None
+
+        try:
+            return wait_for(done, timeout=timeout, interval=0.2, message=f"check run {name} on {sha[:8]}")
+        except AssertionError:
+            raise AssertionError(f"check run {name} never completed: {self.fake.check_runs(REPO, sha)}\n"
+                                 f"--- tfbot log ---\n{self.logs()[-8000:]}") from None
 
     def state_resources(self, project: str, workspace: str = "default") -> dict[str, Any]:
         """Resource name -> input value, read from the real state file Terraform wrote."""

@@ -204,6 +204,41 @@ def pull_request(
     }
 
 
+def check_run(
+    repo: Mapping[str, Any],
+    id: int,
+    name: str,
+    head_sha: str,
+    status: str = "completed",
+    conclusion: str | None = "success",
+    external_id: str = "",
+    pulls: Iterable[Mapping[str, Any]] = (),
+    app_id: int = DEFAULT_APP_ID,
+) -> dict[str, Any]:
+    """A check run as the REST API returns it (what the fake GitHub's `check_run()` gives): made by App `app_id`,
+    listing `pulls` (pull request dicts) as its `pull_requests`."""
+    repo = complete_repository(repo)
+    url = f"{repo['url']}/check-runs/{id}"
+    now = _now()
+    return {
+        "id": id, "head_sha": head_sha, "node_id": _node_id("CheckRun", id), "external_id": external_id,
+        "url": url, "html_url": f"{repo['html_url']}/runs/{id}", "details_url": None, "status": status,
+        "conclusion": conclusion, "started_at": now, "completed_at": now if status == "completed" else None,
+        "output": {"title": name, "summary": "", "text": None, "annotations_count": 0,
+                   "annotations_url": f"{url}/annotations"},
+        "name": name, "check_suite": {"id": _stable_id(f"{repo['full_name']}@{head_sha}")},
+        "app": {"id": app_id, "slug": "tfbot", "node_id": _node_id("App", app_id), "owner": repo["owner"],
+                "name": "tfbot", "description": "", "external_url": WEB, "html_url": f"{WEB}/apps/tfbot",
+                "created_at": now, "updated_at": now, "permissions": {"checks": "write", "metadata": "read"},
+                "events": ["check_run"]},
+        "pull_requests": [
+            {"url": p["url"], "id": p["id"], "number": p["number"],
+             "head": {"ref": p["head"]["ref"], "sha": p["head"]["sha"], "repo": {"id": repo["id"]}},
+             "base": {"ref": p["base"]["ref"], "sha": p["base"]["sha"], "repo": {"id": repo["id"]}}}
+            for p in pulls],
+    }
+
+
 def complete_repository(repo: Mapping[str, Any]) -> dict[str, Any]:
     """`repo` with every key GitHub sends filled in; needs at least `full_name`."""
     if "full_name" not in repo:
@@ -322,6 +357,62 @@ def pull_request_review_event(
     }
     payload = {"action": action, "review": _overlay(defaults, review or {}), "pull_request": full_pull}
     return _with_context(payload, repo, installation_id, sender)
+
+
+CHECK_RUN_ACTIONS = ("created", "completed", "rerequested", "requested_action")
+# The App object as check_run events embed it: the REST API's has more (client_id, installations_count).
+_EVENT_APP_KEYS = ("id", "slug", "node_id", "owner", "name", "description", "external_url", "html_url",
+                   "created_at", "updated_at", "permissions", "events")
+
+
+def check_run_event(
+    action: str,
+    repo: Mapping[str, Any],
+    run: Mapping[str, Any],
+    installation_id: int,
+    sender: str,
+    identifier: str | None = None,
+) -> dict[str, Any]:
+    """A `check_run` event about check run `run` as the REST API returns it (the fake's `check_run()`, or
+    `check_run()` here), completed to the shape GitHub's events carry it; `requested_action` (a button pressed by
+    `sender`) needs the button's `identifier`. `pull_requests` stays as given: GitHub lists none for a fork's PR."""
+    if action not in CHECK_RUN_ACTIONS:
+        raise ValueError(f"unsupported check_run action {action!r}; expected one of {CHECK_RUN_ACTIONS}")
+    if (action == "requested_action") != (identifier is not None):
+        raise ValueError("identifier= goes with requested_action, and only with it")
+    full_repo = complete_repository(repo)
+    event_run = {k: copy.deepcopy(v) for k, v in run.items() if k not in ("actions", "annotations")}
+    app = {k: event_run["app"][k] for k in _EVENT_APP_KEYS if k in event_run.get("app", {})}
+    if isinstance(app.get("owner"), Mapping):  # as every builder here embeds a user
+        app["owner"] = user(app["owner"]["login"], app["owner"].get("type", "User"), id=app["owner"].get("id"))
+    pulls = [_check_run_pull(p, full_repo) for p in event_run.get("pull_requests", [])]
+    suite_id = int((event_run.get("check_suite") or {}).get("id") or next(_ids))
+    now = _now()
+    event_run.update(app=app, pull_requests=pulls, check_suite={
+        "id": suite_id, "node_id": _node_id("CheckSuite", suite_id),
+        "head_branch": pulls[0]["head"]["ref"] if pulls else None, "head_sha": event_run["head_sha"],
+        "status": event_run["status"], "conclusion": event_run["conclusion"],
+        "url": f"{full_repo['url']}/check-suites/{suite_id}", "before": None, "after": event_run["head_sha"],
+        "pull_requests": copy.deepcopy(pulls), "app": copy.deepcopy(app),
+        "created_at": event_run.get("started_at") or now, "updated_at": now,
+    })
+    payload: dict[str, Any] = {"action": action, "check_run": event_run}
+    if identifier is not None:
+        payload["requested_action"] = {"identifier": identifier}
+    return _with_context(payload, full_repo, installation_id, sender)
+
+
+def _check_run_pull(pull: Mapping[str, Any], repo: Mapping[str, Any]) -> dict[str, Any]:
+    """A PR as check runs list it: its ends' repositories as {id, url, name}."""
+    ends = {}
+    for end in ("head", "base"):
+        given = dict(pull[end])
+        repo_id = (given.get("repo") or {}).get("id", repo["id"])
+        same = repo_id == repo["id"]
+        given["repo"] = {"id": repo_id, "url": repo["url"] if same else f"{API}/repositories/{repo_id}",
+                         "name": repo["name"] if same else f"repo-{repo_id}"}
+        ends[end] = given
+    return {"url": pull["url"], "id": pull["id"], "number": pull["number"], **ends}
 
 
 def push_event(

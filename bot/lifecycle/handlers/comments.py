@@ -49,7 +49,7 @@ def on_comment(delivery: Delivery, svc: WorkerServices) -> None:
         return
     gh.react(number, int(comment["id"]), "eyes")
     log.info("%s: %s by %s", delivery.describe(), parsed.name, author)
-    handler = {"plan": _plan, "apply": _apply, "unlock": _unlock}[parsed.name]
+    handler = {"plan": _plan, "apply": run_apply, "unlock": _unlock}[parsed.name]
     handler(svc, gh, delivery, number, author, parsed)
 
 
@@ -113,7 +113,11 @@ def _extra_args_problem(svc: WorkerServices, project: Project, extra: tuple[str,
     return var_file_problem(extra, project.dir)
 
 
-def _apply(svc: WorkerServices, gh: RepoAPI, delivery: Delivery, number: int, author: str, cmd: CommentCommand) -> None:
+def run_apply(svc: WorkerServices, gh: RepoAPI, delivery: Delivery, number: int, author: str,
+              cmd: CommentCommand, note: str = "") -> None:
+    """`author`'s `apply` of PR `number`: permission now, apply requirements, then a command over the projects that
+    pass; everything else (stale plans, order) under the run guard. Also what an Apply button runs. `note` (plain
+    text) heads the command's comment."""
     repo_cfg = svc.config.repo_config(delivery.repo)
     if repo_cfg is None:  # taken off config.repos after the comment was queued: ignored, as the web process does
         log.info("ignored %s: repository not in config.repos", delivery.describe())
@@ -149,7 +153,7 @@ def _apply(svc: WorkerServices, gh: RepoAPI, delivery: Delivery, number: int, au
     # Everything else (head moved, base changed the project, already applied) is decided under the run guard.
     runnable = [p for p in projects if p.id not in refusals]
     start_command(svc, "apply", delivery.repo, pull, delivery.installation_id, author, runnable, prefilled=prefilled,
-                  extra_info=extra, parallel=found.config.parallel_apply)
+                  extra_info=extra, parallel=found.config.parallel_apply, note=note)
 
 
 def _head_predates(svc: WorkerServices, delivery: Delivery, pull: PullInfo) -> bool:

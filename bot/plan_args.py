@@ -90,6 +90,12 @@ def shown(args: Sequence[str]) -> str:
     return shlex.join(args)
 
 
+def public(args: Sequence[str]) -> list[str]:
+    """The arguments as places other than the PR show them (the lock page, its JSON, run logs, the audit trail):
+    a `-var` value may be a secret typed into the comment, so only its name is shown (`-var=db_password=***`)."""
+    return [f"-var={a[5:].split('=', 1)[0]}=***" if a.startswith("-var=") else a for a in args]
+
+
 def parsed(text: str) -> list[str]:
     """The arguments `shown` wrote."""
     return shlex.split(text)

@@ -150,3 +150,10 @@ def test_config_entries_naming_known_plan_options_load(entry):
 ])
 def test_the_adapter_knows_the_same_options(arg, known):
     assert known_option(arg) is known
+
+
+def test_var_values_are_shown_only_on_the_pr():
+    from bot.plan_args import public
+
+    assert public(["-target=terraform_data.a", "-var=db_password=hunter2", "-var=x==y", "-var-file=prod.tfvars"]) == \
+        ["-target=terraform_data.a", "-var=db_password=***", "-var=x=***", "-var-file=prod.tfvars"]

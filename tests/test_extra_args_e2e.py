@@ -46,7 +46,10 @@ def test_a_targeted_plan_plans_only_its_target_and_apply_applies_exactly_it(sc):
     pr = sc.open_pr("two", files(sc, a="alpha", b="beta"))
     assert "Plan: 4 to add" in sc.wait_comment(pr, lambda b: "Plan:" in b)
 
-    sc.comment(pr, "bob", "tfbot plan -- -target=terraform_data.a")  # read access is enough to plan
+    # A reader may not choose what a writer's `apply` applies.
+    sc.comment(pr, "bob", "tfbot plan -- -target=terraform_data.a")
+    assert "needs write access" in sc.wait_comment(pr, lambda b: "plan refused" in b)
+    sc.comment(pr, "alice", "tfbot plan -- -target=terraform_data.a")
     body = sc.wait_comment(pr, lambda b: "extra arguments" in b and "Plan:" in b)
     assert "Plan: 1 to add, 0 to change, 0 to destroy." in body
     assert "* **create** (1): `terraform_data.a`\n" in body and "terraform_data.b" not in body
@@ -54,7 +57,7 @@ def test_a_targeted_plan_plans_only_its_target_and_apply_applies_exactly_it(sc):
     assert "Merging this pull request does not apply a plan made with extra arguments as it is" in body
     lock = sc.lock("network")
     assert lock.pull == pr and lock.extra_args == "-target=terraform_data.a" and lock.state is LockState.PLANNED
-    api = {d["dir"]: d for d in requests.get(f"{sc.server.url}/api/locks", timeout=10).json()}
+    api = {d["dir"]: d for d in requests.get(f"{sc.server.url}/api/locks", timeout=10).json()["locks"]}
     assert api["network"]["extra_args"] == ["-target=terraform_data.a"] and api["network"]["destroy"] is False
     page = requests.get(f"{sc.server.url}/locks", timeout=10).text
     assert "with <code>-target=terraform_data.a</code>" in page
@@ -91,6 +94,9 @@ def test_a_merge_plans_the_branch_without_the_extra_arguments_and_asks_when_it_d
     body = sc.wait_comment(pr, lambda b: "extra arguments" in b and "Plan:" in b)
     assert "Planned with extra arguments: `-var=x=1`" in body and 'input  = "1"' in body  # the plan changed
     assert "Plan: 3 to add" in body
+    # Elsewhere than on the PR, a -var value (it may be a secret typed into the comment) shows as ***.
+    assert sc.lock("network").extra_args == "-var=x=***"
+    assert [e.detail for e in entries(sc, "plan")][-1].startswith("planned with -var=x=***:")
 
     sc.merge(pr)
     stale = sc.wait_comment(pr, lambda b: "Plan is stale" in b)
@@ -122,7 +128,7 @@ def test_a_destroy_plan_is_marked_and_disallowed_arguments_are_refused_with_noth
         "says (planned with `-destroy`)."]
     assert "Plan: 0 to add, 0 to change, 3 to destroy." in net
     assert "* **destroy** (3):" in net
-    api = {d["dir"]: d for d in requests.get(f"{sc.server.url}/api/locks", timeout=10).json()}
+    api = {d["dir"]: d for d in requests.get(f"{sc.server.url}/api/locks", timeout=10).json()["locks"]}
     assert api["network"]["destroy"] is True and api["network"]["extra_args"] == ["-destroy"]
     assert '<strong class="destroy">DESTROY plan</strong>' in requests.get(f"{sc.server.url}/locks", timeout=10).text
 

@@ -275,3 +275,11 @@ def test_two_web_processes_show_every_lock_change_at_once(redis_conn: redis.Redi
             assert client.get("/locks", headers={"If-None-Match": etags[i]}).status_code == 304, (name, i)
             assert metric_held(client) == len(expected), (name, i)
     assert expected == {}
+
+
+def test_a_version_that_went_backwards_reads_everything_again():
+    from bot.state.lock_cache import changed_keys
+
+    assert changed_keys(5, 7, [(6, "a"), (7, "b")]) == ["a", "b"]
+    assert changed_keys(5, 7, [(7, "b")]) is None  # a gap
+    assert changed_keys(100, 95, []) is None  # a failover to a replica that is behind

@@ -69,6 +69,26 @@ def test_the_recovery_pass_expires_idle_locks_on_the_host_that_has_the_period(fa
     assert list(job.args[1:]) == [0.5, None]
 
 
+def test_the_lock_of_a_pr_the_same_pass_finds_merged_does_not_expire(fake_github, worker_services, redis_conn,
+                                                                       services_remote):
+    """Merged while tfbot missed the event: reconciliation hands the merge on, and the expiry after it in the same
+    pass must not give the lock away before the merge is applied."""
+    from bot.ops.recovery import Recovery
+    from tests.support.services_fixtures import real_merge, real_pull
+
+    network = Project(repo=REPO, name="network", dir="network")
+    svc = replace(worker_services, config=worker_services.config.model_copy(update={"locks": LocksConfig(
+        expire_after=0.5)}))
+    real_pull(fake_github, services_remote, 7)
+    acquired = svc.locks.try_acquire(network, 7, "alice")
+    assert svc.locks.set_state(network, 7, acquired.lock.token, LockState.PLANNED)
+    time.sleep(0.6)
+    real_merge(fake_github, services_remote, 7)
+    Recovery(svc.config, redis_conn, services=lambda: svc).run_pass(startup=True)
+    assert "bot.jobs.announce_expiry" not in [j.func_name for j in svc.events_queue.jobs]
+    assert svc.locks.get(network).pull == 7
+
+
 @pytest.mark.e2e
 def test_an_idle_planned_lock_passes_to_the_next_pr_and_an_applied_one_stays(make_scenario):
     from bot.compose import worker_services

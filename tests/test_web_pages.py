@@ -254,7 +254,7 @@ def test_a_plan_made_with_extra_arguments_is_shown_with_them_and_a_destroy_plan_
     assert "with -target=terraform_data.a &#39;-var=x=&lt;script&gt;alert(1)&lt;/script&gt;&#39;" in text_of(network)
     assert "DESTROY" not in network and "DESTROY" not in plain and "with " not in text_of(plain)
     assert '<strong class="destroy">DESTROY plan</strong>' in dns and "with -destroy" in text_of(dns)
-    data = {d["dir"]: d for d in client.get("/api/locks").get_json()}
+    data = {d["dir"]: d for d in client.get("/api/locks").get_json()["locks"]}
     assert data["network"]["extra_args"] == ["-target=terraform_data.a", f"-var=x={XSS}"]
     assert data["dns"]["extra_args"] == ["-destroy"] and data["dns"]["destroy"] is True
     assert data["db"]["extra_args"] == [] and data["db"]["destroy"] is False

@@ -46,8 +46,11 @@ def adapter(svc: WorkerServices, binary: Binary) -> Terraform:
 def plan_binary(svc: WorkerServices, project: Project, plan: PlanRecord) -> Binary | str:
     """The binary a saved plan must be applied with (a plan file applies only with the version that made it), or the
     sentence saying why it cannot be: that version is no longer installed."""
+    default = svc.binaries.default
     if not plan.engine or not plan.engine_version:  # made with the default binary, whose version was not known
-        return svc.binaries.default
+        return default
+    if (plan.engine, plan.engine_version) == (default.engine, default.version):
+        return default  # even one whose version tfbot cannot compare (`1.11.4-acme`), which `find` does not list
     found = svc.binaries.find(plan.engine, plan.engine_version)
     if found is not None:
         return found

@@ -28,7 +28,7 @@ from bot.lifecycle.steps import ApplyOutcome, PlanOutcome, run_apply_steps, run_
 from bot.lifecycle.run_env import run_environment
 from bot.lifecycle.binaries import adapter, choose_binary, plan_binary
 from bot.projects.versions import NoFit
-from bot.plan_args import shown
+from bot.plan_args import public, shown
 
 if TYPE_CHECKING:
     from bot.adapters.terraform import TerraformResult
@@ -183,11 +183,11 @@ def _plan(svc: WorkerServices, cmd: Command, project: Project) -> ProjectResult:
         outcome, run_id = _run_plan(svc, cmd, project, target, guard, extra)
         if not outcome.ok:
             _set_state(svc, project, cmd, lock.token, LockState.PLAN_FAILED, summary=outcome.summary, run_id=run_id,
-                       extra_args=shown(extra))
+                       extra_args=shown(public(extra)))
             return _failed(project, Outcome.PLAN_FAILED, outcome, run_id, cmd.head_sha,
                            "Fix the error and push, or comment `plan` to run it again.", extra)
         _set_state(svc, project, cmd, lock.token, LockState.PLANNED, summary=outcome.summary, run_id=run_id,
-                   extra_args=shown(extra))
+                   extra_args=shown(public(extra)))
         result = _planned(project, outcome, run_id, cmd.head_sha, extra)
         result.message = target.describe(cmd.info.get("base_ref") or "main") + _replaces(earlier, extra)
         after = decide(Event.PLAN, Facts(pull=cmd.pull, pr_state=pr_state(cmd), applies=applies(cmd),
@@ -328,6 +328,13 @@ def _execute(svc: WorkerServices, cmd: Command, project: Project, event: Event) 
             lock = svc.locks.get(project)
             lock = _mark_merge_diverged(svc, cmd, project, lock)
             reviewed = svc.records.plan(project, cmd.pull)
+            if reviewed is not None and pr_state(cmd) == "merged" and \
+                    isinstance(unusable := plan_binary(svc, project, reviewed), str):
+                # A plan file applies only with the version that made it. On an open PR the apply is refused saying
+                # so (plan again); a merged PR cannot plan again, so its reviewed plan is as good as none: the
+                # merged commit is planned and the PR asked to `apply` that.
+                log.warning("%s %s#%d %s: %s", cmd.kind, cmd.repo, cmd.pull, project.name, unusable)
+                reviewed = None
             target = target or _target_sha(svc, cmd, event, lock, reviewed)
             matches = _matches(svc, cmd, project, lock, reviewed, target)
             facts = Facts(pull=cmd.pull, pr_state=pr_state(cmd), applies=applies(cmd),
@@ -678,10 +685,10 @@ def _save_run(svc: WorkerServices, run_id: str, kind: str, cmd: Command, project
         "id": run_id, "kind": kind, "repo": cmd.repo, "pull": cmd.pull, "project": project.name, "dir": project.dir,
         "workspace": project.workspace, "sha": sha, "planned_sha": target.sha, "base_sha": target.base_sha,
         "user": cmd.user, "started_at": started, "duration": time.time() - started, "ok": ok, "summary": summary,
-        "command_id": cmd.id, "binary": binary, "extra_args": list(extra_args),
+        "command_id": cmd.id, "binary": binary, "extra_args": public(extra_args),
     }, output)
     # The arguments first: `tfbot audit` cuts a long detail, and what the plan was made with matters most.
-    detail = f"planned with {shown(extra_args)}: {summary}" if extra_args else summary
+    detail = f"planned with {shown(public(extra_args))}: {summary}" if extra_args else summary
     audit.record(svc.redis, audit.AuditEntry(
         action=kind, repo=cmd.repo, pull=cmd.pull, project=project.name, user=cmd.user, sha=sha,
         outcome="ok" if ok else "failed", detail=detail, run_id=run_id, at=started))

@@ -53,12 +53,19 @@ def notify(svc: NotifyServices, notice: Notice) -> int:
     for index in wanted:
         receiver = receivers[index]
         rid = receiver_id(receiver)
+        marked = False
         try:
             if notice.key and not notified.first_time(svc.redis, rid, notice.event, notice.key):
                 continue
+            marked = bool(notice.key)
             svc.jobs.send_notification(index, rid, notice.to_dict(), str(uuid.uuid4()))
             queued += 1
         except Exception as exc:  # noqa: BLE001 - as above; Redis down is the usual cause
+            if marked:  # not queued after all: the next report of this result tries again
+                try:
+                    notified.forget(svc.redis, rid, notice.event, notice.key)
+                except Exception:  # noqa: BLE001 - Redis is down: the mark expires with its TTL
+                    pass
             log.error("could not queue the %s notification of %s for %s: %s: %s", notice.event, notice.repo,
                       describe_receiver(index, receiver), type(exc).__name__, exc)
     return queued

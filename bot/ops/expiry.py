@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Collection
 from typing import TYPE_CHECKING
 
 from bot.config.durations import describe
@@ -25,10 +26,12 @@ log = logging.getLogger(__name__)
 BY = "tfbot"
 
 
-def expire_idle_locks(svc: WorkerServices, now: float | None = None) -> list[LockInfo]:
+def expire_idle_locks(svc: WorkerServices, now: float | None = None,
+                      skip: Collection[tuple[str, int]] = ()) -> list[LockInfo]:
     """Release every expired lock (none when `locks.expire_after` is off); return the locks released.
 
-    `now`: unix seconds (default: the clock). Redis errors propagate to the caller's pass, which retries later.
+    `now`: unix seconds (default: the clock); `skip`: (repo, PR) pairs left alone, such as PRs the same pass found
+    merged and handed to a worker. Redis errors propagate to the caller's pass, which retries later.
     """
     after = svc.config.locks.expire_after
     if not after:
@@ -37,7 +40,7 @@ def expire_idle_locks(svc: WorkerServices, now: float | None = None) -> list[Loc
     via = f"after {describe(after)} without a push, comment or run on the PR (locks.expire_after)"
     released = []
     for lock in svc.locks.list():
-        if not expired(lock, svc.records.last_activity(lock.repo, lock.pull), now, after):
+        if (lock.repo, lock.pull) in skip or not expired(lock, svc.records.last_activity(lock.repo, lock.pull), now, after):
             continue
         try:
             held, waiter = release(svc, lock.repo, lock.dir, lock.workspace, by=BY, via=via, token=lock.token)

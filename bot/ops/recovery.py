@@ -54,6 +54,7 @@ class Recovery:
         self._services: WorkerServices | None = None
         self.reconcile_pass = reconcile_pass
         self.reconciled = False  # a reconciliation pass since this start asked GitHub without an error
+        self.acted: set[tuple[str, int]] = set()  # (repo, PR) the last reconciliation handed on
 
     def run_pass(self, startup: bool = False) -> bool:
         """Redeliver and reconcile unless another host has this period (then False); after a start, reconcile each
@@ -81,7 +82,7 @@ class Recovery:
         if not self.config.locks.expire_after:
             return
         try:
-            expire_idle_locks(self.services())
+            expire_idle_locks(self.services(), skip=self.acted)
         except (redis.RedisError, OSError) as exc:
             log.error("lock expiry failed: %s; trying again in %.0f s", exc, self.interval)
         except Exception:  # noqa: BLE001 - a fault in tfbot: logged whole, and the next period tries again
@@ -109,6 +110,8 @@ class Recovery:
             log.exception("reconciliation of locks failed; trying again in %.0f s", self.interval)
             return
         self.reconciled = not any(r.action is Action.ERROR for r in results)
+        # A PR found closed or merged here is being handled: its locks are not idle, whatever their age.
+        self.acted = {(r.repo, r.pull) for r in results if r.action in (Action.RELEASE, Action.QUEUED)}
         log.info("%s", reconciliation_summary(results, self.interval))
 
     def services(self) -> WorkerServices:

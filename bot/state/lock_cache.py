@@ -80,7 +80,7 @@ def updated(old: LockSnapshot, version: int, changed: Mapping[str, tuple[LockInf
 def changed_keys(have: int | None, now: int, changes: Sequence[tuple[int, str]]) -> list[str] | None:
     """The lock keys to read again to bring a copy at version `have` to `now`, or None when the log does not cover
     every change in between (no copy, a gap, a counter that went backwards): then everything must be read."""
-    if have is None or [number for number, _ in changes] != list(range(have + 1, now + 1)):
+    if have is None or now < have or [number for number, _ in changes] != list(range(have + 1, now + 1)):
         return None
     return list(dict.fromkeys(name for _, name in changes))
 

@@ -16,6 +16,11 @@ def first_time(conn: redis.Redis, receiver: str, event: str, key: str) -> bool:
     return bool(conn.set(keys.notified(receiver, event, key), "1", nx=True, ex=MARK_TTL_SECONDS))
 
 
+def forget(conn: redis.Redis, receiver: str, event: str, key: str) -> None:
+    """Undo `first_time` for a notification that could not be queued after all, so a later try sends it."""
+    conn.delete(keys.notified(receiver, event, key))
+
+
 def count(conn: redis.Redis, kind: str, event: str, result: str) -> None:
     """Add one to the notifications of `kind` (slack, webhook) and `event` that ended in `result` (RESULTS)."""
     conn.hincrby(keys.notification_counts(), f"{kind}|{event}|{result}", 1)

@@ -67,6 +67,12 @@ def _plan(svc: WorkerServices, gh: RepoAPI, delivery: Delivery, number: int, aut
     except ExtraArgsRefused as exc:
         _refuse(svc, gh, pull, "plan", author, f"@{author}: nothing was planned: {exc}")
         return
+    if extra and not may_write(gh, author):
+        # A plan made with extra arguments becomes the reviewed plan a writer's `apply` applies: only someone who
+        # may apply may choose what it is (`-destroy`, `-var`), checked now, as GitHub says it is.
+        _refuse(svc, gh, pull, "plan", author, f"@{author}: nothing was planned: a plan with extra arguments needs "
+                "write access to this repository (it becomes the plan `apply` applies); comment `plan` without them.")
+        return
     if pull.is_fork and not repo_cfg.allow_fork_prs:
         _say(svc, gh, pull, FORK_REFUSAL)
         return

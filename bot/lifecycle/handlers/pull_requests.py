@@ -217,6 +217,7 @@ def merged(svc: WorkerServices, gh: RepoAPI, delivery: Delivery, number: int, pr
            locks: list[LockInfo]) -> None:
     """Apply what the merge brought, for every project the PR holds a lock of or changed (bot/lifecycle/decision.py)."""
     repo = delivery.repo
+    svc.records.touch(repo, number)  # its locks are about to be applied, not idle (bot/lifecycle/expiry.py)
     repo_cfg = svc.config.repo_config(repo)
     if repo_cfg is None:
         log.info("%s: merged, but the repository is not in config.repos: nothing is applied", delivery.describe())

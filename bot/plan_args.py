@@ -11,6 +11,7 @@ comment and the lock page, so it imports nothing of tfbot.
 """
 from __future__ import annotations
 
+import re
 import shlex
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -86,8 +87,12 @@ def path_problem(path: str) -> str | None:
 
 def shown(args: Sequence[str]) -> str:
     """Extra arguments as one line a person can paste back after `--` (shell-quoted where needed); "" for none.
-    `parsed` reads it back."""
-    return shlex.join(args)
+    `parsed` reads it back. A masked `-var=name=***` stays bare: it cannot be pasted back anyway, and quotes around it
+    would only make the lock page read oddly."""
+    return " ".join(a if _MASKED_VAR.fullmatch(a) else shlex.quote(a) for a in args)
+
+
+_MASKED_VAR = re.compile(r"-var=[A-Za-z0-9_-]+=\*\*\*")
 
 
 def public(args: Sequence[str]) -> list[str]:

@@ -15,6 +15,7 @@ import redis
 from prometheus_client import generate_latest
 
 from bot.adapters.http_post import DeliveryError, post
+from bot.compose import web_services
 from bot.config.models import NotificationConfig
 from bot.models import Outcome, Project, ProjectResult
 from bot.notify.emit import notify, notify_applies, notify_lock_waits
@@ -160,7 +161,8 @@ def test_a_refusing_receiver_is_tried_again_then_logged_and_counted_by_index_and
     assert "to notifications[1] (webhook) failed on its last try: answered HTTP 500" in last.getMessage()
     assert "SECRETTOKEN" not in caplog.text and "127.0.0.1" not in caplog.text
     assert notified.counts(svc.redis)[("webhook", "drift_found", "failed")] == 1
-    scrape = generate_latest(Metrics(svc).registry).decode()
+    # /metrics is read by the web process: its services over the same Redis and config.
+    scrape = generate_latest(Metrics(web_services(svc.config, svc.redis)).registry).decode()
     assert 'tfbot_notifications_total{event="drift_found",kind="webhook",result="failed"} 1.0' in scrape
     assert 'tfbot_notifications_total{event="drift_found",kind="slack",result="sent"} 1.0' in scrape
     assert 'tfbot_jobs{queue="tfbot-notify",state="queued"} 0.0' in scrape

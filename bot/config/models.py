@@ -526,6 +526,25 @@ def _check_dependencies(projects: tuple[ProjectConfig, ...]) -> None:
         visit(project.name, [])
 
 
+class DriftConfig(_Model):
+    """Scheduled drift checks of a repository's projects: each is planned on the default branch's head and
+    compared with the infrastructure; what differs is reported in one GitHub issue per project."""
+
+    enabled: bool = Field(False, description="check this repository's projects for drift on `schedule`")
+    schedule: str = Field("0 * * * *", description="when, as a cron expression in UTC (minute hour day month "
+                                                   "weekday), read by croniter")
+    projects: tuple[str, ...] = Field(("*",), description="project names or globs (fnmatch) to check; default all")
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        from croniter import croniter
+
+        if not croniter.is_valid(value) or len(value.split()) != 5:
+            raise ValueError(f"not a five-field cron expression (minute hour day month weekday), got {value!r}")
+        return value
+
+
 class RepoConfig(RunEnvConfig):
     """Settings of the repositories one `name` pattern matches."""
 
@@ -556,6 +575,8 @@ class RepoConfig(RunEnvConfig):
     change_records: bool = Field(True, description="change records read its projects' state to name the project a "
                                                    "changed resource belongs to, and queue its drift check; false: "
                                                    "never")
+    drift: DriftConfig = Field(default_factory=DriftConfig, description="scheduled drift checks and their issues "
+                                                                        "(off unless enabled)")
 
     _known_workflow = field_validator("workflow")(_check_workflow)
 

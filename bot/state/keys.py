@@ -22,6 +22,8 @@ Layout (all under the `tfbot:` prefix; RQ keeps its own `rq:` keys):
                                                 and calls, seen event ids, message counts, pollers, the state index
   tfbot:checkrun:<command id>:<project id>      a command's check run of one project (hash: id, sent), TTL
   tfbot:checkrun-of:<repo>:<check run id>       what a check run tfbot made is of (string: JSON, TTL)
+  tfbot:drift:last ; tfbot:drift:issues         each project's last drift check (hash: project id -> JSON) ; its
+                                                open drift issue (hash: project id -> number), bot.state.drift_checks
 Repository names and dirs are case-preserving; dir comes last because it may contain ':'.
 """
 from __future__ import annotations
@@ -262,3 +264,13 @@ def check_run(command_id: str, project_id: str) -> str:
 def check_run_of(repo: str, check_run_id: int) -> str:
     """Which command, PR, head and project a check run of `repo` is of (string: JSON), for its Apply button."""
     return f"{PREFIX}:checkrun-of:{repo}:{int(check_run_id)}"
+
+
+def drift_checks() -> str:
+    """The last drift check of every project (hash: project id -> JSON, bot.state.drift_checks)."""
+    return f"{PREFIX}:drift:last"
+
+
+def drift_issues() -> str:
+    """The drift issue of every project that has one open (hash: project id -> issue number)."""
+    return f"{PREFIX}:drift:issues"

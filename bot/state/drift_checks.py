@@ -39,6 +39,8 @@ class DriftCheck:
     summary: str = ""  # Terraform's summary line ("Plan: 0 to add, 1 to change, 0 to destroy.") or the reason
     detail: str = ""  # for skipped and failed: why, in one sentence
     resources: tuple[str, ...] = ()  # drifted resource addresses with their action ("update aws_s3_bucket.logs")
+    digest: str = ""  # of the drifted plan's resource changes (bot.lifecycle.runner.changes_digest): what an `apply`
+    # on the issue may apply, since it is what the issue showed
     run_id: str = ""
     run_url: str = ""
     issue: int = 0  # the drift issue's number, 0 when none is open

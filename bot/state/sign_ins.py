@@ -30,7 +30,25 @@ def keep(conn: Redis, session_id: str, roles: dict[str, str] | None, seconds: in
 
 def roles(conn: Redis, session_id: str) -> dict[str, str] | None:
     """The kept roles of the sign-in `session_id`, or None when none are kept (one GET)."""
-    raw = conn.get(keys.sign_in_roles(session_id))
+    return _parse(conn.get(keys.sign_in_roles(session_id)))
+
+
+def update(conn: Redis, session_id: str, repo: str, role: str) -> None:
+    """Replace the kept role on `repo` with what GitHub said at an unlock; nothing when no listing is kept (a
+    listing of one repository would hide every other button). Keeps the listing's expiry (read with it, not
+    KEEPTTL, which Redis 5 lacks); two unlocks at once may each keep their own answer, a hint either way."""
+    key = keys.sign_in_roles(session_id)
+    pipe = conn.pipeline(transaction=True)
+    pipe.get(key)
+    pipe.pttl(key)
+    raw, ttl = pipe.execute()
+    kept = _parse(raw)
+    if kept is not None and int(ttl) > 0:
+        kept[repo.lower()] = role
+        conn.set(key, json.dumps(kept, sort_keys=True), px=int(ttl), xx=True)
+
+
+def _parse(raw: bytes | str | None) -> dict[str, str] | None:
     if raw is None:
         return None
     try:
@@ -38,15 +56,6 @@ def roles(conn: Redis, session_id: str) -> dict[str, str] | None:
     except ValueError:
         return None
     return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else None
-
-
-def update(conn: Redis, session_id: str, repo: str, role: str) -> None:
-    """Replace the kept role on `repo` with what GitHub said at an unlock; nothing when no listing is kept (a
-    listing of one repository would hide every other button). Keeps the listing's expiry."""
-    kept = roles(conn, session_id)
-    if kept is not None:
-        kept[repo.lower()] = role
-        conn.set(keys.sign_in_roles(session_id), json.dumps(kept, sort_keys=True), keepttl=True, xx=True)
 
 
 def forget(conn: Redis, session_id: str) -> None:

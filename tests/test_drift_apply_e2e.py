@@ -221,7 +221,13 @@ def test_a_drift_issue_holding_the_lock_is_shown_as_one(drifted, tmp_path):
     locks = requests.get(sc.server.url + "/api/locks", timeout=10).json()["locks"]
     assert [(d["kind"], d["pull_number"], d["pull_title"]) for d in locks] == [
         ("drift", number, f"Drift: {REPO} network")]
+    # A PR asking for the lock meanwhile waits in line, told a drift issue holds it; it is planned once released.
+    pull = sc.open_pr("subnet", network_files(sc, subnet="10.0.1.0/24"), author="bob")
+    told = sc.wait_comment(pull, lambda b: "locked by drift issue" in b, what="the locked notice")
+    assert f"locked by drift issue #{number} (@alice's `apply` of the default branch)" in told
     gate.touch()
     wait_reply(sc, number, "applied the plan")
+    sc.wait_comment(pull, lambda b: "Plan: 1 to add, 0 to change, 0 to destroy." in b, what="the PR's plan")
     sc.wait_idle()
-    assert sc.lock("network") is None and drift.in_sync()
+    assert sc.lock("network").pull == pull and sc.lock("network").kind == "pull"
+    assert vpc(sc) == "10.0.0.0/16" and drift.in_sync()

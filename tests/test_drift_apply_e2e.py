@@ -17,7 +17,7 @@ from rq.job import Job
 from rq.registry import FailedJobRegistry, FinishedJobRegistry, StartedJobRegistry
 from rq.serializers import JSONSerializer
 
-from bot.drift.apply import RECHECK_APPLIED, RECHECK_CHANGED
+from bot.drift.apply import RECHECK_APPLIED, RECHECK_CHANGED, RECHECK_FAILED
 from bot.drift.marker import DriftSubject, marker
 from bot.lifecycle.runner import changes_digest
 from bot.queue import runs_queue
@@ -26,6 +26,7 @@ from bot.state.drift_checks import DriftCheck, DriftChecks, DriftState
 from tests.support.gated import gated_workflow
 from tests.support.scenario import REPO, Scenario
 from tests.support.scenario_fixtures import network_files
+from tests.support.tf_configs import hcl_string
 from tests.support.tfbot_process import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -39,17 +40,18 @@ def terraform(workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
 class Drift:
     """The `network` project of main, applied by the test with Terraform, then drifted by editing its state."""
 
-    def __init__(self, sc: Scenario, tmp: Path):
+    def __init__(self, sc: Scenario, tmp: Path, files: dict[str, str] | None = None, *apply_args: str):
+        """`files`: main's (default: the network scenario's); `apply_args` narrow the test's first apply."""
         self.sc = sc
         self.copy = tmp / "main-copy"
         shutil.rmtree(self.copy, ignore_errors=True)
         self.copy.mkdir()
-        for path, text in network_files(sc).items():
+        for path, text in (files or network_files(sc)).items():
             (self.copy / path).parent.mkdir(parents=True, exist_ok=True)
             (self.copy / path).write_text(text)
         self.dir = self.copy / "network"
         assert terraform(self.dir, "init").returncode == 0
-        applied = terraform(self.dir, "apply", "-auto-approve")
+        applied = terraform(self.dir, "apply", "-auto-approve", *apply_args)
         assert applied.returncode == 0, applied.stdout + applied.stderr
 
     def edit_state(self, vpc: str) -> None:
@@ -143,14 +145,15 @@ def test_a_writers_apply_removes_the_drift_and_a_readers_is_refused(drifted):
     plain = int(sc.fake.add_issue(REPO, title="Question about the VPC", user="rita", body="Can we apply?")["number"])
 
     sc.comment_on_issue(plain, "alice", "apply")  # an ordinary issue: no marker, nothing happens
-    refused = sc.comment_on_issue(number, "rita", "apply")
+    sc.comment_on_issue(number, "alice", "plan")  # a drift issue knows `apply` only
+    assert "tfbot knows one command: `apply`" in wait_reply(sc, number, "knows one command")
+    sc.comment_on_issue(number, "rita", "apply")
     reply = wait_reply(sc, number, "apply refused")
     assert "@rita has `read` permission" in reply and "Nothing was run" in reply
     sc.wait_idle()
     assert issue_comments(sc, plain) == [] and sc.fake.reactions(REPO, sc.fake.comments(REPO, plain)[0]["id"]) == []
     assert vpc(sc) == "10.9.0.0/16" and sc.lock("network") is None and drift_checks_queued(sc) == []
     assert [(e.user, e.outcome, e.pull) for e in drift_audit(sc)] == [("rita", "refused", number)]
-    assert refused["id"]
 
     comment = sc.comment_on_issue(number, "alice", "apply")
     reply = wait_reply(sc, number, "applied the plan")
@@ -231,3 +234,25 @@ def test_a_drift_issue_holding_the_lock_is_shown_as_one(drifted, tmp_path):
     sc.wait_idle()
     assert sc.lock("network").pull == pull and sc.lock("network").kind == "pull"
     assert vpc(sc) == "10.0.0.0/16" and drift.in_sync()
+
+
+def test_a_failed_apply_releases_the_lock_and_checks_again(make_scenario, tmp_path):
+    """Unlike a PR's failed apply, a drift apply's leaves nothing the default branch lacks: the lock is released."""
+    sc = make_scenario()
+    fails = ('resource "terraform_data" "fails" {\n  provisioner "local-exec" {\n'
+             f"    command = {hcl_string('false')}\n  }}\n}}\n")
+    files = {"network/main.tf": sc.config_for("network", {"vpc": "10.0.0.0/16"}, extra=fails)}
+    sc.init_main(files)
+    sc.fake.set_permission(REPO, "alice", "write")
+    drift = Drift(sc, tmp_path, files, "-target=terraform_data.vpc")  # main's `fails` never made it: drift
+    assert not drift.in_sync()
+    sc.start()
+    number = drift_issue(sc, drift.digest())
+
+    comment = sc.comment_on_issue(number, "alice", "apply")
+    reply = wait_reply(sc, number, "failed:")
+    assert "the apply of `network`" in reply and "Part of it may be applied; the lock is released" in reply
+    sc.wait_idle()
+    assert sc.lock("network") is None and not drift.in_sync()
+    assert drift_checks_queued(sc) == [(RECHECK_FAILED, comment["html_url"])]
+    assert [(e.outcome, e.user) for e in drift_audit(sc)] == [("failed", "alice")]

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from resource import struct_rusage
     from types import TracebackType
 
+    from bot.lifecycle.routing import Router
     from bot.models import LockInfo, Project, ProjectResult
     from bot.services import WorkerServices
     from bot.state.records import Command
@@ -51,8 +52,7 @@ NOTIFY_TIMEOUT_SECONDS = 60
 
 def handle_delivery(svc: WorkerServices, delivery_id: str, event: str, payload: dict[str, Any]) -> int:
     """Route one webhook delivery to its handlers; return how many ran."""
-    from bot.lifecycle.handlers import router
-
+    router = event_router()
     delivery = Delivery(id=delivery_id, event=event, payload=payload)
     log.info("processing %s", delivery.describe())
     record = json.dumps({"delivery": delivery_id, "event": event, "action": delivery.action, "repo": delivery.repo,
@@ -79,6 +79,15 @@ def handle_delivery(svc: WorkerServices, delivery_id: str, event: str, payload: 
             raise
         log.exception("handling %s failed", delivery.describe())
         raise
+
+
+def event_router() -> Router:
+    """Every handler of a webhook: the lifecycle's (PRs, their comments, check runs) and drift issues' comments."""
+    from bot.drift.comments import router as drift_router
+    from bot.lifecycle.handlers import router as lifecycle_router
+    from bot.lifecycle.routing import Router
+
+    return Router(lifecycle_router, drift_router)
 
 
 def run_project(svc: WorkerServices, command_id: str, project: dict[str, Any], attempt: int = 0) -> str:
@@ -219,6 +228,32 @@ def check_drift(svc: WorkerServices, project: dict[str, Any], reason: str, link:
     return request_drift_check(svc, project_from_dict(project), reason, link)
 
 
+def apply_drift(svc: WorkerServices, repo: str, installation: int, issue: int, author: str, comment_url: str,
+                attempt: int = 0) -> str:
+    """`author`'s `apply` on drift issue `issue`: apply the default branch's plan of its project if it is the one the
+    issue shows (bot/drift/apply.py). A project busy with another run is tried again later, as `run_project` is
+    (its lock is let go meanwhile); after that the issue is told."""
+    from bot.drift.apply import DriftApplyRequest, DriftBusy, apply_from_issue
+
+    request = DriftApplyRequest(repo=repo, installation=installation, issue=issue, author=author,
+                                comment_url=comment_url)
+    try:
+        return apply_from_issue(svc, request)
+    except DriftBusy as exc:
+        delays = [min(5 * 2 ** i, 60) for i in range(attempt + 1)]
+        if sum(delays) <= svc.config.terraform.timeout + 120:
+            log.info("drift apply %s#%d: %s; deferred (attempt %d)", repo, issue, exc, attempt + 1)
+            svc.runs_queue.enqueue_in(
+                timedelta(seconds=delays[-1]), apply_drift, repo, installation, issue, author, comment_url,
+                attempt + 1, job_timeout=run_timeout(svc.config.terraform.timeout), result_ttl=RESULT_TTL_SECONDS,
+                failure_ttl=FAILURE_TTL_SECONDS, description=f"drift apply {repo}#{issue} (deferred)")
+            return "deferred"
+        svc.github.repo(installation, repo).create_comment(issue, (
+            f"@{author}: nothing was applied: the project stayed busy with another run for longer than tfbot waits "
+            f"({exc}). Comment `apply` again once it has ended."))
+        return "busy"
+
+
 def index_states(svc: WorkerServices) -> str:
     """Read the Terraform state of every project change records may name, for the resources it holds."""
     from bot.changes.state_index import refresh_state_index
@@ -282,7 +317,7 @@ def is_run(job: Job) -> bool:
 
 JOBS: tuple[Callable[..., Any], ...] = (
     handle_delivery, run_project, report_command, replan, plan_waiter, announce_unlock, announce_expiry,
-    report_interrupted, report_event_failure, send_notification, check_drift, index_states)
+    report_interrupted, report_event_failure, send_notification, check_drift, apply_drift, index_states)
 CALLBACKS: tuple[Callable[..., Any], ...] = (run_failed, event_job_failed)
 ALLOWED_JOBS: frozenset[str] = frozenset(function_name(f) for f in JOBS)
 ALLOWED_CALLBACKS: frozenset[str] = frozenset(function_name(f) for f in CALLBACKS)
@@ -386,6 +421,13 @@ class RQJobs:
         self.runs.enqueue_call(
             check_drift, args=(project_to_dict(project), reason, link), result_ttl=RESULT_TTL_SECONDS,
             failure_ttl=FAILURE_TTL_SECONDS, description=f"drift check {project.repo} {project.name}")
+
+    def apply_drift(self, repo: str, installation: int, issue: int, author: str, comment_url: str) -> None:
+        """`author`'s `apply` on drift issue `issue`, on the runs queue: it runs Terraform."""
+        self.runs.enqueue_call(
+            apply_drift, args=(repo, installation, issue, author, comment_url), timeout=self._run_timeout,
+            result_ttl=RESULT_TTL_SECONDS, failure_ttl=FAILURE_TTL_SECONDS,
+            description=f"drift apply {repo}#{issue} by {author}")
 
     def index_states(self) -> None:
         """Read the projects' states for change records, in a job of its own (it runs Terraform)."""

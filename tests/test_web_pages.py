@@ -145,8 +145,8 @@ def test_api_locks_matches_the_store(web, redis_conn):
                                                                      ("acme/apps", "db", "prod")]
     first = data[0]
     assert first == {
-        "repo": "acme/infra", "project": "network", "dir": "network", "workspace": "default", "pull_number": 3,
-        "pull_title": old.pull_title, "pull_url": "https://github.com/acme/infra/pull/3", "user": "alice",
+        "repo": "acme/infra", "project": "network", "dir": "network", "workspace": "default", "kind": "pull",
+        "pull_number": 3, "pull_title": old.pull_title, "pull_url": "https://github.com/acme/infra/pull/3", "user": "alice",
         "locked_at": present.iso_utc(old.locked_at), "age_seconds": first["age_seconds"], "state": "applying",
         "summary": old.summary, "extra_args": [], "destroy": False, "run_id": "r-1", "run_url": "/runs/r-1",
         "waiting": 2,

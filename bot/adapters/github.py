@@ -63,6 +63,18 @@ class PullInfo:
 
 
 @dataclass(frozen=True)
+class IssueInfo:
+    """What tfbot reads of an issue (a PR read as an issue has `is_pull`)."""
+
+    number: int
+    title: str
+    body: str
+    state: str  # open, closed
+    html_url: str
+    is_pull: bool
+
+
+@dataclass(frozen=True)
 class HookDelivery:
     """One attempt to deliver a webhook, as GitHub lists the App's deliveries (`GET /app/hook/deliveries`).
 
@@ -332,6 +344,12 @@ class RepoAPI:
         """Open an issue; returns its number and html_url. GitHub creates a label the repository lacks."""
         issue = self._call("create an issue", lambda: self._r().create_issue(title=title, body=body, labels=labels))
         return int(issue.number), str(issue.html_url)
+
+    def issue(self, number: int) -> IssueInfo:
+        """Issue #`number` as GitHub has it now (its body is read again: the payload's may be older)."""
+        i = self._call(f"get issue #{number}", lambda: self._r().get_issue(number))
+        return IssueInfo(number=int(i.number), title=i.title or "", body=i.body or "", state=str(i.state),
+                         html_url=str(i.html_url), is_pull=i.pull_request is not None)
 
     def edit_issue(self, number: int, title: str, body: str) -> None:
         """Replace an issue's title and body (its state, labels and comments are left as they are)."""

@@ -125,6 +125,15 @@ class Scenario:
                                                           issue=self.fake.issue_payload(REPO, number)))
         return comment
 
+    def comment_on_issue(self, number: int, user: str, body: str) -> dict[str, Any]:
+        """`user` comments on the plain issue #`number`: the event's issue has no `pull_request` key, as GitHub sends
+        it for an issue."""
+        comment = self.fake.add_comment(REPO, number, user, body)
+        self.send("issue_comment", wp.issue_comment_event("created", self.fake.repo_payload(REPO), number, comment,
+                                                          INSTALLATION, user, is_pull=False,
+                                                          issue=self.fake.issue_payload(REPO, number)))
+        return comment
+
     def merge(self, number: int, by: str = "alice") -> str:
         merge_sha = self.remote.merge(self._branches[number], into=self._bases.get(number))
         self.fake.update_pull(REPO, number, merged=True, merge_commit_sha=merge_sha, merged_by=by)

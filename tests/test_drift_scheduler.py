@@ -196,19 +196,23 @@ def test_claims_of_one_slot_are_won_once_by_racing_threads(redis_url, redis_conn
 
 def test_the_lease_passes_on_when_its_holder_stops_renewing(world, redis_conn):
     clock = Clock(at("2026-03-01 14:20:00"))
-    (a, svc), (b, _) = world(clock, lease_seconds=0.4, owner="host-a"), world(clock, lease_seconds=0.4,
+    (a, svc), (b, _) = world(clock, lease_seconds=1.0, owner="host-a"), world(clock, lease_seconds=1.0,
                                                                               owner="host-b")
+    DriftSlots(redis_conn).handled(REPO, at("2026-03-01 14:00:00"))  # nothing due: the ticks only hold the lease
+    for scheduler in (a, b):
+        scheduler._installed(clock.now)  # the App's repositories listed ahead, so a tick is quick
     assert a.tick().leader and not b.tick().leader
     assert SchedulerLease(redis_conn, "x", 1000).holder() == "host-a"
-    time.sleep(0.25)
+    time.sleep(0.6)
     assert a.tick().leader  # renewed: b still waits
-    time.sleep(0.25)
-    assert not b.tick().leader
-    time.sleep(0.5)  # host-a stopped renewing (its host died): the lease runs out
+    time.sleep(0.6)
+    assert not b.tick().leader  # 1.2 s after a took it, 0.6 s after it renewed
+    time.sleep(1.2)  # host-a stopped renewing (its host died): the lease runs out
     assert b.tick().leader
     assert not a.lease.renew()  # compare-and-extend: a lapsed holder cannot extend the new holder's lease
     assert not a.lease.release()  # compare-and-delete: nor delete it
     assert SchedulerLease(redis_conn, "x", 1000).holder() == "host-b"
+    assert not a.tick().leader
     b.stop()  # a host that stops gives the lease up at once
     assert SchedulerLease(redis_conn, "x", 1000).holder() is None
     assert a.tick().leader
@@ -218,11 +222,12 @@ def test_a_scheduler_taking_over_mid_slot_queues_only_what_was_not_queued(world,
     """host-a queued the slot's checks and died before recording the slot as handled: host-b, taking over once
     the lease ran out, finds the slot due again and every check of it claimed."""
     clock = Clock(at("2026-03-01 14:20:00"))
-    (a, svc), (b, _) = world(clock, lease_seconds=0.3, owner="host-a"), world(clock, lease_seconds=0.3,
-                                                                              owner="host-b")
+    (a, svc), (b, _) = world(clock, owner="host-a"), world(clock, owner="host-b")
     assert len(a.tick().queued) == 2
     redis_conn.hdel(keys.drift_slots(), REPO)  # where host-a died: the slot not recorded as handled
-    time.sleep(0.5)
+    assert not b.tick().leader
+    redis_conn.pexpire(keys.drift_scheduler(), 1)  # and its lease ran out (the test above waits for that)
+    time.sleep(0.05)
     tick = b.tick()
     assert tick.leader and tick.queued == []
     assert DriftSlots(redis_conn).last(REPO) == at("2026-03-01 14:00:00")

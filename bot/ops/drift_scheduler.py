@@ -63,6 +63,7 @@ class Tick:
 
     leader: bool = False
     queued: list[str] = field(default_factory=list)
+    slots: dict[str, float] = field(default_factory=dict)  # repo -> the slot whose checks this tick queued
     failed: list[str] = field(default_factory=list)  # repositories whose head or projects could not be read
 
 
@@ -125,6 +126,7 @@ class DriftScheduler:
                           self.services().mask(str(exc)), RETRY_SECONDS)
                 continue
             self._retry_at.pop(repo, None)
+            queued = 0
             for project in projects_to_check(projects, server.drift.projects):
                 if not self.lease.renew():  # lost it: the new holder goes on, and the claims keep each check once
                     log.warning("drift: the scheduler's lease passed to another host in the middle of %s", repo)
@@ -133,10 +135,12 @@ class DriftScheduler:
                 if self.slots.claim(project, slot):
                     self.services().jobs.check_drift(project, SCHEDULED, "")
                     result.queued.append(f"{repo} {project.name}")
+                    queued += 1
             self.slots.handled(repo, slot)
-        if result.queued:
-            log.info("drift: queued the scheduled check of %d project(s): %s", len(result.queued),
-                     ", ".join(result.queued))
+            if queued:
+                result.slots[repo] = slot
+                log.info("drift: queued the scheduled check of %d project(s) of %s for the slot of %s: %s", queued,
+                         repo, _utc(slot), ", ".join(result.queued[-queued:]))
         return result
 
     def stop(self) -> None:
@@ -171,6 +175,10 @@ class DriftScheduler:
         found = projects_at(svc, repo, sha, server)
         self.slots.keep_projects(repo, fingerprint, sha, found)
         return found
+
+
+def _utc(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
 def start_drift_scheduler(config: Config, redis_url: str, stop: threading.Event,

@@ -232,3 +232,11 @@ def test_a_scheduler_taking_over_mid_slot_queues_only_what_was_not_queued(world,
     assert tick.leader and tick.queued == []
     assert DriftSlots(redis_conn).last(REPO) == at("2026-03-01 14:00:00")
     assert len(queued_checks(svc)) == 2
+
+
+def test_projects_named_in_tfbot_yaml_are_scheduled_under_their_names_when_the_server_reads_it(
+        world, services_remote):
+    services_remote.commit("main", {"tfbot.yaml": "projects:\n  - name: net\n    dir: network\n"}, "Name a project")
+    clock = Clock(at("2026-03-01 14:20:00"))
+    scheduler, svc = world(clock, drift={"enabled": True, "schedule": "0 * * * *", "projects": ["net"]})
+    assert scheduler.tick().queued == ["acme/infra net"]

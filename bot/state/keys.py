@@ -28,6 +28,10 @@ Layout (all under the `tfbot:` prefix; RQ keeps its own `rq:` keys):
   tfbot:drift:slots                             each repository's last drift slot handled (hash: repo -> unix seconds)
   tfbot:drift:due:<slot>:<project id>           a project's check of one slot was queued (string, TTL), SET NX
   tfbot:drift:projects:<repo>:<config>:<sha>    a default branch head's projects under one repos[] entry (JSON, TTL)
+  tfbot:signin:<session id>                     a GitHub sign-in's roles per repository, listed with the user's own
+                                                token at sign-in (string: JSON, TTL: the session's), bot.state.sign_ins
+  tfbot:limit:<kind>:<who>                      attempts in the current window (int, TTL: the window),
+                                                bot.state.rate_limits
 Repository names and dirs are case-preserving; dir comes last because it may contain ':'.
 """
 from __future__ import annotations
@@ -298,3 +302,13 @@ def drift_due(slot: float, project_id: str) -> str:
 def drift_projects(repo: str, config: str, sha: str) -> str:
     """The projects of `repo` at commit `sha` under the repos[] entry whose fingerprint is `config` (JSON)."""
     return f"{PREFIX}:drift:projects:{repo}:{config}:{sha}"
+
+
+def sign_in_roles(session_id: str) -> str:
+    """One GitHub sign-in's roles per repository (string: JSON object, TTL), for drawing the lock page."""
+    return f"{PREFIX}:signin:{session_id}"
+
+
+def rate_limit(kind: str, who: str) -> str:
+    """How many `kind` attempts `who` made in the current window (int, TTL: the rest of the window)."""
+    return f"{PREFIX}:limit:{kind}:{who}"

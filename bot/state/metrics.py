@@ -19,6 +19,7 @@ from rq.registry import FailedJobRegistry, StartedJobRegistry
 
 from bot.state import keys, notified
 from bot.state.change_records import ChangeStore
+from bot.state.drift_checks import DriftChecks
 from bot.queue import EVENTS_QUEUE, NOTIFY_QUEUE, RUNS_QUEUE, notify_queue
 
 if TYPE_CHECKING:
@@ -71,7 +72,8 @@ class StoreCollector:
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("tfbot_redis_up", "1 when this scrape could read Redis")
         try:
-            families = [self._jobs(), *self._locks(), *self._runs(), self._notifications(), *self._change_records()]
+            families = [self._jobs(), *self._locks(), *self._runs(), self._notifications(), *self._change_records(),
+                        self._drift()]
         except (redis.RedisError, OSError) as exc:
             log.warning("metrics: Redis unavailable: %s", exc)
             up.add_metric([], 0)
@@ -159,3 +161,12 @@ class StoreCollector:
         for outcome, count in sorted(ChangeStore(self.svc.redis).counts().items()):
             messages.add_metric([outcome], count)
         return [messages]
+
+    def _drift(self) -> GaugeMetricFamily:
+        """Projects by the state of their last drift check (every state, 0 when none): drifted > 0 wants a look."""
+        projects = GaugeMetricFamily("tfbot_drift_projects", "Projects by the state of their last drift check "
+                                     "(clean, drifted, failed, skipped)", labels=["state"])
+        for state, count in DriftChecks(self.svc.redis).counts().items():
+            projects.add_metric([state.value], count)
+        return projects
+

@@ -212,8 +212,8 @@ def send_notification(svc: WorkerServices, index: int, receiver: str, notice: di
 
 
 def check_drift(svc: WorkerServices, project: dict[str, Any], reason: str, link: str) -> str:
-    """Check one project for drift now, because `reason` (`link`: the change record that asked). Until drift
-    detection exists this records the request only (bot/changes/drift.py)."""
+    """Check one project for drift now, because `reason` (`scheduled`, or a change record at `link`): plan the default
+    branch's head and keep the result and the project's drift issue (bot/drift/check.py); returns the state."""
     from bot.changes.drift import request_drift_check
 
     return request_drift_check(svc, project_from_dict(project), reason, link)
@@ -384,7 +384,8 @@ class RQJobs:
     def check_drift(self, project: Project, reason: str, link: str) -> None:
         """Check `project` for drift, because `reason` (a change record at `link`)."""
         self.runs.enqueue_call(
-            check_drift, args=(project_to_dict(project), reason, link), result_ttl=RESULT_TTL_SECONDS,
+            check_drift, args=(project_to_dict(project), reason, link), timeout=self._run_timeout,
+            result_ttl=RESULT_TTL_SECONDS,
             failure_ttl=FAILURE_TTL_SECONDS, description=f"drift check {project.repo} {project.name}")
 
     def index_states(self) -> None:

@@ -7,6 +7,7 @@ same state from a directory of its own, as a person with a laptop would.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 from dataclasses import dataclass
@@ -18,8 +19,11 @@ import yaml
 from bot.cli import main as tfbot
 from bot.compose import worker_services as build_worker_services
 from bot.config import parse_config
+from bot.config.models import NotificationConfig
+from bot.drift.check import check_project
 from bot.drift.marker import subject_of
 from bot.models import Project
+from bot.queue import notify_queue
 from bot.services import WorkerServices
 from bot.state import audit, keys
 from bot.state.drift_checks import DriftChecks, DriftState
@@ -221,3 +225,30 @@ def test_the_check_drift_job_links_the_change_record_that_asked(drift):
     assert check.state is DriftState.DRIFTED and check.links == (record,)
     [entry] = [e for e in audit.entries(drift.svc.redis) if e.action == "drift-check"]
     assert entry.outcome == "drifted" and entry.detail.startswith("a change record names it")
+
+
+def test_drift_found_and_resolved_reach_a_receiver(drift, make_receiver):
+    hook = make_receiver()
+    receivers = (NotificationConfig(kind="webhook", url=hook.url, secret="0123456789abcdef0123",
+                                    events=("drift_found", "drift_resolved")),)
+    svc = dataclasses.replace(drift.svc, config=drift.svc.config.model_copy(update={"notifications": receivers}))
+
+    drift.infra.apply({"a": "changed by hand", "b": "two"})
+    assert check_project(svc, drift.project).state is DriftState.DRIFTED
+    assert check_project(svc, drift.project).state is DriftState.DRIFTED  # unchanged: told once
+    drift.infra.apply(MAIN)
+    assert check_project(svc, drift.project).state is DriftState.CLEAN
+    run_jobs(svc, notify_queue(svc.redis))
+
+    told = [r.json() for r in hook.wait(2)]
+    assert [(n["event"], n["repo"], n["project"], n["pull"]) for n in told] == [
+        ("drift_found", REPO, "app", 0), ("drift_resolved", REPO, "app", 0)]
+    assert told[0]["summary"].startswith("Plan: 0 to add, 1 to change, 0 to destroy. (issue http")
+    assert told[0]["run_url"].startswith(f"{PUBLIC}/runs/")
+
+
+def test_a_project_busy_with_another_run_is_skipped_not_run_beside_it(drift, capsys):
+    with LockStore(drift.svc.redis).run_guard(drift.project, holder="cmd-42"):
+        code, out = drift.cli(capsys)
+    assert code == 0 and ": skipped: the project is busy with another run (cmd-42)" in out
+    assert DriftChecks(drift.svc.redis).last(REPO, "app", "default").run_id == ""

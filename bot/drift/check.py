@@ -75,7 +75,8 @@ def check_project(svc: WorkerServices, project: Project, reason: str = "manual",
     store.record(check)
     audit.record(svc.redis, audit.AuditEntry(
         action="drift-check", repo=project.repo, pull=0, project=project.name, user=user, sha=check.sha,
-        outcome=check.state.value, detail=f"{reason}: {check.detail or check.summary}", run_id=check.run_id,
+        outcome=check.state.value, detail=f"{reason}{f' ({link})' if link else ''}: {check.detail or check.summary}",
+        run_id=check.run_id,
         at=check.checked_at))
     log.info("drift check of %s %s (%s): %s %s", project.repo, project.name, reason, check.state.value,
              check.detail or check.summary)

@@ -171,6 +171,9 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "check-config":
         return _check_config(args.config)
+    if args.command == "drift" and args.project and not args.repo:
+        print("tfbot drift: --project needs --repo", file=sys.stderr)
+        return 2
     config = _load_or_exit(args.config, check_terraform=args.command == "serve",
                            github_app=args.command not in READ_ONLY)
     if args.command in ("locks", "unlock"):
@@ -178,9 +181,6 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "audit":
         return _audit(config, args)
     if args.command == "drift":
-        if args.project and not args.repo:
-            print("tfbot drift: --project needs --repo", file=sys.stderr)
-            return 2
         return _admin(lambda admin_cli: _drift(config, args))
     if args.command == "reconcile":
         from bot.ops.reconcile import main as reconcile

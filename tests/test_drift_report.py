@@ -91,3 +91,26 @@ def test_every_row_of_the_transition_table():
     assert transition("failed", True, same, [], last_state="failed") == Transition(IssueStep.NONE)
     assert transition("failed", False, "", []) == Transition(IssueStep.NONE)
     assert transition("skipped", True, same, []) == Transition(IssueStep.NONE)
+
+
+def test_tfbot_drift_says_its_exit_status_and_keeps_to_it(capsys):
+    import pytest
+
+    from bot.cli import main
+    from bot.ops.drift_cli import exit_status, line
+    from bot.state.drift_checks import DriftCheck, DriftState
+
+    with pytest.raises(SystemExit):
+        main(["drift", "--help"])
+    assert "Exit status: 0 all clean (or skipped" in capsys.readouterr().out
+    assert main(["drift", "--project", "app"]) == 2 and "--project needs --repo" in capsys.readouterr().err
+
+    def check(state: DriftState, **more: object) -> DriftCheck:
+        return DriftCheck(repo="acme/infra", project="app", dir="app", workspace="default", state=state,
+                          **more)  # type: ignore[arg-type]
+
+    assert exit_status([check(DriftState.CLEAN), check(DriftState.SKIPPED)]) == 0
+    assert exit_status([check(DriftState.CLEAN), check(DriftState.DRIFTED)]) == 2
+    assert exit_status([check(DriftState.DRIFTED), check(DriftState.FAILED)]) == 1
+    assert line(check(DriftState.FAILED, detail="boom\x1b[31m", issue_url="https://github.com/acme/infra/issues/3")) \
+        == "acme/infra app (dir app, workspace default): failed: boom [31m https://github.com/acme/infra/issues/3"

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from rq.job import Job
+from rq.serializers import JSONSerializer
 
 from bot.cli import main as tfbot
 from bot.compose import worker_services as build_worker_services
@@ -252,3 +254,25 @@ def test_a_project_busy_with_another_run_is_skipped_not_run_beside_it(drift, cap
         code, out = drift.cli(capsys)
     assert code == 0 and ": skipped: the project is busy with another run (cmd-42)" in out
     assert DriftChecks(drift.svc.redis).last(REPO, "app", "default").run_id == ""
+
+
+def test_a_check_drift_job_for_a_busy_project_is_deferred_then_runs(drift):
+    drift.infra.apply({"a": "changed by hand", "b": "two"})
+    record = "https://github.com/acme/infra-changes/issues/8"
+    with LockStore(drift.svc.redis).run_guard(drift.project, holder="cmd-42"):
+        drift.svc.jobs.check_drift(drift.project, "a change record names it", record)
+        run_jobs(drift.svc, drift.svc.runs_queue)
+    registry = drift.svc.runs_queue.scheduled_job_registry
+    [job_id] = registry.get_job_ids()
+    assert drift.issues() == []
+    assert DriftChecks(drift.svc.redis).last(REPO, "app", "default").state is DriftState.SKIPPED
+
+    job = Job.fetch(job_id, connection=drift.svc.redis, serializer=JSONSerializer)
+    assert job.args[-1] == 1  # its second attempt
+    registry.remove(job)
+    drift.svc.runs_queue.enqueue_job(job)  # what RQ's scheduler does when its time comes
+    run_jobs(drift.svc, drift.svc.runs_queue)
+
+    [issue] = drift.issues()
+    assert record in issue["body"]
+    assert DriftChecks(drift.svc.redis).last(REPO, "app", "default").state is DriftState.DRIFTED

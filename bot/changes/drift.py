@@ -13,11 +13,12 @@ from bot.models import Project
 
 if TYPE_CHECKING:
     from bot.services import WorkerServices
+    from bot.state.drift_checks import DriftCheck
 
 
-def request_drift_check(svc: WorkerServices, project: Project, reason: str, link: str) -> str:
-    """Check `project` for drift now because of `reason` (a change record at `link`, "" when none); returns the
-    check's state: clean, drifted, failed or skipped."""
+def request_drift_check(svc: WorkerServices, project: Project, reason: str, link: str) -> DriftCheck:
+    """Check `project` for drift now because of `reason` (a change record at `link`, "" when none); returns the check
+    as recorded."""
     from bot.drift.check import check_project
 
-    return check_project(svc, project, reason=reason, link=link).state.value
+    return check_project(svc, project, reason=reason, link=link)

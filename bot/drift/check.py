@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tfbot.drift")
 LINKS_KEPT = 20  # change-record links an issue lists at most (the newest)
+BUSY = "skipped: busy with another run"  # the summary of a check skipped because another run held the guard
 _FAILURES = (GitHubError, CheckoutError, TerraformError, WorkflowError, GuardLost, OSError, KeyError)
 
 
@@ -64,7 +65,7 @@ def check_project(svc: WorkerServices, project: Project, reason: str = "manual",
         check, outcome = _guarded(svc, project, base, tip)
     except GuardTimeout:
         holder = svc.locks.guard_holder(project) or "another run"
-        check = replace(base, state=DriftState.SKIPPED, summary="skipped: busy with another run",
+        check = replace(base, state=DriftState.SKIPPED, summary=BUSY,
                         detail=f"the project is busy with another run ({holder}); checked again next time")
     except _FAILURES as exc:
         why = svc.mask(f"{type(exc).__name__}: {exc}" if isinstance(exc, KeyError) else str(exc))[-1500:]
@@ -81,6 +82,11 @@ def check_project(svc: WorkerServices, project: Project, reason: str = "manual",
     log.info("drift check of %s %s (%s): %s %s", project.repo, project.name, reason, check.state.value,
              check.detail or check.summary)
     return check
+
+
+def busy(check: DriftCheck) -> bool:
+    """Whether `check` was skipped only because another run of the project was under way (worth trying soon)."""
+    return check.state is DriftState.SKIPPED and check.summary == BUSY
 
 
 def _guarded(svc: WorkerServices, project: Project, base: DriftCheck, tip: Tip) -> tuple[DriftCheck, PlanOutcome | None]:

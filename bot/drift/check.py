@@ -54,34 +54,53 @@ def check_project(svc: WorkerServices, project: Project, reason: str = "manual",
                   tip: Tip | None = None, user: str = "tfbot") -> DriftCheck:
     """Check `project` now, because `reason` (`link`: a change record that asked, "" when none); `tip` is the default
     branch when the caller fetched it already. Returns the check as recorded, its issue fields set."""
-    store = DriftChecks(svc.redis)
-    last = store.last(project.repo, project.dir, project.workspace)
     base = DriftCheck(repo=project.repo, project=project.name, dir=project.dir, workspace=project.workspace,
                       state=DriftState.FAILED)
-    outcome: PlanOutcome | None = None
+    done = _Done(svc, project, link, reason, user)
     try:
         tip = tip or fetch_tip(svc, project.repo)
         base = replace(base, sha=tip.sha)
-        check, outcome = _guarded(svc, project, base, tip)
+        holder = _lock_holder(svc, project)
+        if holder:
+            return done(_skipped(base, holder))
+        # The issue is written under the guard too: two checks of one project (two hosts) never both open one.
+        with svc.locks.run_guard(project, holder=f"drift check {project.name}", wait=GUARD_WAIT) as guard:
+            try:
+                check, outcome = _guarded(svc, project, base, tip, guard)
+            except _FAILURES as exc:
+                return done(_failed(svc, base, exc), tip.api)
+            return done(check, tip.api, outcome)
     except GuardTimeout:
         holder = svc.locks.guard_holder(project) or "another run"
-        check = replace(base, state=DriftState.SKIPPED, summary=BUSY,
-                        detail=f"the project is busy with another run ({holder}); checked again next time")
-    except _FAILURES as exc:
-        why = svc.mask(f"{type(exc).__name__}: {exc}" if isinstance(exc, KeyError) else str(exc))[-1500:]
-        check = replace(base, state=DriftState.FAILED, summary="failed", detail=why)
-    check = _carry(check, last, link)
-    if tip is not None and check.state is not DriftState.SKIPPED:
-        check = _sync_issue(svc, tip.api, project, check, last, outcome)
-    store.record(check)
-    audit.record(svc.redis, audit.AuditEntry(
-        action="drift-check", repo=project.repo, pull=0, project=project.name, user=user, sha=check.sha,
-        outcome=check.state.value, detail=f"{reason}{f' ({link})' if link else ''}: {check.detail or check.summary}",
-        run_id=check.run_id,
-        at=check.checked_at))
-    log.info("drift check of %s %s (%s): %s %s", project.repo, project.name, reason, check.state.value,
-             check.detail or check.summary)
-    return check
+        return done(replace(base, state=DriftState.SKIPPED, summary=BUSY,
+                            detail=f"the project is busy with another run ({holder}); checked again next time"))
+    except _FAILURES as exc:  # before the plan: GitHub or git
+        return done(_failed(svc, base, exc), tip.api if tip is not None else None)
+
+
+class _Done:
+    """The end of every check: the open issue carried over, the issue synced, recorded, audited, logged. The project's
+    last check is read here, under the run guard when the plan ran: a check that ended meanwhile is seen."""
+
+    def __init__(self, svc: WorkerServices, project: Project, link: str, reason: str, user: str):
+        self.svc, self.project, self.link, self.reason, self.user = svc, project, link, reason, user
+
+    def __call__(self, check: DriftCheck, api: RepoAPI | None = None, outcome: PlanOutcome | None = None) -> DriftCheck:
+        svc, project, link = self.svc, self.project, self.link
+        store = DriftChecks(svc.redis)
+        last = store.last(project.repo, project.dir, project.workspace)
+        check = _carry(check, last, link)
+        if api is not None and check.state is not DriftState.SKIPPED:
+            check = _sync_issue(svc, api, project, check, last, outcome)
+        store.record(check)
+        audit.record(svc.redis, audit.AuditEntry(
+            action="drift-check", repo=project.repo, pull=0, project=project.name, user=self.user, sha=check.sha,
+            outcome=check.state.value,
+            detail=f"{self.reason}{f' ({link})' if link else ''}: {check.detail or check.summary}",
+            run_id=check.run_id, at=check.checked_at))
+        log.info("drift check of %s %s (%s): %s %s", project.repo, project.name, self.reason, check.state.value,
+                 check.detail or check.summary)
+        return check
 
 
 def busy(check: DriftCheck) -> bool:
@@ -89,16 +108,18 @@ def busy(check: DriftCheck) -> bool:
     return check.state is DriftState.SKIPPED and check.summary == BUSY
 
 
-def _guarded(svc: WorkerServices, project: Project, base: DriftCheck, tip: Tip) -> tuple[DriftCheck, PlanOutcome | None]:
-    """Skip a project a PR holds the lock of; else plan it under its run guard (GuardTimeout when busy)."""
+def _failed(svc: WorkerServices, base: DriftCheck, exc: Exception) -> DriftCheck:
+    why = svc.mask(f"{type(exc).__name__}: {exc}" if isinstance(exc, KeyError) else str(exc))[-1500:]
+    return replace(base, state=DriftState.FAILED, checked_at=time.time(), summary="failed", detail=why)
+
+
+def _guarded(svc: WorkerServices, project: Project, base: DriftCheck, tip: Tip,
+             guard: RunGuard) -> tuple[DriftCheck, PlanOutcome | None]:
+    """Under the run guard: skip a project a PR took the lock of meanwhile; else plan it."""
     holder = _lock_holder(svc, project)
     if holder:
         return _skipped(base, holder), None
-    with svc.locks.run_guard(project, holder=f"drift check {project.name}", wait=GUARD_WAIT) as guard:
-        holder = _lock_holder(svc, project)  # a PR may have taken it before the guard was ours
-        if holder:
-            return _skipped(base, holder), None
-        outcome, run_id = _plan(svc, project, tip.sha, guard)
+    outcome, run_id = _plan(svc, project, tip.sha, guard)
     check = replace(base, checked_at=time.time(), summary=outcome.summary, run_id=run_id, run_url=svc.run_url(run_id))
     if not outcome.ok:
         return replace(check, state=DriftState.FAILED,

@@ -37,7 +37,8 @@ def test_the_body_starts_with_the_marker_lists_the_changes_by_action_and_folds_t
     assert subject_of(body) == SUBJECT
     assert issue_title("acme/infra", "app") == "Drift: acme/infra app"
     assert "- **create** (1): `terraform_data.b`\n- **update** (1): `terraform_data.a`" in body
-    assert "First seen 2026-12-01 14:00 UTC; last checked 2026-12-01 15:00 UTC by [run 20261201140000-abcd1234]" in body
+    assert ("First seen 2026-12-01 14:00 UTC; last checked 2026-12-01 15:00 UTC by [run 20261201140000-abcd1234]"
+            in body)
     html = html_of(body)
     assert "<details><summary>The plan</summary>" in html and '!       input  = &quot;hand&quot; -&gt; &quot;one&quot;' in html
 

@@ -7,11 +7,10 @@ nothing inside can close, anything else through `escape_text`. Resources are `"<
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-
-import re
 
 from bot.render.comments import code_span, cut_output, escape_text, fenced, plan_to_diff, strip_ansi
 
@@ -20,7 +19,6 @@ LABEL = "drift"
 LABEL_COLOR = "d93f0b"
 LABEL_DESCRIPTION = "the infrastructure differs from the default branch (tfbot keeps this issue)"
 _ACTION_ORDER = ("create", "update", "replace", "delete", "destroy")
-_ROOM = 3000  # characters of the body kept for everything but the plan (plus the resource list's own length)
 
 
 @dataclass(frozen=True)
@@ -140,8 +138,9 @@ def changed_comment(before: Sequence[str], report: DriftReport) -> str:
 
 def resolved_comment(checked_at: float, sha: str, run_id: str, run_url: str) -> str:
     """The comment that closes the issue: when, which run saw the plan clean."""
-    return (f"**No drift any more.** {_run_ref(run_id, run_url, capital=True)} planned the default branch at `{sha[:12]}` on {when(checked_at)} and found no changes: the "
-            "infrastructure matches it again. tfbot closes this issue; it opens a new one if drift comes back.")
+    return (f"**No drift any more.** {_run_ref(run_id, run_url, capital=True)} planned the default branch at "
+            f"`{sha[:12]}` on {when(checked_at)} and found no changes: the infrastructure matches it again. tfbot closes "
+            "this issue; it opens a new one if drift comes back.")
 
 
 def failed_comment(checked_at: float, detail: str, run_id: str, run_url: str) -> str:

@@ -743,3 +743,37 @@ def test_oauth_lives_on_the_web_host_with_an_enterprise_prefix(app_keys: tuple[b
         assert oauth.get_login_url(state="s").startswith(f"{fake.web_url}/login/oauth/authorize?")
         token = oauth.get_access_token(_authorize(oauth.get_login_url(state="s"))["code"])  # the registered URL
         assert Github(auth=Auth.Token(token.token), base_url=fake.base_url).get_user().login == "bob"
+
+
+def test_a_user_token_lists_the_installations_and_repositories_the_user_reaches(fake_github: FakeGitHub) -> None:
+    """`GET /user/installations` and `GET /user/installations/{id}/repositories`, as GitHub documents them: only
+    the App's installations where the user has explicit access, each repository with the user's `permissions`."""
+    import requests
+
+    fake_github.add_installation(7, "globex")
+    for name, inst in (("acme/infra", 99), ("acme/site", 99), ("globex/ops", 7), ("acme/open", 99)):
+        fake_github.add_repo(name, "file:///nowhere", installation_id=inst, private=name != "acme/open")
+    fake_github.set_permission("acme/infra", "bob", "maintain")
+    fake_github.set_permission("acme/site", "bob", "triage")
+    fake_github.authorize_as("bob")
+    oauth = _oauth_app(fake_github)
+    token = oauth.get_access_token(_authorize(oauth.get_login_url(redirect_uri=CALLBACK, state="s"))["code"]).token
+    user = Github(auth=Auth.Token(token), base_url=fake_github.base_url).get_user()
+    assert [(i.id, i.app_id) for i in user.get_installations()] == [(99, APP_ID)]  # not globex's 7
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/vnd.github+json"}
+    listed = requests.get(f"{fake_github.base_url}/user/installations/99/repositories", headers=headers,
+                          params={"per_page": 1}, timeout=10)
+    body = listed.json()
+    assert listed.status_code == 200 and body["total_count"] == 2 and body["repository_selection"] == "all"
+    [first] = body["repositories"]  # acme/open is public but no explicit access: not listed
+    assert first["full_name"] == "acme/infra" and first["permissions"] == {
+        "pull": True, "triage": True, "push": True, "maintain": True, "admin": False}
+    assert 'rel="next"' in listed.headers["Link"]
+    for path in ("/user/installations/7/repositories", "/user/installations/12345/repositories"):
+        assert requests.get(fake_github.base_url + path, headers=headers, timeout=10).status_code == 404
+    fake_github.authorize_as("eve")  # a stranger to every installation
+    other = oauth.get_access_token(_authorize(oauth.get_login_url(redirect_uri=CALLBACK, state="t"))["code"]).token
+    nobody = requests.get(f"{fake_github.base_url}/user/installations",
+                          headers={**headers, "Authorization": f"Bearer {other}"}, timeout=10)
+    assert nobody.status_code == 200 and nobody.json() == {"total_count": 0, "installations": []}
+    assert [r.auth for r in fake_github.requests if r.path.startswith("/user/installations")] == ["user"] * 5

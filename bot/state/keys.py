@@ -24,6 +24,10 @@ Layout (all under the `tfbot:` prefix; RQ keeps its own `rq:` keys):
   tfbot:checkrun-of:<repo>:<check run id>       what a check run tfbot made is of (string: JSON, TTL)
   tfbot:drift:last ; tfbot:drift:issues         each project's last drift check (hash: project id -> JSON) ; its
                                                 open drift issue (hash: project id -> number), bot.state.drift_checks
+  tfbot:signin:<session id>                     a GitHub sign-in's roles per repository, listed with the user's own
+                                                token at sign-in (string: JSON, TTL: the session's), bot.state.sign_ins
+  tfbot:limit:<kind>:<who>                      attempts in the current window (int, TTL: the window),
+                                                bot.state.rate_limits
 Repository names and dirs are case-preserving; dir comes last because it may contain ':'.
 """
 from __future__ import annotations
@@ -274,3 +278,13 @@ def drift_checks() -> str:
 def drift_issues() -> str:
     """The drift issue of every project that has one open (hash: project id -> issue number)."""
     return f"{PREFIX}:drift:issues"
+
+
+def sign_in_roles(session_id: str) -> str:
+    """One GitHub sign-in's roles per repository (string: JSON object, TTL), for drawing the lock page."""
+    return f"{PREFIX}:signin:{session_id}"
+
+
+def rate_limit(kind: str, who: str) -> str:
+    """How many `kind` attempts `who` made in the current window (int, TTL: the rest of the window)."""
+    return f"{PREFIX}:limit:{kind}:{who}"

@@ -220,12 +220,27 @@ def send_notification(svc: WorkerServices, index: int, receiver: str, notice: di
     return deliver(svc, index, receiver, notice, delivery, last_try=not (job is not None and job.retries_left))
 
 
-def check_drift(svc: WorkerServices, project: dict[str, Any], reason: str, link: str) -> str:
-    """Check one project for drift now, because `reason` (`link`: the change record that asked). Until drift
-    detection exists this records the request only (bot/changes/drift.py)."""
-    from bot.changes.drift import request_drift_check
+def check_drift(svc: WorkerServices, project: dict[str, Any], reason: str, link: str, attempt: int = 0) -> str:
+    """Check one project for drift now, because `reason` (`scheduled`, or a change record at `link`): plan the default
+    branch's head and keep the result and the project's drift issue (bot/drift/check.py); returns the state.
 
-    return request_drift_check(svc, project_from_dict(project), reason, link)
+    A project busy with another run is checked again later (as `run_project` defers), for as long as a run may last;
+    after that its check stays `skipped`. One whose lock a PR holds is skipped at once: the PR may hold it for days.
+    """
+    from bot.changes.drift import request_drift_check
+    from bot.drift.check import busy
+
+    check = request_drift_check(svc, project_from_dict(project), reason, link)
+    if busy(check):
+        delays = [min(5 * 2 ** i, 60) for i in range(attempt + 1)]
+        if sum(delays) <= svc.config.terraform.timeout + 120:
+            svc.runs_queue.enqueue_in(
+                timedelta(seconds=delays[-1]), check_drift, project, reason, link, attempt + 1,
+                job_timeout=run_timeout(svc.config.terraform.timeout), result_ttl=RESULT_TTL_SECONDS,
+                failure_ttl=FAILURE_TTL_SECONDS, description=f"drift check {project.get('repo')} "
+                                                             f"{project.get('name')} (deferred)")
+            return "deferred"
+    return check.state.value
 
 
 def apply_drift(svc: WorkerServices, repo: str, installation: int, issue: int, author: str, comment_url: str,
@@ -419,7 +434,8 @@ class RQJobs:
     def check_drift(self, project: Project, reason: str, link: str) -> None:
         """Check `project` for drift, because `reason` (a change record at `link`)."""
         self.runs.enqueue_call(
-            check_drift, args=(project_to_dict(project), reason, link), result_ttl=RESULT_TTL_SECONDS,
+            check_drift, args=(project_to_dict(project), reason, link), timeout=self._run_timeout,
+            result_ttl=RESULT_TTL_SECONDS,
             failure_ttl=FAILURE_TTL_SECONDS, description=f"drift check {project.repo} {project.name}")
 
     def apply_drift(self, repo: str, installation: int, issue: int, author: str, comment_url: str) -> None:

@@ -353,6 +353,47 @@ def test_an_issue_opened_with_a_label_the_repository_lacks_gets_it_created_then_
     assert untitled.value.status == 422 and untitled.value.data["errors"][0]["code"] == "missing_field"
 
 
+def test_issues_are_listed_by_state_and_labels_with_pulls_among_them(
+        fake_github: FakeGitHub, repo: str, gh: Github) -> None:
+    """GET /repos/{o}/{r}/issues: open by default, newest first unless `direction=asc`, `labels` all required (any
+    case), pull requests included and marked by `pull_request`; a bad `state` is a 422."""
+    api = gh.get_repo(repo)
+    api.create_issue(title="Drift: acme/infra app", body="a", labels=["drift"])
+    api.create_issue(title="Other", body="b", labels=["drift", "infra"])
+    closed = api.create_issue(title="Old drift", body="c", labels=["Drift"])
+    closed.edit(state="closed", state_reason="not_planned")
+    listed = list(api.get_issues())
+    assert [i.number for i in listed] == [3, 2, 1]
+    assert [i.pull_request is not None for i in listed] == [False, False, True]
+    assert [i.number for i in api.get_issues(state="open", labels=["DRIFT"], direction="asc")] == [2, 3]
+    assert [i.number for i in api.get_issues(labels=["drift", "infra"])] == [3]
+    assert [(i.number, i.state_reason) for i in api.get_issues(state="closed")] == [(4, "not_planned")]
+    assert [i.number for i in api.get_issues(state="all", labels=["drift"])] == [4, 3, 2]
+    with pytest.raises(GithubException) as refused:
+        gh.requester.requestJsonAndCheck("GET", f"/repos/{repo}/issues", parameters={"state": "shut"})
+    assert refused.value.status == 422
+    closed.edit(state="open")
+    assert gh.get_repo(repo).get_issue(4).state_reason == "reopened"
+
+
+def test_labels_are_read_and_created_as_github_documents(fake_github: FakeGitHub, repo: str, gh: Github) -> None:
+    """GET /repos/{o}/{r}/labels/{name} (404 when missing, any case found), POST creates with colour and description
+    (201), and a name taken in any case is a 422 `already_exists`."""
+    api = gh.get_repo(repo)
+    with pytest.raises(GithubException) as missing:
+        api.get_label("drift").color
+    assert missing.value.status == 404
+    made = api.create_label("drift", "d93f0b", "infrastructure differs")
+    assert (made.name, made.color, made.description) == ("drift", "d93f0b", "infrastructure differs")
+    assert api.get_label("Drift").color == "d93f0b"
+    with pytest.raises(GithubException) as taken:
+        api.create_label("DRIFT", "000000")
+    assert taken.value.status == 422 and taken.value.data["errors"][0]["code"] == "already_exists"
+    assert [label.name for label in api.get_labels()] == ["drift"]
+    issue = api.create_issue(title="Drift", labels=["drift"])
+    assert [(label.name, label.color) for label in issue.labels] == [("drift", "d93f0b")]  # the label it has
+
+
 def test_human_comment_matches_the_api_shape(fake_github: FakeGitHub, repo: str, gh: Github) -> None:
     fake_github.set_permission(repo, "alice", "write")
     posted = fake_github.add_comment(repo, 1, "alice", "tfbot plan")

@@ -98,6 +98,17 @@ def test_github_values_are_escaped_everywhere(web, redis_conn):
     assert '<span class="del">  - gone</span>' in run
 
 
+def test_a_drift_checks_run_log_names_no_pull_request(web):
+    app, services = web
+    seed_run(services.records, "d-1", "$ terraform plan\n", kind="drift", pull=0, user="tfbot",
+             summary="Plan: 0 to add, 1 to change, 0 to destroy.")
+    client = app.test_client()
+    page = client.get("/runs/d-1").get_data(as_text=True)
+    assert "<title>Drift check of network · acme/infra · tfbot</title>" in page
+    assert "none: the default branch&#39;s head" in page and "/pull/0" not in page
+    assert client.get("/api/runs/d-1").get_json()["pull_url"] is None
+
+
 def test_every_response_carries_the_security_headers(web):
     app, _ = web
     client = app.test_client()

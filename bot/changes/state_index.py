@@ -19,7 +19,7 @@ from bot.adapters.git import CheckoutError
 from bot.adapters.github import GitHubError
 from bot.adapters.terraform import TerraformError
 from bot.changes.state_ids import NoReadableBackend, backend_of, state_ids
-from bot.lifecycle.default_branch import default_branch_head, projects_at
+from bot.lifecycle.default_branch import fetch_tip, projects_at
 from bot.lifecycle.run_env import run_environment
 from bot.lifecycle.runner import project_slug
 from bot.models import Project
@@ -82,8 +82,8 @@ def refresh_state_index(svc: WorkerServices) -> IndexReport:
 
 def _projects_at_tip(svc: WorkerServices, installation: int, repo: str, server: RepoConfig) -> tuple[str, list[Project]]:
     """The default branch's tip, fetched into the mirror, and the projects it holds under its settings."""
-    sha = default_branch_head(svc, installation, repo)
-    return sha, projects_at(svc, repo, sha, server)
+    tip = fetch_tip(svc, repo, installation)
+    return tip.sha, projects_at(svc, repo, server, tip.sha)
 
 
 def _read_project(svc: WorkerServices, store: ChangeStore, sha: str, project: Project, ttl: int) -> int:

@@ -74,9 +74,9 @@ def apply_from_issue(svc: WorkerServices, req: DriftApplyRequest) -> str:
     `plan failed`, `changed` (nothing applied, re-checked), `applied`, `apply failed` or `error`. Raises DriftBusy
     when the project is busy with another run (the job tries again later)."""
     gh = svc.github.repo(req.installation, req.repo)
-    issue = gh.issue(req.issue)
-    subject = subject_of(issue.body)
-    if issue.is_pull or subject is None or subject.repo != req.repo:
+    issue = gh.issue(req.issue)  # read again: the payload's body may be older; None for a PR or a deleted issue
+    subject = subject_of(issue.body) if issue is not None else None
+    if issue is None or subject is None or subject.repo != req.repo:
         log.info("%s#%d: `apply` on an issue that is not a drift issue of this repository: ignored",
                  req.repo, req.issue)
         return "ignored"

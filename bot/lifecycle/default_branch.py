@@ -1,10 +1,8 @@
-"""The default branch's head of a repository and the projects it holds, as a PR's plan would find them: the
-`repos[]` entry's declared projects, or its `tfbot.yaml`'s when the server lets it be read, or the roots found
-by autodiscovery. Used by what works on the default branch rather than on a PR: the state index of change
-records and the drift scheduler.
-"""
+"""The default branch's tip of a repository, fetched into this host's mirror, and the projects it holds: what
+drift checks plan and what change records read the states of."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bot.config.repo_file import REPO_FILE, settings
@@ -13,22 +11,36 @@ from bot.models import Project
 from bot.projects.detection import all_projects
 
 if TYPE_CHECKING:
+    from bot.adapters.github import RepoAPI
     from bot.config.models import RepoConfig
     from bot.services import WorkerServices
 
 
-def default_branch_head(svc: WorkerServices, installation: int, repo: str) -> str:
-    """Fetch the default branch's tip into the mirror; return its sha. One GitHub call (the repository) and one
-    fetch. Raises GitHubError, CheckoutError."""
+@dataclass(frozen=True)
+class Tip:
+    """A repository's default branch as GitHub has it now, its tip in this host's mirror."""
+
+    api: RepoAPI  # the repository as the App's installation on it sees it
+    branch: str
+    sha: str
+
+
+def fetch_tip(svc: WorkerServices, repo: str, installation: int | None = None) -> Tip:
+    """Ask GitHub for `repo`'s default branch and fetch its tip. Raises GitHubError (404: the App is not installed
+    on `repo`), CheckoutError."""
+    if installation is None:
+        installation = svc.github.repo_installation(repo)
     api = svc.github.repo(installation, repo)
     branch, clone_url = api.default_branch()
     refspec = f"+refs/heads/{branch}:refs/tfbot/heads/{branch}"
-    return svc.checkouts.fetch(repo, api.authenticated_clone_url(clone_url), [refspec])[refspec]
+    sha = svc.checkouts.fetch(repo, api.authenticated_clone_url(clone_url), [refspec])[refspec]
+    return Tip(api=api, branch=branch, sha=sha)
 
 
-def projects_at(svc: WorkerServices, repo: str, sha: str, server: RepoConfig) -> list[Project]:
-    """The projects commit `sha` (already in the mirror) holds under `server`, its `repos[]` entry. A `tfbot.yaml`
-    with problems gives the server's entry alone: what a PR's plan would be refused with. Reads git only."""
+def projects_at(svc: WorkerServices, repo: str, server: RepoConfig, sha: str) -> list[Project]:
+    """The projects commit `sha` of `repo` holds under its settings: the server's entry, and the repository's
+    `tfbot.yaml` at `sha` when it may be read (with problems, the server's entry: what a PR's plan would be refused
+    with)."""
     config = server
     if server.read_repo_config:
         text = svc.checkouts.read_files(repo, sha, [REPO_FILE]).get(REPO_FILE)

@@ -43,7 +43,7 @@ from bot.compose import worker_services
 from bot.config import Config
 from bot.config.models import RepoConfig
 from bot.drift.schedule import due_slot, projects_to_check
-from bot.lifecycle.default_branch import default_branch_head, projects_at
+from bot.lifecycle.default_branch import fetch_tip, projects_at
 from bot.models import Project
 from bot.services import WorkerServices
 from bot.state.drift_schedule import DriftSlots, SchedulerLease
@@ -167,12 +167,12 @@ class DriftScheduler:
     def _projects(self, installation: int, repo: str, server: RepoConfig) -> list[Project]:
         """The projects of `repo`'s default branch head: read from Redis when this head was read before."""
         svc = self.services()
-        sha = default_branch_head(svc, installation, repo)
+        sha = fetch_tip(svc, repo, installation).sha
         fingerprint = config_fingerprint(server)
         kept = self.slots.projects(repo, fingerprint, sha)
         if kept is not None:
             return kept
-        found = projects_at(svc, repo, sha, server)
+        found = projects_at(svc, repo, server, sha)
         self.slots.keep_projects(repo, fingerprint, sha, found)
         return found
 

@@ -24,6 +24,7 @@ from bot.projects.versions import Binaries, Binary
 from bot.queue import events_queue, runs_queue
 from bot.services import WebServices, WorkerServices
 from bot.state import keys
+from bot.state.deliveries import Deliveries
 from bot.state.lock_cache import LockCache
 from bot.state.locks import LockStore
 from bot.state.records import Records
@@ -44,7 +45,7 @@ def web_services(config: Config, connection: redis.Redis, terraform_check: Terra
     return WebServices(
         config=config, redis=connection, jobs=job_queue(config, connection), locks=locks,
         records=Records(connection), events_queue=events_queue(connection), runs_queue=runs_queue(connection),
-        terraform_check=terraform_check, lock_cache=LockCache(locks),
+        terraform_check=terraform_check, lock_cache=LockCache(locks), deliveries=Deliveries(connection),
         github_oauth=GitHubOAuth(config.github) if sign_in else None,
         github_roles=RepoRoles(config.github) if sign_in else None)
 

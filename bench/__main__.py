@@ -11,13 +11,13 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable
 
-from bench import detection, intake, lock_page, locks, memory, overhead, parallel
+from bench import burst, detection, intake, lock_page, locks, memory, overhead, parallel
 from bench.conditions import conditions
 from bench.report import CaseResult, read_json, render_markdown, render_text, table, write_json
 from bench.rig import World, machine
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results.json"
-ALL_CASES = (1, 2, 3, 4, 5, 6, 7)
+ALL_CASES = (1, 2, 3, 4, 5, 6, 7, 8)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -79,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         attempt(5, "locks", "5 locks", lambda: locks.run(world, args.quick))
         attempt(6, "lock_page", "6 lock page", lambda: lock_page.run(world, args.quick))
         attempt(7, "memory", "7 memory", lambda: memory.run(side.get("intake"), side.get("pr_overhead")))
+        attempt(8, "burst", "8 burst of PRs", lambda: burst.run(world, args.quick))
     finally:
         world.close()
         if not args.keep:

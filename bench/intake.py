@@ -30,6 +30,7 @@ from tests.support import webhook_payloads as wp
 from tests.support.scenario import INSTALLATION, REPO, SECRET
 
 P99_TARGET_MS = 50.0
+IDLE_SETTLE_SECONDS = 2.0  # after /healthz answers: the workers finish importing the job modules
 ALONE_P99_TARGET_MS = 5.0
 FLOOR_SHARE_TARGET = 0.40  # tfbot's throughput at concurrency 50, as a share of the bare loop's
 REDELIVERY_EVERY = 100
@@ -70,6 +71,9 @@ def run(world: World, quick: bool) -> tuple[CaseResult, dict[str, Any]]:
     requests = [build_request(host, port, "/events", h, b) for _, b, h in load]
     serial_requests = [build_request(host, port, "/events", h, b) for _, b, h in one_by_one]
     assert scenario.server is not None and scenario.server.proc is not None
+    time.sleep(IDLE_SETTLE_SECONDS)
+    idle = TreeSampler(scenario.server.proc.pid)
+    idle.sample(with_pss=True)  # the tree at rest: started, healthy, nothing received yet
     with TreeSampler(scenario.server.proc.pid) as sampler:
         paused = pause_workers(scenario)
         try:
@@ -124,7 +128,7 @@ def run(world: World, quick: bool) -> tuple[CaseResult, dict[str, Any]]:
                           "errors": sum(1 for a in alone.answers if a.status not in (200, 202))},
     }
     world.stop(scenario)
-    return case, {"peaks": sampler.peaks, "label": label}
+    return case, {"peaks": sampler.peaks, "label": label, "idle": idle.peaks, "workers": 2}
 
 
 def _check_nothing_lost(conn: Any, sent: list[tuple[str, bytes, dict[str, str]]]) -> tuple[int, int, int]:

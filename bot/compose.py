@@ -8,17 +8,11 @@ from __future__ import annotations
 
 import redis
 
-from bot.adapters.git import Checkouts
-from bot.adapters.github import GitHubApp
 from bot.adapters.github_oauth import GitHubOAuth
 from bot.adapters.github_roles import RepoRoles
 from bot.adapters.logs import masker
-from bot.adapters.plan_store import plan_store_for
 from bot.adapters.preflight import TerraformCheck, check_terraform, reported_version
-from bot.adapters.runners import runner_for
-from bot.adapters.terraform import Terraform
 from bot.config import Config
-from bot.config.workflows import load_workflows
 from bot.jobs import RQJobs, run_timeout
 from bot.projects.versions import Binaries, Binary
 from bot.queue import events_queue, runs_queue
@@ -61,6 +55,15 @@ def installed_binaries(config: Config, default_version: str) -> Binaries:
 def worker_services(config: Config, connection: redis.Redis) -> WorkerServices:
     """A worker's services. Raises WorkflowError for a bad workflow file, PlanStoreError for a bad plan store,
     SandboxError when `terraform.sandbox.mode: bubblewrap` cannot run here (`auto` falls back with a warning)."""
+    # Imported here, not at the top: the web process never builds these, and PyGithub alone is about 20 MiB in each
+    # process that imports it.
+    from bot.adapters.git import Checkouts
+    from bot.adapters.github import GitHubApp
+    from bot.adapters.plan_store import plan_store_for
+    from bot.adapters.runners import runner_for
+    from bot.adapters.terraform import Terraform
+    from bot.config.workflows import load_workflows
+
     runs = runner_for(config)
     tmp_dir = config.data_dir / "tmp"
     tmp_dir.mkdir(parents=True, exist_ok=True)

@@ -25,7 +25,7 @@ from rq import Callback, Queue, Retry, get_current_job
 from rq.job import Job
 
 from bot.intake.replay import FINGERPRINT_TTL_SECONDS, fingerprint
-from bot.intake.webhooks import Delivery
+from bot.intake.webhooks import Delivery, RawJSON
 from bot.queue import (FAILURE_TTL_SECONDS, RESULT_TTL_SECONDS, event_retry, events_queue, function_name,
                        notify_queue, notify_retry, runs_queue)
 from bot.state import keys
@@ -33,6 +33,8 @@ from bot.state.records import lock_from_dict, lock_to_dict, project_from_dict, p
 
 if TYPE_CHECKING:
     from resource import struct_rusage
+
+    from redis.client import Pipeline
     from types import TracebackType
 
     from bot.lifecycle.routing import Router
@@ -378,18 +380,21 @@ class RQJobs:
         self._run_timeout = run_timeout_seconds
 
     def _event(self, func: Callable[..., Any], args: tuple[Any, ...], description: str, *,
-               job_id: str | None = None, report_failure: bool = True) -> str:
+               job_id: str | None = None, report_failure: bool = True, pipeline: Pipeline | None = None) -> str:
         """An event job: retried with backoff (bot.queue.event_retry); after its last try the PR is told."""
         job = self.events.enqueue_call(
             func, args=args, job_id=job_id, result_ttl=RESULT_TTL_SECONDS, failure_ttl=FAILURE_TTL_SECONDS,
-            description=description, retry=event_retry(),
+            description=description, retry=event_retry(), pipeline=pipeline,
             on_failure=Callback(event_job_failed) if report_failure else None)
         return str(job.id)
 
-    def handle_delivery(self, delivery_id: str, event: str, payload: dict[str, Any]) -> str:
-        """Queue one verified delivery; return its job id (`delivery-<id>`, for tracing)."""
+    def handle_delivery(self, delivery_id: str, event: str, payload: dict[str, Any] | RawJSON,
+                        pipeline: Pipeline | None = None) -> str:
+        """Queue one verified delivery; return its job id (`delivery-<id>`, for tracing). A `RawJSON` payload (the
+        body as received) is written into the job as it is, not encoded again; with `pipeline`, the job's writes are
+        only recorded there."""
         return self._event(handle_delivery, (delivery_id, event, payload), f"{event} delivery {delivery_id}",
-                           job_id=f"delivery-{delivery_id}")
+                           job_id=f"delivery-{delivery_id}", pipeline=pipeline)
 
     def run_project(self, cmd: Command, project: Project) -> None:
         """Queue the run of one project of a command."""

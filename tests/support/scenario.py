@@ -51,7 +51,8 @@ class Scenario:
             "github": {"api_url": fake.base_url, "app_id": fake.app_id, "private_key": private_key_pem.decode(),
                        "webhook_secret": SECRET, "app_slug": fake.app_slug, "retries": 0, "write_interval": 0,
                        **(github_settings or {})},
-            "server": {"host": "127.0.0.1", "port": self.port},
+            # One web process: the suite starts many servers on few cores (tests of several set it).
+            "server": {"host": "127.0.0.1", "port": self.port, "processes": 1},
             "data_dir": str(tmp_path / "data"),
             "workers": workers,
             "terraform": terraform,

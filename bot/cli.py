@@ -109,7 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
         "audit",
         "print who planned, applied and unlocked what, when",
         "Print the audit trail kept in Redis (newest first): every plan, apply and unlock with who,\n"
-        "when, which commit and which PR. Needs no App key.",
+        "when, which commit and which PR; drift checks (drift-check) and applies from drift issues\n"
+        "(drift-apply); change records opened or extended (change-record). Needs no App key.",
     )
     trail.add_argument("--repo", metavar="OWNER/NAME", help="only this repository")
     trail.add_argument("--since", metavar="DATE", help="only entries at or after DATE (2026-11-01 or ISO 8601, UTC)")

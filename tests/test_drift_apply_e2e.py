@@ -167,6 +167,8 @@ def test_a_writers_apply_removes_the_drift_and_a_readers_is_refused(drifted):
     assert (applied.user, applied.outcome, applied.pull, applied.sha) == (
         "alice", "ok", number, sc.remote.branch_sha("main"))
     assert applied.run_id and sc.redis().exists(f"tfbot:run:{applied.run_id}")
+    run = requests.get(f"{sc.server.url}/api/runs/{applied.run_id}", timeout=10).json()
+    assert run["pull_kind"] == "drift" and run["pull_url"].endswith(f"/acme/infra/issues/{number}")
     # The runs are tfbot's ordinary ones: a plan and an apply of the issue's number, in the audit trail too.
     kinds = [(e.action, e.outcome) for e in audit.entries(sc.redis()) if e.pull == number and e.action != "drift-apply"]
     assert kinds == [("apply", "ok"), ("plan", "ok")]

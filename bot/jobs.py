@@ -254,14 +254,14 @@ def check_drift(svc: WorkerServices, project: dict[str, Any], reason: str, link:
 
 
 def apply_drift(svc: WorkerServices, repo: str, installation: int, issue: int, author: str, comment_url: str,
-                attempt: int = 0) -> str:
+                shown_digest: str = "", attempt: int = 0) -> str:
     """`author`'s `apply` on drift issue `issue`: apply the default branch's plan of its project if it is the one the
     issue shows (bot/drift/apply.py). A project busy with another run is tried again later, as `run_project` is
     (its lock is let go meanwhile); after that the issue is told."""
     from bot.drift.apply import DriftApplyRequest, DriftBusy, apply_from_issue
 
     request = DriftApplyRequest(repo=repo, installation=installation, issue=issue, author=author,
-                                comment_url=comment_url)
+                                comment_url=comment_url, shown_digest=shown_digest)
     try:
         return apply_from_issue(svc, request)
     except DriftBusy as exc:
@@ -270,9 +270,9 @@ def apply_drift(svc: WorkerServices, repo: str, installation: int, issue: int, a
             log.info("drift apply %s#%d: %s; deferred (attempt %d)", repo, issue, exc, attempt + 1)
             svc.runs_queue.enqueue_in(
                 timedelta(seconds=delays[-1]), apply_drift, repo, installation, issue, author, comment_url,
-                attempt + 1, job_timeout=run_timeout(svc.config.terraform.timeout), on_failure=Callback(run_failed),
-                result_ttl=RESULT_TTL_SECONDS,
-                failure_ttl=FAILURE_TTL_SECONDS, description=f"drift apply {repo}#{issue} (deferred)")
+                shown_digest, attempt + 1, job_timeout=run_timeout(svc.config.terraform.timeout),
+                on_failure=Callback(run_failed), result_ttl=RESULT_TTL_SECONDS, failure_ttl=FAILURE_TTL_SECONDS,
+                description=f"drift apply {repo}#{issue} (deferred)")
             return "deferred"
         svc.github.repo(installation, repo).create_comment(issue, (
             f"@{author}: nothing was applied: the project stayed busy with another run for longer than tfbot waits "
@@ -461,10 +461,12 @@ class RQJobs:
             result_ttl=RESULT_TTL_SECONDS,
             failure_ttl=FAILURE_TTL_SECONDS, description=f"drift check {project.repo} {project.name}")
 
-    def apply_drift(self, repo: str, installation: int, issue: int, author: str, comment_url: str) -> None:
-        """`author`'s `apply` on drift issue `issue`, on the runs queue: it runs Terraform."""
+    def apply_drift(self, repo: str, installation: int, issue: int, author: str, comment_url: str,
+                    shown_digest: str = "") -> None:
+        """`author`'s `apply` on drift issue `issue` (whose body showed the plan of `shown_digest` when commented),
+        on the runs queue: it runs Terraform."""
         self.runs.enqueue_call(
-            apply_drift, args=(repo, installation, issue, author, comment_url), timeout=self._run_timeout,
+            apply_drift, args=(repo, installation, issue, author, comment_url, shown_digest), timeout=self._run_timeout,
             on_failure=Callback(run_failed), result_ttl=RESULT_TTL_SECONDS, failure_ttl=FAILURE_TTL_SECONDS,
             description=f"drift apply {repo}#{issue} by {author}")
 

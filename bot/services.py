@@ -79,8 +79,10 @@ class JobQueue(Protocol):
         """The drift check of `project`, asked for because `reason` (a change record at `link`)."""
         ...
 
-    def apply_drift(self, repo: str, installation: int, issue: int, author: str, comment_url: str) -> None:
-        """`author`'s `apply` commented on drift issue `issue` (at `comment_url`): bot/drift/apply.py."""
+    def apply_drift(self, repo: str, installation: int, issue: int, author: str, comment_url: str,
+                    shown_digest: str = "") -> None:
+        """`author`'s `apply` commented on drift issue `issue` (at `comment_url`), whose body showed the plan of
+        `shown_digest` then: bot/drift/apply.py."""
         ...
 
     def index_states(self) -> None:

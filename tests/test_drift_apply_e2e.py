@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +22,13 @@ from rq.serializers import JSONSerializer
 
 from bot.drift.apply import RECHECK_APPLIED, RECHECK_CHANGED, RECHECK_FAILED
 from bot.drift.marker import DriftSubject, marker
+from bot.drift.transitions import plan_marker
 from bot.lifecycle.runner import changes_digest
 from bot.queue import runs_queue
-from bot.state import audit
+from bot.models import Project
+from bot.state import audit, keys
 from bot.state.drift_checks import DriftCheck, DriftChecks, DriftState
+from bot.state.locks import LockStore
 from tests.support.gated import gated_workflow
 from tests.support.scenario import REPO, Scenario
 from tests.support.scenario_fixtures import network_files
@@ -79,11 +83,17 @@ class Drift:
         return terraform(self.dir, "plan", "-detailed-exitcode").returncode == 0
 
 
+# Drift on (`apply` on a drift issue is refused when it is off), but the scheduler selects no project: these tests
+# write the drift issue and its check themselves, and look at the checks `apply` queues.
+DRIFT_ON = {"enabled": True, "projects": ["no-project-is-scheduled"]}
+
+
 def drift_issue(sc: Scenario, digest: str) -> int:
     """Open the drift issue of `network` and record the check that found the drift, as drift detection does."""
     subject = DriftSubject(repo=REPO, dir="network", workspace="default", name="network")
-    issue = sc.fake.add_issue(REPO, title=f"Drift: {REPO} network", user="tfbot-drift",
-                              body=marker(subject) + "\n**Drift** in `network`: `update terraform_data.vpc`\n")
+    issue = sc.fake.add_issue(REPO, title=f"Drift: {REPO} network", user=sc.fake.bot_login, via_app=True,
+                              body=marker(subject) + "\n**Drift** in `network`: `update terraform_data.vpc`\n"
+                              + plan_marker(digest) + "\n")
     DriftChecks(sc.redis()).record(DriftCheck(
         repo=REPO, project="network", dir="network", workspace="default", state=DriftState.DRIFTED,
         sha=sc.remote.branch_sha("main"), summary="Plan: 0 to add, 1 to change, 0 to destroy.",
@@ -128,6 +138,7 @@ def drift_audit(sc: Scenario) -> list[audit.AuditEntry]:
 def drifted(network_scenario: Scenario, tmp_path: Path) -> tuple[Scenario, Drift]:
     """The network scenario with rita (read), its `network` project applied, then drifted (vpc edited)."""
     sc = network_scenario
+    sc.settings["repos"][0]["drift"] = DRIFT_ON
     sc.fake.set_permission(REPO, "rita", "read")
     drift = Drift(sc, tmp_path)
     assert drift.in_sync()
@@ -242,7 +253,7 @@ def test_a_drift_issue_holding_the_lock_is_shown_as_one(drifted, tmp_path):
 
 def test_a_failed_apply_releases_the_lock_and_checks_again(make_scenario, tmp_path):
     """Unlike a PR's failed apply, a drift apply's leaves nothing the default branch lacks: the lock is released."""
-    sc = make_scenario()
+    sc = make_scenario(repo_settings={"drift": DRIFT_ON})
     fails = ('resource "terraform_data" "fails" {\n  provisioner "local-exec" {\n'
              f"    command = {hcl_string('false')}\n  }}\n}}\n")
     files = {"network/main.tf": sc.config_for("network", {"vpc": "10.0.0.0/16"}, extra=fails)}
@@ -290,3 +301,58 @@ def test_an_apply_whose_process_is_killed_tells_the_issue_which_lock_it_still_ho
     held = sc.lock("network")
     assert held is not None and (held.kind, held.pull) == ("drift", number)  # kept, and said where
     assert [(e.outcome, e.project) for e in drift_audit(sc)] == [("interrupted", "network")]
+
+
+def test_apply_on_a_persons_issue_carrying_a_copied_marker_is_refused(drifted):
+    """A reader may open an issue whose first line copies the marker (and edit it at will): only the issue tfbot's App
+    opened, and its last check keeps, carries an `apply`."""
+    sc, drift = drifted
+    sc.start()
+    real = drift_issue(sc, drift.digest())
+    subject = DriftSubject(repo=REPO, dir="network", workspace="default", name="network")
+    forged = int(sc.fake.add_issue(REPO, title="Drift: tag cleanup (harmless)", user="rita",
+                                   body=marker(subject) + "\nOnly a tag differs; safe to apply.\n"
+                                   + plan_marker(drift.digest()) + "\n")["number"])
+    assert forged != real
+    sc.comment_on_issue(forged, "alice", "apply")  # a writer trusts the text she sees
+    reply = wait_reply(sc, forged, "apply refused")
+    assert f"not tfbot's drift issue of `network` (#{real} is)" in reply
+    sc.wait_idle()
+    assert vpc(sc) == "10.9.0.0/16" and sc.lock("network") is None
+
+
+def test_apply_applies_only_the_plan_the_issue_showed_when_the_writer_commented(drifted):
+    """The apply waits behind another run; meanwhile the infrastructure moves and a check rewrites the issue. The
+    plan alice reviewed is no longer the one on record: nothing is applied on her word."""
+    sc, drift = drifted
+    sc.start()
+    shown = drift.digest()
+    number = drift_issue(sc, shown)
+    conn = sc.redis()
+    guard = keys.run_guard(REPO, "network", "default")
+    conn.set(guard, "a PR's plan 0000", px=30_000)  # another run of the project is under way: the apply is deferred
+    sc.comment_on_issue(number, "alice", "apply")
+    wait_for(lambda: "deferred (attempt 1)" in sc.logs(), timeout=60, message="the apply to be deferred")
+    drift.edit_state("10.66.0.0/16")
+    newer = drift.digest()
+    assert newer != shown
+    last = DriftChecks(conn).last(REPO, "network", "default")
+    DriftChecks(conn).record(replace(last, digest=newer))  # what the next scheduled check records
+    conn.delete(guard)  # the other run ends: the deferred apply goes on
+    reply = wait_reply(sc, number, "apply refused", timeout=180)
+    assert "changed after your comment" in reply
+    sc.wait_idle()
+    assert vpc(sc) == "10.66.0.0/16" and sc.lock("network") is None
+
+
+def test_a_lock_left_by_a_dead_apply_is_not_said_to_be_running(drifted):
+    """What a killed apply leaves (its lock, no run guard, no job): the next `apply` says so, never "running"."""
+    sc, drift = drifted
+    sc.start()
+    number = drift_issue(sc, drift.digest())
+    held = LockStore(sc.redis()).try_acquire(Project(repo=REPO, name="network", dir="network"), number, "alice",
+                                             kind="drift", wait=False, pull_title=f"Drift: {REPO} network")
+    assert held.acquired
+    sc.comment_on_issue(number, "alice", "apply")
+    reply = wait_reply(sc, number, "@alice")
+    assert "stopped without finishing" in reply and "tfbot unlock" in reply and "already running" not in reply

@@ -8,7 +8,7 @@ import pytest
 from bot.drift.decision import DriftAction, DriftApplyFacts, Holder, decide, may_write
 
 READY = DriftApplyFacts(repo="acme/infra", project="network", issue=15, author="alice", permission="write",
-                        issue_open=True, check_state="drifted", check_digest="d1")
+                        issue_open=True, check_state="drifted", check_digest="d1", check_issue=15, shown_digest="d1")
 
 
 @pytest.mark.parametrize("permission, allowed", [
@@ -32,11 +32,39 @@ def test_a_closed_issue_is_refused():
     assert decision.action is DriftAction.REFUSE and "closed" in decision.reason
 
 
-@pytest.mark.parametrize("state, words", [("", "no drift check"), ("clean", "found it `clean`"),
-                                          ("failed", "found it `failed`"), ("skipped", "found it `skipped`")])
+@pytest.mark.parametrize("state, words", [("", "no drift check"), ("clean", "found it `clean`")])
 def test_only_a_drifted_check_has_a_plan_to_apply(state, words):
     decision = decide(replace(READY, check_state=state))
     assert decision.action is DriftAction.REFUSE and words in decision.reason
+
+
+@pytest.mark.parametrize("state", ["failed", "skipped"])
+def test_a_round_that_could_not_tell_keeps_the_plan_the_issue_shows(state):
+    """A PR holding the lock at check time, or GitHub failing, must not make the open issue's plan unappliable."""
+    assert decide(replace(READY, check_state=state)).action is DriftAction.PLAN
+
+
+def test_drift_switched_off_for_the_repository_refuses():
+    decision = decide(replace(READY, drift_enabled=False))
+    assert decision.action is DriftAction.REFUSE and "switched off" in decision.reason
+
+
+@pytest.mark.parametrize("facts", [
+    replace(READY, issue_by_tfbot=False),  # a person's issue carrying a copied marker
+    replace(READY, check_issue=16),  # tfbot's issue of the project is another one
+    replace(READY, check_issue=0),  # none is open
+], ids=["by a person", "another issue", "none open"])
+def test_only_tfbots_own_issue_of_the_project_applies(facts):
+    decision = decide(facts)
+    assert decision.action is DriftAction.REFUSE and "not tfbot's drift issue of `network`" in decision.reason
+
+
+@pytest.mark.parametrize("shown", ["", "d0"], ids=["no plan shown", "an older plan shown"])
+def test_the_plan_the_writer_saw_must_be_the_one_on_record(shown):
+    decision = decide(replace(READY, shown_digest=shown))
+    assert decision.action is DriftAction.REFUSE and "changed after your comment" in decision.reason
+    assert decide(replace(READY, shown_digest=shown, fresh_digest="d1", fresh_has_changes=True)).action \
+        is DriftAction.REFUSE  # never applied, even when the fresh plan equals the one on record
 
 
 def test_a_check_without_a_digest_cannot_be_compared():

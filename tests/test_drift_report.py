@@ -115,3 +115,20 @@ def test_tfbot_drift_says_its_exit_status_and_keeps_to_it(capsys):
     assert exit_status([check(DriftState.DRIFTED), check(DriftState.FAILED)]) == 1
     assert line(check(DriftState.FAILED, detail="boom\x1b[31m", issue_url="https://github.com/acme/infra/issues/3")) \
         == "acme/infra app (dir app, workspace default): failed: boom [31m https://github.com/acme/infra/issues/3"
+
+
+def test_a_round_that_could_not_tell_keeps_the_plan_the_open_issue_shows():
+    """A PR holding the lock at check time (skipped), or GitHub failing (failed), leaves the issue as it was: the digest
+    and resources it shows stay on record, so `apply` on it stays possible."""
+    from bot.drift.check import _carry, _skipped
+    from bot.state.drift_checks import DriftCheck, DriftState
+
+    drifted = DriftCheck(repo="acme/infra", project="network", dir="network", workspace="default",
+                         state=DriftState.DRIFTED, digest="d" * 64, resources=("update x.y",), issue=7, issue_url="u",
+                         issue_resources=("update x.y",))
+    base = DriftCheck(repo="acme/infra", project="network", dir="network", workspace="default", state=DriftState.CLEAN)
+    skipped = _carry(_skipped(base, "acme/infra#9"), drifted, "")
+    assert (skipped.state, skipped.issue, skipped.digest, skipped.resources) == (
+        DriftState.SKIPPED, 7, "d" * 64, ("update x.y",))
+    clean = _carry(base, drifted, "")
+    assert clean.digest == "" and clean.resources == ()  # a clean round shows nothing to apply

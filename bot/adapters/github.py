@@ -73,6 +73,8 @@ class IssueInfo:
     body: str
     html_url: str
     labels: tuple[str, ...] = ()
+    user: str = ""  # the login of who opened it
+    app_id: int = 0  # the GitHub App that opened it (`performed_via_github_app`), 0 when a person did
 
 
 @dataclass(frozen=True)
@@ -458,7 +460,14 @@ class RepoAPI:
 
 def _issue_info(issue: Issue) -> IssueInfo:
     return IssueInfo(number=int(issue.number), state=str(issue.state), title=issue.title or "", body=issue.body or "",
-                     html_url=str(issue.html_url), labels=tuple(str(label.name) for label in issue.labels))
+                     html_url=str(issue.html_url), labels=tuple(str(label.name) for label in issue.labels),
+                     user=str(issue.user.login) if issue.user else "", app_id=_app_id(issue))
+
+
+def _app_id(issue: Issue) -> int:
+    """The id of the GitHub App an issue was opened through; 0 when a person opened it."""
+    app = issue.raw_data.get("performed_via_github_app") if isinstance(issue.raw_data, dict) else None
+    return int(app["id"]) if isinstance(app, dict) and isinstance(app.get("id"), int) else 0
 
 
 def _describe(exc: GithubException) -> str:

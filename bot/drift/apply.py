@@ -64,6 +64,7 @@ class DriftApplyRequest:
     issue: int
     author: str
     comment_url: str
+    shown_digest: str = ""  # the plan digest the issue's body carried when the comment was made (the webhook's copy)
 
 
 class DriftBusy(Exception):
@@ -83,11 +84,14 @@ def apply_from_issue(svc: WorkerServices, req: DriftApplyRequest) -> str:
         return "ignored"
     project = project_at(req.repo, svc.config.repo_config(req.repo), subject.dir, subject.workspace, subject.name)
     check = DriftChecks(svc.redis).last(req.repo, subject.dir, subject.workspace)
+    settings = svc.config.repo_config(req.repo)
     facts = DriftApplyFacts(
         repo=req.repo, project=project.name, issue=req.issue, author=req.author,
         permission=gh.permission(req.author), issue_open=issue.state == "open",
         check_state=check.state.value if check else "", check_digest=check.digest if check else "",
-        holder=holder_of(svc.locks.get(project)))
+        holder=holder_of(svc.locks.get(project)), drift_enabled=bool(settings and settings.drift.enabled),
+        issue_by_tfbot=bool(issue.app_id) and issue.app_id == svc.config.github.app_id,
+        check_issue=check.issue if check else 0, shown_digest=req.shown_digest)
     first = decide(facts)
     if first.action is not DriftAction.PLAN:
         return _refused(svc, gh, req, project, first)
@@ -102,19 +106,27 @@ def apply_from_issue(svc: WorkerServices, req: DriftApplyRequest) -> str:
                                      pull_url=issue.html_url, command_id=cmd.id, kind="drift", wait=False)
     if not acquired.acquired:  # a PR took it since the first read
         return _refused(svc, gh, req, project, decide(replace(facts, holder=holder_of(acquired.lock))))
-    if acquired.already_held:  # an earlier `apply` of this issue is under way: its lock is not ours to release
-        _say(gh, req, f"@{req.author}: an `apply` from this issue is already running for `{project.name}`; "
-                      "its result is posted here when it ends.")
+    if acquired.already_held:  # an earlier `apply` of this issue holds it: its lock is not ours to release
+        if svc.locks.guard_holder(project) is not None:
+            _say(gh, req, f"@{req.author}: an `apply` from this issue is already running for `{project.name}`; "
+                          "its result is posted here when it ends.")
+        else:  # no run holds the project: the earlier apply died without releasing (its report said so)
+            _say(gh, req, f"@{req.author}: an earlier `apply` from this issue stopped without finishing and left the "
+                          f"lock of `{project.name}` held ({acquired.lock.state.value}). Look at its run log, then "
+                          "release the lock on tfbot's lock page or with `tfbot unlock` (with a reason), and comment "
+                          "`apply` again.")
         return "refused"
     token = acquired.lock.token
     outcome = "error"
+    rechecks: list[str] = []  # why to check the project again: queued once the lock is released, or the check
+    # would find the project locked (by this apply) and skip it
     try:
         with svc.locks.run_guard(project, holder=cmd.id, wait=GUARD_WAIT) as guard:
             try:
-                outcome = _plan_and_apply(svc, gh, req, cmd, project, facts, token, guard)
+                outcome = _plan_and_apply(svc, gh, req, cmd, project, facts, token, guard, rechecks)
             except Exception as exc:  # noqa: BLE001 - told on the issue and logged; the lock is released below
                 log.exception("drift apply %s#%d %s failed inside tfbot", req.repo, req.issue, project.name)
-                _audit(svc, req, project, head, "error", f"{type(exc).__name__}: {exc}")
+                _audit(svc, req, project, head, "error", svc.mask(f"{type(exc).__name__}: {exc}"))
                 _say(gh, req, f"@{req.author}: tfbot could not carry out the `apply` of `{project.name}` "
                               f"({type(exc).__name__}); this is a fault in tfbot or its surroundings. The lock is "
                               "released; comment `apply` to try again.")
@@ -123,6 +135,8 @@ def apply_from_issue(svc: WorkerServices, req: DriftApplyRequest) -> str:
         raise DriftBusy(str(exc)) from None
     finally:
         release_and_hand_over(svc, project, req.issue, token, reason=f"drift issue #{req.issue}: {outcome}")
+    for reason in rechecks:
+        svc.jobs.check_drift(project, reason=reason, link=req.comment_url)
     return outcome
 
 
@@ -132,7 +146,7 @@ def holder_of(lock: LockInfo | None) -> Holder | None:
 
 
 def _plan_and_apply(svc: WorkerServices, gh: RepoAPI, req: DriftApplyRequest, cmd: Command, project: Project,
-                    facts: DriftApplyFacts, token: int, guard: RunGuard) -> str:
+                    facts: DriftApplyFacts, token: int, guard: RunGuard, rechecks: list[str]) -> str:
     """Under the lock and the run guard: plan the default branch's head, compare, apply or re-check."""
     planned, plan_run = run_plan(svc, cmd, project, Target(cmd.head_sha, cmd.head_sha, ""), guard)
     at = f"`{cmd.info['base_ref']}` at {cmd.head_sha[:8]}"
@@ -148,18 +162,18 @@ def _plan_and_apply(svc: WorkerServices, gh: RepoAPI, req: DriftApplyRequest, cm
                            fresh_has_changes=bool(planned.has_changes)))
     if after.action is DriftAction.RECHECK:
         _audit(svc, req, project, cmd.head_sha, "changed", after.reason, plan_run)
-        svc.jobs.check_drift(project, reason=RECHECK_CHANGED, link=req.comment_url)
+        rechecks.append(RECHECK_CHANGED)
         _say(gh, req, f"@{req.author}: nothing was applied: {after.reason}. The drift changed since this issue was "
                       f"written, so tfbot checks `{project.name}` again now and this issue will show the new plan; "
                       f"review it, then comment `apply` again.{_log(svc, plan_run)}")
         return "changed"
     if after.action is not DriftAction.APPLY:
         return _refused(svc, gh, req, project, after)
-    return _apply(svc, gh, req, cmd, project, token, guard, planned, plan_run, at)
+    return _apply(svc, gh, req, cmd, project, token, guard, planned, plan_run, at, rechecks)
 
 
 def _apply(svc: WorkerServices, gh: RepoAPI, req: DriftApplyRequest, cmd: Command, project: Project, token: int,
-           guard: RunGuard, planned: PlanOutcome, plan_run: str, at: str) -> str:
+           guard: RunGuard, planned: PlanOutcome, plan_run: str, at: str, rechecks: list[str]) -> str:
     plan = svc.records.plan_of_run(project, req.issue, plan_run)
     if plan is None:
         raise RuntimeError(f"the plan record of run {plan_run} is missing")
@@ -171,21 +185,21 @@ def _apply(svc: WorkerServices, gh: RepoAPI, req: DriftApplyRequest, cmd: Comman
         _say(gh, req, f"@{req.author}: nothing was applied to `{project.name}`: {exc}. The lock is released.")
         return "refused"
     except Exception as exc:  # the apply may have begun: say so, check again, and let the caller release
-        _audit(svc, req, project, cmd.head_sha, "interrupted", f"{type(exc).__name__}: {exc}", run_id)
-        svc.jobs.check_drift(project, reason=RECHECK_FAILED, link=req.comment_url)
+        _audit(svc, req, project, cmd.head_sha, "interrupted", svc.mask(f"{type(exc).__name__}: {exc}"), run_id)
+        rechecks.append(RECHECK_FAILED)
         _say(gh, req, f"@{req.author}: the apply of `{project.name}` on {at} stopped ({type(exc).__name__}) after it "
                       "may have begun, so part of it may be applied. The lock is released and tfbot checks the "
                       "project again now: this issue will show what still differs.")
         return "apply failed"
     if not applied.ok:
         _audit(svc, req, project, cmd.head_sha, "failed", applied.summary, run_id)
-        svc.jobs.check_drift(project, reason=RECHECK_FAILED, link=req.comment_url)
+        rechecks.append(RECHECK_FAILED)
         _say(gh, req, f"@{req.author}: the apply of `{project.name}` on {at} failed: {_quoted(applied.summary)}. "
                       "Part of it may be applied; the lock is released and tfbot checks the project again now, so "
                       f"this issue shows what still differs.{_log(svc, run_id)}")
         return "apply failed"
     _audit(svc, req, project, cmd.head_sha, "ok", applied.summary, run_id)
-    svc.jobs.check_drift(project, reason=RECHECK_APPLIED, link=req.comment_url)
+    rechecks.append(RECHECK_APPLIED)
     _say(gh, req, f"@{req.author} applied the plan of `{project.name}` on {at}, the one this issue shows "
                   f"({_quoted(planned.summary)}): {_quoted(applied.summary)}{_log(svc, run_id)}\n\n"
                   "The lock is released. tfbot checks the project again now and closes this issue when it is clean.")

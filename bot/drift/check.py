@@ -184,8 +184,12 @@ def _carry(check: DriftCheck, last: DriftCheck | None, link: str) -> DriftCheck:
     links = tuple(dict.fromkeys([*(last.links if last else ()), *([link] if link else [])]))[-LINKS_KEPT:]
     if last is None or not last.issue:
         return replace(check, links=links)
-    return replace(check, issue=last.issue, issue_url=last.issue_url, issue_resources=last.issue_resources,
-                   drifted_since=last.drifted_since, links=links)
+    check = replace(check, issue=last.issue, issue_url=last.issue_url, issue_resources=last.issue_resources,
+                    drifted_since=last.drifted_since, links=links)
+    if check.state in (DriftState.SKIPPED, DriftState.FAILED):
+        # A round that could not tell leaves the issue as it was: the plan it shows (and an `apply` on it) stays.
+        check = replace(check, digest=last.digest, resources=last.resources)
+    return check
 
 
 def _sync_issue(svc: WorkerServices, api: RepoAPI, project: Project, check: DriftCheck, last: DriftCheck | None,
@@ -194,7 +198,7 @@ def _sync_issue(svc: WorkerServices, api: RepoAPI, project: Project, check: Drif
     failure turns the check `failed` (the issue as it was, the reason in `detail`)."""
     subject = DriftSubject(repo=project.repo, dir=project.dir, workspace=project.workspace, name=project.name)
     try:
-        found = issues.find_open_issue(api, subject, check.issue)
+        found = issues.find_open_issue(api, subject, svc.config.github.app_id or 0, check.issue)
         step = transition(check.state.value, found is not None, shown_digest(found.body) if found else "",
                           check.resources, last.state.value if last else "")
         check = _with_issue(check, found)
@@ -242,4 +246,4 @@ def _report(check: DriftCheck, outcome: PlanOutcome | None, since: float) -> Dri
     return DriftReport(repo=check.repo, project=check.project, dir=check.dir, workspace=check.workspace, sha=check.sha,
                        summary=check.summary, resources=check.resources,
                        plan_output=outcome.plan_output if outcome else "", run_id=check.run_id, run_url=check.run_url,
-                       checked_at=check.checked_at, drifted_since=since, links=check.links)
+                       checked_at=check.checked_at, drifted_since=since, links=check.links, digest=check.digest)

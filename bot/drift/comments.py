@@ -8,6 +8,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from bot.drift.marker import subject_of
+from bot.drift.transitions import shown_plan_digest
 from bot.intake.webhooks import Delivery
 from bot.lifecycle.commands import Command, Ignore, parse_comment
 from bot.lifecycle.routing import Router
@@ -48,4 +49,8 @@ def on_issue_comment(delivery: Delivery, svc: WorkerServices) -> None:
         return
     gh.react(number, int(comment["id"]), "eyes")
     log.info("%s: apply on drift issue #%d by %s", delivery.describe(), number, author)
-    svc.jobs.apply_drift(delivery.repo, delivery.installation_id, number, author, str(comment.get("html_url") or ""))
+    # The plan the writer saw: the issue's body as the webhook carries it, when the comment was made. The job applies
+    # only that plan, however long it waits in the queue and whatever checks rewrite the issue meanwhile.
+    shown = shown_plan_digest(str(issue.get("body") or ""))
+    svc.jobs.apply_drift(delivery.repo, delivery.installation_id, number, author, str(comment.get("html_url") or ""),
+                         shown)

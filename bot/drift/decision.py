@@ -5,9 +5,15 @@ Asked twice by bot/drift/apply.py, over values read at the moment of acting:
 | facts                                                                | action  |
 |----------------------------------------------------------------------|---------|
 | the author's permission is below write (read, triage, none)          | REFUSE  |
+| drift checks are switched off for the repository                     | REFUSE  |
+| the issue is not tfbot's own (another author), or not the one the    | REFUSE  |
+|   project's last check keeps (a copied marker names the project)     |         |
 | the issue is closed                                                  | REFUSE  |
-| no drift check recorded, or the last one is not `drifted`            | REFUSE  |
+| no drift check recorded, or the last one found it clean (a skipped  | REFUSE  |
+|   or failed round keeps the plan the open issue shows)               |         |
 | the last check kept no digest (Terraform's JSON was too large)       | REFUSE  |
+| the issue, as it read when the comment was made, showed another plan | REFUSE  |
+|   than the last check's (or none): the writer did not see this one   |         |
 | the project's lock is held by a PR (or another issue)                | REFUSE  |
 | otherwise, not planned yet                                           | PLAN    |
 | planned: changes, and their digest equals the last check's           | APPLY   |
@@ -56,6 +62,10 @@ class DriftApplyFacts:
     check_state: str
     check_digest: str
     holder: Holder | None = None  # None: the lock is free
+    drift_enabled: bool = True  # the repository's `drift.enabled`
+    issue_by_tfbot: bool = True  # the issue was opened by tfbot's App (its author is `<slug>[bot]`)
+    check_issue: int = 0  # the drift issue the project's last check keeps (0: none)
+    shown_digest: str = ""  # the plan digest the issue's body carried when the comment was made ("" none)
     fresh_digest: str | None = None
     fresh_has_changes: bool = False
 
@@ -77,16 +87,25 @@ def decide(facts: DriftApplyFacts) -> DriftDecision:
     if not may_write(facts.permission):
         return _refuse(f"@{facts.author} has `{facts.permission}` permission on this repository; `apply` on a drift "
                        "issue needs write, maintain or admin")
+    if not facts.drift_enabled:
+        return _refuse(f"drift checks are switched off for {facts.repo} (`drift.enabled` in tfbot's config)")
+    if not facts.issue_by_tfbot or facts.issue != facts.check_issue:
+        which = f"#{facts.check_issue} is" if facts.check_issue else "there is none open"
+        return _refuse(f"this issue is not tfbot's drift issue of {name} ({which}); `apply` acts only on the issue "
+                       "tfbot opened and keeps up to date")
     if not facts.issue_open:
         return _refuse("this drift issue is closed")
     if not facts.check_state:
         return _refuse(f"tfbot has no drift check of {name} on record, so there is no reviewed plan to apply")
-    if facts.check_state != "drifted":
+    if facts.check_state not in ("drifted", "skipped", "failed"):
         return _refuse(f"the last drift check of {name} found it `{facts.check_state}`, so there is no drifted plan "
                        "to apply")
     if not facts.check_digest:
         return _refuse(f"the plan this issue shows for {name} was too large to compare with a new one, so tfbot "
                        "cannot tell that it would apply what you reviewed")
+    if facts.shown_digest != facts.check_digest:
+        return _refuse(f"this issue changed after your comment (a newer check of {name} rewrote it), so the plan you "
+                       "reviewed is not the one it shows now; review it, then comment `apply` again")
     holder = facts.holder
     if holder is not None and not (holder.kind == "drift" and holder.number == facts.issue):
         what = "drift issue " if holder.kind == "drift" else ""

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from bot.drift.marker import DriftSubject, marker, subject_of
-from bot.drift.transitions import set_marker
+from bot.drift.transitions import plan_marker, set_marker
 from bot.render.drift import (BODY_LIMIT, LABEL, LABEL_COLOR, LABEL_DESCRIPTION, DriftReport, changed_comment,
                               issue_body, issue_title)
 
@@ -27,22 +27,23 @@ def names(body: str, subject: DriftSubject) -> bool:
         subject.repo.lower(), subject.dir, subject.workspace)
 
 
-def find_open_issue(api: RepoAPI, subject: DriftSubject, known: int = 0) -> IssueInfo | None:
-    """The project's open drift issue: #`known` when GitHub confirms it, else the oldest open issue labelled `drift`
-    whose marker names the project; None when there is none. Raises GitHubError."""
+def find_open_issue(api: RepoAPI, subject: DriftSubject, app_id: int, known: int = 0) -> IssueInfo | None:
+    """The project's open drift issue, opened through GitHub App `app_id` (tfbot's: GitHub's
+    `performed_via_github_app`, which no person can forge): #`known` when GitHub confirms it, else the oldest such
+    open issue labelled `drift` whose marker names the project; None when there is none. Raises GitHubError."""
     if known:
         issue = api.issue(known)
-        if issue is not None and issue.state == "open" and names(issue.body, subject):
+        if issue is not None and issue.state == "open" and issue.app_id == app_id and names(issue.body, subject):
             return issue
     for issue in api.issues_labelled(LABEL, state="open"):
-        if names(issue.body, subject):
+        if issue.app_id == app_id and names(issue.body, subject):  # a marker copied into someone's issue is not it
             return issue
     return None
 
 
 def body_of(subject: DriftSubject, report: DriftReport) -> str:
     """The whole body: marker, text, and the hidden digest of the set it shows (read back by the next check)."""
-    tail = set_marker(report.resources)
+    tail = "\n".join(line for line in (set_marker(report.resources), plan_marker(report.digest)) if line)
     return issue_body(marker(subject), report, limit=BODY_LIMIT - len(tail) - 1) + "\n" + tail
 
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 _SET_RE = re.compile(r"<!-- tfbot:drift-set ([0-9a-f]{64}) -->")
+_PLAN_RE = re.compile(r"<!-- tfbot:drift-plan ([0-9a-f]{64}) -->")
 
 
 class IssueStep(str, Enum):
@@ -56,6 +57,18 @@ def set_marker(resources: Iterable[str]) -> str:
 def shown_digest(body: str) -> str:
     """The digest of the set the issue's body shows; "" when it carries none (edited by hand)."""
     found = _SET_RE.findall(body or "")
+    return found[-1] if found else ""
+
+
+def plan_marker(digest: str) -> str:
+    """The hidden line that says which plan the body shows (its changes digest, bot.lifecycle.runner.changes_digest):
+    an `apply` comment is bound to it as the issue read when the comment was made. "" for no digest."""
+    return f"<!-- tfbot:drift-plan {digest} -->" if re.fullmatch(r"[0-9a-f]{64}", digest or "") else ""
+
+
+def shown_plan_digest(body: str) -> str:
+    """The changes digest of the plan the issue's body shows; "" when it carries none."""
+    found = _PLAN_RE.findall(body or "")
     return found[-1] if found else ""
 
 

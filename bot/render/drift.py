@@ -38,6 +38,7 @@ class DriftReport:
     checked_at: float
     drifted_since: float  # when this drift was first seen (the issue's first check)
     links: tuple[str, ...] = ()  # change records that asked for a check of this project
+    digest: str = ""  # the plan's changes digest: what an `apply` on the issue is bound to
 
 
 def issue_title(repo: str, project: str) -> str:

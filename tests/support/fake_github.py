@@ -269,14 +269,15 @@ class FakeGitHub:
             self._remember_shas(pull)
             return self._pay.pull(pull)
 
-    def add_issue(self, repo: str, *, title: str, user: str, body: str = "") -> dict[str, Any]:
-        """Open a plain issue (not a pull request); returns its JSON."""
+    def add_issue(self, repo: str, *, title: str, user: str, body: str = "", via_app: bool = False) -> dict[str, Any]:
+        """Open a plain issue (not a pull request); returns its JSON. `via_app`: opened through the App, as its
+        installation token opens one (`performed_via_github_app` names the App; pass user=self.bot_login)."""
         with self._state.lock:
             found = self._repo(repo)
             found.last_number += 1
             self._state.ensure_user(user)
             issue = Issue(repo=found.full_name, number=found.last_number, id=self._state.next_id("issue"),
-                          title=title, body=body, user=user)
+                          title=title, body=body, user=user, via_app=via_app)
             self._state.issues[(found.full_name, issue.number)] = issue
             return self._pay.issue(issue)
 

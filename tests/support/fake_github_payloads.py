@@ -67,7 +67,7 @@ class Payloads(BasePayloads):
             "closed_by": None,
             "reactions": self.reactions_summary(f"{url}/reactions", ("issue", issue.repo, issue.number)),
             "timeline_url": f"{url}/timeline",
-            "performed_via_github_app": None,
+            "performed_via_github_app": self.app() if getattr(issue, "via_app", False) else None,
             "state_reason": issue.state_reason or ("completed" if issue.state == "closed" else None),
         }
         if isinstance(issue, Pull):

@@ -100,7 +100,7 @@ def create_issue(ctx: Ctx, req: Request, owner: str, repo: str) -> Response:
     login = ctx.state.bot_login
     ctx.state.ensure_user(login)
     issue = Issue(repo=found.full_name, number=found.last_number, id=ctx.state.next_id("issue"), title=title or "",
-                  body=body or "", user=login, labels=labels)
+                  body=body or "", user=login, labels=labels, via_app=True)
     ctx.state.issues[(found.full_name, issue.number)] = issue
     payload = ctx.pay.issue(issue)
     return Response(201, payload, {"Location": payload["url"]})

@@ -97,6 +97,7 @@ class Issue:
     closed_at: Optional[float] = None
     labels: list[str] = field(default_factory=list)  # names, in the order they were added
     state_reason: Optional[str] = None  # completed, not_planned or reopened, as the last close or reopen set it
+    via_app: bool = False  # opened with an installation token: `performed_via_github_app` names the App
 
 
 @dataclass

@@ -266,6 +266,24 @@ def test_a_cookie_naming_an_admin_without_a_record_is_not_signed_in(web, redis_c
     assert services.locks.get(NETWORK).pull == 1
 
 
+def test_a_signed_in_session_gets_the_503_page_when_redis_is_down(web, tmp_path, app_private_key):
+    """Finding the sign-in needs Redis: without it the page says so (503), drawn signed out, and nothing is
+    unlocked."""
+    import redis
+
+    app, _ = web
+    admin = app.test_client()
+    sign_in(admin)
+    form_page = admin.get("/locks").get_data(as_text=True)
+    dead = redis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2, socket_timeout=0.2)
+    cut_off, _ = make_web_app(dead, tmp_path, app_private_key)  # the same data_dir: the same signing key
+    client = cut_off.test_client()
+    client.set_cookie("tfbot_session", admin.get_cookie("tfbot_session").value)
+    for answer in (client.get("/locks"), client.post("/locks/unlock", data={"csrf_token": csrf_of(form_page)})):
+        text = answer.get_data(as_text=True)
+        assert answer.status_code == 503 and "cannot reach its Redis" in text and "Signed in as" not in text
+
+
 def test_redirects_after_forms_stay_on_this_site():
     assert safe_next("/locks?repo=acme/infra") == "/locks?repo=acme/infra"
     for bad in ("https://evil.example/", "//evil.example", "/\\evil.example", "", None, "locks", "/\t/evil.example",

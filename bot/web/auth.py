@@ -58,6 +58,11 @@ def current_sign_in() -> sign_ins.SignIn | None:
     return found
 
 
+def assume_signed_out() -> None:
+    """Draw the rest of this request as signed out without asking Redis (the page saying Redis is unreachable)."""
+    g.tfbot_sign_in = (session.get(SESSION_KEY), None)
+
+
 def current_session_id() -> str | None:
     """The id of this session's recorded sign-in, or None when it is not signed in."""
     return str(session[SESSION_KEY]) if current_sign_in() else None

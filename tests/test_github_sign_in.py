@@ -125,16 +125,21 @@ def test_sign_in_with_github_names_the_user_and_keeps_no_token(oauth, redis_conn
     assert [(r.method, r.path, r.auth) for r in fake.requests if not r.path.startswith("/login/")] == [
         ("GET", "/user", "user"), ("GET", "/user/installations", "user"),
         ("GET", "/user/installations/99/repositories", "user")]
-    assert cookie_data(app, client)["github"] == "bob" and token not in json.dumps(cookie_data(app, client))
+    # The cookie names no one: the id of the sign-in's record, and the forms' CSRF token.
+    assert set(cookie_data(app, client)) == {"sid", "csrf", "_permanent"}
+    assert token not in json.dumps(cookie_data(app, client))
     assert not [k for k, value in redis_values(redis_conn) if token in value]
 
-    [kept] = redis_conn.keys("tfbot:signin:*")  # the roles listed at sign-in, under the session's random id
-    assert json.loads(redis_conn.get(kept)) == {"acme/infra": "maintain"}
-    assert kept.decode().endswith(cookie_data(app, client)["github_sid"])
+    # The sign-in is recorded under the session's random id, the cookie's one field: bob, and the roles listed.
+    [kept] = redis_conn.keys("tfbot:signin:*")
+    assert json.loads(redis_conn.get(kept)) == {"who": "bob", "via": "github", "roles": {"acme/infra": "maintain"},
+                                                "fingerprint": ""}
+    assert kept.decode() == "tfbot:signin:" + cookie_data(app, client)["sid"]
+    assert 12 * 3600 - 60 < redis_conn.ttl(kept) <= 12 * 3600  # the session's whole life, from sign-in
 
     page = page_of(client)
     assert client.post("/logout", data={"csrf_token": csrf_of(page)}).status_code == 303
-    assert "Signed in as" not in page_of(client) and "github" not in cookie_data(app, client)
+    assert "Signed in as" not in page_of(client) and "sid" not in cookie_data(app, client)
     assert redis_conn.keys("tfbot:signin:*") == []
 
 
@@ -252,6 +257,74 @@ def test_the_github_session_cookie_is_hardened(redis_conn, tmp_path, fake_github
     assert query["redirect_uri"] == "https://tfbot.example/auth/github/callback"
     cookie = started.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" in cookie
+
+
+# --- signing out ends the session, wherever its cookie went ------------------------------------------------------
+
+def copy_of_cookie(app, client):
+    """A second browser holding a copy of `client`'s session cookie, as a thief who captured it would."""
+    copy = app.test_client()
+    copy.set_cookie("tfbot_session", client.get_cookie("tfbot_session").value)
+    return copy
+
+
+def test_a_cookie_copied_before_sign_out_is_signed_out_with_it(oauth, redis_conn):
+    app, services, fake = oauth
+    lock = seed_lock(redis_conn, REPO, "network", pull=1)
+    bob, html = signed_in(app, fake, "bob", "maintain")
+    stolen = copy_of_cookie(app, bob)
+    assert "Signed in as <strong>bob</strong>" in page_of(stolen) and unlock_buttons(page_of(stolen)) == ["network"]
+    form = unlock_form(page_of(stolen), REPO, "network")  # the copy's CSRF token is bob's: it passes
+
+    assert bob.post("/logout", data={"csrf_token": csrf_of(html)}).status_code == 303
+    assert redis_conn.keys("tfbot:signin:*") == []
+    fake.reset_requests()
+    page = page_of(stolen)
+    assert "Signed in as" not in page and "Sign in with GitHub" in page and unlock_buttons(page) == []
+    refused = stolen.post("/locks/unlock", data=form)
+    assert refused.status_code == 401 and "Sign in to unlock" in refused.get_data(as_text=True)
+    assert services.locks.get(NETWORK).token == lock.token and nothing_recorded(redis_conn)
+    assert fake.requests == []  # not an unlock attempt: GitHub was not asked what bob may do
+    assert "sid" not in cookie_data(app, stolen)  # the copy forgot the ended sign-in: no more Redis reads for it
+
+
+def test_signing_in_again_ends_the_earlier_sign_in(oauth, redis_conn):
+    app, _, fake = oauth
+    bob, _ = signed_in(app, fake, "bob", "maintain")
+    stolen = copy_of_cookie(app, bob)
+    github_sign_in(bob, fake, "bob")
+    assert "Signed in as <strong>bob</strong>" in page_of(bob) and "Signed in as" not in page_of(stolen)
+    assert len(redis_conn.keys("tfbot:signin:*")) == 1
+
+
+def test_a_sign_in_whose_record_expired_is_signed_out(oauth, redis_conn):
+    app, services, fake = oauth
+    seed_lock(redis_conn, REPO, "network", pull=1)
+    bob, html = signed_in(app, fake, "bob", "maintain")
+    form = unlock_form(html, REPO, "network")
+    [kept] = redis_conn.keys("tfbot:signin:*")
+    redis_conn.pexpire(kept, 1)  # the session's time is up, as after twelve hours
+    time.sleep(0.05)
+    assert "Signed in as" not in page_of(bob)
+    assert bob.post("/locks/unlock", data=form).status_code == 401
+    assert services.locks.get(NETWORK) is not None and nothing_recorded(redis_conn)
+
+
+def test_a_cookie_naming_a_login_without_a_record_is_not_signed_in(oauth, redis_conn):
+    """A cookie of the shape made before sign-ins were recorded (login and id in the cookie) signs no one in: only a
+    record in Redis does."""
+    app, services, fake = oauth
+    lock = seed_lock(redis_conn, REPO, "network", pull=1)
+    fake.set_permission(REPO, "bob", "maintain")
+    client = app.test_client()
+    with client.session_transaction() as session:
+        session["github"], session["github_sid"], session["sid"] = "bob", "x" * 24, "y" * 32
+        session["csrf"] = "t" * 43
+    assert "Signed in as" not in page_of(client)
+    ref = json.dumps({"repo": lock.repo, "dir": lock.dir, "workspace": lock.workspace, "token": lock.token})
+    form = {"csrf_token": "t" * 43, "next": "/locks", "lock": ref, "reason": "the PR is abandoned"}
+    assert client.post("/locks/unlock", data=form).status_code == 401
+    assert services.locks.get(NETWORK) is not None and nothing_recorded(redis_conn)
 
 
 # --- unlocking as a GitHub user --------------------------------------------------------------------------------
@@ -409,7 +482,7 @@ def test_a_user_who_reaches_no_installation_cannot_sign_in(oauth, redis_conn):
     text = refused.get_data(as_text=True)
     assert refused.status_code == 403
     assert "Your GitHub account (eve) has no access to a repository where tfbot is installed" in text
-    assert "Signed in as" not in page_of(client) and "github" not in cookie_data(app, client)
+    assert "Signed in as" not in page_of(client) and "sid" not in cookie_data(app, client)
     assert redis_conn.keys("tfbot:signin:*") == []
     # GitHub was asked with eve's own token only; the App spent nothing on her.
     assert [(r.path, r.auth) for r in fake.requests if not r.path.startswith("/login/")] == [
@@ -506,7 +579,9 @@ def test_without_the_listing_every_lock_offers_a_button_and_github_decides(oauth
     client = app.test_client()
     assert github_sign_in(client, fake, "bob").status_code == 303  # bob reaches the installation: signed in
     html = page_of(client)
-    assert unlock_buttons(html) == ["network", "zone"] and redis_conn.keys("tfbot:signin:*") == []
+    assert unlock_buttons(html) == ["network", "zone"]
+    [kept] = redis_conn.keys("tfbot:signin:*")  # signed in all the same: the record says the roles are unknown
+    assert json.loads(redis_conn.get(kept))["roles"] is None and json.loads(redis_conn.get(kept))["who"] == "bob"
     refused = client.post("/locks/unlock", data=unlock_form(html, OTHER, "zone"))
     assert refused.status_code == 403 and "GitHub gives bob the none role on acme/dns" in refused.get_data(
         as_text=True)

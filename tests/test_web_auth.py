@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from rq import Queue
@@ -15,7 +16,7 @@ from bot.models import Project
 from bot.queue import EVENTS_QUEUE
 from bot.compose import worker_services
 from bot.web.auth import safe_next
-from tests.support.browser import ADMIN, csrf_of, make_web_app, sign_in, web_config
+from tests.support.browser import ADMIN, ADMIN_PASSWORD, csrf_of, make_web_app, sign_in, web_config
 
 NETWORK = Project(repo="acme/infra", name="network", dir="network")
 DNS = Project(repo="acme/infra", name="dns", dir="dns")
@@ -186,6 +187,101 @@ def test_a_changed_password_or_removed_admin_signs_the_session_out(redis_conn, t
         other = app.test_client()
         other.set_cookie("tfbot_session", cookie)  # the same data_dir: the same signing key
         assert ("Signed in as" in other.get("/locks").get_data(as_text=True)) is signed_in
+
+
+def copy_of_cookie(app, client):
+    """A second browser holding a copy of `client`'s session cookie, as a thief who captured it would."""
+    copy = app.test_client()
+    copy.set_cookie("tfbot_session", client.get_cookie("tfbot_session").value)
+    return copy
+
+
+def test_a_cookie_copied_before_sign_out_is_signed_out_with_it(web, redis_conn):
+    app, services = web
+    take(services.locks, NETWORK, 1)
+    admin = app.test_client()
+    sign_in(admin)
+    [kept] = redis_conn.keys("tfbot:signin:*")  # the sign-in is recorded; the cookie holds only its id
+    assert json.loads(redis_conn.get(kept))["who"] == ADMIN and "pbkdf2" not in redis_conn.get(kept).decode()
+    assert 12 * 3600 - 60 < redis_conn.ttl(kept) <= 12 * 3600
+    admin.get("/locks")  # the admin browses (the session gets its CSRF token), then the cookie is copied
+    stolen = copy_of_cookie(app, admin)
+    page = stolen.get("/locks").get_data(as_text=True)
+    assert f"Signed in as <strong>{ADMIN}</strong>" in page
+    form = unlock_form(page, "network")  # the copy's CSRF token is the admin's: it passes
+
+    assert admin.post("/logout", data={"csrf_token": csrf_of(page)}).status_code == 303
+    assert redis_conn.keys("tfbot:signin:*") == []
+    page = stolen.get("/locks").get_data(as_text=True)
+    assert "Signed in as" not in page and 'form="unlock"' not in page
+    refused = stolen.post("/locks/unlock", data=form)
+    assert refused.status_code == 401 and "Sign in to unlock" in refused.get_data(as_text=True)
+    assert services.locks.get(NETWORK).pull == 1 and list(audit.entries(redis_conn)) == [] and events(redis_conn) == []
+
+
+def test_signing_in_again_ends_the_earlier_admin_sign_in(web, redis_conn):
+    app, _ = web
+    admin = app.test_client()
+    sign_in(admin)
+    stolen = copy_of_cookie(app, admin)
+    admin.post("/logout", data={"csrf_token": csrf_of(admin.get("/locks").get_data(as_text=True))})
+    sign_in(admin)
+    assert "Signed in as" in admin.get("/locks").get_data(as_text=True)
+    assert "Signed in as" not in stolen.get("/locks").get_data(as_text=True)
+    again = copy_of_cookie(app, admin)
+    token = csrf_of(admin.get("/locks").get_data(as_text=True))  # signed in, /login sends on: sign in from here
+    assert admin.post("/login", data={"csrf_token": token, "name": ADMIN, "password": ADMIN_PASSWORD}).status_code == 303
+    assert "Signed in as" not in again.get("/locks").get_data(as_text=True)
+    assert len(redis_conn.keys("tfbot:signin:*")) == 1
+
+
+def test_an_admin_sign_in_whose_record_expired_is_signed_out(web, redis_conn):
+    app, services = web
+    take(services.locks, NETWORK, 1)
+    admin = app.test_client()
+    sign_in(admin)
+    form = unlock_form(admin.get("/locks").get_data(as_text=True), "network")
+    [kept] = redis_conn.keys("tfbot:signin:*")
+    redis_conn.pexpire(kept, 1)  # the session's time is up, as after twelve hours
+    time.sleep(0.05)
+    assert "Signed in as" not in admin.get("/locks").get_data(as_text=True)
+    assert admin.post("/locks/unlock", data=form).status_code == 401
+    assert services.locks.get(NETWORK).pull == 1 and events(redis_conn) == []
+
+
+def test_a_cookie_naming_an_admin_without_a_record_is_not_signed_in(web, redis_conn):
+    """The cookie of before sign-ins were recorded (the admin's name and password fingerprint, signed with the
+    server's key) signs no one in: only a record in Redis does."""
+    app, services = web
+    take(services.locks, NETWORK, 1)
+    admin = app.test_client()
+    sign_in(admin)
+    fingerprint = json.loads(redis_conn.get(redis_conn.keys("tfbot:signin:*")[0]))["fingerprint"]
+    client = app.test_client()
+    with client.session_transaction() as session:
+        session["admin"], session["admin_fp"], session["csrf"] = ADMIN, fingerprint, "t" * 43
+    assert "Signed in as" not in client.get("/locks").get_data(as_text=True)
+    ref = unlock_form(admin.get("/locks").get_data(as_text=True), "network")["lock"]
+    assert client.post("/locks/unlock", data={"csrf_token": "t" * 43, "lock": ref}).status_code == 401
+    assert services.locks.get(NETWORK).pull == 1
+
+
+def test_a_signed_in_session_gets_the_503_page_when_redis_is_down(web, tmp_path, app_private_key):
+    """Finding the sign-in needs Redis: without it the page says so (503), drawn signed out, and nothing is
+    unlocked."""
+    import redis
+
+    app, _ = web
+    admin = app.test_client()
+    sign_in(admin)
+    form_page = admin.get("/locks").get_data(as_text=True)
+    dead = redis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2, socket_timeout=0.2)
+    cut_off, _ = make_web_app(dead, tmp_path, app_private_key)  # the same data_dir: the same signing key
+    client = cut_off.test_client()
+    client.set_cookie("tfbot_session", admin.get_cookie("tfbot_session").value)
+    for answer in (client.get("/locks"), client.post("/locks/unlock", data={"csrf_token": csrf_of(form_page)})):
+        text = answer.get_data(as_text=True)
+        assert answer.status_code == 503 and "cannot reach its Redis" in text and "Signed in as" not in text
 
 
 def test_redirects_after_forms_stay_on_this_site():

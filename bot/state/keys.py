@@ -28,8 +28,9 @@ Layout (all under the `tfbot:` prefix; RQ keeps its own `rq:` keys):
   tfbot:drift:slots                             each repository's last drift slot handled (hash: repo -> unix seconds)
   tfbot:drift:due:<slot>:<project id>           a project's check of one slot was queued (string, TTL), SET NX
   tfbot:drift:projects:<repo>:<config>:<sha>    a default branch head's projects under one repos[] entry (JSON, TTL)
-  tfbot:signin:<session id>                     a GitHub sign-in's roles per repository, listed with the user's own
-                                                token at sign-in (string: JSON, TTL: the session's), bot.state.sign_ins
+  tfbot:signin:<session id>                     a signed-in session of the lock page: who, how (GitHub or admin) and
+                                                a GitHub sign-in's roles per repository (string: JSON, TTL: the
+                                                session's), bot.state.sign_ins; no key means signed out
   tfbot:limit:<kind>:<who>                      attempts in the current window (int, TTL: the window),
                                                 bot.state.rate_limits
 Repository names and dirs are case-preserving; dir comes last because it may contain ':'.
@@ -304,8 +305,8 @@ def drift_projects(repo: str, config: str, sha: str) -> str:
     return f"{PREFIX}:drift:projects:{repo}:{config}:{sha}"
 
 
-def sign_in_roles(session_id: str) -> str:
-    """One GitHub sign-in's roles per repository (string: JSON object, TTL), for drawing the lock page."""
+def sign_in(session_id: str) -> str:
+    """One signed-in session of the lock page (string: JSON object, TTL: the session's life)."""
     return f"{PREFIX}:signin:{session_id}"
 
 

@@ -1,8 +1,10 @@
 """Admins sign in to the lock page: a login form, a signed session cookie, and a CSRF token on every form.
 
 Admins come from `server.admins` (name + password hash). Without any, nobody can sign in and the page is
-read-only. A session names the admin and a fingerprint of their password hash, so removing an admin or
-changing their password in the config signs their sessions out.
+read-only. The cookie is signed but stateless, so it carries only the id of a sign-in recorded in Redis
+(bot/state/sign_ins.py): a session is signed in while that record lasts (SESSION_HOURS from sign-in), and signing
+out, or in again, deletes it, which signs out every copy of the cookie too. An admin's record holds a fingerprint
+of their password hash, so removing an admin or changing their password in the config signs their sessions out.
 """
 from __future__ import annotations
 
@@ -13,11 +15,12 @@ import secrets
 from functools import lru_cache
 from urllib.parse import urlsplit
 
-from flask import Blueprint, abort, current_app, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, current_app, g, redirect, render_template, request, session, url_for
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from bot.config import AdminConfig
 from bot.state import sign_ins
+from bot.web.security import SESSION_HOURS
 
 log = logging.getLogger(__name__)
 bp = Blueprint("auth", __name__)
@@ -36,13 +39,63 @@ def _fingerprint(admin: AdminConfig) -> str:
     return hashlib.sha256(admin.password_hash.encode()).hexdigest()[:16]
 
 
+SESSION_KEY = "sid"  # the cookie's one identity field: the id of this session's sign-in record
+
+
+def current_sign_in() -> sign_ins.SignIn | None:
+    """This session's sign-in as recorded in Redis, or None (no sign-in, signed out, expired): at most one GET per
+    request, none for a session that never signed in. A cookie naming a record that is gone forgets it."""
+    sid = session.get(SESSION_KEY)
+    if not sid:
+        return None
+    cached = g.get("tfbot_sign_in")
+    if cached is not None and cached[0] == sid:
+        return cached[1]  # type: ignore[no-any-return]
+    found = sign_ins.get(current_app.extensions["tfbot"].redis, str(sid))
+    g.tfbot_sign_in = (sid, found)
+    if found is None:
+        session.pop(SESSION_KEY, None)  # its next requests ask Redis nothing
+    return found
+
+
+def assume_signed_out() -> None:
+    """Draw the rest of this request as signed out without asking Redis (the page saying Redis is unreachable)."""
+    g.tfbot_sign_in = (session.get(SESSION_KEY), None)
+
+
+def current_session_id() -> str | None:
+    """The id of this session's recorded sign-in, or None when it is not signed in."""
+    return str(session[SESSION_KEY]) if current_sign_in() else None
+
+
+def begin_session(sign_in: sign_ins.SignIn) -> None:
+    """Sign this browser in as `sign_in`: end any sign-in it had, start a fresh session (new CSRF token, nothing
+    carried over) and record the sign-in for SESSION_HOURS, the session's whole life."""
+    end_session()
+    session.permanent = True
+    sid = sign_ins.start(current_app.extensions["tfbot"].redis, sign_in, SESSION_HOURS * 3600)
+    session[SESSION_KEY] = sid
+    g.tfbot_sign_in = (sid, sign_in)
+
+
+def end_session() -> None:
+    """Sign this browser out: delete its sign-in record, so a copy of the cookie is signed out as well, and clear
+    the cookie."""
+    sid = session.get(SESSION_KEY)
+    if sid:
+        sign_ins.forget(current_app.extensions["tfbot"].redis, str(sid))
+    g.pop("tfbot_sign_in", None)
+    session.clear()
+
+
 def current_admin() -> str | None:
-    """The signed-in admin's name, or None."""
-    name, fingerprint = session.get("admin"), session.get("admin_fp")
-    if not name:
+    """The signed-in admin's name, or None: their sign-in is recorded, and they are still an admin with the
+    password they signed in with."""
+    found = current_sign_in()
+    if found is None or found.via != sign_ins.ADMIN:
         return None
     for admin in _admins():
-        if admin.name == name and hmac.compare_digest(_fingerprint(admin), str(fingerprint)):
+        if admin.name == found.who and hmac.compare_digest(_fingerprint(admin), found.fingerprint):
             return admin.name
     return None
 
@@ -109,9 +162,7 @@ def login():  # type: ignore[no-untyped-def]
     if admin is None:
         log.warning("failed sign-in to the lock page as %r from %s", name[:64], request.remote_addr)
         return render_template("web/login.html", next=target, error="Wrong name or password."), 401
-    session.clear()  # a fresh session: new CSRF token, nothing carried over from before sign-in
-    session.permanent = True
-    session["admin"], session["admin_fp"] = admin.name, _fingerprint(admin)
+    begin_session(sign_ins.SignIn(who=admin.name, via=sign_ins.ADMIN, fingerprint=_fingerprint(admin)))
     log.info("%s signed in to the lock page from %s", admin.name, request.remote_addr)
     return redirect(target, 303)
 
@@ -120,9 +171,7 @@ def login():  # type: ignore[no-untyped-def]
 def logout():  # type: ignore[no-untyped-def]
     if not csrf_ok():
         abort(403, "The form expired or did not come from this page: reload it and try again.")
-    if session.get("github_sid"):  # a GitHub sign-in's roles kept for the page go with it
-        sign_ins.forget(current_app.extensions["tfbot"].redis, str(session["github_sid"]))
-    session.clear()
+    end_session()
     return redirect(url_for("locks.page"), 303)
 
 

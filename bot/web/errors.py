@@ -32,5 +32,8 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(redis.RedisError)
     def redis_down(exc: redis.RedisError):  # type: ignore[no-untyped-def]
+        from bot.web.auth import assume_signed_out
+
         log.error("Redis unavailable while serving %s: %s", request.path, exc)
+        assume_signed_out()  # finding the sign-in needs Redis too: drawn signed out rather than failing again
         return _answer(503, "Redis unavailable", "tfbot cannot reach its Redis right now; try again in a moment.")

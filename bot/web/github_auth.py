@@ -8,9 +8,10 @@ start is refused, so nobody can sign someone else in under their own account.
 Only users who reach a repository where the App is installed may sign in: GitHub's list of the App's installations
 for the user's own token must not be empty, else the sign-in is refused with 403 and no session is made. GitHub's
 token for the user serves for that listing (and the roles listed with it, the page's hint of which unlock buttons
-to show) and is then dropped (bot/adapters/github_oauth.py). The session (signed, not encrypted) holds the login
-and a random id under which those roles are kept in Redis (bot/state/sign_ins.py). What the user may unlock is
-asked of GitHub at the moment of the unlock (bot/web/repo_roles.py).
+to show) and is then dropped (bot/adapters/github_oauth.py). The sign-in is recorded in Redis with the login and
+those roles (or a note that they are unknown) under a random id, the one thing the session cookie carries
+(bot/state/sign_ins.py, bot/web/auth.py): no record, no sign-in, so signing out ends every copy of the cookie.
+What the user may unlock is asked of GitHub at the moment of the unlock (bot/web/repo_roles.py).
 """
 from __future__ import annotations
 
@@ -23,8 +24,7 @@ from flask import Blueprint, abort, current_app, flash, redirect, request, sessi
 
 from bot.adapters.github_oauth import NoInstallationAccess, SignInError, authorize_url
 from bot.state import sign_ins
-from bot.web.auth import safe_next
-from bot.web.security import SESSION_HOURS
+from bot.web.auth import begin_session, current_sign_in, current_session_id, safe_next
 
 log = logging.getLogger(__name__)
 bp = Blueprint("github_auth", __name__)
@@ -39,15 +39,22 @@ def sign_in_offered() -> bool:
 
 
 def current_github_user() -> str | None:
-    """The GitHub login this session signed in as, or None (also when GitHub sign-in has been turned off)."""
-    login = session.get("github")
-    return str(login) if login and sign_in_offered() else None
+    """The GitHub login this session signed in as while its sign-in is recorded, or None (signed out, expired,
+    an admin's session, or GitHub sign-in turned off)."""
+    found = current_sign_in()
+    return found.who if found and found.via == sign_ins.GITHUB and sign_in_offered() else None
 
 
 def current_sign_in_id() -> str | None:
     """The random id of this session's GitHub sign-in (what its kept roles are filed under), or None."""
-    sid = session.get("github_sid")
-    return str(sid) if sid and current_github_user() else None
+    return current_session_id() if current_github_user() else None
+
+
+def current_roles() -> dict[str, str] | None:
+    """The roles GitHub listed at this session's GitHub sign-in (lower-cased repository -> role), or None when
+    unknown or not signed in with GitHub; read with the sign-in, no further Redis read."""
+    found = current_sign_in()
+    return found.roles if found and current_github_user() else None
 
 
 def redirect_uri() -> str:
@@ -94,11 +101,7 @@ def callback():  # type: ignore[no-untyped-def]
         abort(403, str(exc))
     except SignInError as exc:
         abort(502, str(exc))
-    session.clear()  # a fresh session: new CSRF token, nothing carried over from before sign-in
-    session.permanent = True
-    session["github"] = signed.login
-    session["github_sid"] = sid = secrets.token_urlsafe(18)
-    sign_ins.keep(svc.redis, sid, signed.roles, SESSION_HOURS * 3600)
+    begin_session(sign_ins.SignIn(who=signed.login, via=sign_ins.GITHUB, roles=signed.roles))
     log.info("%s signed in to the lock page with GitHub from %s (%s)", signed.login, request.remote_addr,
              "roles of %d repositories listed" % len(signed.roles) if signed.roles is not None else "roles unknown")
     return redirect(target, 303)

@@ -16,7 +16,7 @@ from bot.models import LockInfo
 from bot.state import rate_limits
 from bot.web import present, repo_roles, unlock_rights, unlocking
 from bot.web.auth import csrf_ok, current_admin, safe_next
-from bot.web.github_auth import current_github_user, current_sign_in_id
+from bot.web.github_auth import current_github_user, current_roles, current_sign_in_id
 
 if TYPE_CHECKING:
     from bot.services import WebServices
@@ -83,7 +83,7 @@ def _unlockable(svc: WebServices, shown: list[LockInfo]) -> set[tuple[str, str, 
     """(repo, dir, workspace) of the shown locks a user signed in with GitHub gets an unlock button for: from the
     roles kept at their sign-in, with no call to GitHub."""
     login = None if current_admin() else current_github_user()
-    return repo_roles.unlockable(svc, current_sign_in_id(), shown) if login else set()
+    return repo_roles.unlockable(svc, current_roles(), shown) if login else set()
 
 
 def _count_attempt(svc: WebServices, login: str) -> None:

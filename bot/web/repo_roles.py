@@ -2,9 +2,10 @@
 the page draws its unlock buttons from.
 
 Drawing the page asks GitHub nothing. The buttons come from the roles GitHub listed for the user's own token at
-sign-in (bot/adapters/github_oauth.py), kept per session in Redis (bot/state/sign_ins.py): one Redis read per
-render, whatever the number of repositories. An unlock asks GitHub once, with the App's token, at that moment
-(`role_now`); its answer is what counts, and it also replaces the kept role of that repository.
+sign-in (bot/adapters/github_oauth.py), kept with the session's sign-in record in Redis (bot/state/sign_ins.py):
+the one read that finds the sign-in, whatever the number of repositories. An unlock asks GitHub once, with the
+App's token, at that moment (`role_now`); its answer is what counts, and it also replaces the kept role of that
+repository.
 """
 from __future__ import annotations
 
@@ -30,8 +31,8 @@ def role_now(svc: WebServices, login: str, repo: str, session_id: str | None = N
     return role
 
 
-def unlockable(svc: WebServices, session_id: str | None, locks: Iterable[LockInfo]) -> set[tuple[str, str, str]]:
-    """(repo, dir, workspace) of the `locks` the page shows this sign-in an unlock button for: from the roles kept
-    at sign-in, or every lock when none are kept (GitHub decides at the unlock). Asks GitHub nothing."""
-    kept = sign_ins.roles(svc.redis, session_id) if session_id else None
+def unlockable(svc: WebServices, kept: dict[str, str] | None, locks: Iterable[LockInfo]) -> set[tuple[str, str, str]]:
+    """(repo, dir, workspace) of the `locks` the page shows a sign-in an unlock button for: from the roles `kept`
+    at its sign-in (read with its record), or every lock when they are unknown (GitHub decides at the unlock).
+    Asks GitHub and Redis nothing."""
     return unlock_rights.offered(kept, locks, svc.config.server.unlock_permission)

@@ -57,10 +57,12 @@ def start_command(
     prefilled: list[ProjectResult] = (),  # type: ignore[assignment]
     extra_info: dict[str, Any] | None = None,
     parallel: bool = True,
+    pending: bool = True,
 ) -> Command:
     """Queue `kind` (plan, apply, merge) for each project; results already known (refusals) are recorded at once.
 
     `parallel` false (the repository's `parallel_plan`/`parallel_apply`): one project at a time, in order.
+    `pending` false: no pending commit status first (see `pending_needed`), only the report's final one.
     """
     sha = head_sha or pull.head_sha
     applies = base_applies(svc, repo, pull)
@@ -94,9 +96,19 @@ def start_command(
         for project in projects:
             svc.jobs.run_project(cmd, project)
     # Only now GitHub: the jobs are queued whatever it answers, so a failure here cannot lose them.
-    if projects and svc.config.github.statuses:  # check runs: each run makes its own when it starts
+    if projects and pending and svc.config.github.statuses:  # check runs: each run makes its own when it starts
         _set_pending(svc, cmd, kind, repo, sha, installation, len(projects))
     return cmd
+
+
+def pending_needed(check_runs: bool, action: str) -> bool:
+    """Pure: whether a plan started by pull_request event `action` needs a pending commit status before its final one.
+
+    Not on a head just pushed (`opened`, `synchronize`) while check runs are on: the commit has no `tfbot/plan`
+    status yet, which branch protection treats as it treats `pending` (the merge waits), and the check run shows
+    `in_progress`. Elsewhere the commit may carry an earlier final status that must not stand while a new run goes.
+    """
+    return not (check_runs and action in ("opened", "synchronize"))
 
 
 def _set_pending(svc: WorkerServices, cmd: Command, kind: str, repo: str, sha: str, installation: int,

@@ -22,7 +22,7 @@ from bot.lifecycle.decision import Action, Decision, Event, Facts, LockView, Pla
 from bot.state.locks import GuardTimeout, RunGuard
 from bot.models import LockInfo, LockState, Outcome, Project, ProjectResult, ResourceChange
 from bot.adapters.plan_store import PlanStoreError, plan_key
-from bot.state.records import Command, PlanRecord, project_to_dict
+from bot.state.records import PR_CLOSED, Command, PlanRecord, project_to_dict
 from bot.lifecycle.targets import Target, ensure_commit, merged_target, same_content
 from bot.lifecycle.steps import ApplyOutcome, PlanOutcome, run_apply_steps, run_plan_steps
 from bot.lifecycle.run_env import run_environment
@@ -160,10 +160,11 @@ def _plan(svc: WorkerServices, cmd: Command, project: Project) -> ProjectResult:
         return ProjectResult(project, Outcome.LOCKED, message=locked_message(project, acquired.lock,
                              acquired.queue_position), head_sha=cmd.head_sha)
     lock = acquired.lock
-    if not acquired.already_held and held is not None and held.pull == cmd.pull and not _pull_is_open(svc, cmd):
-        # It held the lock when asked above but lost it before taking it again: ask now. Only the lock exactly as
-        # this job took it is let go: once another command of the PR moved it on (a merge applying it, a plan of the
-        # default branch gone stale), it is that command's, whatever this job read.
+    if not acquired.already_held and not _pull_is_open(svc, cmd):
+        # Taken now: closed since the check above (its handler found nothing to release), or it held the lock when
+        # asked above but lost it before taking it again. Only the lock exactly as this job took it is let go: once
+        # another command of the PR moved it on (a merge applying it, a plan of the default branch gone stale), it is
+        # that command's, whatever this job read.
         _release(svc, cmd, project, lock.token, "it is no longer open", mode="taken")
         return _no_longer_open(cmd, project)
     with _guard(svc, cmd, project) as guard:
@@ -655,6 +656,14 @@ def _working_dir(svc: WorkerServices, cmd: Command, project: Project, target: Ta
 
 
 def _pull_is_open(svc: WorkerServices, cmd: Command) -> bool:
+    """Whether the PR is open, asking GitHub only when the closed handler marked it closed (PR_CLOSED).
+
+    Without the mark, GitHub's answer could only matter for a close whose event is not handled yet: that handler
+    releases whatever this run takes (it marks, then releases; this run takes, then checks the mark), and
+    reconciliation releases the locks of PRs whose close was never delivered. The mark alone is not trusted: a
+    reopen may have passed it by, so GitHub has the last word."""
+    if not svc.records.pull_field(cmd.repo, cmd.pull, PR_CLOSED):
+        return True
     return bool(svc.github.repo(cmd.installation, cmd.repo).pull(cmd.pull).state == "open")
 
 

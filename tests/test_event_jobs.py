@@ -14,6 +14,7 @@ from bot.lifecycle.planning import start_command
 from bot.queue import EVENT_RETRY_INTERVALS, RETRY_ENV, retry_intervals
 from bot.state.records import Command
 from bot.lifecycle.runner import _replan
+from bot.ops.reconcile import closed_event
 from bot.web.unlocking import queue_announcement
 from tests.support import webhook_payloads as wp
 from tests.support.services_fixtures import INSTALLATION, REPO, real_merge, real_pull, run_jobs
@@ -88,7 +89,10 @@ def test_the_pr_is_told_once_after_the_last_try_with_advice_for_a_merge(fake_git
                                                                          monkeypatch):
     monkeypatch.setenv(RETRY_ENV, "0,0")
     svc = worker_services
-    payload = merged_with_lock(fake_github, svc, services_remote)
+    merged_with_lock(fake_github, svc, services_remote)
+    # The merge reconciliation found (tfbot was down): its payload is too thin to act on, so GitHub is asked. (A
+    # merge GitHub delivered describes the PR whole and is acted on without asking.)
+    payload = closed_event(REPO, INSTALLATION, svc.github.repo(INSTALLATION, REPO).pull(1))
     fake_github.fail_next(3, 502, path_contains="/pulls/1")
     svc.jobs.handle_delivery("guid-merge", "pull_request", payload)
     work_events(svc)

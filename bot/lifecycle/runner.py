@@ -535,7 +535,8 @@ def _apply_saved(svc: WorkerServices, cmd: Command, project: Project, plan: Plan
         workdir = _working_dir(svc, cmd, project, target)
         outcome = run_apply_steps(adapter(svc, binary), workflow, workdir, project.workspace, plan_file,
                                   before_step=_apply_fence(svc, cmd, project, token, run_id, guard),
-                                  run_env=run_environment(svc, cmd.repo, cmd.pull, project, "apply", run_id))
+                                  run_env=run_environment(svc, cmd.repo, cmd.pull, project, "apply", run_id),
+                                  root=_copy_root(workdir, project))
         outcome.binary = binary.label
     # The run and its audit entry first: they say what happened to the infrastructure, whatever fails next.
     _save_run(svc, run_id, "apply", cmd, project, target, started, outcome.ok, outcome.summary, outcome.steps,

@@ -10,6 +10,7 @@ from bot.intake.webhooks import Delivery
 from bot.lifecycle.handlers import router
 from bot.lifecycle.handover import plan_next
 from bot.models import Project
+from bot.lifecycle.checks import set_status
 from bot.lifecycle.planning import start_command
 from bot.queue import EVENT_RETRY_INTERVALS, RETRY_ENV, retry_intervals
 from bot.state.records import Command
@@ -124,12 +125,16 @@ def test_the_advice_fits_the_event(kind, event, payload, says, never):
 def test_a_command_is_queued_even_when_github_refuses_its_pending_status(fake_github, worker_services):
     svc = worker_services
     fake_github.add_pull(REPO, 1, head_ref="grow", user="alice", head_sha="a" * 40, base_sha="b" * 40)
-    pull = svc.github.repo(INSTALLATION, REPO).pull(1)
+    gh = svc.github.repo(INSTALLATION, REPO)
+    pull = gh.pull(1)
+    # The head was planned before (a `plan` comment plans it again): only then does a plan write a pending status
+    # while check runs are on (bot/lifecycle/planning.py pending_needed).
+    set_status(svc, gh, "a" * 40, "tfbot/plan", "success", "planned", pull=1)
     fake_github.fail_next(1, 502, path_contains="/statuses/")
     cmd = start_command(svc, "plan", REPO, pull, INSTALLATION, "alice", [NETWORK])
     [run] = svc.runs_queue.jobs
     assert run.args[0] == cmd.id
-    assert fake_github.latest_status(REPO, "a" * 40, "tfbot/plan") is None
+    assert fake_github.latest_status(REPO, "a" * 40, "tfbot/plan")["state"] == "success"
     start_command(svc, "plan", REPO, pull, INSTALLATION, "alice", [NETWORK])
     assert fake_github.latest_status(REPO, "a" * 40, "tfbot/plan")["state"] == "pending"
     assert len(svc.runs_queue.jobs) == 2

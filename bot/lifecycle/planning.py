@@ -10,6 +10,7 @@ from bot.models import Outcome, Project, ProjectResult
 from bot.lifecycle import ordering
 from bot.state.records import Command, project_from_dict, project_to_dict
 from bot.render.comments import pending_status
+from bot.lifecycle.checks import final_status_on
 
 if TYPE_CHECKING:
     from bot.services import WorkerServices
@@ -57,12 +58,10 @@ def start_command(
     prefilled: list[ProjectResult] = (),  # type: ignore[assignment]
     extra_info: dict[str, Any] | None = None,
     parallel: bool = True,
-    pending: bool = True,
 ) -> Command:
     """Queue `kind` (plan, apply, merge) for each project; results already known (refusals) are recorded at once.
 
     `parallel` false (the repository's `parallel_plan`/`parallel_apply`): one project at a time, in order.
-    `pending` false: no pending commit status first (see `pending_needed`), only the report's final one.
     """
     sha = head_sha or pull.head_sha
     applies = base_applies(svc, repo, pull)
@@ -96,19 +95,24 @@ def start_command(
         for project in projects:
             svc.jobs.run_project(cmd, project)
     # Only now GitHub: the jobs are queued whatever it answers, so a failure here cannot lose them.
-    if projects and pending and svc.config.github.statuses:  # check runs: each run makes its own when it starts
+    # Check runs: each run makes its own when it starts. The pending status only where it says something.
+    if projects and svc.config.github.statuses and pending_needed(
+            svc.config.github.check_runs, pull.state == "open" and not pull.merged,
+            final_status_on(svc, repo, pull.number, STATUS_CONTEXT[kind]) == sha):
         _set_pending(svc, cmd, kind, repo, sha, installation, len(projects))
     return cmd
 
 
-def pending_needed(check_runs: bool, action: str) -> bool:
-    """Pure: whether a plan started by pull_request event `action` needs a pending commit status before its final one.
+def pending_needed(check_runs: bool, pr_open: bool, final_on_head: bool) -> bool:
+    """Pure: whether a command needs a pending commit status before the final one its report writes.
 
-    Not on a head just pushed (`opened`, `synchronize`) while check runs are on: the commit has no `tfbot/plan`
-    status yet, which branch protection treats as it treats `pending` (the merge waits), and the check run shows
-    `in_progress`. Elsewhere the commit may carry an earlier final status that must not stand while a new run goes.
+    Always without check runs: the status is then all a commit shows of a run. With them, the check run shows
+    `in_progress`, and a commit with no status of the context is one branch protection waits on as it waits on
+    `pending`; so only an open PR's commit that already carries a final status of the context (`final_on_head`: a
+    `plan` comment on a planned head, a second apply) needs one, lest the old result stand while the new run goes.
+    A merged PR's merge is past what branch protection guards.
     """
-    return not (check_runs and action in ("opened", "synchronize"))
+    return not check_runs or (pr_open and final_on_head)
 
 
 def _set_pending(svc: WorkerServices, cmd: Command, kind: str, repo: str, sha: str, installation: int,

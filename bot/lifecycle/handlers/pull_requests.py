@@ -14,7 +14,7 @@ from bot.lifecycle.handover import drop_plans, plan_next, release_and_hand_over
 from bot.models import LockInfo, Project
 from bot.lifecycle.module_graphs import module_graph
 from bot.lifecycle.checks import set_status
-from bot.lifecycle.planning import base_applies, pending_needed, pull_state, start_command
+from bot.lifecycle.planning import base_applies, pull_state, start_command
 from bot.config.repo_file import RepoSettings
 from bot.lifecycle.repo_settings import changed_note, problems_text, pull_settings, resolved
 from bot.projects.detection import affected_projects, autodiscovered, deleted_roots
@@ -108,7 +108,8 @@ def autoplan(delivery: Delivery, svc: WorkerServices) -> None:
     note = join_notes(note, detected.note)
     projects = [p for p in changed if p.autoplan]
     if not projects:
-        set_status(svc, gh, pull.head_sha, "tfbot/plan", "success", "No Terraform project changed")
+        set_status(svc, gh, pull.head_sha, "tfbot/plan", "success", "No Terraform project changed",
+                   pull=pull.number)
         if note:
             gh.create_comment(number, svc.render_notice("notice", number, pull.head_sha, note))
         log.info("%s: no Terraform project changed", delivery.describe())
@@ -116,8 +117,7 @@ def autoplan(delivery: Delivery, svc: WorkerServices) -> None:
     if too_many(svc, gh, pull, projects):
         return
     start_command(svc, "plan", repo, pull, delivery.installation_id, str(payload["sender"]["login"]), projects,
-                  note=join_notes(changed_note(found), note), parallel=found.config.parallel_plan,
-                  pending=pending_needed(svc.config.github.check_runs, delivery.action))
+                  note=join_notes(changed_note(found), note), parallel=found.config.parallel_plan)
 
 
 def pull_of_event(svc: WorkerServices, gh: RepoAPI, delivery: Delivery) -> PullInfo:
@@ -143,7 +143,8 @@ def tell_problems(svc: WorkerServices, gh: RepoAPI, pull: PullInfo, found: RepoS
     """Comment every problem of the PR's tfbot.yaml and fail its plan status."""
     text = problems_text(found, advice) if advice else problems_text(found)
     gh.create_comment(pull.number, svc.render_notice("config", pull.number, pull.head_sha, text))
-    set_status(svc, gh, pull.head_sha, "tfbot/plan", "failure", f"tfbot.yaml has {len(found.problems)} problem(s)")
+    set_status(svc, gh, pull.head_sha, "tfbot/plan", "failure", f"tfbot.yaml has {len(found.problems)} problem(s)",
+               pull=pull.number)
 
 
 def note_head(svc: WorkerServices, delivery: Delivery) -> None:
@@ -374,7 +375,8 @@ def too_many(svc: WorkerServices, gh: RepoAPI, pull: PullInfo, projects: list[Pr
         "too-many", pull.number, pull.head_sha,
         f"This PR changes {len(projects)} Terraform projects, more than `max_projects_per_pr` ({limit}). "
         "tfbot does not plan it, to keep the queue usable for everyone. Split the PR, or ask an admin to raise the limit."))
-    set_status(svc, gh, pull.head_sha, "tfbot/plan", "failure", f"{len(projects)} projects: over the limit of {limit}")
+    set_status(svc, gh, pull.head_sha, "tfbot/plan", "failure", f"{len(projects)} projects: over the limit of {limit}",
+               pull=pull.number)
     return True
 
 

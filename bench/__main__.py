@@ -1,5 +1,5 @@
-"""`python -m bench [--quick] [--cases 1,4,5] [--out PATH] [--keep] [--markdown]`: run the cases, print the table,
-write JSON."""
+"""`python -m bench [--quick] [--cases 1,4,5] [--out PATH] [--keep]`: run the cases, print the table, write JSON.
+`python -m bench --markdown`: run nothing, print bench/results.json as the block docs/benchmarks.md shows."""
 from __future__ import annotations
 
 import argparse
@@ -11,13 +11,13 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable
 
-from bench import detection, intake, lock_page, locks, memory, overhead, parallel
+from bench import burst, detection, intake, lock_page, locks, memory, overhead, parallel
 from bench.conditions import conditions
-from bench.report import CaseResult, read_json, render_markdown, render_text, table, write_json
+from bench.report import CaseResult, read_json, render_results_markdown, render_text, table, write_json
 from bench.rig import World, machine
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results.json"
-ALL_CASES = (1, 2, 3, 4, 5, 6, 7)
+ALL_CASES = (1, 2, 3, 4, 5, 6, 7, 8)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -30,23 +30,29 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="comma-separated case numbers (7 needs 1 and 2, which it then runs)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"results file (default {DEFAULT_OUT})")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, configs)")
-    parser.add_argument("--markdown", action="store_true", help="print the table as Markdown (for docs/benchmarks.md)")
+    parser.add_argument("--markdown", action="store_true",
+                        help="run nothing: print the results file's table as Markdown with its commit, machine and "
+                             "command, the block docs/benchmarks.md shows (--show picks another file)")
     parser.add_argument("--show", type=Path, metavar="RESULTS", help="run nothing: print the table of a results file")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.markdown:
+        meta, cases = read_json(args.show or DEFAULT_OUT)
+        print(render_results_markdown(meta, cases))
+        return 0
     if args.show:
         meta, cases = read_json(args.show)
-        cells = table(cases)
-        print(render_markdown(cells) if args.markdown else render_text(cells))
+        print(render_text(table(cases)))
         return 0
     wanted = {int(c) for c in args.cases.split(",") if c.strip()}
     if 7 in wanted:
         wanted |= {1, 2}
     root = Path(tempfile.mkdtemp(prefix="tfbot-bench-"))
-    meta: dict[str, Any] = {**machine(), "quick": args.quick, "before": conditions()}
+    command = " ".join([".venv/bin/python -m bench", *(argv if argv is not None else sys.argv[1:])])
+    meta: dict[str, Any] = {**machine(), "quick": args.quick, "command": command, "before": conditions()}
     print(f"tfbot bench{' --quick' if args.quick else ''}: {meta['cores']} cores, {meta['memory_gib']} GiB, "
           f"commit {meta['commit']}, {meta['date']}; work dir {root}", flush=True)
     world = World(root)
@@ -79,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         attempt(5, "locks", "5 locks", lambda: locks.run(world, args.quick))
         attempt(6, "lock_page", "6 lock page", lambda: lock_page.run(world, args.quick))
         attempt(7, "memory", "7 memory", lambda: memory.run(side.get("intake"), side.get("pr_overhead")))
+        attempt(8, "burst", "8 burst of PRs", lambda: burst.run(world, args.quick))
     finally:
         world.close()
         if not args.keep:
@@ -86,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     meta.update(seconds=round(time.perf_counter() - started, 1), after=conditions())
     cells = table(results)
     print()
-    print(render_markdown(cells) if args.markdown else render_text(cells))
+    print(render_text(cells))
     print(f"\n{len(results)} case(s) in {meta['seconds']:.0f} s; load average before/after: "
           f"{meta['before']['loadavg_1m']} / {meta['after']['loadavg_1m']}; results in {args.out}")
     args.out.parent.mkdir(parents=True, exist_ok=True)

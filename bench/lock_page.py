@@ -19,7 +19,7 @@ from bench.stats import median
 from bot.state.locks import LockStore
 from bot.models import LockState, Project
 
-TARGET_MS = 300.0
+TARGET_MS = 100.0  # issue 16
 REPOS = 20
 
 
@@ -89,7 +89,7 @@ def run(world: World, quick: bool) -> CaseResult:
             total = median([s[1] * 1000 for s in samples])
             size = samples[-1][2]
             case.add(f"GET {path} ({count:,} locks): time to first byte", ttfb, "ms", baseline=list_ms,
-                     baseline_label="LockStore.list()", target=f"< {TARGET_MS:.0f} ms", met=ttfb < TARGET_MS)
+                     baseline_label="LockStore.list()", target=f"<= {TARGET_MS:.0f} ms", met=ttfb <= TARGET_MS)
             case.add(f"GET {path}: whole answer, size {size / 1024:,.0f} KiB", total, "ms")
             details[path] = {"ttfb_ms": [s[0] * 1000 for s in samples], "total_ms": [s[1] * 1000 for s in samples],
                              "bytes": size}

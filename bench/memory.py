@@ -12,10 +12,20 @@ ROLES_UNDER_LOAD = ("web master", "web worker", "supervisor", "rq worker", "redi
 ROLES_PLANNING = ("work horse", "terraform")
 
 
+IDLE_TARGET_MIB = 300
+
+
 def run(intake: dict[str, Any] | None, planning: dict[str, Any] | None) -> CaseResult:
     case = CaseResult("memory", "7 memory")
     details: dict[str, Any] = {}
     if intake:
+        idle: TreePeaks = intake["idle"]
+        idle_mib = round(idle.total_pss_kb / 1024)
+        case.add(f"idle: whole serve tree (sum of PSS), workers {intake['workers']}", idle_mib, "MiB",
+                 target=f"<= {IDLE_TARGET_MIB} MiB", met=idle_mib <= IDLE_TARGET_MIB,
+                 note="; ".join(f"{role} {v['processes']}x" for role, v in sorted(idle.by_role().items())))
+        details["idle"] = {"roles": idle.by_role(), "pss_by_role_mib": idle.pss_by_role(),
+                           "total_pss_mib": idle_mib}
         peaks: TreePeaks = intake["peaks"]
         roles = peaks.by_role()
         for role in ROLES_UNDER_LOAD:

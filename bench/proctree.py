@@ -20,6 +20,7 @@ class ProcPeak:
     pid: int
     role: str
     hwm_kb: int = 0
+    pss_kb: int = 0  # at the last reading with PSS
 
 
 @dataclass
@@ -35,6 +36,13 @@ class TreePeaks:
             entry["peak_mib"] = max(entry["peak_mib"], round(p.hwm_kb / 1024))
             entry["processes"] += 1
         return out
+
+    def pss_by_role(self) -> dict[str, int]:
+        """Per role: the PSS of its processes at the last reading with PSS, summed (MiB)."""
+        out: dict[str, int] = {}
+        for p in self.processes.values():
+            out[p.role] = out.get(p.role, 0) + p.pss_kb
+        return {role: round(kb / 1024) for role, kb in out.items()}
 
 
 def children_of(pid: int) -> list[int]:
@@ -139,7 +147,8 @@ class TreeSampler:
             peak = self.peaks.processes.setdefault(pid, ProcPeak(pid, role))
             peak.hwm_kb = max(peak.hwm_kb, hwm)
             if with_pss:
-                total_pss += _pss_kb(pid)
+                peak.pss_kb = _pss_kb(pid)
+                total_pss += peak.pss_kb
             todo.extend((kid, role) for kid in children_of(pid))
         if with_pss:
             self.peaks.total_pss_kb = max(self.peaks.total_pss_kb, total_pss)

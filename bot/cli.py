@@ -1,5 +1,5 @@
 """The `tfbot` command line, its commands in the order of docs/operations.md ("CLI"): serve, worker, web, check-config,
-schema, locks, unlock, hash-password, audit, reconcile."""
+schema, locks, unlock, hash-password, audit, reconcile, drift."""
 from __future__ import annotations
 
 import argparse
@@ -109,7 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
         "audit",
         "print who planned, applied and unlocked what, when",
         "Print the audit trail kept in Redis (newest first): every plan, apply and unlock with who,\n"
-        "when, which commit and which PR. Needs no App key.",
+        "when, which commit and which PR; drift checks (drift-check) and applies from drift issues\n"
+        "(drift-apply); change records opened or extended (change-record). Needs no App key.",
     )
     trail.add_argument("--repo", metavar="OWNER/NAME", help="only this repository")
     trail.add_argument("--since", metavar="DATE", help="only entries at or after DATE (2026-11-01 or ISO 8601, UTC)")
@@ -121,6 +122,19 @@ def build_parser() -> argparse.ArgumentParser:
         "next PR in line is planned), a merged one gets its apply started, an open one is left alone.\n"
         "Prints one line per PR. `tfbot serve` does the same at every start.",
     )
+    drift = add(
+        "drift",
+        "check projects for drift now and print the results",
+        "Plan each project on its repository's default branch head, now, in this process, as the\n"
+        "scheduled drift check does: the result is kept (the /drift page), and the project's drift\n"
+        "issue is opened, updated or closed. Without --repo: every repository the App is installed\n"
+        "on whose drift.enabled is on; without --project: the projects its drift.projects select.\n"
+        "Prints one line per project: state, summary or reason, issue URL.\n"
+        "Exit status: 0 all clean (or skipped: a PR holds the lock, or another run is under way),\n"
+        "2 drift found, 1 a check failed (even when another found drift).",
+    )
+    drift.add_argument("--repo", metavar="OWNER/NAME", default="", help="only this repository (drift.enabled or not)")
+    drift.add_argument("--project", metavar="NAME", default="", help="only this project (its name), with --repo")
     return parser
 
 
@@ -158,12 +172,17 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "check-config":
         return _check_config(args.config)
+    if args.command == "drift" and args.project and not args.repo:
+        print("tfbot drift: --project needs --repo", file=sys.stderr)
+        return 2
     config = _load_or_exit(args.config, check_terraform=args.command == "serve",
                            github_app=args.command not in READ_ONLY)
     if args.command in ("locks", "unlock"):
         return _admin(lambda admin_cli: admin_cli.run(args.command, config, args))
     if args.command == "audit":
         return _audit(config, args)
+    if args.command == "drift":
+        return _admin(lambda admin_cli: _drift(config, args))
     if args.command == "reconcile":
         from bot.ops.reconcile import main as reconcile
 
@@ -199,6 +218,12 @@ def _admin(command) -> int:  # type: ignore[no-untyped-def]
     except admin_cli.AdminError as exc:
         print(f"tfbot: {exc}", file=sys.stderr)
         return 2
+
+
+def _drift(config: Config, args: argparse.Namespace) -> int:
+    from bot.ops.drift_cli import run
+
+    return run(config, args.repo, args.project, sys.stdout)
 
 
 def _audit(config: Config, args: argparse.Namespace) -> int:

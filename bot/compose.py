@@ -8,22 +8,17 @@ from __future__ import annotations
 
 import redis
 
-from bot.adapters.git import Checkouts
-from bot.adapters.github import GitHubApp
 from bot.adapters.github_oauth import GitHubOAuth
 from bot.adapters.github_roles import RepoRoles
 from bot.adapters.logs import masker
-from bot.adapters.plan_store import plan_store_for
 from bot.adapters.preflight import TerraformCheck, check_terraform, reported_version
-from bot.adapters.runners import runner_for
-from bot.adapters.terraform import Terraform
 from bot.config import Config
-from bot.config.workflows import load_workflows
 from bot.jobs import RQJobs, run_timeout
 from bot.projects.versions import Binaries, Binary
 from bot.queue import events_queue, runs_queue
 from bot.services import WebServices, WorkerServices
 from bot.state import keys
+from bot.state.deliveries import Deliveries
 from bot.state.lock_cache import LockCache
 from bot.state.locks import LockStore
 from bot.state.records import Records
@@ -44,7 +39,7 @@ def web_services(config: Config, connection: redis.Redis, terraform_check: Terra
     return WebServices(
         config=config, redis=connection, jobs=job_queue(config, connection), locks=locks,
         records=Records(connection), events_queue=events_queue(connection), runs_queue=runs_queue(connection),
-        terraform_check=terraform_check, lock_cache=LockCache(locks),
+        terraform_check=terraform_check, lock_cache=LockCache(locks), deliveries=Deliveries(connection),
         github_oauth=GitHubOAuth(config.github) if sign_in else None,
         github_roles=RepoRoles(config.github) if sign_in else None)
 
@@ -60,6 +55,15 @@ def installed_binaries(config: Config, default_version: str) -> Binaries:
 def worker_services(config: Config, connection: redis.Redis) -> WorkerServices:
     """A worker's services. Raises WorkflowError for a bad workflow file, PlanStoreError for a bad plan store,
     SandboxError when `terraform.sandbox.mode: bubblewrap` cannot run here (`auto` falls back with a warning)."""
+    # Imported here, not at the top: the web process never builds these, and PyGithub alone is about 20 MiB in each
+    # process that imports it.
+    from bot.adapters.git import Checkouts
+    from bot.adapters.github import GitHubApp
+    from bot.adapters.plan_store import plan_store_for
+    from bot.adapters.runners import runner_for
+    from bot.adapters.terraform import Terraform
+    from bot.config.workflows import load_workflows
+
     runs = runner_for(config)
     tmp_dir = config.data_dir / "tmp"
     tmp_dir.mkdir(parents=True, exist_ok=True)

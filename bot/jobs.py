@@ -25,7 +25,7 @@ from rq import Callback, Queue, Retry, get_current_job
 from rq.job import Job
 
 from bot.intake.replay import FINGERPRINT_TTL_SECONDS, fingerprint
-from bot.intake.webhooks import Delivery
+from bot.intake.webhooks import Delivery, RawJSON
 from bot.queue import (FAILURE_TTL_SECONDS, RESULT_TTL_SECONDS, event_retry, events_queue, function_name,
                        notify_queue, notify_retry, runs_queue)
 from bot.state import keys
@@ -33,8 +33,11 @@ from bot.state.records import lock_from_dict, lock_to_dict, project_from_dict, p
 
 if TYPE_CHECKING:
     from resource import struct_rusage
+
+    from redis.client import Pipeline
     from types import TracebackType
 
+    from bot.lifecycle.routing import Router
     from bot.models import LockInfo, Project, ProjectResult
     from bot.services import WorkerServices
     from bot.state.records import Command
@@ -51,8 +54,7 @@ NOTIFY_TIMEOUT_SECONDS = 60
 
 def handle_delivery(svc: WorkerServices, delivery_id: str, event: str, payload: dict[str, Any]) -> int:
     """Route one webhook delivery to its handlers; return how many ran."""
-    from bot.lifecycle.handlers import router
-
+    router = event_router()
     delivery = Delivery(id=delivery_id, event=event, payload=payload)
     log.info("processing %s", delivery.describe())
     record = json.dumps({"delivery": delivery_id, "event": event, "action": delivery.action, "repo": delivery.repo,
@@ -79,6 +81,15 @@ def handle_delivery(svc: WorkerServices, delivery_id: str, event: str, payload: 
             raise
         log.exception("handling %s failed", delivery.describe())
         raise
+
+
+def event_router() -> Router:
+    """Every handler of a webhook: the lifecycle's (PRs, their comments, check runs) and drift issues' comments."""
+    from bot.drift.comments import router as drift_router
+    from bot.lifecycle.handlers import router as lifecycle_router
+    from bot.lifecycle.routing import Router
+
+    return Router(lifecycle_router, drift_router)
 
 
 def run_project(svc: WorkerServices, command_id: str, project: dict[str, Any], attempt: int = 0) -> str:
@@ -211,12 +222,53 @@ def send_notification(svc: WorkerServices, index: int, receiver: str, notice: di
     return deliver(svc, index, receiver, notice, delivery, last_try=not (job is not None and job.retries_left))
 
 
-def check_drift(svc: WorkerServices, project: dict[str, Any], reason: str, link: str) -> str:
-    """Check one project for drift now, because `reason` (`link`: the change record that asked). Until drift
-    detection exists this records the request only (bot/changes/drift.py)."""
-    from bot.changes.drift import request_drift_check
+def check_drift(svc: WorkerServices, project: dict[str, Any], reason: str, link: str, attempt: int = 0) -> str:
+    """Check one project for drift now, because `reason` (`scheduled`, or a change record at `link`): plan the default
+    branch's head and keep the result and the project's drift issue (bot/drift/check.py); returns the state.
 
-    return request_drift_check(svc, project_from_dict(project), reason, link)
+    A project busy with another run is checked again later (as `run_project` defers), for as long as a run may last;
+    after that its check stays `skipped`. One whose lock a PR holds is skipped at once: the PR may hold it for days.
+    """
+    from bot.changes.drift import request_drift_check
+    from bot.drift.check import busy
+
+    check = request_drift_check(svc, project_from_dict(project), reason, link)
+    if busy(check):
+        delays = [min(5 * 2 ** i, 60) for i in range(attempt + 1)]
+        if sum(delays) <= svc.config.terraform.timeout + 120:
+            svc.runs_queue.enqueue_in(
+                timedelta(seconds=delays[-1]), check_drift, project, reason, link, attempt + 1,
+                job_timeout=run_timeout(svc.config.terraform.timeout), result_ttl=RESULT_TTL_SECONDS,
+                failure_ttl=FAILURE_TTL_SECONDS, description=f"drift check {project.get('repo')} "
+                                                             f"{project.get('name')} (deferred)")
+            return "deferred"
+    return check.state.value
+
+
+def apply_drift(svc: WorkerServices, repo: str, installation: int, issue: int, author: str, comment_url: str,
+                attempt: int = 0) -> str:
+    """`author`'s `apply` on drift issue `issue`: apply the default branch's plan of its project if it is the one the
+    issue shows (bot/drift/apply.py). A project busy with another run is tried again later, as `run_project` is
+    (its lock is let go meanwhile); after that the issue is told."""
+    from bot.drift.apply import DriftApplyRequest, DriftBusy, apply_from_issue
+
+    request = DriftApplyRequest(repo=repo, installation=installation, issue=issue, author=author,
+                                comment_url=comment_url)
+    try:
+        return apply_from_issue(svc, request)
+    except DriftBusy as exc:
+        delays = [min(5 * 2 ** i, 60) for i in range(attempt + 1)]
+        if sum(delays) <= svc.config.terraform.timeout + 120:
+            log.info("drift apply %s#%d: %s; deferred (attempt %d)", repo, issue, exc, attempt + 1)
+            svc.runs_queue.enqueue_in(
+                timedelta(seconds=delays[-1]), apply_drift, repo, installation, issue, author, comment_url,
+                attempt + 1, job_timeout=run_timeout(svc.config.terraform.timeout), result_ttl=RESULT_TTL_SECONDS,
+                failure_ttl=FAILURE_TTL_SECONDS, description=f"drift apply {repo}#{issue} (deferred)")
+            return "deferred"
+        svc.github.repo(installation, repo).create_comment(issue, (
+            f"@{author}: nothing was applied: the project stayed busy with another run for longer than tfbot waits "
+            f"({exc}). Comment `apply` again once it has ended."))
+        return "busy"
 
 
 def index_states(svc: WorkerServices) -> str:
@@ -282,7 +334,7 @@ def is_run(job: Job) -> bool:
 
 JOBS: tuple[Callable[..., Any], ...] = (
     handle_delivery, run_project, report_command, replan, plan_waiter, announce_unlock, announce_expiry,
-    report_interrupted, report_event_failure, send_notification, check_drift, index_states)
+    report_interrupted, report_event_failure, send_notification, check_drift, apply_drift, index_states)
 CALLBACKS: tuple[Callable[..., Any], ...] = (run_failed, event_job_failed)
 ALLOWED_JOBS: frozenset[str] = frozenset(function_name(f) for f in JOBS)
 ALLOWED_CALLBACKS: frozenset[str] = frozenset(function_name(f) for f in CALLBACKS)
@@ -328,18 +380,21 @@ class RQJobs:
         self._run_timeout = run_timeout_seconds
 
     def _event(self, func: Callable[..., Any], args: tuple[Any, ...], description: str, *,
-               job_id: str | None = None, report_failure: bool = True) -> str:
+               job_id: str | None = None, report_failure: bool = True, pipeline: Pipeline | None = None) -> str:
         """An event job: retried with backoff (bot.queue.event_retry); after its last try the PR is told."""
         job = self.events.enqueue_call(
             func, args=args, job_id=job_id, result_ttl=RESULT_TTL_SECONDS, failure_ttl=FAILURE_TTL_SECONDS,
-            description=description, retry=event_retry(),
+            description=description, retry=event_retry(), pipeline=pipeline,
             on_failure=Callback(event_job_failed) if report_failure else None)
         return str(job.id)
 
-    def handle_delivery(self, delivery_id: str, event: str, payload: dict[str, Any]) -> str:
-        """Queue one verified delivery; return its job id (`delivery-<id>`, for tracing)."""
+    def handle_delivery(self, delivery_id: str, event: str, payload: dict[str, Any] | RawJSON,
+                        pipeline: Pipeline | None = None) -> str:
+        """Queue one verified delivery; return its job id (`delivery-<id>`, for tracing). A `RawJSON` payload (the
+        body as received) is written into the job as it is, not encoded again; with `pipeline`, the job's writes are
+        only recorded there."""
         return self._event(handle_delivery, (delivery_id, event, payload), f"{event} delivery {delivery_id}",
-                           job_id=f"delivery-{delivery_id}")
+                           job_id=f"delivery-{delivery_id}", pipeline=pipeline)
 
     def run_project(self, cmd: Command, project: Project) -> None:
         """Queue the run of one project of a command."""
@@ -384,8 +439,16 @@ class RQJobs:
     def check_drift(self, project: Project, reason: str, link: str) -> None:
         """Check `project` for drift, because `reason` (a change record at `link`)."""
         self.runs.enqueue_call(
-            check_drift, args=(project_to_dict(project), reason, link), result_ttl=RESULT_TTL_SECONDS,
+            check_drift, args=(project_to_dict(project), reason, link), timeout=self._run_timeout,
+            result_ttl=RESULT_TTL_SECONDS,
             failure_ttl=FAILURE_TTL_SECONDS, description=f"drift check {project.repo} {project.name}")
+
+    def apply_drift(self, repo: str, installation: int, issue: int, author: str, comment_url: str) -> None:
+        """`author`'s `apply` on drift issue `issue`, on the runs queue: it runs Terraform."""
+        self.runs.enqueue_call(
+            apply_drift, args=(repo, installation, issue, author, comment_url), timeout=self._run_timeout,
+            result_ttl=RESULT_TTL_SECONDS, failure_ttl=FAILURE_TTL_SECONDS,
+            description=f"drift apply {repo}#{issue} by {author}")
 
     def index_states(self) -> None:
         """Read the projects' states for change records, in a job of its own (it runs Terraform)."""

@@ -67,6 +67,9 @@ class LockInfo:
     # The extra arguments of the lock's current plan (`plan -- ...`), shell-quoted as bot.plan_args.shown writes
     # them; "" for a plain plan. Set with `summary`, so the page says what the plan it summarises was made with.
     extra_args: str = ""
+    # Who `pull` is: "pull" (a PR) or "drift" (an `apply` commented on a drift issue, bot/drift/apply.py; GitHub
+    # numbers issues and PRs in one sequence, so the number names it). A drift issue never waits in a line.
+    kind: str = "pull"
 
 
 @dataclass(frozen=True)

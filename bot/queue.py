@@ -2,13 +2,17 @@
 cannot run code; which jobs exist, and the queueing of them, is bot/jobs.py."""
 from __future__ import annotations
 
+import json
 import logging
 import os
+import uuid
 from typing import Any, Callable, Mapping
 
 import redis
 from rq import Queue, Retry
 from rq.serializers import JSONSerializer
+
+from bot.intake.webhooks import RawJSON
 
 EVENTS_QUEUE = "tfbot-events"
 RUNS_QUEUE = "tfbot-runs"
@@ -29,8 +33,37 @@ NOTIFY_RETRY_ENV = "TFBOT_NOTIFY_RETRY_INTERVALS"
 log = logging.getLogger(__name__)
 
 
+class SplicingJSONSerializer:
+    """RQ's JSONSerializer, except that a `RawJSON` argument is written as its bytes (one `json.dumps` of the small
+    rest, then a splice). What it writes is plain JSON: RQ's JSONSerializer and every worker read it unchanged."""
+
+    # A string no argument holds: a NUL and a per-process random id; JSON writes the NULs as \u0000.
+    _MARK = f"\x00tfbot-raw-json-{uuid.uuid4().hex}\x00"
+    _MARK_JSON = json.dumps(_MARK).encode()
+
+    @classmethod
+    def dumps(cls, obj: Any) -> bytes:
+        raws: list[bytes] = []
+
+        def raw(value: Any) -> str:
+            if isinstance(value, RawJSON):
+                raws.append(value.text)
+                return cls._MARK
+            raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+        text = json.dumps(obj, default=raw).encode()
+        for body in raws:  # json.dumps meets them in order, and replace() takes the first mark left
+            text = text.replace(cls._MARK_JSON, body, 1)
+        return text
+
+    @staticmethod
+    def loads(data: bytes) -> Any:
+        return json.loads(data.decode("utf-8"))
+
+
 def events_queue(connection: redis.Redis) -> Queue:
-    return Queue(EVENTS_QUEUE, connection=connection, serializer=JSONSerializer)
+    """The queue of event jobs; intake writes a delivery's body into its job as received (`RawJSON`)."""
+    return Queue(EVENTS_QUEUE, connection=connection, serializer=SplicingJSONSerializer)
 
 
 def runs_queue(connection: redis.Redis) -> Queue:

@@ -18,6 +18,9 @@ from bot.config import Config
 from bot.models import LockInfo, Project
 
 if TYPE_CHECKING:
+    from redis.client import Pipeline
+
+    from bot.intake.webhooks import RawJSON
     from bot.adapters.git import Checkouts
     from bot.adapters.github import GitHubApp
     from bot.adapters.github_oauth import GitHubOAuth
@@ -28,6 +31,7 @@ if TYPE_CHECKING:
     from bot.adapters.terraform import Terraform
     from bot.config.workflows import Workflow
     from bot.projects.versions import Binaries
+    from bot.state.deliveries import Deliveries
     from bot.state.lock_cache import LockCache
     from bot.state.locks import LockStore
     from bot.state.records import Command, Records
@@ -36,8 +40,10 @@ if TYPE_CHECKING:
 class JobQueue(Protocol):
     """Queues the jobs of bot/jobs.py; each runs later in a worker. Every argument must be JSON-serializable."""
 
-    def handle_delivery(self, delivery_id: str, event: str, payload: dict[str, Any]) -> str:
-        """A verified webhook delivery; returns the job id."""
+    def handle_delivery(self, delivery_id: str, event: str, payload: dict[str, Any] | RawJSON,
+                        pipeline: Pipeline | None = None) -> str:
+        """A verified webhook delivery (its payload parsed, or its body as received: `RawJSON`); returns the job id.
+        With `pipeline`, the job's writes are only recorded there, for the caller to send (bot.state.deliveries)."""
         ...
 
     def run_project(self, cmd: Command, project: Project) -> None:
@@ -71,6 +77,10 @@ class JobQueue(Protocol):
 
     def check_drift(self, project: Project, reason: str, link: str) -> None:
         """The drift check of `project`, asked for because `reason` (a change record at `link`)."""
+        ...
+
+    def apply_drift(self, repo: str, installation: int, issue: int, author: str, comment_url: str) -> None:
+        """`author`'s `apply` commented on drift issue `issue` (at `comment_url`): bot/drift/apply.py."""
         ...
 
     def index_states(self) -> None:
@@ -122,6 +132,7 @@ class WebServices:
     runs_queue: Queue
     terraform_check: TerraformCheck
     lock_cache: LockCache  # what the page, its JSON and /metrics read: this process's copy of every lock
+    deliveries: Deliveries  # intake's de-duplication and enqueue of a delivery, in one round trip
     # Sign in with GitHub (None unless github.client_id and client_secret are set): the OAuth code exchange, and
     # users' roles on repositories asked as the App with a read-only token; neither runs anything.
     github_oauth: GitHubOAuth | None = None

@@ -34,3 +34,30 @@ def test_tfbot_audit_prints_the_trail(redis_conn, redis_url, app_private_key, tm
     assert "no audit entries" in none.stdout
     bad = subprocess.run(base + ["--since", "yesterday"], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "not a date" in bad.stderr
+
+
+def test_tfbot_audit_shows_drift_checks_drift_applies_and_change_records(redis_conn, redis_url, app_private_key,
+                                                                        tmp_path):
+    """What happens outside PRs is in the same trail: a drift check and an apply from a drift issue (#12 is the
+    issue), and a change record (no PR)."""
+    for entry in (
+            audit.AuditEntry(action="drift-check", repo="acme/infra", pull=0, project="network", user="tfbot",
+                             outcome="drifted", detail="scheduled", at=1_800_000_000),
+            audit.AuditEntry(action="drift-apply", repo="acme/infra", pull=12, project="network", user="alice",
+                             outcome="applied", sha="b" * 40, at=1_800_000_100),
+            audit.AuditEntry(action="change-record", repo="acme/infra-changes", pull=0, project="", user="tfbot",
+                             outcome="opened", detail="PutBucketPolicy on acme-logs by arn:aws:iam::1:user/Alice",
+                             at=1_800_000_200)):
+        audit.record(redis_conn, entry)
+    config = write_config(tmp_path, {"github": {"app_id": 1, "private_key": app_private_key, "webhook_secret": "s" * 8},
+                                     "redis_url": redis_url, "data_dir": str(tmp_path / "data")})
+    table = subprocess.run([sys.executable, "-m", "bot", "audit", "--config", str(config)], capture_output=True,
+                           text=True, timeout=60)
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    [record] = [line for line in lines if "change-record" in line]
+    assert "acme/infra-changes" in record and "PutBucketPolicy on acme-logs" in record
+    [applied] = [line for line in lines if "drift-apply" in line]
+    assert "#12" in applied and "alice" in applied and "applied" in applied
+    [checked] = [line for line in lines if "drift-check" in line]
+    assert "drifted" in checked and "#0" not in checked  # no PR: nothing pretends there was one

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-CASES = {"intake", "pr_overhead", "parallel", "detection", "locks", "lock_page", "memory"}
+CASES = {"intake", "pr_overhead", "parallel", "detection", "locks", "lock_page", "memory", "burst"}
 
 
 @pytest.mark.e2e

@@ -169,3 +169,68 @@ def test_sign_in_with_github_in_a_browser(make_scenario, chromium, tmp_path):  #
     small.screenshot(path=str(tmp_path / "github-sign-in-phone.png"), full_page=True)
     phone.close()
     assert problems == [], f"errors in the browser console (a CSP violation shows here): {problems}"
+
+
+def test_drift_page_in_a_browser(make_scenario, chromium):  # noqa: F811
+    """`/drift` with one project in each state, reached from the lock page's top bar: rows, a hostile project name
+    shown as text, no console error, no sideways scroll on a phone; screenshots drift.png and drift-phone.png."""
+    import time
+
+    from bot.state.drift_checks import DriftCheck, DriftChecks, DriftState
+
+    sc = make_scenario()
+    sc.init_main({"network/main.tf": sc.config_for("network", {"base": "1"})})
+    sc.start()
+    now = time.time()
+    checks = DriftChecks(sc.redis())
+    checks.record(DriftCheck(
+        repo=REPO, project="network", dir="network", workspace="default", state=DriftState.DRIFTED,
+        checked_at=now - 420, sha="4f1c2e9a7b3d5f6e8a9b0c1d2e3f4a5b6c7d8e9f",
+        summary="Plan: 1 to add, 2 to change, 1 to destroy.", run_id="drift-network-1",
+        resources=("update terraform_data.vpc", "update terraform_data.subnet_a", "create terraform_data.route",
+                   "delete terraform_data.legacy_peering"),
+        issue=41, issue_url=f"{sc.fake.web_url}/{REPO}/issues/41"))
+    checks.record(DriftCheck(repo=REPO, project="dns", dir="dns", workspace="prod", state=DriftState.CLEAN,
+                             checked_at=now - 3700, summary="No changes. Your infrastructure matches the "
+                             "configuration.", run_id="drift-dns-1"))
+    checks.record(DriftCheck(repo=REPO, project="storage", dir="storage", workspace="default",
+                             state=DriftState.SKIPPED, checked_at=now - 90,
+                             detail="PR #17 holds the lock of storage; checked again at the next slot"))
+    checks.record(DriftCheck(repo="acme/web", project=XSS, dir="app", workspace="default", state=DriftState.FAILED,
+                             checked_at=now - 30, detail="terraform init failed: the backend's bucket is gone"))
+    OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
+    context = chromium.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    dialogs: list[str] = []
+    problems: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.on("pageerror", lambda exc: problems.append(str(exc)))
+    page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
+
+    page.goto(f"{sc.server.url}/locks")
+    page.locator("nav.pages a", has_text="Drift").click()
+    page.wait_for_url(f"{sc.server.url}/drift")
+    expect(page.locator("nav.pages a[aria-current=page]")).to_have_text("Drift")
+    rows = page.locator("tbody tr")
+    assert rows.count() == 4
+    states = {rows.nth(i).get_attribute("data-dir"): rows.nth(i).locator(".badge").inner_text() for i in range(4)}
+    assert states == {"network": "drifted", "dns": "clean", "storage": "skipped", "app": "failed"}
+    network = page.locator('tr[data-dir="network"]')
+    assert network.locator(".resources li").count() == 4
+    assert network.locator("a.issue").get_attribute("href") == f"{sc.fake.web_url}/{REPO}/issues/41"
+    assert page.locator('tr[data-dir="app"] .project').inner_text() == XSS  # text, never run
+    assert [c.inner_text() for c in page.locator(".chips li").all()] == ["1 drifted", "1 failed", "1 skipped",
+                                                                          "1 clean"]
+    page.screenshot(path=str(OUTPUT_DIR / "drift.png"), full_page=True)
+    context.close()
+
+    phone = chromium.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
+    small = phone.new_page()
+    small.goto(f"{sc.server.url}/drift")
+    assert small.locator("tbody tr").count() == 4
+    width = small.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"the page scrolls sideways on a phone ({width}px wide)"
+    small.screenshot(path=str(OUTPUT_DIR / "drift-phone.png"), full_page=True)
+    phone.close()
+    assert dialogs == []
+    assert problems == [], f"errors in the browser console (a CSP violation shows here): {problems}"

@@ -102,12 +102,14 @@ def test_a_change_to_a_resource_in_a_projects_state_names_the_project_and_queues
     body = issues(sc)[0]["body"]
     assert f"`acme-logs` is in the Terraform state of project `storage` of `{REPO}`" in body
     assert "tfbot queued its drift check." in body
-    requested = wait_for(lambda: [e for e in audit.entries(sc.redis(), REPO) if e.action == "drift-check-requested"]
-                         if len([e for e in audit.entries(sc.redis(), REPO)
-                                 if e.action == "drift-check-requested"]) == 2 else None,
-                         timeout=30, message="the drift checks run")
-    assert {e.project for e in requested} == {"storage"} and issue["html_url"] in requested[0].detail
-    assert "drift check of acme/infra storage requested" in sc.logs()
+    # Both calls queued a drift check of storage, which ran: it fails here (its aws provider cannot be installed
+    # without a network), and says why in the audit trail, naming the change record that asked.
+    checks = wait_for(lambda: [e for e in audit.entries(sc.redis(), REPO) if e.action == "drift-check"]
+                      if len([e for e in audit.entries(sc.redis(), REPO) if e.action == "drift-check"]) == 2 else None,
+                      timeout=120, message="the drift checks run")
+    assert {e.project for e in checks} == {"storage"} and issue["html_url"] in checks[0].detail
+    assert {e.outcome for e in checks} <= {"failed", "skipped"}
+    assert "drift check of acme/infra storage (" in sc.logs()
 
 
 def test_an_unreadable_message_is_set_aside_and_a_github_failure_is_tried_again(changes):

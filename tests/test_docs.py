@@ -136,3 +136,16 @@ def _resolves(dotted: str) -> bool:
             obj = getattr(obj, name)
         return True
     return False
+
+
+def test_the_benchmark_table_is_the_rendering_of_bench_results_json() -> None:
+    from bench.report import marked_block, read_json, render_results_markdown
+
+    block = marked_block((REPO_ROOT / "docs" / "benchmarks.md").read_text())
+    assert block, "docs/benchmarks.md holds the block `python -m bench --markdown` prints"
+    meta, cases = read_json(REPO_ROOT / "bench" / "results.json")
+    assert not meta["quick"], "the page shows a full run, not --quick"
+    assert block == render_results_markdown(meta, cases), \
+        "docs/benchmarks.md's table differs from bench/results.json: paste `python -m bench --markdown` over it"
+    rows = [line for line in block.splitlines() if line.startswith("| ") and not line.startswith("| case |")]
+    assert rows and all(line.split(" | ")[-2] and line.rstrip(" |").split(" | ")[-1] for line in rows)

@@ -353,6 +353,47 @@ def test_an_issue_opened_with_a_label_the_repository_lacks_gets_it_created_then_
     assert untitled.value.status == 422 and untitled.value.data["errors"][0]["code"] == "missing_field"
 
 
+def test_issues_are_listed_by_state_and_labels_with_pulls_among_them(
+        fake_github: FakeGitHub, repo: str, gh: Github) -> None:
+    """GET /repos/{o}/{r}/issues: open by default, newest first unless `direction=asc`, `labels` all required (any
+    case), pull requests included and marked by `pull_request`; a bad `state` is a 422."""
+    api = gh.get_repo(repo)
+    api.create_issue(title="Drift: acme/infra app", body="a", labels=["drift"])
+    api.create_issue(title="Other", body="b", labels=["drift", "infra"])
+    closed = api.create_issue(title="Old drift", body="c", labels=["Drift"])
+    closed.edit(state="closed", state_reason="not_planned")
+    listed = list(api.get_issues())
+    assert [i.number for i in listed] == [3, 2, 1]
+    assert [i.pull_request is not None for i in listed] == [False, False, True]
+    assert [i.number for i in api.get_issues(state="open", labels=["DRIFT"], direction="asc")] == [2, 3]
+    assert [i.number for i in api.get_issues(labels=["drift", "infra"])] == [3]
+    assert [(i.number, i.state_reason) for i in api.get_issues(state="closed")] == [(4, "not_planned")]
+    assert [i.number for i in api.get_issues(state="all", labels=["drift"])] == [4, 3, 2]
+    with pytest.raises(GithubException) as refused:
+        gh.requester.requestJsonAndCheck("GET", f"/repos/{repo}/issues", parameters={"state": "shut"})
+    assert refused.value.status == 422
+    closed.edit(state="open")
+    assert gh.get_repo(repo).get_issue(4).state_reason == "reopened"
+
+
+def test_labels_are_read_and_created_as_github_documents(fake_github: FakeGitHub, repo: str, gh: Github) -> None:
+    """GET /repos/{o}/{r}/labels/{name} (404 when missing, any case found), POST creates with colour and description
+    (201), and a name taken in any case is a 422 `already_exists`."""
+    api = gh.get_repo(repo)
+    with pytest.raises(GithubException) as missing:
+        api.get_label("drift").color
+    assert missing.value.status == 404
+    made = api.create_label("drift", "d93f0b", "infrastructure differs")
+    assert (made.name, made.color, made.description) == ("drift", "d93f0b", "infrastructure differs")
+    assert api.get_label("Drift").color == "d93f0b"
+    with pytest.raises(GithubException) as taken:
+        api.create_label("DRIFT", "000000")
+    assert taken.value.status == 422 and taken.value.data["errors"][0]["code"] == "already_exists"
+    assert [label.name for label in api.get_labels()] == ["drift"]
+    issue = api.create_issue(title="Drift", labels=["drift"])
+    assert [(label.name, label.color) for label in issue.labels] == [("drift", "d93f0b")]  # the label it has
+
+
 def test_human_comment_matches_the_api_shape(fake_github: FakeGitHub, repo: str, gh: Github) -> None:
     fake_github.set_permission(repo, "alice", "write")
     posted = fake_github.add_comment(repo, 1, "alice", "tfbot plan")
@@ -702,3 +743,37 @@ def test_oauth_lives_on_the_web_host_with_an_enterprise_prefix(app_keys: tuple[b
         assert oauth.get_login_url(state="s").startswith(f"{fake.web_url}/login/oauth/authorize?")
         token = oauth.get_access_token(_authorize(oauth.get_login_url(state="s"))["code"])  # the registered URL
         assert Github(auth=Auth.Token(token.token), base_url=fake.base_url).get_user().login == "bob"
+
+
+def test_a_user_token_lists_the_installations_and_repositories_the_user_reaches(fake_github: FakeGitHub) -> None:
+    """`GET /user/installations` and `GET /user/installations/{id}/repositories`, as GitHub documents them: only
+    the App's installations where the user has explicit access, each repository with the user's `permissions`."""
+    import requests
+
+    fake_github.add_installation(7, "globex")
+    for name, inst in (("acme/infra", 99), ("acme/site", 99), ("globex/ops", 7), ("acme/open", 99)):
+        fake_github.add_repo(name, "file:///nowhere", installation_id=inst, private=name != "acme/open")
+    fake_github.set_permission("acme/infra", "bob", "maintain")
+    fake_github.set_permission("acme/site", "bob", "triage")
+    fake_github.authorize_as("bob")
+    oauth = _oauth_app(fake_github)
+    token = oauth.get_access_token(_authorize(oauth.get_login_url(redirect_uri=CALLBACK, state="s"))["code"]).token
+    user = Github(auth=Auth.Token(token), base_url=fake_github.base_url).get_user()
+    assert [(i.id, i.app_id) for i in user.get_installations()] == [(99, APP_ID)]  # not globex's 7
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/vnd.github+json"}
+    listed = requests.get(f"{fake_github.base_url}/user/installations/99/repositories", headers=headers,
+                          params={"per_page": 1}, timeout=10)
+    body = listed.json()
+    assert listed.status_code == 200 and body["total_count"] == 2 and body["repository_selection"] == "all"
+    [first] = body["repositories"]  # acme/open is public but no explicit access: not listed
+    assert first["full_name"] == "acme/infra" and first["permissions"] == {
+        "pull": True, "triage": True, "push": True, "maintain": True, "admin": False}
+    assert 'rel="next"' in listed.headers["Link"]
+    for path in ("/user/installations/7/repositories", "/user/installations/12345/repositories"):
+        assert requests.get(fake_github.base_url + path, headers=headers, timeout=10).status_code == 404
+    fake_github.authorize_as("eve")  # a stranger to every installation
+    other = oauth.get_access_token(_authorize(oauth.get_login_url(redirect_uri=CALLBACK, state="t"))["code"]).token
+    nobody = requests.get(f"{fake_github.base_url}/user/installations",
+                          headers={**headers, "Authorization": f"Bearer {other}"}, timeout=10)
+    assert nobody.status_code == 200 and nobody.json() == {"total_count": 0, "installations": []}
+    assert [r.auth for r in fake_github.requests if r.path.startswith("/user/installations")] == ["user"] * 5

@@ -1,9 +1,11 @@
 """Sign in with GitHub on the lock page, and unlocking as a GitHub user: the web app over a real Redis, the fake
-GitHub serving the OAuth web flow and the permission API over HTTP, nothing of tfbot's replaced.
+GitHub serving the OAuth web flow, the user's installations and the permission API over HTTP, nothing of tfbot's
+replaced.
 
 The flow refuses a callback without this browser's state (missing, foreign, replayed, too old), says what GitHub
-refused, and keeps no user token. An unlock asks GitHub for the user's role at that moment; the page's buttons
-come from roles kept 60 s."""
+refused, refuses a user who reaches no installation of the App, and keeps no user token. Drawing the page asks
+GitHub nothing (the buttons come from the roles listed for the user's own token at sign-in); an unlock asks GitHub
+once, with the App's token, at that moment; unlock attempts are bounded per user per minute."""
 from __future__ import annotations
 
 import json
@@ -18,8 +20,8 @@ from bot.adapters.github_roles import RepoRoles, RoleLookupError
 from bot.config import ConfigError, GitHubConfig
 from bot.models import LockState, Project
 from bot.queue import EVENTS_QUEUE
-from bot.state import audit
-from bot.web.repo_roles import DISPLAY_SECONDS, ShownRoles
+from bot.state import audit, rate_limits
+from bot.web.locks import UNLOCK_ATTEMPTS_PER_MINUTE
 from tests.support.browser import ADMIN, csrf_of, github_settings, github_sign_in, make_web_app, seed_lock, \
     sign_in, web_config
 
@@ -105,6 +107,7 @@ def cookie_data(app, client) -> dict:
 
 def test_sign_in_with_github_names_the_user_and_keeps_no_token(oauth, redis_conn):
     app, _, fake = oauth
+    fake.set_permission(REPO, "bob", "maintain")
     client = app.test_client()
     assert "Sign in with GitHub" in page_of(client)
     answer = github_sign_in(client, fake, "bob", next_path="/locks?repo=acme/infra")
@@ -117,18 +120,27 @@ def test_sign_in_with_github_names_the_user_and_keeps_no_token(oauth, redis_conn
     exchange = next(r for r in fake.requests if r.path == "/login/oauth/access_token")
     assert exchange.body["client_secret"] == fake.client_secret and exchange.status == 200
     [token] = fake.user_tokens()
-    # The user's token served once (GET /user) and is kept nowhere: not in the cookie, not in Redis.
-    assert [r.auth for r in fake.requests if r.path == "/user"] == ["user"]
+    # The user's token served for who they are and what they reach (their rate limit, not the App's), then is
+    # kept nowhere: not in the cookie, not in Redis.
+    assert [(r.method, r.path, r.auth) for r in fake.requests if not r.path.startswith("/login/")] == [
+        ("GET", "/user", "user"), ("GET", "/user/installations", "user"),
+        ("GET", "/user/installations/99/repositories", "user")]
     assert cookie_data(app, client)["github"] == "bob" and token not in json.dumps(cookie_data(app, client))
     assert not [k for k, value in redis_values(redis_conn) if token in value]
+
+    [kept] = redis_conn.keys("tfbot:signin:*")  # the roles listed at sign-in, under the session's random id
+    assert json.loads(redis_conn.get(kept)) == {"acme/infra": "maintain"}
+    assert kept.decode().endswith(cookie_data(app, client)["github_sid"])
 
     page = page_of(client)
     assert client.post("/logout", data={"csrf_token": csrf_of(page)}).status_code == 303
     assert "Signed in as" not in page_of(client) and "github" not in cookie_data(app, client)
+    assert redis_conn.keys("tfbot:signin:*") == []
 
 
 def test_a_callback_without_this_browsers_state_is_refused(oauth):
     app, _, fake = oauth
+    fake.set_permission(REPO, "bob", "read")
     fake.authorize_as("bob")
     client = app.test_client()
 
@@ -161,6 +173,7 @@ def test_a_callback_without_this_browsers_state_is_refused(oauth):
 
 def test_github_refusals_are_said_and_sign_no_one_in(oauth, redis_conn, tmp_path, app_keys):
     app, _, fake = oauth
+    fake.set_permission(REPO, "bob", "read")
     client = app.test_client()
     cancelled = github_sign_in(client, fake, None)
     assert cancelled.status_code == 303
@@ -183,6 +196,10 @@ def test_github_refusals_are_said_and_sign_no_one_in(oauth, redis_conn, tmp_path
     down = github_sign_in(client, fake, "bob")
     assert down.status_code == 502 and "GitHub answered 503 while exchanging the sign-in code" in down.get_data(
         as_text=True)
+    fake.fail_next(1, 503, path_contains="/user/installations")
+    down = github_sign_in(client, fake, "bob")  # who bob may be is unknown: not signed in
+    assert down.status_code == 502 and "GitHub answered 503 while listing where tfbot is installed for you" in \
+        down.get_data(as_text=True)
 
     wrong, _ = make_web_app(redis_conn, tmp_path, app_keys[0].decode(), github=github_settings(
         fake, app_keys[0].decode(), client_secret="not-the-secret"))
@@ -374,41 +391,127 @@ def test_an_admin_session_is_unchanged_by_github_sign_in(oauth, redis_conn):
     assert fake.requests == []
 
 
-# --- roles: kept for the page, asked afresh to unlock --------------------------------------------------------
+# --- who may sign in, and what a session can cost the App ---------------------------------------------------
 
-def test_the_page_asks_github_once_per_repository_and_keeps_the_answer(oauth, redis_conn):
+def app_requests(fake) -> list:
+    """Requests the fake GitHub answered with the App's credentials (its JWT or an installation token): what
+    counts against the App's rate limit."""
+    return [r for r in fake.requests if r.auth in ("jwt", "installation")]
+
+
+def test_a_user_who_reaches_no_installation_cannot_sign_in(oauth, redis_conn):
     app, _, fake = oauth
-    fake.set_permission(REPO, "bob", "maintain")
-    for i, dir in enumerate(("network", "dns", "storage")):
-        seed_lock(redis_conn, REPO, dir, pull=i + 1)
-    seed_lock(redis_conn, OTHER, "zone", pull=9)
+    fake.add_repo("elsewhere/tools", "file:///nowhere")  # no installation of the App on `elsewhere`
+    fake.set_permission("elsewhere/tools", "eve", "admin")
+    fake.add_repo("acme/public-site", "file:///nowhere", installation_id=99, private=False)  # eve may read it
+    client = app.test_client()
+    refused = github_sign_in(client, fake, "eve")
+    text = refused.get_data(as_text=True)
+    assert refused.status_code == 403
+    assert "Your GitHub account (eve) has no access to a repository where tfbot is installed" in text
+    assert "Signed in as" not in page_of(client) and "github" not in cookie_data(app, client)
+    assert redis_conn.keys("tfbot:signin:*") == []
+    # GitHub was asked with eve's own token only; the App spent nothing on her.
+    assert [(r.path, r.auth) for r in fake.requests if not r.path.startswith("/login/")] == [
+        ("/user", "user"), ("/user/installations", "user")]
+    assert app_requests(fake) == []
+    # A post without a session is no unlock attempt either.
+    assert client.post("/locks/unlock", data={"lock": "{}"}).status_code == 401
+
+    fake.set_permission(REPO, "eve", "read")  # given access to one repository of the installation: she may
+    assert github_sign_in(client, fake, "eve").status_code == 303
+    assert "Signed in as <strong>eve</strong>" in page_of(client)
+
+
+def test_the_page_asks_github_nothing_however_many_repositories(oauth, redis_conn):
+    app, _, fake = oauth
+    repos = [f"acme/svc-{i:02d}" for i in range(120)]  # more than one page of GitHub's listing
+    for i, name in enumerate(repos):
+        fake.add_repo(name, "file:///nowhere", installation_id=99)
+        fake.set_permission(name, "bob", "maintain" if i % 2 == 0 else "write")
+        seed_lock(redis_conn, name, "network", pull=i + 1)
     client = app.test_client()
     github_sign_in(client, fake, "bob")
+    listed = [r for r in fake.requests if r.path.startswith("/user/installations/99/repositories")]
+    assert [(r.query.get("page"), r.auth) for r in listed] == [("1", "user"), ("2", "user")]
+    assert app_requests(fake) == []
     fake.reset_requests()
-    assert unlock_buttons(page_of(client)) == ["dns", "network", "storage"]
-    asked = [r.path for r in fake.requests if r.path.endswith("/permission")]
-    assert sorted(asked) == ["/repos/acme/dns/collaborators/bob/permission",
-                             "/repos/acme/infra/collaborators/bob/permission"]
-    fake.reset_requests()
-    for _ in range(3):
+    for _ in range(3):  # the auto-refresh, and two filters
         page_of(client)
-    assert fake.requests == []  # the auto-refresh costs GitHub nothing within DISPLAY_SECONDS
+    for query in ({"repo": "acme/svc-07"}, {"q": "network"}):
+        client.get("/locks", query_string=query)
+    html = page_of(client)
+    assert fake.requests == []  # not one call to GitHub, with any token
+    # The buttons the page drew came from the roles listed at sign-in: the repositories where bob may maintain.
+    assert len(unlock_buttons(html)) == 60
+    assert "acme/svc-00" in html and unlock_form(html, "acme/svc-00", "network")
+    with pytest.raises(AssertionError):
+        unlock_form(html, "acme/svc-01", "network")
 
 
-def test_shown_roles_expire_and_stay_bounded():
-    now = [1000.0]
-    shown = ShownRoles(clock=lambda: now[0])
-    shown.put("Bob", "acme/infra", "maintain")
-    assert shown.get("bob", "ACME/infra") == (True, "maintain")
-    now[0] += DISPLAY_SECONDS + 1
-    assert shown.get("bob", "acme/infra") == (False, None)
-    shown.put("bob", "acme/infra", None)  # a failed lookup is kept too: no button, no new call for a while
-    assert shown.get("bob", "acme/infra") == (True, None)
-    from bot.web import repo_roles
+def test_an_unlock_asks_github_once_at_that_moment(oauth, redis_conn):
+    app, services, fake = oauth
+    seed_lock(redis_conn, REPO, "network", pull=1)
+    seed_lock(redis_conn, OTHER, "zone", pull=2)
+    fake.set_permission(OTHER, "bob", "maintain")
+    client, html = signed_in(app, fake, "bob", "maintain")
+    fake.reset_requests()
+    assert client.post("/locks/unlock", data=unlock_form(html, REPO, "network")).status_code == 303
+    asked = [r.path for r in fake.requests if r.path.endswith("/permission")]
+    assert asked == ["/repos/acme/infra/collaborators/bob/permission"]
+    assert {r.path for r in app_requests(fake)} <= {"/repos/acme/infra/installation",
+                                                    "/app/installations/99/access_tokens",
+                                                    "/repos/acme/infra/collaborators/bob/permission"}
+    fake.reset_requests()
+    page_of(client)
+    assert fake.requests == []  # the page after the unlock asks nothing either
+    assert services.locks.get(NETWORK) is None
 
-    for i in range(repo_roles.MAX_ENTRIES + 5):
-        shown.put(f"user{i}", "acme/infra", "read")
-    assert len(shown._kept) <= repo_roles.MAX_ENTRIES
+
+def test_unlock_attempts_are_bounded_per_user_per_minute(oauth, redis_conn):
+    app, services, fake = oauth
+    lock = seed_lock(redis_conn, REPO, "network", pull=1)
+    walt, _ = signed_in(app, fake, "walt", "write")
+    form = forged_form(walt, lock)
+    fake.reset_requests()
+    for _ in range(UNLOCK_ATTEMPTS_PER_MINUTE):
+        assert walt.post("/locks/unlock", data=form).status_code == 403  # asked GitHub: a writer may not
+    assert len([r for r in fake.requests if r.path.endswith("/permission")]) == UNLOCK_ATTEMPTS_PER_MINUTE
+    fake.reset_requests()
+    limited = walt.post("/locks/unlock", data=form)
+    text = limited.get_data(as_text=True)
+    assert limited.status_code == 429 and 0 < int(limited.headers["Retry-After"]) <= 60
+    assert f"walt tried to unlock more than {UNLOCK_ATTEMPTS_PER_MINUTE} times this minute" in text
+    assert fake.requests == []  # refused before asking GitHub
+    # The count is per user: a maintainer signed in beside walt unlocks.
+    bob, html = signed_in(app, fake, "bob", "maintain")
+    assert bob.post("/locks/unlock", data=unlock_form(html, REPO, "network")).status_code == 303
+    assert services.locks.get(NETWORK) is None
+
+
+def test_the_attempt_counter_starts_again_with_each_window(redis_conn):
+    assert [rate_limits.take(redis_conn, "unlock", "Walt", 2, 1)[0] for _ in range(3)] == [True, True, False]
+    assert rate_limits.take(redis_conn, "unlock", "walt", 2, 1)[0] is False  # logins are case-insensitive
+    assert rate_limits.take(redis_conn, "unlock", "bob", 2, 1)[0] is True
+    time.sleep(1.2)
+    assert rate_limits.take(redis_conn, "unlock", "walt", 2, 1) == (True, 1)
+
+
+def test_without_the_listing_every_lock_offers_a_button_and_github_decides(oauth, redis_conn):
+    app, services, fake = oauth
+    seed_lock(redis_conn, REPO, "network", pull=1)
+    seed_lock(redis_conn, OTHER, "zone", pull=2)
+    fake.set_permission(REPO, "bob", "maintain")
+    fake.fail_next(1, 502, path_contains="/user/installations/99/repositories")
+    client = app.test_client()
+    assert github_sign_in(client, fake, "bob").status_code == 303  # bob reaches the installation: signed in
+    html = page_of(client)
+    assert unlock_buttons(html) == ["network", "zone"] and redis_conn.keys("tfbot:signin:*") == []
+    refused = client.post("/locks/unlock", data=unlock_form(html, OTHER, "zone"))
+    assert refused.status_code == 403 and "GitHub gives bob the none role on acme/dns" in refused.get_data(
+        as_text=True)
+    assert client.post("/locks/unlock", data=unlock_form(html, REPO, "network")).status_code == 303
+    assert services.locks.get(NETWORK) is None
 
 
 def test_roles_are_asked_with_a_read_only_token_of_one_repository(fake_github, app_keys):
@@ -448,4 +551,7 @@ def test_github_enterprise_signs_in_on_its_web_host_and_asks_its_api(redis_conn,
         client, html = signed_in(app, fake, "bob", "maintain")
         assert "Signed in as <strong>bob</strong>" in html and unlock_buttons(html) == ["network"]
         assert {r.raw_path for r in fake.requests} >= {"/login/oauth/authorize", "/login/oauth/access_token",
-                                                       "/user", "/repos/acme/infra/collaborators/bob/permission"}
+                                                       "/user", "/user/installations",
+                                                       "/user/installations/99/repositories"}
+        assert client.post("/locks/unlock", data=unlock_form(html, REPO, "network")).status_code == 303
+        assert "/repos/acme/infra/collaborators/bob/permission" in {r.raw_path for r in fake.requests}

@@ -313,7 +313,7 @@ def test_a_plan_without_a_lock_lets_go_of_a_lock_the_pr_holds(two_prs_in_line, f
     cmd = svc.records.new_command("plan", REPO, 2, head, INSTALLATION, "alice", total=1,
                                   info={"state": "open", "applies": False, "base_ref": "release"})
     monkeypatch.setattr(runner, "merged_target", lambda svc, cmd, sha: Target(sha, sha, ""))
-    monkeypatch.setattr(runner, "_run_plan", lambda *a, **k: (
+    monkeypatch.setattr(runner, "run_plan", lambda *a, **k: (
         PlanOutcome(ok=True, steps=[], summary="Plan: 1 to add", has_changes=True), "run-2"))
     result = runner.run_project(svc, cmd, NET)
     assert result.outcome is Outcome.PLANNED and "takes no lock" in result.message
@@ -440,7 +440,7 @@ def test_a_lock_taken_by_a_merge_whose_run_dies_refuses_a_writers_unlock(fake_gi
     def dies(*a, **k):
         raise RuntimeError("the worker was killed while planning the merge")
 
-    monkeypatch.setattr(runner, "_run_plan", dies)
+    monkeypatch.setattr(runner, "run_plan", dies)
     result = runner.run_project(svc, merge, NET)  # merged without the lock: taken, then the run fails
     assert result.outcome is Outcome.ERROR
     lock = svc.locks.get(NET)

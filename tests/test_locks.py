@@ -439,3 +439,19 @@ def test_a_crashed_holders_guard_expires_by_itself(redis_url: str, store: LockSt
     assert store.guard_holder(net) == "crasher"
     with store.run_guard(net, "survivor", ttl=5, wait=20):
         assert store.guard_holder(net) == "survivor"
+
+
+def test_a_drift_issue_never_joins_the_line_and_hands_on_to_a_pr(store: LockStore) -> None:
+    project = _project()
+    store.try_acquire(project, 3, "bob")
+    busy = store.try_acquire(project, 15, "alice", kind="drift", wait=False)
+    assert (busy.acquired, busy.lock.pull, busy.queue_position) == (False, 3, None)
+    assert store.queue(project) == []  # not in line: the issue's `apply` is refused, naming #3
+    store.release(project, 3, None)
+
+    taken = store.try_acquire(project, 15, "alice", kind="drift", wait=False)
+    assert (taken.acquired, taken.lock.kind, store.get(project).kind) == (True, "drift", "drift")
+    store.try_acquire(project, 4, "carol")  # a PR waits behind the issue
+    handed = store.release(project, 15, taken.lock.token)
+    assert handed.next_waiter is not None and handed.next_waiter["pull"] == 4
+    assert (store.get(project).pull, store.get(project).kind) == (4, "pull")

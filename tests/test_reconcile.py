@@ -94,6 +94,18 @@ def test_a_pr_closed_unmerged_loses_its_lock_to_the_next_in_line(fake_github, sv
     assert (now.pull, now.action) == (2, Action.KEEP)  # #2 holds it now, and its PR is open
 
 
+def test_a_lock_a_drift_issue_holds_is_no_pr_to_ask_about(fake_github, svc):
+    fake_github.add_repo(REPO, "file:///nowhere", installation_id=99)
+    issue = fake_github.add_issue(REPO, title="Drift: acme/infra network", user="alice")["number"]
+    svc.locks.try_acquire(NETWORK, issue, "alice", kind="drift", wait=False)  # an `apply` on the issue runs
+    open_pr(fake_github, svc, 5, DNS)
+    fake_github.update_pull(REPO, 5, state="closed")
+
+    assert [(r.pull, r.action) for r in reconcile(svc)] == [(5, Action.RELEASE)]  # no ERROR for the issue
+    assert svc.locks.get(NETWORK).pull == issue and svc.locks.get(DNS) is None
+    assert not any(r.path.endswith(f"/pulls/{issue}") for r in fake_github.requests)
+
+
 def run_event_jobs(svc) -> list[int]:
     """Run the queued event jobs as a worker would; how many handlers each ran."""
     ran = []

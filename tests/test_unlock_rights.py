@@ -1,14 +1,15 @@
 """Who may unlock from the page, over values: GitHub's role order, `maintain` read from `role_name` (which
-`permission` folds into `write`), custom roles by the base role they inherit, flagged locks kept for admins."""
+`permission` folds into `write`), custom roles by the base role they inherit, flagged locks kept for admins; the
+unlock buttons offered from the roles listed at sign-in (all of them when that listing is unknown)."""
 from __future__ import annotations
 
 import dataclasses
 
 import pytest
 
-from bot.adapters.github_roles import effective_role
+from bot.adapters.github_roles import effective_role, role_of_flags
 from bot.models import REPO_ROLES, LockInfo, LockState
-from bot.web.unlock_rights import at_least, may_unlock, reason_problem, required_role
+from bot.web.unlock_rights import at_least, may_unlock, offered, reason_problem, required_role
 
 pytestmark = pytest.mark.unit
 
@@ -80,3 +81,26 @@ def test_a_github_users_unlock_needs_a_bounded_reason():
     assert reason_problem("") and reason_problem("   ")
     assert "longer than 500" in reason_problem("x" * 501)
     assert reason_problem("x" * 500) is None and reason_problem("PR abandoned") is None
+
+
+def test_the_flags_listed_with_a_repository_give_the_highest_role():
+    flags = dict.fromkeys(("pull", "triage", "push", "maintain", "admin"), False)
+    assert role_of_flags({**flags, "pull": True, "triage": True, "push": True}) == "write"
+    assert role_of_flags({**flags, "pull": True, "triage": True, "push": True, "maintain": True}) == "maintain"
+    assert role_of_flags({**flags, "admin": True}) == "admin"
+    assert role_of_flags(flags) == "none" and role_of_flags(None) == "none" and role_of_flags({"admin": 1}) == "none"
+
+
+def test_buttons_are_offered_from_the_roles_listed_at_sign_in():
+    plain = LOCK
+    other = dataclasses.replace(LOCK, repo="Acme/DNS", dir="zone")
+    applied = dataclasses.replace(LOCK, dir="storage", state=LockState.APPLIED)
+    locks = [plain, other, applied]
+    key = lambda lk: (lk.repo, lk.dir, lk.workspace)  # noqa: E731
+    # Listed names are lower-cased; a repository missing from the listing is one the user does not reach.
+    assert offered({"acme/infra": "maintain"}, locks, "maintain") == {key(plain)}
+    assert offered({"acme/infra": "admin", "acme/dns": "maintain"}, locks, "maintain") == {key(lk) for lk in locks}
+    assert offered({"acme/infra": "write", "acme/dns": "write"}, locks, "write") == {key(plain), key(other)}
+    assert offered({}, locks, "write") == set()
+    # Nothing listed (the listing failed, was too long, or expired): every lock gets a button, GitHub decides.
+    assert offered(None, locks, "admin") == {key(lk) for lk in locks}

@@ -196,8 +196,16 @@ class Checkouts:
         the head's version). `.terraform` dirs stay, so init reuses providers and modules.
         A copy that cannot be reset (killed mid-checkout, damaged) is rebuilt once from scratch.
         """
+        return self._checkout(repo, self.working_copy_path(repo, pull, project_slug), sha)
+
+    def branch_copy(self, repo: str, project_slug: str, sha: str) -> Path:
+        """A working copy of one project at `sha` on a branch, outside every PR's (a drift check plans the default
+        branch's head here); kept as `working_copy` keeps a PR's, under `work/<owner>/<name>/branch/`."""
+        owner, name = _split_repo(repo)
+        return self._checkout(repo, self.data_dir / "work" / owner / name / "branch" / _check_slug(project_slug), sha)
+
+    def _checkout(self, repo: str, path: Path, sha: str) -> Path:
         _check_sha(sha)
-        path = self.working_copy_path(repo, pull, project_slug)
         if not self.has_commit(repo, sha):
             raise CheckoutError(f"commit {sha} is not in the mirror of {repo}: fetch it first")
         try:

@@ -24,6 +24,7 @@ from bot.adapters.logs import masker
 
 if TYPE_CHECKING:
     from bot.config import GitHubConfig
+    from github.Issue import Issue
     from github.IssueComment import IssueComment
     from github.PullRequestReview import PullRequestReview
     from github.Repository import Repository
@@ -85,6 +86,18 @@ class PullInfo:
             )
         except (KeyError, TypeError, AttributeError, ValueError):
             return None
+
+
+@dataclass(frozen=True)
+class IssueInfo:
+    """A plain issue (never a pull request) as tfbot reads it; `body` is "" when it has none."""
+
+    number: int
+    state: str  # open or closed
+    title: str
+    body: str
+    html_url: str
+    labels: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -362,6 +375,46 @@ class RepoAPI:
         """Replace an issue's title and body (its state, labels and comments are left as they are)."""
         self._call(f"edit issue #{number}", lambda: self._r().get_issue(number).edit(title=title, body=body))
 
+    def issue(self, number: int) -> IssueInfo | None:
+        """Issue #`number`; None when there is none, or it is a pull request."""
+        try:
+            issue = self._r().get_issue(number)
+            if issue.pull_request is not None:
+                return None
+            return _issue_info(issue)
+        except GithubException as exc:
+            if exc.status in (404, 410):  # never was, or deleted
+                return None
+            raise GitHubError(f"get issue #{number} on {self.full_name}: {_describe(exc)}") from None
+
+    def issues_labelled(self, label: str, state: str = "open") -> list[IssueInfo]:
+        """The plain issues carrying `label` in `state` (open, closed or all), oldest first (every page)."""
+        def listed() -> list[IssueInfo]:
+            pages = self._r().get_issues(state=state, labels=[label], sort="created", direction="asc")
+            return [_issue_info(i) for i in pages if i.pull_request is None]
+
+        return list(self._call(f"list issues labelled {label!r}", listed))
+
+    def ensure_label(self, name: str, color: str, description: str) -> None:
+        """Create label `name` unless the repository has it (an existing one keeps its colour and description)."""
+        try:
+            _ = self._r().get_label(name).color  # read a field: a lazy client asks GitHub only then
+            return
+        except GithubException as exc:
+            if exc.status != 404:
+                raise GitHubError(f"get label {name!r} on {self.full_name}: {_describe(exc)}") from None
+        try:
+            self._r().create_label(name, color, description)
+        except GithubException as exc:
+            if exc.status == 422 and "already_exists" in json.dumps(exc.data):  # made meanwhile: fine
+                return
+            raise GitHubError(f"create label {name!r} on {self.full_name}: {_describe(exc)}") from None
+
+    def close_issue(self, number: int, state_reason: str = "completed") -> None:
+        """Close issue #`number` with `state_reason` (completed or not_planned)."""
+        self._call(f"close issue #{number}",
+                   lambda: self._r().get_issue(number).edit(state="closed", state_reason=state_reason))
+
     def default_branch(self) -> tuple[str, str]:
         """The repository's default branch and its clone URL."""
         repo = self._r()
@@ -426,6 +479,11 @@ class RepoAPI:
             if review.user and review.state in ("APPROVED", "CHANGES_REQUESTED", "DISMISSED"):
                 latest[review.user.login] = review
         return [login for login, r in latest.items() if r.state == "APPROVED" and r.commit_id == sha]
+
+
+def _issue_info(issue: Issue) -> IssueInfo:
+    return IssueInfo(number=int(issue.number), state=str(issue.state), title=issue.title or "", body=issue.body or "",
+                     html_url=str(issue.html_url), labels=tuple(str(label.name) for label in issue.labels))
 
 
 def _describe(exc: GithubException) -> str:

@@ -18,7 +18,6 @@ from urllib.parse import quote
 import requests
 
 from bot.adapters.app_jwt import app_claims, rs256_signer
-from bot.adapters.github_oauth import API_HEADERS
 from bot.adapters.logs import masker
 from bot.models import REPO_ROLES
 
@@ -27,6 +26,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+API_HEADERS = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
 # Mint a new token this long before GitHub's expiry, so a check never goes out with a dead one.
 TOKEN_MARGIN_SECONDS = 300
 # GitHub's short names of the roles in the `permissions` flags of a collaborator.
@@ -37,6 +37,13 @@ class RoleLookupError(Exception):
     """GitHub could not say what the user may do on the repository; the message names the call and the answer."""
 
 
+def role_of_flags(flags: Any) -> str:
+    """The highest role GitHub's `permissions` flags of a user on a repository grant (`{"admin": false, "maintain":
+    true, "push": true, ...}`, as listed with a repository): one of REPO_ROLES, or "none" (pure)."""
+    found = [role for flag, role in _FLAG_ROLES.items() if isinstance(flags, dict) and flags.get(flag) is True]
+    return max(found, key=REPO_ROLES.index) if found else "none"
+
+
 def effective_role(answer: dict[str, Any]) -> str:
     """The user's role from GitHub's answer to `.../collaborators/{login}/permission`: one of REPO_ROLES or "none".
 
@@ -44,11 +51,9 @@ def effective_role(answer: dict[str, Any]) -> str:
     the full name, or the name of an organization's custom role; `user.permissions` flags the base role a custom
     role inherits. Each is a floor of what the user may do: the highest of them counts (pure).
     """
-    found = [answer.get("permission"), answer.get("role_name")]
     user = answer.get("user")
-    flags = user.get("permissions") if isinstance(user, dict) else None
-    if isinstance(flags, dict):
-        found += [role for flag, role in _FLAG_ROLES.items() if flags.get(flag) is True]
+    found = [answer.get("permission"), answer.get("role_name"),
+             role_of_flags(user.get("permissions") if isinstance(user, dict) else None)]
     ranks = [REPO_ROLES.index(role) for role in found if role in REPO_ROLES]
     return REPO_ROLES[max(ranks)] if ranks else "none"
 

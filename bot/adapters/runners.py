@@ -37,6 +37,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Inside the sandbox: HOME and TMPDIR live on the private tmpfs /tmp.
+LEFTOVER_SETTLE_SECONDS = 0.5  # how long processes of a run that just exited may take to go
 SANDBOX_HOME = "/tmp/home"
 SANDBOX_TMP = "/tmp"
 _MODES = ("auto", "bubblewrap", "none")
@@ -180,7 +182,15 @@ class _Process:
                 pass
 
     def leftovers(self) -> bool:
-        return bool(live_members(self._proc.pid))
+        # Right after the command's exit is seen, processes of the run may still be on their way out (bubblewrap's
+        # init inside the run's PID namespace tears the namespace down after its child exits; under load that
+        # takes a moment): only processes still running after a short settle count as left behind.
+        deadline = time.monotonic() + LEFTOVER_SETTLE_SECONDS
+        while live_members(self._proc.pid):
+            if time.monotonic() >= deadline:
+                return True
+            time.sleep(0.02)
+        return False
 
     def close(self) -> None:
         if self._private is not None:

@@ -1,30 +1,24 @@
-"""The drift check a change record asks for, until drift detection exists.
+"""The drift check a change record asks for: the project is checked at once (bot/drift/check.py), and the change
+record's issue (`link`) is listed in the project's drift issue while it stays open, so "what drifted" and "who
+changed it" meet.
 
 A change-record issue that names a project queues `check_drift` (bot/jobs.py) for it, with why and the issue's
-URL. Drift detection is not built yet: this records the request (a log line and an audit entry, so `tfbot audit`
-shows it) and runs nothing. Drift detection plugs its run in `request_drift_check`, and links `link` from the
-drift issue it opens, so "what drifted" and "who changed it" meet.
+URL; the drift scheduler queues the same job with reason `scheduled` and no link.
 """
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING
 
 from bot.models import Project
-from bot.state import audit
 
 if TYPE_CHECKING:
     from bot.services import WorkerServices
+    from bot.state.drift_checks import DriftCheck
 
-log = logging.getLogger("tfbot.changes")
 
+def request_drift_check(svc: WorkerServices, project: Project, reason: str, link: str) -> DriftCheck:
+    """Check `project` for drift now because of `reason` (a change record at `link`, "" when none); returns the check
+    as recorded."""
+    from bot.drift.check import check_project
 
-def request_drift_check(svc: WorkerServices, project: Project, reason: str, link: str) -> str:
-    """Record that `project` should be checked for drift now because of `reason` (a change record at `link`);
-    returns what was done: `requested`."""
-    log.info("drift check of %s %s requested because %s (%s); drift detection is not built yet, so nothing was run",
-             project.repo, project.name, reason, link)
-    audit.record(svc.redis, audit.AuditEntry(
-        action="drift-check-requested", repo=project.repo, pull=0, project=project.name, user="tfbot",
-        outcome="requested", detail=f"{reason}: {link}"))
-    return "requested"
+    return check_project(svc, project, reason=reason, link=link)

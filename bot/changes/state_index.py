@@ -19,12 +19,10 @@ from bot.adapters.git import CheckoutError
 from bot.adapters.github import GitHubError
 from bot.adapters.terraform import TerraformError
 from bot.changes.state_ids import NoReadableBackend, backend_of, state_ids
-from bot.config.repo_file import REPO_FILE, settings
-from bot.lifecycle.module_graphs import module_graph
+from bot.lifecycle.default_branch import fetch_tip, projects_at
 from bot.lifecycle.run_env import run_environment
 from bot.lifecycle.runner import project_slug
 from bot.models import Project
-from bot.projects.detection import all_projects
 from bot.projects.paths import is_tf_file, tf_dir_of
 from bot.state.change_records import ChangeStore
 
@@ -84,16 +82,8 @@ def refresh_state_index(svc: WorkerServices) -> IndexReport:
 
 def _projects_at_tip(svc: WorkerServices, installation: int, repo: str, server: RepoConfig) -> tuple[str, list[Project]]:
     """The default branch's tip, fetched into the mirror, and the projects it holds under its settings."""
-    api = svc.github.repo(installation, repo)
-    branch, clone_url = api.default_branch()
-    refspec = f"+refs/heads/{branch}:refs/tfbot/heads/{branch}"
-    sha = svc.checkouts.fetch(repo, api.authenticated_clone_url(clone_url), [refspec])[refspec]
-    config = server
-    if server.read_repo_config:
-        text = svc.checkouts.read_files(repo, sha, [REPO_FILE]).get(REPO_FILE)
-        found = settings(server, text, workflows=frozenset(svc.workflows))
-        config = found.config  # with problems, the server's entry: what a PR's plan would be refused with
-    return sha, all_projects(repo, config, svc.checkouts.tf_dirs(repo, sha), module_graph(svc, repo, sha))
+    tip = fetch_tip(svc, repo, installation)
+    return tip.sha, projects_at(svc, repo, server, tip.sha)
 
 
 def _read_project(svc: WorkerServices, store: ChangeStore, sha: str, project: Project, ttl: int) -> int:

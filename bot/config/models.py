@@ -233,6 +233,8 @@ class ServerConfig(_Model):
     port: int = Field(8080, ge=1, le=65535, json_schema_extra=env("TFBOT_SERVER_PORT"), description="TCP port")
     public_url: str = Field("", description="this server's URL as GitHub users reach it, for links from PRs")
     max_body_bytes: int = Field(25 * 1024 * 1024, ge=1024, description="largest webhook body accepted")
+    processes: int = Field(0, ge=0, le=64, json_schema_extra=env("TFBOT_SERVER_PROCESSES"),
+                           description="web server processes (each with 8 threads); 0: one per core")
     admins: tuple[AdminConfig, ...] = Field((), description="who may sign in and unlock; none: the page is read-only")
     public_logs: bool = Field(False, description="Terraform output on /runs/<id> for everyone, not only admins")
     secret_key: str = Field("", repr=False, json_schema_extra=env("TFBOT_SECRET_KEY", True),

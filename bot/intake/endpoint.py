@@ -7,14 +7,10 @@ import redis
 from flask import Blueprint, current_app, g, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from bot.state import keys
-from bot.intake.webhooks import HANDLED_EVENTS, WebhookRejected, is_handled, parse_delivery
+from bot.intake.webhooks import HANDLED_EVENTS, RawJSON, WebhookRejected, is_handled, parse_delivery
 
 log = logging.getLogger(__name__)
 bp = Blueprint("events", __name__)
-
-# GitHub may redeliver for days; a week of delivery ids costs little and covers manual redeliveries.
-DELIVERY_TTL_SECONDS = 7 * 24 * 3600
 
 
 @bp.post("/events")
@@ -40,20 +36,17 @@ def receive_event():  # type: ignore[no-untyped-def]
     if delivery.repo and config.repo_config(delivery.repo) is None:
         log.info("ignored %s: repository not in config.repos", delivery.describe())
         return _answer(202, f"repository {delivery.repo} is not configured; ignored", "ignored")
+    payload = RawJSON.of(body, delivery.payload)  # the job holds the body as received: no second encoding
     try:
-        first = services.redis.set(keys.delivery(delivery.id), "1", nx=True, ex=DELIVERY_TTL_SECONDS)
-        if not first:
-            log.info("duplicate %s acknowledged, not processed again", delivery.describe())
-            return _answer(200, "duplicate delivery; already processed", "duplicate")
-        try:
-            services.jobs.handle_delivery(delivery.id, delivery.event, delivery.payload)
-        except Exception:
-            # Forget the id so GitHub's redelivery of this event is not mistaken for a duplicate.
-            services.redis.delete(keys.delivery(delivery.id))
-            raise
+        # One round trip: the delivery id's SET NX and the job's writes, the latter only when the id is new.
+        first = services.deliveries.take_once(delivery.id, lambda pipe: services.jobs.handle_delivery(
+            delivery.id, delivery.event, payload, pipeline=pipe))
     except (redis.RedisError, OSError) as exc:
         log.error("Redis unavailable, answering 503 for %s: %s", delivery.describe(), exc)
         return _answer(503, "queue unavailable; GitHub can redeliver this event", "unavailable")
+    if not first:
+        log.info("duplicate %s acknowledged, not processed again", delivery.describe())
+        return _answer(200, "duplicate delivery; already processed", "duplicate")
     log.info("queued %s", delivery.describe())
     return _answer(202, "queued", "queued")
 

@@ -77,6 +77,30 @@ class Delivery:
         return f"{self.event}{action}{where} (delivery {self.id})"
 
 
+class RawJSON:
+    """JSON text already in hand, such as a webhook's body that intake parsed: a job argument written into the job as
+    these bytes, not encoded again from the parsed value. The worker reads it back as the parsed value.
+
+    Only UTF-8 text without a byte order mark qualifies (`of`): json.loads also reads UTF-16 and a BOM, which spliced
+    into the job's UTF-8 JSON would not parse."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: bytes):
+        self.text = text
+
+    @classmethod
+    def of(cls, body: bytes, parsed: dict[str, Any]) -> "RawJSON | dict[str, Any]":
+        """`body` as RawJSON when it can be spliced into a UTF-8 document as it is; else `parsed`, encoded as usual."""
+        if body.startswith(b"\xef\xbb\xbf"):
+            return parsed
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError:
+            return parsed
+        return cls(body)
+
+
 def signature_for(secret: str, body: bytes) -> str:
     """The `X-Hub-Signature-256` value GitHub sends for `body`."""
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()

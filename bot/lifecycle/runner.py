@@ -181,7 +181,7 @@ def _plan(svc: WorkerServices, cmd: Command, project: Project) -> ProjectResult:
         target = merged_target(svc, cmd, cmd.head_sha)
         extra = _extra_args(cmd)
         earlier = svc.records.plan(project, cmd.pull)
-        outcome, run_id = _run_plan(svc, cmd, project, target, guard, extra)
+        outcome, run_id = run_plan(svc, cmd, project, target, guard, extra)
         if not outcome.ok:
             _set_state(svc, project, cmd, lock.token, LockState.PLAN_FAILED, summary=outcome.summary, run_id=run_id,
                        extra_args=shown(public(extra)))
@@ -226,7 +226,7 @@ def _plan_unlocked(svc: WorkerServices, cmd: Command, project: Project) -> Proje
     with _guard(svc, cmd, project) as guard:
         _check_current(svc, cmd)
         target = merged_target(svc, cmd, cmd.head_sha)
-        outcome, run_id = _run_plan(svc, cmd, project, target, guard, extra)
+        outcome, run_id = run_plan(svc, cmd, project, target, guard, extra)
     if not outcome.ok:
         return _failed(project, Outcome.PLAN_FAILED, outcome, run_id, cmd.head_sha,
                        "Fix the error and push, or comment `plan` to run it again.", extra)
@@ -251,10 +251,11 @@ def _let_go(svc: WorkerServices, cmd: Command, project: Project) -> bool:
     return not _release(svc, cmd, project, lock.token, "its base branch is not one tfbot applies", mode="close")
 
 
-def _run_plan(svc: WorkerServices, cmd: Command, project: Project, target: Target,
-              guard: RunGuard | None = None, extra_args: tuple[str, ...] = ()) -> tuple[PlanOutcome, str]:
+def run_plan(svc: WorkerServices, cmd: Command, project: Project, target: Target,
+             guard: RunGuard | None = None, extra_args: tuple[str, ...] = ()) -> tuple[PlanOutcome, str]:
     """Check out `target`, run the plan pipeline (with a comment's `extra_args`), store the plan file and its
-    record; return outcome and run id."""
+    record (under `cmd.pull`); return outcome and run id. Also how a drift issue's `apply` plans the default
+    branch (bot/drift/apply.py)."""
     run_id = new_run_id()
     started = time.time()
     sha = target.sha
@@ -355,7 +356,7 @@ def _execute(svc: WorkerServices, cmd: Command, project: Project, event: Event) 
                 return _queued(svc, cmd, project, acquired.lock, acquired.queue_position)
             assert lock is not None  # every other action is decided only for the PR that holds the lock
             if action is Action.PLAN_TARGET:
-                fresh = _run_plan(svc, cmd, project, Target(target, cmd.head_sha, ""), guard)
+                fresh = run_plan(svc, cmd, project, Target(target, cmd.head_sha, ""), guard)
                 if not fresh[0].ok:
                     _set_state(svc, project, cmd, lock.token, LockState.PLAN_STALE, summary=fresh[0].summary,
                                run_id=fresh[1], diverged=True, extra_args="")
@@ -438,7 +439,7 @@ def _apply(svc: WorkerServices, cmd: Command, project: Project, plan: PlanRecord
            guard: RunGuard) -> ProjectResult:
     run_id = new_run_id()
     with _unfinished_apply_fails(svc, cmd, project, lock.token, run_id):
-        outcome = _apply_saved(svc, cmd, project, plan, lock.token, run_id, guard)
+        outcome = apply_saved(svc, cmd, project, plan, lock.token, run_id, guard)
         if not outcome.ok:
             return _apply_failed(svc, cmd, project, lock.token, outcome, run_id)
         if decision.release_after:
@@ -511,8 +512,11 @@ def _plan_view(outcome: PlanOutcome, cmd: Command, extra_args: tuple[str, ...] =
                     digest=changes_digest(outcome.plan_json), extra_args=bool(extra_args))
 
 
-def _apply_saved(svc: WorkerServices, cmd: Command, project: Project, plan: PlanRecord, token: int, run_id: str,
-                 guard: RunGuard | None = None) -> ApplyOutcome:
+def apply_saved(svc: WorkerServices, cmd: Command, project: Project, plan: PlanRecord, token: int, run_id: str,
+                guard: RunGuard | None = None) -> ApplyOutcome:
+    """Apply the saved `plan` (its file checked by SHA-256; PlanRefused, or Refused when its binary is gone) with the
+    apply steps of the workflow it was made with; the lock turns `applying` before the first step that may change
+    the infrastructure. Saves the run and drops the applied plan. Also a drift issue's apply (bot/drift/apply.py)."""
     started = time.time()
     target = Target(plan.plan_sha or plan.head_sha, plan.head_sha, plan.base_sha)
     binary = plan_binary(svc, project, plan)
@@ -746,6 +750,11 @@ def locked_message(project: Project, lock: LockInfo, position: int | None) -> st
     """Who holds the lock, since when, how it will be released, and this PR's place in line."""
     since = datetime.fromtimestamp(lock.locked_at, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     place = f" This PR is number {position} in line" if position else " This PR is in line"
+    if lock.kind == "drift":  # an `apply` commented on a drift issue: held for that one run (bot/drift/apply.py)
+        return (f"`{project.name}` (dir `{project.dir}`, workspace `{project.workspace}`) is locked by drift issue "
+                f"#{lock.pull} (@{lock.user}'s `apply` of the default branch) since {since}, state: "
+                f"{lock.state.value}. The lock is released when that apply ends.{place}: tfbot plans it "
+                "automatically when the lock is released.")
     return (
         f"`{project.name}` (dir `{project.dir}`, workspace `{project.workspace}`) is locked by #{lock.pull} "
         f"(@{lock.user}) since {since}, state: {lock.state.value}. The lock is released when #{lock.pull} is "

@@ -120,6 +120,8 @@ def reconcile_locks(svc: WorkerServices, origin: str = AT_STARTUP) -> list[Recon
     """Ask GitHub about every PR holding a lock and act on the closed ones; one result per PR, by repo and number."""
     held: dict[tuple[str, int], list[LockInfo]] = {}
     for lock in svc.locks.list():
+        if lock.kind == "drift":  # a drift issue's `apply` (bot/drift/apply.py) holds it while it runs: no PR to ask
+            continue
         held.setdefault((lock.repo, lock.pull), []).append(lock)
     results = []
     for (repo, number), locks in sorted(held.items()):

@@ -99,6 +99,9 @@ def serve(config: Config) -> int:
         from bot.ops.change_poller import start_change_poller
 
         poller = start_change_poller(config, redis_url, stop)
+        from bot.ops.drift_scheduler import start_drift_scheduler
+
+        start_drift_scheduler(config, redis_url, stop)  # one host among all queues the scheduled drift checks
         while not stop.wait(0.2 if not announced else 1.0):
             if not announced and listening(config.server.host, config.server.port):
                 # Said once the URLs answer, so a user who tries them at once is not refused.

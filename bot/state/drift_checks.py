@@ -45,6 +45,9 @@ class DriftCheck:
     run_url: str = ""
     issue: int = 0  # the drift issue's number, 0 when none is open
     issue_url: str = ""
+    issue_resources: tuple[str, ...] = ()  # what the open issue shows as drifted (a failed or skipped check keeps it)
+    drifted_since: float = 0.0  # when the open issue's drift was first seen; 0 when none is open
+    links: tuple[str, ...] = ()  # change records that asked for checks while the issue is open (it links them)
 
     @property
     def project_id(self) -> str:
@@ -53,7 +56,8 @@ class DriftCheck:
     def to_json(self) -> str:
         data = asdict(self)
         data["state"] = self.state.value
-        data["resources"] = list(self.resources)
+        for name in _TUPLES:
+            data[name] = list(getattr(self, name))
         return json.dumps(data, sort_keys=True)
 
     @classmethod
@@ -62,8 +66,12 @@ class DriftCheck:
         known = {f for f in cls.__dataclass_fields__}
         data = {k: v for k, v in data.items() if k in known}  # fields a newer tfbot wrote are ignored
         data["state"] = DriftState(data["state"])
-        data["resources"] = tuple(data.get("resources", ()))
+        for name in _TUPLES:
+            data[name] = tuple(data.get(name, ()))
         return cls(**data)
+
+
+_TUPLES = ("resources", "issue_resources", "links")
 
 
 class DriftChecks:

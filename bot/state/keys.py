@@ -24,6 +24,14 @@ Layout (all under the `tfbot:` prefix; RQ keeps its own `rq:` keys):
   tfbot:checkrun-of:<repo>:<check run id>       what a check run tfbot made is of (string: JSON, TTL)
   tfbot:drift:last ; tfbot:drift:issues         each project's last drift check (hash: project id -> JSON) ; its
                                                 open drift issue (hash: project id -> number), bot.state.drift_checks
+  tfbot:drift:scheduler                         the one drift scheduler among the hosts (string: owner token, PX lease)
+  tfbot:drift:slots                             each repository's last drift slot handled (hash: repo -> unix seconds)
+  tfbot:drift:due:<slot>:<project id>           a project's check of one slot was queued (string, TTL), SET NX
+  tfbot:drift:projects:<repo>:<config>:<sha>    a default branch head's projects under one repos[] entry (JSON, TTL)
+  tfbot:signin:<session id>                     a GitHub sign-in's roles per repository, listed with the user's own
+                                                token at sign-in (string: JSON, TTL: the session's), bot.state.sign_ins
+  tfbot:limit:<kind>:<who>                      attempts in the current window (int, TTL: the window),
+                                                bot.state.rate_limits
 Repository names and dirs are case-preserving; dir comes last because it may contain ':'.
 """
 from __future__ import annotations
@@ -274,3 +282,33 @@ def drift_checks() -> str:
 def drift_issues() -> str:
     """The drift issue of every project that has one open (hash: project id -> issue number)."""
     return f"{PREFIX}:drift:issues"
+
+
+def drift_scheduler() -> str:
+    """The drift scheduler's lease (string: the holder's owner token, with a PX expiry), bot.state.drift_schedule."""
+    return f"{PREFIX}:drift:scheduler"
+
+
+def drift_slots() -> str:
+    """The last drift slot handled per repository (hash: repo -> unix seconds of the cron fire time)."""
+    return f"{PREFIX}:drift:slots"
+
+
+def drift_due(slot: float, project_id: str) -> str:
+    """Set (NX) when one project's check of one slot is queued: a scheduler taking over mid-slot queues it once."""
+    return f"{PREFIX}:drift:due:{int(slot)}:{project_id}"
+
+
+def drift_projects(repo: str, config: str, sha: str) -> str:
+    """The projects of `repo` at commit `sha` under the repos[] entry whose fingerprint is `config` (JSON)."""
+    return f"{PREFIX}:drift:projects:{repo}:{config}:{sha}"
+
+
+def sign_in_roles(session_id: str) -> str:
+    """One GitHub sign-in's roles per repository (string: JSON object, TTL), for drawing the lock page."""
+    return f"{PREFIX}:signin:{session_id}"
+
+
+def rate_limit(kind: str, who: str) -> str:
+    """How many `kind` attempts `who` made in the current window (int, TTL: the rest of the window)."""
+    return f"{PREFIX}:limit:{kind}:{who}"

@@ -96,6 +96,7 @@ local function hand_over(lock_key, index_key, line_key, fence_key, lock, now, st
   lock['run_id'] = ''
   lock['command_id'] = ''
   lock['diverged'] = false
+  lock['kind'] = 'pull'  -- only PRs wait in a line
   lock['token'] = redis.call('INCR', fence_key)
   local value = cjson.encode(lock)
   redis.call('SET', lock_key, value)
@@ -108,8 +109,9 @@ end
 # ARGV[1] lock value (JSON) to store when free; its "token" is replaced by INCR KEYS[4]
 # ARGV[2] pull number asking
 # ARGV[3] waiting-line entry (JSON, has "pull") to add when another pull holds the lock
+# ARGV[4] "wait" to join the line when another pull holds the lock, "" to stay out of it (a drift issue's apply)
 # Returns {"acquired", lock} | {"held", lock} (this pull already holds it, untouched)
-#       | {"queued", lock of the holder, 1-based place in line}
+#       | {"queued", lock of the holder, 1-based place in line} | {"busy", lock of the holder} (ARGV[4] "")
 _ACQUIRE = _LUA_HELPERS + """
 local pull = tonumber(ARGV[2])
 local current = redis.call('GET', KEYS[1])
@@ -127,6 +129,7 @@ end
 if tonumber(cjson.decode(current)['pull']) == pull then
   return {'held', current}
 end
+if ARGV[4] ~= 'wait' then return {'busy', current} end
 local place = find_waiter(KEYS[3], pull)
 if place then
   redis.call('LSET', KEYS[3], place - 1, ARGV[3])
@@ -334,12 +337,16 @@ class LockStore:
         pull_url: str = "",
         waiter: dict[str, Any] | None = None,
         command_id: str = "",
+        kind: str = "pull",
+        wait: bool = True,
     ) -> AcquireResult:
         """Take the lock if free, return it if this pull holds it, else put the pull in line.
 
         `waiter` is extra JSON-able data kept in the line entry (e.g. the installation id) and handed back
         by `release` when this pull's turn comes; it may not use the keys pull, user, pull_title, pull_url,
-        queued_at. `command_id` names the command whose run takes a free lock (LockInfo.command_id).
+        queued_at. `command_id` names the command whose run takes a free lock (LockInfo.command_id), `kind` who
+        `pull` is (LockInfo.kind). With `wait` False a pull that finds the lock held is not put in line: the result
+        is not acquired, with the holder's lock and no place.
         """
         extra = dict(waiter or {})
         clash = _ENTRY_FIELDS & extra.keys()
@@ -349,12 +356,12 @@ class LockStore:
         lock = LockInfo(
             repo=project.repo, dir=project.dir, workspace=project.workspace, project=project.name,
             pull=pull, user=user, locked_at=now, token=0, pull_title=pull_title, pull_url=pull_url,
-            command_id=command_id,
+            command_id=command_id, kind=kind,
         )
         entry = {**extra, "pull": pull, "user": user, "pull_title": pull_title, "pull_url": pull_url, "queued_at": now}
         reply = self._acquire(
             keys=[*self._lock_keys(project), keys.fence(), *_CHANGE_KEYS],
-            args=[_dump(lock), pull, json.dumps(entry)],
+            args=[_dump(lock), pull, json.dumps(entry), "wait" if wait else ""],
         )
         status, value = _text(reply[0]), _load(reply[1])
         if status == "acquired":
@@ -362,6 +369,8 @@ class LockStore:
             return AcquireResult(acquired=True, lock=value)
         if status == "held":
             return AcquireResult(acquired=True, lock=value, already_held=True)
+        if status == "busy":
+            return AcquireResult(acquired=False, lock=value)
         return AcquireResult(acquired=False, lock=value, queue_position=int(reply[2]))
 
     def get(self, project: LockTarget) -> LockInfo | None:

@@ -1,6 +1,8 @@
 """Prometheus metrics of one web process: what it counted itself, and what Redis says at scrape time.
 
-Webhook counts and latencies are observed by this process (`tfbot serve` runs one web process). Jobs,
+Webhook counts and latencies are observed by the web processes: with several (`server.processes`), each counts into
+files of Prometheus' multiprocess mode under one directory (`use_multiprocess`), and a scrape, answered by any of
+them, sums every process's files. Jobs,
 locks and run durations are read from Redis on every scrape, so every host and worker process is
 covered and no number is lost when a process restarts. Run durations are gauges over the recent runs
 Redis keeps, not a histogram: a worker process would have to count into Redis for a true one.
@@ -9,16 +11,20 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
 import redis
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess, values
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 
 from bot.state import keys, notified
 from bot.state.change_records import ChangeStore
+from bot.state.drift_checks import DriftChecks
 from bot.queue import EVENTS_QUEUE, NOTIFY_QUEUE, RUNS_QUEUE, notify_queue
 
 if TYPE_CHECKING:
@@ -34,20 +40,48 @@ KNOWN_EVENTS = frozenset({"ping", "pull_request", "issue_comment", "push", "inst
                           "pull_request_review", "check_suite", "check_run", "status"})
 
 
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def use_multiprocess(directory: Path) -> None:
+    """Count this process's (and its forked children's) metrics into files under `directory`, emptied first: the
+    web server's master calls it once before forking its workers, so counts of an earlier run never add up.
+
+    prometheus_client picks its value class from PROMETHEUS_MULTIPROC_DIR when it is first imported; it is set here
+    and the class chosen again, so the order of imports cannot leave a process counting in memory unseen."""
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    os.environ[MULTIPROC_ENV] = str(directory)
+    values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
+
+
+def process_exited(pid: int) -> None:
+    """A web worker is gone: drop its live-gauge files (its counts stay, summed into every later scrape)."""
+    if os.environ.get(MULTIPROC_ENV):
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+
+
 def event_label(event: str | None) -> str:
     return event if event in KNOWN_EVENTS else "other"
 
 
 class Metrics:
-    """A registry of its own (never the global one), so two apps in one process never share counters."""
+    """A registry of its own (never the global one), so two apps in one process never share counters.
+
+    In multiprocess mode (`use_multiprocess`) the counters live in the shared files instead, and the registry
+    exposes the sum of every process's files through prometheus_client's MultiProcessCollector."""
 
     def __init__(self, services: WebServices):
         self.registry = CollectorRegistry(auto_describe=True)
+        shared = os.environ.get(MULTIPROC_ENV)
+        own = None if shared else self.registry
         self.webhooks = Counter("tfbot_webhooks_received", "Webhook deliveries received, by event and outcome",
-                                ["event", "outcome"], registry=self.registry)
+                                ["event", "outcome"], registry=own)
         self.webhook_seconds = Histogram("tfbot_webhook_handling_seconds",
                                          "Time to answer a webhook delivery (verify, de-duplicate, enqueue)",
-                                         ["event"], buckets=WEBHOOK_BUCKETS, registry=self.registry)
+                                         ["event"], buckets=WEBHOOK_BUCKETS, registry=own)
+        if shared:
+            multiprocess.MultiProcessCollector(self.registry, path=shared)  # type: ignore[no-untyped-call]
         self.registry.register(StoreCollector(services))
 
     def observe_webhook(self, event: str | None, outcome: str, seconds: float) -> None:
@@ -71,7 +105,8 @@ class StoreCollector:
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("tfbot_redis_up", "1 when this scrape could read Redis")
         try:
-            families = [self._jobs(), *self._locks(), *self._runs(), self._notifications(), *self._change_records()]
+            families = [self._jobs(), *self._locks(), *self._runs(), self._notifications(), *self._change_records(),
+                        self._drift()]
         except (redis.RedisError, OSError) as exc:
             log.warning("metrics: Redis unavailable: %s", exc)
             up.add_metric([], 0)
@@ -159,3 +194,12 @@ class StoreCollector:
         for outcome, count in sorted(ChangeStore(self.svc.redis).counts().items()):
             messages.add_metric([outcome], count)
         return [messages]
+
+    def _drift(self) -> GaugeMetricFamily:
+        """Projects by the state of their last drift check (every state, 0 when none): drifted > 0 wants a look."""
+        projects = GaugeMetricFamily("tfbot_drift_projects", "Projects by the state of their last drift check "
+                                     "(clean, drifted, failed, skipped)", labels=["state"])
+        for state, count in DriftChecks(self.svc.redis).counts().items():
+            projects.add_metric([state.value], count)
+        return projects
+

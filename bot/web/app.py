@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Flask
 
 from bot.services import WebServices
-from bot.web import api, auth, errors, github_auth, health, locks, metrics, runs, security
+from bot.web import api, auth, drift, errors, github_auth, health, locks, metrics, runs, security
 from bot.intake import endpoint as events
 
 
@@ -22,6 +22,7 @@ def create_app(services: WebServices) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(locks.bp)
     app.register_blueprint(runs.bp)
+    app.register_blueprint(drift.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(github_auth.bp)

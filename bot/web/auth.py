@@ -17,6 +17,7 @@ from flask import Blueprint, abort, current_app, redirect, render_template, requ
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from bot.config import AdminConfig
+from bot.state import sign_ins
 
 log = logging.getLogger(__name__)
 bp = Blueprint("auth", __name__)
@@ -119,6 +120,8 @@ def login():  # type: ignore[no-untyped-def]
 def logout():  # type: ignore[no-untyped-def]
     if not csrf_ok():
         abort(403, "The form expired or did not come from this page: reload it and try again.")
+    if session.get("github_sid"):  # a GitHub sign-in's roles kept for the page go with it
+        sign_ins.forget(current_app.extensions["tfbot"].redis, str(session["github_sid"]))
     session.clear()
     return redirect(url_for("locks.page"), 303)
 

@@ -26,7 +26,9 @@ def _answer(status: int, title: str, message: str):  # type: ignore[no-untyped-d
 def init_app(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
-        return _answer(exc.code or 500, exc.name, exc.description or exc.name)
+        answer = _answer(exc.code or 500, exc.name, exc.description or exc.name)
+        retry_after = getattr(exc, "retry_after", None)  # a 429 or 503 that says when to try again
+        return (*answer, {"Retry-After": str(retry_after)}) if retry_after else answer
 
     @app.errorhandler(redis.RedisError)
     def redis_down(exc: redis.RedisError):  # type: ignore[no-untyped-def]

@@ -3,9 +3,14 @@ brings it back signed in.
 
 Offered when `github.client_id` and `github.client_secret` are set. The `state` sent to GitHub is random, kept in
 the session, single use, at most ten minutes old and compared in constant time: a callback this browser did not
-start is refused, so nobody can sign someone else in under their own account. The session (signed, not encrypted)
-holds the GitHub login only; GitHub's token for the user is used once to learn that login and then dropped
-(bot/adapters/github_oauth.py). What the user may unlock is asked of GitHub at the moment of the unlock.
+start is refused, so nobody can sign someone else in under their own account.
+
+Only users who reach a repository where the App is installed may sign in: GitHub's list of the App's installations
+for the user's own token must not be empty, else the sign-in is refused with 403 and no session is made. GitHub's
+token for the user serves for that listing (and the roles listed with it, the page's hint of which unlock buttons
+to show) and is then dropped (bot/adapters/github_oauth.py). The session (signed, not encrypted) holds the login
+and a random id under which those roles are kept in Redis (bot/state/sign_ins.py). What the user may unlock is
+asked of GitHub at the moment of the unlock (bot/web/repo_roles.py).
 """
 from __future__ import annotations
 
@@ -16,9 +21,10 @@ import time
 
 from flask import Blueprint, abort, current_app, flash, redirect, request, session, url_for
 
-from bot.adapters.github_oauth import SignInError, authorize_url
+from bot.adapters.github_oauth import NoInstallationAccess, SignInError, authorize_url
+from bot.state import sign_ins
 from bot.web.auth import safe_next
-from bot.web.repo_roles import ShownRoles
+from bot.web.security import SESSION_HOURS
 
 log = logging.getLogger(__name__)
 bp = Blueprint("github_auth", __name__)
@@ -36,6 +42,12 @@ def current_github_user() -> str | None:
     """The GitHub login this session signed in as, or None (also when GitHub sign-in has been turned off)."""
     login = session.get("github")
     return str(login) if login and sign_in_offered() else None
+
+
+def current_sign_in_id() -> str | None:
+    """The random id of this session's GitHub sign-in (what its kept roles are filed under), or None."""
+    sid = session.get("github_sid")
+    return str(sid) if sid and current_github_user() else None
 
 
 def redirect_uri() -> str:
@@ -75,24 +87,23 @@ def callback():  # type: ignore[no-untyped-def]
     code = request.args.get("code", "")
     if not code:
         abort(400, "GitHub sent no sign-in code back. Sign in with GitHub again.")
+    svc = current_app.extensions["tfbot"]
     try:
-        login = current_app.extensions["tfbot"].github_oauth.login_for_code(code[:200], redirect_uri())
+        signed = svc.github_oauth.sign_in(code[:200], redirect_uri())
+    except NoInstallationAccess as exc:
+        abort(403, str(exc))
     except SignInError as exc:
         abort(502, str(exc))
     session.clear()  # a fresh session: new CSRF token, nothing carried over from before sign-in
     session.permanent = True
-    session["github"] = login
-    log.info("%s signed in to the lock page with GitHub from %s", login, request.remote_addr)
+    session["github"] = signed.login
+    session["github_sid"] = sid = secrets.token_urlsafe(18)
+    sign_ins.keep(svc.redis, sid, signed.roles, SESSION_HOURS * 3600)
+    log.info("%s signed in to the lock page with GitHub from %s (%s)", signed.login, request.remote_addr,
+             "roles of %d repositories listed" % len(signed.roles) if signed.roles is not None else "roles unknown")
     return redirect(target, 303)
 
 
-def shown_roles() -> ShownRoles:
-    """This process's roles kept for drawing the page (bot/web/repo_roles.py)."""
-    kept: ShownRoles = current_app.extensions["tfbot_shown_roles"]
-    return kept
-
-
 def init_app(app) -> None:  # type: ignore[no-untyped-def]
-    """Keep roles for the page; make `github_user()` and `github_sign_in()` available to every template."""
-    app.extensions["tfbot_shown_roles"] = ShownRoles()
+    """Make `github_user()` and `github_sign_in()` available to every template."""
     app.jinja_env.globals.update(github_user=current_github_user, github_sign_in=sign_in_offered)

@@ -9,11 +9,14 @@ from typing import TYPE_CHECKING
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request
 
+from werkzeug.exceptions import TooManyRequests
+
 from bot.adapters.github_roles import RoleLookupError
 from bot.models import LockInfo
+from bot.state import rate_limits
 from bot.web import present, repo_roles, unlock_rights, unlocking
 from bot.web.auth import csrf_ok, current_admin, safe_next
-from bot.web.github_auth import current_github_user, shown_roles
+from bot.web.github_auth import current_github_user, current_sign_in_id
 
 if TYPE_CHECKING:
     from bot.services import WebServices
@@ -23,6 +26,9 @@ bp = Blueprint("locks", __name__)
 MAX_FILTER_CHARS = 200
 PAGE_SIZE = 200  # rows per page: 10,000 rows of HTML would be 12 MB for a phone to lay out
 LISTING = "listing"  # the name of the snapshot's present.Listing, built once per lock version
+# Each unlock attempt by a GitHub user costs one role lookup with the App's token (5,000 an hour per installation):
+# a user gets this many a minute, whatever they click or post.
+UNLOCK_ATTEMPTS_PER_MINUTE = 10
 
 
 def filters() -> tuple[str, str]:
@@ -74,9 +80,20 @@ def page():  # type: ignore[no-untyped-def]
 
 
 def _unlockable(svc: WebServices, shown: list[LockInfo]) -> set[tuple[str, str, str]]:
-    """(repo, dir, workspace) of the shown locks a user signed in with GitHub gets an unlock button for."""
+    """(repo, dir, workspace) of the shown locks a user signed in with GitHub gets an unlock button for: from the
+    roles kept at their sign-in, with no call to GitHub."""
     login = None if current_admin() else current_github_user()
-    return repo_roles.unlockable(svc, shown_roles(), login, shown) if login else set()
+    return repo_roles.unlockable(svc, current_sign_in_id(), shown) if login else set()
+
+
+def _count_attempt(svc: WebServices, login: str) -> None:
+    """Count one unlock attempt by GitHub user `login`; aborts with 429 past UNLOCK_ATTEMPTS_PER_MINUTE."""
+    allowed, wait = rate_limits.take(svc.redis, "unlock", login, UNLOCK_ATTEMPTS_PER_MINUTE, 60)
+    if not allowed:
+        log.warning("refused an unlock attempt by %s: more than %d this minute", login, UNLOCK_ATTEMPTS_PER_MINUTE)
+        raise TooManyRequests(f"Nothing was unlocked: {login} tried to unlock more than {UNLOCK_ATTEMPTS_PER_MINUTE} "
+                              f"times this minute, and each try asks GitHub. Try again in {wait} s.",
+                              retry_after=wait)
 
 
 def _github_unlock(svc: WebServices, login: str, repo: str, reason: str) -> bool:
@@ -86,7 +103,7 @@ def _github_unlock(svc: WebServices, login: str, repo: str, reason: str) -> bool
     if problem:
         abort(400, problem)
     try:
-        role = repo_roles.role_now(svc, shown_roles(), login, repo)
+        role = repo_roles.role_now(svc, login, repo, current_sign_in_id())
     except RoleLookupError as exc:
         abort(503, f"GitHub could not tell what {login} may do on {repo} ({exc}); nothing was unlocked. "
                    "Try again in a moment.")
@@ -107,6 +124,9 @@ def unlock():  # type: ignore[no-untyped-def]
         abort(401, "Sign in to unlock: with GitHub, or as an admin.")
     if not csrf_ok():
         abort(403, "The form expired or did not come from this page: reload the page and try again.")
+    svc = current_app.extensions["tfbot"]
+    if admin is None:
+        _count_attempt(svc, by)
     form = request.form
     try:
         ref = json.loads(form["lock"])
@@ -114,7 +134,6 @@ def unlock():  # type: ignore[no-untyped-def]
         token = int(ref["token"])
     except (KeyError, ValueError, TypeError):
         abort(400, "The unlock form does not name a lock (repository, dir, workspace and lock token).")
-    svc = current_app.extensions["tfbot"]
     reason = str(form.get("reason", ""))
     if admin is not None:
         via, may_override, reason = unlocking.FROM_PAGE, True, reason[:unlock_rights.MAX_REASON_CHARS]

@@ -233,6 +233,7 @@ def lock_json(lock: LockInfo, now: float, api_url: str, base_url: str = "", wait
         "project": lock.project,
         "dir": lock.dir,
         "workspace": lock.workspace,
+        "kind": lock.kind,  # "pull", or "drift": `pull_number` is a drift issue applying the default branch
         "pull_number": lock.pull,
         "pull_title": lock.pull_title,
         "pull_url": safe_url(lock.pull_url) or pull_url(api_url, lock.repo, lock.pull),

@@ -38,7 +38,8 @@ def run_json(svc: WebServices, meta: dict[str, Any], output: str, show_output: b
         "kind": meta.get("kind"),
         "repo": meta.get("repo"),
         "pull_number": meta.get("pull"),
-        "pull_url": present.pull_url(api_url, meta["repo"], meta["pull"]) if meta.get("repo") else None,
+        "pull_url": present.pull_url(api_url, meta["repo"], meta["pull"]) if meta.get("repo") and meta.get("pull")
+        else None,  # a drift check is of no PR
         "project": meta.get("project"),
         "dir": meta.get("dir"),
         "workspace": meta.get("workspace"),
@@ -63,7 +64,7 @@ def run_page(run_id: str):  # type: ignore[no-untyped-def]
     return render_template(
         "web/run.html",
         run=meta,
-        kind="Apply" if meta.get("kind") == "apply" else "Plan",
+        kind={"apply": "Apply", "drift": "Drift check"}.get(str(meta.get("kind")), "Plan"),
         pull_url=present.pull_url(api_url, meta.get("repo", ""), meta.get("pull", 0)),
         commit_url=present.commit_url(api_url, meta.get("repo", ""), meta.get("sha", "")),
         started=present.human_utc(started) if isinstance(started, (int, float)) else "unknown",

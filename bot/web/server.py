@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import socket
 from typing import TYPE_CHECKING, Callable
 
@@ -15,6 +16,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("tfbot.web")
 # The web process's exit code when it cannot bind: `tfbot serve` then stops instead of restarting it.
 EXIT_CANNOT_BIND = 3
+THREADS_PER_PROCESS = 8
+
+
+def process_count(config: Config) -> int:
+    """How many gunicorn worker processes serve the app: `server.processes`, or one per core."""
+    return config.server.processes or os.cpu_count() or 1
 
 
 def port_problem(config: Config) -> str | None:
@@ -59,13 +66,28 @@ def run_web(config: Config, services: Callable[[], WebServices]) -> int:
         log.error("%s", problem)
         return EXIT_CANNOT_BIND
 
+    processes = process_count(config)
+    if processes > 1:
+        from bot.state.metrics import process_exited, use_multiprocess
+
+        # Before the app (and prometheus_client's counters) exist: every worker counts into these files.
+        use_multiprocess(config.data_dir / "prometheus-web")
+
+        def child_exit(server, worker):  # type: ignore[no-untyped-def]
+            process_exited(worker.pid)
+
     class _App(BaseApplication):
         def load_config(self) -> None:
             self.cfg.set("bind", f"{config.server.host}:{config.server.port}")
-            # Threads, not processes: intake is I/O-bound (one Redis round trip) and must answer in milliseconds.
-            self.cfg.set("workers", 1)
+            # A process per core: intake's work per delivery (HMAC, JSON, RQ's job) is Python holding the GIL, so
+            # one process's threads take turns on one core; threads still overlap each one's Redis round trip.
+            self.cfg.set("workers", processes)
             self.cfg.set("worker_class", "gthread")
-            self.cfg.set("threads", 16)
+            self.cfg.set("threads", THREADS_PER_PROCESS)
+            # The app is built once in the master and forked: the workers share its pages, and one secret key.
+            self.cfg.set("preload_app", True)
+            if processes > 1:
+                self.cfg.set("child_exit", child_exit)
             self.cfg.set("timeout", 60)
             self.cfg.set("graceful_timeout", 20)
             self.cfg.set("accesslog", None)

@@ -7,6 +7,8 @@ GitHub's `admin` role on the repository.
 """
 from __future__ import annotations
 
+from typing import Iterable
+
 from bot.models import REPO_ROLES, LockInfo, LockState
 
 OVERRIDE_ROLE = "admin"
@@ -31,6 +33,15 @@ def required_role(lock: LockInfo, unlock_permission: str) -> str:
 def may_unlock(role: str | None, lock: LockInfo, unlock_permission: str) -> bool:
     """Whether a GitHub user with `role` on the lock's repository may unlock `lock`."""
     return at_least(role, required_role(lock, unlock_permission))
+
+
+def offered(roles: dict[str, str] | None, locks: Iterable[LockInfo],
+            unlock_permission: str) -> set[tuple[str, str, str]]:
+    """(repo, dir, workspace) of the `locks` a GitHub user gets an unlock button for, from the roles listed for
+    them at sign-in (lower-cased OWNER/NAME -> role). Unknown roles (None) offer every lock: the button is a hint,
+    and GitHub is asked at the unlock either way."""
+    return {(lk.repo, lk.dir, lk.workspace) for lk in locks
+            if roles is None or may_unlock(roles.get(lk.repo.lower()), lk, unlock_permission)}
 
 
 def reason_problem(reason: str) -> str | None:

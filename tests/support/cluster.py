@@ -199,7 +199,7 @@ class Cluster(Scenario):
         directory.mkdir()
         port = free_port()
         settings = {**self.settings, "data_dir": str(directory / "data"), "workers": workers,
-                    "server": {"host": "127.0.0.1", "port": port}}
+                    "server": {"host": "127.0.0.1", "port": port, "processes": 1}}
         host = Host(name, write_config(directory, settings), port, env=dict(AWS_ENV), extra_workers=extra_workers)
         self.hosts[name] = host
         return host

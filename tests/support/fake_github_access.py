@@ -5,7 +5,7 @@ from typing import Optional
 
 from tests.support import fake_github_git as git
 from tests.support.fake_github_http import ApiError, Ctx, Request, error_body, fail, not_found
-from tests.support.fake_github_state import Issue, Pull, Repo, State
+from tests.support.fake_github_state import Issue, Pull, Repo, State, User
 
 
 def int_param(value: str) -> int:
@@ -31,6 +31,15 @@ def visible_repo(ctx: Ctx, req: Request, owner: str, name: str, write: bool = Fa
             raise fail(403, "Resource not accessible by integration")
         return repo
     raise not_found()
+
+
+def explicit_role(repo: Repo, user: User) -> Optional[str]:
+    """`user`'s role on `repo` that GitHub counts as explicit access (a collaborator's role, or `admin` for the
+    user account that owns it); None for no role, even on a public repository anyone may read."""
+    role = repo.collaborators.get(user.login)
+    if role is None and user.login.lower() == repo.owner.lower() and user.type == "User":
+        role = "admin"
+    return role
 
 
 def issue_of(ctx: Ctx, repo: Repo, number: str) -> Issue:

@@ -13,6 +13,7 @@ from tests.support import (
     fake_github_routes_app,
     fake_github_routes_checks,
     fake_github_routes_issues,
+    fake_github_routes_labels,
     fake_github_routes_repo,
 )
 from tests.support.fake_github_auth import (
@@ -35,7 +36,7 @@ def build_router() -> Router:
     """Every endpoint the fake serves."""
     router = Router()
     for module in (fake_github_routes_app, fake_github_routes_repo, fake_github_routes_issues,
-                   fake_github_routes_checks, fake_github_oauth):
+                   fake_github_routes_labels, fake_github_routes_checks, fake_github_oauth):
         module.register(router)
     return router
 

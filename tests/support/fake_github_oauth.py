@@ -12,6 +12,12 @@ request errors"):
   `bad_verification_code` (unknown, used or older than ten minutes). JSON only when `Accept` asks for it,
   else form-encoded, as GitHub does.
 - `GET /user` with a user access token: that user. An installation token gets 403.
+- `GET /user/installations` with a user access token ("List app installations accessible to the user access
+  token"): `{"total_count", "installations"}`, the App's installations where the user has explicit access (a
+  collaborator's role, or the owner's) to at least one repository; paged (`per_page` at most 100, `Link`).
+- `GET /user/installations/{installation_id}/repositories` ("List repositories accessible to the user access
+  token"): `{"total_count", "repository_selection", "repositories"}`, each repository with the user's
+  `permissions` flags; 404 for an installation the user cannot reach.
 
 These paths are on GitHub's web host, never under the Enterprise API prefix.
 """
@@ -23,8 +29,10 @@ import time
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from tests.support.fake_github_http import Ctx, Request, Response, Router, fail, not_found
-from tests.support.fake_github_state import OAuthCode
+from tests.support.fake_github_access import explicit_role, int_param
+from tests.support.fake_github_http import Ctx, Request, Response, Router, fail, not_found, paginate
+from tests.support.fake_github_routes_repo import permission_flags
+from tests.support.fake_github_state import Installation, OAuthCode, Repo, User
 
 CODE_LIFETIME = 600  # GitHub: "codes expire after 10 minutes"
 USER_TOKEN_LIFETIME = 28800
@@ -41,11 +49,43 @@ _ERRORS = {
 def register(router: Router) -> None:
     """Add the API route a user access token calls."""
     router.add("GET", "/user", get_authenticated_user, auth="user")
+    router.add("GET", "/user/installations", list_user_installations, auth="user")
+    router.add("GET", "/user/installations/{installation_id}/repositories", list_user_installation_repos,
+               auth="user")
 
 
 def get_authenticated_user(ctx: Ctx, req: Request) -> Response:
     assert req.user is not None
     return Response(200, ctx.pay.user(ctx.state.ensure_user(req.user)))
+
+
+def _reachable(ctx: Ctx, user: User, inst: Installation) -> list[tuple[Repo, str]]:
+    """The repositories of `inst` where `user` has explicit access, with their role, by name."""
+    found = [(repo, explicit_role(repo, user)) for repo in ctx.state.repos.values()
+             if repo.installation_id == inst.id]
+    return sorted(((repo, role) for repo, role in found if role), key=lambda pair: pair[0].full_name.lower())
+
+
+def list_user_installations(ctx: Ctx, req: Request) -> Response:
+    assert req.user is not None
+    user = ctx.state.ensure_user(req.user)
+    items = [ctx.pay.installation(inst) for inst in sorted(ctx.state.installations.values(), key=lambda i: i.id)
+             if _reachable(ctx, user, inst)]
+    page, headers = paginate(items, req.query, f"{ctx.pay.api}/user/installations")
+    return Response(200, {"total_count": len(items), "installations": page}, headers)
+
+
+def list_user_installation_repos(ctx: Ctx, req: Request, installation_id: str) -> Response:
+    assert req.user is not None
+    user = ctx.state.ensure_user(req.user)
+    inst = ctx.state.installations.get(int_param(installation_id))
+    reachable = _reachable(ctx, user, inst) if inst is not None else []
+    if inst is None or not reachable:
+        raise not_found()  # GitHub hides an installation the user cannot reach
+    items = [{**ctx.pay.repo(repo, full=False), "permissions": permission_flags(role)} for repo, role in reachable]
+    page, headers = paginate(items, req.query, f"{ctx.pay.api}/user/installations/{inst.id}/repositories")
+    return Response(200, {"total_count": len(items), "repository_selection": inst.repository_selection,
+                          "repositories": page}, headers)
 
 
 def serve_web(ctx: Ctx, method: str, path: str, query: dict[str, str], headers: dict[str, str],

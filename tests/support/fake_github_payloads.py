@@ -68,7 +68,7 @@ class Payloads(BasePayloads):
             "reactions": self.reactions_summary(f"{url}/reactions", ("issue", issue.repo, issue.number)),
             "timeline_url": f"{url}/timeline",
             "performed_via_github_app": None,
-            "state_reason": "completed" if issue.state == "closed" else None,
+            "state_reason": issue.state_reason or ("completed" if issue.state == "closed" else None),
         }
         if isinstance(issue, Pull):
             pull_url = f"{self.repo_url(repo)}/pulls/{issue.number}"

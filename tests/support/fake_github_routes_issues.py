@@ -29,6 +29,7 @@ def register(router: Router) -> None:
     router.add("POST", base + "/comments/{comment_id}/reactions", react_to_comment, needs=_ISSUE_PERMS)
     router.add("DELETE", base + "/comments/{comment_id}/reactions/{reaction_id}", delete_comment_reaction,
                needs=_ISSUE_PERMS)
+    router.add("GET", base, list_issues)
     router.add("POST", base, create_issue, needs=("issues",))
     router.add("GET", base + "/{number}", get_issue)
     router.add("PATCH", base + "/{number}", edit_issue, needs=_ISSUE_PERMS)
@@ -114,6 +115,9 @@ def edit_issue(ctx: Ctx, req: Request, owner: str, repo: str, number: str) -> Re
     state = req.body.get("state") if isinstance(req.body, dict) else None
     if state not in (None, "open", "closed"):
         raise validation_failed("Issue", "state", "invalid", doc=_ISSUE_DOCS)
+    reason = req.body.get("state_reason") if isinstance(req.body, dict) else None
+    if reason not in (None, "completed", "not_planned", "reopened"):
+        raise validation_failed("Issue", "state_reason", "invalid", doc=_ISSUE_DOCS)
     if title is not None:
         issue.title = title
     if isinstance(req.body, dict) and "body" in req.body:
@@ -123,8 +127,40 @@ def edit_issue(ctx: Ctx, req: Request, owner: str, repo: str, number: str) -> Re
     if state is not None and state != issue.state:
         issue.state = state
         issue.closed_at = time.time() if state == "closed" else None
+        # GitHub: closing without a reason is `completed`; reopening sets `reopened`.
+        issue.state_reason = (reason or "completed") if state == "closed" else "reopened"
+    elif reason is not None and issue.state == "closed":
+        issue.state_reason = reason
     issue.updated_at = time.time()
     return Response(200, ctx.pay.issue(issue))
+
+
+_LIST_DOCS = "https://docs.github.com/rest/issues/issues#list-repository-issues"
+
+
+def list_issues(ctx: Ctx, req: Request, owner: str, repo: str) -> Response:
+    """`GET /repos/{owner}/{repo}/issues`: pull requests included (they carry `pull_request`), `state` open (default),
+    closed or all, `labels` a comma-separated list of names all of which an issue must carry (any case), `creator`,
+    `sort` created (default) or updated, `direction` desc (default) or asc, paged."""
+    found = visible_repo(ctx, req, owner, repo)
+    state = req.query.get("state", "open")
+    if state not in ("open", "closed", "all"):
+        raise validation_failed("Issue", "state", "invalid", doc=_LIST_DOCS)
+    wanted = {name.strip().lower() for name in req.query.get("labels", "").split(",") if name.strip()}
+    creator = req.query.get("creator")
+    sort = req.query.get("sort", "created")
+    if sort not in ("created", "updated", "comments"):
+        raise validation_failed("Issue", "sort", "invalid", doc=_LIST_DOCS)
+    issues = [
+        i for (r, _), i in ctx.state.issues.items()
+        if r == found.full_name and (state == "all" or i.state == state)
+        and wanted <= {name.lower() for name in i.labels} and (creator is None or i.user.lower() == creator.lower())
+    ]
+    issues.sort(key=lambda i: (i.updated_at if sort == "updated" else i.created_at, i.number),
+                reverse=req.query.get("direction", "desc") != "asc")
+    page, headers = paginate([ctx.pay.issue(i) for i in issues], req.query,
+                             f"{ctx.pay.api}/repositories/{found.id}/issues")
+    return Response(200, page, headers)
 
 
 # ---- comments ------------------------------------------------------------------

@@ -5,7 +5,8 @@ import time
 from typing import Any
 
 from tests.support import fake_github_git as git
-from tests.support.fake_github_access import commit_or_422, find_commit, int_param, pull_of, visible_repo
+from tests.support.fake_github_access import commit_or_422, explicit_role, find_commit, int_param, pull_of, \
+    visible_repo
 from tests.support.fake_github_http import ApiError, Ctx, Request, Response, Router, error_body, not_found, paginate
 from tests.support.fake_github_payloads import ROLE_PERMISSION, iso, node_id
 from tests.support.fake_github_state import Pull, Review
@@ -33,6 +34,12 @@ def register(router: Router) -> None:
     router.add("POST", base + "/pulls/{number}/reviews", create_review, needs=("pull_requests",))
 
 
+def permission_flags(role: str | None) -> dict[str, bool]:
+    """GitHub's `permissions` flags of a user with `role` (None: no role): each base role implies those below."""
+    rank = _ROLES.index(role) if role else -1
+    return {flag: i <= rank for i, flag in enumerate(_ROLE_FLAGS)}
+
+
 def get_repo(ctx: Ctx, req: Request, owner: str, repo: str) -> Response:
     return Response(200, ctx.pay.repo(visible_repo(ctx, req, owner, repo)))
 
@@ -42,15 +49,12 @@ def get_permission(ctx: Ctx, req: Request, owner: str, repo: str, login: str) ->
     user = ctx.state.users.get(login.lower())
     if user is None:
         raise not_found()
-    role = found.collaborators.get(user.login)
-    if role is None and user.login.lower() == found.owner.lower() and user.type == "User":
-        role = "admin"
+    role = explicit_role(found, user)
     if role is None and not found.private:
         role = "read"  # anyone may read a public repository
     permission = ROLE_PERMISSION.get(role, "none") if role else "none"
-    rank = _ROLES.index(role) if role else -1
     user_data = ctx.pay.user(user)
-    user_data["permissions"] = {flag: i <= rank for i, flag in enumerate(_ROLE_FLAGS)}
+    user_data["permissions"] = permission_flags(role)
     user_data["role_name"] = role or "none"
     return Response(200, {"permission": permission, "role_name": role or "none", "user": user_data})
 

@@ -96,6 +96,7 @@ class Issue:
     updated_at: float = field(default_factory=time.time)
     closed_at: Optional[float] = None
     labels: list[str] = field(default_factory=list)  # names, in the order they were added
+    state_reason: Optional[str] = None  # completed, not_planned or reopened, as the last close or reopen set it
 
 
 @dataclass

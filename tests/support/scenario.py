@@ -51,7 +51,8 @@ class Scenario:
             "github": {"api_url": fake.base_url, "app_id": fake.app_id, "private_key": private_key_pem.decode(),
                        "webhook_secret": SECRET, "app_slug": fake.app_slug, "retries": 0, "write_interval": 0,
                        **(github_settings or {})},
-            "server": {"host": "127.0.0.1", "port": self.port},
+            # One web process: the suite starts many servers on few cores (tests of several set it).
+            "server": {"host": "127.0.0.1", "port": self.port, "processes": 1},
             "data_dir": str(tmp_path / "data"),
             "workers": workers,
             "terraform": terraform,
@@ -122,6 +123,15 @@ class Scenario:
         comment = self.fake.add_comment(REPO, number, user, body)
         self.send("issue_comment", wp.issue_comment_event("created", self.fake.repo_payload(REPO), number, comment,
                                                           INSTALLATION, user,
+                                                          issue=self.fake.issue_payload(REPO, number)))
+        return comment
+
+    def comment_on_issue(self, number: int, user: str, body: str) -> dict[str, Any]:
+        """`user` comments on the plain issue #`number`: the event's issue has no `pull_request` key, as GitHub sends
+        it for an issue."""
+        comment = self.fake.add_comment(REPO, number, user, body)
+        self.send("issue_comment", wp.issue_comment_event("created", self.fake.repo_payload(REPO), number, comment,
+                                                          INSTALLATION, user, is_pull=False,
                                                           issue=self.fake.issue_payload(REPO, number)))
         return comment
 

@@ -27,12 +27,15 @@ def install(directory: Path, record: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     record.parent.mkdir(parents=True, exist_ok=True)
     path = directory / "tofu"
+    # A copy of this module beside the stand-in: a sandboxed run sees the binary's directory but maybe not the
+    # checkout (a checkout under /tmp is hidden by the sandbox's private /tmp).
+    shutil.copyfile(Path(__file__), directory / "stub_tofu_impl.py")
     path.write_text(
         f"#!{sys.executable}\n"
         "# A stand-in for OpenTofu's tofu (see tests/support/stub_tofu.py): records, then runs Terraform.\n"
         "import sys\n"
-        f"sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})\n"
-        "from tests.support.stub_tofu import main\n"
+        f"sys.path.insert(0, {str(directory.resolve())!r})\n"
+        "from stub_tofu_impl import main\n"
         f"main({str(record)!r}, {os.path.abspath(terraform)!r})\n")
     path.chmod(0o755)
     return path

@@ -1,0 +1,117 @@
+"""A drift issue's text (bot/render/drift.py) and what each check result does to the issue
+(bot/drift/transitions.py): values in, values out."""
+from __future__ import annotations
+
+import cmarkgfm
+from cmarkgfm.cmark import Options
+
+from bot.drift.marker import DriftSubject, marker, subject_of
+from bot.drift.transitions import IssueStep, Transition, set_digest, set_marker, shown_digest, transition
+from bot.render.drift import BODY_LIMIT, DriftReport, by_action, changed_comment, issue_body, issue_title, \
+    resolved_comment
+
+AT = 1796133600.0  # 2026-12-01 14:00 UTC
+SUBJECT = DriftSubject(repo="acme/infra", dir="app", workspace="default", name="app")
+
+
+def html_of(markdown: str) -> str:
+    """As GitHub renders it, raw HTML kept (GitHub sanitises after; tfbot's text must not need it)."""
+    return cmarkgfm.github_flavored_markdown_to_html(markdown, options=Options.CMARK_OPT_UNSAFE)
+
+
+def report(**changes: object) -> DriftReport:
+    values: dict[str, object] = dict(
+        repo="acme/infra", project="app", dir="app", workspace="default", sha="a" * 40,
+        summary="Plan: 1 to add, 1 to change, 0 to destroy.",
+        resources=("update terraform_data.a", "create terraform_data.b"),
+        plan_output='  # terraform_data.a will be updated in-place\n  ~ resource "terraform_data" "a" {\n'
+                    '      ~ input  = "hand" -> "one"\n    }\n',
+        run_id="20261201140000-abcd1234", run_url="https://tfbot.example.com/runs/20261201140000-abcd1234",
+        checked_at=AT + 3600, drifted_since=AT)
+    values.update(changes)
+    return DriftReport(**values)  # type: ignore[arg-type]
+
+
+def test_the_body_starts_with_the_marker_lists_the_changes_by_action_and_folds_the_plan():
+    body = issue_body(marker(SUBJECT), report())
+    assert subject_of(body) == SUBJECT
+    assert issue_title("acme/infra", "app") == "Drift: acme/infra app"
+    assert "- **create** (1): `terraform_data.b`\n- **update** (1): `terraform_data.a`" in body
+    assert ("First seen 2026-12-01 14:00 UTC; last checked 2026-12-01 15:00 UTC by [run 20261201140000-abcd1234]"
+            in body)
+    html = html_of(body)
+    assert "<details><summary>The plan</summary>" in html and '!       input  = &quot;hand&quot; -&gt; &quot;one&quot;' in html
+
+
+def test_hostile_names_and_plan_text_stay_text():
+    evil = report(project="x<script>", resources=("update terraform_data.a`]<img src=x>",),
+                  plan_output="```\n</details><img src=x onerror=alert(1)>\n", links=("javascript:alert(1)",))
+    html = html_of(issue_body(marker(SUBJECT), evil))
+    assert "<img" not in html and "<script" not in html
+    assert 'href="javascript' not in html
+
+
+def test_a_huge_plan_is_cut_to_fit_githubs_limit_with_the_run_link():
+    body = issue_body(marker(SUBJECT), report(plan_output="  + x = 1\n" * 20_000))
+    assert len(body) <= BODY_LIMIT
+    assert "characters cut here; the whole output is in https://tfbot.example.com/runs/" in body
+    many = tuple(f"update terraform_data.r{i:05d}" for i in range(5000))
+    body = issue_body(marker(SUBJECT), report(resources=many))
+    assert len(body) <= BODY_LIMIT and subject_of(body) == SUBJECT
+    assert "The plan is too long to show here" in body
+
+
+def test_output_only_changes_and_the_grouping_order():
+    assert "only output values would change" in issue_body(marker(SUBJECT), report(resources=()))
+    assert [a for a, _ in by_action(["delete x", "zap y", "create z", "update w"])] == [
+        "create", "update", "delete", "zap"]
+
+
+def test_the_changed_comment_says_what_came_and_went():
+    text = changed_comment(("update terraform_data.a", "delete terraform_data.c"), report())
+    assert "Drifted since the last check:\n- **create** (1): `terraform_data.b`" in text
+    assert "No longer drifted:\n- **delete** (1): `terraform_data.c`" in text
+    assert resolved_comment(AT, "b" * 40, "r1", "").startswith("**No drift any more.** Run `r1`")
+
+
+def test_the_set_digest_read_back_from_a_body_ignores_order():
+    body = "text\n" + set_marker(["b", "a", "a"])
+    assert shown_digest(body) == set_digest(["a", "b"]) and shown_digest("edited by hand") == ""
+
+
+def test_every_row_of_the_transition_table():
+    same = set_digest(["update a"])
+    assert transition("drifted", False, "", ["update a"]) == Transition(IssueStep.OPEN, notify="drift_found")
+    assert transition("drifted", True, same, ["update a"]) == Transition(IssueStep.UPDATE)
+    assert transition("drifted", True, same, ["update a", "create b"]) == Transition(
+        IssueStep.UPDATE, comment=True, notify="drift_found")
+    assert transition("drifted", True, "", ["update a"]).comment  # a body edited by hand: said again
+    assert transition("clean", True, same, []) == Transition(IssueStep.CLOSE, notify="drift_resolved")
+    assert transition("clean", False, "", []) == Transition(IssueStep.NONE)
+    assert transition("failed", True, same, [], last_state="drifted") == Transition(IssueStep.NOTE_FAILURE)
+    assert transition("failed", True, same, [], last_state="failed") == Transition(IssueStep.NONE)
+    assert transition("failed", False, "", []) == Transition(IssueStep.NONE)
+    assert transition("skipped", True, same, []) == Transition(IssueStep.NONE)
+
+
+def test_tfbot_drift_says_its_exit_status_and_keeps_to_it(capsys):
+    import pytest
+
+    from bot.cli import main
+    from bot.ops.drift_cli import exit_status, line
+    from bot.state.drift_checks import DriftCheck, DriftState
+
+    with pytest.raises(SystemExit):
+        main(["drift", "--help"])
+    assert "Exit status: 0 all clean (or skipped" in capsys.readouterr().out
+    assert main(["drift", "--project", "app"]) == 2 and "--project needs --repo" in capsys.readouterr().err
+
+    def check(state: DriftState, **more: object) -> DriftCheck:
+        return DriftCheck(repo="acme/infra", project="app", dir="app", workspace="default", state=state,
+                          **more)  # type: ignore[arg-type]
+
+    assert exit_status([check(DriftState.CLEAN), check(DriftState.SKIPPED)]) == 0
+    assert exit_status([check(DriftState.CLEAN), check(DriftState.DRIFTED)]) == 2
+    assert exit_status([check(DriftState.DRIFTED), check(DriftState.FAILED)]) == 1
+    assert line(check(DriftState.FAILED, detail="boom\x1b[31m", issue_url="https://github.com/acme/infra/issues/3")) \
+        == "acme/infra app (dir app, workspace default): failed: boom [31m https://github.com/acme/infra/issues/3"

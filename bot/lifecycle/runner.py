@@ -700,6 +700,8 @@ def _save_run(svc: WorkerServices, run_id: str, kind: str, cmd: Command, project
         "workspace": project.workspace, "sha": sha, "planned_sha": target.sha, "base_sha": target.base_sha,
         "user": cmd.user, "started_at": started, "duration": time.time() - started, "ok": ok, "summary": summary,
         "command_id": cmd.id, "binary": binary, "extra_args": public(extra_args),
+        # Seconds per step, in order (0 for a step tfbot found nothing to do for): where a run's time went.
+        "steps": [[s.command, round(s.duration, 3)] for s in steps],
     }, output)
     # The arguments first: `tfbot audit` cuts a long detail, and what the plan was made with matters most.
     detail = f"planned with {shown(public(extra_args))}: {summary}" if extra_args else summary

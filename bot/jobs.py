@@ -196,6 +196,14 @@ def report_interrupted(svc: WorkerServices, command_id: str, project: dict[str, 
     report(svc, command_id, project, reason)
 
 
+def report_drift_interrupted(svc: WorkerServices, repo: str, installation: int, issue: int, author: str,
+                             reason: str) -> int:
+    """Tell a drift issue that the apply it asked for stopped without finishing, and which lock it still holds."""
+    from bot.drift.apply import report_interrupted
+
+    return report_interrupted(svc, repo, installation, issue, author, reason)
+
+
 def report_event_failure(svc: WorkerServices, kind: str, args: list[Any], error: str) -> None:
     """Tell the PR that an event job (`kind`: one of EVENT_KINDS' values) failed for good, and what helps.
 
@@ -262,7 +270,8 @@ def apply_drift(svc: WorkerServices, repo: str, installation: int, issue: int, a
             log.info("drift apply %s#%d: %s; deferred (attempt %d)", repo, issue, exc, attempt + 1)
             svc.runs_queue.enqueue_in(
                 timedelta(seconds=delays[-1]), apply_drift, repo, installation, issue, author, comment_url,
-                attempt + 1, job_timeout=run_timeout(svc.config.terraform.timeout), result_ttl=RESULT_TTL_SECONDS,
+                attempt + 1, job_timeout=run_timeout(svc.config.terraform.timeout), on_failure=Callback(run_failed),
+                result_ttl=RESULT_TTL_SECONDS,
                 failure_ttl=FAILURE_TTL_SECONDS, description=f"drift apply {repo}#{issue} (deferred)")
             return "deferred"
         svc.github.repo(installation, repo).create_comment(issue, (
@@ -316,6 +325,13 @@ def horse_killed(connection: redis.Redis, job: Job, retpid: int, ret_val: int, r
 
 def queue_interrupted_report(connection: redis.Redis, job: Job, reason: str) -> None:
     """Queue the report of a run that will never finish (its process or worker died); other jobs are ignored."""
+    if job.func_name == _DRIFT_APPLY:
+        repo, installation, issue, author = job.args[:4]
+        runs_queue(connection).enqueue_call(
+            report_drift_interrupted, args=(repo, installation, issue, author, reason), retry=event_retry(),
+            result_ttl=RESULT_TTL_SECONDS, failure_ttl=FAILURE_TTL_SECONDS,
+            description=f"report interrupted drift apply {repo}#{issue}")
+        return
     if not is_run(job):
         return
     command_id, project = job.args[:2]
@@ -334,12 +350,14 @@ def is_run(job: Job) -> bool:
 
 JOBS: tuple[Callable[..., Any], ...] = (
     handle_delivery, run_project, report_command, replan, plan_waiter, announce_unlock, announce_expiry,
-    report_interrupted, report_event_failure, send_notification, check_drift, apply_drift, index_states)
+    report_interrupted, report_drift_interrupted, report_event_failure, send_notification, check_drift, apply_drift,
+    index_states)
 CALLBACKS: tuple[Callable[..., Any], ...] = (run_failed, event_job_failed)
 ALLOWED_JOBS: frozenset[str] = frozenset(function_name(f) for f in JOBS)
 ALLOWED_CALLBACKS: frozenset[str] = frozenset(function_name(f) for f in CALLBACKS)
 ALLOWED: frozenset[str] = ALLOWED_JOBS | ALLOWED_CALLBACKS
 _RUN = function_name(run_project)
+_DRIFT_APPLY = function_name(apply_drift)
 # Jobs whose failed tries are expected (a receiver down for a while): a try that will be retried is a WARNING, and
 # the job itself writes the ERROR of its last.
 QUIET_RETRIES: frozenset[str] = frozenset({function_name(send_notification)})
@@ -447,7 +465,7 @@ class RQJobs:
         """`author`'s `apply` on drift issue `issue`, on the runs queue: it runs Terraform."""
         self.runs.enqueue_call(
             apply_drift, args=(repo, installation, issue, author, comment_url), timeout=self._run_timeout,
-            result_ttl=RESULT_TTL_SECONDS, failure_ttl=FAILURE_TTL_SECONDS,
+            on_failure=Callback(run_failed), result_ttl=RESULT_TTL_SECONDS, failure_ttl=FAILURE_TTL_SECONDS,
             description=f"drift apply {repo}#{issue} by {author}")
 
     def index_states(self) -> None:

@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -167,6 +169,8 @@ def test_a_writers_apply_removes_the_drift_and_a_readers_is_refused(drifted):
     assert (applied.user, applied.outcome, applied.pull, applied.sha) == (
         "alice", "ok", number, sc.remote.branch_sha("main"))
     assert applied.run_id and sc.redis().exists(f"tfbot:run:{applied.run_id}")
+    run = requests.get(f"{sc.server.url}/api/runs/{applied.run_id}", timeout=10).json()
+    assert run["pull_kind"] == "drift" and run["pull_url"].endswith(f"/acme/infra/issues/{number}")
     # The runs are tfbot's ordinary ones: a plan and an apply of the issue's number, in the audit trail too.
     kinds = [(e.action, e.outcome) for e in audit.entries(sc.redis()) if e.pull == number and e.action != "drift-apply"]
     assert kinds == [("apply", "ok"), ("plan", "ok")]
@@ -256,3 +260,33 @@ def test_a_failed_apply_releases_the_lock_and_checks_again(make_scenario, tmp_pa
     assert sc.lock("network") is None and not drift.in_sync()
     assert drift_checks_queued(sc) == [(RECHECK_FAILED, comment["html_url"])]
     assert [(e.outcome, e.user) for e in drift_audit(sc)] == [("failed", "alice")]
+
+
+def test_an_apply_whose_process_is_killed_tells_the_issue_which_lock_it_still_holds(drifted, tmp_path):
+    """No `finally` runs in a killed process: the worker's report says so on the issue, and the lock it kept is named
+    there and shown on the lock page, never left unseen."""
+    sc, drift = drifted
+    pid_file = tmp_path / "host" / "horse.pid"
+    pid_file.parent.mkdir(exist_ok=True)
+    script = tmp_path / "host" / "hang.py"
+    script.write_text(f"import os, pathlib, time\npathlib.Path({str(pid_file)!r}).write_text(str(os.getppid()))\n"
+                      "time.sleep(300)\n")
+    workflows = tmp_path / "workflows"
+    workflows.mkdir()
+    (workflows / "hang.yaml").write_text(
+        f"plan:\n  steps: [init, workspace, {{run: [{sys.executable!r}, {str(script)!r}]}}, plan, show]\n"
+        "apply:\n  steps: [init, apply]\n")
+    sc.settings["workflows_dir"] = str(workflows)
+    sc.settings["repos"][0]["workflow"] = "hang"
+    # Unsandboxed: the step records its parent's pid (the job's process), which a sandbox's PID namespace hides.
+    sc.settings.setdefault("terraform", {})["sandbox"] = {"mode": "none"}
+    sc.start()
+    number = drift_issue(sc, drift.digest())
+    sc.comment_on_issue(number, "alice", "apply")
+    horse = int(wait_for(lambda: pid_file.exists() and pid_file.read_text(), timeout=120, message="the run to start"))
+    os.kill(horse, signal.SIGKILL)
+    reply = wait_reply(sc, number, "stopped before it finished")
+    assert "signal 9" in reply and "still holds the lock of `network`" in reply and "tfbot unlock" in reply
+    held = sc.lock("network")
+    assert held is not None and (held.kind, held.pull) == ("drift", number)  # kept, and said where
+    assert [(e.outcome, e.project) for e in drift_audit(sc)] == [("interrupted", "network")]

@@ -106,6 +106,7 @@ def test_an_idle_planned_lock_passes_to_the_next_pr_and_an_applied_one_stays(mak
     svc = worker_services(parse_config(sc.settings, base_dir=sc.tmp), sc.redis())
 
     assert expire_idle_locks(svc) == []  # not idle yet
+    time.sleep(1.5)  # the comment comes well after the lock was taken (a plan can take less than a second)
     sc.comment(a, "carol", "Waiting for the network team's review.")  # people talking: the clock starts again
     sc.wait_idle()
     assert expire_idle_locks(svc, now=sc.lock("network").locked_at + 3601) == []

@@ -109,6 +109,21 @@ def test_a_drift_checks_run_log_names_no_pull_request(web):
     assert client.get("/api/runs/d-1").get_json()["pull_url"] is None
 
 
+def test_an_apply_from_a_drift_issue_links_the_issue_not_a_pull_request(web):
+    app, services = web
+    seed_run(services.records, "da-1", "$ terraform apply\n", kind="apply", pull=12, pull_kind="drift", user="alice",
+             summary="Apply complete! Resources: 0 added, 1 changed, 0 destroyed.")
+    client = app.test_client()
+    page = client.get("/runs/da-1").get_data(as_text=True)
+    assert "<dt>Drift issue</dt>" in page and 'href="https://github.com/acme/infra/issues/12"' in page
+    assert "<dt>Pull request</dt>" not in page and "/pull/12" not in page
+    answer = client.get("/api/runs/da-1").get_json()
+    assert (answer["pull_kind"], answer["pull_url"]) == ("drift", "https://github.com/acme/infra/issues/12")
+    seed_run(services.records, "p-1", "$ terraform plan\n", kind="plan", pull=7)  # written before pull_kind existed
+    assert client.get("/api/runs/p-1").get_json()["pull_url"] == "https://github.com/acme/infra/pull/7"
+    assert "<dt>Pull request</dt>" in client.get("/runs/p-1").get_data(as_text=True)
+
+
 def test_every_response_carries_the_security_headers(web):
     app, _ = web
     client = app.test_client()

@@ -17,7 +17,8 @@ A failed (or interrupted) apply releases the lock too, unlike a PR's: a PR's fai
 holding part of a change the default branch lacks, but a drift apply moves it toward the default branch, so what
 is left is drift again, no worse than before the apply. The issue is told, the audit says `failed`, and the
 project is checked again so the issue shows the drift that remains. Only a worker killed mid-apply (no `finally`
-runs) leaves the lock held (`applying`, flagged): an admin releases it from the lock page with a reason.
+runs) leaves the lock held: the worker's failure callback queues `report_interrupted` below, which names the lock
+on the issue; an admin releases it from the lock page or with `tfbot unlock`, with a reason.
 """
 from __future__ import annotations
 
@@ -219,3 +220,27 @@ def _quoted(line: str) -> str:
 def _log(svc: WorkerServices, run_id: str) -> str:
     url = svc.run_url(run_id)
     return f" Run log: {url}" if url else f" Run: `{run_id}`."
+
+
+def report_interrupted(svc: WorkerServices, repo: str, installation: int, issue: int, author: str,
+                       reason: str) -> int:
+    """Tell drift issue `issue` that `author`'s apply stopped without finishing (`reason`: its process or worker
+    died, so no `finally` released anything), name each lock the issue still holds and how to release it, and
+    audit it. Returns how many locks the issue holds. Raises GitHubError (the job is retried)."""
+    held = [lock for lock in svc.locks.locks_of_pull(repo, issue) if lock.kind == "drift"]
+    if held:
+        names = ", ".join(f"{code_span(lock.project)} ({lock.state.value})" for lock in held)
+        what = (f"This issue still holds the lock of {names}: Terraform may have changed part of the infrastructure "
+                f"and its state may be locked. Look at the run log, then release the lock on tfbot's lock page or "
+                f"with `tfbot unlock` (with a reason), and comment `apply` again; the next drift check shows what "
+                f"is left.")
+    else:
+        what = "It holds no lock any more. The next drift check shows what is left."
+    svc.github.repo(installation, repo).create_comment(
+        issue, f"@{author}: the apply from this issue stopped before it finished: {reason}. {what}")
+    for project in [lock.project for lock in held] or [""]:
+        audit.record(svc.redis, audit.AuditEntry(action="drift-apply", repo=repo, pull=issue, project=project,
+                                                 user=author, outcome="interrupted", detail=reason))
+    log.warning("drift apply %s#%d by %s interrupted: %s; %d lock(s) still held", repo, issue, author, reason,
+                len(held))
+    return len(held)

@@ -702,6 +702,8 @@ def _save_run(svc: WorkerServices, run_id: str, kind: str, cmd: Command, project
         "command_id": cmd.id, "binary": binary, "extra_args": public(extra_args),
         # Seconds per step, in order (0 for a step tfbot found nothing to do for): where a run's time went.
         "steps": [[s.command, round(s.duration, 3)] for s in steps],
+        # An `apply` on a drift issue runs under the issue's number, which is no pull request.
+        "pull_kind": "drift" if cmd.kind == "drift-apply" else "pull",
     }, output)
     # The arguments first: `tfbot audit` cuts a long detail, and what the plan was made with matters most.
     detail = f"planned with {shown(public(extra_args))}: {summary}" if extra_args else summary

@@ -92,8 +92,9 @@ def github_web_url(api_url: str) -> str:
     return api_url[: -len("/api/v3")] if api_url.endswith("/api/v3") else api_url
 
 
-def pull_url(api_url: str, repo: str, pull: int) -> str:
-    return f"{github_web_url(api_url)}/{repo}/pull/{int(pull)}"
+def pull_url(api_url: str, repo: str, pull: int, kind: str = "pull") -> str:
+    """The PR's page on GitHub; with `kind` "drift", the drift issue's (a drift apply holds a lock by its number)."""
+    return f"{github_web_url(api_url)}/{repo}/{'issues' if kind == 'drift' else 'pull'}/{int(pull)}"
 
 
 def commit_url(api_url: str, repo: str, sha: str) -> str:

@@ -38,8 +38,9 @@ def run_json(svc: WebServices, meta: dict[str, Any], output: str, show_output: b
         "kind": meta.get("kind"),
         "repo": meta.get("repo"),
         "pull_number": meta.get("pull"),
-        "pull_url": present.pull_url(api_url, meta["repo"], meta["pull"]) if meta.get("repo") and meta.get("pull")
-        else None,  # a drift check is of no PR
+        "pull_kind": meta.get("pull_kind", "pull") if meta.get("pull") else None,
+        "pull_url": present.pull_url(api_url, meta["repo"], meta["pull"], str(meta.get("pull_kind", "pull")))
+        if meta.get("repo") and meta.get("pull") else None,  # a drift check is of no PR
         "project": meta.get("project"),
         "dir": meta.get("dir"),
         "workspace": meta.get("workspace"),
@@ -65,7 +66,9 @@ def run_page(run_id: str):  # type: ignore[no-untyped-def]
         "web/run.html",
         run=meta,
         kind={"apply": "Apply", "drift": "Drift check"}.get(str(meta.get("kind")), "Plan"),
-        pull_url=present.pull_url(api_url, meta.get("repo", ""), meta.get("pull", 0)),
+        pull_url=present.pull_url(api_url, meta.get("repo", ""), meta.get("pull", 0),
+                                  str(meta.get("pull_kind", "pull"))),
+        pull_label="Drift issue" if meta.get("pull_kind") == "drift" else "Pull request",
         commit_url=present.commit_url(api_url, meta.get("repo", ""), meta.get("sha", "")),
         started=present.human_utc(started) if isinstance(started, (int, float)) else "unknown",
         started_iso=present.iso_utc(started) if isinstance(started, (int, float)) else "",

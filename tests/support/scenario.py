@@ -273,7 +273,10 @@ class Scenario:
 
         def idle() -> bool:
             for name in ("tfbot-events", "tfbot-runs"):
-                if Queue(name, connection=conn).count or StartedJobRegistry(name, connection=conn).count \
+                queue = Queue(name, connection=conn)
+                # A job a worker has just taken sits in RQ's intermediate list until it is in the started registry.
+                if queue.count or conn.llen(queue.intermediate_queue_key) \
+                        or StartedJobRegistry(name, connection=conn).count \
                         or ScheduledJobRegistry(name, connection=conn).count:
                     return False
             return True

@@ -53,7 +53,7 @@ def assert_at_most(requests: list[RecordedRequest], ceiling: int, what: str) -> 
         f"{what}: {len(requests)} GitHub requests, more than {ceiling}:\n{listing(requests)}")
 
 
-def test_one_plan_costs_at_most_four_requests(network_scenario, capsys):
+def test_one_plan_costs_at_most_four_requests(network_scenario):
     sc = started(network_scenario)
     number = sc.open_pr("subnet", {"network/main.tf": sc.config_for(
         "network", {"vpc": "10.0.0.0/16", "subnet": "10.0.1.0/24"})})
@@ -64,12 +64,10 @@ def test_one_plan_costs_at_most_four_requests(network_scenario, capsys):
     assert sc.wait_status(head, "tfbot/plan")["state"] == "success"
     sc.wait_idle()
     made = sc.fake.requests
-    with capsys.disabled():
-        print(f"\none plan: {len(made)} GitHub requests\n{listing(made)}")
     assert_at_most(made, PLAN_CEILING, "one single-project plan")
 
 
-def test_a_whole_pull_request_costs_at_most_fifteen_requests(network_scenario, capsys):
+def test_a_whole_pull_request_costs_at_most_fifteen_requests(network_scenario):
     sc = started(network_scenario)
     number = sc.open_pr("subnet", {"network/main.tf": sc.config_for(
         "network", {"vpc": "10.0.0.0/16", "subnet": "10.0.1.0/24"})})
@@ -83,7 +81,5 @@ def test_a_whole_pull_request_costs_at_most_fifteen_requests(network_scenario, c
     sc.wait_comment(number, lambda b: "already matches the default branch" in b, what="the merge's check of main")
     sc.wait_idle()
     made = sc.fake.requests
-    with capsys.disabled():
-        print(f"\nwhole PR: {len(made)} GitHub requests\n{listing(made)}")
     assert sc.lock("network") is None
     assert_at_most(made, LIFECYCLE_CEILING, "a whole single-project PR")

@@ -58,6 +58,11 @@ def phases(conn: Any, sent: float, seen: float) -> dict[str, float]:
     queued = min(j["enqueued"] for j in plans)
     first = min(j["started"] for j in plans)
     runs = runs_since(conn, sent)
+    longest = max(runs, key=lambda run: run["duration"], default={})
+    # Each step of that run (a run record's `steps`: command, seconds), the same command's times added up.
+    steps: dict[str, float] = {}
+    for command, seconds in longest.get("steps", []):
+        steps[f"(inside it: {command})"] = steps.get(f"(inside it: {command})", 0.0) + float(seconds)
     return {
         "intake: webhook answered, delivery queued": d["enqueued"] - sent,
         "delivery job waits for a worker": d["started"] - d["enqueued"],
@@ -67,4 +72,5 @@ def phases(conn: Any, sent: float, seen: float) -> dict[str, float]:
         "report job waits for a worker": r["started"] - r["enqueued"],
         "report job: render, post comment": seen - r["started"],
         "(inside project jobs: longest run record)": max((run["duration"] for run in runs), default=float("nan")),
+        **steps,
     }

@@ -10,10 +10,12 @@ from bot.intake.webhooks import Delivery
 from bot.lifecycle.handlers import router
 from bot.lifecycle.handover import plan_next
 from bot.models import Project
+from bot.lifecycle.checks import set_status
 from bot.lifecycle.planning import start_command
 from bot.queue import EVENT_RETRY_INTERVALS, RETRY_ENV, retry_intervals
 from bot.state.records import Command
 from bot.lifecycle.runner import _replan
+from bot.ops.reconcile import closed_event
 from bot.web.unlocking import queue_announcement
 from tests.support import webhook_payloads as wp
 from tests.support.services_fixtures import INSTALLATION, REPO, real_merge, real_pull, run_jobs
@@ -88,7 +90,10 @@ def test_the_pr_is_told_once_after_the_last_try_with_advice_for_a_merge(fake_git
                                                                          monkeypatch):
     monkeypatch.setenv(RETRY_ENV, "0,0")
     svc = worker_services
-    payload = merged_with_lock(fake_github, svc, services_remote)
+    merged_with_lock(fake_github, svc, services_remote)
+    # The merge reconciliation found (tfbot was down): its payload is too thin to act on, so GitHub is asked. (A
+    # merge GitHub delivered describes the PR whole and is acted on without asking.)
+    payload = closed_event(REPO, INSTALLATION, svc.github.repo(INSTALLATION, REPO).pull(1))
     fake_github.fail_next(3, 502, path_contains="/pulls/1")
     svc.jobs.handle_delivery("guid-merge", "pull_request", payload)
     work_events(svc)
@@ -120,12 +125,16 @@ def test_the_advice_fits_the_event(kind, event, payload, says, never):
 def test_a_command_is_queued_even_when_github_refuses_its_pending_status(fake_github, worker_services):
     svc = worker_services
     fake_github.add_pull(REPO, 1, head_ref="grow", user="alice", head_sha="a" * 40, base_sha="b" * 40)
-    pull = svc.github.repo(INSTALLATION, REPO).pull(1)
+    gh = svc.github.repo(INSTALLATION, REPO)
+    pull = gh.pull(1)
+    # The head was planned before (a `plan` comment plans it again): only then does a plan write a pending status
+    # while check runs are on (bot/lifecycle/planning.py pending_needed).
+    set_status(svc, gh, "a" * 40, "tfbot/plan", "success", "planned", pull=1)
     fake_github.fail_next(1, 502, path_contains="/statuses/")
     cmd = start_command(svc, "plan", REPO, pull, INSTALLATION, "alice", [NETWORK])
     [run] = svc.runs_queue.jobs
     assert run.args[0] == cmd.id
-    assert fake_github.latest_status(REPO, "a" * 40, "tfbot/plan") is None
+    assert fake_github.latest_status(REPO, "a" * 40, "tfbot/plan")["state"] == "success"
     start_command(svc, "plan", REPO, pull, INSTALLATION, "alice", [NETWORK])
     assert fake_github.latest_status(REPO, "a" * 40, "tfbot/plan")["state"] == "pending"
     assert len(svc.runs_queue.jobs) == 2

@@ -201,7 +201,7 @@ def test_a_guard_lost_before_the_apply_step_leaves_the_lock_planned(worker_servi
     svc, guards = worker_services, apply_without_terraform
     reviewed_plan(svc, tmp_path)
 
-    def steps(tf, workflow, workdir, workspace, plan_file, before_step, run_env=None):
+    def steps(tf, workflow, workdir, workspace, plan_file, before_step, run_env=None, root=None):
         before_step("init")
         guards[-1].lost = True  # the worker stalled past the guard's TTL during init
         before_step("apply")
@@ -225,7 +225,7 @@ def test_an_apply_stopped_after_its_apply_step_began_is_marked_failed(worker_ser
     reviewed_plan(svc, tmp_path)
     seen = []
 
-    def steps(tf, workflow, workdir, workspace, plan_file, before_step, run_env=None):
+    def steps(tf, workflow, workdir, workspace, plan_file, before_step, run_env=None, root=None):
         before_step("init")
         seen.append(svc.locks.get(NET).state)
         before_step("apply")
@@ -387,7 +387,7 @@ def test_an_apply_whose_init_fails_leaves_the_lock_planned(worker_services, tmp_
     svc = worker_services
     token = reviewed_plan(svc, tmp_path)
 
-    def steps(tf, workflow, workdir, workspace, plan_file, before_step, run_env=None):
+    def steps(tf, workflow, workdir, workspace, plan_file, before_step, run_env=None, root=None):
         before_step("init")
         return ApplyOutcome(False, [], "Error: Failed to query available provider packages", failed_step="init")
 
@@ -469,7 +469,7 @@ def test_a_plan_is_applied_with_the_workflow_it_was_made_with(worker_services, t
     svc.records.save_plan(replace(record, project={**record.project, "workflow": "gated"}))
     used = []
 
-    def steps(tf, workflow, workdir, workspace, plan_file, before_step, run_env=None):
+    def steps(tf, workflow, workdir, workspace, plan_file, before_step, run_env=None, root=None):
         used.append(workflow.name)
         return ApplyOutcome(True, [], "Apply complete!")
 

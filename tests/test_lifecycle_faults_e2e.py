@@ -136,7 +136,7 @@ def test_a_busy_project_does_not_hold_a_worker(make_scenario, tmp_path):
     pr = sc.open_pr("grow", net(sc, subnet="1"))
     wait_for(waiting.exists, message="the first plan to wait at the gate")
     second = sc.push(pr, net(sc, subnet="2"))  # a second plan of the busy project
-    wait_for(lambda: sc.fake.latest_status(REPO, second, "tfbot/plan"), message="the second plan to be queued")
+    wait_for(lambda: sc.plan_jobs(pr) >= 2, message="the second plan to be queued")
     other = sc.open_pr("app", {"app/main.tf": sc.config_for("app", {"svc": "v2"})}, author="bob")
     sc.wait_comment(other, lambda b: "Plan: 1 to add" in b, timeout=60)  # not stuck behind `network`
     assert not gate.exists()

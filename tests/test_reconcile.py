@@ -137,7 +137,8 @@ def test_a_merged_pr_goes_to_the_closed_handler_for_every_project_it_changed_onc
     cmd = svc.records.command(run_jobs[0][1][0])
     assert (cmd.kind, cmd.user, cmd.head_sha, cmd.info["merge_commit_sha"]) == ("merge", "mo", head, merge_sha)
     assert "tfbot was down when this PR was merged" in cmd.note
-    assert fake_github.latest_status(REPO, head, "tfbot/apply")["state"] == "pending"
+    # Merged: no pending status first (the check run shows the run; bot/lifecycle/planning.py pending_needed).
+    assert fake_github.latest_status(REPO, head, "tfbot/apply") is None
 
     # A later pass does not start it again, nor does the missed webhook when GitHub redelivers it.
     [again] = reconcile(svc)

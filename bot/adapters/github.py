@@ -62,6 +62,31 @@ class PullInfo:
     merged_by: str = ""
     default_branch: str = ""  # the repository's default branch ("" when GitHub did not say)
 
+    @classmethod
+    def from_payload(cls, pr: dict[str, Any], full_name: str) -> "PullInfo | None":
+        """The PR as a webhook's `pull_request` object describes it (GitHub sends the same object `GET /pulls/{n}`
+        answers, as of the event), or None when the object lacks a field tfbot needs (a payload tfbot built itself,
+        such as reconciliation's missed `closed` event): then ask GitHub. Saves a request per event."""
+        try:
+            head, base = pr["head"], pr["base"]
+            base_repo = base["repo"]
+            head_repo = head.get("repo")
+            merged_by = pr.get("merged_by") or {}
+            return cls(
+                number=int(pr["number"]), title=str(pr.get("title") or ""),
+                author=str((pr.get("user") or {}).get("login") or ""), state=str(pr["state"]),
+                draft=bool(pr.get("draft")), merged=bool(pr.get("merged")),
+                head_sha=str(head["sha"]), head_ref=str(head["ref"]),
+                base_sha=str(base["sha"]), base_ref=str(base["ref"]),
+                merge_commit_sha=pr.get("merge_commit_sha"),
+                is_fork=bool(head_repo is None or head_repo.get("full_name") != full_name),
+                mergeable=pr.get("mergeable"), html_url=str(pr["html_url"]), clone_url=str(base_repo["clone_url"]),
+                merged_by=str(merged_by.get("login") or "") if pr.get("merged") else "",
+                default_branch=str(base_repo.get("default_branch") or ""),
+            )
+        except (KeyError, TypeError, AttributeError, ValueError):
+            return None
+
 
 @dataclass(frozen=True)
 class IssueInfo:

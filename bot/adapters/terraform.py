@@ -50,6 +50,7 @@ import os
 import re
 import select
 import shutil
+import stat
 import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -63,6 +64,7 @@ from bot.adapters.runners import PlainRunner, Runner, RunSpec, Started
 from python_terraform import IsFlagged
 from python_terraform import Terraform as _ArgvBuilder
 
+from bot.adapters import init_stamp
 from bot.adapters.logs import MASK, SecretMasker
 from bot.models import validate_workspace
 from bot.plan_args import known_option
@@ -356,9 +358,25 @@ class Terraform:
         secrets = [*self._secrets, *extra]
         return SecretMasker(secrets), max(len(s.encode()) for s in secrets)
 
-    def init(self, workdir: Path, run: RunEnv = NO_RUN_ENV) -> TerraformResult:
-        """`terraform init -reconfigure`: the checkout's backend block is the truth, never a migration prompt."""
+    def init(self, workdir: Path, run: RunEnv = NO_RUN_ENV, copy_root: Path | None = None) -> TerraformResult:
+        """`terraform init -reconfigure`: the checkout's backend block is the truth, never a migration prompt.
+
+        With `copy_root` (the working copy `workdir` is in), an init that would find what the last successful one
+        left (bot/adapters/init_stamp.py) is skipped: the result says so and took no time."""
         args = self._cmd("init", input=False, no_color=IsFlagged, reconfigure=IsFlagged)
+        if copy_root is None:
+            return self._init(args, workdir, run)
+        identity = [str(self.binary), self.version_text or "", *args]
+        if init_stamp.is_current(copy_root, workdir, identity):
+            return TerraformResult(args, 0, "[tfbot] init skipped: the Terraform files and the dependency lock file "
+                                   "are those the last init of this working copy saw\n", 0.0)
+        init_stamp.forget(copy_root, workdir)
+        result = self._init(args, workdir, run)
+        if result.ok:
+            init_stamp.record(copy_root, workdir, identity)
+        return result
+
+    def _init(self, args: list[str], workdir: Path, run: RunEnv) -> TerraformResult:
         # Terraform's docs: "the plugin cache directory is not guaranteed to be concurrency safe. The
         # provider installer's behavior in environments with multiple terraform init calls is
         # undefined" (two inits unpacking one provider race, hashicorp/terraform#31964). Workers share
@@ -376,7 +394,13 @@ class Terraform:
 
     def select_workspace(self, workdir: Path, name: str, run: RunEnv = NO_RUN_ENV) -> TerraformResult:
         """Select workspace `name`, creating it if missing: `-or-create` (Terraform >= 1.4), else `workspace select`
-        and, when that fails, `workspace new` (whose result is returned, after the select's output)."""
+        and, when that fails, `workspace new` (whose result is returned, after the select's output).
+
+        `default` with no other workspace selected in `workdir` (no `.terraform/environment`, or one that names
+        `default`) starts nothing: Terraform is already there, and plan and apply name it in TF_WORKSPACE anyway."""
+        if name == "default" and _selected_workspace(workdir) == "default":
+            return TerraformResult(self._cmd("workspace select", "default"), 0,
+                                   "[tfbot] workspace select skipped: `default` is selected\n", 0.0)
         if self.or_create:
             args = self._cmd("workspace select", validate_workspace(name), or_create=True, no_color=IsFlagged)
             return self._run(args, workdir, run=run)
@@ -636,6 +660,23 @@ def _describe(args: Sequence[str]) -> str:
 
 def _stripped(name: str) -> bool:
     return name in _STRIPPED or name.startswith(_STRIPPED_PREFIXES)
+
+
+def _selected_workspace(workdir: Path) -> str | None:
+    """The workspace `.terraform/environment` selects ("default" without the file); None when it cannot be read
+    plainly (a symlink, a special or large file: PR code may have put anything there)."""
+    path = Path(workdir) / ".terraform" / "environment"
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return None if (Path(workdir) / ".terraform").is_symlink() else "default"
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            return None
+        text = handle.read(257)
+    return text.decode(errors="replace").strip() if len(text) <= 256 else None
 
 
 def _absolute(path: Path) -> Path:

@@ -27,10 +27,21 @@ log = logging.getLogger(__name__)
 
 
 def set_status(svc: WorkerServices, gh: RepoAPI, sha: str, context: str, state: str, description: str,
-               target_url: str = "") -> None:
-    """Set a commit status, unless `github.statuses` is off."""
+               target_url: str = "", *, pull: int = 0) -> None:
+    """Set a commit status, unless `github.statuses` is off. A final one on the head of PR `pull` is remembered
+    (`final_status_on`): a later command on that commit must show `pending` over it while it runs."""
     if svc.config.github.statuses:
         gh.set_status(sha, context, state, description, target_url)
+        if pull and state != "pending":
+            svc.records.set_pull_field(gh.full_name, pull, _FINAL_STATUS + context, sha)
+
+
+_FINAL_STATUS = "final_status:"  # pull record field prefix: context -> the commit tfbot last gave a final status
+
+
+def final_status_on(svc: WorkerServices, repo: str, pull: int, context: str) -> str | None:
+    """The commit of PR `pull` tfbot last wrote a final status `context` on (None: none that tfbot remembers)."""
+    return svc.records.pull_field(repo, pull, _FINAL_STATUS + context)
 
 
 def start_check(svc: WorkerServices, cmd: Command, project: Project) -> None:

@@ -10,6 +10,7 @@ from bot.models import Outcome, Project, ProjectResult
 from bot.lifecycle import ordering
 from bot.state.records import Command, project_from_dict, project_to_dict
 from bot.render.comments import pending_status
+from bot.lifecycle.checks import final_status_on
 
 if TYPE_CHECKING:
     from bot.services import WorkerServices
@@ -94,9 +95,24 @@ def start_command(
         for project in projects:
             svc.jobs.run_project(cmd, project)
     # Only now GitHub: the jobs are queued whatever it answers, so a failure here cannot lose them.
-    if projects and svc.config.github.statuses:  # check runs: each run makes its own when it starts
+    # Check runs: each run makes its own when it starts. The pending status only where it says something.
+    if projects and svc.config.github.statuses and pending_needed(
+            svc.config.github.check_runs, pull.state == "open" and not pull.merged,
+            final_status_on(svc, repo, pull.number, STATUS_CONTEXT[kind]) == sha):
         _set_pending(svc, cmd, kind, repo, sha, installation, len(projects))
     return cmd
+
+
+def pending_needed(check_runs: bool, pr_open: bool, final_on_head: bool) -> bool:
+    """Pure: whether a command needs a pending commit status before the final one its report writes.
+
+    Always without check runs: the status is then all a commit shows of a run. With them, the check run shows
+    `in_progress`, and a commit with no status of the context is one branch protection waits on as it waits on
+    `pending`; so only an open PR's commit that already carries a final status of the context (`final_on_head`: a
+    `plan` comment on a planned head, a second apply) needs one, lest the old result stand while the new run goes.
+    A merged PR's merge is past what branch protection guards.
+    """
+    return not check_runs or (pr_open and final_on_head)
 
 
 def _set_pending(svc: WorkerServices, cmd: Command, kind: str, repo: str, sha: str, installation: int,

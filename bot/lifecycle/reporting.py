@@ -33,7 +33,7 @@ def finish_command(svc: WorkerServices, cmd: Command) -> None:
         log.info("%s %s#%d at %s superseded by a newer push: not reported", cmd.kind, cmd.repo, cmd.pull,
                  cmd.head_sha[:8])
         set_status(svc, gh, cmd.head_sha, STATUS_CONTEXT[cmd.kind], "error",
-                   "Superseded by a newer push: see the PR's head", svc.status_url(cmd))
+                   "Superseded by a newer push: see the PR's head", svc.status_url(cmd), pull=cmd.pull)
         report_checks(svc, gh, cmd, superseded(results))
         return
     kind = "plan" if cmd.kind == "plan" else "apply"
@@ -56,7 +56,8 @@ def finish_command(svc: WorkerServices, cmd: Command) -> None:
         svc.records.set_pull_field(cmd.repo, cmd.pull, "plan_comments", json.dumps(refs))
     if results:
         state, description = status_description(results, kind)
-        set_status(svc, gh, cmd.head_sha, STATUS_CONTEXT[cmd.kind], state, description, svc.status_url(cmd))
+        set_status(svc, gh, cmd.head_sha, STATUS_CONTEXT[cmd.kind], state, description, svc.status_url(cmd),
+                   pull=cmd.pull)
     report_checks(svc, gh, cmd, results)
     log.info("%s %s#%d at %s reported: %s", cmd.kind, cmd.repo, cmd.pull, cmd.head_sha[:8],
              ", ".join(f"{r.project.name}={r.outcome.value}" for r in results))

@@ -22,7 +22,7 @@ from bot.lifecycle.decision import Action, Decision, Event, Facts, LockView, Pla
 from bot.state.locks import GuardTimeout, RunGuard
 from bot.models import LockInfo, LockState, Outcome, Project, ProjectResult, ResourceChange
 from bot.adapters.plan_store import PlanStoreError, plan_key
-from bot.state.records import Command, PlanRecord, project_to_dict
+from bot.state.records import PR_CLOSED, Command, PlanRecord, project_to_dict
 from bot.lifecycle.targets import Target, ensure_commit, merged_target, same_content
 from bot.lifecycle.steps import ApplyOutcome, PlanOutcome, run_apply_steps, run_plan_steps
 from bot.lifecycle.run_env import run_environment
@@ -160,10 +160,11 @@ def _plan(svc: WorkerServices, cmd: Command, project: Project) -> ProjectResult:
         return ProjectResult(project, Outcome.LOCKED, message=locked_message(project, acquired.lock,
                              acquired.queue_position), head_sha=cmd.head_sha)
     lock = acquired.lock
-    if not acquired.already_held and held is not None and held.pull == cmd.pull and not _pull_is_open(svc, cmd):
-        # It held the lock when asked above but lost it before taking it again: ask now. Only the lock exactly as
-        # this job took it is let go: once another command of the PR moved it on (a merge applying it, a plan of the
-        # default branch gone stale), it is that command's, whatever this job read.
+    if not acquired.already_held and not _pull_is_open(svc, cmd):
+        # Taken now: closed since the check above (its handler found nothing to release), or it held the lock when
+        # asked above but lost it before taking it again. Only the lock exactly as this job took it is let go: once
+        # another command of the PR moved it on (a merge applying it, a plan of the default branch gone stale), it is
+        # that command's, whatever this job read.
         _release(svc, cmd, project, lock.token, "it is no longer open", mode="taken")
         return _no_longer_open(cmd, project)
     with _guard(svc, cmd, project) as guard:
@@ -538,7 +539,8 @@ def apply_saved(svc: WorkerServices, cmd: Command, project: Project, plan: PlanR
         workdir = _working_dir(svc, cmd, project, target)
         outcome = run_apply_steps(adapter(svc, binary), workflow, workdir, project.workspace, plan_file,
                                   before_step=_apply_fence(svc, cmd, project, token, run_id, guard),
-                                  run_env=run_environment(svc, cmd.repo, cmd.pull, project, "apply", run_id))
+                                  run_env=run_environment(svc, cmd.repo, cmd.pull, project, "apply", run_id),
+                                  root=_copy_root(workdir, project))
         outcome.binary = binary.label
     # The run and its audit entry first: they say what happened to the infrastructure, whatever fails next.
     _save_run(svc, run_id, "apply", cmd, project, target, started, outcome.ok, outcome.summary, outcome.steps,
@@ -659,6 +661,14 @@ def _working_dir(svc: WorkerServices, cmd: Command, project: Project, target: Ta
 
 
 def _pull_is_open(svc: WorkerServices, cmd: Command) -> bool:
+    """Whether the PR is open, asking GitHub only when the closed handler marked it closed (PR_CLOSED).
+
+    Without the mark, GitHub's answer could only matter for a close whose event is not handled yet: that handler
+    releases whatever this run takes (it marks, then releases; this run takes, then checks the mark), and
+    reconciliation releases the locks of PRs whose close was never delivered. The mark alone is not trusted: a
+    reopen may have passed it by, so GitHub has the last word."""
+    if not svc.records.pull_field(cmd.repo, cmd.pull, PR_CLOSED):
+        return True
     return bool(svc.github.repo(cmd.installation, cmd.repo).pull(cmd.pull).state == "open")
 
 
@@ -690,6 +700,8 @@ def _save_run(svc: WorkerServices, run_id: str, kind: str, cmd: Command, project
         "workspace": project.workspace, "sha": sha, "planned_sha": target.sha, "base_sha": target.base_sha,
         "user": cmd.user, "started_at": started, "duration": time.time() - started, "ok": ok, "summary": summary,
         "command_id": cmd.id, "binary": binary, "extra_args": public(extra_args),
+        # Seconds per step, in order (0 for a step tfbot found nothing to do for): where a run's time went.
+        "steps": [[s.command, round(s.duration, 3)] for s in steps],
         # An `apply` on a drift issue runs under the issue's number, which is no pull request.
         "pull_kind": "drift" if cmd.kind == "drift-apply" else "pull",
     }, output)

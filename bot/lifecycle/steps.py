@@ -67,7 +67,7 @@ def run_plan_steps(tf: Terraform, workflow: Workflow, workdir: Path, workspace: 
     """
     if extra_args and not any(step.name == "plan" for step in workflow.plan_steps):
         raise WorkflowError(f"workflow {workflow.name!r} has no built-in plan step to pass extra arguments to")
-    inputs = _PlanInputs(tuple(extra_args), root or workdir)
+    inputs = _PlanInputs(tuple(extra_args), root or workdir, root)
     results, failed = _run_steps(tf, workflow.plan_steps, workdir, workspace, plan_file, before_step, run_env, inputs)
     diagnostics: list[Diagnostic] = []
     if diagnose and failed in _DIAGNOSED_STEPS:
@@ -92,9 +92,12 @@ def run_plan_steps(tf: Terraform, workflow: Workflow, workdir: Path, workspace: 
 
 
 def run_apply_steps(tf: Terraform, workflow: Workflow, workdir: Path, workspace: str, plan_file: Path,
-                    before_step: Callable[[str], None] | None = None, run_env: RunEnv = NO_RUN_ENV) -> ApplyOutcome:
-    """Run the apply pipeline over a saved plan, stopping at the first failing step (see run_plan_steps)."""
-    results, failed = _run_steps(tf, workflow.apply_steps, workdir, workspace, plan_file, before_step, run_env)
+                    before_step: Callable[[str], None] | None = None, run_env: RunEnv = NO_RUN_ENV,
+                    root: Path | None = None) -> ApplyOutcome:
+    """Run the apply pipeline over a saved plan, stopping at the first failing step (see run_plan_steps; `root`, the
+    working copy, lets an init that would change nothing be skipped)."""
+    results, failed = _run_steps(tf, workflow.apply_steps, workdir, workspace, plan_file, before_step, run_env,
+                                 _PlanInputs(copy_root=root))
     apply = {s.name: r for s, r in zip(workflow.apply_steps[: len(results)], results, strict=True)}.get("apply")
     summary = failure_summary(results[-1]) if failed is not None else apply_summary(apply.output if apply else "")
     return ApplyOutcome(failed is None, results, summary, failed, apply.output if apply else "")
@@ -107,6 +110,7 @@ class _PlanInputs:
 
     extra_args: tuple[str, ...] = ()
     root: Path | None = None
+    copy_root: Path | None = None  # the working copy, when the caller named it: init may be skipped there
 
 
 def _run_steps(
@@ -128,7 +132,8 @@ def _run_steps(
 def _run_step(tf: Terraform, step: Step, workdir: Path, workspace: str, plan_file: Path,
               run: RunEnv, inputs: _PlanInputs) -> TerraformResult:
     if step.name == "init":
-        return tf.init(workdir, run=run)
+        # With the working copy known, an init that would change nothing is skipped (bot/adapters/init_stamp.py).
+        return tf.init(workdir, run=run, copy_root=inputs.copy_root)
     if step.name == "workspace":
         return tf.select_workspace(workdir, workspace, run=run)
     if step.name == "plan":

@@ -20,6 +20,9 @@ from bot.models import Diagnostic, LockInfo, LockState, Outcome, Project, Projec
 # Records of finished commands and runs are kept this long for the status page, then expire.
 RETENTION_SECONDS = 30 * 24 * 3600
 RECENT_RUNS = 5000
+# Pull record field: set ("1") by the `closed` handler before it releases anything, cleared ("") by a reopen. A run
+# that finds it unset may take a lock without asking GitHub whether the PR is still open (bot/lifecycle/runner.py).
+PR_CLOSED = "closed"
 
 
 @dataclass

@@ -256,6 +256,13 @@ class Scenario:
                 texts[key.decode()] = "\n".join(v.decode(errors="replace") for v in conn.lrange(key, 0, -1))
         return texts
 
+    def plan_jobs(self, number: int) -> int:
+        """How many plan jobs of PR `number` were queued so far (RQ's job records: queued, running or done). A push's
+        plan shows no pending status while check runs are on, so tests that wait for it to be queued count these."""
+        conn = self.redis()
+        prefix = f"plan {REPO}#{number} ".encode()
+        return sum(1 for key in conn.scan_iter("rq:job:*") if (conn.hget(key, "description") or b"").startswith(prefix))
+
     def wait_idle(self, timeout: float = 120) -> None:
         """Until no job is queued, running or waiting to run again (a run deferred behind a busy project, a retry):
         tests that check that nothing happened wait for this first."""

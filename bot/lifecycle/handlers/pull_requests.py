@@ -18,7 +18,7 @@ from bot.lifecycle.planning import base_applies, pull_state, start_command
 from bot.config.repo_file import RepoSettings
 from bot.lifecycle.repo_settings import changed_note, problems_text, pull_settings, resolved
 from bot.projects.detection import affected_projects, autodiscovered, deleted_roots
-from bot.state.records import project_from_dict
+from bot.state.records import PR_CLOSED, project_from_dict
 from bot.lifecycle.routing import Router
 from bot.intake.webhooks import Delivery
 
@@ -65,16 +65,16 @@ def autoplan(delivery: Delivery, svc: WorkerServices) -> None:
         log.info("%s: draft PR, not planned (plan_drafts is off)", delivery.describe())
         return
     gh = svc.github.repo(delivery.installation_id, repo)
-    pull = gh.pull(number)
     if delivery.action == "reopened":
         # Reopened: its next close is a new event, not a replay of the last one.
         svc.redis.delete(keys.event_fingerprint(closed_fingerprint(repo, number)))
+        svc.records.set_pull_field(repo, number, PR_CLOSED, "")
+    pull = pull_of_event(svc, gh, delivery)
     if pull.state != "open":
         log.info("%s: PR is %s now; not planned", delivery.describe(), pull.state)
         return
-    if pull.head_sha != pr["head"]["sha"]:
-        log.info("%s: head moved to %s since this event; its own event plans it", delivery.describe(),
-                 pull.head_sha[:8])
+    if pull.head_sha != pr["head"]["sha"] or newer_head_seen(svc, delivery):
+        log.info("%s: head moved since this event; its own event plans it", delivery.describe())
         return
     # A fork's push is not approved code: its projects (to let go of locks it no longer needs) are found under the
     # base branch's tfbot.yaml, never under a file the fork wrote.
@@ -108,7 +108,8 @@ def autoplan(delivery: Delivery, svc: WorkerServices) -> None:
     note = join_notes(note, detected.note)
     projects = [p for p in changed if p.autoplan]
     if not projects:
-        set_status(svc, gh, pull.head_sha, "tfbot/plan", "success", "No Terraform project changed")
+        set_status(svc, gh, pull.head_sha, "tfbot/plan", "success", "No Terraform project changed",
+                   pull=pull.number)
         if note:
             gh.create_comment(number, svc.render_notice("notice", number, pull.head_sha, note))
         log.info("%s: no Terraform project changed", delivery.describe())
@@ -119,12 +120,31 @@ def autoplan(delivery: Delivery, svc: WorkerServices) -> None:
                   note=join_notes(changed_note(found), note), parallel=found.config.parallel_plan)
 
 
+def pull_of_event(svc: WorkerServices, gh: RepoAPI, delivery: Delivery) -> PullInfo:
+    """The PR as the event's payload describes it, without asking GitHub; asked when the payload lacks a field or the
+    PR was marked closed since (its `closed` event was handled: only GitHub knows if a reopen came after)."""
+    number = int(delivery.payload["number"])
+    pull = PullInfo.from_payload(delivery.payload["pull_request"], delivery.repo)
+    if pull is None or svc.records.pull_field(delivery.repo, number, PR_CLOSED):
+        return gh.pull(number)
+    return pull
+
+
+def newer_head_seen(svc: WorkerServices, delivery: Delivery) -> bool:
+    """Whether an event that GitHub says came later than this one brought another head (bot: note_head)."""
+    pr = delivery.payload["pull_request"]
+    latest = svc.records.latest_head(delivery.repo, int(delivery.payload["number"]))
+    at = str(pr.get("updated_at") or "")
+    return bool(latest and at and latest.sha != pr["head"]["sha"] and latest.at > at)
+
+
 def tell_problems(svc: WorkerServices, gh: RepoAPI, pull: PullInfo, found: RepoSettings,
                   advice: str | None = None) -> None:
     """Comment every problem of the PR's tfbot.yaml and fail its plan status."""
     text = problems_text(found, advice) if advice else problems_text(found)
     gh.create_comment(pull.number, svc.render_notice("config", pull.number, pull.head_sha, text))
-    set_status(svc, gh, pull.head_sha, "tfbot/plan", "failure", f"tfbot.yaml has {len(found.problems)} problem(s)")
+    set_status(svc, gh, pull.head_sha, "tfbot/plan", "failure", f"tfbot.yaml has {len(found.problems)} problem(s)",
+               pull=pull.number)
 
 
 def note_head(svc: WorkerServices, delivery: Delivery) -> None:
@@ -184,6 +204,8 @@ def closed(delivery: Delivery, svc: WorkerServices) -> None:
     number = int(delivery.payload["number"])
     pr = delivery.payload["pull_request"]
     gh = svc.github.repo(delivery.installation_id, repo)
+    # Marked before any lock is let go: a plan that takes a lock after this finds the mark (bot/lifecycle/runner.py).
+    svc.records.set_pull_field(repo, number, PR_CLOSED, "1")
     locks = svc.locks.locks_of_pull(repo, number)
     if pr.get("merged"):
         merged(svc, gh, delivery, number, pr, locks)
@@ -191,6 +213,7 @@ def closed(delivery: Delivery, svc: WorkerServices) -> None:
     if gh.pull(number).state == "open":
         # Reopened since: not acted on, so the next close must not pass for a replay of this one.
         svc.redis.delete(keys.event_fingerprint(closed_fingerprint(repo, number)))
+        svc.records.set_pull_field(repo, number, PR_CLOSED, "")
         log.info("%s: reopened since; the close is not acted on", delivery.describe())
         return
     kept = []
@@ -222,7 +245,8 @@ def merged(svc: WorkerServices, gh: RepoAPI, delivery: Delivery, number: int, pr
     if repo_cfg is None:
         log.info("%s: merged, but the repository is not in config.repos: nothing is applied", delivery.describe())
         return
-    pull = gh.pull(number)
+    # A merge is final: the payload's facts stay true (a missed merge's payload lacks fields: GitHub is asked).
+    pull = PullInfo.from_payload(pr, repo) or gh.pull(number)
     held = [svc.project_of_lock(lock) for lock in locks]
     projects = {p.id: p for p in held}
     applies = base_applies(svc, repo, pull)
@@ -351,7 +375,8 @@ def too_many(svc: WorkerServices, gh: RepoAPI, pull: PullInfo, projects: list[Pr
         "too-many", pull.number, pull.head_sha,
         f"This PR changes {len(projects)} Terraform projects, more than `max_projects_per_pr` ({limit}). "
         "tfbot does not plan it, to keep the queue usable for everyone. Split the PR, or ask an admin to raise the limit."))
-    set_status(svc, gh, pull.head_sha, "tfbot/plan", "failure", f"{len(projects)} projects: over the limit of {limit}")
+    set_status(svc, gh, pull.head_sha, "tfbot/plan", "failure", f"{len(projects)} projects: over the limit of {limit}",
+               pull=pull.number)
     return True
 
 

@@ -36,7 +36,7 @@ def test_a_dependency_refused_up_front_holds_back_what_depends_on_it(fake_github
     assert queued_runs(svc) == []  # dns never runs
     results = {r.project.name: r for r in svc.records.results(cmd.id)}
     assert results["dns"].outcome is Outcome.NOT_APPLIED and "`dns` depends on `network`" in results["dns"].message
-    assert {job.func_name for job in svc.runs_queue.jobs} == {"bot.jobs.report_command"}  # complete: reported
+    assert {job.func_name for job in svc.events_queue.jobs} == {"bot.jobs.report_command"}  # complete: reported
 
 
 def test_a_run_that_recorded_its_result_and_died_still_starts_what_waits_for_it(fake_github, worker_services):
@@ -76,6 +76,6 @@ def test_apply_of_one_project_waits_for_this_prs_plan_of_what_it_depends_on(fake
         "created", fake_github.repo_payload(REPO), 1, {"body": "tfbot apply -p dns", "id": comment["id"]},
         INSTALLATION, "mo")), svc)
     assert queued_runs(svc) == []  # dns does not run before network
-    [command] = {job.args[0] for job in svc.runs_queue.jobs}
+    [command] = {job.args[0] for job in svc.events_queue.jobs if job.func_name == "bot.jobs.report_command"}
     [result] = svc.records.results(command)
     assert result.outcome is Outcome.REFUSED and "apply `network` first" in result.message

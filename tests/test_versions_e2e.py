@@ -111,13 +111,13 @@ def test_engine_opentofu_runs_the_tofu_binary_for_plan_and_apply(sc):
     _, log = Records(sc.redis()).run(plan.run_id)
     assert "$ tofu init" in log and "$ tofu plan" in log and "$ tofu show" in log
     ran = [argv[0] for argv in recorded(sc.tofu_record) if argv[:1] != ["version"]]  # startup asked its version
-    assert ran == ["init", "workspace", "plan", "show"]
+    assert ran == ["init", "plan", "show"]  # `default` needs no `workspace select`
 
     sc.comment(pr, "alice", "apply")
     applied = sc.wait_comment(pr, lambda b: b.startswith("<!-- tfbot:apply "), what="the apply's comment")
     assert f"#### Applied: `tofu`\ndir `tofu` · workspace `default` · OpenTofu {STUB_VERSION}" in applied, applied
     ran = [argv[0] for argv in recorded(sc.tofu_record) if argv[:1] != ["version"]]
-    assert ran == ["init", "workspace", "plan", "show", "init", "apply"]
+    assert ran == ["init", "plan", "show", "apply"]  # the working copy is as init left it
     assert sc.state_resources("tofu") == {"vpc": "v2"}
 
 

@@ -139,13 +139,20 @@ def _say_why_stopped(svc: WorkerServices, job: Job | None, cmd: Command, result:
     return stopped_result(svc, cmd, result, keys.text(reason))
 
 
+def busy_retry_delay(svc: WorkerServices, attempt: int) -> float | None:
+    """Seconds to wait before try `attempt + 1` of a job that found its project busy (5 s, doubling, at most 60 s
+    apart), or None once the waits add up to more than any run may last (`terraform.timeout` + 2 minutes)."""
+    delays = [min(5 * 2 ** i, 60) for i in range(attempt + 1)]
+    return float(delays[-1]) if sum(delays) <= svc.config.terraform.timeout + 120 else None
+
+
 def _defer_run(svc: WorkerServices, command_id: str, project: dict[str, Any], attempt: int) -> bool:
     """Queue `run_project` again later; False once it has waited longer than any run may last."""
-    delays = [min(5 * 2 ** i, 60) for i in range(attempt + 1)]
-    if sum(delays) > svc.config.terraform.timeout + 120:
+    delay = busy_retry_delay(svc, attempt)
+    if delay is None:
         return False
     svc.runs_queue.enqueue_in(
-        timedelta(seconds=delays[-1]), run_project, command_id, project, attempt + 1,
+        timedelta(seconds=delay), run_project, command_id, project, attempt + 1,
         job_timeout=run_timeout(svc.config.terraform.timeout), on_failure=Callback(run_failed),
         result_ttl=RESULT_TTL_SECONDS, failure_ttl=FAILURE_TTL_SECONDS,
         description=f"run {command_id} {project.get('name')} (deferred)")
@@ -242,10 +249,10 @@ def check_drift(svc: WorkerServices, project: dict[str, Any], reason: str, link:
 
     check = request_drift_check(svc, project_from_dict(project), reason, link)
     if busy(check):
-        delays = [min(5 * 2 ** i, 60) for i in range(attempt + 1)]
-        if sum(delays) <= svc.config.terraform.timeout + 120:
+        delay = busy_retry_delay(svc, attempt)
+        if delay is not None:
             svc.runs_queue.enqueue_in(
-                timedelta(seconds=delays[-1]), check_drift, project, reason, link, attempt + 1,
+                timedelta(seconds=delay), check_drift, project, reason, link, attempt + 1,
                 job_timeout=run_timeout(svc.config.terraform.timeout), result_ttl=RESULT_TTL_SECONDS,
                 failure_ttl=FAILURE_TTL_SECONDS, description=f"drift check {project.get('repo')} "
                                                              f"{project.get('name')} (deferred)")
@@ -265,11 +272,11 @@ def apply_drift(svc: WorkerServices, repo: str, installation: int, issue: int, a
     try:
         return apply_from_issue(svc, request)
     except DriftBusy as exc:
-        delays = [min(5 * 2 ** i, 60) for i in range(attempt + 1)]
-        if sum(delays) <= svc.config.terraform.timeout + 120:
+        delay = busy_retry_delay(svc, attempt)
+        if delay is not None:
             log.info("drift apply %s#%d: %s; deferred (attempt %d)", repo, issue, exc, attempt + 1)
             svc.runs_queue.enqueue_in(
-                timedelta(seconds=delays[-1]), apply_drift, repo, installation, issue, author, comment_url,
+                timedelta(seconds=delay), apply_drift, repo, installation, issue, author, comment_url,
                 shown_digest, attempt + 1, job_timeout=run_timeout(svc.config.terraform.timeout),
                 on_failure=Callback(run_failed), result_ttl=RESULT_TTL_SECONDS, failure_ttl=FAILURE_TTL_SECONDS,
                 description=f"drift apply {repo}#{issue} (deferred)")

@@ -131,7 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
         "on whose drift.enabled is on; without --project: the projects its drift.projects select.\n"
         "Prints one line per project: state, summary or reason, issue URL.\n"
         "Exit status: 0 all clean (or skipped: a PR holds the lock, or another run is under way),\n"
-        "2 drift found, 1 a check failed (even when another found drift).",
+        "3 drift found, 1 a check failed (even when another found drift), 2 a command or config\n"
+        "tfbot cannot use.",
     )
     drift.add_argument("--repo", metavar="OWNER/NAME", default="", help="only this repository (drift.enabled or not)")
     drift.add_argument("--project", metavar="NAME", default="", help="only this project (its name), with --repo")

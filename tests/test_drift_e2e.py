@@ -115,7 +115,7 @@ def test_drift_opens_one_issue_updates_it_and_closes_it_when_the_state_is_restor
 
     drift.infra.apply({"a": "changed by hand", "b": "two"})
     code, out = drift.cli(capsys)
-    assert code == 2, out
+    assert code == 3, out  # drift found
     [issue] = drift.issues()
     assert issue["title"] == "Drift: acme/infra app" and issue["state"] == "open"
     assert [label["name"] for label in issue["labels"]] == ["drift"]
@@ -139,14 +139,14 @@ def test_drift_opens_one_issue_updates_it_and_closes_it_when_the_state_is_restor
 
     # The same drift again: the body is rewritten, nothing is added.
     code, out = drift.cli(capsys)
-    assert code == 2
+    assert code == 3
     [again] = drift.issues()
     assert again["number"] == issue["number"] and drift.comments(issue["number"]) == []
 
     # Another resource drifts too: the set changed, so a comment says how.
     drift.infra.apply({"a": "changed by hand", "b": "also changed"})
     code, out = drift.cli(capsys)
-    assert code == 2
+    assert code == 3
     [again] = drift.issues()
     assert "- **update** (2): `terraform_data.a`, `terraform_data.b`" in again["body"]
     [comment] = drift.comments(issue["number"])
@@ -169,11 +169,11 @@ def test_drift_opens_one_issue_updates_it_and_closes_it_when_the_state_is_restor
 
 def test_a_lost_redis_key_finds_the_open_issue_by_its_marker(drift, capsys):
     drift.infra.apply({"a": "changed by hand", "b": "two"})
-    assert drift.cli(capsys)[0] == 2
+    assert drift.cli(capsys)[0] == 3  # drift found
     [issue] = drift.issues()
     drift.svc.redis.delete(keys.drift_issues(), keys.drift_checks())  # tfbot's memory of the issue is gone
 
-    assert drift.cli(capsys)[0] == 2
+    assert drift.cli(capsys)[0] == 3  # drift found
     assert [i["number"] for i in drift.issues()] == [issue["number"]]  # no duplicate
     assert drift.comments(issue["number"]) == []  # the set it shows is in its body: unchanged, so no comment
     assert DriftChecks(drift.svc.redis).open_issue(REPO, "app", "default") == issue["number"]
@@ -181,7 +181,7 @@ def test_a_lost_redis_key_finds_the_open_issue_by_its_marker(drift, capsys):
     # A wrong number in Redis (an issue about something else) is not believed either.
     other = drift.fake.add_issue(REPO, title="Unrelated", user="alice", body="not a drift issue")
     drift.svc.redis.hset(keys.drift_issues(), keys.project_id(REPO, "app", "default"), other["number"])
-    assert drift.cli(capsys)[0] == 2
+    assert drift.cli(capsys)[0] == 3  # drift found
     assert [i["number"] for i in drift.issues()] == [issue["number"]]
 
 
@@ -200,7 +200,7 @@ def test_a_project_whose_lock_a_pr_holds_is_skipped_naming_the_pr(drift, capsys)
 
 def test_a_failed_check_says_so_on_the_open_issue_once(drift, capsys):
     drift.infra.apply({"a": "changed by hand", "b": "two"})
-    assert drift.cli(capsys)[0] == 2
+    assert drift.cli(capsys)[0] == 3  # drift found
     [issue] = drift.issues()
     # The state becomes unreadable: the plan fails.
     (drift.infra.state / "terraform.tfstate").write_text("{ not a state")

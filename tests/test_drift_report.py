@@ -2,6 +2,8 @@
 (bot/drift/transitions.py): values in, values out."""
 from __future__ import annotations
 
+import pytest
+
 import cmarkgfm
 from cmarkgfm.cmark import Options
 
@@ -111,7 +113,7 @@ def test_tfbot_drift_says_its_exit_status_and_keeps_to_it(capsys):
                           **more)  # type: ignore[arg-type]
 
     assert exit_status([check(DriftState.CLEAN), check(DriftState.SKIPPED)]) == 0
-    assert exit_status([check(DriftState.CLEAN), check(DriftState.DRIFTED)]) == 2
+    assert exit_status([check(DriftState.CLEAN), check(DriftState.DRIFTED)]) == 3
     assert exit_status([check(DriftState.DRIFTED), check(DriftState.FAILED)]) == 1
     assert line(check(DriftState.FAILED, detail="boom\x1b[31m", issue_url="https://github.com/acme/infra/issues/3")) \
         == "acme/infra app (dir app, workspace default): failed: boom [31m https://github.com/acme/infra/issues/3"
@@ -132,3 +134,34 @@ def test_a_round_that_could_not_tell_keeps_the_plan_the_open_issue_shows():
         DriftState.SKIPPED, 7, "d" * 64, ("update x.y",))
     clean = _carry(base, drifted, "")
     assert clean.digest == "" and clean.resources == ()  # a clean round shows nothing to apply
+
+
+@pytest.mark.parametrize("schedule, words", [
+    ("61 * * * *", "out of range"), ("0 */0 * * *", "step '0'"), ("@hourly", "needs five fields"),
+    ("* * * *", "needs five fields")])
+def test_a_bad_drift_schedule_is_refused_saying_why(schedule, words):
+    from pydantic import ValidationError
+
+    from bot.config.models import DriftConfig
+
+    with pytest.raises(ValidationError) as caught:
+        DriftConfig(enabled=True, schedule=schedule)
+    assert words in str(caught.value)
+
+
+def test_tfbot_drift_asks_github_nothing_when_no_repository_has_drift_on(tmp_path, app_private_key, redis_url,
+                                                                           capsys):
+    """GitHub is unreachable here (a closed port): with drift on nowhere, nothing is asked; with --repo, the failure
+    is one line and exit 1, never a traceback."""
+    from bot.cli import main
+    from tests.support.tfbot_process import write_config
+
+    config = write_config(tmp_path, {
+        "github": {"app_id": 1, "private_key": app_private_key, "webhook_secret": "s" * 8,
+                   "api_url": "http://127.0.0.1:9/api/v3", "retries": 0},
+        "redis_url": redis_url, "data_dir": str(tmp_path / "data"), "repos": [{"name": "acme/*"}]})
+    assert main(["drift", "--config", str(config)]) == 0
+    assert "No repository has drift checks on" in capsys.readouterr().out
+    code = main(["drift", "--config", str(config), "--repo", "acme/infra"])
+    out = capsys.readouterr()
+    assert code == 1 and out.out.startswith("acme/infra: failed: ") and "Traceback" not in out.out + out.err

@@ -542,8 +542,13 @@ class DriftConfig(_Model):
     def _cron(cls, value: str) -> str:
         from croniter import croniter
 
-        if not croniter.is_valid(value) or len(value.split()) != 5:
-            raise ValueError(f"not a five-field cron expression (minute hour day month weekday), got {value!r}")
+        if len(value.split()) != 5:
+            raise ValueError(f"needs five fields (minute hour day month weekday, such as \"0 * * * *\"; no "
+                             f"seconds field and no @hourly-style names), got {value!r}")
+        try:
+            croniter(value)
+        except (ValueError, KeyError) as exc:  # croniter's errors are ValueErrors; its own text names the field
+            raise ValueError(f"not a cron expression croniter accepts: {exc}") from None
         return value
 
 

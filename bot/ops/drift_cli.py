@@ -1,6 +1,7 @@
 """`tfbot drift`: check projects for drift now, in this process (not through the job queue), and print one line
 per project. Exit status: 0 when every check is clean (or skipped: a PR holds the lock, or another run is under
-way), 2 when one found drift, 1 when one failed (failures win: a drift hidden behind a failure is not "fine").
+way), 3 when one found drift, 1 when one failed (failures win: a drift hidden behind a failure is not "fine"), 2 for
+a command or config tfbot cannot use (as argparse and every tfbot command use 2), so a script tells them apart.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
     from bot.services import WorkerServices
     from bot.state.drift_checks import DriftCheck
 
-EXIT_CLEAN, EXIT_FAILED, EXIT_DRIFTED = 0, 1, 2
+EXIT_CLEAN, EXIT_FAILED, EXIT_DRIFTED = 0, 1, 3
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class Selection:
 
 
 def exit_status(checks: list[DriftCheck]) -> int:
-    """1 when a check failed, else 2 when one drifted, else 0."""
+    """1 when a check failed, else 3 when one drifted, else 0."""
     states = {c.state.value for c in checks}
     return EXIT_FAILED if "failed" in states else EXIT_DRIFTED if "drifted" in states else EXIT_CLEAN
 
@@ -45,6 +46,8 @@ def run_checks(svc: WorkerServices, selection: Selection, out: TextIO, user: str
     """Check every selected project, printing a line as each ends; returns the exit status. Without `--repo`, the
     repositories the App is installed on whose `drift.enabled` is on; a project is selected by `--project` (its
     name), else by the repository's `drift.projects` globs."""
+    from requests import RequestException
+
     from bot.adapters.git import CheckoutError
     from bot.adapters.github import GitHubError
     from bot.drift.check import check_project
@@ -60,7 +63,7 @@ def run_checks(svc: WorkerServices, selection: Selection, out: TextIO, user: str
         try:
             tip = fetch_tip(svc, repo)
             projects = projects_at(svc, repo, server, tip.sha)
-        except (GitHubError, CheckoutError) as exc:
+        except (GitHubError, CheckoutError, RequestException) as exc:
             out.write(f"{repo}: failed: {svc.mask(str(exc))}\n")
             failed = True
             continue
@@ -80,10 +83,23 @@ def run_checks(svc: WorkerServices, selection: Selection, out: TextIO, user: str
 
 
 def _repos(svc: WorkerServices, selection: Selection) -> list[str]:
+    """`--repo`, else the installed repositories whose `drift.enabled` is on (GitHub is not asked when no `repos[]`
+    entry has it on). Raises AdminError when GitHub cannot list them."""
+    from requests import RequestException
+
+    from bot.adapters.github import GitHubError
+
     if selection.repo:
         return [selection.repo]
+    if not any(entry.drift.enabled for entry in svc.config.repos):
+        return []
+    try:
+        installed = svc.github.installed_repos()
+    except (GitHubError, RequestException) as exc:
+        raise AdminError(f"cannot list the App's repositories at {svc.config.github.api_url}: "
+                         f"{svc.mask(str(exc))[:300]}") from None
     found = []
-    for _, repo in svc.github.installed_repos():
+    for _, repo in installed:
         server = svc.config.repo_config(repo)
         if server is not None and server.drift.enabled:
             found.append(repo)

@@ -199,13 +199,12 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "web":  # started by `tfbot serve`, which passes the Redis URL in the environment
         from bot.adapters.redis_server import connect
         from bot.compose import web_services
-        from bot.ops.worker import resolve_redis_url
+        from bot.ops.worker import no_redis, resolve_redis_url
         from bot.web.server import run_web
 
         url = resolve_redis_url(config)
         if url is None:
-            print("tfbot web: redis_url is empty and no embedded Redis runs under data_dir: start `tfbot serve` "
-                  "on this host, or set redis_url", file=sys.stderr)
+            print(f"tfbot web: {no_redis(config)}", file=sys.stderr)
             return 2
         return run_web(config, lambda: web_services(config, connect(url)))
     return 2
@@ -230,7 +229,7 @@ def _drift(config: Config, args: argparse.Namespace) -> int:
 def _audit(config: Config, args: argparse.Namespace) -> int:
     from bot.state import audit
     from bot.adapters.redis_server import connect
-    from bot.ops.worker import resolve_redis_url
+    from bot.ops.worker import no_redis, resolve_redis_url
 
     try:
         since = audit.parse_since(args.since) if args.since else None
@@ -239,7 +238,7 @@ def _audit(config: Config, args: argparse.Namespace) -> int:
         return 2
     url = resolve_redis_url(config)
     if url is None:
-        print("tfbot audit: redis_url is empty and no embedded Redis runs under data_dir", file=sys.stderr)
+        print(f"tfbot audit: {no_redis(config)}", file=sys.stderr)
         return 2
     items = list(audit.entries(connect(url), repo=args.repo, since=since))
     print(audit.format_entries(items, args.json))

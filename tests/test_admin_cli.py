@@ -133,6 +133,10 @@ def test_the_embedded_redis_of_serve_is_found_like_a_worker_finds_it(capsys, tmp
                                               "webhook_secret": "x"}, "data_dir": str(data)})
     code, _, err = tfbot(capsys, "locks", "-c", str(path))
     assert code == 2 and "no embedded Redis runs under" in err
+    said = err.split(": ", 1)[1]
+    assert f"under {data}: is `tfbot serve` running on this host with this config?" in said
+    code, _, err = tfbot(capsys, "audit", "-c", str(path))  # every command says the same, with the path
+    assert code == 2 and err.split(": ", 1)[1] == said
     server = EmbeddedRedis(data)
     url = server.start()
     try:

@@ -29,12 +29,11 @@ def connect_store(config: Config) -> redis.Redis:
     import redis
 
     from bot.adapters.redis_server import connect
-    from bot.ops.worker import resolve_redis_url
+    from bot.ops.worker import no_redis, resolve_redis_url
 
     url = resolve_redis_url(config)
     if url is None:
-        raise AdminError(f"redis_url is empty and no embedded Redis runs under {config.data_dir}: run this on the "
-                         "host of `tfbot serve` (same config), or set redis_url / TFBOT_REDIS_URL")
+        raise AdminError(no_redis(config))
     conn = connect(url)
     try:
         conn.ping()

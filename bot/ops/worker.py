@@ -110,6 +110,12 @@ def resolve_redis_url(config: Config) -> str | None:
     return embedded.url if embedded.socket.exists() else None
 
 
+def no_redis(config: Config) -> str:
+    """What every command that needs Redis says when `resolve_redis_url` found none."""
+    return (f"redis_url is empty and no embedded Redis runs under {config.data_dir}: is `tfbot serve` running on "
+            "this host with this config? Start it, or set redis_url / TFBOT_REDIS_URL to a shared Redis")
+
+
 def wait_for_redis(connection: redis.Redis, max_delay: float = 30.0) -> None:
     """Block until Redis answers, retrying with exponential backoff and jitter (RQ does the same once running)."""
     delay = 1.0
@@ -132,11 +138,7 @@ def run_worker(config: Config) -> int:
         return 2
     url = resolve_redis_url(config)
     if url is None:
-        log.error(
-            "redis_url is empty and no embedded Redis runs under %s: start `tfbot serve` on this host first, "
-            "or set redis_url / TFBOT_REDIS_URL to a shared Redis",
-            config.data_dir,
-        )
+        log.error("%s", no_redis(config))
         return 2
     connection = connect(url)
     wait_for_redis(connection)

@@ -297,3 +297,15 @@ def test_serve_says_where_it_serves_once_those_urls_answer(tmp_path, app_private
         assert requests.get(srv.url + "/healthz", timeout=5).status_code in (200, 503)
     finally:
         assert srv.stop() == 0, srv.logs()
+
+
+def test_healthz_says_github_cannot_be_reached_and_stays_healthy(server):
+    """GitHub away (here: a closed port) is shown, never a failed check: deliveries still queue in Redis."""
+    def github() -> dict | None:
+        body = requests.get(server.url + "/healthz", timeout=10).json()
+        return body["github"] if body.get("github", {}).get("ok") is False else None
+
+    seen = wait_for(github, timeout=60, message="/healthz to show the recovery pass's failed call to GitHub")
+    assert "127.0.0.1" in seen["error"] and seen["checked_seconds_ago"] >= 0
+    health = requests.get(server.url + "/healthz", timeout=10)
+    assert health.status_code == 200 and health.json()["ok"] is True

@@ -124,6 +124,20 @@ def test_an_apply_from_a_drift_issue_links_the_issue_not_a_pull_request(web):
     assert "<dt>Pull request</dt>" in client.get("/runs/p-1").get_data(as_text=True)
 
 
+def test_healthz_shows_what_the_recovery_pass_last_saw_of_github(web, redis_conn):
+    from bot.state import github_health
+
+    app, _ = web
+    client = app.test_client()
+    assert client.get("/healthz").get_json()["github"]["ok"] is None  # not checked yet
+    github_health.record(redis_conn, "ConnectionError: api.github.com unreachable", at=time.time() - 30)
+    shown = client.get("/healthz").get_json()["github"]
+    assert shown["ok"] is False and "unreachable" in shown["error"] and 29 <= shown["checked_seconds_ago"] <= 60
+    github_health.record(redis_conn, "")
+    shown = client.get("/healthz").get_json()["github"]
+    assert shown["ok"] is True and shown["error"] == "" and shown["checked_seconds_ago"] < 30
+
+
 def test_every_response_carries_the_security_headers(web):
     app, _ = web
     client = app.test_client()

@@ -23,12 +23,13 @@ from typing import Callable, Sequence
 
 import redis
 
-from bot.state import keys
+from bot.state import github_health, keys
 from bot.config import Config
 from bot.adapters.github import GitHubApp, GitHubError
 from bot.ops.expiry import expire_idle_locks
 from bot.ops.reconcile import AT_STARTUP, PERIODIC, Action, Reconciled, reconcile
 from bot.ops.redelivery import redeliver_missed
+from bot.adapters.logs import SecretMasker
 from bot.adapters.redis_server import connect
 from bot.compose import worker_services
 from bot.services import WorkerServices
@@ -93,10 +94,14 @@ class Recovery:
             report = redeliver_missed(self.github, self.conn)
         except (GitHubError, redis.RedisError, OSError) as exc:
             log.error("redelivery of missed webhooks failed: %s; trying again in %.0f s", exc, self.interval)
+            if not isinstance(exc, redis.RedisError):
+                _github_health(self.conn, f"{type(exc).__name__}: {exc}", self.config)
             return
         except Exception:  # noqa: BLE001 - a fault in tfbot: logged whole, and the next period tries again
             log.exception("redelivery of missed webhooks failed; trying again in %.0f s", self.interval)
             return
+        # The deliveries were listed, so GitHub answered the App; a redelivery it refused is not the App's health.
+        _github_health(self.conn, "", self.config)
         level = logging.INFO if report.asked or report.errors else logging.DEBUG
         log.log(level, "redelivery: %s", report.summary())
 
@@ -177,3 +182,11 @@ def reconciliation_summary(results: Sequence[Reconciled], interval: float) -> st
     if unchecked or unlisted:
         line += f"; trying again in {interval:.0f} s"
     return line
+
+
+def _github_health(conn: redis.Redis, error: str, config: Config) -> None:
+    """Keep whether GitHub answered the App (for `/healthz`); a Redis failure here is the next pass's to see."""
+    try:
+        github_health.record(conn, SecretMasker(config.secrets()).mask(error) if error else "")
+    except (redis.RedisError, OSError):
+        pass

@@ -22,6 +22,7 @@ Layout (all under the `tfbot:` prefix; RQ keeps its own `rq:` keys):
                                                 and calls, seen event ids, message counts, pollers, the state index
   tfbot:checkrun:<command id>:<project id>      a command's check run of one project (hash: id, sent), TTL
   tfbot:checkrun-of:<repo>:<check run id>       what a check run tfbot made is of (string: JSON, TTL)
+  tfbot:github:health                           the last call to GitHub as the App: ok or why not (string: JSON)
   tfbot:drift:last ; tfbot:drift:issues         each project's last drift check (hash: project id -> JSON) ; its
                                                 open drift issue (hash: project id -> number), bot.state.drift_checks
   tfbot:drift:scheduler                         the one drift scheduler among the hosts (string: owner token, PX lease)
@@ -313,3 +314,8 @@ def sign_in(session_id: str) -> str:
 def rate_limit(kind: str, who: str) -> str:
     """How many `kind` attempts `who` made in the current window (int, TTL: the rest of the window)."""
     return f"{PREFIX}:limit:{kind}:{who}"
+
+
+def github_health() -> str:
+    """Whether the last call to GitHub as the App worked (string: JSON, TTL), bot.state.github_health."""
+    return f"{PREFIX}:github:health"

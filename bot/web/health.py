@@ -9,6 +9,7 @@ from flask import Blueprint, current_app, jsonify
 from rq import Worker
 from rq.worker import BaseWorker
 
+from bot.state import github_health
 from bot.state.change_records import ChangeStore
 from bot.state.liveness import death_verdict
 from bot.queue import EVENTS_QUEUE
@@ -47,6 +48,13 @@ def healthz():  # type: ignore[no-untyped-def]
     checks["terraform"] = services.terraform_health()
     ok = all(c["ok"] for c in checks.values())
     body: dict[str, object] = {"ok": ok, "checks": checks}
+    if checks["redis"]["ok"]:
+        # Shown, never a failed check: GitHub being away must not take webhook intake out of a load balancer (the
+        # deliveries wait in Redis). The web process never calls GitHub: the recovery pass records what it saw.
+        try:
+            body["github"] = github_health.read(services.redis)
+        except (redis.RedisError, OSError, ValueError) as exc:
+            body["github"] = {"ok": None, "error": f"unreadable: {exc}", "checked_seconds_ago": None}
     if services.config.change_records is not None and checks["redis"]["ok"]:
         # Shown, never a failed check: a queue tfbot cannot read must not take webhooks out of a load balancer.
         body["change_records"] = poller_health(services.redis, services.config.change_records.wait_seconds)

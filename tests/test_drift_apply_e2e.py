@@ -317,6 +317,11 @@ def test_apply_on_a_persons_issue_carrying_a_copied_marker_is_refused(drifted):
     sc.comment_on_issue(forged, "alice", "apply")  # a writer trusts the text she sees
     reply = wait_reply(sc, forged, "apply refused")
     assert f"not tfbot's drift issue of `network` (#{real} is)" in reply
+    # A person acting through the App with a user token: GitHub names the App, but the author is a person.
+    via_app = int(sc.fake.add_issue(REPO, title=f"Drift: {REPO} network", user="rita", via_app=True,
+                                    body=marker(subject) + "\n" + plan_marker(drift.digest()) + "\n")["number"])
+    sc.comment_on_issue(via_app, "alice", "apply")
+    assert f"not tfbot's drift issue of `network` (#{real} is)" in wait_reply(sc, via_app, "apply refused")
     sc.wait_idle()
     assert vpc(sc) == "10.9.0.0/16" and sc.lock("network") is None
 

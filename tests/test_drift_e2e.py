@@ -153,6 +153,13 @@ def test_drift_opens_one_issue_updates_it_and_closes_it_when_the_state_is_restor
     assert comment.startswith("**The drift changed**") and "`terraform_data.b`" in comment
     assert "No longer drifted" not in comment
 
+    # The same resources, other values: the plan an `apply` would apply changed, and the issue says so.
+    drift.infra.apply({"a": "changed again", "b": "also changed"})
+    assert drift.cli(capsys)[0] == 3
+    [_, told] = drift.comments(issue["number"])
+    assert told.startswith("**The plan changed**") and "same resources, other values" in told
+    assert drift.cli(capsys)[0] == 3 and len(drift.comments(issue["number"])) == 2  # unchanged: nothing added
+
     # Restored: a closing comment, then closed.
     drift.infra.apply(MAIN)
     code, out = drift.cli(capsys)
@@ -164,7 +171,7 @@ def test_drift_opens_one_issue_updates_it_and_closes_it_when_the_state_is_restor
     check = DriftChecks(drift.svc.redis).last(REPO, "app", "default")
     assert check.state is DriftState.CLEAN and check.issue == 0 and f"{PUBLIC}/runs/{check.run_id}" in last
     outcomes = [e.outcome for e in audit.entries(drift.svc.redis) if e.action == "drift-check"]
-    assert outcomes == ["clean", "drifted", "drifted", "drifted", "clean"]  # newest first
+    assert outcomes == ["clean", "drifted", "drifted", "drifted", "drifted", "drifted", "clean"]  # newest first
 
 
 def test_a_lost_redis_key_finds_the_open_issue_by_its_marker(drift, capsys):

@@ -99,7 +99,14 @@ class IssueInfo:
     html_url: str
     labels: tuple[str, ...] = ()
     user: str = ""  # the login of who opened it
-    app_id: int = 0  # the GitHub App that opened it (`performed_via_github_app`), 0 when a person did
+    app_id: int = 0  # the GitHub App it was opened through (`performed_via_github_app`), 0 when none
+    user_type: str = ""  # GitHub's type of the author: "Bot" for an App's installation, "User" for a person
+
+    def by_app(self, app_id: int | None, bot_login: str) -> bool:
+        """Whether the App opened it as itself: the author is a bot account (no person is one, even acting through
+        the App with a user token) that is the App's (`performed_via_github_app`) or has its login."""
+        return self.user_type == "Bot" and ((bool(app_id) and self.app_id == app_id)
+                                            or self.user.lower() == bot_login.lower())
 
 
 @dataclass(frozen=True)
@@ -486,12 +493,14 @@ class RepoAPI:
 def _issue_info(issue: Issue) -> IssueInfo:
     return IssueInfo(number=int(issue.number), state=str(issue.state), title=issue.title or "", body=issue.body or "",
                      html_url=str(issue.html_url), labels=tuple(str(label.name) for label in issue.labels),
-                     user=str(issue.user.login) if issue.user else "", app_id=_app_id(issue))
+                     user=str(issue.user.login) if issue.user else "", app_id=_app_id(issue),
+                     user_type=str(issue.user.type) if issue.user else "")
 
 
 def _app_id(issue: Issue) -> int:
-    """The id of the GitHub App an issue was opened through; 0 when a person opened it."""
-    app = issue.raw_data.get("performed_via_github_app") if isinstance(issue.raw_data, dict) else None
+    """The id of the GitHub App an issue was opened through; 0 when none. Read from what the listing or the GET
+    already returned: `raw_data` would fetch every listed issue again."""
+    app = issue._rawData.get("performed_via_github_app")  # noqa: SLF001 - PyGithub keeps the answer here
     return int(app["id"]) if isinstance(app, dict) and isinstance(app.get("id"), int) else 0
 
 

@@ -90,7 +90,7 @@ def apply_from_issue(svc: WorkerServices, req: DriftApplyRequest) -> str:
         permission=gh.permission(req.author), issue_open=issue.state == "open",
         check_state=check.state.value if check else "", check_digest=check.digest if check else "",
         holder=holder_of(svc.locks.get(project)), drift_enabled=bool(settings and settings.drift.enabled),
-        issue_by_tfbot=bool(issue.app_id) and issue.app_id == svc.config.github.app_id,
+        issue_by_tfbot=issue.by_app(svc.config.github.app_id, svc.bot_login),
         check_issue=check.issue if check else 0, shown_digest=req.shown_digest)
     first = decide(facts)
     if first.action is not DriftAction.PLAN:

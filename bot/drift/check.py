@@ -25,7 +25,7 @@ from bot.adapters.terraform import TerraformError
 from bot.config.workflows import WorkflowError
 from bot.drift import issues
 from bot.drift.marker import DriftSubject
-from bot.drift.transitions import IssueStep, set_digest, shown_digest, transition
+from bot.drift.transitions import IssueStep, set_digest, shown_digest, shown_plan_digest, transition
 from bot.lifecycle.binaries import adapter, choose_binary
 from bot.lifecycle.default_branch import Tip, fetch_tip
 from bot.lifecycle.run_env import run_environment
@@ -198,7 +198,7 @@ def _sync_issue(svc: WorkerServices, api: RepoAPI, project: Project, check: Drif
     failure turns the check `failed` (the issue as it was, the reason in `detail`)."""
     subject = DriftSubject(repo=project.repo, dir=project.dir, workspace=project.workspace, name=project.name)
     try:
-        found = issues.find_open_issue(api, subject, svc.config.github.app_id or 0, check.issue)
+        found = issues.find_open_issue(api, subject, svc.config.github.app_id, svc.bot_login, check.issue)
         step = transition(check.state.value, found is not None, shown_digest(found.body) if found else "",
                           check.resources, last.state.value if last else "")
         check = _with_issue(check, found)
@@ -210,7 +210,7 @@ def _sync_issue(svc: WorkerServices, api: RepoAPI, project: Project, check: Drif
             since = check.drifted_since or check.checked_at
             shown = check.issue_resources if set_digest(check.issue_resources) == shown_digest(found.body) else ()
             issues.update_issue(api, found.number, subject, _report(check, outcome, since),
-                                shown if step.comment else None)
+                                shown if step.comment else None, shown_plan_digest(found.body))
             check = replace(check, issue_resources=check.resources, drifted_since=since)
         elif step.issue is IssueStep.CLOSE and found is not None:
             issues.close_issue(api, found.number, resolved_comment(check.checked_at, check.sha, check.run_id,

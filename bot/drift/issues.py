@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from bot.drift.marker import DriftSubject, marker, subject_of
 from bot.drift.transitions import plan_marker, set_marker
 from bot.render.drift import (BODY_LIMIT, LABEL, LABEL_COLOR, LABEL_DESCRIPTION, DriftReport, changed_comment,
-                              issue_body, issue_title)
+                              issue_body, issue_title, values_changed_comment)
 
 if TYPE_CHECKING:
     from bot.adapters.github import IssueInfo, RepoAPI
@@ -27,16 +27,18 @@ def names(body: str, subject: DriftSubject) -> bool:
         subject.repo.lower(), subject.dir, subject.workspace)
 
 
-def find_open_issue(api: RepoAPI, subject: DriftSubject, app_id: int, known: int = 0) -> IssueInfo | None:
-    """The project's open drift issue, opened through GitHub App `app_id` (tfbot's: GitHub's
-    `performed_via_github_app`, which no person can forge): #`known` when GitHub confirms it, else the oldest such
-    open issue labelled `drift` whose marker names the project; None when there is none. Raises GitHubError."""
+def find_open_issue(api: RepoAPI, subject: DriftSubject, app_id: int | None, bot_login: str,
+                    known: int = 0) -> IssueInfo | None:
+    """The project's open drift issue, opened by tfbot's App as itself (`IssueInfo.by_app`: a bot author, the App's
+    by `performed_via_github_app` or by login; no person can be one): #`known` when GitHub confirms it, else the
+    oldest such open issue labelled `drift` whose marker names the project; None when there is none. Raises
+    GitHubError."""
     if known:
         issue = api.issue(known)
-        if issue is not None and issue.state == "open" and issue.app_id == app_id and names(issue.body, subject):
+        if issue is not None and issue.state == "open" and issue.by_app(app_id, bot_login) and names(issue.body, subject):
             return issue
     for issue in api.issues_labelled(LABEL, state="open"):
-        if issue.app_id == app_id and names(issue.body, subject):  # a marker copied into someone's issue is not it
+        if issue.by_app(app_id, bot_login) and names(issue.body, subject):  # a marker copied into someone's issue is not it
             return issue
     return None
 
@@ -54,12 +56,14 @@ def open_issue(api: RepoAPI, subject: DriftSubject, report: DriftReport) -> tupl
 
 
 def update_issue(api: RepoAPI, number: int, subject: DriftSubject, report: DriftReport,
-                 before: tuple[str, ...] | None) -> None:
+                 before: tuple[str, ...] | None, shown_plan: str = "") -> None:
     """Rewrite the issue's title and body; with `before` (the set it showed, () when unknown), comment how the
-    drifted set changed."""
+    drifted set changed; else, when the plan it showed (`shown_plan`, its digest) sets other values, say so."""
     api.edit_issue(number, issue_title(report.repo, report.project), body_of(subject, report))
     if before is not None:
         api.create_comment(number, changed_comment(before, report))
+    elif shown_plan and report.digest and shown_plan != report.digest:
+        api.create_comment(number, values_changed_comment(report))
 
 
 def close_issue(api: RepoAPI, number: int, comment: str) -> None:

@@ -137,6 +137,14 @@ def changed_comment(before: Sequence[str], report: DriftReport) -> str:
     return _fit("\n".join(lines))
 
 
+def values_changed_comment(report: DriftReport) -> str:
+    """What a check adds when the same resources drifted but the plan now sets other values: said out loud, since
+    an `apply` applies the plan the issue shows when it is commented."""
+    return _fit(f"**The plan changed** ({when(report.checked_at)}, {_run_ref(report.run_id, report.run_url)}): the "
+                "same resources, other values. The issue above shows the new plan; review it before commenting "
+                f"`apply`. {escape_text(strip_ansi(report.summary))}")
+
+
 def resolved_comment(checked_at: float, sha: str, run_id: str, run_url: str) -> str:
     """The comment that closes the issue: when, which run saw the plan clean."""
     return (f"**No drift any more.** {_run_ref(run_id, run_url, capital=True)} planned the default branch at "

@@ -35,10 +35,12 @@ def find_open_issue(api: RepoAPI, subject: DriftSubject, app_id: int | None, bot
     GitHubError."""
     if known:
         issue = api.issue(known)
-        if issue is not None and issue.state == "open" and issue.by_app(app_id, bot_login) and names(issue.body, subject):
+        if issue is not None and issue.state == "open" and issue.by_app(app_id, bot_login) \
+                and names(issue.body, subject):
             return issue
     for issue in api.issues_labelled(LABEL, state="open"):
-        if issue.by_app(app_id, bot_login) and names(issue.body, subject):  # a marker copied into someone's issue is not it
+        # A marker copied into someone's issue does not make it tfbot's.
+        if issue.by_app(app_id, bot_login) and names(issue.body, subject):
             return issue
     return None
 

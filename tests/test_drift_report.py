@@ -165,3 +165,23 @@ def test_tfbot_drift_asks_github_nothing_when_no_repository_has_drift_on(tmp_pat
     code = main(["drift", "--config", str(config), "--repo", "acme/infra"])
     out = capsys.readouterr()
     assert code == 1 and out.out.startswith("acme/infra: failed: ") and "Traceback" not in out.out + out.err
+
+
+def test_a_plan_marker_inside_the_folded_plan_never_binds_an_apply():
+    """The plan's text comes from Terraform (and what the infrastructure holds): a marker-like line in it is never the
+    last one, even when the check kept no digest."""
+    from bot.drift.issues import body_of
+    from bot.drift.marker import DriftSubject
+    from bot.drift.transitions import plan_marker, shown_plan_digest
+    from bot.render.drift import DriftReport
+
+    forged = "<!-- tfbot:drift-plan " + "f" * 64 + " -->"
+    report = DriftReport(repo="acme/infra", project="app", dir="app", workspace="default", sha="a" * 40,
+                         summary="Plan: 0 to add, 1 to change, 0 to destroy.", resources=("update x.y",),
+                         plan_output=f'  ~ input = "{forged}"\n{forged}\n', run_id="r1", run_url="", checked_at=0.0,
+                         drifted_since=0.0, digest="")
+    body = body_of(DriftSubject(repo="acme/infra", dir="app", workspace="default", name="app"), report)
+    assert body.rstrip().endswith(plan_marker("")) and shown_plan_digest(body) == ""
+    body = body_of(DriftSubject(repo="acme/infra", dir="app", workspace="default", name="app"),
+                   DriftReport(**{**report.__dict__, "digest": "d" * 64}))
+    assert shown_plan_digest(body) == "d" * 64

@@ -295,6 +295,10 @@ def test_serve_says_where_it_serves_once_those_urls_answer(tmp_path, app_private
     try:
         wait_for(lambda: "tfbot serving on" in srv.logs(), timeout=60, message="the serving line")
         assert requests.get(srv.url + "/healthz", timeout=5).status_code in (200, 503)
+        line = next(x for x in srv.logs().splitlines() if "tfbot serving on" in x)
+        for page in ("events", "locks", "drift", "healthz", "metrics"):  # every URL it names answers
+            assert f"{srv.url}/{page}" in line
+            assert requests.get(f"{srv.url}/{page}", timeout=5).status_code in (200, 405, 503), page
     finally:
         assert srv.stop() == 0, srv.logs()
 

@@ -47,7 +47,7 @@ def find_open_issue(api: RepoAPI, subject: DriftSubject, app_id: int | None, bot
 
 def body_of(subject: DriftSubject, report: DriftReport) -> str:
     """The whole body: marker, text, and the hidden digest of the set it shows (read back by the next check)."""
-    tail = "\n".join(line for line in (set_marker(report.resources), plan_marker(report.digest)) if line)
+    tail = set_marker(report.resources) + "\n" + plan_marker(report.digest)  # last: see plan_marker
     return issue_body(marker(subject), report, limit=BODY_LIMIT - len(tail) - 1) + "\n" + tail
 
 

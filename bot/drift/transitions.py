@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 _SET_RE = re.compile(r"<!-- tfbot:drift-set ([0-9a-f]{64}) -->")
-_PLAN_RE = re.compile(r"<!-- tfbot:drift-plan ([0-9a-f]{64}) -->")
+_PLAN_RE = re.compile(r"<!-- tfbot:drift-plan ([0-9a-f]{64}|none) -->")
 
 
 class IssueStep(str, Enum):
@@ -62,14 +62,16 @@ def shown_digest(body: str) -> str:
 
 def plan_marker(digest: str) -> str:
     """The hidden line that says which plan the body shows (its changes digest, bot.lifecycle.runner.changes_digest):
-    an `apply` comment is bound to it as the issue read when the comment was made. "" for no digest."""
-    return f"<!-- tfbot:drift-plan {digest} -->" if re.fullmatch(r"[0-9a-f]{64}", digest or "") else ""
+    an `apply` comment is bound to it as the issue read when the comment was made. Written last in the body even
+    without a digest (`none`): the plan's text folded above it comes from Terraform, and a marker-like line in it
+    must never be the last one."""
+    return f"<!-- tfbot:drift-plan {digest if re.fullmatch(r'[0-9a-f]{64}', digest or '') else 'none'} -->"
 
 
 def shown_plan_digest(body: str) -> str:
-    """The changes digest of the plan the issue's body shows; "" when it carries none."""
+    """The changes digest of the plan the issue's body shows (its last plan marker); "" when it carries none."""
     found = _PLAN_RE.findall(body or "")
-    return found[-1] if found else ""
+    return found[-1] if found and found[-1] != "none" else ""
 
 
 def transition(state: str, open_issue: bool, shown: str, found: Iterable[str], last_state: str = "") -> Transition:

@@ -105,8 +105,9 @@ def serve(config: Config) -> int:
         while not stop.wait(0.2 if not announced else 1.0):
             if not announced and listening(config.server.host, config.server.port):
                 # Said once the URLs answer, so a user who tries them at once is not refused.
-                log.info("tfbot serving on %s: webhooks %s/events, locks %s/locks, health %s/healthz; %d worker(s); "
-                         "GitHub API %s", base, base, base, base, config.workers, config.github.api_url)
+                log.info("tfbot serving on %s: webhooks %s/events, locks %s/locks, drift %s/drift, health %s/healthz, "
+                         "metrics %s/metrics; %d worker(s); GitHub API %s", base, base, base, base, base, base,
+                         config.workers, config.github.api_url)
                 announced = True
             if web.exit_code() == EXIT_CANNOT_BIND:
                 log.error("%s", port_problem(config) or f"server.port {config.server.port} cannot be bound "

@@ -40,16 +40,22 @@ def open_three_prs(sc) -> dict[str, int]:
     return prs
 
 
-def test_lock_page_in_a_browser(sc, chromium):  # noqa: F811
-    prs = open_three_prs(sc)
+def watched_page(chromium):  # noqa: F811
+    """A desktop-sized page, and what it says besides its content: the dialogs it opened, the errors in its console
+    (a CSP violation shows there). Screenshots go to OUTPUT_DIR."""
     OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
-    context = chromium.new_context(viewport={"width": 1280, "height": 800})
-    page = context.new_page()
+    page = chromium.new_context(viewport={"width": 1280, "height": 800}).new_page()
     dialogs: list[str] = []
     problems: list[str] = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     page.on("pageerror", lambda exc: problems.append(str(exc)))
     page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
+    return page, dialogs, problems
+
+
+def test_lock_page_in_a_browser(sc, chromium):  # noqa: F811
+    prs = open_three_prs(sc)
+    page, dialogs, problems = watched_page(chromium)
 
     page.goto(f"{sc.server.url}/locks")
     rows = page.locator("tbody tr")
@@ -100,7 +106,7 @@ def test_lock_page_in_a_browser(sc, chromium):  # noqa: F811
     assert width <= 390, f"the page scrolls sideways on a phone ({width}px wide)"
     small.screenshot(path=str(OUTPUT_DIR / "locks-phone.png"), full_page=True)
     phone.close()
-    context.close()
+    page.context.close()
     assert dialogs == [], f"a dialog opened: {dialogs}"
     assert problems == [], f"errors in the browser console (a CSP violation shows here): {problems}"
 
@@ -198,14 +204,7 @@ def test_drift_page_in_a_browser(make_scenario, chromium):  # noqa: F811
                              detail="PR #17 holds the lock of storage; checked again at the next slot"))
     checks.record(DriftCheck(repo="acme/web", project=XSS, dir="app", workspace="default", state=DriftState.FAILED,
                              checked_at=now - 30, detail="terraform init failed: the backend's bucket is gone"))
-    OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
-    context = chromium.new_context(viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    dialogs: list[str] = []
-    problems: list[str] = []
-    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-    page.on("pageerror", lambda exc: problems.append(str(exc)))
-    page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
+    page, dialogs, problems = watched_page(chromium)
 
     page.goto(f"{sc.server.url}/locks")
     page.locator("nav.pages a", has_text="Drift").click()
@@ -222,7 +221,7 @@ def test_drift_page_in_a_browser(make_scenario, chromium):  # noqa: F811
     assert [c.inner_text() for c in page.locator(".chips li").all()] == ["1 drifted", "1 failed", "1 skipped",
                                                                           "1 clean"]
     page.screenshot(path=str(OUTPUT_DIR / "drift.png"), full_page=True)
-    context.close()
+    page.context.close()
 
     phone = chromium.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True)
     small = phone.new_page()

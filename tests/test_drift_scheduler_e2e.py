@@ -11,20 +11,13 @@ from typing import Iterator
 import pytest
 
 from bot.state import keys
-from tests.support.cluster import Cluster, RedisTcpServer
+from tests.support.cluster import Cluster, shared_redis  # noqa: F401 - a fixture
 from tests.support.tfbot_process import wait_for
 
 pytestmark = pytest.mark.e2e
 
 PROJECTS = ("network", "dns")
 QUEUED = re.compile(r"drift: queued the scheduled check of \d+ project\(s\) of (\S+) for the slot of (\S+): (.*)")
-
-
-@pytest.fixture
-def shared_redis(tmp_path) -> Iterator[str]:
-    server = RedisTcpServer(tmp_path / "shared-redis")
-    yield server.start()
-    server.stop()
 
 
 @pytest.fixture

@@ -16,7 +16,8 @@ from bot.state.locks import LockStore
 from bot.models import LockState, Project
 from bot.state.records import Records
 from bot.render.comments import marker_of
-from tests.support.cluster import Cluster, RedisTcpServer, overlaps, witness_workflows, witnessed_runs
+from tests.support.cluster import (Cluster, overlaps, shared_redis, witness_workflows,  # noqa: F401 - a fixture
+                                   witnessed_runs)
 from tests.support.scenario import REPO, SUMMARY_RE
 from tests.support.tf_configs import hcl_string
 
@@ -24,13 +25,6 @@ pytestmark = pytest.mark.e2e
 
 PROJECTS = [f"p{i}" for i in range(5)]
 PRS = 20
-
-
-@pytest.fixture
-def shared_redis(tmp_path) -> Iterator[str]:
-    server = RedisTcpServer(tmp_path / "shared-redis")
-    yield server.start()
-    server.stop()
 
 
 @pytest.fixture

@@ -11,8 +11,9 @@ import sys
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
+import pytest
 import redis
 
 from tests.support.fake_github import FakeGitHub
@@ -233,3 +234,11 @@ class Cluster(Scenario):
         from bot.adapters.redis_server import connect
 
         return connect(self.settings["redis_url"])
+
+
+@pytest.fixture
+def shared_redis(tmp_path: Path) -> Iterator[str]:
+    """A Redis on TCP that several tfbot hosts of one test share (its URL), stopped after the test."""
+    server = RedisTcpServer(tmp_path / "shared-redis")
+    yield server.start()
+    server.stop()

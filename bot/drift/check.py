@@ -29,7 +29,7 @@ from bot.drift.transitions import IssueStep, set_digest, shown_digest, shown_pla
 from bot.lifecycle.binaries import adapter, choose_binary
 from bot.lifecycle.default_branch import Tip, fetch_tip
 from bot.lifecycle.run_env import run_environment
-from bot.lifecycle.runner import GUARD_WAIT, GuardLost, new_run_id, project_slug
+from bot.lifecycle.runner import GUARD_WAIT, GuardLost, guard_fence, new_run_id, no_fit_outcome, project_slug
 from bot.lifecycle.steps import PlanOutcome, run_plan_steps
 from bot.models import Project
 from bot.notify.emit import notify
@@ -145,8 +145,6 @@ def _skipped(base: DriftCheck, holder: str) -> DriftCheck:
 
 def _plan(svc: WorkerServices, project: Project, sha: str, guard: RunGuard) -> tuple[PlanOutcome, str]:
     """Check out `sha` and run the project's plan steps as a PR's plan runs them; keep the run log."""
-    from bot.adapters.terraform import TerraformResult
-
     run_id = new_run_id()
     started = time.time()
     root = svc.checkouts.branch_copy(project.repo, project_slug(project), sha)
@@ -155,18 +153,12 @@ def _plan(svc: WorkerServices, project: Project, sha: str, guard: RunGuard) -> t
     binary = choose_binary(svc, project, workdir)
     label = ""
     if isinstance(binary, NoFit):
-        said = TerraformResult(args=[], exit_code=1, output=binary.message + "\n", duration=0.0)
-        outcome = PlanOutcome(ok=False, steps=[said], summary=binary.message, failed_step="choose the binary")
+        outcome = no_fit_outcome(binary)
     else:
         label = binary.label
-
-        def fence(step: str) -> None:
-            if guard.lost:
-                raise GuardLost(step)
-
         with tempfile.TemporaryDirectory(dir=svc.tmp_dir) as tmp:
             outcome = run_plan_steps(adapter(svc, binary), workflow, workdir, project.workspace,
-                                     Path(tmp) / "plan.tfplan", before_step=fence,
+                                     Path(tmp) / "plan.tfplan", before_step=guard_fence(guard),
                                      run_env=run_environment(svc, project.repo, 0, project, "plan", run_id), root=root)
         outcome.binary = label
     output = "\n".join((f"$ {s.command}\n" if s.command else "") + s.output for s in outcome.steps)

@@ -263,13 +263,13 @@ def run_plan(svc: WorkerServices, cmd: Command, project: Project, target: Target
     workflow = svc.workflows[project.workflow]
     binary = choose_binary(svc, project, workdir)
     if isinstance(binary, NoFit):  # failed before anything ran: nothing is stored but the run's log
-        outcome = _no_fit(binary)
+        outcome = no_fit_outcome(binary)
         _save_run(svc, run_id, "plan", cmd, project, target, started, False, outcome.summary, outcome.steps)
         return outcome, run_id
     with tempfile.TemporaryDirectory(dir=svc.tmp_dir) as tmp:
         plan_file = Path(tmp) / "plan.tfplan"
         outcome = run_plan_steps(adapter(svc, binary), workflow, workdir, project.workspace, plan_file,
-                                 before_step=_fence(guard),
+                                 before_step=guard_fence(guard),
                                  run_env=run_environment(svc, cmd.repo, cmd.pull, project, "plan", run_id),
                                  extra_args=extra_args, root=_copy_root(workdir, project),
                                  diagnose=svc.config.github.check_runs)  # annotations are the check run's
@@ -290,7 +290,7 @@ def run_plan(svc: WorkerServices, cmd: Command, project: Project, target: Target
     return outcome, run_id
 
 
-def _no_fit(no_fit: NoFit) -> PlanOutcome:
+def no_fit_outcome(no_fit: NoFit) -> PlanOutcome:
     """A plan that could not start: no installed binary fits the project. Its one "step" says so, verbatim."""
     from bot.adapters.terraform import TerraformResult
 
@@ -298,7 +298,7 @@ def _no_fit(no_fit: NoFit) -> PlanOutcome:
     return PlanOutcome(ok=False, steps=[said], summary=no_fit.message, failed_step="choose the binary")
 
 
-def _fence(guard: RunGuard | None) -> Callable[[str], None]:
+def guard_fence(guard: RunGuard | None) -> Callable[[str], None]:
     """Called before every step: a run that lost its guard stops there (another run may hold it now)."""
     def check(step: str) -> None:
         if guard is not None and guard.lost:
@@ -564,7 +564,7 @@ def _apply_fence(svc: WorkerServices, cmd: Command, project: Project, token: int
     """Before every step: the guard check; then, before the first step that may change the infrastructure, the lock
     turns `applying` and flagged. Not earlier: a run stopped during `init` changed nothing, and its lock stays as it
     was (planned), so `apply` works again at once. Not later: the flag must be set whenever an apply may have run."""
-    fence = _fence(guard)
+    fence = guard_fence(guard)
     marked = False
 
     def before(step: str) -> None:

@@ -82,9 +82,9 @@ def apply_from_issue(svc: WorkerServices, req: DriftApplyRequest) -> str:
         log.info("%s#%d: `apply` on an issue that is not a drift issue of this repository: ignored",
                  req.repo, req.issue)
         return "ignored"
-    project = project_at(req.repo, svc.config.repo_config(req.repo), subject.dir, subject.workspace, subject.name)
-    check = DriftChecks(svc.redis).last(req.repo, subject.dir, subject.workspace)
     settings = svc.config.repo_config(req.repo)
+    project = project_at(req.repo, settings, subject.dir, subject.workspace, subject.name)
+    check = DriftChecks(svc.redis).last(req.repo, subject.dir, subject.workspace)
     facts = DriftApplyFacts(
         repo=req.repo, project=project.name, issue=req.issue, author=req.author,
         permission=gh.permission(req.author), issue_open=issue.state == "open",

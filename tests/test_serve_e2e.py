@@ -311,5 +311,5 @@ def test_healthz_says_github_cannot_be_reached_and_stays_healthy(server):
 
     seen = wait_for(github, timeout=60, message="/healthz to show the recovery pass's failed call to GitHub")
     assert "127.0.0.1" in seen["error"] and seen["checked_seconds_ago"] >= 0
-    health = requests.get(server.url + "/healthz", timeout=10)
-    assert health.status_code == 200 and health.json()["ok"] is True
+    health = server.wait_healthy()  # 200 once the workers listen (on a busy machine they may still be starting)
+    assert health["ok"] is True and health["github"]["ok"] is False

@@ -138,17 +138,17 @@ def test_a_state_changes_only_if_it_is_still_what_the_run_set(redis_conn: redis.
 
 def test_a_lost_run_guard_stops_the_run_before_its_next_step(redis_conn: redis.Redis) -> None:
     from bot.state import keys
-    from bot.lifecycle.runner import GuardLost, _fence
+    from bot.lifecycle.runner import GuardLost, guard_fence
 
     locks = LockStore(redis_conn)
     with locks.run_guard(NET, holder="run-1", ttl=0.3) as guard:
-        _fence(guard)("init")  # held: goes on
+        guard_fence(guard)("init")  # held: goes on
         redis_conn.delete(keys.run_guard(NET.repo, NET.dir, NET.workspace))  # expired under a stall
         deadline = time.monotonic() + 5
         while not guard.lost and time.monotonic() < deadline:
             time.sleep(0.05)
         with pytest.raises(GuardLost):
-            _fence(guard)("apply")
+            guard_fence(guard)("apply")
 
 
 @pytest.mark.parametrize("state,flag,by,refused", [

@@ -109,7 +109,10 @@ def run_project(svc: WorkerServices, command_id: str, project: dict[str, Any], a
     cmd = svc.records.command(command_id)
     job = get_current_job()
     with heartbeat(svc.redis, job.id if job else f"{command_id}-{project.get('name')}"):
-        start_check(svc, cmd, project_from_dict(project))  # the project's check run: in progress from now
+        if cmd.kind == "plan":
+            # The project's check run: in progress from now. An apply, a merge or a hand-over decides first and
+            # makes it only once Terraform is about to run (bot/lifecycle/runner.py).
+            start_check(svc, cmd, project_from_dict(project))
         try:
             result = run(svc, cmd, project_from_dict(project))
         except ProjectBusy as exc:

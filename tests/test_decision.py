@@ -33,9 +33,9 @@ def theirs(state: S = S.PLANNED) -> LockView:
 
 def facts(pr: str = "open", applies: bool = True, lock: LockView | None = None, reviewed: PlanView | None = None,
           matches: bool = False, fresh: PlanView | None = None, run_alive: bool = False,
-          head: str = HEAD, command: str = RUN) -> Facts:
+          head: str = HEAD, command: str = RUN, applied_matches: bool = False) -> Facts:
     return Facts(pull=ME, pr_state=pr, applies=applies, head_sha=head, lock=lock, reviewed=reviewed,  # type: ignore[arg-type]
-                 matches=matches, fresh=fresh, run_alive=run_alive, command=command)
+                 matches=matches, fresh=fresh, run_alive=run_alive, command=command, applied_matches=applied_matches)
 
 
 # (id, event, facts, expected action, expected release_after)
@@ -91,6 +91,17 @@ CASES = [
     ("merge, nothing reviewed", Event.MERGE, facts(pr="merged", lock=mine()), Action.PLAN_TARGET, False),
     ("merge, applied before", Event.MERGE, facts(pr="merged", lock=mine(S.APPLIED, True), reviewed=REVIEWED,
                                                  matches=True), Action.PLAN_TARGET, False),
+    ("merge, applied from a commit holding the merged project", Event.MERGE,
+     facts(pr="merged", lock=mine(S.APPLIED, True), applied_matches=True), Action.RELEASE, False),
+    ("apply on a merged PR, applied from a commit holding the branch's project", Event.APPLY_MERGED,
+     facts(pr="merged", lock=mine(S.APPLIED, True), applied_matches=True), Action.RELEASE, False),
+    # applied_matches is only ever true of an `applied` lock; the others never skip their plan of the target.
+    ("merge, apply died, applied_matches ignored", Event.MERGE,
+     facts(pr="merged", lock=mine(S.APPLYING, True), applied_matches=True), Action.PLAN_TARGET, False),
+    ("merge, apply failed, applied_matches ignored", Event.MERGE,
+     facts(pr="merged", lock=mine(S.APPLY_FAILED, True), applied_matches=True), Action.PLAN_TARGET, False),
+    ("merge, applied, then a fresh plan with changes", Event.MERGE,
+     facts(pr="merged", lock=mine(S.APPLIED, True), applied_matches=True, fresh=SAME_FRESH), Action.ASK, False),
     ("merge, apply died", Event.MERGE, facts(pr="merged", lock=mine(S.APPLYING, True), reviewed=REVIEWED,
                                              matches=True), Action.PLAN_TARGET, False),
     ("merge, apply failed", Event.MERGE, facts(pr="merged", lock=mine(S.APPLY_FAILED, True)), Action.PLAN_TARGET,

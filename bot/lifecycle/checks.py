@@ -62,6 +62,18 @@ def start_check(svc: WorkerServices, cmd: Command, project: Project) -> None:
     store.remember(_record(check_run_id, cmd, project))
 
 
+def shown_on_commit(svc: WorkerServices, cmd: Command, results: list[ProjectResult]) -> list[ProjectResult]:
+    """The results the PR's head shows as check runs and in its status: all of them, but a merge's results that ran
+    no Terraform (nothing left to apply, in line for the lock) and made no check run. The head of a merged PR gates
+    nothing any more, and the comment says what happened: a check run and a status of such a result would be two
+    GitHub writes saying nothing new. Without check runs a merge wrote a pending status when it started
+    (bot/lifecycle/planning.py `pending_needed`), and its final one must follow: all are shown."""
+    if cmd.kind != "merge" or not svc.config.github.check_runs:
+        return results
+    store = CheckRuns(svc.redis)
+    return [r for r in results if r.run_id or store.id_of(cmd.id, r.project) is not None]
+
+
 def report_checks(svc: WorkerServices, gh: RepoAPI, cmd: Command, results: list[ProjectResult]) -> None:
     """Complete the check run of every result (made now where none was); raises GitHubError for the report's retry.
 

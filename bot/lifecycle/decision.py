@@ -13,6 +13,9 @@ branch's tip (`apply` on a merged PR, a lock handed to a merged PR); *matches* =
 commit holds the same project (its dir and the local modules it calls) as the target; *flagged* = the
 infrastructure and the default branch differ because of this PR (`LockView.diverged`): its apply ran (or
 started) and the branch does not hold it yet, or it was merged and the branch's plan is not applied yet.
+*applied matches* = the lock is `applied` by a whole plan (no extra arguments) of a commit that holds the same
+project, and the same `tfbot.yaml`, as the target: what the apply made of the infrastructure is what the target
+would make of it, so planning the target again would only spend a Terraform run to find no changes.
 A PR *applies* when its base is the default branch or one of the repository's `apply_branches`.
 
 | event \\ lock | free / other PR's | mine: planning, planned, plan failed, plan stale | mine: applying | mine: applied | mine, flagged (after an apply) |
@@ -24,7 +27,7 @@ A PR *applies* when its base is the default branch or one of the repository's `a
 | apply (open PR) | REFUSE: not held | APPLY_REVIEWED, keep lock (applied, awaiting merge); REFUSE without a reviewed plan; REPLAN when the head moved or the target does not match | REFUSE: running | REFUSE: merge it | as mine |
 | apply, base does not apply | REFUSE | REFUSE | REFUSE | REFUSE | REFUSE |
 | apply on a draft (not allowed) | REFUSE (checked before; see handlers) | | | | |
-| merge, or apply on a merged PR, or handed to a merged PR | free: ACQUIRE; other's: QUEUE (told; planned when it comes) | APPLY_REVIEWED + release when the reviewed plan is of the final head (merge), matches and was made without extra arguments; else PLAN_TARGET | PLAN_TARGET (the apply died) | PLAN_TARGET | PLAN_TARGET |
+| merge, or apply on a merged PR, or handed to a merged PR | free: ACQUIRE; other's: QUEUE (told; planned when it comes) | APPLY_REVIEWED + release when the reviewed plan is of the final head (merge), matches and was made without extra arguments; else PLAN_TARGET | PLAN_TARGET (the apply died) | RELEASE when *applied matches* (nothing left to apply, so no plan); else PLAN_TARGET | PLAN_TARGET |
 | ... with a fresh plan of the target | | no changes: RELEASE; same changes and values as reviewed (digest): APPLY_FRESH + release; else ASK (keep lock, show the plan, ask for `apply`) | as left | no changes: RELEASE; else ASK | as left |
 | merge into a branch that does not apply | NOTHING | RELEASE | RELEASE | RELEASE | KEEP_FLAGGED |
 | close unmerged | NOTHING (leaves the line) | RELEASE (plans dropped, next in line planned) | KEEP_FLAGGED | KEEP_FLAGGED | KEEP_FLAGGED |
@@ -125,6 +128,7 @@ class Facts:
     lock: LockView | None = None
     reviewed: PlanView | None = None
     matches: bool = False  # the reviewed plan's commit holds the same project as the target
+    applied_matches: bool = False  # the lock's apply was of a whole plan of a commit holding what the target does
     fresh: PlanView | None = None  # a plan of the target made by this run
     run_alive: bool = False  # a run of this project is still going (its guard is held by a live worker)
     command: str = ""  # the command this event is about (worker died: the command of the run that died)
@@ -242,6 +246,9 @@ def _merged(event: Event, facts: Facts, mine: bool) -> Decision:
     applied_already = lock.state is LockState.APPLIED
     reviewed = facts.reviewed
     if facts.fresh is None:
+        if applied_already and facts.applied_matches:
+            return Decision(Action.RELEASE, "the infrastructure already matches the default branch: the merged "
+                                            "commit holds exactly what this PR applied")
         final = reviewed is not None and (event is Event.APPLY_MERGED or reviewed.head_sha == facts.head_sha)
         if reviewed is not None and reviewed.extra_args:
             return Decision(Action.PLAN_TARGET, "the reviewed plan was made with extra arguments, so it is not what "

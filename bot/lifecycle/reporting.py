@@ -7,7 +7,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from bot.models import Outcome
-from bot.lifecycle.checks import report_checks, set_status, superseded
+from bot.lifecycle.checks import report_checks, set_status, shown_on_commit, superseded
 from bot.lifecycle.planning import STATUS_CONTEXT
 from bot.notify.emit import notify_applies
 from bot.state.records import Command, PlanRecord, comment_refs
@@ -54,11 +54,12 @@ def finish_command(svc: WorkerServices, cmd: Command) -> None:
             drop_files(svc, svc.records.mark_plan_posted(result.project, cmd.pull, result.run_id))
     if kind == "plan":
         svc.records.set_pull_field(cmd.repo, cmd.pull, "plan_comments", json.dumps(refs))
-    if results:
-        state, description = status_description(results, kind)
+    shown = shown_on_commit(svc, cmd, results)
+    if shown:
+        state, description = status_description(shown, kind)
         set_status(svc, gh, cmd.head_sha, STATUS_CONTEXT[cmd.kind], state, description, svc.status_url(cmd),
                    pull=cmd.pull)
-    report_checks(svc, gh, cmd, results)
+    report_checks(svc, gh, cmd, shown)
     log.info("%s %s#%d at %s reported: %s", cmd.kind, cmd.repo, cmd.pull, cmd.head_sha[:8],
              ", ".join(f"{r.project.name}={r.outcome.value}" for r in results))
 

@@ -23,10 +23,11 @@ from bot.state.locks import GuardTimeout, RunGuard
 from bot.models import LockInfo, LockState, Outcome, Project, ProjectResult, ResourceChange
 from bot.adapters.plan_store import PlanStoreError, plan_key
 from bot.state.records import PR_CLOSED, Command, PlanRecord, project_to_dict
-from bot.lifecycle.targets import Target, ensure_commit, merged_target, same_content
+from bot.lifecycle.targets import Target, applied_holds_target, ensure_commit, merged_target, same_content
 from bot.lifecycle.steps import ApplyOutcome, PlanOutcome, run_apply_steps, run_plan_steps
 from bot.lifecycle.run_env import run_environment
 from bot.lifecycle.binaries import adapter, choose_binary, plan_binary
+from bot.lifecycle.checks import start_check
 from bot.projects.versions import NoFit
 from bot.plan_args import public, shown
 
@@ -341,7 +342,8 @@ def _execute(svc: WorkerServices, cmd: Command, project: Project, event: Event) 
             matches = _matches(svc, cmd, project, lock, reviewed, target)
             facts = Facts(pull=cmd.pull, pr_state=pr_state(cmd), applies=applies(cmd),
                           head_sha=cmd.head_sha, lock=LockView.of(lock), reviewed=_record_view(reviewed),
-                          matches=matches, fresh=_plan_view(fresh[0], cmd) if fresh else None)
+                          matches=matches, applied_matches=_applied_matches(svc, cmd, project, lock, target),
+                          fresh=_plan_view(fresh[0], cmd) if fresh else None)
             decision = decide(event, facts)
             log.info("%s %s#%d %s: %s (%s)", event.value, cmd.repo, cmd.pull, project.name, decision.action.value,
                      decision.reason)
@@ -355,6 +357,8 @@ def _execute(svc: WorkerServices, cmd: Command, project: Project, event: Event) 
                     continue
                 return _queued(svc, cmd, project, acquired.lock, acquired.queue_position)
             assert lock is not None  # every other action is decided only for the PR that holds the lock
+            if action in (Action.PLAN_TARGET, Action.APPLY_REVIEWED, Action.APPLY_FRESH):
+                start_check(svc, cmd, project)  # Terraform runs from here: in progress (once per command)
             if action is Action.PLAN_TARGET:
                 fresh = run_plan(svc, cmd, project, Target(target, cmd.head_sha, ""), guard)
                 if not fresh[0].ok:
@@ -433,6 +437,16 @@ def _matches(svc: WorkerServices, cmd: Command, project: Project, lock: LockInfo
     planned = reviewed.plan_sha or reviewed.head_sha
     ensure_commit(svc, cmd, planned, reviewed.head_sha, reviewed.base_sha)  # made on another host, perhaps
     return same_content(svc, cmd.repo, project, target, planned)
+
+
+def _applied_matches(svc: WorkerServices, cmd: Command, project: Project, lock: LockInfo | None, target: str) -> bool:
+    """Only for a merged PR whose lock is `applied`: whether that apply already made the infrastructure what the
+    target holds (bot/lifecycle/decision.py, *applied matches*)."""
+    if (lock is None or lock.pull != cmd.pull or lock.state is not LockState.APPLIED or not lock.run_id
+            or not target or pr_state(cmd) != "merged"):
+        return False
+    applied_run = svc.records.run_meta(lock.run_id)
+    return applied_run is not None and applied_holds_target(svc, cmd, project, applied_run, target)
 
 
 def _apply(svc: WorkerServices, cmd: Command, project: Project, plan: PlanRecord, lock: LockInfo, decision: Decision,

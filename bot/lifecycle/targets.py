@@ -7,15 +7,19 @@ with its base is planned on its head alone, and the comment says so.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from bot.config.repo_file import REPO_FILE
 from bot.lifecycle.module_graphs import module_graph
 from bot.models import Project
 
 if TYPE_CHECKING:
     from bot.services import WorkerServices
     from bot.state.records import Command
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -73,3 +77,27 @@ def same_content(svc: WorkerServices, repo: str, project: Project, a: str, b: st
             raise CheckoutError(f"commit {sha} is not in this host's mirror of {repo}")
     dirs = {project.dir} | module_graph(svc, repo, a).reads(project.dir) | module_graph(svc, repo, b).reads(project.dir)
     return all(svc.checkouts.tree_hash(repo, a, d) == svc.checkouts.tree_hash(repo, b, d) for d in sorted(dirs))
+
+
+def applied_holds_target(svc: WorkerServices, cmd: Command, project: Project, applied_run: dict[str, Any],
+                         target: str) -> bool:
+    """True when `applied_run` (a run record's meta, bot/state/records.py) is a successful apply of `project` from a
+    whole plan (no extra arguments) of a commit that holds the same project and the same `tfbot.yaml` as commit
+    `target`: the infrastructure then already holds what `target` would make of it. False whenever that cannot be
+    shown (another kind of run, a commit no longer fetchable): the caller plans the target instead."""
+    from bot.adapters.git import CheckoutError
+
+    applied = str(applied_run.get("planned_sha") or "")
+    if (applied_run.get("kind") != "apply" or applied_run.get("ok") is not True or applied_run.get("extra_args")
+            or applied_run.get("project") != project.name or applied_run.get("dir") != project.dir
+            or applied_run.get("workspace") != project.workspace or not applied or not target):
+        return False
+    try:
+        ensure_commit(svc, cmd, applied, str(applied_run.get("sha") or ""), str(applied_run.get("base_sha") or ""))
+        return (same_content(svc, cmd.repo, project, target, applied)
+                and svc.checkouts.tree_hash(cmd.repo, target, REPO_FILE)
+                == svc.checkouts.tree_hash(cmd.repo, applied, REPO_FILE))
+    except CheckoutError as exc:
+        log.info("%s#%d %s: the applied commit %s cannot be compared with %s (%s): planning instead", cmd.repo,
+                 cmd.pull, project.name, applied[:8], target[:8], exc)
+        return False

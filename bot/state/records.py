@@ -380,6 +380,11 @@ class Records:
         pipe.ltrim(keys.runs(), 0, RECENT_RUNS - 1)
         pipe.execute()
 
+    def run_meta(self, run_id: str) -> dict[str, Any] | None:
+        """A run's record without its output (the fields `save_run` was given); None once it has expired."""
+        meta = self.r.hget(keys.run(run_id), "meta")
+        return json.loads(meta) if meta is not None else None
+
     def run(self, run_id: str) -> tuple[dict[str, Any], str] | None:
         meta = self.r.hget(keys.run(run_id), "meta")
         if meta is None:

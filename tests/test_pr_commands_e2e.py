@@ -84,13 +84,19 @@ def runs_of(sc, pr: int) -> list[str]:
             and e.action in ("plan", "apply")]
 
 
-def test_a_merge_holding_what_was_applied_releases_the_lock_without_planning_main(sc):
+def applied_pr(sc) -> int:
+    """A PR growing the network by a subnet, planned and applied; its lock stays "applied, awaiting merge"."""
     sc.start()
     pr = sc.open_pr("grow", net(sc, subnet="a"))
     sc.wait_comment(pr, lambda b: "Plan: 2 to add" in b)
     sc.comment(pr, "mo", "tfbot apply")
     sc.wait_comment(pr, lambda b: "Apply complete!" in b)
     sc.wait_idle()
+    return pr
+
+
+def test_a_merge_holding_what_was_applied_releases_the_lock_without_planning_main(sc):
+    pr = applied_pr(sc)
     # main moves on meanwhile, outside the project: the merge commit still holds the project that was applied.
     sc.remote.push_direct("main", {"README.md": "Network of acme.\n"})
     head = sc.head(pr)
@@ -106,12 +112,7 @@ def test_a_merge_holding_what_was_applied_releases_the_lock_without_planning_mai
 
 
 def test_a_merge_bringing_more_of_the_project_than_was_applied_plans_main_and_asks(sc):
-    sc.start()
-    pr = sc.open_pr("grow", net(sc, subnet="a"))
-    sc.wait_comment(pr, lambda b: "Plan: 2 to add" in b)
-    sc.comment(pr, "mo", "tfbot apply")
-    sc.wait_comment(pr, lambda b: "Apply complete!" in b)
-    sc.wait_idle()
+    pr = applied_pr(sc)
     # main gains a resource in the project after the apply: the merge holds more than what was applied.
     sc.remote.push_direct("main", {"network/extra.tf": 'resource "terraform_data" "extra" {\n  input = "x"\n}\n'})
     sc.merge(pr)

@@ -334,10 +334,11 @@ def horse_killed(connection: redis.Redis, job: Job, retpid: int, ret_val: int, r
 
 
 def queue_interrupted_report(connection: redis.Redis, job: Job, reason: str) -> None:
-    """Queue the report of a run that will never finish (its process or worker died); other jobs are ignored."""
+    """Queue the report of a run that will never finish (its process or worker died); other jobs are ignored.
+    On the events queue, which workers take first, like every report: it must not wait behind queued runs."""
     if job.func_name == _DRIFT_APPLY:
         repo, installation, issue, author = job.args[:4]
-        runs_queue(connection).enqueue_call(
+        events_queue(connection).enqueue_call(
             report_drift_interrupted, args=(repo, installation, issue, author, reason), retry=event_retry(),
             result_ttl=RESULT_TTL_SECONDS, failure_ttl=FAILURE_TTL_SECONDS,
             description=f"report interrupted drift apply {repo}#{issue}")
@@ -345,8 +346,8 @@ def queue_interrupted_report(connection: redis.Redis, job: Job, reason: str) -> 
     if not is_run(job):
         return
     command_id, project = job.args[:2]
-    runs_queue(connection).enqueue_call(
-        report_interrupted, args=(command_id, project, reason), result_ttl=RESULT_TTL_SECONDS,
+    events_queue(connection).enqueue_call(
+        report_interrupted, args=(command_id, project, reason), retry=event_retry(), result_ttl=RESULT_TTL_SECONDS,
         failure_ttl=FAILURE_TTL_SECONDS, description=f"report interrupted run of command {command_id}",
     )
 

@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.timeline import phases
+from bench.timeline import phases, project_jobs
 from tests.support import webhook_payloads as wp
 from tests.support.scenario import INSTALLATION, REPO, SECRET, SUMMARY_RE, Scenario, tf_config
 
@@ -18,6 +18,7 @@ POLL_SECONDS = 0.01  # the fake GitHub is in this process: polling it costs micr
 class PrTiming:
     seconds: float  # from sending `opened` to the comment holding every plan
     phases: dict[str, float] = field(default_factory=dict)
+    jobs: dict[str, object] = field(default_factory=dict)  # bench.timeline.project_jobs: how workers were shared
 
 
 def resources(count: int) -> dict[str, str]:
@@ -71,7 +72,8 @@ def open_and_wait(scenario: Scenario, branch: str, projects: dict[str, int], tim
             found = set(SUMMARY_RE.findall(text))
             if not found <= expected:
                 raise RuntimeError(f"unexpected plan in PR #{number}: {found}")
-            return PrTiming(elapsed, phases(scenario.redis(), sent_at, sent_at + elapsed))
+            conn = scenario.redis()
+            return PrTiming(elapsed, phases(conn, sent_at, sent_at + elapsed), project_jobs(conn, sent_at))
         status = scenario.fake.latest_status(REPO, head, "tfbot/plan")
         if status and status["state"] in ("failure", "error"):
             raise RuntimeError(f"PR #{number} was not planned ({status}): {_short(scenario.bot_comments(number))}\n"

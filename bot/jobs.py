@@ -269,11 +269,15 @@ def apply_drift(svc: WorkerServices, repo: str, installation: int, issue: int, a
     issue shows (bot/drift/apply.py). A project busy with another run is tried again later, as `run_project` is
     (its lock is let go meanwhile); after that the issue is told."""
     from bot.drift.apply import DriftApplyRequest, DriftBusy, apply_from_issue
+    from bot.state.liveness import heartbeat
 
     request = DriftApplyRequest(repo=repo, installation=installation, issue=issue, author=author,
                                 comment_url=comment_url, shown_digest=shown_digest)
+    job = get_current_job()
     try:
-        return apply_from_issue(svc, request)
+        # Beating like a project run: a worker that dies with it is found by the reaper within a minute or so.
+        with heartbeat(svc.redis, job.id if job else f"drift-apply-{repo}-{issue}"):
+            return apply_from_issue(svc, request)
     except DriftBusy as exc:
         delay = busy_retry_delay(svc, attempt)
         if delay is not None:
@@ -337,6 +341,8 @@ def queue_interrupted_report(connection: redis.Redis, job: Job, reason: str) -> 
     """Queue the report of a run that will never finish (its process or worker died); other jobs are ignored.
     On the events queue, which workers take first, like every report: it must not wait behind queued runs."""
     if job.func_name == _DRIFT_APPLY:
+        if not connection.set(keys.interrupt_queued(job.id), "1", nx=True, ex=24 * 3600):
+            return  # found dead before by another path; a project run's report is kept once by its command instead
         repo, installation, issue, author = job.args[:4]
         events_queue(connection).enqueue_call(
             report_drift_interrupted, args=(repo, installation, issue, author, reason), retry=event_retry(),
@@ -353,8 +359,14 @@ def queue_interrupted_report(connection: redis.Redis, job: Job, reason: str) -> 
 
 
 def is_run(job: Job) -> bool:
-    """True for a project run (the jobs that run Terraform)."""
+    """True for a project run (the jobs that run Terraform for a PR's command)."""
     return job.func_name == _RUN
+
+
+def beats(job: Job) -> bool:
+    """True for the jobs that keep a heartbeat while they run (bot/state/liveness.py): a project run and a drift
+    issue's apply. The reaper reports one whose heartbeat stopped with its worker."""
+    return job.func_name in (_RUN, _DRIFT_APPLY)
 
 
 # ---- what a worker may run -------------------------------------------------------------------------------------

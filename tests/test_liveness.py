@@ -9,14 +9,14 @@ from rq import Queue
 from rq.registry import StartedJobRegistry
 from rq.serializers import JSONSerializer
 
-from bot.jobs import is_run, run_project
+from bot.jobs import apply_drift, beats, is_run, run_project
 from bot.state import keys
 from bot.state import liveness
 
 
-def started_job(conn, started_ago: float):
+def started_job(conn, started_ago: float, func=run_project, args=("cmd", {"name": "net"})):
     queue = Queue("tfbot-runs", connection=conn, serializer=JSONSerializer)
-    job = queue.enqueue_call(run_project, args=("cmd", {"name": "net"}))
+    job = queue.enqueue_call(func, args=args)
     job.started_at = datetime.fromtimestamp(time.time() - started_ago, timezone.utc)
     job.save()
     # What RQ 3 writes when a worker starts a job: `<job id>:<execution id>` scored by its expiry.
@@ -31,6 +31,26 @@ def test_a_run_without_heartbeat_is_reported_once(redis_conn):
     assert liveness.reap_once(redis_conn, "tfbot-runs", lambda c, j, why: reported.append((j.id, why)), is_run) == 1
     assert reported[0][0] == job.id and "no heartbeat" in reported[0][1]
     assert liveness.reap_once(redis_conn, "tfbot-runs", lambda c, j, why: reported.append(j.id), is_run) == 0
+
+
+def test_a_drift_apply_without_heartbeat_is_reported_as_a_run_is(redis_conn):
+    reported = []
+    job = started_job(redis_conn, started_ago=120, func=apply_drift,
+                      args=("acme/infra", 99, 12, "alice", "https://github.com/acme/infra/issues/12#c1"))
+    assert not is_run(job) and beats(job)
+    assert liveness.reap_once(redis_conn, "tfbot-runs", lambda c, j, why: reported.append(j.id), beats) == 1
+    assert reported == [job.id]
+
+
+def test_a_dead_drift_apply_is_reported_once_whichever_path_finds_it(redis_conn):
+    from bot.jobs import queue_interrupted_report
+
+    job = started_job(redis_conn, started_ago=120, func=apply_drift,
+                      args=("acme/infra", 99, 12, "alice", "https://github.com/acme/infra/issues/12#c1"))
+    events = Queue("tfbot-events", connection=redis_conn, serializer=JSONSerializer)
+    queue_interrupted_report(redis_conn, job, "its worker stopped (no heartbeat)")  # the reaper
+    queue_interrupted_report(redis_conn, job, "its worker stopped without finishing it")  # RQ's clean-up
+    assert [j.func_name for j in events.get_jobs()] == ["bot.jobs.report_drift_interrupted"]
 
 
 def test_a_beating_or_young_run_is_left_alone(redis_conn):

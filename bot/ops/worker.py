@@ -164,7 +164,7 @@ def run_worker(config: Config) -> int:
         maintenance_interval=15,
         work_horse_killed_handler=partial(jobs.horse_killed, connection),
     )
-    start_reaper(connection, RUNS_QUEUE, jobs.queue_interrupted_report, jobs.is_run)
+    start_reaper(connection, RUNS_QUEUE, jobs.queue_interrupted_report, jobs.beats)
     log.info("worker %s taking jobs", worker.name)
     # The scheduler moves retried jobs (a report waiting out a GitHub outage) back to their queue when due.
     # RQ's own lines (registry clean-up every few seconds, "Job OK") show at DEBUG only.

@@ -201,6 +201,12 @@ def run_reaped(job_id: str) -> str:
     return f"{PREFIX}:reaped:{job_id}"
 
 
+def interrupt_queued(job_id: str) -> str:
+    """Marks a drift apply job whose interrupted report is queued (string, TTL): the reaper, RQ's clean-up of the
+    abandoned job and the killed-horse handler may each find the same death, and the issue hears of it once."""
+    return f"{PREFIX}:interrupt-queued:{job_id}"
+
+
 def module_graph(format: int, repo: str, sha: str) -> str:
     """The module graph of commit `sha` of `repo` (string: JSON, TTL); a commit never changes, so neither does it."""
     return f"{PREFIX}:modgraph:{format}:{repo}:{sha}"

@@ -36,7 +36,8 @@ TTL_SECONDS = 20
 REAP_EVERY_SECONDS = 5.0
 # Called with the connection, the dead run's job and why it is taken for dead (bot.jobs.queue_interrupted_report).
 ReportDead = Callable[[redis.Redis, Job, str], None]
-# Whether a job is a project run, which beats (bot.jobs.is_run); other jobs on the runs queue do not.
+# Whether a job keeps a heartbeat while it runs (bot.jobs.beats: project runs, drift applies); other jobs on the runs
+# queue do not.
 IsRun = Callable[[Job], bool]
 
 

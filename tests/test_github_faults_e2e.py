@@ -10,14 +10,17 @@ pytestmark = pytest.mark.e2e
 
 
 def failed_posts(sc, status: int) -> int:
-    return sum(1 for r in sc.fake.requests if r.method == "POST" and r.path.endswith("/comments") and r.status == status)
+    """Failed posts of the report's comment: a REST comment, or the GraphQL request that carries it with the
+    completed check run (bot/lifecycle/report_writes.py)."""
+    return sum(1 for r in sc.fake.requests if r.method == "POST" and r.status == status
+               and (r.path.endswith("/comments") or r.path == "/graphql"))
 
 
 def test_5xx_and_rate_limits_are_retried(make_scenario):
     sc = make_scenario(github_settings={"retries": 3})
     sc.init_main({"network/main.tf": sc.config_for("network", {"vpc": "a"})})
     sc.start()
-    sc.fake.fail_next(2, status=502, path_contains="/comments", method="POST")
+    sc.fake.fail_next(2, status=502, path_contains="/graphql", method="POST")
     sc.fake.fail_next(1, status=429, path_contains="/statuses", method="POST", headers={"Retry-After": "1"})
     pr = sc.open_pr("grow", {"network/main.tf": sc.config_for("network", {"vpc": "a", "subnet": "b"})})
     sc.wait_comment(pr, lambda b: "Plan: 2 to add" in b)
@@ -31,7 +34,7 @@ def test_an_outage_longer_than_the_retries_delays_the_report_and_loses_nothing(m
     sc = make_scenario(github_settings={"retries": 1})
     sc.init_main({"network/main.tf": sc.config_for("network", {"vpc": "a"})})
     sc.start()
-    sc.fake.fail_next(5, status=503, path_contains="/comments", method="POST")
+    sc.fake.fail_next(5, status=503, path_contains="/graphql", method="POST")
     pr = sc.open_pr("grow", {"network/main.tf": sc.config_for("network", {"vpc": "a", "subnet": "b"})})
     sc.wait_comment(pr, lambda b: "Plan: 2 to add" in b, timeout=180)
     assert failed_posts(sc, 503) == 5

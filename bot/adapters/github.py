@@ -61,6 +61,8 @@ class PullInfo:
     clone_url: str
     merged_by: str = ""
     default_branch: str = ""  # the repository's default branch ("" when GitHub did not say)
+    node_id: str = ""  # the PR's GraphQL node id ("" when GitHub did not say)
+    repo_node_id: str = ""  # the base repository's GraphQL node id ("" when GitHub did not say)
 
     @classmethod
     def from_payload(cls, pr: dict[str, Any], full_name: str) -> "PullInfo | None":
@@ -83,6 +85,7 @@ class PullInfo:
                 mergeable=pr.get("mergeable"), html_url=str(pr["html_url"]), clone_url=str(base_repo["clone_url"]),
                 merged_by=str(merged_by.get("login") or "") if pr.get("merged") else "",
                 default_branch=str(base_repo.get("default_branch") or ""),
+                node_id=str(pr.get("node_id") or ""), repo_node_id=str(base_repo.get("node_id") or ""),
             )
         except (KeyError, TypeError, AttributeError, ValueError):
             return None
@@ -337,6 +340,8 @@ class RepoAPI:
             clone_url=p.base.repo.clone_url,
             merged_by=p.merged_by.login if p.merged and p.merged_by else "",
             default_branch=p.base.repo.default_branch or "",
+            node_id=p.node_id or "",
+            repo_node_id=p.base.repo.node_id or "",
         )
 
     def create_comment(self, number: int, body: str) -> int:
@@ -359,6 +364,22 @@ class RepoAPI:
                 raise GithubException(422, {"message": f"comment {node_id} was not minimized"}, None)
 
         self._call(f"minimize comment {node_id}", minimize)
+
+    def graphql(self, what: str, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+        """Send one GraphQL document; return GitHub's JSON answer, `{"data": ..., "errors": [...]}` as it came.
+
+        GraphQL errors do not raise here: the mutations of a document succeed or fail each by itself, and the caller
+        reads which (bot/render/report_graphql.py). An HTTP failure (after PyGithub's retries) raises GitHubError
+        naming `what`. PyGithub's `graphql_query` would raise on the first error and keep no partial data apart, so
+        the request is sent with its requester directly, to the same URL.
+        """
+        def send() -> dict[str, Any]:
+            requester = self._gh.requester
+            _, data = requester.requestJsonAndCheck("POST", requester.graphql_url,
+                                                    input={"query": query, "variables": variables})
+            return data if isinstance(data, dict) else {}
+
+        return self._call(what, send)
 
     def _comment(self, number: int, comment_id: int) -> IssueComment:
         # PyGithub reaches an issue comment through its issue; the extra GET is lazy-free but cheap.
@@ -442,15 +463,15 @@ class RepoAPI:
             kwargs["target_url"] = target_url
         self._call(f"set status {context} on {sha[:8]}", lambda: self._r().get_commit(sha).create_status(**kwargs))
 
-    def create_check_run(self, sha: str, name: str, fields: dict[str, Any]) -> int:
-        """Create check run `name` on commit `sha`; return GitHub's id.
+    def create_check_run(self, sha: str, name: str, fields: dict[str, Any]) -> tuple[int, str]:
+        """Create check run `name` on commit `sha`; return GitHub's (REST id, GraphQL node id).
 
         `fields` are the request's other keys as GitHub names them (status, conclusion, external_id, details_url,
         output, actions): bot.render.checks keeps them within GitHub's limits.
         """
         run = self._call(f"create check run {name!r} on {sha[:8]}",
                          lambda: self._r().create_check_run(name, sha, **fields))
-        return int(run.id)
+        return int(run.id), str(run.node_id or "")
 
     def update_check_run(self, check_run_id: int, fields: dict[str, Any]) -> None:
         """Update check run `check_run_id` with `fields` (as for create_check_run); annotations are appended."""

@@ -8,6 +8,7 @@ is retried while GitHub fails, like the statuses: what a retry finds written alr
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 import hashlib
 import json
 import logging
@@ -54,12 +55,12 @@ def start_check(svc: WorkerServices, cmd: Command, project: Project) -> None:
         return
     view = render.in_progress(cmd.kind, project, cmd.head_sha)
     try:
-        check_run_id = svc.github.repo(cmd.installation, cmd.repo).create_check_run(
+        check_run_id, node_id = svc.github.repo(cmd.installation, cmd.repo).create_check_run(
             cmd.head_sha, view.name, request_fields(view, external_id=new_external_id()))
     except Exception as exc:  # noqa: BLE001 - GitHub unreachable must not stop the run; the report makes it
         log.warning("check run %r of %s#%d at %s not made: %s", view.name, cmd.repo, cmd.pull, cmd.head_sha[:8], exc)
         return
-    store.remember(_record(check_run_id, cmd, project))
+    store.remember(_record(check_run_id, node_id, cmd, project))
 
 
 def shown_on_commit(svc: WorkerServices, cmd: Command, results: list[ProjectResult]) -> list[ProjectResult]:
@@ -83,19 +84,45 @@ def report_checks(svc: WorkerServices, gh: RepoAPI, cmd: Command, results: list[
     if not svc.config.github.check_runs:
         return
     store = CheckRuns(svc.redis)
+    for check in pending_checks(svc, cmd, results):
+        if check.check_run_id is None:
+            check_run_id, node_id = gh.create_check_run(cmd.head_sha, check.name,
+                                                        {**check.fields, "external_id": new_external_id()})
+            store.remember(_record(check_run_id, node_id, cmd, check.project))
+        else:
+            gh.update_check_run(check.check_run_id, check.fields)
+        store.mark_sent(cmd.id, check.project, check.digest)
+
+
+@dataclass(frozen=True)
+class PendingCheck:
+    """A project's completed check run that GitHub has not got yet: the request's `fields` and their `digest`,
+    and the check run it goes to (`check_run_id` None: none was made; `node_id` "" when not known)."""
+
+    project: Project
+    name: str
+    fields: dict[str, Any]
+    digest: str
+    check_run_id: int | None
+    node_id: str
+
+
+def pending_checks(svc: WorkerServices, cmd: Command, results: list[ProjectResult]) -> list[PendingCheck]:
+    """The completed check runs of `results` not written yet, in order (none when `github.check_runs` is off)."""
+    if not svc.config.github.check_runs:
+        return []
+    store = CheckRuns(svc.redis)
+    found: list[PendingCheck] = []
     for result in results:
         view = render.completed(cmd.kind, result, svc.run_url)
         fields = request_fields(view)
         digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
         if store.sent(cmd.id, result.project) == digest:
             continue
-        check_run_id = store.id_of(cmd.id, result.project)
-        if check_run_id is None:
-            check_run_id = gh.create_check_run(cmd.head_sha, view.name, {**fields, "external_id": new_external_id()})
-            store.remember(_record(check_run_id, cmd, result.project))
-        else:
-            gh.update_check_run(check_run_id, fields)
-        store.mark_sent(cmd.id, result.project, digest)
+        found.append(PendingCheck(project=result.project, name=view.name, fields=fields, digest=digest,
+                                  check_run_id=store.id_of(cmd.id, result.project),
+                                  node_id=store.node_id_of(cmd.id, result.project)))
+    return found
 
 
 def superseded(results: list[ProjectResult]) -> list[ProjectResult]:
@@ -123,6 +150,6 @@ def new_external_id() -> str:
     return uuid.uuid4().hex
 
 
-def _record(check_run_id: int, cmd: Command, project: Project) -> CheckRunRecord:
+def _record(check_run_id: int, node_id: str, cmd: Command, project: Project) -> CheckRunRecord:
     return CheckRunRecord(id=check_run_id, repo=cmd.repo, kind=cmd.kind, command_id=cmd.id, pull=cmd.pull,
-                          head_sha=cmd.head_sha, project=project_to_dict(project))
+                          head_sha=cmd.head_sha, project=project_to_dict(project), node_id=node_id)

@@ -41,6 +41,8 @@ def pull_info_dict(pull: PullInfo) -> dict[str, Any]:
         "clone_url": pull.clone_url, "title": pull.title, "html_url": pull.html_url, "author": pull.author,
         "base_sha": pull.base_sha, "base_ref": pull.base_ref, "head_ref": pull.head_ref, "merged": pull.merged,
         "merge_commit_sha": pull.merge_commit_sha, "state": pull.state, "default_branch": pull.default_branch,
+        # GraphQL node ids: the report writes its comment and check runs in one GraphQL request with them.
+        "node_id": pull.node_id, "repo_node_id": pull.repo_node_id,
     }
 
 

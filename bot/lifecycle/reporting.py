@@ -1,5 +1,6 @@
 """What the PR sees when a command completes: one comment (split if long), a commit status and a check run per
-project (bot/lifecycle/checks.py)."""
+project (bot/lifecycle/checks.py). The comment and the check runs go as one GraphQL request where they can
+(bot/lifecycle/report_writes.py)."""
 from __future__ import annotations
 
 import json
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING
 from bot.models import Outcome
 from bot.lifecycle.checks import report_checks, set_status, shown_on_commit, superseded
 from bot.lifecycle.planning import STATUS_CONTEXT
+from bot.lifecycle.report_writes import post_with_checks
 from bot.notify.emit import notify_applies
 from bot.state.records import Command, PlanRecord, comment_refs
 from bot.render.comments import mark_outdated, render_command_comment, split_comment, status_description
@@ -43,8 +45,11 @@ def finish_command(svc: WorkerServices, cmd: Command) -> None:
                                   locks=locks)
     if kind == "plan" and not svc.records.posted_comments(cmd.id):
         _hide_previous(svc, gh, cmd)
-    # A retry after a partial failure posts only the parts GitHub has not got yet.
+    # A retry after a partial failure posts only the parts GitHub has not got yet. With check runs to complete,
+    # the parts and the check runs go as one GraphQL request where the node ids are known; the rest over REST.
+    shown = shown_on_commit(svc, cmd, results)
     refs = svc.records.posted_comments(cmd.id)
+    refs = post_with_checks(svc, gh, cmd, split_comment(body)[len(refs):], refs, shown)
     for part in split_comment(body)[len(refs):]:
         refs.append(gh.post_comment(cmd.pull, part))
         svc.records.set_posted_comments(cmd.id, refs)
@@ -54,7 +59,6 @@ def finish_command(svc: WorkerServices, cmd: Command) -> None:
             drop_files(svc, svc.records.mark_plan_posted(result.project, cmd.pull, result.run_id))
     if kind == "plan":
         svc.records.set_pull_field(cmd.repo, cmd.pull, "plan_comments", json.dumps(refs))
-    shown = shown_on_commit(svc, cmd, results)
     if shown:
         state, description = status_description(shown, kind)
         set_status(svc, gh, cmd.head_sha, STATUS_CONTEXT[cmd.kind], state, description, svc.status_url(cmd),

@@ -19,8 +19,8 @@ from bot.state.records import RETENTION_SECONDS, project_from_dict
 
 @dataclass(frozen=True)
 class CheckRunRecord:
-    """A check run tfbot made: GitHub's `id`, in `repo`, for `project` of command `command_id` (`kind`: plan,
-    apply, merge or handover) on PR `pull` at `head_sha`."""
+    """A check run tfbot made: GitHub's `id` (and GraphQL `node_id`, "" in a record older than it), in `repo`, for
+    `project` of command `command_id` (`kind`: plan, apply, merge or handover) on PR `pull` at `head_sha`."""
 
     id: int
     repo: str
@@ -29,6 +29,7 @@ class CheckRunRecord:
     pull: int
     head_sha: str
     project: dict[str, Any]
+    node_id: str = ""
 
     @property
     def of_project(self) -> Project:
@@ -46,11 +47,17 @@ class CheckRuns:
         raw = self.r.hget(keys.check_run(command_id, project.id), "id")
         return int(raw) if raw else None
 
+    def node_id_of(self, command_id: str, project: Project) -> str:
+        """GitHub's GraphQL node id of that check run; "" before one was made, or when it was made before tfbot kept
+        node ids (then the report writes it over REST)."""
+        raw = self.r.hget(keys.check_run(command_id, project.id), "node_id")
+        return keys.text(raw) if raw else ""
+
     def remember(self, record: CheckRunRecord) -> None:
         """Record a check run just made, under its command and project and under its id."""
         own = keys.check_run(record.command_id, record.of_project.id)
         pipe = self.r.pipeline()
-        pipe.hset(own, "id", str(record.id))
+        pipe.hset(own, mapping={"id": str(record.id), "node_id": record.node_id})
         pipe.expire(own, RETENTION_SECONDS)
         pipe.set(keys.check_run_of(record.repo, record.id), json.dumps(asdict(record)), ex=RETENTION_SECONDS)
         pipe.execute()

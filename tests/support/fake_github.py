@@ -30,6 +30,7 @@ from tests.support.fake_github_routes_issues import MAX_COMMENT_LENGTH, post_com
 from tests.support.fake_github_state import (
     Delivery,
     Fault,
+    MutationFault,
     Installation,
     Issue,
     Pull,
@@ -386,6 +387,13 @@ class FakeGitHub:
                 body = error_body(status, "Server Error" if status >= 500 else http.HTTPStatus(status).phrase)
         with self._state.lock:
             self._state.faults.append(Fault(count, status, path_contains, method, dict(headers or {}), body))
+
+    def fail_mutation(self, mutation: str, count: int = 1, kind: str = "UNPROCESSABLE",
+                      message: str = "Something went wrong while executing your query.") -> None:
+        """Make the next `count` GraphQL mutations named `mutation` (e.g. updateCheckRun) fail with error type
+        `kind`, each by itself: the other mutations of their document still run, as GitHub runs them."""
+        with self._state.lock:
+            self._state.mutation_faults.append(MutationFault(count, mutation, kind, message))
 
     def expire_tokens(self, installation_id: Optional[int] = None) -> None:
         """Make issued installation tokens (of one installation, or all) expire now."""

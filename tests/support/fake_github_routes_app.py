@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 from typing import Any, Optional
 
+from tests.support import fake_github_graphql
 from tests.support.fake_github_auth import mint_token
 from tests.support.fake_github_http import (
     ApiError,
@@ -17,7 +18,7 @@ from tests.support.fake_github_http import (
     page_window,
     paginate,
 )
-from tests.support.fake_github_payloads import iso, parse_node_id
+from tests.support.fake_github_payloads import iso
 from tests.support.fake_github_state import Delivery, Installation
 
 _LEVELS = {"read": 1, "write": 2, "admin": 3}
@@ -38,7 +39,7 @@ def register(router: Router) -> None:
     router.add("GET", "/installation/repositories", list_installation_repos)
     router.add("DELETE", "/installation/token", revoke_token)
     router.add("GET", "/users/{login}", get_user)
-    router.add("POST", "/graphql", graphql, needs=("issues", "pull_requests"))
+    router.add("POST", "/graphql", graphql)
 
 
 def _int(value: str) -> int:
@@ -226,37 +227,8 @@ def redeliver(ctx: Ctx, req: Request, delivery_id: str) -> Response:
     return Response(202, {}, after=deliver)
 
 
-# ---- GraphQL: only what PyGithub's IssueComment.minimize/unminimize send -------
+# ---- GraphQL: aliased mutations, answered by tests/support/fake_github_graphql.py -------
 
 def graphql(ctx: Ctx, req: Request) -> Response:
-    body = req.body if isinstance(req.body, dict) else {}
-    query = str(body.get("query", ""))
-    variables = body.get("variables") or {}
-    for name, minimized in (("unminimizeComment", False), ("minimizeComment", True)):
-        if f"{name}(" in query:
-            return _set_minimized(ctx, req, name, minimized, variables.get("input") or {})
-    return Response(200, {"errors": [{"message": "The fake GitHub answers only minimizeComment and "
-                                                 "unminimizeComment mutations."}]})
-
-
-def _set_minimized(ctx: Ctx, req: Request, name: str, minimized: bool, payload: dict[str, Any]) -> Response:
-    subject = str(payload.get("subjectId", ""))
-    parsed = parse_node_id(subject)
-    comment = ctx.state.comments.get(parsed[1]) if parsed and parsed[0] == "IssueComment" else None
-    if comment is None or not _token_sees(ctx, req, comment.repo):
-        error = {"type": "NOT_FOUND", "path": [name], "message": f"Could not resolve to a node with the global id "
-                                                                 f"of '{subject}'"}
-        return Response(200, {"data": {name: None}, "errors": [error]})
-    comment.minimized = minimized
-    comment.minimized_reason = str(payload.get("classifier", "OUTDATED")).upper() if minimized else None
-    key = "minimizedComment" if minimized else "unminimizedComment"
-    return Response(200, {"data": {name: {key: {"isMinimized": minimized}}}})
-
-
-def _token_sees(ctx: Ctx, req: Request, full_name: str) -> bool:
-    repo = ctx.state.repo(full_name)
-    token = req.token
-    return (
-        repo is not None and token is not None and repo.installation_id == token.installation_id
-        and (token.repositories is None or repo.full_name.lower() in token.repositories)
-    )
+    # Permissions are checked per mutation, as GitHub does: a document may write comments and check runs.
+    return fake_github_graphql.answer(ctx, req)

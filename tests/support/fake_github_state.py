@@ -220,6 +220,16 @@ class Fault:
     body: Any
 
 
+@dataclass
+class MutationFault:
+    """The next `remaining` GraphQL mutations named `mutation` fail with GitHub's error `kind` (NOT_FOUND,
+    FORBIDDEN, UNPROCESSABLE, ...) and `message`, while the rest of their document runs."""
+    remaining: int
+    mutation: str
+    kind: str
+    message: str
+
+
 @dataclass(frozen=True)
 class RecordedRequest:
     """One request the fake answered: what a test asserts on."""
@@ -273,6 +283,7 @@ class State:
     deliveries: dict[int, Delivery] = field(default_factory=dict)
     redelivery_attempts: list[int] = field(default_factory=list)  # delivery ids, in order
     faults: list[Fault] = field(default_factory=list)
+    mutation_faults: list[MutationFault] = field(default_factory=list)
     log: list[RecordedRequest] = field(default_factory=list)
     on_redeliver: Optional[Callable[[dict[str, Any]], Optional[int]]] = None
     # The OAuth web flow: who is signed in to GitHub in the browser and approves (None: they cancel), the App's

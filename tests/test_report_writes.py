@@ -148,3 +148,27 @@ def test_with_check_runs_off_the_comment_goes_over_rest(worker_services, fake_gi
     svc.config = svc.config.model_copy(update={"github": svc.config.github.model_copy(update={"check_runs": False})})
     finish_command(svc, cmd)
     assert requests(fake_github) == ["POST comments", f"POST {head}"]
+
+
+def test_a_long_comment_sends_only_its_first_part_with_the_check_runs(worker_services, fake_github, head) -> None:
+    """GitHub goes on past a mutation that fails, so a second part in the same document could land before the
+    first: only the first part rides with the check runs, and the rest follow over REST, in order."""
+    svc = worker_services
+    pull = svc.github.repo(INSTALLATION, REPO).pull(1)
+    cmd = svc.records.new_command("plan", REPO, 1, head, INSTALLATION, "alice", total=1,
+                                  info={**pull_info_dict(pull), "applies": True})
+    start_check(svc, cmd, NET)
+    output = "\n".join(f"  + terraform_data.r{i:06d} {'x' * 60}" for i in range(3000))  # ~200,000 characters
+    svc.records.add_result(cmd.id, ProjectResult(NET, Outcome.PLAN_FAILED, head_sha=head, output=output))
+    fake_github.reset_requests()
+    finish_command(svc, cmd)
+    made = [(r.method, r.path.rsplit("/", 1)[-1]) for r in fake_github.requests]
+    comments = fake_github.comments(REPO, 1)
+    assert len(comments) >= 2
+    assert made[0] == ("POST", "graphql") and fake_github.requests[0].body["query"].count("addComment(") == 1
+    assert made[1:len(comments)] == [("POST", "comments")] * (len(comments) - 1)
+    assert "(continued, part" not in comments[0]["body"]
+    assert [f"(continued, part {k} of {len(comments)})" in c["body"] for k, c in enumerate(comments[1:], 2)] == \
+        [True] * (len(comments) - 1)
+    assert [c["id"] for c in comments] == sorted(c["id"] for c in comments)
+    assert [r["status"] for r in fake_github.check_runs(REPO, head)] == ["completed"]

@@ -30,8 +30,8 @@ log = logging.getLogger(__name__)
 
 def post_with_checks(svc: WorkerServices, gh: RepoAPI, cmd: Command, parts: list[str],
                      refs: list[tuple[int, str]], results: list[ProjectResult]) -> list[tuple[int, str]]:
-    """Post comment `parts` (those after `refs`, the ones posted already) together with the completion of the
-    results' check runs, in one GraphQL request, when that can be done; return `refs` with what was posted.
+    """Post the first of comment `parts` (those after `refs`, the ones posted already) together with the completion
+    of the results' check runs, in one GraphQL request, when that can be done; return `refs` with what was posted.
 
     Returns `refs` unchanged when it cannot (no part, no check run with a node id to complete, no node ids of the
     PR) or when GitHub refused the document as a whole (nothing written): the caller then writes over REST.
@@ -39,6 +39,9 @@ def post_with_checks(svc: WorkerServices, gh: RepoAPI, cmd: Command, parts: list
     """
     from bot.adapters.github import GitHubError
 
+    # Only the first part rides along: GitHub runs a document's mutations in order but goes on past one that fails,
+    # so a later part could land before an earlier one. The parts after it go over REST, in order, by the caller.
+    parts = parts[:1]
     if not parts:
         return refs
     checks = [c for c in pending_checks(svc, cmd, results) if c.check_run_id is not None and c.node_id]
@@ -58,9 +61,6 @@ def post_with_checks(svc: WorkerServices, gh: RepoAPI, cmd: Command, parts: list
     if posted:
         refs = [*refs, *posted]
         svc.records.set_posted_comments(cmd.id, refs)
-    if len(posted) < sum(ref is not None for ref in answer.comments):
-        # A part after one that failed landed out of order; it is not recorded, so the retry posts it again.
-        log.warning("comment parts of %s#%d posted out of order: the retry posts them again", cmd.repo, cmd.pull)
     _mark_sent(svc, cmd, checks, answer.checks)
     if answer.errors:
         raise GitHubError(f"report {cmd.kind} of #{cmd.pull} on {cmd.repo}: {'; '.join(answer.errors)}")

@@ -1,6 +1,8 @@
 """`/metrics`: webhook counts and latency observed by the web process, jobs, locks and runs read from Redis."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
@@ -72,6 +74,7 @@ def test_locks_jobs_and_runs_are_read_from_redis_at_scrape_time(web, redis_conn)
                                              ("apply", 100, True)]):
         seed_run(services.records, f"r-{i}", "", kind=kind, duration=seconds, ok=ok)
     services.runs_queue.enqueue_call("bot.jobs.run_project", args=("c", {}))
+    services.runs_queue.enqueue_in(timedelta(seconds=60), "bot.jobs.run_project", "c", {}, 1)  # deferred
     job = services.events_queue.enqueue_call("bot.jobs.handle_delivery", args=("d", "ping", {}))
     FailedJobRegistry(RUNS_QUEUE, connection=redis_conn).add(job, ttl=60, exc_string="boom")
     m = scrape(app)
@@ -88,6 +91,8 @@ def test_locks_jobs_and_runs_are_read_from_redis_at_scrape_time(web, redis_conn)
     assert m[("tfbot_jobs", (("queue", "tfbot-events"), ("state", "queued")))] == 1
     assert m[("tfbot_jobs", (("queue", "tfbot-runs"), ("state", "failed")))] == 1
     assert m[("tfbot_jobs", (("queue", "tfbot-runs"), ("state", "running")))] == 0
+    assert m[("tfbot_jobs", (("queue", "tfbot-runs"), ("state", "scheduled")))] == 1
+    assert m[("tfbot_jobs", (("queue", "tfbot-events"), ("state", "scheduled")))] == 0
 
 
 def test_each_app_has_its_own_registry(redis_conn, tmp_path, app_private_key):

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Iterator
 import redis
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess, values
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from rq.registry import FailedJobRegistry, StartedJobRegistry
+from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 
 from bot.state import keys, notified
 from bot.state.change_records import ChangeStore
@@ -117,13 +117,15 @@ class StoreCollector:
         yield from families
 
     def _jobs(self) -> GaugeMetricFamily:
-        jobs = GaugeMetricFamily("tfbot_jobs", "Jobs by queue and state (queued, running, failed)",
+        jobs = GaugeMetricFamily("tfbot_jobs", "Jobs by queue and state (queued, running, scheduled, failed)",
                                  labels=["queue", "state"])
         conn = self.svc.redis
         for name, queue in ((EVENTS_QUEUE, self.svc.events_queue), (RUNS_QUEUE, self.svc.runs_queue),
                             (NOTIFY_QUEUE, notify_queue(conn))):
             jobs.add_metric([name, "queued"], queue.count)
             jobs.add_metric([name, "running"], StartedJobRegistry(name, connection=conn).count)
+            # Waiting for their time: a run deferred behind a busy project, a report retried through a GitHub outage.
+            jobs.add_metric([name, "scheduled"], ScheduledJobRegistry(name, connection=conn).count)  # type: ignore[no-untyped-call]
             jobs.add_metric([name, "failed"], FailedJobRegistry(name, connection=conn).count)
         return jobs
 

@@ -125,7 +125,8 @@ class StoreCollector:
             jobs.add_metric([name, "queued"], queue.count)
             jobs.add_metric([name, "running"], StartedJobRegistry(name, connection=conn).count)
             # Waiting for their time: a run deferred behind a busy project, a report retried through a GitHub outage.
-            jobs.add_metric([name, "scheduled"], ScheduledJobRegistry(name, connection=conn).count)  # type: ignore[no-untyped-call]
+            scheduled = ScheduledJobRegistry(name, connection=conn)  # type: ignore[no-untyped-call]
+            jobs.add_metric([name, "scheduled"], scheduled.count)
             jobs.add_metric([name, "failed"], FailedJobRegistry(name, connection=conn).count)
         return jobs
 

@@ -250,9 +250,9 @@ def check_drift(svc: WorkerServices, project: dict[str, Any], reason: str, link:
     from bot.changes.drift import request_drift_check
     from bot.drift.check import busy
 
-    check = request_drift_check(svc, project_from_dict(project), reason, link)
+    delay = busy_retry_delay(svc, attempt)
+    check = request_drift_check(svc, project_from_dict(project), reason, link, retried_if_busy=delay is not None)
     if busy(check):
-        delay = busy_retry_delay(svc, attempt)
         if delay is not None:
             svc.runs_queue.enqueue_in(
                 timedelta(seconds=delay), check_drift, project, reason, link, attempt + 1,

@@ -30,6 +30,7 @@ from bot.services import WorkerServices
 from bot.state import audit, keys
 from bot.state.drift_checks import DriftChecks, DriftState
 from bot.state.locks import LockStore
+from bot.state.records import project_to_dict
 from tests.support.git_repos import RemoteRepo
 from tests.support.services_fixtures import run_jobs
 from tests.support.tf_configs import backend_block, hcl_string
@@ -272,7 +273,9 @@ def test_a_check_drift_job_for_a_busy_project_is_deferred_then_runs(drift):
     registry = drift.svc.runs_queue.scheduled_job_registry
     [job_id] = registry.get_job_ids()
     assert drift.issues() == []
-    assert DriftChecks(drift.svc.redis).last(REPO, "app", "default").state is DriftState.SKIPPED
+    # A try that will be made again records nothing: one entry per check, not one per try.
+    assert DriftChecks(drift.svc.redis).last(REPO, "app", "default") is None
+    assert [e for e in audit.entries(drift.svc.redis, REPO) if e.action == "drift-check"] == []
 
     job = Job.fetch(job_id, connection=drift.svc.redis, serializer=JSONSerializer)
     assert job.args[-1] == 1  # its second attempt
@@ -283,3 +286,13 @@ def test_a_check_drift_job_for_a_busy_project_is_deferred_then_runs(drift):
     [issue] = drift.issues()
     assert record in issue["body"]
     assert DriftChecks(drift.svc.redis).last(REPO, "app", "default").state is DriftState.DRIFTED
+
+
+def test_the_last_try_of_a_busy_check_records_it_skipped(drift):
+    from bot.jobs import check_drift
+
+    with LockStore(drift.svc.redis).run_guard(drift.project, holder="cmd-42"):
+        assert check_drift(drift.svc, project_to_dict(drift.project), "scheduled", "", attempt=1000) == "skipped"
+    last = DriftChecks(drift.svc.redis).last(REPO, "app", "default")
+    assert last.state is DriftState.SKIPPED and "busy with another run (cmd-42)" in last.detail
+    assert drift.svc.runs_queue.scheduled_job_registry.get_job_ids() == []

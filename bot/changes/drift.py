@@ -16,9 +16,10 @@ if TYPE_CHECKING:
     from bot.state.drift_checks import DriftCheck
 
 
-def request_drift_check(svc: WorkerServices, project: Project, reason: str, link: str) -> DriftCheck:
+def request_drift_check(svc: WorkerServices, project: Project, reason: str, link: str,
+                        retried_if_busy: bool = False) -> DriftCheck:
     """Check `project` for drift now because of `reason` (a change record at `link`, "" when none); returns the check
-    as recorded."""
+    as recorded (not recorded when it found the project busy and `retried_if_busy`: the caller tries again)."""
     from bot.drift.check import check_project
 
-    return check_project(svc, project, reason=reason, link=link)
+    return check_project(svc, project, reason=reason, link=link, retried_if_busy=retried_if_busy)

@@ -51,9 +51,13 @@ _FAILURES = (GitHubError, CheckoutError, TerraformError, WorkflowError, GuardLos
 
 
 def check_project(svc: WorkerServices, project: Project, reason: str = "manual", link: str = "",
-                  tip: Tip | None = None, user: str = "tfbot") -> DriftCheck:
+                  tip: Tip | None = None, user: str = "tfbot", retried_if_busy: bool = False) -> DriftCheck:
     """Check `project` now, because `reason` (`link`: a change record that asked, "" when none); `tip` is the default
-    branch when the caller fetched it already. Returns the check as recorded, its issue fields set."""
+    branch when the caller fetched it already. Returns the check as recorded, its issue fields set.
+
+    `retried_if_busy`: the caller tries again later when another run holds the project; such a `busy` check is
+    returned without being recorded or audited, so that a project busy for a while leaves one entry, not one per
+    try."""
     base = DriftCheck(repo=project.repo, project=project.name, dir=project.dir, workspace=project.workspace,
                       state=DriftState.FAILED)
     done = _Done(svc, project, link, reason, user)
@@ -72,8 +76,12 @@ def check_project(svc: WorkerServices, project: Project, reason: str = "manual",
             return done(check, tip.api, outcome)
     except GuardTimeout:
         holder = svc.locks.guard_holder(project) or "another run"
-        return done(replace(base, state=DriftState.SKIPPED, summary=BUSY,
-                            detail=f"the project is busy with another run ({holder}); checked again next time"))
+        skipped = replace(base, state=DriftState.SKIPPED, summary=BUSY,
+                          detail=f"the project is busy with another run ({holder}); checked again next time")
+        if retried_if_busy:
+            log.info("drift check of %s %s: busy with %s; tried again later", project.repo, project.name, holder)
+            return skipped
+        return done(skipped)
     except _FAILURES as exc:  # before the plan: GitHub or git
         return done(_failed(svc, base, exc), tip.api if tip is not None else None)
 

@@ -251,6 +251,25 @@ def test_a_drift_issue_holding_the_lock_is_shown_as_one(drifted, tmp_path):
     assert vpc(sc) == "10.0.0.0/16" and drift.in_sync()
 
 
+def test_the_apply_runs_the_workflow_the_default_branchs_tfbot_yaml_gives_the_project(drifted, tmp_path):
+    """The drift check planned the project as main's `tfbot.yaml` makes it; the apply from its issue must too, not
+    as the server's entry alone would (another workflow: other steps, other arguments)."""
+    sc, drift = drifted
+    workflows, waiting, gate = gated_workflow(tmp_path)  # the plan of the `gated` workflow waits at a gate
+    sc.settings["workflows_dir"] = str(workflows)
+    sc.settings["repos"][0]["allowed_workflows"] = ["gated"]
+    sc.remote.push_direct("main", {"tfbot.yaml": "projects:\n  - dir: network\n    workflow: gated\n"})
+    sc.start()
+    number = drift_issue(sc, drift.digest())
+
+    sc.comment_on_issue(number, "alice", "apply")
+    wait_for(waiting.exists, timeout=60, message="the apply's plan to run main's workflow for the project (gated)")
+    gate.touch()
+    wait_reply(sc, number, "applied the plan")
+    sc.wait_idle()
+    assert vpc(sc) == "10.0.0.0/16" and drift.in_sync()
+
+
 def test_a_failed_apply_releases_the_lock_and_checks_again(make_scenario, tmp_path):
     """Unlike a PR's failed apply, a drift apply's leaves nothing the default branch lacks: the lock is released."""
     sc = make_scenario(repo_settings={"drift": DRIFT_ON})

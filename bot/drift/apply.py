@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 from bot.drift.decision import DriftAction, DriftApplyFacts, DriftDecision, Holder, decide
 from bot.drift.marker import subject_of
+from bot.lifecycle.default_branch import projects_at
 from bot.lifecycle.handover import release_and_hand_over
 from bot.lifecycle.runner import (GUARD_WAIT, LockLost, PlanRefused, Refused, apply_saved, changes_digest,
                                   new_run_id, run_plan)
@@ -43,6 +44,7 @@ from bot.state.records import Command
 
 if TYPE_CHECKING:
     from bot.adapters.github import RepoAPI
+    from bot.config.models import RepoConfig
     from bot.lifecycle.steps import PlanOutcome
     from bot.state.locks import RunGuard
     from bot.services import WorkerServices
@@ -98,6 +100,7 @@ def apply_from_issue(svc: WorkerServices, req: DriftApplyRequest) -> str:
     branch, clone_url = gh.default_branch()
     ref = f"+refs/heads/{branch}:refs/tfbot/heads/{branch}"
     head = svc.checkouts.fetch(req.repo, gh.authenticated_clone_url(clone_url), [ref])[ref]
+    project = as_the_branch_has_it(svc, settings, head, project)
     cmd = Command(id=f"drift-{uuid.uuid4().hex[:12]}", kind="drift-apply", repo=req.repo, pull=req.issue,
                   head_sha=head, installation=req.installation, user=req.author, total=1,
                   info={"clone_url": clone_url, "base_ref": branch, "author": req.author,
@@ -143,6 +146,18 @@ def apply_from_issue(svc: WorkerServices, req: DriftApplyRequest) -> str:
 def holder_of(lock: LockInfo | None) -> Holder | None:
     """Who holds a lock, as the decision reads it; None when it is free."""
     return None if lock is None else Holder(number=lock.pull, user=lock.user, kind=lock.kind)
+
+
+def as_the_branch_has_it(svc: WorkerServices, settings: RepoConfig | None, sha: str, project: Project) -> Project:
+    """`project` as the default branch's `tfbot.yaml` at `sha` makes it (its workflow, its Terraform version): what
+    the drift check planned, so what the issue shows. The server's entry's project when the branch declares none
+    at that dir and workspace (or has no `tfbot.yaml`, or one with problems: the check used the server's too)."""
+    if settings is None:
+        return project
+    for found in projects_at(svc, project.repo, settings, sha):
+        if (found.dir, found.workspace) == (project.dir, project.workspace):
+            return found
+    return project
 
 
 def _plan_and_apply(svc: WorkerServices, gh: RepoAPI, req: DriftApplyRequest, cmd: Command, project: Project,

@@ -77,55 +77,6 @@ def test_apply_before_merge_keeps_the_lock_until_merge(sc):
     assert sc.state_resources("network") == {"vpc": "10.0.0.0/16", "subnet": "a"}
 
 
-def runs_of(sc, pr: int) -> list[str]:
-    """The audit trail's plan and apply runs of PR `pr`, oldest first."""
-    from bot.state import audit
-    return [e.action for e in reversed(list(audit.entries(sc.redis(), REPO))) if e.pull == pr
-            and e.action in ("plan", "apply")]
-
-
-def applied_pr(sc) -> int:
-    """A PR growing the network by a subnet, planned and applied; its lock stays "applied, awaiting merge"."""
-    sc.start()
-    pr = sc.open_pr("grow", net(sc, subnet="a"))
-    sc.wait_comment(pr, lambda b: "Plan: 2 to add" in b)
-    sc.comment(pr, "mo", "tfbot apply")
-    sc.wait_comment(pr, lambda b: "Apply complete!" in b)
-    sc.wait_idle()
-    return pr
-
-
-def test_a_merge_holding_what_was_applied_releases_the_lock_without_planning_main(sc):
-    pr = applied_pr(sc)
-    # main moves on meanwhile, outside the project: the merge commit still holds the project that was applied.
-    sc.remote.push_direct("main", {"README.md": "Network of acme.\n"})
-    head = sc.head(pr)
-    sc.merge(pr)
-    body = sc.wait_comment(pr, lambda b: "holds exactly what this PR applied" in b)
-    assert "already matches the default branch" in body
-    sc.wait_idle()
-    assert lock_of(sc, "network") is None
-    assert runs_of(sc, pr) == ["plan", "apply"]  # no plan of the merge commit
-    # The merged head's checks gate nothing now: no check run or status says "nothing to apply" on it.
-    assert [c["status"] for c in sc.check_runs(head, "tfbot/apply: network")] == ["completed"]  # the apply's
-    assert sc.state_resources("network") == {"vpc": "10.0.0.0/16", "subnet": "a"}
-
-
-def test_a_merge_bringing_more_of_the_project_than_was_applied_plans_main_and_asks(sc):
-    pr = applied_pr(sc)
-    # main gains a resource in the project after the apply: the merge holds more than what was applied.
-    sc.remote.push_direct("main", {"network/extra.tf": 'resource "terraform_data" "extra" {\n  input = "x"\n}\n'})
-    sc.merge(pr)
-    body = sc.wait_comment(pr, lambda b: "the default branch holds more than what this PR applied" in b.lower()
-                           or "holds more than what this PR applied" in b)
-    assert "Plan: 1 to add" in body
-    sc.wait_idle()
-    lock = lock_of(sc, "network")
-    assert lock is not None and lock.pull == pr and lock.diverged
-    assert runs_of(sc, pr) == ["plan", "apply", "plan"]
-    assert "extra" not in sc.state_resources("network")
-
-
 def test_apply_of_a_plan_older_than_the_head_is_refused_and_replanned(make_scenario):
     sc = make_scenario(repo_settings={"projects": [{"dir": "network", "autoplan": False}]})
     sc.init_main(net(sc))

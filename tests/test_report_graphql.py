@@ -181,3 +181,18 @@ def test_a_malformed_payload_counts_as_not_written(payload) -> None:
     answer = read_answer(WRITES, {"data": {"comment0": payload, "check0": {"checkRun": None}}})
     assert answer.comments[0] is None and answer.checks == [False, False]
     assert answer.errors == ["no answer for comment0, comment1, check0, check1"]
+
+
+def test_data_null_is_a_failure_to_retry_not_a_refusal() -> None:
+    """`data: null` (GitHub cut the request off while it ran) may follow mutations that did run: writing the report
+    over REST at once could post the comment twice, so it is not taken for a refusal."""
+    answer = read_answer(WRITES, {"data": None, "errors": [{"message": "Something went wrong (timeout)"}]})
+    assert not answer.rejected and answer.errors == ["Something went wrong (timeout)"]
+    assert answer.comments == [None, None] and answer.checks == [False, False]
+
+
+def test_a_conclusion_goes_with_its_completion_time() -> None:
+    done = check_run_input("R", "C", {"status": "completed", "conclusion": "success"}, "2026-12-01T18:00:00Z")
+    assert (done["status"], done["conclusion"], done["completedAt"]) == ("COMPLETED", "SUCCESS", "2026-12-01T18:00:00Z")
+    going = check_run_input("R", "C", {"status": "in_progress"}, "2026-12-01T18:00:00Z")
+    assert going["status"] == "IN_PROGRESS" and "completedAt" not in going

@@ -1,18 +1,19 @@
 """A command's report (bot/lifecycle/reporting.py finish_command) writing its comment and check runs as one GraphQL
 request (bot/lifecycle/report_writes.py), on real Redis and the fake GitHub: what it sends, and a retry after a
-partial answer writing only what GitHub has not got. REST stays where node ids are missing or check runs are off."""
+partial answer writing only what GitHub has not got. REST stays where node ids are missing or check runs are off. A
+merged PR's result is shown on its head unless nothing was left to apply or it waits for the lock."""
 from __future__ import annotations
 
 import pytest
 
 from bot.adapters.github import GitHubError
-from bot.lifecycle.checks import start_check
+from bot.lifecycle.checks import shown_on_commit, start_check
 from bot.lifecycle.planning import pull_info_dict
 from bot.lifecycle.reporting import finish_command
 from bot.models import Diagnostic, Outcome, Project, ProjectResult
 from bot.state import keys
 from bot.state.check_runs import CheckRuns
-from tests.support.services_fixtures import INSTALLATION, REPO, real_pull
+from tests.support.services_fixtures import INSTALLATION, REPO, real_merge, real_pull
 
 pytestmark = pytest.mark.redis
 
@@ -172,3 +173,39 @@ def test_a_long_comment_sends_only_its_first_part_with_the_check_runs(worker_ser
         [True] * (len(comments) - 1)
     assert [c["id"] for c in comments] == sorted(c["id"] for c in comments)
     assert [r["status"] for r in fake_github.check_runs(REPO, head)] == ["completed"]
+
+
+def test_a_merge_that_failed_inside_tfbot_before_terraform_is_shown_on_the_commit(worker_services, fake_github,
+                                                                                  services_remote) -> None:
+    """Only a merged PR's results that needed no Terraform run go without a check run and status: an ERROR (here
+    what a merge commit that cannot be fetched gives, before any check run was made) is shown."""
+    svc = worker_services
+    head = real_pull(fake_github, services_remote, 1)
+    real_merge(fake_github, services_remote, 1)
+    pull = svc.github.repo(INSTALLATION, REPO).pull(1)
+    cmd = svc.records.new_command("merge", REPO, 1, head, INSTALLATION, "mo", total=2,
+                                  info={**pull_info_dict(pull), "applies": True})
+    error = ProjectResult(NET, Outcome.ERROR, summary="tfbot could not run merge: CheckoutError", head_sha=head,
+                          message="This is a fault in tfbot or its surroundings")
+    nothing = ProjectResult(DNS, Outcome.NOTHING_TO_APPLY, head_sha=head,
+                            message="Nothing was applied: the infrastructure already matches the default branch.")
+    svc.records.add_result(cmd.id, error)
+    svc.records.add_result(cmd.id, nothing)
+    assert shown_on_commit(svc, cmd, [error, nothing]) == [error]
+    fake_github.reset_requests()
+    finish_command(svc, cmd)
+    runs = fake_github.check_runs(REPO, head)
+    assert [(r["name"], r["conclusion"]) for r in runs] == [("tfbot/apply: network", "failure")]
+    assert fake_github.latest_status(REPO, head, "tfbot/apply")["state"] in ("error", "failure")
+
+
+def test_at_most_ten_check_runs_ride_in_one_request(worker_services, fake_github, head) -> None:
+    """A smaller document is less likely to meet GitHub's GraphQL time limit: the eleventh check run goes over REST."""
+    svc = worker_services
+    projects = [Project(repo=REPO, name=f"p{i:02d}", dir=f"p{i:02d}") for i in range(11)]
+    cmd = plan_command(svc, fake_github, head, projects)
+    finish_command(svc, cmd)
+    made = [f"{r.method} {'graphql' if r.path == '/graphql' else r.path.split('/')[4]}" for r in fake_github.requests]
+    assert made == ["POST graphql", "POST statuses", "PATCH check-runs"]
+    assert fake_github.requests[0].body["query"].count("updateCheckRun(") == 10
+    assert sorted(r["status"] for r in fake_github.check_runs(REPO, head)) == ["completed"] * 11

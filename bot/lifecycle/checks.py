@@ -1,8 +1,10 @@
 """What a commit shows of tfbot's commands: a check run per project and command (`github.check_runs`) and the
 commit statuses `tfbot/plan` and `tfbot/apply` (`github.statuses`); both when both are on.
 
-A project's check run is made `in_progress` when its run starts, and completed by the command's report, which
-makes it then if the run never did (a refusal known up front, a run that never started or died). The report job
+A project's check run is made `in_progress` when its Terraform is about to run (a plan: when its job starts; an
+apply, a merge or a hand-over: once it decided to run Terraform), and completed by the command's report, which
+makes it then if the run never did (a refusal known up front, a run that never started or died). A merged PR's
+result that needed no Terraform run (nothing left to apply, waiting for the lock) gets none (`shown_on_commit`). The report job
 is retried while GitHub fails, like the statuses: what a retry finds written already is not written again.
 """
 from __future__ import annotations
@@ -63,16 +65,23 @@ def start_check(svc: WorkerServices, cmd: Command, project: Project) -> None:
     store.remember(_record(check_run_id, node_id, cmd, project))
 
 
+# What a merged PR's command may end with without running Terraform and without a word on its head: nothing was
+# left to apply (the lock released), or the PR waits in line for the lock (the comment says so).
+_QUIET_WHEN_MERGED = frozenset({Outcome.NOTHING_TO_APPLY, Outcome.LOCKED})
+
+
 def shown_on_commit(svc: WorkerServices, cmd: Command, results: list[ProjectResult]) -> list[ProjectResult]:
-    """The results the PR's head shows as check runs and in its status: all of them, but a merge's results that ran
-    no Terraform (nothing left to apply, in line for the lock) and made no check run. The head of a merged PR gates
-    nothing any more, and the comment says what happened: a check run and a status of such a result would be two
-    GitHub writes saying nothing new. Without check runs a merge wrote a pending status when it started
-    (bot/lifecycle/planning.py `pending_needed`), and its final one must follow: all are shown."""
-    if cmd.kind != "merge" or not svc.config.github.check_runs:
+    """The results the PR's head shows as check runs and in its status: all of them, but a merged PR's results that
+    ran no Terraform because nothing was left to apply or the lock is another PR's, and made no check run. The head
+    of a merged PR gates nothing any more, and the comment says what happened: a check run and a status of such a
+    result would be two GitHub writes saying nothing new. A failure, a refusal or an interrupted run is shown.
+    Without check runs a merge wrote a pending status when it started (bot/lifecycle/planning.py
+    `pending_needed`), and its final one must follow: all are shown."""
+    if not cmd.info.get("merged") or not svc.config.github.check_runs:
         return results
     store = CheckRuns(svc.redis)
-    return [r for r in results if r.run_id or store.id_of(cmd.id, r.project) is not None]
+    return [r for r in results if r.outcome not in _QUIET_WHEN_MERGED or r.run_id
+            or store.id_of(cmd.id, r.project) is not None]
 
 
 def report_checks(svc: WorkerServices, gh: RepoAPI, cmd: Command, results: list[ProjectResult]) -> None:

@@ -13,8 +13,8 @@ branch's tip (`apply` on a merged PR, a lock handed to a merged PR); *matches* =
 commit holds the same project (its dir and the local modules it calls) as the target; *flagged* = the
 infrastructure and the default branch differ because of this PR (`LockView.diverged`): its apply ran (or
 started) and the branch does not hold it yet, or it was merged and the branch's plan is not applied yet.
-*applied matches* = the lock is `applied` by a whole plan (no extra arguments) of a commit that holds the same
-project, and the same `tfbot.yaml`, as the target: what the apply made of the infrastructure is what the target
+*applied matches* = the lock is `applied` by a whole plan (no extra arguments) of a commit whose files are all the
+target's (the whole tree: a root may read any file): what the apply made of the infrastructure is what the target
 would make of it, so planning the target again would only spend a Terraform run to find no changes.
 A PR *applies* when its base is the default branch or one of the repository's `apply_branches`.
 
@@ -128,7 +128,7 @@ class Facts:
     lock: LockView | None = None
     reviewed: PlanView | None = None
     matches: bool = False  # the reviewed plan's commit holds the same project as the target
-    applied_matches: bool = False  # the lock's apply was of a whole plan of a commit holding what the target does
+    applied_matches: bool = False  # the lock's apply was of a whole plan of a commit with the target's files
     fresh: PlanView | None = None  # a plan of the target made by this run
     run_alive: bool = False  # a run of this project is still going (its guard is held by a live worker)
     command: str = ""  # the command this event is about (worker died: the command of the run that died)
@@ -247,8 +247,8 @@ def _merged(event: Event, facts: Facts, mine: bool) -> Decision:
     reviewed = facts.reviewed
     if facts.fresh is None:
         if applied_already and facts.applied_matches:
-            return Decision(Action.RELEASE, "the infrastructure already matches the default branch: the merged "
-                                            "commit holds exactly what this PR applied")
+            return Decision(Action.RELEASE, "the infrastructure already matches the default branch: its files are "
+                                            "exactly those this PR's apply was planned from")
         final = reviewed is not None and (event is Event.APPLY_MERGED or reviewed.head_sha == facts.head_sha)
         if reviewed is not None and reviewed.extra_args:
             return Decision(Action.PLAN_TARGET, "the reviewed plan was made with extra arguments, so it is not what "

@@ -13,6 +13,7 @@ report job retries the rest.
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from bot.lifecycle.checks import PendingCheck, pending_checks
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
     from bot.services import WorkerServices
 
 log = logging.getLogger(__name__)
+
+MAX_CHECKS = 10  # check run updates in one GraphQL request
 
 
 def post_with_checks(svc: WorkerServices, gh: RepoAPI, cmd: Command, parts: list[str],
@@ -44,14 +47,18 @@ def post_with_checks(svc: WorkerServices, gh: RepoAPI, cmd: Command, parts: list
     parts = parts[:1]
     if not parts:
         return refs
-    checks = [c for c in pending_checks(svc, cmd, results) if c.check_run_id is not None and c.node_id]
+    # At most MAX_CHECKS per request: a smaller document is less likely to run into GitHub's GraphQL time limit;
+    # the check runs left go over REST (bot/lifecycle/checks.py report_checks).
+    checks = [c for c in pending_checks(svc, cmd, results) if c.check_run_id is not None and c.node_id][:MAX_CHECKS]
     if not checks:
         return refs
     ids = _node_ids(gh, cmd)
     if ids is None:
         return refs
     subject_id, repository_id = ids
-    writes = report_writes(subject_id, parts, repository_id, [CheckUpdate(c.node_id, c.fields) for c in checks])
+    completed_at = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    writes = report_writes(subject_id, parts, repository_id, [CheckUpdate(c.node_id, c.fields) for c in checks],
+                           completed_at)
     answer = read_answer(writes, gh.graphql(f"report {cmd.kind} of #{cmd.pull}", writes.query, writes.variables))
     if answer.rejected:
         log.warning("GitHub refused the GraphQL report of %s#%d (%s): writing it over REST", cmd.repo, cmd.pull,

@@ -342,8 +342,9 @@ def _execute(svc: WorkerServices, cmd: Command, project: Project, event: Event) 
             matches = _matches(svc, cmd, project, lock, reviewed, target)
             facts = Facts(pull=cmd.pull, pr_state=pr_state(cmd), applies=applies(cmd),
                           head_sha=cmd.head_sha, lock=LockView.of(lock), reviewed=_record_view(reviewed),
-                          matches=matches, applied_matches=_applied_matches(svc, cmd, project, lock, target),
-                          fresh=_plan_view(fresh[0], cmd) if fresh else None)
+                          matches=matches, fresh=_plan_view(fresh[0], cmd) if fresh else None,
+                          # Read only before a plan of the target: after one, the plan itself decides.
+                          applied_matches=fresh is None and _applied_matches(svc, cmd, project, lock, target))
             decision = decide(event, facts)
             log.info("%s %s#%d %s: %s (%s)", event.value, cmd.repo, cmd.pull, project.name, decision.action.value,
                      decision.reason)

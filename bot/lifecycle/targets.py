@@ -11,7 +11,6 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from bot.config.repo_file import REPO_FILE
 from bot.lifecycle.module_graphs import module_graph
 from bot.models import Project
 
@@ -82,9 +81,11 @@ def same_content(svc: WorkerServices, repo: str, project: Project, a: str, b: st
 def applied_holds_target(svc: WorkerServices, cmd: Command, project: Project, applied_run: dict[str, Any],
                          target: str) -> bool:
     """True when `applied_run` (a run record's meta, bot/state/records.py) is a successful apply of `project` from a
-    whole plan (no extra arguments) of a commit that holds the same project and the same `tfbot.yaml` as commit
-    `target`: the infrastructure then already holds what `target` would make of it. False whenever that cannot be
-    shown (another kind of run, a commit no longer fetchable): the caller plans the target instead."""
+    whole plan (no extra arguments) of a commit whose whole tree is commit `target`'s: the infrastructure then
+    already holds what `target` would make of it. The whole tree, not the project's dir and modules: a root may
+    read any file of the repository (`file("../shared/x")`, a `-var-file` of its workflow, `tfbot.yaml`), and
+    nothing short of every file proves it reads the same. False whenever that cannot be shown (another kind of
+    run, a commit no longer fetchable): the caller plans the target instead."""
     from bot.adapters.git import CheckoutError
 
     applied = str(applied_run.get("planned_sha") or "")
@@ -94,9 +95,8 @@ def applied_holds_target(svc: WorkerServices, cmd: Command, project: Project, ap
         return False
     try:
         ensure_commit(svc, cmd, applied, str(applied_run.get("sha") or ""), str(applied_run.get("base_sha") or ""))
-        return (same_content(svc, cmd.repo, project, target, applied)
-                and svc.checkouts.tree_hash(cmd.repo, target, REPO_FILE)
-                == svc.checkouts.tree_hash(cmd.repo, applied, REPO_FILE))
+        tree = svc.checkouts.tree_hash(cmd.repo, target, ".")
+        return tree is not None and tree == svc.checkouts.tree_hash(cmd.repo, applied, ".")
     except CheckoutError as exc:
         log.info("%s#%d %s: the applied commit %s cannot be compared with %s (%s): planning instead", cmd.repo,
                  cmd.pull, project.name, applied[:8], target[:8], exc)

@@ -69,7 +69,7 @@ class WritesAnswer:
 
 
 def report_writes(subject_id: str, bodies: list[str], repository_id: str,
-                  checks: list[CheckUpdate]) -> ReportWrites:
+                  checks: list[CheckUpdate], completed_at: str = "") -> ReportWrites:
     """The document posting `bodies` in order as comments on the PR or issue with node id `subject_id`, then
     updating each of `checks` in repository `repository_id` (node id). Values travel as variables, never spliced
     into the document: comment bodies and check run texts hold PR output."""
@@ -85,18 +85,23 @@ def report_writes(subject_id: str, bodies: list[str], repository_id: str,
         alias = f"{_CHECK}{i}"
         declared.append(f"${alias}: UpdateCheckRunInput!")
         fields.append(f"  {alias}: updateCheckRun(input: ${alias}) {{ checkRun {{ id }} }}")
-        variables[alias] = check_run_input(repository_id, check.check_run_node_id, check.fields)
+        variables[alias] = check_run_input(repository_id, check.check_run_node_id, check.fields, completed_at)
     query = f"mutation Report({', '.join(declared)}) {{\n" + "\n".join(fields) + "\n}"
     return ReportWrites(query=query, variables=variables, comments=len(bodies), checks=len(checks))
 
 
-def check_run_input(repository_id: str, check_run_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+def check_run_input(repository_id: str, check_run_id: str, fields: dict[str, Any],
+                    completed_at: str = "") -> dict[str, Any]:
     """UpdateCheckRunInput from the REST request's `fields`; a field the REST request lacks is left out (GitHub
-    leaves it as it was)."""
+    leaves it as it was). `completed_at` (ISO 8601, UTC) is sent with a conclusion: REST completes a check run
+    given a conclusion alone, and GraphQL is not documented to, so the completion is said in full."""
     data: dict[str, Any] = {"repositoryId": repository_id, "checkRunId": check_run_id}
     for rest, graphql in (("status", "status"), ("conclusion", "conclusion")):
         if fields.get(rest) is not None:
             data[graphql] = str(fields[rest]).upper()
+    if completed_at and fields.get("conclusion") is not None:
+        data["status"] = "COMPLETED"
+        data["completedAt"] = completed_at
     for rest, graphql in (("details_url", "detailsUrl"), ("external_id", "externalId"), ("name", "name")):
         if rest in fields:
             data[graphql] = fields[rest]
@@ -140,8 +145,11 @@ def read_answer(writes: ReportWrites, answer: Any) -> WritesAnswer:
     errors = [_describe(e) for e in answer.get("errors") or [] if isinstance(e, dict)]
     data = answer.get("data")
     if not isinstance(data, dict):
+        # GraphQL's rule: `data` is absent only when the document failed before execution (it does not parse or
+        # validate), so nothing ran; `data: null` (a timeout, an error during execution) may follow mutations that
+        # did run, so it is a failure to retry, never a refusal to write over REST at once (which could post twice).
         return WritesAnswer(comments=[None] * writes.comments, checks=[False] * writes.checks,
-                            errors=errors or ["GitHub's answer had no data"], rejected=True)
+                            errors=errors or ["GitHub's answer had no data"], rejected="data" not in answer)
     comments = [_comment_ref(data.get(f"{_COMMENT}{i}")) for i in range(writes.comments)]
     checks = [_check_written(data.get(f"{_CHECK}{i}")) for i in range(writes.checks)]
     missing = [f"{_COMMENT}{i}" for i, ref in enumerate(comments) if ref is None] + [

@@ -1,7 +1,8 @@
-"""A merge after `apply`: the lock of an applied PR is released without planning the merge commit only when that
-commit's files are exactly those the apply was planned from (bot/lifecycle/targets.py `applied_holds_target`);
-otherwise the merge commit is planned and the PR asked, even when the change is a file outside the project's dir
-that it reads (declared in `when_modified` or not). Real git, real Terraform, fake GitHub, `tfbot serve`."""
+"""A merge and the files it brings: the lock of an applied PR is released without planning the merge commit, and a
+reviewed plan is applied as it is on merge, only when the merge commit's files are exactly those the plan was made
+from (bot/lifecycle/targets.py `same_tree`); otherwise the merge commit is planned and the PR asked, even when the
+change is a file outside the project's dir that it reads (declared in `when_modified` or not). Real git, real
+Terraform, fake GitHub, `tfbot serve`."""
 from __future__ import annotations
 
 import pytest
@@ -143,3 +144,22 @@ def test_an_undeclared_read_changed_by_another_merged_pr_is_planned_and_asked(pe
     sc.wait_idle()
     sc.merge(pr)
     asked_to_apply(sc, pr)
+
+
+def test_a_reviewed_plan_is_not_applied_on_merge_when_main_changed_a_file_it_reads(people):
+    """Planned, not applied; main changes shared/cidrs.txt, which the root reads with file(); then the merge. The
+    reviewed plan still holds the old value: applying it and releasing the lock would leave main unapplied."""
+    sc = people(with_yaml=False)
+    pr = sc.open_pr("grow", {"network/main.tf": files(sc, subnet="a")["network/main.tf"]})
+    sc.wait_comment(pr, lambda b: "Plan: 3 to add" in b)
+    sc.wait_idle()
+    sc.remote.push_direct("main", {"shared/cidrs.txt": "172.16.0.0/12\n"})
+    sc.merge(pr)
+    body = sc.wait_comment(pr, lambda b: "Apply complete!" in b or "Nothing was applied" in b)
+    sc.wait_idle()
+    # The merge commit was planned: its plan reads main's cidrs, so it is not the reviewed one and is shown to apply.
+    assert "Apply complete!" not in body, body
+    assert "the plan of the default branch differs from the reviewed plan" in body.lower(), body
+    lock = sc.lock("network")
+    assert lock is not None and lock.pull == pr
+    assert sc.state_resources("network") == {}  # nothing applied

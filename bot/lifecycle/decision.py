@@ -10,7 +10,8 @@ Words: *mine* = this PR holds the lock; *reviewed* = the newest plan of this PR 
 (a newer plan still running does not count until it is posted); *target* = the commit that must reach the
 infrastructure: the PR merged into its base (apply on an open PR), the merge commit (merge), or the base
 branch's tip (`apply` on a merged PR, a lock handed to a merged PR); *matches* = the reviewed plan's
-commit holds the same project (its dir and the local modules it calls) as the target; *flagged* = the
+commit holds the same project (its dir and the local modules it calls) as the target, and once the PR is merged,
+the same files everywhere (a root may read any file; the lock is released after such an apply); *flagged* = the
 infrastructure and the default branch differ because of this PR (`LockView.diverged`): its apply ran (or
 started) and the branch does not hold it yet, or it was merged and the branch's plan is not applied yet.
 *applied matches* = the lock is `applied` by a whole plan (no extra arguments) of a commit whose files are all the

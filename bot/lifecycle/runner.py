@@ -23,7 +23,8 @@ from bot.state.locks import GuardTimeout, RunGuard
 from bot.models import LockInfo, LockState, Outcome, Project, ProjectResult, ResourceChange
 from bot.adapters.plan_store import PlanStoreError, plan_key
 from bot.state.records import PR_CLOSED, Command, PlanRecord, project_to_dict
-from bot.lifecycle.targets import Target, applied_holds_target, ensure_commit, merged_target, same_content
+from bot.lifecycle.targets import (Target, applied_holds_target, ensure_commit, merged_target, same_content,
+                                   same_tree)
 from bot.lifecycle.steps import ApplyOutcome, PlanOutcome, run_apply_steps, run_plan_steps
 from bot.lifecycle.run_env import run_environment
 from bot.lifecycle.binaries import adapter, choose_binary, plan_binary
@@ -437,6 +438,11 @@ def _matches(svc: WorkerServices, cmd: Command, project: Project, lock: LockInfo
         return False
     planned = reviewed.plan_sha or reviewed.head_sha
     ensure_commit(svc, cmd, planned, reviewed.head_sha, reviewed.base_sha)  # made on another host, perhaps
+    if pr_state(cmd) == "merged":
+        # A merge releases the lock once the plan is applied: the default branch must then hold nothing the plan did
+        # not see, anywhere (bot/lifecycle/targets.py same_tree). Otherwise the target is planned, and its plan is
+        # applied when it makes the same changes. An open PR's apply keeps the lock; its merge checks again.
+        return same_tree(svc, cmd.repo, target, planned)
     return same_content(svc, cmd.repo, project, target, planned)
 
 

@@ -95,9 +95,16 @@ def applied_holds_target(svc: WorkerServices, cmd: Command, project: Project, ap
         return False
     try:
         ensure_commit(svc, cmd, applied, str(applied_run.get("sha") or ""), str(applied_run.get("base_sha") or ""))
-        tree = svc.checkouts.tree_hash(cmd.repo, target, ".")
-        return tree is not None and tree == svc.checkouts.tree_hash(cmd.repo, applied, ".")
+        return same_tree(svc, cmd.repo, target, applied)
     except CheckoutError as exc:
         log.info("%s#%d %s: the applied commit %s cannot be compared with %s (%s): planning instead", cmd.repo,
                  cmd.pull, project.name, applied[:8], target[:8], exc)
         return False
+
+
+def same_tree(svc: WorkerServices, repo: str, a: str, b: str) -> bool:
+    """True when commits `a` and `b` (both in this host's mirror) hold exactly the same files. What a merge needs
+    before it takes a plan of one for the other: a root may read any file of the repository (`file("../x")`, a
+    workflow's `-var-file`, `tfbot.yaml`), so its dir and modules alone do not prove the infrastructure matches."""
+    tree = svc.checkouts.tree_hash(repo, a, ".")
+    return tree is not None and tree == svc.checkouts.tree_hash(repo, b, ".")

@@ -162,3 +162,89 @@ def test_a_document_github_would_refuse_writes_nothing(fake_github: FakeGitHub, 
     answer = send(gh, document, variables)
     assert "data" not in answer and says in answer["errors"][0]["message"]
     assert fake_github.comments(REPO, 1) == []
+
+
+def test_an_input_field_the_type_lacks_refuses_the_document(fake_github: FakeGitHub, repo: str, gh: Github) -> None:
+    # GitHub: "InputObject 'UpdateCheckRunInput' doesn't accept argument 'detailsURL'" for the whole document.
+    pull_id, repo_id, run_id, run_node = ids(fake_github, gh)
+    answer = send(gh, REPORT, {"c": {"subjectId": pull_id, "body": "hi"},
+                               "u": completion(repo_id, run_node, detailsURL="https://typo/")})
+    assert "data" not in answer and "detailsURL" in answer["errors"][0]["message"], answer
+    assert fake_github.comments(REPO, 1) == [] and fake_github.check_run(REPO, run_id)["status"] == "in_progress"
+
+
+def test_an_input_field_the_type_lacks_in_a_literal_refuses_the_document(fake_github: FakeGitHub, repo: str,
+                                                                         gh: Github) -> None:
+    pull_id = gh.get_repo(REPO).get_pull(1).node_id
+    query = f'mutation {{ addComment(input: {{subjectId: "{pull_id}", body: "x", bodyText: "y"}}) {{ clientMutationId }} }}'
+    answer = send(gh, query, {})
+    assert "data" not in answer and "bodyText" in answer["errors"][0]["message"], answer
+    assert fake_github.comments(REPO, 1) == []
+
+
+def test_a_variable_type_the_schema_lacks_refuses_the_document(fake_github: FakeGitHub, repo: str, gh: Github) -> None:
+    pull_id, repo_id, run_id, run_node = ids(fake_github, gh)
+    query = REPORT.replace("UpdateCheckRunInput!", "UpdateCheckRunInputTypo!")
+    answer = send(gh, query, {"c": {"subjectId": pull_id, "body": "hi"}, "u": completion(repo_id, run_node)})
+    assert "data" not in answer and "UpdateCheckRunInputTypo" in answer["errors"][0]["message"], answer
+    assert fake_github.comments(REPO, 1) == []
+
+
+@pytest.mark.parametrize("variables, says", [
+    ({"c": {"subjectId": "x"}}, "body"),  # a required input field missing
+    ({"c": {"subjectId": "x", "body": 7}}, "body"),  # a number where a String goes
+    ({"c": None}, "c"),  # a non-null variable given null
+    ({}, "c"),  # a non-null variable not given
+])
+def test_variables_that_do_not_coerce_refuse_the_document(fake_github: FakeGitHub, repo: str, gh: Github,
+                                                          variables: dict, says: str) -> None:
+    pull_id = gh.get_repo(REPO).get_pull(1).node_id
+    query = f"""mutation($c: AddCommentInput!) {{
+      a: addComment(input: {{subjectId: "{pull_id}", body: "first"}}) {{ clientMutationId }}
+      b: addComment(input: $c) {{ clientMutationId }}
+    }}"""
+    answer = send(gh, query, variables)
+    assert "data" not in answer and says in answer["errors"][0]["message"], answer
+    assert fake_github.comments(REPO, 1) == []
+
+
+def test_a_variable_used_where_its_type_does_not_fit_refuses_the_document(fake_github: FakeGitHub, repo: str,
+                                                                          gh: Github) -> None:
+    pull_id = gh.get_repo(REPO).get_pull(1).node_id
+    query = "mutation($c: AddCommentInput) { addComment(input: $c) { clientMutationId } }"  # nullable for non-null
+    answer = send(gh, query, {"c": {"subjectId": pull_id, "body": "x"}})
+    assert "data" not in answer and "$c" in answer["errors"][0]["message"], answer
+    assert fake_github.comments(REPO, 1) == []
+
+
+def test_a_query_is_refused_and_several_operations_need_a_name(fake_github: FakeGitHub, repo: str,
+                                                               gh: Github) -> None:
+    pull_id = gh.get_repo(REPO).get_pull(1).node_id
+    assert "data" not in send(gh, '{ node(id: "x") { id } }', {})
+    two = f"""mutation One {{ addComment(input: {{subjectId: "{pull_id}", body: "one"}}) {{ clientMutationId }} }}
+    mutation Two {{ addComment(input: {{subjectId: "{pull_id}", body: "two"}}) {{ clientMutationId }} }}"""
+    assert "data" not in send(gh, two, {})
+    assert fake_github.comments(REPO, 1) == []
+    requester = gh.requester
+    _, answer = requester.requestJsonAndCheck("POST", requester.graphql_url,
+                                              input={"query": two, "operationName": "Two"})
+    assert "errors" not in answer and [c["body"] for c in fake_github.comments(REPO, 1)] == ["two"]
+
+
+def test_minimize_and_unminimize_answer_the_comment(fake_github: FakeGitHub, repo: str, gh: Github) -> None:
+    pull_id = gh.get_repo(REPO).get_pull(1).node_id
+    posted = send(gh, "mutation($c: AddCommentInput!) { addComment(input: $c) { commentEdge { node { id } } } }",
+                  {"c": {"subjectId": pull_id, "body": "old plan"}})
+    comment_node = posted["data"]["addComment"]["commentEdge"]["node"]["id"]
+    hide = """mutation($m: MinimizeCommentInput!) { minimizeComment(input: $m) {
+      minimizedComment { isMinimized minimizedReason ... on IssueComment { __typename body } } } }"""
+    answer = send(gh, hide, {"m": {"subjectId": comment_node, "classifier": "OUTDATED"}})
+    assert answer == {"data": {"minimizeComment": {"minimizedComment": {
+        "isMinimized": True, "minimizedReason": "OUTDATED", "__typename": "IssueComment", "body": "old plan"}}}}
+    assert "data" not in send(gh, hide, {"m": {"subjectId": comment_node, "classifier": "outdated"}})
+    show = """mutation($m: UnminimizeCommentInput!) { unminimizeComment(input: $m) {
+      unminimizedComment { isMinimized } } }"""
+    answer = send(gh, show, {"m": {"subjectId": comment_node}})
+    assert answer == {"data": {"unminimizeComment": {"unminimizedComment": {"isMinimized": False}}}}
+    [comment] = fake_github.comments(REPO, 1)
+    assert comment["minimized"] is False

@@ -247,7 +247,7 @@ def test_minimize_and_unminimize_answer_the_comment(fake_github: FakeGitHub, rep
       minimizedComment { isMinimized minimizedReason ... on IssueComment { __typename body } } } }"""
     answer = send(gh, hide, {"m": {"subjectId": comment_node, "classifier": "OUTDATED"}})
     assert answer == {"data": {"minimizeComment": {"minimizedComment": {
-        "isMinimized": True, "minimizedReason": "OUTDATED", "__typename": "IssueComment", "body": "old plan"}}}}
+        "isMinimized": True, "minimizedReason": "outdated", "__typename": "IssueComment", "body": "old plan"}}}}
     assert "data" not in send(gh, hide, {"m": {"subjectId": comment_node, "classifier": "outdated"}})
     show = """mutation($m: UnminimizeCommentInput!) { unminimizeComment(input: $m) {
       unminimizedComment { isMinimized } } }"""

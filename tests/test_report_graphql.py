@@ -1,14 +1,14 @@
 """bot/render/report_graphql.py (pure): the GraphQL document of a report's comment parts and check run updates, and
 what GitHub's answer says was written.
 
-The document is validated, and its variables coerced, against the part of GitHub's GraphQL schema it uses, written
-out below as GitHub's schema has it (input objects, enums upper case, required fields): a field name, an enum value
-or a missing required field that GitHub would refuse fails here.
+The document is validated, and its variables coerced, against the part of GitHub's GraphQL schema it uses, the one
+SDL the fake GitHub answers with too (tests/support/github_graphql_schema.py: input objects, enums upper case,
+required fields): a field name, an enum value or a missing required field that GitHub would refuse fails here.
 """
 from __future__ import annotations
 
 import pytest
-from graphql import build_schema, parse, validate
+from graphql import parse, validate
 from graphql.execution.values import get_variable_values
 from graphql.language import OperationDefinitionNode
 
@@ -17,42 +17,9 @@ from bot.models import Diagnostic, Outcome, Project, ProjectResult, ResourceChan
 from bot.render.checks import completed
 from bot.render.report_graphql import (CheckUpdate, ReportWrites, WritesAnswer, annotation_input, check_run_input,
                                        read_answer, report_writes)
+from tests.support.github_graphql_schema import GITHUB_SCHEMA
 
 pytestmark = pytest.mark.unit
-
-# GitHub's schema, only the types these mutations use (docs.github.com/en/graphql/reference).
-GITHUB_SUBSET = build_schema("""
-scalar URI
-scalar DateTime
-type Query { viewer: String }
-type Mutation {
-  addComment(input: AddCommentInput!): AddCommentPayload
-  updateCheckRun(input: UpdateCheckRunInput!): UpdateCheckRunPayload
-}
-input AddCommentInput { body: String! clientMutationId: String subjectId: ID! }
-type AddCommentPayload { clientMutationId: String commentEdge: IssueCommentEdge }
-type IssueCommentEdge { cursor: String! node: IssueComment }
-type IssueComment { id: ID! databaseId: Int body: String! }
-input UpdateCheckRunInput {
-  actions: [CheckRunAction!] checkRunId: ID! clientMutationId: String completedAt: DateTime
-  conclusion: CheckConclusionState detailsUrl: URI externalId: String name: String output: CheckRunOutput
-  repositoryId: ID! startedAt: DateTime status: RequestableCheckStatusState
-}
-input CheckRunOutput { annotations: [CheckAnnotationData!] summary: String! text: String title: String! }
-input CheckAnnotationData {
-  annotationLevel: CheckAnnotationLevel! location: CheckAnnotationRange! message: String! path: String!
-  rawDetails: String title: String
-}
-input CheckAnnotationRange { endColumn: Int endLine: Int! startColumn: Int startLine: Int! }
-input CheckRunAction { description: String! identifier: String! label: String! }
-enum RequestableCheckStatusState { COMPLETED IN_PROGRESS PENDING QUEUED WAITING }
-enum CheckConclusionState {
-  ACTION_REQUIRED CANCELLED FAILURE NEUTRAL SKIPPED STALE STARTUP_FAILURE SUCCESS TIMED_OUT
-}
-enum CheckAnnotationLevel { FAILURE NOTICE WARNING }
-type UpdateCheckRunPayload { clientMutationId: String checkRun: CheckRun }
-type CheckRun { id: ID! databaseId: Int }
-""")
 
 NET = Project(repo="acme/infra", name="network", dir="infra/network")
 SHA = "0123456789abcdef0123456789abcdef01234567"
@@ -61,9 +28,9 @@ SHA = "0123456789abcdef0123456789abcdef01234567"
 def assert_github_takes(writes: ReportWrites) -> dict:
     """The document validates against GitHub's types and its variables coerce; returns the coerced variables."""
     document = parse(writes.query)
-    assert validate(GITHUB_SUBSET, document) == []
+    assert validate(GITHUB_SCHEMA, document) == []
     operation = next(d for d in document.definitions if isinstance(d, OperationDefinitionNode))
-    coerced = get_variable_values(GITHUB_SUBSET, operation.variable_definitions or [], writes.variables)
+    coerced = get_variable_values(GITHUB_SCHEMA, operation.variable_definitions or [], writes.variables)
     assert not isinstance(coerced, list), [e.message for e in coerced]
     return getattr(coerced, "coerced", coerced)  # graphql-core 3.3 wraps the values with where each came from
 

@@ -1,54 +1,38 @@
-"""The fake GitHub's GraphQL endpoint: documents of (aliased) mutations, parsed with graphql-core.
+"""The fake GitHub's GraphQL endpoint: documents of (aliased) mutations, checked and run with graphql-core against
+the part of GitHub's schema in tests/support/github_graphql_schema.py.
 
 Answered mutations: `addComment`, `updateCheckRun`, `minimizeComment`, `unminimizeComment`, applied to the state the
 REST routes use (a comment posted here is the one `GET /issues/comments/{id}` returns; a check run is checked as
 the REST PATCH checks it, annotations appended). As GitHub does:
 
-- A document that does not parse, is no mutation, names a field the schema lacks, or whose inputs do not coerce
-  (a missing required field, an enum value not upper case) is refused as a whole: `{"errors": [...]}` and no
-  `data`; nothing is applied.
+- A document is refused as a whole (`{"errors": [{"message", "locations"?, ...}]}`, no `data`, nothing applied)
+  when it does not parse; does not validate against the schema (a field, argument, input field or variable type
+  the schema lacks, a selection on a scalar or none on an object, a literal input that does not coerce, a variable
+  used where its type does not fit); holds no single operation to run (several and no `operationName`, or a name
+  that matches none); is not a mutation; or its variables do not coerce to their declared types (an input field
+  the type lacks, a required field missing, an enum value not upper case, a string where an Int goes).
 - Otherwise the mutations run one after another in document order, each by itself: one that fails answers `null`
   under its alias and an error `{"type", "path": [alias], "locations", "message"}` (NOT_FOUND for a node id that
   names nothing the token may see, FORBIDDEN without the write permission the REST route needs, UNPROCESSABLE for
   what the REST route answers 422), and the next still runs. The HTTP status is 200 either way.
-- Each field's answer holds only what its selection asked for, under the selection's aliases.
+- Each field's answer holds only what its selection asked for, under the selection's aliases (graphql-core's
+  execution, so fragments and `__typename` are answered too).
+
+The messages of a refusal are graphql-core's, not GitHub's word for word; tests match a name in them, not the text.
 """
 from __future__ import annotations
 
 from typing import Any, Callable, Optional
 
-from graphql import GraphQLError, parse
-from graphql.language import FieldNode, OperationDefinitionNode, OperationType, SelectionSetNode
-from graphql.utilities import value_from_ast_untyped
+from graphql import DocumentNode, GraphQLError, OperationType, execute_sync, get_operation_ast, parse, validate
+from graphql.execution.values import get_variable_values
 
 from tests.support.fake_github_http import ApiError, Ctx, Request, Response
 from tests.support.fake_github_payloads import node_id, parse_node_id
 from tests.support.fake_github_routes_checks import _apply_check_fields
 from tests.support.fake_github_routes_issues import MAX_COMMENT_LENGTH, post_comment
-from tests.support.fake_github_state import Issue, Pull, Repo
-
-# What each mutation's payload may select (a subset of GitHub's schema): None marks a leaf.
-_COMMENT_NODE = {"id": None, "databaseId": None, "body": None, "url": None, "isMinimized": None}
-_PAYLOADS: dict[str, dict[str, Any]] = {
-    "addComment": {"clientMutationId": None, "commentEdge": {"cursor": None, "node": _COMMENT_NODE},
-                   "subject": {"id": None}},
-    "updateCheckRun": {"clientMutationId": None, "checkRun": {"id": None, "databaseId": None, "name": None,
-                                                             "status": None, "conclusion": None, "url": None}},
-    "minimizeComment": {"clientMutationId": None, "minimizedComment": {"isMinimized": None,
-                                                                       "minimizedReason": None}},
-    "unminimizeComment": {"clientMutationId": None, "unminimizedComment": {"isMinimized": None}},
-}
-_INPUT_TYPES = {"addComment": "AddCommentInput", "updateCheckRun": "UpdateCheckRunInput",
-                "minimizeComment": "MinimizeCommentInput", "unminimizeComment": "UnminimizeCommentInput"}
-CHECK_STATUSES = ("COMPLETED", "IN_PROGRESS", "PENDING", "QUEUED", "WAITING")  # RequestableCheckStatusState
-CHECK_CONCLUSIONS = ("ACTION_REQUIRED", "CANCELLED", "FAILURE", "NEUTRAL", "SKIPPED", "STALE", "STARTUP_FAILURE",
-                     "SUCCESS", "TIMED_OUT")  # CheckConclusionState
-ANNOTATION_LEVELS = ("FAILURE", "NOTICE", "WARNING")  # CheckAnnotationLevel
-CLASSIFIERS = ("SPAM", "ABUSE", "OFF_TOPIC", "OUTDATED", "DUPLICATE", "RESOLVED")  # ReportedContentClassifiers
-
-
-class _Refused(Exception):
-    """The document as a whole is refused: nothing runs."""
+from tests.support.fake_github_state import Comment, Issue, Pull, Repo
+from tests.support.github_graphql_schema import GITHUB_SCHEMA
 
 
 class _Failed(Exception):
@@ -62,28 +46,61 @@ class _Failed(Exception):
 def answer(ctx: Ctx, req: Request) -> Response:
     """Run the request's GraphQL document against the state; GitHub's JSON answer, HTTP 200."""
     body = req.body if isinstance(req.body, dict) else {}
-    variables = body.get("variables") or {}
+    query, variables, operation_name = body.get("query"), body.get("variables") or {}, body.get("operationName")
+    document = _checked(query, variables, operation_name)
+    if isinstance(document, list):
+        return Response(200, {"errors": document})
+    root = {name: _resolver(ctx, req, name, run) for name, run in _RUN.items()}
+    result = execute_sync(GITHUB_SCHEMA, document, root_value=root, variable_values=variables,
+                          operation_name=operation_name)
+    errors = [_github_error(error) for error in result.errors or []]
+    return Response(200, {"data": result.data, **({"errors": errors} if errors else {})})
+
+
+def _checked(query: Any, variables: Any, operation_name: Any) -> DocumentNode | list[dict[str, Any]]:
+    """The document to run, or GitHub's errors refusing it as a whole (nothing runs), checked in GitHub's order."""
+    if not isinstance(query, str) or not query.strip():
+        return [{"message": "A query attribute must be specified and must be a string."}]
+    if not isinstance(variables, dict):
+        return [{"message": "Variables are invalid JSON: expected an object."}]
+    if operation_name is not None and not isinstance(operation_name, str):
+        return [{"message": "operationName must be a string."}]
     try:
-        fields = _mutations(str(body.get("query") or ""), body.get("operationName"))
-        inputs = [_input(field, variables if isinstance(variables, dict) else {}) for field in fields]
+        document = parse(query)
     except GraphQLError as error:
-        return Response(200, {"errors": [error.formatted]})
-    except _Refused as refusal:
-        return Response(200, {"errors": [{"message": str(refusal)}]})
-    data: dict[str, Any] = {}
-    errors: list[dict[str, Any]] = []
-    for field, value in zip(fields, inputs):
-        key = field.alias.value if field.alias else field.name.value
-        try:
-            _take_fault(ctx, field.name.value)
-            payload = _RUN[field.name.value](ctx, req, value)
-        except _Failed as failure:
-            data[key] = None
-            errors.append({"type": failure.kind, "path": [key], "locations": _locations(field),
-                           "message": failure.message})
-            continue
-        data[key] = _select(payload, field.selection_set)
-    return Response(200, {"data": data, **({"errors": errors} if errors else {})})
+        return [dict(error.formatted)]
+    invalid = validate(GITHUB_SCHEMA, document)
+    if invalid:
+        return [dict(error.formatted) for error in invalid]
+    operation = get_operation_ast(document, operation_name)
+    if operation is None:
+        return [{"message": "The document must hold exactly one operation, or name one with operationName"}]
+    if operation.operation is not OperationType.MUTATION:
+        return [{"message": "The fake GitHub answers only mutations"}]
+    coerced = get_variable_values(GITHUB_SCHEMA, operation.variable_definitions or [], variables)
+    if isinstance(coerced, list):
+        return [dict(error.formatted) for error in coerced]
+    return document
+
+
+def _resolver(ctx: Ctx, req: Request, mutation: str,
+              run: Callable[[Ctx, Request, dict[str, Any]], dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+    """The root field's resolver: graphql-core calls it with the `input` argument coerced to its input type
+    (enum values as their names, fields not given left out, an explicit null as None)."""
+    def resolve(_info: Any, input: dict[str, Any]) -> dict[str, Any]:  # noqa: A002 - GitHub's name
+        _take_fault(ctx, mutation)
+        return run(ctx, req, input)
+
+    return resolve
+
+
+def _github_error(error: GraphQLError) -> dict[str, Any]:
+    """A failed mutation's error as GitHub words it; anything but _Failed is a defect of the fake and raises."""
+    if not isinstance(error.original_error, _Failed):
+        raise error.original_error or error
+    failure = error.original_error
+    return {"type": failure.kind, "path": error.path, "locations": error.formatted.get("locations", []),
+            "message": failure.message}
 
 
 def _take_fault(ctx: Ctx, mutation: str) -> None:
@@ -91,122 +108,6 @@ def _take_fault(ctx: Ctx, mutation: str) -> None:
         if fault.remaining > 0 and fault.mutation == mutation:
             fault.remaining -= 1
             raise _Failed(fault.kind, fault.message)
-
-
-# ---- the document ---------------------------------------------------------------------------------------------
-
-def _mutations(query: str, operation_name: Any) -> list[FieldNode]:
-    """The top-level fields of the document's mutation, checked against the schema subset; raises to refuse."""
-    document = parse(query)
-    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-    if operation_name:
-        operations = [o for o in operations if o.name and o.name.value == operation_name]
-    if len(operations) != 1:
-        raise _Refused("The document must hold exactly one operation, or name one with operationName")
-    operation = operations[0]
-    if operation.operation is not OperationType.MUTATION:
-        raise _Refused("The fake GitHub answers only mutations")
-    fields: list[FieldNode] = []
-    for selection in operation.selection_set.selections:
-        if not isinstance(selection, FieldNode) or selection.name.value not in _PAYLOADS:
-            name = selection.name.value if isinstance(selection, FieldNode) else type(selection).__name__
-            raise _Refused(f"Field '{name}' doesn't exist on type 'Mutation'")
-        _check_selection(selection.selection_set, _PAYLOADS[selection.name.value], selection.name.value)
-        fields.append(selection)
-    return fields
-
-
-def _check_selection(selection_set: Optional[SelectionSetNode], schema: dict[str, Any], type_name: str) -> None:
-    if selection_set is None:
-        raise _Refused(f"Field must have selections (payload of '{type_name}' returns an object)")
-    for selection in selection_set.selections:
-        if not isinstance(selection, FieldNode) or selection.name.value not in schema:
-            name = selection.name.value if isinstance(selection, FieldNode) else type(selection).__name__
-            raise _Refused(f"Field '{name}' doesn't exist on the payload of '{type_name}'")
-        inner = schema[selection.name.value]
-        if inner is None and selection.selection_set is not None:
-            raise _Refused(f"Selections can't be made on scalars (field '{selection.name.value}')")
-        if inner is not None:
-            _check_selection(selection.selection_set, inner, selection.name.value)
-
-
-def _select(value: Any, selection_set: Optional[SelectionSetNode]) -> Any:
-    """`value` as the selection asks for it: only the selected fields, under their aliases."""
-    if selection_set is None or value is None:
-        return value
-    out: dict[str, Any] = {}
-    for selection in selection_set.selections:
-        assert isinstance(selection, FieldNode)  # _check_selection refused anything else
-        key = selection.alias.value if selection.alias else selection.name.value
-        out[key] = _select(value.get(selection.name.value), selection.selection_set)
-    return out
-
-
-def _locations(field: FieldNode) -> list[dict[str, int]]:
-    if field.loc is None:
-        return []
-    token = field.loc.start_token
-    return [{"line": token.line, "column": token.column}]
-
-
-def _input(field: FieldNode, variables: dict[str, Any]) -> dict[str, Any]:
-    """The field's `input` argument with variables substituted, coerced as GitHub's input type requires."""
-    name = field.name.value
-    argument = next((a for a in field.arguments if a.name.value == "input"), None)
-    value = value_from_ast_untyped(argument.value, variables) if argument is not None else None
-    if not isinstance(value, dict):
-        raise _Refused(f"Argument 'input' on Field '{name}' has an invalid value: expected {_INPUT_TYPES[name]}!")
-    _COERCE[name](value, _INPUT_TYPES[name])
-    return value
-
-
-def _required(value: dict[str, Any], names: tuple[str, ...], type_name: str, kind: type = str) -> None:
-    for name in names:
-        if not isinstance(value.get(name), kind) or isinstance(value.get(name), bool):
-            raise _Refused(f"{type_name}: '{name}' is required and must be {kind.__name__}")
-
-
-def _enum(value: dict[str, Any], name: str, allowed: tuple[str, ...], type_name: str) -> None:
-    if name in value and value[name] is not None and value[name] not in allowed:
-        raise _Refused(f"{type_name}: '{name}' got invalid value {value[name]!r}; expected one of {list(allowed)}")
-
-
-def _coerce_comment(value: dict[str, Any], type_name: str) -> None:
-    _required(value, ("subjectId", "body"), type_name)
-
-
-def _coerce_minimize(value: dict[str, Any], type_name: str) -> None:
-    _required(value, ("subjectId",), type_name)
-    if type_name == "MinimizeCommentInput":
-        _required(value, ("classifier",), type_name)
-        _enum(value, "classifier", CLASSIFIERS, type_name)
-
-
-def _coerce_check_run(value: dict[str, Any], type_name: str) -> None:
-    _required(value, ("repositoryId", "checkRunId"), type_name)
-    _enum(value, "status", CHECK_STATUSES, type_name)
-    _enum(value, "conclusion", CHECK_CONCLUSIONS, type_name)
-    output = value.get("output")
-    if output is not None:
-        if not isinstance(output, dict):
-            raise _Refused(f"{type_name}: 'output' must be a CheckRunOutput")
-        _required(output, ("title", "summary"), "CheckRunOutput")
-        for annotation in output.get("annotations") or []:
-            if not isinstance(annotation, dict) or not isinstance(annotation.get("location"), dict):
-                raise _Refused("CheckAnnotationData: 'location' is required")
-            _required(annotation, ("path", "message", "annotationLevel"), "CheckAnnotationData")
-            _enum(annotation, "annotationLevel", ANNOTATION_LEVELS, "CheckAnnotationData")
-            _required(annotation["location"], ("startLine", "endLine"), "CheckAnnotationRange", int)
-    for action in value.get("actions") or []:
-        if not isinstance(action, dict):
-            raise _Refused("CheckRunAction must be an object")
-        _required(action, ("label", "description", "identifier"), "CheckRunAction")
-
-
-_COERCE: dict[str, Callable[[dict[str, Any], str], None]] = {
-    "addComment": _coerce_comment, "updateCheckRun": _coerce_check_run,
-    "minimizeComment": _coerce_minimize, "unminimizeComment": _coerce_minimize,
-}
 
 
 # ---- the mutations --------------------------------------------------------------------------------------------
@@ -254,11 +155,19 @@ def _add_comment(ctx: Ctx, req: Request, value: dict[str, Any]) -> dict[str, Any
     if len(value["body"]) > MAX_COMMENT_LENGTH:
         raise _Failed("UNPROCESSABLE", f"Body is too long (maximum is {MAX_COMMENT_LENGTH} characters)")
     comment = post_comment(ctx, issue, ctx.state.bot_login, value["body"], via_app=True)
-    made = ctx.pay.comment(comment)
-    node = {"id": made["node_id"], "databaseId": comment.id, "body": comment.body, "url": made["html_url"],
-            "isMinimized": False}
+    subject = {"__typename": "PullRequest" if isinstance(issue, Pull) else "Issue", "id": subject_id}
     return {"clientMutationId": value.get("clientMutationId"),
-            "commentEdge": {"cursor": node_id("Cursor", comment.id), "node": node}, "subject": {"id": subject_id}}
+            "commentEdge": {"cursor": node_id("Cursor", comment.id), "node": _comment_node(ctx, comment)},
+            "subject": subject}
+
+
+def _comment_node(ctx: Ctx, comment: Comment) -> dict[str, Any]:
+    """An IssueComment as the schema's fields name it. `minimizedReason` is worded as GitHub answers it, not as the
+    classifier was given: lower case, `off-topic` with a hyphen."""
+    made = ctx.pay.comment(comment)
+    reason = comment.minimized_reason.lower().replace("_", "-") if comment.minimized_reason else None
+    return {"__typename": "IssueComment", "id": made["node_id"], "databaseId": comment.id, "body": comment.body,
+            "url": made["html_url"], "isMinimized": comment.minimized, "minimizedReason": reason}
 
 
 def _update_check_run(ctx: Ctx, req: Request, value: dict[str, Any]) -> dict[str, Any]:
@@ -281,7 +190,7 @@ def _update_check_run(ctx: Ctx, req: Request, value: dict[str, Any]) -> dict[str
         raise _Failed("UNPROCESSABLE", "; ".join(details) or message or "Validation Failed") from None
     made = ctx.pay.check_run(run)
     return {"clientMutationId": value.get("clientMutationId"),
-            "checkRun": {"id": made["node_id"], "databaseId": run.id, "name": run.name,
+            "checkRun": {"__typename": "CheckRun", "id": made["node_id"], "databaseId": run.id, "name": run.name,
                          "status": run.status.upper(), "conclusion": (run.conclusion or "").upper() or None,
                          "url": made["html_url"]}}
 
@@ -331,8 +240,7 @@ def _minimize(minimized: bool) -> Callable[[Ctx, Request, dict[str, Any]], dict[
         comment.minimized = minimized
         comment.minimized_reason = str(value.get("classifier", "OUTDATED")).upper() if minimized else None
         key = "minimizedComment" if minimized else "unminimizedComment"
-        return {"clientMutationId": value.get("clientMutationId"),
-                key: {"isMinimized": minimized, "minimizedReason": comment.minimized_reason}}
+        return {"clientMutationId": value.get("clientMutationId"), key: _comment_node(ctx, comment)}
 
     return run
 

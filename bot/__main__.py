@@ -1,6 +1,6 @@
 """`python -m bot` is the `tfbot` command."""
 import sys
 
-from bot.cli import main
+from bot.cli import console
 
-sys.exit(main())
+sys.exit(console())

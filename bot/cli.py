@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from bot.adapters.procs import quick_interpreter_exit
 from bot.config import Config, ConfigError, load_config
 
 DESCRIPTION = """\
@@ -159,6 +160,13 @@ def main(argv: list[str] | None = None) -> int:
         # `tfbot schema | head`: the reader left; say nothing more (and let no flush at exit complain either).
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+
+
+def console() -> int:
+    """The `tfbot` program (and `python -m bot`): `main`, in a process that exits as soon as it returns."""
+    code = main()
+    quick_interpreter_exit()  # only here: `main` is also called by tests, whose process goes on
+    return code
 
 
 def _run(args: argparse.Namespace) -> int:

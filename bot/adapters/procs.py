@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ctypes
+import gc
 import os
 import signal
 from typing import Any, Callable
@@ -130,3 +131,16 @@ def reap_orphans(known: set[int]) -> None:
                 os.waitpid(pid, os.WNOHANG)
             except ChildProcessError:
                 pass
+
+
+def quick_interpreter_exit() -> None:
+    """Call just before this process exits: its interpreter then ends in milliseconds instead of ~0.5 s.
+
+    At exit CPython runs full garbage collections over every object it tracks, which for a tfbot process
+    (about 1,100 modules imported) takes 0.3-0.6 s of CPU per process, paid by every worker, web process
+    and supervisor on every stop. Frozen objects are skipped by those collections. Everything else about
+    the exit still happens: `finally` blocks, atexit handlers (logging's flush and close), module teardown,
+    objects freed by reference count; only garbage in reference cycles is left to the kernel, which
+    reclaims the memory, file descriptors and sockets anyway.
+    """
+    gc.freeze()

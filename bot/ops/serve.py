@@ -25,7 +25,6 @@ import subprocess
 import sys
 import threading
 import time
-from types import FrameType
 from typing import TYPE_CHECKING
 
 from bot.config import Config
@@ -35,6 +34,7 @@ from bot.adapters.procs import (
     become_subreaper, children_of, command_line, descendants, reap_orphans, signal_all, stop_with_parent,
 )
 from bot.adapters.redis_server import EmbeddedRedis, EmbeddedRedisError
+from bot.ops.stop_signals import StopSignals
 from bot.web.server import EXIT_CANNOT_BIND, port_problem
 
 if TYPE_CHECKING:
@@ -72,14 +72,8 @@ def serve(config: Config) -> int:
         except EmbeddedRedisError as exc:
             log.error("redis_url is empty and the embedded Redis cannot start: %s", exc)
             return 2
-    stop = threading.Event()
-    hurry = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        (hurry if stop.is_set() else stop).set()
-
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, on_signal)
+    stop = threading.Event()  # set by this thread, never by a signal handler (bot/ops/stop_signals.py)
+    signals = StopSignals().install()
     poller: threading.Thread | None = None
     web = Child("web", config, redis_url)
     workers = [Child("worker", config, redis_url) for _ in range(config.workers)]
@@ -102,7 +96,7 @@ def serve(config: Config) -> int:
         from bot.ops.drift_scheduler import start_drift_scheduler
 
         start_drift_scheduler(config, redis_url, stop)  # one host among all queues the scheduled drift checks
-        while not stop.wait(0.2 if not announced else 1.0):
+        while not signals.wait(0.2 if not announced else 1.0):
             if not announced and listening(config.server.host, config.server.port):
                 # Said once the URLs answer, so a user who tries them at once is not refused.
                 log.info("tfbot serving on %s: webhooks %s/events, locks %s/locks, drift %s/drift, health %s/healthz, "
@@ -122,7 +116,8 @@ def serve(config: Config) -> int:
         log.info("stopping: workers finish their runs (up to %.0f s), then the web server, then Redis",
                  config.shutdown_grace)
         stop.set()  # a failed start ends here without a signal: the background threads stop too
-        stop_workers(workers, config, redis_url, hurry)
+        # From here any signal (the second, or the first after a failed start) means "at once".
+        stop_workers(workers, config, redis_url, signals, signals.count)
         if poller is not None:
             # Within one long poll; before Redis stops, so what it handles is counted.
             poller.join(POLLER_STOP_GRACE)
@@ -136,6 +131,7 @@ def serve(config: Config) -> int:
             signal_all(leftovers, signal.SIGKILL)
         reap_orphans(set())
         log.info("stopped")
+        signals.close()
     return code
 
 
@@ -149,17 +145,19 @@ def listening(host: str, port: int) -> bool:
         return False
 
 
-def stop_workers(workers: list["Child"], config: Config, redis_url: str, hurry: threading.Event) -> None:
-    """Warm-stop the workers, wait for their runs up to shutdown_grace, then ask what still runs to stop."""
+def stop_workers(workers: list["Child"], config: Config, redis_url: str, signals: StopSignals,
+                 stopping_at: int) -> None:
+    """Warm-stop the workers, wait for their runs up to shutdown_grace (cut short by a signal after the
+    `stopping_at`-th), then ask what still runs to stop."""
     for child in workers:
         child.signal(signal.SIGTERM)
     deadline = time.monotonic() + config.shutdown_grace
-    while any(c.running() for c in workers) and time.monotonic() < deadline and not hurry.is_set():
-        hurry.wait(0.05)  # an idle worker exits within milliseconds: notice it, to stop the web server next
+    while any(c.running() for c in workers) and time.monotonic() < deadline and signals.count <= stopping_at:
+        signals.wait(0.05)  # an idle worker exits within milliseconds: notice it, to stop the web server next
     busy = [c for c in workers if c.running()]
     if not busy:
         return
-    why = ("tfbot was asked to stop at once" if hurry.is_set()
+    why = ("tfbot was asked to stop at once" if signals.count > stopping_at
            else f"tfbot was stopping and the run did not finish within shutdown_grace ({config.shutdown_grace:.0f} s)")
     runs = record_interrupted(redis_url, [c.pid for c in busy if c.pid], why)
     stop_runs(busy, runs, config.terraform_stop_grace)

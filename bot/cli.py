@@ -270,7 +270,7 @@ def _print_problems(path: str, problems: list[str]) -> None:
 def _check_config(path: str) -> int:
     """Everything startup will need, all problems in one round."""
     from bot.adapters.preflight import check_git, check_terraform
-    from bot.adapters.redis_server import redis_problem
+    from bot.adapters.redis_server import redis_problem, serving_pid
     from bot.web.server import port_problem
 
     try:
@@ -284,7 +284,15 @@ def _check_config(path: str) -> int:
         return 2
     terraform = check_terraform(config.terraform.binary, config.data_dir, config.terraform.sandbox.mode)
     git = check_git()
-    problems = [p for p in (port_problem(config), redis_problem(config.redis_url)) if p]
+    port = port_problem(config)
+    listen = f"{config.server.host}:{config.server.port} (free)"
+    serving = serving_pid(config.data_dir) if port and not config.redis_url else None
+    if serving is not None:
+        # The usual check of an edited config before a restart: its own `tfbot serve` holds the port, which is
+        # free again once that one stops.
+        port, listen = None, (f"{config.server.host}:{config.server.port} (in use by the tfbot serve of this "
+                              f"data_dir, pid {serving}; free once it stops)")
+    problems = [p for p in (port, redis_problem(config.redis_url)) if p]
     if not git.ok:
         problems.append(f"git: {git.error}")
     if problems:
@@ -298,7 +306,7 @@ def _check_config(path: str) -> int:
     print(f"  versions:  {_versions_line(config, terraform.version)}")
     print(f"  runs:      {_sandbox_line(terraform.notes)}")
     print(f"  git:       {git.version} at {git.path}")
-    print(f"  listen:    {config.server.host}:{config.server.port} (free)")
+    print(f"  listen:    {listen}")
     print(f"  repos:     {', '.join(r.name for r in config.repos) or 'none: every event will be ignored'}")
     print(f"  notify:    {_receivers_line(config)}")
     return 0

@@ -79,6 +79,12 @@ def test_every_problem_is_reported_with_its_dotted_key(tmp_path):
     assert "not a key" not in str(err.value), "a secret's value must never be echoed"
 
 
+def test_a_float_keys_limit_reads_as_written(tmp_path, app_private_key):
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, {**minimal(app_private_key), "shutdown_grace": -5}), environ={})
+    assert "shutdown_grace: must be at least 0, got -5" in err.value.problems
+
+
 def problems(path: Path, environ: dict | None = None, **kwargs) -> list[str]:
     with pytest.raises(ConfigError) as err:
         load_config(path, environ=environ or {}, **kwargs)

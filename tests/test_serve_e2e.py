@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import requests
+import yaml
 
 from bot.adapters.redis_server import EmbeddedRedis, connect
 from tests.support import webhook_payloads as wp
@@ -209,6 +210,25 @@ def test_check_config_checks_what_startup_needs(tmp_path, app_private_key):
                         "another port"), result.stderr
     assert lines[1].startswith("redis_url (TFBOT_REDIS_URL) does not answer: ConnectionError")
     assert len(lines) == 2 and "hunter2-pw" not in result.stderr
+
+
+def test_check_config_beside_its_own_running_serve_passes_and_says_who_holds_the_port(server, tmp_path,
+                                                                                      app_private_key):
+    """Checking an edited config before a restart: its own `tfbot serve` holds the port, which is no problem; the
+    same port held by anything else still is."""
+    path = tmp_path / "config.yaml"
+    ok = subprocess.run([sys.executable, "-m", "bot", "check-config", "--config", str(path)], capture_output=True,
+                        text=True, timeout=60)
+    assert ok.returncode == 0, ok.stderr
+    serve_pid = json.loads((tmp_path / "data" / "redis" / "owner.json").read_text())["supervisor"]
+    assert f"(in use by the tfbot serve of this data_dir, pid {serve_pid}; free once it stops)" in ok.stdout
+    other = tmp_path / "other"
+    other.mkdir()
+    settings = yaml.safe_load(path.read_text())
+    elsewhere = write_config(other, {**settings, "data_dir": str(other / "data")})  # another data_dir, same port
+    refused = subprocess.run([sys.executable, "-m", "bot", "check-config", "--config", str(elsewhere)],
+                             capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "is in use (TFBOT_SERVER_PORT)" in refused.stderr
 
 
 def test_read_only_commands_need_only_redis(tmp_path, redis_url):

@@ -155,6 +155,12 @@ class EmbeddedRedis:
         log.info("embedded Redis stopped")
 
 
+def serving_pid(data_dir: Path) -> int | None:
+    """The pid of the live `tfbot serve` whose embedded Redis lives under `data_dir`, or None (none runs, or its
+    supervisor is gone). Read from the owner file the supervisor writes; asks Redis nothing."""
+    return _owner_of(EmbeddedRedis(data_dir).owner_file, 0)
+
+
 def _owner_of(owner_file: Path, server_pid: int) -> int | None:
     """The pid of the live `tfbot serve` that runs this server, or None when its supervisor is gone."""
     supervisor: int | None

@@ -358,9 +358,9 @@ def describe_error(error: ErrorDetails, root: type[BaseModel] = Config) -> tuple
         return key, str(ctx.get("error", error["msg"]))
     base = kind.split("_")[0]
     if kind == "greater_than_equal":
-        reason = f"must be at least {ctx['ge']}"
+        reason = f"must be at least {_number(ctx['ge'])}"
     elif kind == "less_than_equal":
-        reason = f"must be at most {ctx['le']}"
+        reason = f"must be at most {_number(ctx['le'])}"
     elif kind == "string_too_short" and not value:
         return key, "missing: " + (field.description if field is not None and field.description else "required")
     elif base in _TYPE_REASONS and (kind.endswith(("_type", "_parsing")) or kind == "int_from_float"):
@@ -370,6 +370,11 @@ def describe_error(error: ErrorDetails, root: type[BaseModel] = Config) -> tuple
     if not secret and not isinstance(value, (dict, list)):
         reason += f", got {value!r}"
     return key, reason
+
+
+def _number(limit: Any) -> str:
+    """A limit as a person writes it: 0, not 0.0 (pydantic gives a float field's limits as floats)."""
+    return f"{limit:g}" if isinstance(limit, float) else str(limit)
 
 
 def split_key(key: str) -> list[Any]:

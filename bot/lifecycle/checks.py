@@ -4,13 +4,13 @@ commit statuses `tfbot/plan` and `tfbot/apply` (`github.statuses`); both when bo
 A project's check run is made `in_progress` when its Terraform is about to run (a plan: when its job starts; an
 apply, a merge or a hand-over: once it decided to run Terraform), and completed by the command's report, which
 makes it then if the run never did (a refusal known up front, a run that never started or died). A merged PR's
-result that needed no Terraform run (nothing left to apply, waiting for the lock) gets none (`shown_on_commit`). The report job
-is retried while GitHub fails, like the statuses: what a retry finds written already is not written again.
+result that needed no Terraform run (nothing left to apply, waiting for the lock) gets none (`shown_on_commit`).
+The report job is retried while GitHub fails, like the statuses: what a retry finds written already is not
+written again.
 """
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 import hashlib
 import json
 import logging
@@ -103,7 +103,7 @@ def report_checks(svc: WorkerServices, gh: RepoAPI, cmd: Command, results: list[
         store.mark_sent(cmd.id, check.project, check.digest)
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class PendingCheck:
     """A project's completed check run that GitHub has not got yet: the request's `fields` and their `digest`,
     and the check run it goes to (`check_run_id` None: none was made; `node_id` "" when not known)."""

@@ -1,10 +1,11 @@
-"""SIGTERM and Ctrl-C for `tfbot serve`'s supervisor, counted without taking a lock.
+"""SIGTERM and Ctrl-C counted without taking a lock, for a process's main loop: `tfbot serve`'s supervisor and
+the RQ scheduler process a worker starts (bot/ops/worker.py `WakingScheduler`).
 
 A Python signal handler runs in the main thread between two bytecodes, possibly while that thread holds the lock
 inside a `threading.Event` it is waiting on; a handler calling `Event.set()` on that event then waits for a lock
-its own thread holds, and serve never stops. So the handler only counts, and `signal.set_wakeup_fd` (written by
-the interpreter's C-level handler, which takes no lock) wakes the supervisor's `select`; the supervisor then sets
-its events in ordinary code.
+its own thread holds, and the process never stops. So the handler only counts, and `signal.set_wakeup_fd`
+(written by the interpreter's C-level handler, which takes no lock) wakes the main loop's `select`; the loop then
+acts in ordinary code (serve sets its events).
 """
 from __future__ import annotations
 

@@ -8,10 +8,7 @@ job before importing anything it names. It hands each job the services it built 
 from __future__ import annotations
 
 import logging
-import os
 import random
-import select
-import signal
 import time
 import traceback
 from functools import partial
@@ -34,6 +31,7 @@ from bot.adapters.preflight import check_git
 from bot.state.liveness import start_reaper
 from bot.queue import RUNS_QUEUE, notify_queue
 from bot.adapters.redis_server import EmbeddedRedis, connect
+from bot.ops.stop_signals import StopSignals
 from bot.compose import worker_services
 from bot.services import WorkerServices
 
@@ -65,20 +63,16 @@ class WakingScheduler(RQScheduler):
     """
 
     def work(self) -> None:
-        """rq 3.0's `RQScheduler.work` loop, waiting in `select` on a pipe that every signal writes to."""
-        wake, waker = os.pipe()
-        os.set_blocking(waker, False)
-        signal.set_wakeup_fd(waker)  # written by the interpreter's C signal handler: nothing can block it
-        self._install_signal_handlers()  # type: ignore[no-untyped-call]  # SIGTERM, SIGINT: set _stop_requested
+        """rq 3.0's `RQScheduler.work` loop, its wait ended by SIGTERM or SIGINT as `tfbot serve`'s is
+        (bot/ops/stop_signals.py)."""
+        signals = StopSignals().install()
         self.register_birth()
-        while not self._stop_requested:
+        while not signals.count:
             if self.should_reacquire_locks:
                 self.acquire_locks()  # type: ignore[no-untyped-call]
             self.heartbeat()  # type: ignore[no-untyped-call]
             self.enqueue_scheduled_jobs()  # type: ignore[no-untyped-call]
-            # A signal that came before this wait left a byte in the pipe: the wait then ends at once.
-            if select.select([wake], [], [], self.interval)[0]:
-                os.read(wake, 512)
+            signals.wait(self.interval)  # a signal that came before this wait ends it at once
         self.stop()  # type: ignore[no-untyped-call]  # releases its locks and registers its death, as RQ's does
 
 

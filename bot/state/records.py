@@ -386,8 +386,8 @@ class Records:
         return json.loads(meta) if meta is not None else None
 
     def run(self, run_id: str) -> tuple[dict[str, Any], str] | None:
-        meta = self.r.hget(keys.run(run_id), "meta")
+        meta = self.run_meta(run_id)
         if meta is None:
             return None
         output = self.r.get(keys.run_log(run_id)) or b""
-        return json.loads(meta), output.decode(errors="replace") if isinstance(output, bytes) else output
+        return meta, output.decode(errors="replace") if isinstance(output, bytes) else output
